@@ -1,0 +1,19 @@
+# The two commands of the README:
+#   make dev    start a local 3-node cluster (Ctrl-C stops it)
+#   make test   run the whole test suite
+# Both install what the build needs first (scripts/setup.sh).
+
+.PHONY: setup build dev test
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	cargo build --bin concord
+
+dev: build
+	./target/debug/concord dev $(ARGS)
+
+# A hung test must not hang CI: the whole suite gets 75 minutes.
+test: setup
+	timeout 75m cargo test --workspace

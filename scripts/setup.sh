@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building Concord needs on Debian/Ubuntu, if it is missing:
+# libclang (the rocksdb crate's bindgen), a C++ compiler, make.
+# As root it installs with apt-get; otherwise it prints the command to run.
+set -euo pipefail
+
+missing=()
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+have_pkg libclang-dev || missing+=(libclang-dev)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo is not installed; install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: missing ${missing[*]}; install them with your package manager" >&2
+  exit 1
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: missing ${missing[*]}. Run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "installing ${missing[*]} ..."
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}"

@@ -1,0 +1,194 @@
+//! `/v1/cluster`, `/health` and `/ready`: membership, roles and progress.
+//!
+//! Adding a member is the safe two-step openraft way: join as a learner and wait
+//! until it has caught up (so the new voter cannot stall commits), then promote it
+//! with a joint-consensus membership change. Removing a voter is one membership
+//! change; a removed leader steps down once the change commits.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::kv::Consistency;
+use crate::raft::{Node, NodeId};
+
+/// How long adding a member may wait for the learner to catch up.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+const ADDR_BYTES_MAX: usize = 256;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    #[serde(default)]
+    #[allow(dead_code)] // read by the forwarding layer, accepted here so it is not "unknown"
+    consistency: Consistency,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    id: NodeId,
+    /// `host:port` the new node listens on.
+    addr: String,
+}
+
+fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQuery>) -> Result<Json<Value>, ApiError> {
+    let committed = app
+        .raft
+        .with_raft_state(|state| state.committed)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
+    let metrics = app.raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let members: Vec<Value> = membership
+        .nodes()
+        .map(|(id, node)| {
+            let role = if !voters.contains(id) {
+                "learner"
+            } else if metrics.current_leader == Some(*id) {
+                "leader"
+            } else {
+                "follower"
+            };
+            let matched = metrics.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|log_id| log_id.index);
+            json!({ "id": id, "addr": node.addr, "role": role, "matched_index": matched })
+        })
+        .collect();
+    Ok(Json(json!({
+        "node": { "id": app.node_id, "state": role_name(metrics.state) },
+        "leader": metrics.current_leader,
+        "term": metrics.current_term,
+        "last_log_index": metrics.last_log_index,
+        "commit_index": committed.map(|id| id.index),
+        "applied_index": metrics.last_applied.map(|id| id.index),
+        "snapshot_index": metrics.snapshot.map(|id| id.index),
+        "purged_index": metrics.purged.map(|id| id.index),
+        "membership_log_index": metrics.membership_config.log_id().map(|id| id.index),
+        "members": members,
+    })))
+}
+
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
+    match e {
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ApiError::new(StatusCode::CONFLICT, "membership_conflict", format!("membership change refused: {e}"))
+        }
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            ApiError::outcome_unknown("leadership changed during the membership change; check /v1/cluster and retry")
+        }
+        RaftError::Fatal(e) => ApiError::outcome_unknown(format!("raft stopped during the membership change: {e}")),
+    }
+}
+
+pub async fn add_member(State(app): State<AppState>, ApiJson(body): ApiJson<AddMember>) -> Result<Response, ApiError> {
+    let addr = body.addr.trim().trim_start_matches("http://").to_string();
+    if addr.is_empty() || addr.len() > ADDR_BYTES_MAX || !addr.contains(':') {
+        return Err(ApiError::bad_request("invalid_addr", format!("addr must be host:port of at most {ADDR_BYTES_MAX} bytes, got {:?}", body.addr)));
+    }
+    app.ensure_leader_with_quorum()?;
+    let (voters, existing) = {
+        let metrics = app.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        (membership.voter_ids().collect::<BTreeSet<_>>(), membership.get_node(&body.id).map(|n| n.addr.clone()))
+    };
+    match existing {
+        Some(known) if known != addr => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "member_id_in_use",
+                format!("node {} is already a member at {known}; remove it first or pick another id", body.id),
+            ));
+        }
+        Some(_) if voters.contains(&body.id) => {
+            return Ok(Json(json!({ "id": body.id, "addr": addr, "role": "voter", "changed": false })).into_response());
+        }
+        _ => {}
+    }
+    let node = Node { addr: addr.clone() };
+    match tokio::time::timeout(CATCH_UP_TIMEOUT, app.raft.add_learner(body.id, node, true)).await {
+        Err(_) => {
+            return Err(ApiError::outcome_unknown(format!(
+                "node {} joined as a learner but did not catch up within {} s; it stays a learner, retry to promote it",
+                body.id,
+                CATCH_UP_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(result) => result.map_err(membership_error)?,
+    };
+    let written = app
+        .raft
+        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([body.id])), false)
+        .await
+        .map_err(membership_error)?;
+    Ok(Json(json!({ "id": body.id, "addr": addr, "role": "voter", "changed": true, "membership_log_index": written.log_id.index }))
+        .into_response())
+}
+
+pub async fn remove_member(State(app): State<AppState>, ApiPath(id): ApiPath<NodeId>) -> Result<Json<Value>, ApiError> {
+    app.ensure_leader_with_quorum()?;
+    let (voters, known) = {
+        let metrics = app.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        (membership.voter_ids().collect::<BTreeSet<_>>(), membership.get_node(&id).is_some())
+    };
+    if !known {
+        return Err(ApiError::not_found("member_not_found", format!("node {id} is not a member of this cluster")));
+    }
+    let change = if voters.contains(&id) {
+        if voters.len() == 1 {
+            return Err(ApiError::new(StatusCode::CONFLICT, "last_voter", "cannot remove the last voter of the cluster"));
+        }
+        ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+    } else {
+        ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+    };
+    let written = app.raft.change_membership(change, false).await.map_err(membership_error)?;
+    Ok(Json(json!({ "id": id, "removed": true, "membership_log_index": written.log_id.index })))
+}
+
+pub async fn health(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "id": app.node_id }))
+}
+
+pub async fn ready(State(app): State<AppState>) -> Response {
+    let committed = app.raft.with_raft_state(|state| state.committed).await.ok().flatten();
+    let metrics = app.raft.metrics().borrow().clone();
+    let applied = metrics.last_applied.map(|id| id.index);
+    let committed = committed.map(|id| id.index);
+    let body = json!({ "id": app.node_id, "leader": metrics.current_leader, "applied_index": applied, "commit_index": committed });
+    let problem = if metrics.current_leader.is_none() {
+        Some("no leader is known")
+    } else if applied < committed {
+        Some("this node has not yet applied everything committed")
+    } else {
+        None
+    };
+    match problem {
+        None => Json(body).into_response(),
+        Some(problem) => ApiError::unavailable(format!("not ready: {problem}")).with_details(body).into_response(),
+    }
+}

@@ -1,0 +1,302 @@
+//! `/v1/kv`: get, put, delete and list keys.
+//!
+//! Values are bytes. Reads answer JSON by default, with the value as a UTF-8 string
+//! when it is valid UTF-8 and as base64 otherwise (`"encoding"` says which), or the
+//! raw bytes with `?raw=true` (metadata then travels in headers). Compare-and-swap is
+//! plain HTTP: `If-Match: <mod_revision>` (or `*`: the key exists) and
+//! `If-None-Match: *` (create only); the ETag of a key is its `mod_revision`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiBody, ApiPath, ApiQuery};
+use crate::state::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request};
+use crate::state::kv::{self, InvalidInput, KvRecord};
+use crate::state::reader::AtIndex;
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    #[default]
+    Linearizable,
+    Stale,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    #[serde(default)]
+    consistency: Consistency,
+    #[serde(default)]
+    raw: bool,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    after: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+    #[serde(default)]
+    keys_only: bool,
+}
+
+/// Writes take no query parameters yet; any given is an error rather than ignored.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct WriteQuery {}
+
+impl From<InvalidInput> for ApiError {
+    fn from(e: InvalidInput) -> Self {
+        match e {
+            InvalidInput::EmptyKey => ApiError::bad_request("empty_key", e.to_string()),
+            InvalidInput::KeyNotPrintable { .. } => ApiError::bad_request("invalid_key", e.to_string()),
+            InvalidInput::KeyTooLarge { .. } => ApiError::too_large("key_too_large", e.to_string()),
+            InvalidInput::ValueTooLarge { .. } => ApiError::too_large("value_too_large", e.to_string()),
+        }
+    }
+}
+
+fn meta_json(meta: &KeyMeta) -> Value {
+    json!({ "create_revision": meta.create_revision, "mod_revision": meta.mod_revision, "version": meta.version })
+}
+
+fn etag(meta: &KeyMeta) -> HeaderValue {
+    HeaderValue::from(meta.mod_revision)
+}
+
+/// The value as JSON: text when it is UTF-8, base64 otherwise.
+fn value_json(value: &[u8]) -> (Value, &'static str) {
+    match std::str::from_utf8(value) {
+        Ok(text) => (Value::String(text.to_string()), "utf8"),
+        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(value)), "base64"),
+    }
+}
+
+fn record_json(key: &str, record: &KvRecord, with_value: bool) -> Value {
+    let mut item = meta_json(&record.meta);
+    item["key"] = Value::String(key.to_string());
+    if with_value {
+        let (value, encoding) = value_json(&record.value);
+        item["value"] = value;
+        item["encoding"] = Value::String(encoding.to_string());
+    }
+    item
+}
+
+/// Says which applied entry and revision a read reflects, and how it was read.
+fn add_read_headers<T>(response: &mut Response, read: &AtIndex<T>, consistency: Consistency) {
+    let consistency = match consistency {
+        Consistency::Linearizable => "linearizable",
+        Consistency::Stale => "stale",
+    };
+    let headers = response.headers_mut();
+    headers.insert("concord-applied-index", HeaderValue::from(read.applied_index));
+    headers.insert("concord-revision", HeaderValue::from(read.revision));
+    headers.insert("concord-consistency", HeaderValue::from_static(consistency));
+}
+
+/// Parses `If-Match` / `If-None-Match` into a precondition.
+pub fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    let text = |name: header::HeaderName| -> Result<Option<String>, ApiError> {
+        headers
+            .get(&name)
+            .map(|v| v.to_str().map(|s| s.trim().to_string()))
+            .transpose()
+            .map_err(|_| ApiError::bad_request("invalid_precondition", format!("{name} is not visible ASCII")))
+    };
+    match (text(header::IF_MATCH)?, text(header::IF_NONE_MATCH)?) {
+        (None, None) => Ok(Precondition::None),
+        (Some(_), Some(_)) => Err(ApiError::bad_request("invalid_precondition", "give If-Match or If-None-Match, not both")),
+        (None, Some(value)) if value == "*" => Ok(Precondition::Absent),
+        (None, Some(value)) => Err(ApiError::bad_request(
+            "invalid_precondition",
+            format!("If-None-Match supports only \"*\" (create only), got {value:?}"),
+        )),
+        (Some(value), None) if value == "*" => Ok(Precondition::Exists),
+        (Some(value), None) => {
+            let revision = value.trim_start_matches("W/").trim_matches('"');
+            revision.parse::<u64>().map(Precondition::ModRevision).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_precondition",
+                    format!("If-Match must be a mod_revision (a number, e.g. If-Match: 42) or *, got {value:?}"),
+                )
+            })
+        }
+    }
+}
+
+/// Reads and checks the optional `Idempotency-Key` header.
+pub fn idempotency_key(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let max = app.limits.idempotency_key_bytes_max;
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > max || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {max} visible ASCII characters without spaces"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Turns a write's outcome into the HTTP answer.
+fn write_answer(key: &str, replayed: bool, outcome: Outcome) -> Result<Response, ApiError> {
+    let mut response = match outcome {
+        Outcome::Put { revision, meta, created } => {
+            let mut body = meta_json(&meta);
+            body["key"] = Value::String(key.to_string());
+            body["revision"] = json!(revision);
+            body["created"] = json!(created);
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, [(header::ETAG, etag(&meta))], Json(body)).into_response()
+        }
+        Outcome::Deleted { revision, prev } => {
+            Json(json!({ "key": key, "deleted": true, "revision": revision, "prev": meta_json(&prev) })).into_response()
+        }
+        Outcome::Rejected(rejection) => return Err(rejection_error(rejection)),
+        Outcome::Noop => return Err(ApiError::internal("the write produced no outcome")),
+    };
+    if replayed {
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+pub fn rejection_error(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::NotFound { key } => ApiError::not_found("key_not_found", format!("key {key:?} does not exist")),
+        Rejection::PreconditionFailed { key, current } => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            match current {
+                Some(meta) => format!("key {key:?} is at mod_revision {}; the precondition does not hold", meta.mod_revision),
+                None => format!("key {key:?} does not exist; the precondition does not hold"),
+            },
+        )
+        .with_details(json!({ "current": current.as_ref().map(meta_json) })),
+        Rejection::IdempotencyKeyReused { key } => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            format!("Idempotency-Key {key:?} was already used for a different request; use a new key per distinct write"),
+        ),
+    }
+}
+
+async fn propose(app: &AppState, headers: &HeaderMap, command: Command) -> Result<Response, ApiError> {
+    let key = command.key().to_string();
+    let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
+    let response = app.write(request).await?;
+    write_answer(&key, response.replayed, response.outcome)
+}
+
+pub async fn put(
+    State(app): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&key, &app.limits)?;
+    kv::validate_value(&body, &app.limits)?;
+    let precondition = precondition(&headers)?;
+    propose(&app, &headers, Command::Put { key, value: body.to_vec(), precondition }).await
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&key, &app.limits)?;
+    let precondition = precondition(&headers)?;
+    propose(&app, &headers, Command::Delete { key, precondition }).await
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(query): ApiQuery<GetQuery>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&key, &app.limits)?;
+    if query.consistency == Consistency::Linearizable {
+        app.linearize().await?;
+    }
+    let read = app.reader.get(&key)?;
+    let Some(record) = &read.value else {
+        let mut error = ApiError::not_found("key_not_found", format!("key {key:?} does not exist")).into_response();
+        add_read_headers(&mut error, &read, query.consistency);
+        return Ok(error);
+    };
+    let mut response = if query.raw {
+        let meta = [
+            ("concord-create-revision", record.meta.create_revision),
+            ("concord-mod-revision", record.meta.mod_revision),
+            ("concord-version", record.meta.version),
+        ];
+        let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], record.value.clone()).into_response();
+        for (name, value) in meta {
+            response.headers_mut().insert(name, HeaderValue::from(value));
+        }
+        response
+    } else {
+        let mut body = record_json(&key, record, true);
+        body["revision"] = json!(read.revision);
+        body["applied_index"] = json!(read.applied_index);
+        Json(body).into_response()
+    };
+    response.headers_mut().insert(header::ETAG, etag(&record.meta));
+    add_read_headers(&mut response, &read, query.consistency);
+    Ok(response)
+}
+
+pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let max = app.limits.list_limit_max;
+    let limit = query.limit.unwrap_or(max.min(100));
+    if limit == 0 || limit > max {
+        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
+    }
+    for (name, text) in [("prefix", Some(query.prefix.as_str())), ("after", query.after.as_deref())] {
+        if let Some(text) = text
+            && text.len() > app.limits.key_bytes_max
+        {
+            return Err(ApiError::too_large("key_too_large", format!("{name} is {} bytes, over the key limit of {}", text.len(), app.limits.key_bytes_max)));
+        }
+    }
+    if query.consistency == Consistency::Linearizable {
+        app.linearize().await?;
+    }
+    let read = app.reader.list(&query.prefix, query.after.as_deref(), limit)?;
+    let items: Vec<Value> = read.value.items.iter().map(|(key, record)| record_json(key, record, !query.keys_only)).collect();
+    let next_after = if read.value.more { read.value.items.last().map(|(key, _)| key.clone()) } else { None };
+    let body = json!({
+        "items": items,
+        "more": read.value.more,
+        "next_after": next_after,
+        "revision": read.revision,
+        "applied_index": read.applied_index,
+    });
+    let mut response = Json(body).into_response();
+    add_read_headers(&mut response, &read, query.consistency);
+    Ok(response)
+}
+
+pub async fn empty_key() -> ApiError {
+    InvalidInput::EmptyKey.into()
+}

@@ -1,0 +1,97 @@
+//! The client HTTP API (axum): routes, shared handler state, and the layers around them.
+//!
+//! One file per resource (`kv`, `cluster`), plus the machinery every route shares:
+//! `error` (the JSON error shape), `extract` (extractors that fail with it),
+//! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
+//! The API never touches RocksDB: it reads through `StateReader` and writes through
+//! Raft.
+//!
+//! Layers, outermost first: a bound on concurrent requests (503 beyond it), the
+//! `Concord-Node` header naming the node that served the answer, and forwarding to
+//! the leader.
+
+pub mod cluster;
+pub mod consensus;
+pub mod error;
+pub mod extract;
+pub mod forward;
+pub mod kv;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::Semaphore;
+
+use crate::config::{Limits, RaftTiming};
+use crate::raft::{NodeId, Raft};
+use crate::state::StateReader;
+use error::ApiError;
+use forward::Forwarder;
+
+pub const NODE_HEADER: &str = "concord-node";
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub reader: StateReader,
+    pub limits: Arc<Limits>,
+    pub timing: Arc<RaftTiming>,
+    pub forwarder: Forwarder,
+    pub in_flight: Arc<Semaphore>,
+}
+
+pub fn router(app: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/kv", get(kv::list))
+        .route("/v1/kv/", get(kv::empty_key).put(kv::empty_key).delete(kv::empty_key))
+        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/members", post(cluster::add_member))
+        .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))
+        .route("/health", get(cluster::health))
+        .route("/ready", get(cluster::ready))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
+    v1.layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
+        .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
+        .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
+        .with_state(app)
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::not_found("route_not_found", format!("no route for {} {}; see docs/api.md", request.method(), request.uri().path()))
+}
+
+async fn wrong_method(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not supported on {}; see docs/api.md", request.method(), request.uri().path()),
+    )
+}
+
+/// Adds `Concord-Node: <id>` unless a forwarded answer already names its server.
+async fn name_the_node(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().entry(NODE_HEADER).or_insert_with(|| HeaderValue::from(app.node_id));
+    response
+}
+
+async fn bound_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    match app.in_flight.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::unavailable(format!(
+            "this node is serving its maximum of {} concurrent requests; retry shortly",
+            app.limits.concurrent_requests_max
+        ))
+        .into_response(),
+    }
+}

@@ -1,0 +1,239 @@
+//! `concord kv ...` and `concord cluster ...`: calls through `concord::client`.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use concord::client::{Client, ClientError, KeyValue, Precondition, WriteOptions};
+use serde_json::json;
+
+/// Where the cluster is and how to print.
+#[derive(Args, Debug)]
+pub struct Connection {
+    /// Comma-separated node addresses (host:port or URLs); any node will do.
+    #[arg(long, env = "CONCORD_ENDPOINTS", default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", global = true)]
+    pub endpoints: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Connection {
+    fn client(&self) -> Client {
+        Client::new(self.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(String::from).collect())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct KvArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: KvCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KvCommand {
+    /// Write a key. The value is the argument, or standard input when omitted.
+    Put {
+        key: String,
+        value: Option<String>,
+        /// Only if the key's mod_revision is REV (compare-and-swap).
+        #[arg(long, value_name = "REV", conflicts_with = "if_absent")]
+        if_match: Option<u64>,
+        /// Only if the key does not exist yet.
+        #[arg(long)]
+        if_absent: bool,
+        /// Make retries of this write apply once (a fresh one is generated when omitted).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Read a key and print its value (metadata too with --json).
+    Get {
+        key: String,
+        /// Answer from the node reached, without confirming leadership.
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Delete a key.
+    Del {
+        key: String,
+        /// Only if the key's mod_revision is REV.
+        #[arg(long, value_name = "REV")]
+        if_match: Option<u64>,
+    },
+    /// List keys with a prefix, in order.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Start after this key (for paging).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show members, roles, leader, term and progress.
+    Status {
+        /// Ask the node reached instead of the leader.
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Add a member (joins as a learner, catches up, becomes a voter).
+    Add { id: u64, addr: String },
+    /// Remove a member.
+    Remove { id: u64 },
+}
+
+fn fail(e: ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(1)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+}
+
+fn key_json(kv: &KeyValue) -> serde_json::Value {
+    json!({
+        "key": kv.key,
+        "value": String::from_utf8_lossy(&kv.value),
+        "create_revision": kv.create_revision,
+        "mod_revision": kv.mod_revision,
+        "version": kv.version,
+    })
+}
+
+pub async fn run_kv(args: KvArgs) -> ExitCode {
+    let client = args.connection.client();
+    let json = args.connection.json;
+    match args.command {
+        KvCommand::Put { key, value, if_match, if_absent, idempotency_key } => {
+            let value = match value {
+                Some(value) => value.into_bytes(),
+                None => {
+                    let mut buffer = Vec::new();
+                    if let Err(e) = std::io::stdin().read_to_end(&mut buffer) {
+                        eprintln!("error: cannot read the value from standard input: {e}");
+                        return ExitCode::from(2);
+                    }
+                    buffer
+                }
+            };
+            let precondition = match (if_match, if_absent) {
+                (Some(revision), _) => Precondition::ModRevision(revision),
+                (None, true) => Precondition::Absent,
+                (None, false) => Precondition::None,
+            };
+            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key }).await {
+                Err(e) => fail(e),
+                Ok(put) if json => {
+                    print_json(&json!({ "key": put.value.key, "revision": put.value.revision, "mod_revision": put.value.mod_revision,
+                        "version": put.value.version, "created": put.value.created, "node": put.node, "replayed": put.replayed }));
+                    ExitCode::SUCCESS
+                }
+                Ok(put) => {
+                    let what = if put.value.created { "created" } else { "updated" };
+                    println!("OK {what} {:?} at revision {} (version {})", put.value.key, put.value.mod_revision, put.value.version);
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        KvCommand::Get { key, stale } => match client.get_with(&key, stale).await {
+            Err(e) => fail(e),
+            Ok(found) => match found.value {
+                None => {
+                    eprintln!("error: key {key:?} does not exist");
+                    ExitCode::from(1)
+                }
+                Some(kv) if json => {
+                    print_json(&key_json(&kv));
+                    ExitCode::SUCCESS
+                }
+                Some(kv) => {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(&kv.value);
+                    if !kv.value.ends_with(b"\n") {
+                        let _ = out.write_all(b"\n");
+                    }
+                    ExitCode::SUCCESS
+                }
+            },
+        },
+        KvCommand::Del { key, if_match } => {
+            let precondition = if_match.map_or(Precondition::None, Precondition::ModRevision);
+            match client.delete_with(&key, &WriteOptions { precondition, idempotency_key: None }).await {
+                Err(e) => fail(e),
+                Ok(deleted) if json => {
+                    print_json(&json!({ "key": key, "deleted": true, "revision": deleted.value }));
+                    ExitCode::SUCCESS
+                }
+                Ok(deleted) => {
+                    println!("OK deleted {key:?} at revision {}", deleted.value);
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        KvCommand::List { prefix, after, limit } => match client.list(&prefix, after.as_deref(), limit).await {
+            Err(e) => fail(e),
+            Ok(page) if json => {
+                let items: Vec<_> = page.items.iter().map(key_json).collect();
+                print_json(&json!({ "items": items, "more": page.more, "next_after": page.next_after, "revision": page.revision }));
+                ExitCode::SUCCESS
+            }
+            Ok(page) => {
+                for kv in &page.items {
+                    println!("{} = {}", kv.key, String::from_utf8_lossy(&kv.value));
+                }
+                if let Some(next) = page.next_after.filter(|_| page.more) {
+                    eprintln!("(more: --after {next:?})");
+                }
+                ExitCode::SUCCESS
+            }
+        },
+    }
+}
+
+pub async fn run_cluster(args: ClusterArgs) -> ExitCode {
+    let client = args.connection.client();
+    let json = args.connection.json;
+    let result = match args.command {
+        ClusterCommand::Status { stale } => client.cluster_status(stale).await.map(|served| served.value),
+        ClusterCommand::Add { id, addr } => client.add_member(id, &addr).await,
+        ClusterCommand::Remove { id } => client.remove_member(id).await,
+    };
+    match result {
+        Err(e) => fail(e),
+        Ok(value) if json || value.get("members").is_none() => {
+            print_json(&value);
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            println!(
+                "leader {}  term {}  commit {}  applied {}",
+                status["leader"], status["term"], status["commit_index"], status["applied_index"]
+            );
+            for member in status["members"].as_array().into_iter().flatten() {
+                println!(
+                    "  node {:<3} {:<22} {:<9} matched {}",
+                    member["id"],
+                    member["addr"].as_str().unwrap_or("?"),
+                    member["role"].as_str().unwrap_or("?"),
+                    member["matched_index"]
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

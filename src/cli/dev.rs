@@ -1,0 +1,137 @@
+//! `concord dev`: a whole local cluster in one command.
+//!
+//! Starts N `concord serve` child processes on consecutive loopback ports, waits
+//! until they elect a leader, prints the endpoints and a few `curl` lines, and stops
+//! the children (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or when one
+//! of them exits. Without `--data-dir` the data lives in a fresh temporary directory
+//! removed at exit; with it, the cluster resumes from that directory next time.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use concord::client::Client;
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// How many members: 3 or 5.
+    #[arg(long, default_value_t = 3, value_parser = parse_cluster_size)]
+    pub nodes: u64,
+    /// Keep the data here (resumed on the next run) instead of a temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Port of node 1; node N listens on PORT+N-1.
+    #[arg(long, default_value_t = 7001)]
+    pub base_port: u16,
+}
+
+fn parse_cluster_size(text: &str) -> Result<u64, String> {
+    match text {
+        "3" => Ok(3),
+        "5" => Ok(5),
+        _ => Err(format!("a dev cluster has 3 or 5 nodes, not {text:?}")),
+    }
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &self.0 {
+            // SIGTERM lets each node stop cleanly; a pid we started ourselves.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for child in &mut self.0 {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub async fn run(args: DevArgs) -> ExitCode {
+    let (data_dir, temporary) = match &args.data_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (std::env::temp_dir().join(format!("concord-dev-{}", std::process::id())), true),
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find the concord executable: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(last_port) = args.base_port.checked_add(args.nodes as u16 - 1) else {
+        eprintln!("error: --base-port {} leaves no room for {} nodes", args.base_port, args.nodes);
+        return ExitCode::from(2);
+    };
+    let addrs: Vec<String> = (args.base_port..=last_port).map(|port| format!("127.0.0.1:{port}")).collect();
+    let initial_cluster = addrs.iter().enumerate().map(|(i, addr)| format!("{}={addr}", i + 1)).collect::<Vec<_>>().join(",");
+    let mut children = Children(Vec::new());
+    for (i, addr) in addrs.iter().enumerate() {
+        let id = (i + 1).to_string();
+        let node_dir = data_dir.join(format!("node-{id}"));
+        let spawned = Command::new(&exe)
+            .args(["serve", "--id", &id, "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"])
+            .arg(&node_dir)
+            .spawn();
+        match spawned {
+            Ok(child) => children.0.push(child),
+            Err(e) => {
+                eprintln!("error: cannot start node {id}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+
+    let client = Client::new(addrs.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Ok(status) = client.cluster_status(false).await
+            && let Some(leader) = status.value["leader"].as_u64()
+        {
+            break Some(leader);
+        }
+        if Instant::now() > deadline || children.0.iter_mut().any(|c| matches!(c.try_wait(), Ok(Some(_)))) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let Some(leader) = leader else {
+        eprintln!("error: the cluster did not elect a leader within 30 s (is a port in {addrs:?} in use?)");
+        return ExitCode::from(1);
+    };
+    let first = &addrs[0];
+    println!("\nConcord dev cluster: {} nodes, leader is node {leader}", args.nodes);
+    println!("  endpoints: {}", addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(" "));
+    println!("  data:      {}{}", data_dir.display(), if temporary { " (temporary: removed at exit)" } else { "" });
+    println!("\nTry:");
+    println!("  curl -X PUT --data-binary 'hello' http://{first}/v1/kv/greeting");
+    println!("  curl http://{}/v1/kv/greeting", addrs[addrs.len() - 1]);
+    println!("  curl -X PUT -H 'If-Match: 1' --data-binary 'again' http://{first}/v1/kv/greeting");
+    println!("  curl 'http://{first}/v1/kv?prefix=gre'");
+    println!("  curl http://{first}/v1/cluster");
+    println!("  CONCORD_ENDPOINTS={} concord kv get greeting", addrs.join(","));
+    println!("\nCtrl-C stops the cluster.");
+
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(i) = children.0.iter_mut().position(|c| matches!(c.try_wait(), Ok(Some(_)))) {
+                    eprintln!("node {} exited; stopping the cluster", i + 1);
+                    break;
+                }
+            }
+        }
+    }
+    drop(children);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    ExitCode::SUCCESS
+}

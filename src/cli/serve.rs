@@ -1,0 +1,142 @@
+//! `concord serve`: run one member until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use concord::config::{Limits, NodeConfig, RaftTiming, parse_initial_cluster};
+use concord::node::Node;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// This member's id: a positive number, unique in the cluster, never reused.
+    #[arg(long)]
+    pub id: u64,
+    /// Address to listen on for clients and peers.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    pub listen: String,
+    /// Address other members and clients use to reach this one (default: --listen).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Directory for the Raft log, the state and snapshots (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Members of a new cluster, e.g. 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003.
+    /// Give every member the same list; restarting with it resumes from disk.
+    #[arg(long, conflicts_with = "join")]
+    pub initial_cluster: Option<String>,
+    /// URL of a member of an existing cluster that should add this node.
+    #[arg(long)]
+    pub join: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+}
+
+/// Limits on client input (see docs/api.md, "Limits").
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    #[arg(long, default_value_t = Limits::default().key_bytes_max, help_heading = "Limits")]
+    pub key_bytes_max: usize,
+    #[arg(long, default_value_t = Limits::default().value_bytes_max, help_heading = "Limits")]
+    pub value_bytes_max: usize,
+    #[arg(long, default_value_t = Limits::default().body_bytes_max, help_heading = "Limits")]
+    pub body_bytes_max: usize,
+    #[arg(long, default_value_t = Limits::default().list_limit_max, help_heading = "Limits")]
+    pub list_limit_max: usize,
+    #[arg(long, default_value_t = Limits::default().write_timeout_ms, help_heading = "Limits")]
+    pub write_timeout_ms: u64,
+    #[arg(long, default_value_t = Limits::default().read_timeout_ms, help_heading = "Limits")]
+    pub read_timeout_ms: u64,
+    #[arg(long, default_value_t = Limits::default().concurrent_requests_max, help_heading = "Limits")]
+    pub concurrent_requests_max: usize,
+}
+
+/// Raft timing and snapshots.
+#[derive(Args, Debug)]
+pub struct TimingArgs {
+    #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms, help_heading = "Raft")]
+    pub heartbeat_ms: u64,
+    #[arg(long, default_value_t = RaftTiming::default().election_timeout_min_ms, help_heading = "Raft")]
+    pub election_timeout_min_ms: u64,
+    #[arg(long, default_value_t = RaftTiming::default().election_timeout_max_ms, help_heading = "Raft")]
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot (and purge the log behind it) after this many entries.
+    #[arg(long, default_value_t = RaftTiming::default().snapshot_after_entries, help_heading = "Raft")]
+    pub snapshot_after_entries: u64,
+}
+
+impl ServeArgs {
+    fn config(self) -> Result<NodeConfig, String> {
+        let initial_cluster = match &self.initial_cluster {
+            Some(text) => parse_initial_cluster(text)?,
+            None if self.join.is_some() => Default::default(),
+            None => return Err("give --initial-cluster (a new or restarting member) or --join URL (a new member of a running cluster)".into()),
+        };
+        let advertise = self
+            .advertise
+            .or_else(|| initial_cluster.get(&self.id).cloned())
+            .unwrap_or_else(|| self.listen.clone());
+        let defaults = Limits::default();
+        let limits = Limits {
+            key_bytes_max: self.limits.key_bytes_max,
+            value_bytes_max: self.limits.value_bytes_max,
+            body_bytes_max: self.limits.body_bytes_max,
+            list_limit_max: self.limits.list_limit_max,
+            write_timeout_ms: self.limits.write_timeout_ms,
+            read_timeout_ms: self.limits.read_timeout_ms,
+            concurrent_requests_max: self.limits.concurrent_requests_max,
+            ..defaults
+        };
+        let timing = RaftTiming {
+            heartbeat_ms: self.timing.heartbeat_ms,
+            election_timeout_min_ms: self.timing.election_timeout_min_ms,
+            election_timeout_max_ms: self.timing.election_timeout_max_ms,
+            snapshot_after_entries: self.timing.snapshot_after_entries,
+            ..RaftTiming::default()
+        };
+        Ok(NodeConfig { id: self.id, listen: self.listen, advertise, data_dir: self.data_dir, initial_cluster, join: self.join, limits, timing })
+    }
+}
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    super::init_logging();
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let node = match Node::start(config).await {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    wait_for_stop_signal().await;
+    tracing::info!("stopping");
+    match node.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error while stopping: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,413 @@
+//! The Rust client: endpoints, failover, retries, typed calls.
+//!
+//! Any node serves any request (followers forward to the leader), so the client's job
+//! is to keep going when a node is down or the cluster is electing, without ever
+//! turning an unknown outcome into a duplicate write:
+//!
+//! - a request that could not be *sent* (connection refused) or got a 503 did not
+//!   happen: try the next endpoint after a short backoff;
+//! - a write that got a 504 or lost its connection *may* have happened: retry it with
+//!   the same `Idempotency-Key`, which every write carries (one is generated per call
+//!   unless the caller gives one), so the cluster applies it at most once and the
+//!   retry returns the first result;
+//! - every call has an overall deadline, after which the last error is returned.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What went wrong with a call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The cluster answered with a JSON error.
+    #[error("{status} {code}: {message}")]
+    Api { status: u16, code: String, message: String, details: Option<Value> },
+    /// No endpoint could be reached, or the answer was lost.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The answer was not what the API promises.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The HTTP status, when the cluster answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// True when the request definitely did not change anything.
+    pub fn is_definite(&self) -> bool {
+        matches!(self, ClientError::Api { status, .. } if *status != 504)
+    }
+}
+
+/// A compare-and-swap condition for a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precondition {
+    #[default]
+    None,
+    /// The key's `mod_revision` must equal this.
+    ModRevision(u64),
+    /// The key must not exist.
+    Absent,
+    /// The key must exist.
+    Exists,
+}
+
+/// A key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub create_revision: u64,
+    pub mod_revision: u64,
+    pub version: u64,
+}
+
+/// The result of a put.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PutResult {
+    pub key: String,
+    pub revision: u64,
+    pub create_revision: u64,
+    pub mod_revision: u64,
+    pub version: u64,
+    pub created: bool,
+}
+
+/// A read and where it was served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served<T> {
+    pub value: T,
+    /// The node that answered (`Concord-Node`).
+    pub node: Option<u64>,
+    /// True when the answer was replayed from the idempotency table.
+    pub replayed: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    pub items: Vec<KeyValue>,
+    pub more: bool,
+    pub next_after: Option<String>,
+    pub revision: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    code: String,
+    message: String,
+    details: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct KeyJson {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    create_revision: u64,
+    mod_revision: u64,
+    version: u64,
+}
+
+impl KeyJson {
+    fn into_key_value(self) -> Result<KeyValue, ClientError> {
+        let value = match (self.value, self.encoding.as_deref()) {
+            (None, _) => Vec::new(),
+            (Some(text), Some("base64")) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| ClientError::Protocol(format!("bad base64 value: {e}")))?,
+            (Some(text), _) => text.into_bytes(),
+        };
+        Ok(KeyValue { key: self.key, value, create_revision: self.create_revision, mod_revision: self.mod_revision, version: self.version })
+    }
+}
+
+#[derive(Deserialize)]
+struct ListJson {
+    items: Vec<KeyJson>,
+    more: bool,
+    next_after: Option<String>,
+    revision: u64,
+}
+
+/// Options of one write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub precondition: Precondition,
+    /// Used as is when given; otherwise one is generated for the call.
+    pub idempotency_key: Option<String>,
+}
+
+/// A client of one cluster. Cheap to share behind an `Arc`; calls may run concurrently.
+pub struct Client {
+    endpoints: Vec<String>,
+    http: reqwest::Client,
+    /// Index of the endpoint that answered last; tried first.
+    preferred: AtomicUsize,
+    /// Overall deadline of one call, retries included.
+    pub call_timeout: Duration,
+    /// Deadline of one attempt.
+    pub attempt_timeout: Duration,
+}
+
+static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique idempotency key: process id, start time and a counter.
+pub fn new_idempotency_key() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("cc-{}-{nanos:x}-{}", std::process::id(), KEY_COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn normalize(endpoint: &str) -> String {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    }
+}
+
+/// Percent-encodes a key for use in a URL path (slashes stay: keys may be paths).
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn encode_query(value: &str) -> String {
+    encode_key(value).replace('/', "%2F")
+}
+
+struct Answer {
+    status: StatusCode,
+    node: Option<u64>,
+    replayed: bool,
+    body: bytes::Bytes,
+}
+
+impl Client {
+    /// A client of the nodes at `endpoints` (`host:port` or URLs).
+    pub fn new(endpoints: Vec<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            endpoints: endpoints.iter().map(|e| normalize(e)).collect(),
+            http,
+            preferred: AtomicUsize::new(0),
+            call_timeout: Duration::from_secs(15),
+            attempt_timeout: Duration::from_secs(12),
+        }
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// Sends one logical request, retrying as the module doc describes.
+    async fn call(&self, method: Method, path: &str, headers: &[(&str, String)], body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
+        if self.endpoints.is_empty() {
+            return Err(ClientError::Transport("no endpoints configured".into()));
+        }
+        let deadline = Instant::now() + self.call_timeout;
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 0usize;
+        loop {
+            let index = (self.preferred.load(Ordering::Relaxed) + attempt) % self.endpoints.len();
+            attempt += 1;
+            let url = format!("{}{path}", self.endpoints[index]);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut request = self.http.request(method.clone(), &url).timeout(remaining.min(self.attempt_timeout));
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let error = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let header_u64 = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+                    let node = header_u64("concord-node");
+                    let replayed = response.headers().contains_key("idempotent-replayed");
+                    match response.bytes().await {
+                        Ok(body) => {
+                            let answer = Answer { status, node, replayed, body };
+                            if status.is_success() {
+                                self.preferred.store(index, Ordering::Relaxed);
+                                return Ok(answer);
+                            }
+                            let error = api_error(&answer);
+                            // 503: not attempted. 504: retry the same idempotent write.
+                            if status != StatusCode::SERVICE_UNAVAILABLE && status != StatusCode::GATEWAY_TIMEOUT {
+                                return Err(error);
+                            }
+                            error
+                        }
+                        Err(e) => ClientError::Transport(format!("{url}: answer lost: {e}")),
+                    }
+                }
+                Err(e) => ClientError::Transport(format!("{url}: {e}")),
+            };
+            if Instant::now() + backoff >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(1000));
+        }
+    }
+
+    fn write_headers(options: &WriteOptions) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("idempotency-key", options.idempotency_key.clone().unwrap_or_else(new_idempotency_key))];
+        match options.precondition {
+            Precondition::None => {}
+            Precondition::ModRevision(revision) => headers.push(("if-match", revision.to_string())),
+            Precondition::Absent => headers.push(("if-none-match", "*".into())),
+            Precondition::Exists => headers.push(("if-match", "*".into())),
+        }
+        headers
+    }
+
+    pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<Served<PutResult>, ClientError> {
+        self.put_with(key, value, &WriteOptions::default()).await
+    }
+
+    pub async fn put_with(&self, key: &str, value: impl Into<Vec<u8>>, options: &WriteOptions) -> Result<Served<PutResult>, ClientError> {
+        let path = format!("/v1/kv/{}", encode_key(key));
+        let answer = self.call(Method::PUT, &path, &Self::write_headers(options), Some(value.into())).await?;
+        Ok(Served { value: decode_json(&answer)?, node: answer.node, replayed: answer.replayed })
+    }
+
+    /// Deletes `key`; returns the cluster revision of the deletion.
+    pub async fn delete_with(&self, key: &str, options: &WriteOptions) -> Result<Served<u64>, ClientError> {
+        let path = format!("/v1/kv/{}", encode_key(key));
+        let answer = self.call(Method::DELETE, &path, &Self::write_headers(options), None).await?;
+        let body: Value = decode_json(&answer)?;
+        let revision = body["revision"].as_u64().ok_or_else(|| ClientError::Protocol("delete answer has no revision".into()))?;
+        Ok(Served { value: revision, node: answer.node, replayed: answer.replayed })
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<Served<u64>, ClientError> {
+        self.delete_with(key, &WriteOptions::default()).await
+    }
+
+    /// Linearizable read; `None` when the key does not exist.
+    pub async fn get(&self, key: &str) -> Result<Served<Option<KeyValue>>, ClientError> {
+        self.get_with(key, false).await
+    }
+
+    /// Read with `stale = true` answers from whichever node is reached, without
+    /// confirming leadership.
+    pub async fn get_with(&self, key: &str, stale: bool) -> Result<Served<Option<KeyValue>>, ClientError> {
+        let consistency = if stale { "stale" } else { "linearizable" };
+        let path = format!("/v1/kv/{}?consistency={consistency}", encode_key(key));
+        match self.call(Method::GET, &path, &[], None).await {
+            Ok(answer) => {
+                let found: KeyJson = decode_json(&answer)?;
+                Ok(Served { value: Some(found.into_key_value()?), node: answer.node, replayed: false })
+            }
+            Err(ClientError::Api { status: 404, code, .. }) if code == "key_not_found" => Ok(Served { value: None, node: None, replayed: false }),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<ListPage, ClientError> {
+        let mut path = format!("/v1/kv?prefix={}", encode_query(prefix));
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", encode_query(after)));
+        }
+        if let Some(limit) = limit {
+            path.push_str(&format!("&limit={limit}"));
+        }
+        let answer = self.call(Method::GET, &path, &[], None).await?;
+        let page: ListJson = decode_json(&answer)?;
+        let items = page.items.into_iter().map(KeyJson::into_key_value).collect::<Result<_, _>>()?;
+        Ok(ListPage { items, more: page.more, next_after: page.next_after, revision: page.revision })
+    }
+
+    /// `GET /v1/cluster` as JSON (`stale` answers from the node reached).
+    pub async fn cluster_status(&self, stale: bool) -> Result<Served<Value>, ClientError> {
+        let path = if stale { "/v1/cluster?consistency=stale" } else { "/v1/cluster" };
+        let answer = self.call(Method::GET, path, &[], None).await?;
+        Ok(Served { value: decode_json(&answer)?, node: answer.node, replayed: false })
+    }
+
+    pub async fn add_member(&self, id: u64, addr: &str) -> Result<Value, ClientError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "id": id, "addr": addr })).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let headers = [("content-type", "application/json".to_string())];
+        let answer = self.call(Method::POST, "/v1/cluster/members", &headers, Some(body)).await?;
+        decode_json(&answer)
+    }
+
+    pub async fn remove_member(&self, id: u64) -> Result<Value, ClientError> {
+        let answer = self.call(Method::DELETE, &format!("/v1/cluster/members/{id}"), &[], None).await?;
+        decode_json(&answer)
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, ClientError> {
+    serde_json::from_slice(&answer.body).map_err(|e| ClientError::Protocol(format!("{e} in {}", String::from_utf8_lossy(&answer.body))))
+}
+
+fn api_error(answer: &Answer) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(&answer.body) {
+        Ok(body) => ClientError::Api {
+            status: answer.status.as_u16(),
+            code: body.error.code,
+            message: body.error.message,
+            details: body.error.details,
+        },
+        Err(_) => ClientError::Api {
+            status: answer.status.as_u16(),
+            code: "unparsed".into(),
+            message: String::from_utf8_lossy(&answer.body).chars().take(500).collect(),
+            details: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_encoded_but_keep_slashes() {
+        assert_eq!(encode_key("a/b c?d"), "a/b%20c%3Fd");
+        assert_eq!(encode_query("a/b&c"), "a%2Fb%26c");
+        assert_eq!(normalize("127.0.0.1:1/"), "http://127.0.0.1:1");
+        assert_ne!(new_idempotency_key(), new_idempotency_key());
+    }
+}

@@ -1,0 +1,174 @@
+//! Node configuration and the limits every input is checked against.
+//!
+//! Every bound Concord enforces on client input is a field of `Limits`, with its
+//! default here and its flag in `main.rs`, so `docs/api.md` can list them in one place.
+//! Limits are checked at the API edge before anything is proposed; the state machine
+//! re-checks only what depends on the state, never a node-local setting (replicas
+//! with different flags must still apply identically).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::raft::NodeId;
+use crate::state::snapshot::VALUE_BYTES_MAX;
+
+/// Bounds on client input and on waiting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest key, in bytes of UTF-8.
+    pub key_bytes_max: usize,
+    /// Largest value, in bytes.
+    pub value_bytes_max: usize,
+    /// Largest request body of any client request, in bytes.
+    pub body_bytes_max: usize,
+    /// Most keys one list call returns.
+    pub list_limit_max: usize,
+    /// Longest `Idempotency-Key` header, in bytes.
+    pub idempotency_key_bytes_max: usize,
+    /// How long a write waits to be committed before answering 504 (outcome unknown).
+    pub write_timeout_ms: u64,
+    /// How long a linearizable read waits for leadership confirmation before 503.
+    pub read_timeout_ms: u64,
+    /// How long a node waits for the leader when it forwards a request.
+    pub forward_timeout_ms: u64,
+    /// Most client requests served at once by one node; more get 503.
+    pub concurrent_requests_max: usize,
+    /// Largest peer (Raft RPC) request body, in bytes.
+    pub peer_body_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            key_bytes_max: 1024,
+            value_bytes_max: 1 << 20,
+            body_bytes_max: (1 << 20) + (1 << 16),
+            list_limit_max: 1000,
+            idempotency_key_bytes_max: 128,
+            write_timeout_ms: 5000,
+            read_timeout_ms: 5000,
+            forward_timeout_ms: 10_000,
+            concurrent_requests_max: 4096,
+            peer_body_bytes_max: 128 << 20,
+        }
+    }
+}
+
+impl Limits {
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_timeout_ms)
+    }
+    pub fn forward_timeout(&self) -> Duration {
+        Duration::from_millis(self.forward_timeout_ms)
+    }
+
+    /// Rejects combinations that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.value_bytes_max > VALUE_BYTES_MAX as usize {
+            return Err(format!("value limit {} exceeds the hard cap of {VALUE_BYTES_MAX} bytes", self.value_bytes_max));
+        }
+        if self.body_bytes_max < self.value_bytes_max {
+            return Err("the body limit must be at least the value limit".into());
+        }
+        if self.key_bytes_max == 0 || self.list_limit_max == 0 || self.concurrent_requests_max == 0 {
+            return Err("key, list and concurrency limits must be positive".into());
+        }
+        // A full append batch (`RaftTiming::payload_entries_max` values) must fit a peer request.
+        let batch_bytes = RaftTiming::default().payload_entries_max as usize * (self.body_bytes_max + 4096);
+        if self.peer_body_bytes_max < batch_bytes {
+            return Err(format!("peer body limit must be at least {batch_bytes} bytes for this value limit"));
+        }
+        Ok(())
+    }
+}
+
+/// Consensus timing and snapshot policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and purge the log behind it) after this many new entries.
+    pub snapshot_after_entries: u64,
+    /// Most entries per append RPC.
+    pub payload_entries_max: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 800,
+            election_timeout_max_ms: 1600,
+            snapshot_after_entries: 50_000,
+            payload_entries_max: 64,
+        }
+    }
+}
+
+/// Everything one node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// Address the HTTP listener binds.
+    pub listen: String,
+    /// Address peers and clients use to reach this node (`host:port`).
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    /// The first membership of a new cluster (id → `host:port`); empty with `join`.
+    pub initial_cluster: BTreeMap<NodeId, String>,
+    /// URL of a member of an existing cluster to ask to add this node.
+    pub join: Option<String>,
+    pub limits: Limits,
+    pub timing: RaftTiming,
+}
+
+/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+pub fn parse_initial_cluster(text: &str) -> Result<BTreeMap<NodeId, String>, String> {
+    let mut members = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("initial cluster entry {part:?} is not ID=HOST:PORT"))?;
+        let id: NodeId = id.trim().parse().map_err(|_| format!("node id {id:?} is not a number"))?;
+        let addr = addr.trim().trim_start_matches("http://").to_string();
+        if addr.is_empty() {
+            return Err(format!("node {id} has an empty address"));
+        }
+        if members.insert(id, addr).is_some() {
+            return Err(format!("node id {id} appears twice"));
+        }
+    }
+    if members.is_empty() {
+        return Err("the initial cluster is empty".into());
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parsing() {
+        let members = parse_initial_cluster("1=127.0.0.1:7001, 2=http://127.0.0.1:7002").unwrap();
+        assert_eq!(members.get(&2).map(String::as_str), Some("127.0.0.1:7002"));
+        assert!(parse_initial_cluster("").is_err());
+        assert!(parse_initial_cluster("1=a:1,1=b:2").unwrap_err().contains("twice"));
+        assert!(parse_initial_cluster("x=a:1").unwrap_err().contains("not a number"));
+        assert!(parse_initial_cluster("1").unwrap_err().contains("ID=HOST:PORT"));
+    }
+
+    #[test]
+    fn defaults_are_consistent_and_bad_limits_rejected() {
+        Limits::default().validate().unwrap();
+        let too_small_body = Limits { body_bytes_max: 10, ..Limits::default() };
+        assert!(too_small_body.validate().is_err());
+        let huge_value = Limits { value_bytes_max: usize::MAX / 2, body_bytes_max: usize::MAX / 2, ..Limits::default() };
+        assert!(huge_value.validate().is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Concord: a Raft-replicated coordination store.
+//!
+//! One replicated state machine (`state`) behind openraft (`raft`), served over
+//! HTTP/JSON (`api`) and used through a Rust client (`client`). `node` wires one
+//! member together from its configuration (`config`). See `docs/architecture.md`.
+
+pub mod api;
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod node;
+pub mod raft;
+pub mod state;

@@ -1,0 +1,162 @@
+//! Builds and runs one member: storage + Raft + peer network + HTTP server.
+//!
+//! Start-up order matters: open the log and the state (finishing any interrupted
+//! snapshot install), start Raft, bind the listener, and only then bootstrap. A new
+//! cluster needs no manual init step: every member started with `--initial-cluster`
+//! proposes the same first membership, which openraft allows (identical initial
+//! configs converge); a member that already has state skips this and resumes from
+//! disk. A member started with `--join` instead asks an existing cluster to add it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::api::{self, AppState, forward::Forwarder};
+use crate::config::NodeConfig;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::PeerNetwork;
+use crate::raft::{NodeId, Raft, peer_server};
+use crate::state::StateMachine;
+use crate::state::idempotency::IdempotencyBounds;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot open the log in {dir}: {source}")]
+    Log { dir: String, source: rocksdb::Error },
+    #[error("cannot open the state in {dir}: {source}")]
+    State { dir: String, source: crate::state::machine::OpenError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn raft_config(config: &NodeConfig) -> Result<Config, NodeError> {
+    let timing = &config.timing;
+    let raft = Config {
+        cluster_name: "concord".into(),
+        heartbeat_interval: timing.heartbeat_ms,
+        election_timeout_min: timing.election_timeout_min_ms,
+        election_timeout_max: timing.election_timeout_max_ms,
+        max_payload_entries: timing.payload_entries_max,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(timing.snapshot_after_entries),
+        // Keep a tail of log behind a snapshot so briefly lagging followers need no snapshot.
+        max_in_snapshot_log_to_keep: timing.snapshot_after_entries.min(1000),
+        snapshot_max_chunk_size: 1 << 20,
+        install_snapshot_timeout: 10_000,
+        ..Default::default()
+    };
+    raft.validate().map_err(|e| NodeError::Config(e.to_string()))
+}
+
+/// A running member.
+pub struct Node {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub local_addr: std::net::SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        config.limits.validate().map_err(NodeError::Config)?;
+        if !config.initial_cluster.is_empty() && !config.initial_cluster.contains_key(&config.id) {
+            return Err(NodeError::Config(format!("--initial-cluster does not include this node's id {}", config.id)));
+        }
+        std::fs::create_dir_all(&config.data_dir)?;
+        let log_dir = config.data_dir.join("log");
+        let log = LogStore::open(&log_dir).map_err(|source| NodeError::Log { dir: log_dir.display().to_string(), source })?;
+        let machine = StateMachine::open(&config.data_dir, IdempotencyBounds::default())
+            .map_err(|source| NodeError::State { dir: config.data_dir.display().to_string(), source })?;
+        let reader = machine.reader();
+        let network = PeerNetwork::new().map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
+        let local_addr = listener.local_addr()?;
+        let app = AppState {
+            node_id: config.id,
+            raft: raft.clone(),
+            reader,
+            limits: Arc::new(config.limits.clone()),
+            timing: Arc::new(config.timing.clone()),
+            forwarder: Forwarder::new().map_err(|e| NodeError::Raft(e.to_string()))?,
+            in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
+        };
+        let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+
+        bootstrap(&config, &raft).await?;
+        if let Some(url) = config.join.clone() {
+            tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone()));
+        }
+        tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), "node started");
+        Ok(Self { id: config.id, raft, local_addr, server, stop })
+    }
+
+    /// Stops serving and shuts Raft down.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        self.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))
+    }
+}
+
+/// Proposes the initial membership if this node has never been initialized.
+async fn bootstrap(config: &NodeConfig, raft: &Raft) -> Result<(), NodeError> {
+    if config.initial_cluster.is_empty() {
+        return Ok(());
+    }
+    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        tracing::info!("resuming from the data directory");
+        return Ok(());
+    }
+    let members = config.initial_cluster.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<std::collections::BTreeMap<_, _>>();
+    match raft.initialize(members).await {
+        Ok(()) => tracing::info!("initialized a new cluster"),
+        // Another member's identical initial membership reached us first: fine.
+        Err(e) => tracing::info!(error = %e, "initial membership not proposed by this node"),
+    }
+    Ok(())
+}
+
+/// Asks the cluster at `url` to add this node, until it is a member.
+async fn join_cluster(url: String, id: NodeId, advertise: String, raft: Raft) {
+    let client = crate::client::Client::new(vec![url.clone()]);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let is_member = raft.metrics().borrow().membership_config.membership().voter_ids().any(|voter| voter == id);
+        if is_member {
+            tracing::info!("joined the cluster as a voter");
+            return;
+        }
+        match client.add_member(id, &advertise).await {
+            Ok(_) => {
+                tracing::info!(%url, "the cluster added this node");
+                return;
+            }
+            Err(e) => tracing::warn!(%url, error = %e, "join failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

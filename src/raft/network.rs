@@ -1,0 +1,112 @@
+//! The client side of the peer transport: Raft RPCs to other members over HTTP.
+//!
+//! Each RPC is one `POST /raft/{append,vote,snapshot}` whose body and answer are
+//! `codec` (postcard) frames, not JSON: entries carry binary values, and this is the
+//! hot path of replication. One `reqwest::Client` (a pool of persistent keep-alive
+//! connections) serves all peers; every call has openraft's per-RPC deadline.
+//! Snapshots go through openraft's chunked transport (`install_snapshot`), so one
+//! chunk at most is in memory.
+//!
+//! Failure mapping matters to openraft: a connection that cannot be made is
+//! `Unreachable` (openraft backs off), anything else transport-level is `Network`,
+//! and a Raft-level refusal from the peer is `RemoteError`.
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Node, NodeId, TypeConfig};
+use crate::codec;
+
+/// Creates per-peer clients that share one connection pool.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    http: reqwest::Client,
+}
+
+impl PeerNetwork {
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8)
+            .tcp_nodelay(true)
+            .http1_only()
+            .build()?;
+        Ok(Self { http })
+    }
+}
+
+/// The connection to one peer.
+pub struct PeerClient {
+    http: reqwest::Client,
+    target: NodeId,
+    base_url: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+        PeerClient { http: self.http.clone(), target, base_url: format!("http://{}/raft", node.addr) }
+    }
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(&self, rpc: &str, request: &Req, option: &RPCOption) -> Result<Resp, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let sent = self
+            .http
+            .post(format!("{}/{rpc}", self.base_url))
+            .header("content-type", "application/octet-stream")
+            .timeout(option.hard_ttl())
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        };
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+            let e = std::io::Error::other(format!("peer {} answered {status} to {rpc}: {text}", self.target));
+            return Err(RPCError::Network(NetworkError::new(&e)));
+        }
+        let answer: Result<Resp, RaftError<NodeId, E>> = codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call("append", &request, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        request: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>> {
+        self.call("snapshot", &request, &option).await
+    }
+
+    async fn vote(&mut self, request: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call("vote", &request, &option).await
+    }
+}

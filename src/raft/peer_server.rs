@@ -1,0 +1,45 @@
+//! The server side of the peer transport: `/raft/*` routes on the node's listener.
+//!
+//! Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
+//! openraft, and answers with the encoded `Result`. A frame that does not decode is a
+//! 400 with a text reason and reaches openraft not at all.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Raft;
+use crate::codec;
+
+pub fn routes(raft: Raft, body_bytes_max: usize) -> Router {
+    Router::new()
+        .route("/raft/append", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.append_entries(req).await })))
+        .route("/raft/vote", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.vote(req).await })))
+        .route("/raft/snapshot", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.install_snapshot(req).await })))
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .with_state(raft)
+}
+
+async fn serve<Req, Answer, F, Fut>(body: Bytes, handle: F) -> Response
+where
+    Req: DeserializeOwned,
+    Answer: Serialize,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    let request: Req = match codec::decode(&body) {
+        Ok(request) => request,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("undecodable peer frame: {e}")).into_response(),
+    };
+    match codec::encode(&handle(request).await) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode answer: {e}")).into_response(),
+    }
+}

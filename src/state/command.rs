@@ -1,0 +1,109 @@
+//! The only way state changes (`Command`) and the only way results come back (`Response`).
+//!
+//! A `Request` is what the leader proposes: a command plus the client's optional
+//! idempotency key. Commands are plain data, validated at the API edge before they
+//! are proposed and re-checked against the state in `apply` (the state may have moved
+//! between the two). Deterministic failures — a failed precondition, a missing key —
+//! are not errors of the log: they are `Outcome::Rejected`, applied like any other
+//! outcome, so every replica computes the same answer and a retried request can be
+//! answered from the idempotency table.
+//!
+//! New primitives add variants here; a later `Txn` will hold a list of these commands.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What the leader proposes to the log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Client-chosen key that makes a retried write apply at most once.
+    pub idempotency_key: Option<String>,
+    pub command: Command,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Create or replace `key` with `value`, if `precondition` holds.
+    Put { key: String, value: Vec<u8>, precondition: Precondition },
+    /// Remove `key`, if it exists and `precondition` holds.
+    Delete { key: String, precondition: Precondition },
+}
+
+/// A compare-and-swap condition on a key's current state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// No condition.
+    None,
+    /// The key exists and its `mod_revision` equals this (HTTP `If-Match`).
+    ModRevision(u64),
+    /// The key does not exist (HTTP `If-None-Match: *`).
+    Absent,
+    /// The key exists, whatever its revision (HTTP `If-Match: *`).
+    Exists,
+}
+
+/// The revision bookkeeping every key carries (etcd's model).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyMeta {
+    /// Cluster revision at which the key was created (since its last deletion).
+    pub create_revision: u64,
+    /// Cluster revision of the key's latest change.
+    pub mod_revision: u64,
+    /// Number of writes since creation; 1 for a new key.
+    pub version: u64,
+}
+
+/// What applying one entry produced.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// True when this is the stored result of an earlier request with the same
+    /// idempotency key, returned without applying again.
+    pub replayed: bool,
+    pub outcome: Outcome,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A blank or membership entry: nothing for a client.
+    Noop,
+    Put { revision: u64, meta: KeyMeta, created: bool },
+    Deleted { revision: u64, prev: KeyMeta },
+    Rejected(Rejection),
+}
+
+/// A deterministic refusal: the entry was applied and changed nothing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    NotFound { key: String },
+    /// The precondition did not hold; `current` is the key's state, if it exists.
+    PreconditionFailed { key: String, current: Option<KeyMeta> },
+    /// The idempotency key was used before for a different command.
+    IdempotencyKeyReused { key: String },
+}
+
+impl Response {
+    pub fn fresh(outcome: Outcome) -> Self {
+        Self { replayed: false, outcome }
+    }
+}
+
+impl Command {
+    /// The key this command touches.
+    pub fn key(&self) -> &str {
+        match self {
+            Command::Put { key, .. } | Command::Delete { key, .. } => key,
+        }
+    }
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.command {
+            Command::Put { key, value, precondition } => {
+                write!(f, "put {key:?} ({} bytes, {precondition:?})", value.len())
+            }
+            Command::Delete { key, precondition } => write!(f, "delete {key:?} ({precondition:?})"),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The idempotency table: results of requests that carried an `Idempotency-Key`.
+//!
+//! A client that lost the answer to a write (timeout, 504, dropped connection) retries
+//! with the same key; `apply` finds the remembered outcome and returns it, marked
+//! `replayed`, without applying the command again. That turns "may have happened"
+//! into "happened exactly once".
+//!
+//! The table is bounded two ways, both deterministic (counted in log entries, never in
+//! wall-clock time, so every replica evicts the same records at the same entry): at
+//! most `entries_max` records, and none older than `window_entries` log entries.
+//! Records are numbered densely in arrival order (`Meta::idem_first_seq..idem_next_seq`)
+//! so eviction pops the oldest by a point lookup instead of a scan.
+//!
+//! A key reused with a *different* command is refused rather than answered with the
+//! other command's result: that is a client bug, and saying so is kinder than a
+//! success that did not do what was asked.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{Command, Outcome};
+use super::store::{Batch, Cf, Meta, ViewError};
+use crate::codec;
+
+/// How much the table remembers. Identical on every replica (not a runtime flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdempotencyBounds {
+    pub entries_max: u64,
+    pub window_entries: u64,
+}
+
+impl Default for IdempotencyBounds {
+    fn default() -> Self {
+        Self { entries_max: 100_000, window_entries: 1_000_000 }
+    }
+}
+
+/// Most records evicted while applying one entry: bounds the work per entry, and
+/// suffices because each entry adds at most one record.
+const EVICTIONS_PER_ENTRY_MAX: usize = 8;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+struct Remembered {
+    fingerprint: u64,
+    index: u64,
+    outcome: Outcome,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+struct OrderRecord {
+    key: String,
+    index: u64,
+}
+
+pub enum Lookup {
+    /// Never seen (or forgotten): apply the command.
+    Fresh,
+    /// Seen with the same command: this was its outcome.
+    Replay(Outcome),
+    /// Seen with another command.
+    Reused,
+}
+
+/// FNV-1a over the command's encoding: stable across runs and replicas.
+pub fn fingerprint(command: &Command) -> Result<u64, ViewError> {
+    let bytes = codec::encode(command)?;
+    Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    }))
+}
+
+pub fn lookup(batch: &Batch<'_>, key: &str, fingerprint: u64) -> Result<Lookup, ViewError> {
+    Ok(match batch.get_decoded::<Remembered>(Cf::Idem, key.as_bytes())? {
+        None => Lookup::Fresh,
+        Some(found) if found.fingerprint == fingerprint => Lookup::Replay(found.outcome),
+        Some(_) => Lookup::Reused,
+    })
+}
+
+pub fn remember(
+    batch: &mut Batch<'_>,
+    meta: &mut Meta,
+    key: &str,
+    fingerprint: u64,
+    index: u64,
+    outcome: &Outcome,
+) -> Result<(), ViewError> {
+    let seq = meta.idem_next_seq;
+    meta.idem_next_seq += 1;
+    batch.put_encoded(Cf::Idem, key.as_bytes(), &Remembered { fingerprint, index, outcome: outcome.clone() })?;
+    batch.put_encoded(Cf::IdemOrder, &seq.to_be_bytes(), &OrderRecord { key: key.to_string(), index })?;
+    Ok(())
+}
+
+/// Forgets records that are too old or too many, as of applying entry `index`.
+/// Called before a lookup (so an expired record is never replayed) and after a
+/// record is added (so the count stays within `entries_max`).
+pub fn evict(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, bounds: IdempotencyBounds) -> Result<(), ViewError> {
+    for _ in 0..EVICTIONS_PER_ENTRY_MAX {
+        if meta.idem_first_seq == meta.idem_next_seq {
+            return Ok(());
+        }
+        let seq_key = meta.idem_first_seq.to_be_bytes();
+        let Some(oldest) = batch.get_decoded::<OrderRecord>(Cf::IdemOrder, &seq_key)? else {
+            // Invariant: every sequence number in the window has its record.
+            return Err(ViewError::Corrupt(format!("idempotency record {} is missing", meta.idem_first_seq)));
+        };
+        let count = meta.idem_next_seq - meta.idem_first_seq;
+        let expired = index.saturating_sub(oldest.index) > bounds.window_entries;
+        if count <= bounds.entries_max && !expired {
+            return Ok(());
+        }
+        batch.delete(Cf::IdemOrder, &seq_key);
+        batch.delete(Cf::Idem, oldest.key.as_bytes());
+        meta.idem_first_seq += 1;
+    }
+    Ok(())
+}

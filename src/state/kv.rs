@@ -1,0 +1,148 @@
+//! The key-value map: records with revisions, compare-and-swap, ordered listing.
+//!
+//! Keys are UTF-8 strings (they travel in URL paths and JSON), values are arbitrary
+//! bytes. Every change bumps the cluster revision by one (etcd's model): a key's
+//! `mod_revision` is the revision of its latest change, `create_revision` the one
+//! that created it, `version` counts its writes since creation. A failed precondition
+//! changes nothing, not even the revision.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{KeyMeta, Outcome, Precondition, Rejection};
+use super::store::{Batch, Cf, Meta, View, ViewError};
+use crate::codec;
+use crate::config::Limits;
+
+/// A stored key: its value and its revision bookkeeping.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct KvRecord {
+    pub value: Vec<u8>,
+    pub meta: KeyMeta,
+}
+
+/// Why a key or value is refused before anything is proposed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    #[error("the key is empty")]
+    EmptyKey,
+    #[error("the key is {len} bytes, over the limit of {max} bytes")]
+    KeyTooLarge { len: usize, max: usize },
+    #[error("the key contains a control character at byte {at}; keys must be printable text")]
+    KeyNotPrintable { at: usize },
+    #[error("the value is {len} bytes, over the limit of {max} bytes")]
+    ValueTooLarge { len: usize, max: usize },
+}
+
+pub fn validate_key(key: &str, limits: &Limits) -> Result<(), InvalidInput> {
+    if key.is_empty() {
+        return Err(InvalidInput::EmptyKey);
+    }
+    if key.len() > limits.key_bytes_max {
+        return Err(InvalidInput::KeyTooLarge { len: key.len(), max: limits.key_bytes_max });
+    }
+    if let Some((at, _)) = key.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(InvalidInput::KeyNotPrintable { at });
+    }
+    Ok(())
+}
+
+pub fn validate_value(value: &[u8], limits: &Limits) -> Result<(), InvalidInput> {
+    if value.len() > limits.value_bytes_max {
+        return Err(InvalidInput::ValueTooLarge { len: value.len(), max: limits.value_bytes_max });
+    }
+    Ok(())
+}
+
+fn check(key: &str, current: Option<&KeyMeta>, precondition: Precondition) -> Result<(), Rejection> {
+    let holds = match precondition {
+        Precondition::None => true,
+        Precondition::Absent => current.is_none(),
+        Precondition::Exists => current.is_some(),
+        Precondition::ModRevision(expected) => current.is_some_and(|meta| meta.mod_revision == expected),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(Rejection::PreconditionFailed { key: key.to_string(), current: current.copied() })
+    }
+}
+
+pub fn apply_put(
+    batch: &mut Batch<'_>,
+    meta: &mut Meta,
+    key: &str,
+    value: Vec<u8>,
+    precondition: Precondition,
+) -> Result<Outcome, ViewError> {
+    let current: Option<KvRecord> = batch.get_decoded(Cf::Kv, key.as_bytes())?;
+    let current_meta = current.as_ref().map(|record| record.meta);
+    if let Err(rejection) = check(key, current_meta.as_ref(), precondition) {
+        return Ok(Outcome::Rejected(rejection));
+    }
+    meta.revision += 1;
+    let revision = meta.revision;
+    let key_meta = match current_meta {
+        Some(old) => KeyMeta { create_revision: old.create_revision, mod_revision: revision, version: old.version + 1 },
+        None => KeyMeta { create_revision: revision, mod_revision: revision, version: 1 },
+    };
+    batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta })?;
+    Ok(Outcome::Put { revision, meta: key_meta, created: current_meta.is_none() })
+}
+
+pub fn apply_delete(
+    batch: &mut Batch<'_>,
+    meta: &mut Meta,
+    key: &str,
+    precondition: Precondition,
+) -> Result<Outcome, ViewError> {
+    let Some(current) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? else {
+        return Ok(Outcome::Rejected(Rejection::NotFound { key: key.to_string() }));
+    };
+    if let Err(rejection) = check(key, Some(&current.meta), precondition) {
+        return Ok(Outcome::Rejected(rejection));
+    }
+    meta.revision += 1;
+    batch.delete(Cf::Kv, key.as_bytes());
+    Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })
+}
+
+pub fn get(view: &View<'_>, key: &str) -> Result<Option<KvRecord>, ViewError> {
+    match view.get(Cf::Kv, key.as_bytes())? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+    }
+}
+
+/// One page of a prefix listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<(String, KvRecord)>,
+    /// True when keys with the prefix remain after the last item.
+    pub more: bool,
+}
+
+/// Keys starting with `prefix` and strictly after `after` (if given), in byte order,
+/// at most `limit` of them.
+pub fn list(view: &View<'_>, prefix: &str, after: Option<&str>, limit: usize) -> Result<Page, ViewError> {
+    let start = match after {
+        // The smallest key strictly after `after` is `after` + "\0".
+        Some(after) if after >= prefix => format!("{after}\0"),
+        _ => prefix.to_string(),
+    };
+    let mut items = Vec::new();
+    let mut more = false;
+    for item in view.iter_from(Cf::Kv, start.as_bytes()) {
+        let (key, value) = item?;
+        if !key.starts_with(prefix.as_bytes()) {
+            break;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        let key = String::from_utf8(key.to_vec())
+            .map_err(|_| ViewError::Corrupt("a stored key is not UTF-8".to_string()))?;
+        items.push((key, codec::decode(&value)?));
+    }
+    Ok(Page { items, more })
+}

@@ -1,0 +1,185 @@
+//! The replicated state machine: openraft's `RaftStateMachine` over `StateStore`.
+//!
+//! `apply` is deterministic: it reads only the entries and the stored state (no clock,
+//! no randomness, no I/O but its own store), so every replica that applies the same
+//! log holds the same state and returns the same responses. All entries of one
+//! `apply` call are written in one atomic batch together with the new applied log id.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+
+use super::command::{Command, Outcome, Rejection, Request, Response};
+use super::idempotency::{self, IdempotencyBounds, Lookup};
+use super::kv;
+use super::reader::StateReader;
+use super::snapshot::{SnapshotError, SnapshotFiles};
+use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
+use crate::raft::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+pub struct StateMachine {
+    store: StateStore,
+    files: Arc<SnapshotFiles>,
+    /// In-memory copy of the stored `Meta` (the store stays authoritative).
+    meta: Meta,
+    bounds: IdempotencyBounds,
+}
+
+/// Builds snapshots off the apply path, from a point-in-time view of the store.
+pub struct SnapshotBuilder {
+    store: StateStore,
+    files: Arc<SnapshotFiles>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the state database: {0}")]
+    Store(#[from] rocksdb::Error),
+    #[error("cannot recover the state: {0}")]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot read the state: {0}")]
+    View(#[from] ViewError),
+    #[error("cannot open the snapshot directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StateMachine {
+    /// Opens the state under `dir` (`state/` and `snapshots/`), finishing an install
+    /// a crash interrupted.
+    pub fn open(dir: &Path, bounds: IdempotencyBounds) -> Result<Self, OpenError> {
+        let store = StateStore::open(&dir.join("state"))?;
+        let files = Arc::new(SnapshotFiles::open(&dir.join("snapshots"))?);
+        if SnapshotFiles::install_interrupted(&store)? {
+            tracing::warn!("a snapshot install was interrupted; installing it again");
+            files.install_current(&store, None)?;
+        }
+        let meta = store.view().meta()?;
+        Ok(Self { store, files, meta, bounds })
+    }
+
+    pub fn reader(&self) -> StateReader {
+        StateReader::new(self.store.clone())
+    }
+
+    fn apply_request(&self, batch: &mut Batch<'_>, meta: &mut Meta, index: u64, request: Request) -> Result<Response, ViewError> {
+        idempotency::evict(batch, meta, index, self.bounds)?;
+        let Some(key) = request.idempotency_key else {
+            return Ok(Response::fresh(apply_command(batch, meta, request.command)?));
+        };
+        let fingerprint = idempotency::fingerprint(&request.command)?;
+        match idempotency::lookup(batch, &key, fingerprint)? {
+            Lookup::Replay(outcome) => Ok(Response { replayed: true, outcome }),
+            Lookup::Reused => Ok(Response::fresh(Outcome::Rejected(Rejection::IdempotencyKeyReused { key }))),
+            Lookup::Fresh => {
+                let outcome = apply_command(batch, meta, request.command)?;
+                idempotency::remember(batch, meta, &key, fingerprint, index, &outcome)?;
+                idempotency::evict(batch, meta, index, self.bounds)?;
+                Ok(Response::fresh(outcome))
+            }
+        }
+    }
+}
+
+fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, command: Command) -> Result<Outcome, ViewError> {
+    match command {
+        Command::Put { key, value, precondition } => kv::apply_put(batch, meta, &key, value, precondition),
+        Command::Delete { key, precondition } => kv::apply_delete(batch, meta, &key, precondition),
+    }
+}
+
+fn snapshot_err(meta: Option<&SnapshotMeta>, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_snapshot(meta.map(|m| m.signature()), &e).into()
+}
+
+fn current_snapshot(files: &SnapshotFiles) -> Result<Option<Snapshot>, StorageError> {
+    let current = files.current().map_err(|e| StorageError::from(StorageIOError::read_snapshot(None, &e)))?;
+    Ok(current.map(|(meta, file)| Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) }))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let (store, files) = (self.store.clone(), self.files.clone());
+        // A wall-clock suffix only makes ids unique across restarts; it never reaches `apply`.
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let built = tokio::task::spawn_blocking(move || {
+            let applied = store.view().meta()?.last_applied;
+            let id = match applied {
+                Some(log_id) => format!("{}-{}-{nanos}", log_id.leader_id.term, log_id.index),
+                None => format!("0-0-{nanos}"),
+            };
+            files.build(&store, id)
+        })
+        .await
+        .map_err(|e| snapshot_err(None, e))?
+        .map_err(|e| snapshot_err(None, e))?;
+        tracing::info!(snapshot = %built, "built snapshot");
+        current_snapshot(&self.files)?.ok_or_else(|| snapshot_err(Some(&built), std::io::Error::other("snapshot vanished after build")))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.meta.last_applied, self.meta.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut meta = self.meta.clone();
+        let mut batch = self.store.begin();
+        let mut responses = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            let apply_err = |e: ViewError| StorageError::from(StorageIOError::apply(log_id, &e));
+            meta.last_applied = Some(log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => Response::fresh(Outcome::Noop),
+                EntryPayload::Normal(request) => self.apply_request(&mut batch, &mut meta, log_id.index, request).map_err(apply_err)?,
+                EntryPayload::Membership(membership) => {
+                    meta.membership = StoredMembership::new(Some(log_id), membership);
+                    Response::fresh(Outcome::Noop)
+                }
+            };
+            responses.push(response);
+        }
+        batch.put_encoded(Cf::Meta, KEY_META, &meta).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        batch.commit().map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.meta = meta;
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { store: self.store.clone(), files: self.files.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let file = self.files.begin_incoming().map_err(|e| snapshot_err(None, e))?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+        let file = snapshot.into_std().await;
+        let (store, files, expected) = (self.store.clone(), self.files.clone(), meta.clone());
+        let installed = tokio::task::spawn_blocking(move || {
+            files.accept_incoming(&file)?;
+            files.install_current(&store, Some(&expected))
+        })
+        .await
+        .map_err(|e| snapshot_err(Some(meta), e))?
+        .map_err(|e| snapshot_err(Some(meta), e))?;
+        tracing::info!(snapshot = %meta, "installed snapshot");
+        self.meta = installed;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        current_snapshot(&self.files)
+    }
+}

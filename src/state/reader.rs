@@ -1,0 +1,51 @@
+//! Read access to the state for the API: every answer says which applied entry and
+//! which cluster revision it reflects, taken from the same point-in-time view.
+//!
+//! Reads here are local. The API makes them linearizable by first confirming
+//! leadership (openraft's ReadIndex) and waiting until this node has applied up to
+//! the read index; with `consistency=stale` it skips that and reports the index.
+
+use super::kv::{self, KvRecord, Page};
+use super::store::{Meta, StateStore, ViewError};
+
+/// A value read from the state and the position it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtIndex<T> {
+    pub value: T,
+    /// Index of the last log entry applied to the state that was read.
+    pub applied_index: u64,
+    /// The cluster revision at that point.
+    pub revision: u64,
+}
+
+#[derive(Clone)]
+pub struct StateReader {
+    store: StateStore,
+}
+
+impl StateReader {
+    pub(super) fn new(store: StateStore) -> Self {
+        Self { store }
+    }
+
+    fn at<T>(meta: &Meta, value: T) -> AtIndex<T> {
+        AtIndex { value, applied_index: meta.last_applied.map_or(0, |id| id.index), revision: meta.revision }
+    }
+
+    pub fn get(&self, key: &str) -> Result<AtIndex<Option<KvRecord>>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, kv::get(&view, key)?))
+    }
+
+    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<Page>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, kv::list(&view, prefix, after, limit)?))
+    }
+
+    /// The applied position alone (for `/ready` and `/v1/cluster`).
+    pub fn position(&self) -> Result<AtIndex<()>, ViewError> {
+        Ok(Self::at(&self.store.view().meta()?, ()))
+    }
+}

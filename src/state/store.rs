@@ -1,0 +1,205 @@
+//! The state machine's RocksDB: column families, the metadata record, and `Batch`.
+//!
+//! All replicated state lives on disk, so the data set may exceed memory and a
+//! restart resumes from the last applied entry instead of replaying the whole log.
+//! Writes are not synced: the Raft log is the durable record, and everything here can
+//! be rebuilt from it (or from a snapshot, whose file *is* synced).
+//!
+//! `Batch` is how `apply` writes: one RocksDB `WriteBatch` per `apply` call, holding
+//! the changes of every entry in it together with the new metadata (applied log id,
+//! membership, revision), so the data and the applied index can never disagree. The
+//! batch keeps an overlay of its own pending writes, because a later entry in the same
+//! batch must see what an earlier one wrote.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::raft::{LogId, StoredMembership};
+
+/// A column family of the state database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Cf {
+    /// Small records: the `Meta` record and the snapshot-install marker.
+    Meta = 1,
+    /// Key → encoded `kv::KvRecord`.
+    Kv = 2,
+    /// Idempotency key → encoded `idempotency::Remembered`.
+    Idem = 3,
+    /// Dense sequence number (big-endian) → idempotency key, oldest first, for eviction.
+    IdemOrder = 4,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 4] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::Kv => "kv",
+            Cf::Idem => "idem",
+            Cf::IdemOrder => "idem_order",
+        }
+    }
+
+    pub fn from_id(id: u8) -> Option<Cf> {
+        Cf::ALL.into_iter().find(|cf| *cf as u8 == id)
+    }
+}
+
+pub const KEY_META: &[u8] = b"meta";
+/// Present while a snapshot is being installed; see `snapshot::install`.
+pub const KEY_INSTALLING: &[u8] = b"installing";
+
+/// Everything about the state machine that is not a primitive's data.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    /// The cluster revision: grows by one with every change to a key.
+    pub revision: u64,
+    /// Idempotency table window: sequence numbers `first..next` are remembered.
+    pub idem_first_seq: u64,
+    pub idem_next_seq: u64,
+}
+
+/// The state machine's database handle. Cheap to clone.
+#[derive(Clone)]
+pub struct StateStore {
+    db: Arc<DB>,
+}
+
+pub type StoreError = rocksdb::Error;
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families = Cf::ALL.map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let db = DB::open_cf_descriptors(&options, dir, families)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+        // Every family in `Cf::ALL` is created in `open`.
+        self.db.cf_handle(cf.name()).expect("column family created at open")
+    }
+
+    /// A consistent point-in-time view for reads.
+    pub fn view(&self) -> View<'_> {
+        View { store: self, snapshot: self.db.snapshot() }
+    }
+
+    pub fn begin(&self) -> Batch<'_> {
+        Batch { store: self, writes: WriteBatch::default(), overlay: HashMap::new() }
+    }
+
+    /// Makes every write so far durable (used before a snapshot lets the log be purged).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true)
+    }
+}
+
+/// Reads from one RocksDB snapshot: the data and the `Meta` it returns agree.
+pub struct View<'a> {
+    store: &'a StateStore,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl<'a> View<'a> {
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot.get_cf(self.store.cf(cf), key)
+    }
+
+    /// The metadata this view reflects; fails while a snapshot install is under way,
+    /// because the data is then only partly there.
+    pub fn meta(&self) -> Result<Meta, ViewError> {
+        if self.get(Cf::Meta, KEY_INSTALLING)?.is_some() {
+            return Err(ViewError::Installing);
+        }
+        match self.get(Cf::Meta, KEY_META)? {
+            None => Ok(Meta::default()),
+            Some(bytes) => Ok(codec::decode(&bytes)?),
+        }
+    }
+
+    /// Iterates `cf` in key order starting at `from` (inclusive).
+    pub fn iter_from(&self, cf: Cf, from: &[u8]) -> rocksdb::DBIteratorWithThreadMode<'a, DB> {
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_snapshot(&self.snapshot);
+        self.store.db.iterator_cf_opt(
+            self.store.cf(cf),
+            options,
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        )
+    }
+}
+
+/// A read failed, or the stored bytes did not decode (corruption or a version skew).
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    #[error("state store holds a malformed record: {0}")]
+    Codec(#[from] codec::CodecError),
+    #[error("state store is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("a snapshot is being installed on this node; try another node or retry shortly")]
+    Installing,
+}
+
+/// The pending writes of one `apply` call; see the module doc.
+pub struct Batch<'a> {
+    store: &'a StateStore,
+    writes: WriteBatch,
+    overlay: HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl Batch<'_> {
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(&(cf, key.to_vec())) {
+            Some(pending) => Ok(pending.clone()),
+            None => self.store.db.get_cf(self.store.cf(cf), key),
+        }
+    }
+
+    pub fn get_decoded<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>, ViewError> {
+        match self.get(cf, key)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+        }
+    }
+
+    pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
+        self.writes.put_cf(self.store.cf(cf), key, &value);
+        self.overlay.insert((cf, key.to_vec()), Some(value));
+    }
+
+    pub fn put_encoded<T: Serialize>(&mut self, cf: Cf, key: &[u8], value: &T) -> Result<(), ViewError> {
+        let bytes = codec::encode(value)?;
+        self.put(cf, key, bytes);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: &[u8]) {
+        self.writes.delete_cf(self.store.cf(cf), key);
+        self.overlay.insert((cf, key.to_vec()), None);
+    }
+
+    /// Writes the batch atomically, unsynced (see the module doc).
+    pub fn commit(self) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(false);
+        self.store.db.write_opt(self.writes, &options)
+    }
+}

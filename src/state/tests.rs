@@ -1,0 +1,347 @@
+//! Unit tests of the state machine: feed entries, check responses and stored state.
+
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, EntryPayload, Membership, RaftSnapshotBuilder};
+use tempfile::TempDir;
+
+use super::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request, Response};
+use super::idempotency::IdempotencyBounds;
+use super::kv::{self, InvalidInput};
+use super::store::{Cf, KEY_INSTALLING};
+use super::{StateMachine, StateReader};
+use crate::config::Limits;
+use crate::raft::{Entry, LogId};
+
+struct Fixture {
+    dir: TempDir,
+    machine: StateMachine,
+    reader: StateReader,
+    next_index: u64,
+}
+
+fn log_id(index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(1, 1), index)
+}
+
+fn put(key: &str, value: &str) -> Command {
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None }
+}
+
+fn put_if(key: &str, value: &str, precondition: Precondition) -> Command {
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition }
+}
+
+fn del(key: &str, precondition: Precondition) -> Command {
+    Command::Delete { key: key.into(), precondition }
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with_bounds(IdempotencyBounds::default())
+    }
+
+    fn with_bounds(bounds: IdempotencyBounds) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let machine = StateMachine::open(dir.path(), bounds).unwrap();
+        let reader = machine.reader();
+        Self { dir, machine, reader, next_index: 1 }
+    }
+
+    async fn apply_entries(&mut self, payloads: Vec<EntryPayload<crate::raft::TypeConfig>>) -> Vec<Response> {
+        let entries: Vec<Entry> = payloads
+            .into_iter()
+            .map(|payload| {
+                let entry = Entry { log_id: log_id(self.next_index), payload };
+                self.next_index += 1;
+                entry
+            })
+            .collect();
+        self.machine.apply(entries).await.unwrap()
+    }
+
+    async fn apply_keyed(&mut self, key: Option<&str>, command: Command) -> Response {
+        let request = Request { idempotency_key: key.map(String::from), command };
+        self.apply_entries(vec![EntryPayload::Normal(request)]).await.remove(0)
+    }
+
+    async fn apply(&mut self, command: Command) -> Outcome {
+        self.apply_keyed(None, command).await.outcome
+    }
+
+    fn value(&self, key: &str) -> Option<Vec<u8>> {
+        self.reader.get(key).unwrap().value.map(|record| record.value)
+    }
+
+    fn revision(&self) -> u64 {
+        self.reader.position().unwrap().revision
+    }
+}
+
+fn meta(create_revision: u64, mod_revision: u64, version: u64) -> KeyMeta {
+    KeyMeta { create_revision, mod_revision, version }
+}
+
+#[tokio::test]
+async fn put_get_delete_track_revisions() {
+    let mut f = Fixture::new();
+    assert_eq!(f.apply(put("a", "1")).await, Outcome::Put { revision: 1, meta: meta(1, 1, 1), created: true });
+    assert_eq!(f.apply(put("a", "2")).await, Outcome::Put { revision: 2, meta: meta(1, 2, 2), created: false });
+    assert_eq!(f.apply(put("b", "x")).await, Outcome::Put { revision: 3, meta: meta(3, 3, 1), created: true });
+    assert_eq!(f.value("a"), Some(b"2".to_vec()));
+    assert_eq!(f.apply(del("a", Precondition::None)).await, Outcome::Deleted { revision: 4, prev: meta(1, 2, 2) });
+    assert_eq!(f.value("a"), None);
+    // Re-created: a new create_revision and version 1.
+    assert_eq!(f.apply(put("a", "3")).await, Outcome::Put { revision: 5, meta: meta(5, 5, 1), created: true });
+    let read = f.reader.get("a").unwrap();
+    assert_eq!((read.applied_index, read.revision), (5, 5));
+}
+
+#[tokio::test]
+async fn refusals_change_nothing_not_even_the_revision() {
+    let mut f = Fixture::new();
+    f.apply(put("k", "v1")).await;
+    let before = f.revision();
+    assert_eq!(f.apply(del("missing", Precondition::None)).await, Outcome::Rejected(Rejection::NotFound { key: "missing".into() }));
+    let wrong = f.apply(put_if("k", "v2", Precondition::ModRevision(99))).await;
+    assert_eq!(wrong, Outcome::Rejected(Rejection::PreconditionFailed { key: "k".into(), current: Some(meta(1, 1, 1)) }));
+    let exists = f.apply(put_if("k", "v2", Precondition::Absent)).await;
+    assert!(matches!(exists, Outcome::Rejected(Rejection::PreconditionFailed { .. })));
+    let absent = f.apply(put_if("nope", "v", Precondition::Exists)).await;
+    assert_eq!(absent, Outcome::Rejected(Rejection::PreconditionFailed { key: "nope".into(), current: None }));
+    let wrong_delete = f.apply(del("k", Precondition::ModRevision(7))).await;
+    assert!(matches!(wrong_delete, Outcome::Rejected(Rejection::PreconditionFailed { .. })));
+    assert_eq!(f.revision(), before);
+    assert_eq!(f.value("k"), Some(b"v1".to_vec()));
+    assert_eq!(f.value("nope"), None);
+}
+
+#[tokio::test]
+async fn compare_and_swap_succeeds_on_the_current_revision() {
+    let mut f = Fixture::new();
+    assert!(matches!(f.apply(put_if("k", "v1", Precondition::Absent)).await, Outcome::Put { created: true, .. }));
+    let Outcome::Put { meta: first, .. } = f.apply(put_if("k", "v2", Precondition::ModRevision(1))).await else { panic!("CAS failed") };
+    assert_eq!(first, meta(1, 2, 2));
+    assert!(matches!(f.apply(put_if("k", "v3", Precondition::Exists)).await, Outcome::Put { .. }));
+    assert!(matches!(f.apply(del("k", Precondition::ModRevision(3))).await, Outcome::Deleted { .. }));
+}
+
+#[tokio::test]
+async fn entries_in_one_batch_see_each_other() {
+    let mut f = Fixture::new();
+    let requests = [put("k", "1"), put("k", "2"), put_if("k", "3", Precondition::ModRevision(2)), del("k", Precondition::None)];
+    let payloads = requests.into_iter().map(|command| EntryPayload::Normal(Request { idempotency_key: None, command })).collect();
+    let responses = f.apply_entries(payloads).await;
+    let outcomes: Vec<_> = responses.into_iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes[1], Outcome::Put { revision: 2, meta: meta(1, 2, 2), created: false });
+    assert_eq!(outcomes[2], Outcome::Put { revision: 3, meta: meta(1, 3, 3), created: false });
+    assert_eq!(outcomes[3], Outcome::Deleted { revision: 4, prev: meta(1, 3, 3) });
+    assert_eq!(f.value("k"), None);
+}
+
+#[tokio::test]
+async fn list_pages_through_a_prefix_in_order() {
+    let mut f = Fixture::new();
+    for key in ["app/c", "app/a", "apq", "app/b", "ap", "b"] {
+        f.apply(put(key, key)).await;
+    }
+    let view_keys = |page: &kv::Page| page.items.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let first = f.reader.list("app/", None, 2).unwrap().value;
+    assert_eq!(view_keys(&first), ["app/a", "app/b"]);
+    assert!(first.more);
+    let second = f.reader.list("app/", Some("app/b"), 2).unwrap().value;
+    assert_eq!(view_keys(&second), ["app/c"]);
+    assert!(!second.more);
+    let all = f.reader.list("", None, 100).unwrap().value;
+    assert_eq!(view_keys(&all), ["ap", "app/a", "app/b", "app/c", "apq", "b"]);
+    // `after` before the prefix starts at the prefix.
+    assert_eq!(view_keys(&f.reader.list("app/", Some("a"), 10).unwrap().value), ["app/a", "app/b", "app/c"]);
+    // Exactly `limit` keys left: no phantom "more".
+    assert!(!f.reader.list("app/", None, 3).unwrap().value.more);
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_outcome() {
+    let mut f = Fixture::new();
+    let first = f.apply_keyed(Some("req-1"), put("k", "v")).await;
+    assert!(!first.replayed);
+    f.apply(put("k", "other")).await;
+    let again = f.apply_keyed(Some("req-1"), put("k", "v")).await;
+    assert!(again.replayed);
+    assert_eq!(again.outcome, first.outcome);
+    // Not applied twice: the later write is still there and the revision moved once.
+    assert_eq!(f.value("k"), Some(b"other".to_vec()));
+    assert_eq!(f.revision(), 2);
+    // A refusal is remembered too.
+    let refused = f.apply_keyed(Some("req-2"), del("nothing", Precondition::None)).await;
+    f.apply(put("nothing", "now exists")).await;
+    assert_eq!(f.apply_keyed(Some("req-2"), del("nothing", Precondition::None)).await.outcome, refused.outcome);
+    // The same key for a different command is refused, not answered with the old result.
+    let reused = f.apply_keyed(Some("req-1"), put("k", "different")).await;
+    assert_eq!(reused.outcome, Outcome::Rejected(Rejection::IdempotencyKeyReused { key: "req-1".into() }));
+    assert_eq!(f.value("k"), Some(b"other".to_vec()));
+}
+
+#[tokio::test]
+async fn idempotency_table_is_bounded_by_count_and_by_window() {
+    let mut f = Fixture::with_bounds(IdempotencyBounds { entries_max: 2, window_entries: 1_000 });
+    f.apply_keyed(Some("k1"), put("a", "1")).await;
+    f.apply_keyed(Some("k2"), put("b", "1")).await;
+    f.apply_keyed(Some("k3"), put("c", "1")).await; // evicts k1
+    assert!(f.apply_keyed(Some("k2"), put("b", "1")).await.replayed);
+    let forgotten = f.apply_keyed(Some("k1"), put("a", "1")).await;
+    assert!(!forgotten.replayed, "k1 should have been evicted by the count bound");
+}
+
+#[tokio::test]
+async fn idempotency_window_expires_old_records() {
+    let mut f = Fixture::with_bounds(IdempotencyBounds { entries_max: 100, window_entries: 3 });
+    f.apply_keyed(Some("old"), put("a", "1")).await; // index 1
+    f.apply(put("filler", "2")).await;
+    f.apply(put("filler", "3")).await;
+    // At index 4 the record is 3 entries old: still inside the window.
+    assert!(f.apply_keyed(Some("old"), put("a", "1")).await.replayed);
+    f.apply(put("filler", "5")).await;
+    // At index 6 the record from index 1 is 5 entries old: beyond the window of 3.
+    assert!(!f.apply_keyed(Some("old"), put("a", "1")).await.replayed);
+    assert_eq!(f.reader.get("a").unwrap().value.map(|r| r.meta.version), Some(2));
+    assert_eq!(f.reader.get("filler").unwrap().value.map(|r| r.value), Some(b"5".to_vec()));
+}
+
+#[tokio::test]
+async fn state_and_applied_index_survive_reopen() {
+    let mut f = Fixture::new();
+    let membership = Membership::new(vec![std::collections::BTreeSet::from([1u64, 2, 3])], None);
+    f.apply_entries(vec![EntryPayload::Blank, EntryPayload::Membership(membership.clone())]).await;
+    f.apply(put("k", "v")).await;
+    let path = f.dir.path().to_path_buf();
+    drop(f.machine);
+    let mut reopened = StateMachine::open(&path, IdempotencyBounds::default()).unwrap();
+    let (applied, stored_membership) = reopened.applied_state().await.unwrap();
+    assert_eq!(applied, Some(log_id(3)));
+    assert_eq!(stored_membership.membership(), &membership);
+    assert_eq!(stored_membership.log_id(), &Some(log_id(2)));
+    assert_eq!(reopened.reader().get("k").unwrap().value.map(|r| r.value), Some(b"v".to_vec()));
+}
+
+async fn snapshot_into_bytes(f: &mut Fixture) -> (crate::raft::SnapshotMeta, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut builder = f.machine.get_snapshot_builder().await;
+    let mut snapshot = builder.build_snapshot().await.unwrap();
+    let mut bytes = Vec::new();
+    snapshot.snapshot.read_to_end(&mut bytes).await.unwrap();
+    (snapshot.meta, bytes)
+}
+
+async fn receive(target: &mut Fixture, meta: &crate::raft::SnapshotMeta, bytes: &[u8]) -> Result<(), crate::raft::StorageError> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = target.machine.begin_receiving_snapshot().await.unwrap();
+    file.write_all(bytes).await.unwrap();
+    file.flush().await.unwrap();
+    target.machine.install_snapshot(meta, file).await
+}
+
+#[tokio::test]
+async fn snapshot_round_trip_replaces_the_target_state() {
+    let mut source = Fixture::new();
+    for i in 0..50 {
+        source.apply_keyed(Some(&format!("idem-{i}")), put(&format!("key/{i:03}"), &format!("value {i}"))).await;
+    }
+    source.apply(del("key/007", Precondition::None)).await;
+    let (meta, bytes) = snapshot_into_bytes(&mut source).await;
+    assert_eq!(meta.last_log_id, Some(log_id(51)));
+
+    let mut target = Fixture::new();
+    target.apply(put("stale-only-on-target", "x")).await;
+    receive(&mut target, &meta, &bytes).await.unwrap();
+    assert_eq!(target.machine.applied_state().await.unwrap().0, Some(log_id(51)));
+    assert_eq!(target.value("stale-only-on-target"), None);
+    assert_eq!(target.value("key/007"), None);
+    assert_eq!(target.value("key/042"), Some(b"value 42".to_vec()));
+    assert_eq!(target.revision(), source.revision());
+    // The idempotency table travels with the snapshot: a retry after failover replays.
+    target.next_index = 52;
+    assert!(target.apply_keyed(Some("idem-3"), put("key/003", "value 3")).await.replayed);
+    // And the target can serve the same snapshot on.
+    let current = target.machine.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, meta);
+}
+
+#[tokio::test]
+async fn corrupt_or_mismatched_snapshots_are_refused_and_change_nothing() {
+    let mut source = Fixture::new();
+    for i in 0..10 {
+        source.apply(put(&format!("k{i}"), "v")).await;
+    }
+    let (meta, bytes) = snapshot_into_bytes(&mut source).await;
+
+    let mut target = Fixture::new();
+    target.apply(put("mine", "kept")).await;
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    assert!(receive(&mut target, &meta, &flipped).await.is_err());
+    assert!(receive(&mut target, &meta, &bytes[..bytes.len() - 3]).await.is_err());
+    let mut other_meta = meta.clone();
+    other_meta.snapshot_id = "someone-else".into();
+    assert!(receive(&mut target, &other_meta, &bytes).await.is_err());
+    assert_eq!(target.value("mine"), Some(b"kept".to_vec()));
+    assert_eq!(target.value("k3"), None);
+}
+
+#[tokio::test]
+async fn an_interrupted_install_is_finished_on_open() {
+    let mut source = Fixture::new();
+    source.apply(put("from-snapshot", "yes")).await;
+    let (meta, bytes) = snapshot_into_bytes(&mut source).await;
+    let mut target = Fixture::new();
+    receive(&mut target, &meta, &bytes).await.unwrap();
+    // Simulate a crash in the middle of an install: marker set, data wiped.
+    let path = target.dir.path().to_path_buf();
+    drop(target.machine);
+    {
+        let store = super::store::StateStore::open(&path.join("state")).unwrap();
+        store.db().put_cf(store.cf(Cf::Meta), KEY_INSTALLING, b"1").unwrap();
+        store.db().delete_cf(store.cf(Cf::Kv), b"from-snapshot").unwrap();
+        let reader = StateReader::new(store.clone());
+        assert!(matches!(reader.get("from-snapshot"), Err(super::store::ViewError::Installing)));
+    }
+    let reopened = StateMachine::open(&path, IdempotencyBounds::default()).unwrap();
+    assert_eq!(reopened.reader().get("from-snapshot").unwrap().value.map(|r| r.value), Some(b"yes".to_vec()));
+}
+
+#[tokio::test]
+async fn replicas_fed_the_same_log_agree() {
+    let commands = |seed: u64| -> Vec<Command> {
+        (0..200u64)
+            .map(|i| {
+                let key = format!("k{}", (i * 7 + seed) % 13);
+                match i % 4 {
+                    0 | 1 => put(&key, &i.to_string()),
+                    2 => put_if(&key, "cas", Precondition::ModRevision(i / 2)),
+                    _ => del(&key, Precondition::None),
+                }
+            })
+            .collect()
+    };
+    let mut a = Fixture::new();
+    let mut b = Fixture::new();
+    let mut responses_a = Vec::new();
+    let mut responses_b = Vec::new();
+    for command in commands(3) {
+        responses_a.push(a.apply(command.clone()).await);
+        responses_b.push(b.apply(command).await);
+    }
+    assert_eq!(responses_a, responses_b);
+    assert_eq!(a.reader.list("", None, 1000).unwrap(), b.reader.list("", None, 1000).unwrap());
+}
+
+#[test]
+fn input_validation_against_limits() {
+    let limits = Limits { key_bytes_max: 8, value_bytes_max: 4, ..Limits::default() };
+    assert_eq!(kv::validate_key("", &limits), Err(InvalidInput::EmptyKey));
+    assert_eq!(kv::validate_key("123456789", &limits), Err(InvalidInput::KeyTooLarge { len: 9, max: 8 }));
+    assert_eq!(kv::validate_key("a\nb", &limits), Err(InvalidInput::KeyNotPrintable { at: 1 }));
+    assert_eq!(kv::validate_key("a/b é", &limits), Ok(()));
+    assert_eq!(kv::validate_value(b"12345", &limits), Err(InvalidInput::ValueTooLarge { len: 5, max: 4 }));
+    assert_eq!(kv::validate_value(b"", &limits), Ok(()));
+}

@@ -1,0 +1,190 @@
+//! Test harness: real clusters of `concord serve` processes on 127.0.0.1.
+//!
+//! Each node gets an ephemeral port and a directory under the cluster's temp dir; its
+//! stdout/stderr go to `node-N.log` there (printed when a test fails, for debugging).
+//! Every process started here is killed by its pid when the `Cluster` is dropped, so
+//! a failing test leaves nothing running. Waiting is always polling for a condition
+//! under a deadline, never sleeping and hoping.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use concord::client::Client;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub struct NodeProc {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    pub dir: TempDir,
+    initial_cluster: String,
+    extra_args: Vec<String>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl NodeProc {
+    fn spawn(&mut self, log_dir: &std::path::Path) {
+        let log = File::options().create(true).append(true).open(log_dir.join(format!("node-{}.log", self.id))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log.try_clone().expect("log fd")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn concord serve");
+        self.child = Some(child);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Cluster {
+    /// Starts `size` members of a new cluster with extra `concord serve` flags.
+    pub async fn start(size: u64, extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addrs: Vec<String> = (0..size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let initial_cluster = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster { nodes: Vec::new(), dir, initial_cluster, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
+        for (i, addr) in addrs.into_iter().enumerate() {
+            let id = i as u64 + 1;
+            let data_dir = cluster.dir.path().join(format!("node-{id}"));
+            let mut args = vec!["serve".to_string(), "--id".into(), id.to_string(), "--listen".into(), addr.clone()];
+            args.extend(["--data-dir".into(), data_dir.display().to_string(), "--initial-cluster".into(), cluster.initial_cluster.clone()]);
+            args.extend(cluster.extra_args.iter().cloned());
+            let mut node = NodeProc { id, addr, data_dir, child: None, args };
+            node.spawn(cluster.dir.path());
+            cluster.nodes.push(node);
+        }
+        cluster.wait_for_leader(Duration::from_secs(20)).await;
+        cluster
+    }
+
+    /// Starts a new node that joins through `via` (an existing member's id).
+    pub fn start_joiner(&mut self, id: u64, via: u64) -> &NodeProc {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let data_dir = self.dir.path().join(format!("node-{id}"));
+        let mut args = vec!["serve".to_string(), "--id".into(), id.to_string(), "--listen".into(), addr.clone()];
+        args.extend(["--data-dir".into(), data_dir.display().to_string(), "--join".into(), self.node(via).url()]);
+        args.extend(self.extra_args.iter().cloned());
+        let mut node = NodeProc { id, addr, data_dir, child: None, args };
+        node.spawn(self.dir.path());
+        self.nodes.push(node);
+        self.nodes.last().expect("just pushed")
+    }
+
+    pub fn node(&self, id: u64) -> &NodeProc {
+        self.nodes.iter().find(|n| n.id == id).expect("node id")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut NodeProc {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+
+    /// A client of every running node.
+    pub fn client(&self) -> Client {
+        Client::new(self.nodes.iter().filter(|n| n.is_running()).map(|n| n.addr.clone()).collect())
+    }
+
+    /// A client of one node only.
+    pub fn client_of(&self, id: u64) -> Client {
+        Client::new(vec![self.node(id).addr.clone()])
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts a killed node with the same flags and data directory.
+    pub fn restart(&mut self, id: u64) {
+        let dir = self.dir.path().to_path_buf();
+        let node = self.node_mut(id);
+        assert!(node.child.is_none(), "node {id} is still running");
+        node.spawn(&dir);
+    }
+
+    /// This node's own view of the cluster (`/v1/cluster?consistency=stale`).
+    pub async fn local_status(&self, id: u64) -> Option<Value> {
+        let url = format!("{}/v1/cluster?consistency=stale", self.node(id).url());
+        let response = reqwest::get(url).await.ok()?;
+        response.json().await.ok()
+    }
+
+    /// Waits until every running node agrees on one leader that is running; returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
+        wait_for("a leader all running nodes agree on", timeout, || async {
+            let mut leaders = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                leaders.push(self.local_status(node.id).await?["leader"].as_u64()?);
+            }
+            let first = *leaders.first()?;
+            let running = self.nodes.iter().any(|n| n.id == first && n.is_running());
+            (running && leaders.iter().all(|l| *l == first)).then_some(first)
+        })
+        .await
+    }
+
+    pub fn log_of(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{id}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        if std::thread::panicking() {
+            for id in &ids {
+                let log = self.log_of(*id);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- node {id} log (last lines) ----");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        for id in ids {
+            self.kill(id);
+        }
+    }
+}

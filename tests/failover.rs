@@ -1,0 +1,149 @@
+//! Crashes: kill -9 of the leader under a stream of writes, of the whole cluster, and
+//! of a minority and a majority of a 5-node cluster. Acknowledged writes must survive.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, wait_for};
+use concord::client::{Client, ClientError};
+use tokio::sync::Mutex;
+
+/// Writes `writer-N/i` keys until told to stop; records every acknowledged one.
+fn spawn_writer(client: Arc<Client>, writer: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<BTreeMap<String, String>>>) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut failures = 0;
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let key = format!("writer-{writer}/{i:06}");
+            let value = format!("value {i}");
+            match client.put(&key, value.clone()).await {
+                Ok(_) => {
+                    acked.lock().await.insert(key, value);
+                }
+                Err(_) => failures += 1,
+            }
+            i += 1;
+        }
+        failures
+    })
+}
+
+async fn assert_all_readable(client: &Client, acked: &BTreeMap<String, String>) {
+    for (key, value) in acked {
+        let found = client.get(key).await.unwrap_or_else(|e| panic!("read {key}: {e}"));
+        let found = found.value.unwrap_or_else(|| panic!("acknowledged write {key} is lost"));
+        assert_eq!(found.value, value.as_bytes(), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let client = Arc::new(cluster.client());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let writers: Vec<_> = (0..4).map(|w| spawn_writer(client.clone(), w, stop.clone(), acked.clone())).collect();
+
+    wait_for("some writes before the crash", Duration::from_secs(10), || async { (acked.lock().await.len() >= 50).then_some(()) }).await;
+    let before_kill = acked.lock().await.len();
+    let killed_at = Instant::now();
+    cluster.kill(leader);
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let failover = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+    // Writes resume under the new leader.
+    wait_for("writes to resume after failover", Duration::from_secs(10), || async {
+        (acked.lock().await.len() >= before_kill + 50).then_some(())
+    })
+    .await;
+    let resumed = killed_at.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    eprintln!("failover: new leader {new_leader} after {failover:?}; writes resumed within {resumed:?}");
+
+    // Bring the old leader back: it rejoins as a follower and converges.
+    cluster.restart(leader);
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let acked = acked.lock().await.clone();
+    assert_all_readable(&cluster.client(), &acked).await;
+    assert_all_readable(&cluster.client_of(leader), &acked).await;
+}
+
+#[tokio::test]
+async fn killing_every_node_and_restarting_keeps_acknowledged_data() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let client = cluster.client();
+    let mut acked = BTreeMap::new();
+    for i in 0..200 {
+        let key = format!("durable/{i:04}");
+        client.put(&key, format!("v{i}")).await.unwrap();
+        acked.insert(key, format!("v{i}"));
+    }
+    client.delete("durable/0007").await.unwrap();
+    acked.remove("durable/0007");
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for id in 1..=3 {
+        cluster.restart(id);
+    }
+    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    let client = cluster.client();
+    assert_all_readable(&client, &acked).await;
+    assert!(client.get("durable/0007").await.unwrap().value.is_none(), "a deletion is durable too");
+    let page = client.list("durable/", None, Some(1000)).await.unwrap();
+    assert_eq!(page.items.len(), acked.len());
+}
+
+#[tokio::test]
+async fn five_nodes_serve_with_two_down_and_refuse_with_three_down() {
+    let mut cluster = Cluster::start(5, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    // Take down two followers.
+    let followers: Vec<u64> = (1..=5).filter(|id| *id != leader).collect();
+    cluster.kill(followers[0]);
+    cluster.kill(followers[1]);
+    let client = cluster.client();
+    for i in 0..20 {
+        client.put(&format!("q/{i}"), "v").await.expect("3 of 5 is a quorum");
+    }
+    assert!(client.get("q/19").await.unwrap().value.is_some());
+
+    // A third node down: no quorum. Every survivor refuses with 503 (nothing proposed).
+    cluster.kill(followers[2]);
+    let survivors = [leader, followers[3]];
+    let http = reqwest::Client::new();
+    for id in survivors {
+        let url = format!("{}/v1/kv/q/refused-{id}", cluster.node(id).url());
+        let status = wait_for("a 503 from a node without quorum", Duration::from_secs(15), || {
+            let request = http.put(&url).body("x").send();
+            async move {
+                let response = request.await.ok()?;
+                (response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE).then(|| response.headers().get("retry-after").cloned())
+            }
+        })
+        .await;
+        assert!(status.is_some(), "503 carries Retry-After");
+    }
+    // The refused writes did not happen: with a majority back, they are absent.
+    cluster.restart(followers[0]);
+    cluster.restart(followers[1]);
+    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    let client = cluster.client();
+    // A 503 is definite: it never turned into a write later.
+    for id in survivors {
+        match client.get(&format!("q/refused-{id}")).await {
+            Ok(found) => assert!(found.value.is_none(), "a 503-refused write must not appear"),
+            Err(ClientError::Api { status, .. }) => panic!("read failed with {status}"),
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+    assert!(client.get("q/0").await.unwrap().value.is_some());
+}

@@ -1,0 +1,213 @@
+//! Key-value API on a real 3-node cluster: forwarding, linearizable and stale reads,
+//! idempotent retries, and every kind of bad input answered with a JSON 4xx that
+//! changes nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, wait_for};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn json(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+fn follower_of(leader: u64) -> u64 {
+    if leader == 1 { 2 } else { 1 }
+}
+
+#[tokio::test]
+async fn writes_through_a_follower_are_forwarded_and_reads_see_them_everywhere() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = follower_of(leader);
+    let http = reqwest::Client::new();
+
+    let url = format!("{}/v1/kv/app/config", cluster.node(follower).url());
+    let put = http.put(&url).body("v1").send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    assert_eq!(put.headers()["concord-node"].to_str().unwrap(), leader.to_string(), "served by the leader");
+    let body = json(put).await;
+    assert_eq!((body["version"].as_u64(), body["created"].as_bool()), (Some(1), Some(true)));
+    let revision = body["mod_revision"].as_u64().unwrap();
+
+    // A linearizable read from every node, including followers, sees the write at once.
+    for node in &cluster.nodes {
+        let got = http.get(format!("{}/v1/kv/app/config", node.url())).send().await.unwrap();
+        assert_eq!(got.status(), StatusCode::OK);
+        assert_eq!(got.headers()["concord-consistency"], "linearizable");
+        let body = json(got).await;
+        assert_eq!(body["value"], "v1");
+        assert_eq!(body["mod_revision"].as_u64(), Some(revision));
+    }
+
+    // Overwrite through the other follower, then read through the first: never the old value.
+    let other = (1..=3).find(|id| *id != leader && *id != follower).unwrap();
+    for round in 0..20 {
+        let value = format!("v{}", round + 2);
+        let put = http.put(format!("{}/v1/kv/app/config", cluster.node(other).url())).body(value.clone()).send().await.unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+        let got = json(http.get(format!("{url}")).send().await.unwrap()).await;
+        assert_eq!(got["value"], value.as_str(), "linearizable read after acknowledged write");
+    }
+
+    // A stale read answers locally and says what it reflects.
+    let stale = wait_for("a stale read on a follower to catch up", Duration::from_secs(5), || async {
+        let response = http.get(format!("{url}?consistency=stale")).send().await.ok()?;
+        let node = response.headers()["concord-node"].to_str().ok()?.to_string();
+        let applied: u64 = response.headers()["concord-applied-index"].to_str().ok()?.parse().ok()?;
+        let body = json(response).await;
+        (body["value"] == "v21").then_some((node, applied, body))
+    })
+    .await;
+    assert_eq!(stale.0, follower.to_string(), "stale reads are served by the node asked");
+    assert!(stale.1 > 0 && stale.2["applied_index"].as_u64() == Some(stale.1));
+
+    // Binary values survive, raw and as base64.
+    let binary: Vec<u8> = (0..=255u8).collect();
+    let put = http.put(format!("{}/v1/kv/bin", cluster.node(follower).url())).body(binary.clone()).send().await.unwrap();
+    assert!(put.status().is_success());
+    let raw = http.get(format!("{}/v1/kv/bin?raw=true", cluster.node(leader).url())).send().await.unwrap();
+    assert_eq!(raw.bytes().await.unwrap().to_vec(), binary);
+    let as_json = json(http.get(format!("{}/v1/kv/bin", cluster.node(leader).url())).send().await.unwrap()).await;
+    assert_eq!(as_json["encoding"], "base64");
+}
+
+#[tokio::test]
+async fn compare_and_swap_and_listing_over_http() {
+    let cluster = Cluster::start(3, &[]).await;
+    let base = cluster.node(1).url();
+    let http = reqwest::Client::new();
+    let created = http.put(format!("{base}/v1/kv/lock/a")).header("if-none-match", "*").body("x").send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let etag = created.headers()["etag"].to_str().unwrap().to_string();
+    let again = http.put(format!("{base}/v1/kv/lock/a")).header("if-none-match", "*").body("y").send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(json(again).await["error"]["details"]["current"]["mod_revision"].as_u64(), etag.parse().ok());
+    let stale_cas = http.put(format!("{base}/v1/kv/lock/a")).header("if-match", "999").body("y").send().await.unwrap();
+    assert_eq!(stale_cas.status(), StatusCode::PRECONDITION_FAILED);
+    let good_cas = http.put(format!("{base}/v1/kv/lock/a")).header("if-match", &etag).body("y").send().await.unwrap();
+    assert_eq!(good_cas.status(), StatusCode::OK);
+    let bad_delete = http.delete(format!("{base}/v1/kv/lock/a")).header("if-match", &etag).send().await.unwrap();
+    assert_eq!(bad_delete.status(), StatusCode::PRECONDITION_FAILED);
+    let missing = http.delete(format!("{base}/v1/kv/lock/none")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(missing).await["error"]["code"], "key_not_found");
+
+    for i in 0..5 {
+        http.put(format!("{base}/v1/kv/list/{i}")).body(i.to_string()).send().await.unwrap();
+    }
+    let page = json(http.get(format!("{base}/v1/kv?prefix=list/&limit=2")).send().await.unwrap()).await;
+    let keys: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["list/0", "list/1"]);
+    assert_eq!(page["more"], true);
+    let next = page["next_after"].as_str().unwrap();
+    let rest = json(http.get(format!("{base}/v1/kv?prefix=list/&after={next}&limit=10")).send().await.unwrap()).await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 3);
+    assert_eq!(rest["more"], false);
+}
+
+#[tokio::test]
+async fn a_retried_write_with_the_same_idempotency_key_applies_once() {
+    let cluster = Cluster::start(3, &[]).await;
+    let http = reqwest::Client::new();
+    let send = |node: u64, body: &'static str| {
+        http.put(format!("{}/v1/kv/counter", cluster.node(node).url())).header("idempotency-key", "retry-42").body(body).send()
+    };
+    let first = send(1, "1").await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = json(first).await;
+    // The retry goes to another node, as a failing-over client's would.
+    let retry = send(3, "1").await.unwrap();
+    assert_eq!(retry.status(), StatusCode::CREATED, "the first result, replayed");
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(json(retry).await, first);
+    let current = json(http.get(format!("{}/v1/kv/counter", cluster.node(2).url())).send().await.unwrap()).await;
+    assert_eq!(current["version"].as_u64(), Some(1), "applied exactly once");
+    // Same key, different request: refused.
+    let reused = send(2, "2").await.unwrap();
+    assert_eq!(reused.status(), StatusCode::CONFLICT);
+    assert_eq!(json(reused).await["error"]["code"], "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
+    let cluster = Cluster::start(3, &["--key-bytes-max", "64", "--value-bytes-max", "1024", "--body-bytes-max", "2048"]).await;
+    let base = cluster.node(2).url();
+    let http = reqwest::Client::new();
+    let put = http.put(format!("{base}/v1/kv/existing")).body("original").send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let before = json(http.get(format!("{base}/v1/kv?prefix=")).send().await.unwrap()).await;
+
+    let long_key = "k".repeat(65);
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        ("empty key", http.put(format!("{base}/v1/kv/")).body("v"), StatusCode::BAD_REQUEST, "empty_key"),
+        ("empty key delete", http.delete(format!("{base}/v1/kv/")), StatusCode::BAD_REQUEST, "empty_key"),
+        ("oversized key", http.put(format!("{base}/v1/kv/{long_key}")).body("v"), StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
+        ("oversized key read", http.get(format!("{base}/v1/kv/{long_key}")), StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
+        ("control character in key", http.put(format!("{base}/v1/kv/a%0Ab")).body("v"), StatusCode::BAD_REQUEST, "invalid_key"),
+        ("oversized value", http.put(format!("{base}/v1/kv/existing")).body(vec![b'x'; 1025]), StatusCode::PAYLOAD_TOO_LARGE, "value_too_large"),
+        ("oversized body", http.put(format!("{base}/v1/kv/existing")).body(vec![b'x'; 4096]), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        ("non-numeric If-Match", http.put(format!("{base}/v1/kv/existing")).header("if-match", "abc").body("v"), StatusCode::BAD_REQUEST, "invalid_precondition"),
+        ("If-None-Match other than *", http.put(format!("{base}/v1/kv/existing")).header("if-none-match", "7").body("v"), StatusCode::BAD_REQUEST, "invalid_precondition"),
+        ("both preconditions", http.delete(format!("{base}/v1/kv/existing")).header("if-match", "1").header("if-none-match", "*"), StatusCode::BAD_REQUEST, "invalid_precondition"),
+        ("empty idempotency key", http.put(format!("{base}/v1/kv/existing")).header("idempotency-key", "").body("v"), StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+        ("oversized idempotency key", http.put(format!("{base}/v1/kv/existing")).header("idempotency-key", "i".repeat(129)).body("v"), StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+        ("unknown query parameter", http.put(format!("{base}/v1/kv/existing?ttl=5")).body("v"), StatusCode::BAD_REQUEST, "invalid_query"),
+        ("bad consistency", http.get(format!("{base}/v1/kv/existing?consistency=eventual")), StatusCode::BAD_REQUEST, "invalid_query"),
+        ("list limit zero", http.get(format!("{base}/v1/kv?limit=0")), StatusCode::BAD_REQUEST, "invalid_limit"),
+        ("list limit too big", http.get(format!("{base}/v1/kv?limit=100000")), StatusCode::BAD_REQUEST, "invalid_limit"),
+        ("list limit not a number", http.get(format!("{base}/v1/kv?limit=lots")), StatusCode::BAD_REQUEST, "invalid_query"),
+        ("unknown route", http.get(format!("{base}/v1/nothing-here")), StatusCode::NOT_FOUND, "route_not_found"),
+        ("wrong method", http.post(format!("{base}/v1/kv/existing")).body("v"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        ("missing key", http.get(format!("{base}/v1/kv/absent")), StatusCode::NOT_FOUND, "key_not_found"),
+        ("bad JSON for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":"), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("wrong JSON types for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":\"four\",\"addr\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("bad member address", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"\"}"), StatusCode::BAD_REQUEST, "invalid_addr"),
+        ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
+        ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
+    ];
+    for (what, request, status, code) in cases {
+        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(response.status(), status, "{what}");
+        assert!(response.headers().contains_key("concord-node"), "{what}: names the node");
+        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: has a message");
+    }
+    let after = json(http.get(format!("{base}/v1/kv?prefix=")).send().await.unwrap()).await;
+    assert_eq!(after["revision"], before["revision"], "no bad request changed the revision");
+    assert_eq!(after["items"], before["items"]);
+    let status = json(http.get(format!("{base}/v1/cluster")).send().await.unwrap()).await;
+    assert_eq!(status["members"].as_array().unwrap().len(), 3, "membership unchanged");
+}
+
+#[tokio::test]
+async fn the_cli_talks_to_the_cluster() {
+    let cluster = Cluster::start(3, &[]).await;
+    let endpoints = cluster.nodes.iter().map(|n| n.addr.clone()).collect::<Vec<_>>().join(",");
+    let concord = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_concord")).args(args).env("CONCORD_ENDPOINTS", &endpoints).output().expect("run concord")
+    };
+    let put = concord(&["kv", "put", "cli/key", "hello world"]);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert!(String::from_utf8_lossy(&put.stdout).contains("created"));
+    let get = concord(&["kv", "get", "cli/key"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout), "hello world\n");
+    let cas = concord(&["kv", "put", "cli/key", "again", "--if-match", "999"]);
+    assert_eq!(cas.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cas.stderr).contains("precondition_failed"));
+    let list = concord(&["kv", "list", "cli/", "--json"]);
+    let listed: Value = serde_json::from_slice(&list.stdout).expect("list --json is JSON");
+    assert_eq!(listed["items"][0]["value"], "hello world");
+    let del = concord(&["kv", "del", "cli/key"]);
+    assert!(del.status.success());
+    let gone = concord(&["kv", "get", "cli/key"]);
+    assert_eq!(gone.status.code(), Some(1));
+    let status = concord(&["cluster", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(3));
+}

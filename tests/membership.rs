@@ -1,0 +1,101 @@
+//! Membership changes under load, and catching up a node through a snapshot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Cluster, wait_for};
+use tokio::sync::Mutex;
+
+#[tokio::test]
+async fn add_a_fourth_node_and_remove_an_old_one_while_writes_continue() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let client = Arc::new(cluster.client());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let writer = {
+        let (client, stop, acked) = (client.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("m/{i:06}");
+                if client.put(&key, i.to_string()).await.is_ok() {
+                    acked.lock().await.insert(key, i.to_string());
+                }
+                i += 1;
+            }
+        })
+    };
+    wait_for("writes before the change", Duration::from_secs(10), || async { (acked.lock().await.len() > 30).then_some(()) }).await;
+
+    cluster.start_joiner(4, 2);
+    let voters = |status: serde_json::Value| -> Option<Vec<u64>> {
+        let members = status["members"].as_array()?;
+        Some(members.iter().filter(|m| m["role"] != "learner").filter_map(|m| m["id"].as_u64()).collect())
+    };
+    wait_for("node 4 to become a voter", Duration::from_secs(30), || async {
+        let status = client.cluster_status(false).await.ok()?.value;
+        voters(status).filter(|v| v.contains(&4)).map(|_| ())
+    })
+    .await;
+
+    // Remove node 1, whatever its role (it may be the leader).
+    let removed = client.remove_member(1).await.expect("remove node 1");
+    assert_eq!(removed["removed"], true);
+    cluster.kill(1);
+    let writes_before = acked.lock().await.len();
+    wait_for("writes to continue after the change", Duration::from_secs(15), || async {
+        (acked.lock().await.len() > writes_before + 30).then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+
+    let client = cluster.client();
+    let status = client.cluster_status(false).await.unwrap().value;
+    let mut members = voters(status).unwrap();
+    members.sort();
+    assert_eq!(members, [2, 3, 4]);
+    let acked = acked.lock().await.clone();
+    let node4 = cluster.client_of(4);
+    for (key, value) in &acked {
+        let found = node4.get(key).await.unwrap().value.unwrap_or_else(|| panic!("{key} lost"));
+        assert_eq!(found.value, value.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_missed_purged_log_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start(3, &["--snapshot-after-entries", "50"]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(lagging);
+    let client = cluster.client();
+    for i in 0..400 {
+        client.put(&format!("snap/{i:04}"), vec![b'x'; 200]).await.unwrap();
+    }
+    // The others took a snapshot and purged the log far past what the lagging node
+    // has (it was killed before these 400 writes).
+    wait_for("the leader to purge its log", Duration::from_secs(20), || async {
+        let status = cluster.local_status(leader).await?;
+        (status["purged_index"].as_u64()? > 100).then_some(())
+    })
+    .await;
+
+    cluster.restart(lagging);
+    let own = cluster.client_of(lagging);
+    wait_for("the restarted node to install a snapshot and catch up", Duration::from_secs(30), || async {
+        let status = cluster.local_status(lagging).await?;
+        let caught_up = status["snapshot_index"].as_u64()? > 100 && own.get_with("snap/0399", true).await.ok()?.value.is_some();
+        caught_up.then_some(())
+    })
+    .await;
+    for i in (0..400).step_by(37) {
+        let found = own.get_with(&format!("snap/{i:04}"), true).await.unwrap().value;
+        assert_eq!(found.map(|kv| kv.value.len()), Some(200), "key {i} on the caught-up node");
+    }
+    assert!(cluster.log_of(lagging).contains("installed snapshot"), "caught up through a snapshot, not the log");
+}
