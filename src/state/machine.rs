@@ -168,7 +168,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let file = snapshot.into_std().await;
         let (store, files, expected) = (self.store.clone(), self.files.clone(), meta.clone());
         let installed = tokio::task::spawn_blocking(move || {
-            files.accept_incoming(&file)?;
+            files.accept_incoming(file)?;
             files.install_current(&store, Some(&expected))
         })
         .await

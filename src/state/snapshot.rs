@@ -17,7 +17,7 @@
 //! the marker was written). While the marker is present, reads refuse to answer.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -242,17 +242,28 @@ impl SnapshotFiles {
         Ok(file)
     }
 
-    /// Syncs a fully received snapshot and makes it the current one.
-    pub fn accept_incoming(&self, file: &File) -> Result<(), SnapshotError> {
-        file.sync_all()?;
+    /// Syncs a fully received snapshot and makes it the current one. A file that is
+    /// not one of ours (openraft may hand over any snapshot data) is copied first.
+    pub fn accept_incoming(&self, mut file: File) -> Result<(), SnapshotError> {
         let inode = file.metadata()?.ino();
-        let path = {
+        let ours = {
             let mut incoming = self.incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let position = incoming
-                .iter()
-                .position(|path| fs::metadata(path).is_ok_and(|m| m.ino() == inode))
-                .ok_or_else(|| SnapshotError::Malformed("received snapshot is not one of ours".into()))?;
-            incoming.swap_remove(position)
+            let position = incoming.iter().position(|path| fs::metadata(path).is_ok_and(|m| m.ino() == inode));
+            position.map(|position| incoming.swap_remove(position))
+        };
+        let path = match ours {
+            Some(path) => {
+                file.sync_all()?;
+                path
+            }
+            None => {
+                let path = self.dir.join(format!("copy-{}.part", self.next_incoming.fetch_add(1, Ordering::Relaxed)));
+                let mut copy = File::create(&path)?;
+                file.seek(io::SeekFrom::Start(0))?;
+                io::copy(&mut file, &mut copy)?;
+                copy.sync_all()?;
+                path
+            }
         };
         self.promote(&path)?;
         Ok(())

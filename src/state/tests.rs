@@ -213,8 +213,9 @@ async fn state_and_applied_index_survive_reopen() {
     let membership = Membership::new(vec![std::collections::BTreeSet::from([1u64, 2, 3])], None);
     f.apply_entries(vec![EntryPayload::Blank, EntryPayload::Membership(membership.clone())]).await;
     f.apply(put("k", "v")).await;
-    let path = f.dir.path().to_path_buf();
-    drop(f.machine);
+    let Fixture { dir, machine, reader, .. } = f;
+    drop((machine, reader)); // both hold the database open
+    let path = dir.path().to_path_buf();
     let mut reopened = StateMachine::open(&path, IdempotencyBounds::default()).unwrap();
     let (applied, stored_membership) = reopened.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(3)));
@@ -296,8 +297,9 @@ async fn an_interrupted_install_is_finished_on_open() {
     let mut target = Fixture::new();
     receive(&mut target, &meta, &bytes).await.unwrap();
     // Simulate a crash in the middle of an install: marker set, data wiped.
-    let path = target.dir.path().to_path_buf();
-    drop(target.machine);
+    let Fixture { dir, machine, reader, .. } = target;
+    drop((machine, reader));
+    let path = dir.path().to_path_buf();
     {
         let store = super::store::StateStore::open(&path.join("state")).unwrap();
         store.db().put_cf(store.cf(Cf::Meta), KEY_INSTALLING, b"1").unwrap();
