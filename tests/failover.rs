@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Cluster, wait_for};
-use concord::client::{Client, ClientError};
+use concord::client::Client;
 use tokio::sync::Mutex;
 
 /// Writes `writer-N/i` keys until told to stop; records every acknowledged one.
@@ -116,33 +116,38 @@ async fn five_nodes_serve_with_two_down_and_refuse_with_three_down() {
     }
     assert!(client.get("q/19").await.unwrap().value.is_some());
 
-    // A third node down: no quorum. Every survivor refuses with 503 (nothing proposed).
+    // A third node down: no quorum. Every survivor ends up refusing with 503 (nothing
+    // proposed). Writes sent before the leader noticed may get 504 (proposed, outcome
+    // unknown), so each attempt uses its own key and only the 503s are checked later.
     cluster.kill(followers[2]);
     let survivors = [leader, followers[3]];
     let http = reqwest::Client::new();
+    let mut refused = Vec::new();
+    let mut attempt = 0;
     for id in survivors {
-        let url = format!("{}/v1/kv/q/refused-{id}", cluster.node(id).url());
-        let status = wait_for("a 503 from a node without quorum", Duration::from_secs(15), || {
-            let request = http.put(&url).body("x").send();
+        let key = wait_for("a 503 from a node without quorum", Duration::from_secs(20), || {
+            attempt += 1;
+            let key = format!("q/attempt-{id}-{attempt}");
+            let request = http.put(format!("{}/v1/kv/{key}", cluster.node(id).url())).body("x").send();
             async move {
                 let response = request.await.ok()?;
-                (response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE).then(|| response.headers().get("retry-after").cloned())
+                let refused = response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+                assert!(!refused || response.headers().contains_key("retry-after"), "503 carries Retry-After");
+                refused.then_some(key)
             }
         })
         .await;
-        assert!(status.is_some(), "503 carries Retry-After");
+        refused.push(key);
     }
-    // The refused writes did not happen: with a majority back, they are absent.
+    // With a majority back, the refused writes are absent: a 503 never became a write.
     cluster.restart(followers[0]);
     cluster.restart(followers[1]);
     cluster.wait_for_leader(Duration::from_secs(20)).await;
     let client = cluster.client();
-    // A 503 is definite: it never turned into a write later.
-    for id in survivors {
-        match client.get(&format!("q/refused-{id}")).await {
-            Ok(found) => assert!(found.value.is_none(), "a 503-refused write must not appear"),
-            Err(ClientError::Api { status, .. }) => panic!("read failed with {status}"),
-            Err(e) => panic!("read failed: {e}"),
+    for key in &refused {
+        match client.get(key).await {
+            Ok(found) => assert!(found.value.is_none(), "{key} was refused with 503 but appeared"),
+            Err(e) => panic!("read {key} failed: {e}"),
         }
     }
     assert!(client.get("q/0").await.unwrap().value.is_some());

@@ -25,6 +25,8 @@ use crate::raft::{Node, NodeId};
 
 /// How long adding a member may wait for the learner to catch up.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a membership change waits for an earlier one to finish.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 const ADDR_BYTES_MAX: usize = 256;
 
 #[derive(Deserialize, Debug)]
@@ -90,6 +92,32 @@ pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQue
     })))
 }
 
+/// Waits until no membership change is in flight (the effective configuration is
+/// committed and not joint), so back-to-back changes queue up instead of failing.
+async fn settle_membership(app: &AppState) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let settled = app
+            .raft
+            .with_raft_state(|state| {
+                let effective = state.membership_state.effective();
+                effective.log_id() == state.membership_state.committed().log_id() && effective.get_joint_config().len() == 1
+            })
+            .await
+            .map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
+        if settled {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::unavailable(format!(
+                "another membership change is still in progress after {} s; retry",
+                SETTLE_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
     match e {
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
@@ -108,6 +136,7 @@ pub async fn add_member(State(app): State<AppState>, ApiJson(body): ApiJson<AddM
         return Err(ApiError::bad_request("invalid_addr", format!("addr must be host:port of at most {ADDR_BYTES_MAX} bytes, got {:?}", body.addr)));
     }
     app.ensure_leader_with_quorum()?;
+    settle_membership(&app).await?;
     let (voters, existing) = {
         let metrics = app.raft.metrics();
         let metrics = metrics.borrow();
@@ -138,6 +167,7 @@ pub async fn add_member(State(app): State<AppState>, ApiJson(body): ApiJson<AddM
         }
         Ok(result) => result.map_err(membership_error)?,
     };
+    settle_membership(&app).await?;
     let written = app
         .raft
         .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([body.id])), false)
@@ -149,6 +179,7 @@ pub async fn add_member(State(app): State<AppState>, ApiJson(body): ApiJson<AddM
 
 pub async fn remove_member(State(app): State<AppState>, ApiPath(id): ApiPath<NodeId>) -> Result<Json<Value>, ApiError> {
     app.ensure_leader_with_quorum()?;
+    settle_membership(&app).await?;
     let (voters, known) = {
         let metrics = app.raft.metrics();
         let metrics = metrics.borrow();
