@@ -83,9 +83,10 @@ async fn compare_and_swap_and_listing_over_http() {
     let created = http.put(format!("{base}/v1/kv/lock/a")).header("if-none-match", "*").body("x").send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let etag = created.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "a strong entity tag: {etag}");
     let again = http.put(format!("{base}/v1/kv/lock/a")).header("if-none-match", "*").body("y").send().await.unwrap();
     assert_eq!(again.status(), StatusCode::PRECONDITION_FAILED);
-    assert_eq!(json(again).await["error"]["details"]["current"]["mod_revision"].as_u64(), etag.parse().ok());
+    assert_eq!(json(again).await["error"]["details"]["current"]["mod_revision"].as_u64(), etag.trim_matches('"').parse().ok());
     let stale_cas = http.put(format!("{base}/v1/kv/lock/a")).header("if-match", "999").body("y").send().await.unwrap();
     assert_eq!(stale_cas.status(), StatusCode::PRECONDITION_FAILED);
     let good_cas = http.put(format!("{base}/v1/kv/lock/a")).header("if-match", &etag).body("y").send().await.unwrap();

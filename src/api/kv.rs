@@ -74,8 +74,9 @@ fn meta_json(meta: &KeyMeta) -> Value {
     json!({ "create_revision": meta.create_revision, "mod_revision": meta.mod_revision, "version": meta.version })
 }
 
+/// A strong entity tag: the quoted `mod_revision` (`If-Match` takes it quoted or bare).
 fn etag(meta: &KeyMeta) -> HeaderValue {
-    HeaderValue::from(meta.mod_revision)
+    HeaderValue::from_str(&format!("\"{}\"", meta.mod_revision)).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
 /// The value as JSON: text when it is UTF-8, base64 otherwise.

@@ -1,6 +1,7 @@
 //! `concord dev`: a whole local cluster in one command.
 //!
-//! Starts N `concord serve` child processes on consecutive loopback ports, waits
+//! Starts N `concord serve` child processes on consecutive loopback ports (their
+//! logs go to `node-N.log` in the data directory), waits
 //! until they elect a leader, prints the endpoints and a few `curl` lines, and stops
 //! the children (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or when one
 //! of them exits. Without `--data-dir` the data lives in a fresh temporary directory
@@ -54,9 +55,16 @@ impl Drop for Children {
 }
 
 pub async fn run(args: DevArgs) -> ExitCode {
+    // A temporary directory is removed when `temporary` drops, after the children stop.
     let (data_dir, temporary) = match &args.data_dir {
-        Some(dir) => (dir.clone(), false),
-        None => (std::env::temp_dir().join(format!("concord-dev-{}", std::process::id())), true),
+        Some(dir) => (dir.clone(), None),
+        None => match tempfile::Builder::new().prefix("concord-dev-").tempdir() {
+            Ok(dir) => (dir.path().to_path_buf(), Some(dir)),
+            Err(e) => {
+                eprintln!("error: cannot create a temporary data directory: {e}");
+                return ExitCode::from(1);
+            }
+        },
     };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -75,7 +83,23 @@ pub async fn run(args: DevArgs) -> ExitCode {
     for (i, addr) in addrs.iter().enumerate() {
         let id = (i + 1).to_string();
         let node_dir = data_dir.join(format!("node-{id}"));
+        let log = match std::fs::create_dir_all(&data_dir).and_then(|_| std::fs::File::create(data_dir.join(format!("node-{id}.log")))) {
+            Ok(log) => log,
+            Err(e) => {
+                eprintln!("error: cannot create the log file of node {id} in {}: {e}", data_dir.display());
+                return ExitCode::from(1);
+            }
+        };
+        let stderr = match log.try_clone() {
+            Ok(stderr) => stderr,
+            Err(e) => {
+                eprintln!("error: cannot open the log file of node {id}: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let spawned = Command::new(&exe)
+            .stdout(log)
+            .stderr(stderr)
             .args(["serve", "--id", &id, "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"])
             .arg(&node_dir)
             .spawn();
@@ -108,7 +132,8 @@ pub async fn run(args: DevArgs) -> ExitCode {
     let first = &addrs[0];
     println!("\nConcord dev cluster: {} nodes, leader is node {leader}", args.nodes);
     println!("  endpoints: {}", addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(" "));
-    println!("  data:      {}{}", data_dir.display(), if temporary { " (temporary: removed at exit)" } else { "" });
+    println!("  data:      {}{}", data_dir.display(), if temporary.is_some() { " (temporary: removed at exit)" } else { "" });
+    println!("  logs:      {}/node-N.log", data_dir.display());
     println!("\nTry:");
     println!("  curl -X PUT --data-binary 'hello' http://{first}/v1/kv/greeting");
     println!("  curl http://{}/v1/kv/greeting", addrs[addrs.len() - 1]);
@@ -130,8 +155,5 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     }
     drop(children);
-    if temporary {
-        let _ = std::fs::remove_dir_all(&data_dir);
-    }
     ExitCode::SUCCESS
 }
