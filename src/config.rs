@@ -1,7 +1,9 @@
 //! Node configuration and the limits every input is checked against.
 //!
-//! Every bound Concord enforces on client input is a field of `Limits`, with its
-//! default here and its flag in `main.rs`, so `docs/api.md` can list them in one place.
+//! Every configurable bound on client input is a field of `Limits`, with its default
+//! here and its flag in `cli/serve.rs`, so `docs/api.md` can list them in one place.
+//! (Fixed bounds live next to what they bound: the idempotency table's in
+//! `state::idempotency`, the snapshot format's in `state::snapshot`.)
 //! Limits are checked at the API edge before anything is proposed; the state machine
 //! re-checks only what depends on the state, never a node-local setting (replicas
 //! with different flags must still apply identically).
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::raft::NodeId;
-use crate::state::snapshot::VALUE_BYTES_MAX;
+use crate::state::snapshot::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// Bounds on client input and on waiting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +73,9 @@ impl Limits {
         if self.value_bytes_max > VALUE_BYTES_MAX as usize {
             return Err(format!("value limit {} exceeds the hard cap of {VALUE_BYTES_MAX} bytes", self.value_bytes_max));
         }
+        if self.key_bytes_max > KEY_BYTES_MAX as usize {
+            return Err(format!("key limit {} exceeds the hard cap of {KEY_BYTES_MAX} bytes", self.key_bytes_max));
+        }
         if self.body_bytes_max < self.value_bytes_max {
             return Err("the body limit must be at least the value limit".into());
         }
@@ -80,7 +85,10 @@ impl Limits {
         // A full append batch (`RaftTiming::payload_entries_max` values) must fit a peer request.
         let batch_bytes = RaftTiming::default().payload_entries_max as usize * (self.body_bytes_max + 4096);
         if self.peer_body_bytes_max < batch_bytes {
-            return Err(format!("peer body limit must be at least {batch_bytes} bytes for this value limit"));
+            return Err(format!(
+                "--peer-body-bytes-max must be at least {batch_bytes} bytes ({} entries of the body limit) for this body limit",
+                RaftTiming::default().payload_entries_max
+            ));
         }
         Ok(())
     }
@@ -101,11 +109,13 @@ pub struct RaftTiming {
 impl Default for RaftTiming {
     fn default() -> Self {
         Self {
-            heartbeat_ms: 100,
+            // openraft 0.9 also uses this as the deadline of every append RPC, including
+            // the follower's fsync, so it must fit a full batch (`payload_entries_max`).
+            heartbeat_ms: 150,
             election_timeout_min_ms: 800,
             election_timeout_max_ms: 1600,
             snapshot_after_entries: 50_000,
-            payload_entries_max: 64,
+            payload_entries_max: 32,
         }
     }
 }

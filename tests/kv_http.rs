@@ -49,7 +49,7 @@ async fn writes_through_a_follower_are_forwarded_and_reads_see_them_everywhere()
         let value = format!("v{}", round + 2);
         let put = http.put(format!("{}/v1/kv/app/config", cluster.node(other).url())).body(value.clone()).send().await.unwrap();
         assert_eq!(put.status(), StatusCode::OK);
-        let got = json(http.get(format!("{url}")).send().await.unwrap()).await;
+        let got = json(http.get(&url).send().await.unwrap()).await;
         assert_eq!(got["value"], value.as_str(), "linearizable read after acknowledged write");
     }
 
@@ -128,6 +128,15 @@ async fn a_retried_write_with_the_same_idempotency_key_applies_once() {
     assert_eq!(json(retry).await, first);
     let current = json(http.get(format!("{}/v1/kv/counter", cluster.node(2).url())).send().await.unwrap()).await;
     assert_eq!(current["version"].as_u64(), Some(1), "applied exactly once");
+    // A refusal is replayed as the first answer too, and says so.
+    let delete = |node: u64| http.delete(format!("{}/v1/kv/never-there", cluster.node(node).url())).header("idempotency-key", "retry-43").send();
+    let first_refusal = delete(1).await.unwrap();
+    assert_eq!(first_refusal.status(), StatusCode::NOT_FOUND);
+    assert!(first_refusal.headers().get("idempotent-replayed").is_none());
+    http.put(format!("{}/v1/kv/never-there", cluster.node(1).url())).body("now it is").send().await.unwrap();
+    let replayed_refusal = delete(2).await.unwrap();
+    assert_eq!(replayed_refusal.status(), StatusCode::NOT_FOUND, "the first answer, not a fresh delete");
+    assert_eq!(replayed_refusal.headers()["idempotent-replayed"], "true");
     // Same key, different request: refused.
     let reused = send(2, "2").await.unwrap();
     assert_eq!(reused.status(), StatusCode::CONFLICT);
@@ -168,6 +177,7 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("bad JSON for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("wrong JSON types for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":\"four\",\"addr\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("bad member address", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"\"}"), StatusCode::BAD_REQUEST, "invalid_addr"),
+        ("query parameter on a member change", http.post(format!("{base}/v1/cluster/members?force=1")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"127.0.0.1:1\"}"), StatusCode::BAD_REQUEST, "invalid_query"),
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
         ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
     ];

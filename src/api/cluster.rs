@@ -20,11 +20,14 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::kv::Consistency;
+use super::kv::{Consistency, WriteQuery};
 use crate::raft::{Node, NodeId};
 
-/// How long adding a member may wait for the learner to catch up.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long adding a member waits for the learner to catch up. Shorter than the
+/// forwarding deadline (`Limits::forward_timeout_ms`) and the client's per-attempt
+/// deadline, so the caller gets this clear 504 rather than a lost connection; the
+/// learner keeps catching up and a retry promotes it (`--join` retries by itself).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long a membership change waits for an earlier one to finish.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 const ADDR_BYTES_MAX: usize = 256;
@@ -130,7 +133,11 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> Api
     }
 }
 
-pub async fn add_member(State(app): State<AppState>, ApiJson(body): ApiJson<AddMember>) -> Result<Response, ApiError> {
+pub async fn add_member(
+    State(app): State<AppState>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    ApiJson(body): ApiJson<AddMember>,
+) -> Result<Response, ApiError> {
     let addr = body.addr.trim().trim_start_matches("http://").to_string();
     if addr.is_empty() || addr.len() > ADDR_BYTES_MAX || !addr.contains(':') {
         return Err(ApiError::bad_request("invalid_addr", format!("addr must be host:port of at most {ADDR_BYTES_MAX} bytes, got {:?}", body.addr)));
@@ -177,7 +184,11 @@ pub async fn add_member(State(app): State<AppState>, ApiJson(body): ApiJson<AddM
         .into_response())
 }
 
-pub async fn remove_member(State(app): State<AppState>, ApiPath(id): ApiPath<NodeId>) -> Result<Json<Value>, ApiError> {
+pub async fn remove_member(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<NodeId>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+) -> Result<Json<Value>, ApiError> {
     app.ensure_leader_with_quorum()?;
     settle_membership(&app).await?;
     let (voters, known) = {

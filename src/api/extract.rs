@@ -1,9 +1,10 @@
 //! Request extractors that fail with Concord's JSON errors instead of axum's text.
 //!
 //! Each wraps the axum extractor of the same name and maps its rejection to an
-//! `ApiError` with the same status: a malformed query, path, JSON body, or a body over
-//! the limit (`DefaultBodyLimit`, set from `Limits::body_bytes_max`) gets a JSON answer
-//! a client can parse, and the handler never runs.
+//! `ApiError`: a body over the limit (`DefaultBodyLimit`, set from
+//! `Limits::body_bytes_max`) is a 413, anything else malformed (query, path, JSON
+//! syntax, JSON types, content type) is a 400. The client gets a JSON answer it can
+//! parse, and the handler never runs.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -80,9 +80,14 @@ pub async fn route_to_leader(State(app): State<AppState>, request: Request, next
 
 async fn forward(app: &AppState, leader: u64, addr: &str, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, app.limits.body_bytes_max)
-        .await
-        .map_err(|e| ApiError::too_large("body_too_large", format!("request body exceeds {} bytes: {e}", app.limits.body_bytes_max)))?;
+    let is_read = parts.method == Method::GET || parts.method == Method::HEAD;
+    let body = axum::body::to_bytes(body, app.limits.body_bytes_max).await.map_err(|e| {
+        if e.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::too_large("body_too_large", format!("request body exceeds {} bytes", app.limits.body_bytes_max))
+        } else {
+            ApiError::bad_request("invalid_body", "could not read the request body (client disconnected?)")
+        }
+    })?;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut outgoing = app
         .forwarder
@@ -99,7 +104,7 @@ async fn forward(app: &AppState, leader: u64, addr: &str, request: Request) -> R
         Err(e) if e.is_connect() => {
             return Err(ApiError::unavailable(format!("cannot reach leader {leader} at {addr}: {e}; retry")));
         }
-        Err(e) if parts.method == Method::GET || parts.method == Method::HEAD => {
+        Err(e) if is_read => {
             return Err(ApiError::unavailable(format!("lost the connection to leader {leader}: {e}; retry")));
         }
         Err(e) => {
@@ -114,7 +119,7 @@ async fn forward(app: &AppState, leader: u64, addr: &str, request: Request) -> R
     }
     let status = answer.status();
     let bytes = answer.bytes().await.map_err(|e| {
-        if parts.method == Method::GET {
+        if is_read {
             ApiError::unavailable(format!("lost the leader's answer: {e}; retry"))
         } else {
             ApiError::outcome_unknown(format!("lost the leader's answer (status {status}): {e}; retry with the same Idempotency-Key"))

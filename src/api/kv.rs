@@ -79,8 +79,9 @@ fn etag(meta: &KeyMeta) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{}\"", meta.mod_revision)).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
-/// The value as JSON: text when it is UTF-8, base64 otherwise.
-fn value_json(value: &[u8]) -> (Value, &'static str) {
+/// The value as JSON: text when it is UTF-8, base64 otherwise (the second element
+/// names the encoding).
+pub fn value_json(value: &[u8]) -> (Value, &'static str) {
     match std::str::from_utf8(value) {
         Ok(text) => (Value::String(text.to_string()), "utf8"),
         Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(value)), "base64"),
@@ -156,8 +157,9 @@ pub fn idempotency_key(app: &AppState, headers: &HeaderMap) -> Result<Option<Str
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// Turns a write's outcome into the HTTP answer.
-fn write_answer(key: &str, replayed: bool, outcome: Outcome) -> Result<Response, ApiError> {
+/// Turns a write's outcome into the HTTP answer; a replayed one (success or refusal)
+/// says so in `Idempotent-Replayed: true`.
+fn write_answer(key: &str, replayed: bool, outcome: Outcome) -> Response {
     let mut response = match outcome {
         Outcome::Put { revision, meta, created } => {
             let mut body = meta_json(&meta);
@@ -170,13 +172,13 @@ fn write_answer(key: &str, replayed: bool, outcome: Outcome) -> Result<Response,
         Outcome::Deleted { revision, prev } => {
             Json(json!({ "key": key, "deleted": true, "revision": revision, "prev": meta_json(&prev) })).into_response()
         }
-        Outcome::Rejected(rejection) => return Err(rejection_error(rejection)),
-        Outcome::Noop => return Err(ApiError::internal("the write produced no outcome")),
+        Outcome::Rejected(rejection) => rejection_error(rejection).into_response(),
+        Outcome::Noop => ApiError::internal("the write produced no outcome").into_response(),
     };
     if replayed {
         response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
-    Ok(response)
+    response
 }
 
 pub fn rejection_error(rejection: Rejection) -> ApiError {
@@ -203,7 +205,7 @@ async fn propose(app: &AppState, headers: &HeaderMap, command: Command) -> Resul
     let key = command.key().to_string();
     let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
     let response = app.write(request).await?;
-    write_answer(&key, response.replayed, response.outcome)
+    Ok(write_answer(&key, response.replayed, response.outcome))
 }
 
 pub async fn put(

@@ -6,9 +6,9 @@
 //! The API never touches RocksDB: it reads through `StateReader` and writes through
 //! Raft.
 //!
-//! Layers, outermost first: a bound on concurrent requests (503 beyond it), the
-//! `Concord-Node` header naming the node that served the answer, and forwarding to
-//! the leader.
+//! Layers, outermost first: the `Concord-Node` header naming the node that served the
+//! answer, a bound on concurrent requests (503 beyond it), and forwarding to the
+//! leader.
 
 pub mod cluster;
 pub mod consensus;
@@ -61,8 +61,8 @@ pub fn router(app: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
     v1.layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
-        .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
         .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
+        .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
         .with_state(app)
 }
 

@@ -105,10 +105,13 @@ fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 
+/// The same shape as the API's: binary values are base64 with `"encoding": "base64"`.
 fn key_json(kv: &KeyValue) -> serde_json::Value {
+    let (value, encoding) = concord::api::kv::value_json(&kv.value);
     json!({
         "key": kv.key,
-        "value": String::from_utf8_lossy(&kv.value),
+        "value": value,
+        "encoding": encoding,
         "create_revision": kv.create_revision,
         "mod_revision": kv.mod_revision,
         "version": kv.version,

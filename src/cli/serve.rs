@@ -51,6 +51,13 @@ pub struct LimitArgs {
     pub read_timeout_ms: u64,
     #[arg(long, default_value_t = Limits::default().concurrent_requests_max, help_heading = "Limits")]
     pub concurrent_requests_max: usize,
+    #[arg(long, default_value_t = Limits::default().idempotency_key_bytes_max, help_heading = "Limits")]
+    pub idempotency_key_bytes_max: usize,
+    #[arg(long, default_value_t = Limits::default().forward_timeout_ms, help_heading = "Limits")]
+    pub forward_timeout_ms: u64,
+    /// Largest Raft RPC body accepted from a peer; must fit a full append batch.
+    #[arg(long, default_value_t = Limits::default().peer_body_bytes_max, help_heading = "Limits")]
+    pub peer_body_bytes_max: usize,
 }
 
 /// Raft timing and snapshots.
@@ -78,7 +85,6 @@ impl ServeArgs {
             .advertise
             .or_else(|| initial_cluster.get(&self.id).cloned())
             .unwrap_or_else(|| self.listen.clone());
-        let defaults = Limits::default();
         let limits = Limits {
             key_bytes_max: self.limits.key_bytes_max,
             value_bytes_max: self.limits.value_bytes_max,
@@ -87,7 +93,9 @@ impl ServeArgs {
             write_timeout_ms: self.limits.write_timeout_ms,
             read_timeout_ms: self.limits.read_timeout_ms,
             concurrent_requests_max: self.limits.concurrent_requests_max,
-            ..defaults
+            idempotency_key_bytes_max: self.limits.idempotency_key_bytes_max,
+            forward_timeout_ms: self.limits.forward_timeout_ms,
+            peer_body_bytes_max: self.limits.peer_body_bytes_max,
         };
         let timing = RaftTiming {
             heartbeat_ms: self.timing.heartbeat_ms,

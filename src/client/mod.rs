@@ -50,9 +50,10 @@ impl ClientError {
         }
     }
 
-    /// True when the request definitely did not change anything.
+    /// True when the request definitely did not change anything: a 4xx refusal or a
+    /// 503 (not attempted). A 504, a 500 or a lost connection may hide an applied write.
     pub fn is_definite(&self) -> bool {
-        matches!(self, ClientError::Api { status, .. } if *status != 504)
+        matches!(self, ClientError::Api { status, .. } if (400..500).contains(status) || *status == 503)
     }
 }
 

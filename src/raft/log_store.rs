@@ -13,6 +13,8 @@
 //! (big-endian so RocksDB's byte order is log order); column family `meta` holds the
 //! vote, the committed log id and the last purged log id.
 
+#![allow(clippy::result_large_err)] // openraft's StorageError is large; it is openraft's type, not ours
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;

@@ -5,6 +5,8 @@
 //! log holds the same state and returns the same responses. All entries of one
 //! `apply` call are written in one atomic batch together with the new applied log id.
 
+#![allow(clippy::result_large_err)] // openraft's StorageError is large; it is openraft's type, not ours
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

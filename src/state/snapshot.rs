@@ -31,8 +31,8 @@ use crate::raft::SnapshotMeta;
 
 const MAGIC: &[u8] = b"CONCORD-SNAPSHOT-1\n";
 const META_BYTES_MAX: u32 = 16 << 20;
-const KEY_BYTES_MAX: u32 = 1 << 20;
-/// Hard cap on one record's value; the configurable value limit is clamped below it.
+pub const KEY_BYTES_MAX: u32 = 1 << 20;
+/// Hard cap on one record's value and key; a configured limit above them is rejected at start-up.
 pub const VALUE_BYTES_MAX: u32 = 64 << 20;
 /// Bytes of records written to RocksDB per batch while installing.
 const INSTALL_BATCH_BYTES: usize = 8 << 20;
@@ -119,6 +119,9 @@ fn read_header(reader: &mut impl Read) -> Result<SnapshotMeta, SnapshotError> {
     Ok(codec::decode(&bytes)?)
 }
 
+/// One stored record: column family, key, value.
+type Record = (Cf, Vec<u8>, Vec<u8>);
+
 /// One record, or `None` at the end marker (whose trailer is then checked).
 struct Records<R: Read> {
     reader: R,
@@ -127,7 +130,7 @@ struct Records<R: Read> {
 }
 
 impl<R: Read> Records<R> {
-    fn next_record(&mut self) -> Result<Option<(Cf, Vec<u8>, Vec<u8>)>, SnapshotError> {
+    fn next_record(&mut self) -> Result<Option<Record>, SnapshotError> {
         let mut id = [0u8; 1];
         self.reader.read_exact(&mut id)?;
         if id[0] == END {
