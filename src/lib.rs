@@ -8,6 +8,7 @@ pub mod api;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod http_client;
 pub mod node;
 pub mod raft;
 pub mod state;

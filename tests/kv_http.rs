@@ -176,6 +176,7 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("missing key", http.get(format!("{base}/v1/kv/absent")), StatusCode::NOT_FOUND, "key_not_found"),
         ("bad JSON for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("wrong JSON types for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":\"four\",\"addr\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("member id zero", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":0,\"addr\":\"127.0.0.1:1\"}"), StatusCode::BAD_REQUEST, "invalid_id"),
         ("bad member address", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"\"}"), StatusCode::BAD_REQUEST, "invalid_addr"),
         ("query parameter on a member change", http.post(format!("{base}/v1/cluster/members?force=1")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"127.0.0.1:1\"}"), StatusCode::BAD_REQUEST, "invalid_query"),
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),

@@ -121,6 +121,17 @@ async fn settle_membership(app: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// On a leader with quorum and no change in flight: the voters, and the address of
+/// node `id` if it is a member.
+async fn settled_membership(app: &AppState, id: NodeId) -> Result<(BTreeSet<NodeId>, Option<String>), ApiError> {
+    app.ensure_leader_with_quorum()?;
+    settle_membership(app).await?;
+    let metrics = app.raft.metrics();
+    let metrics = metrics.borrow();
+    let membership = metrics.membership_config.membership();
+    Ok((membership.voter_ids().collect(), membership.get_node(&id).map(|n| n.addr.clone())))
+}
+
 fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
     match e {
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
@@ -138,18 +149,14 @@ pub async fn add_member(
     ApiQuery(_): ApiQuery<WriteQuery>,
     ApiJson(body): ApiJson<AddMember>,
 ) -> Result<Response, ApiError> {
+    if body.id == 0 {
+        return Err(ApiError::bad_request("invalid_id", "node ids are positive numbers; 0 is not a valid id"));
+    }
     let addr = body.addr.trim().trim_start_matches("http://").to_string();
     if addr.is_empty() || addr.len() > ADDR_BYTES_MAX || !addr.contains(':') {
         return Err(ApiError::bad_request("invalid_addr", format!("addr must be host:port of at most {ADDR_BYTES_MAX} bytes, got {:?}", body.addr)));
     }
-    app.ensure_leader_with_quorum()?;
-    settle_membership(&app).await?;
-    let (voters, existing) = {
-        let metrics = app.raft.metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        (membership.voter_ids().collect::<BTreeSet<_>>(), membership.get_node(&body.id).map(|n| n.addr.clone()))
-    };
+    let (voters, existing) = settled_membership(&app, body.id).await?;
     match existing {
         Some(known) if known != addr => {
             return Err(ApiError::new(
@@ -189,15 +196,8 @@ pub async fn remove_member(
     ApiPath(id): ApiPath<NodeId>,
     ApiQuery(_): ApiQuery<WriteQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    app.ensure_leader_with_quorum()?;
-    settle_membership(&app).await?;
-    let (voters, known) = {
-        let metrics = app.raft.metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        (membership.voter_ids().collect::<BTreeSet<_>>(), membership.get_node(&id).is_some())
-    };
-    if !known {
+    let (voters, known) = settled_membership(&app, id).await?;
+    if known.is_none() {
         return Err(ApiError::not_found("member_not_found", format!("node {id} is not a member of this cluster")));
     }
     let change = if voters.contains(&id) {

@@ -32,13 +32,7 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .http1_only()
-            .build()?;
-        Ok(Self { http })
+        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))? })
     }
 }
 

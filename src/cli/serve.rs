@@ -37,22 +37,31 @@ pub struct ServeArgs {
 /// Limits on client input (see docs/api.md, "Limits").
 #[derive(Args, Debug)]
 pub struct LimitArgs {
+    /// Longest key, in bytes (413 beyond it).
     #[arg(long, default_value_t = Limits::default().key_bytes_max, help_heading = "Limits")]
     pub key_bytes_max: usize,
+    /// Largest value, in bytes (413 beyond it; at most 64 MiB).
     #[arg(long, default_value_t = Limits::default().value_bytes_max, help_heading = "Limits")]
     pub value_bytes_max: usize,
+    /// Largest client request body, in bytes (413 beyond it; at least the value limit).
     #[arg(long, default_value_t = Limits::default().body_bytes_max, help_heading = "Limits")]
     pub body_bytes_max: usize,
+    /// Most keys one list call may return.
     #[arg(long, default_value_t = Limits::default().list_limit_max, help_heading = "Limits")]
     pub list_limit_max: usize,
+    /// How long a write waits to commit before answering 504 (outcome unknown).
     #[arg(long, default_value_t = Limits::default().write_timeout_ms, help_heading = "Limits")]
     pub write_timeout_ms: u64,
+    /// How long a linearizable read waits for leadership confirmation before 503.
     #[arg(long, default_value_t = Limits::default().read_timeout_ms, help_heading = "Limits")]
     pub read_timeout_ms: u64,
+    /// Most client requests served at once; more get 503.
     #[arg(long, default_value_t = Limits::default().concurrent_requests_max, help_heading = "Limits")]
     pub concurrent_requests_max: usize,
+    /// Longest Idempotency-Key header, in bytes.
     #[arg(long, default_value_t = Limits::default().idempotency_key_bytes_max, help_heading = "Limits")]
     pub idempotency_key_bytes_max: usize,
+    /// How long a follower waits for the leader when forwarding a request.
     #[arg(long, default_value_t = Limits::default().forward_timeout_ms, help_heading = "Limits")]
     pub forward_timeout_ms: u64,
     /// Largest Raft RPC body accepted from a peer; must fit a full append batch.
@@ -63,10 +72,13 @@ pub struct LimitArgs {
 /// Raft timing and snapshots.
 #[derive(Args, Debug)]
 pub struct TimingArgs {
+    /// Leader heartbeat interval; also the deadline of one append RPC.
     #[arg(long, default_value_t = RaftTiming::default().heartbeat_ms, help_heading = "Raft")]
     pub heartbeat_ms: u64,
+    /// Shortest time without a leader before a follower stands for election.
     #[arg(long, default_value_t = RaftTiming::default().election_timeout_min_ms, help_heading = "Raft")]
     pub election_timeout_min_ms: u64,
+    /// Longest such time (the actual one is random in between).
     #[arg(long, default_value_t = RaftTiming::default().election_timeout_max_ms, help_heading = "Raft")]
     pub election_timeout_max_ms: u64,
     /// Take a snapshot (and purge the log behind it) after this many entries.
@@ -76,6 +88,9 @@ pub struct TimingArgs {
 
 impl ServeArgs {
     fn config(self) -> Result<NodeConfig, String> {
+        if self.id == 0 {
+            return Err("--id must be a positive number".into());
+        }
         let initial_cluster = match &self.initial_cluster {
             Some(text) => parse_initial_cluster(text)?,
             None if self.join.is_some() => Default::default(),

@@ -219,12 +219,9 @@ struct Answer {
 impl Client {
     /// A client of the nodes at `endpoints` (`host:port` or URLs).
     pub fn new(endpoints: Vec<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        // Building fails only if the TLS backend or resolver cannot initialise; reqwest's
+        // default client is the same minus our timeouts.
+        let http = crate::http_client::pooled(Duration::from_secs(1)).unwrap_or_else(|_| reqwest::Client::new());
         Self {
             endpoints: endpoints.iter().map(|e| normalize(e)).collect(),
             http,

@@ -30,14 +30,7 @@ pub struct PeerNetwork {
 
 impl PeerNetwork {
     pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(8)
-            .tcp_nodelay(true)
-            .http1_only()
-            .build()?;
-        Ok(Self { http })
+        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))? })
     }
 }
 
