@@ -15,6 +15,12 @@ use std::time::Duration;
 use crate::raft::NodeId;
 use crate::state::snapshot::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
+/// Bytes a log entry or a stored record adds around a value (keys, revisions, framing).
+const RECORD_OVERHEAD_BYTES: usize = 4096;
+
+/// Shortest `Idempotency-Key` limit accepted: room for the keys the client generates.
+pub const IDEMPOTENCY_KEY_BYTES_MIN: usize = 64;
+
 /// Bounds on client input and on waiting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -68,10 +74,12 @@ impl Limits {
         Duration::from_millis(self.forward_timeout_ms)
     }
 
-    /// Rejects combinations that cannot work.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.value_bytes_max > VALUE_BYTES_MAX as usize {
-            return Err(format!("value limit {} exceeds the hard cap of {VALUE_BYTES_MAX} bytes", self.value_bytes_max));
+    /// Rejects combinations that cannot work with `timing`.
+    pub fn validate(&self, timing: &RaftTiming) -> Result<(), String> {
+        // A stored record is the value plus its revisions: leave room under the cap.
+        let value_cap = VALUE_BYTES_MAX as usize - RECORD_OVERHEAD_BYTES;
+        if self.value_bytes_max > value_cap {
+            return Err(format!("value limit {} exceeds the hard cap of {value_cap} bytes", self.value_bytes_max));
         }
         if self.key_bytes_max > KEY_BYTES_MAX as usize {
             return Err(format!("key limit {} exceeds the hard cap of {KEY_BYTES_MAX} bytes", self.key_bytes_max));
@@ -82,12 +90,24 @@ impl Limits {
         if self.key_bytes_max == 0 || self.list_limit_max == 0 || self.concurrent_requests_max == 0 {
             return Err("key, list and concurrency limits must be positive".into());
         }
-        // A full append batch (`RaftTiming::payload_entries_max` values) must fit a peer request.
-        let batch_bytes = RaftTiming::default().payload_entries_max as usize * (self.body_bytes_max + 4096);
+        // The CLI and the Rust client send a generated key with every write.
+        if self.idempotency_key_bytes_max < IDEMPOTENCY_KEY_BYTES_MIN {
+            return Err(format!("the Idempotency-Key limit must be at least {IDEMPOTENCY_KEY_BYTES_MIN} bytes"));
+        }
+        if self.write_timeout_ms == 0 || self.read_timeout_ms == 0 {
+            return Err("write and read timeouts must be positive".into());
+        }
+        // A forwarded request must outlast the leader's own deadlines, so the caller
+        // gets the leader's definite 503 or 504 rather than a cut connection.
+        if self.forward_timeout_ms <= self.write_timeout_ms.max(self.read_timeout_ms) {
+            return Err("the forward timeout must be longer than the write and read timeouts".into());
+        }
+        // A full append batch (`payload_entries_max` values) must fit a peer request.
+        let entries = usize::try_from(timing.payload_entries_max).unwrap_or(usize::MAX);
+        let batch_bytes = self.body_bytes_max.saturating_add(RECORD_OVERHEAD_BYTES).saturating_mul(entries);
         if self.peer_body_bytes_max < batch_bytes {
             return Err(format!(
-                "--peer-body-bytes-max must be at least {batch_bytes} bytes ({} entries of the body limit) for this body limit",
-                RaftTiming::default().payload_entries_max
+                "--peer-body-bytes-max must be at least {batch_bytes} bytes ({entries} entries of the body limit) for this body limit"
             ));
         }
         Ok(())
@@ -175,10 +195,14 @@ mod tests {
 
     #[test]
     fn defaults_are_consistent_and_bad_limits_rejected() {
-        Limits::default().validate().unwrap();
+        Limits::default().validate(&RaftTiming::default()).unwrap();
         let too_small_body = Limits { body_bytes_max: 10, ..Limits::default() };
-        assert!(too_small_body.validate().is_err());
+        assert!(too_small_body.validate(&RaftTiming::default()).is_err());
+        let short_keys = Limits { idempotency_key_bytes_max: 8, ..Limits::default() };
+        assert!(short_keys.validate(&RaftTiming::default()).unwrap_err().contains("Idempotency-Key"));
+        let short_forward = Limits { forward_timeout_ms: 5000, ..Limits::default() };
+        assert!(short_forward.validate(&RaftTiming::default()).unwrap_err().contains("forward timeout"));
         let huge_value = Limits { value_bytes_max: usize::MAX / 2, body_bytes_max: usize::MAX / 2, ..Limits::default() };
-        assert!(huge_value.validate().is_err());
+        assert!(huge_value.validate(&RaftTiming::default()).is_err());
     }
 }

@@ -67,7 +67,7 @@ pub struct Node {
 
 impl Node {
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        config.limits.validate().map_err(NodeError::Config)?;
+        config.limits.validate(&config.timing).map_err(NodeError::Config)?;
         if !config.initial_cluster.is_empty() && !config.initial_cluster.contains_key(&config.id) {
             return Err(NodeError::Config(format!("--initial-cluster does not include this node's id {}", config.id)));
         }

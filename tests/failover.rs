@@ -32,9 +32,10 @@ fn spawn_writer(client: Arc<Client>, writer: usize, stop: Arc<AtomicBool>, acked
     })
 }
 
-async fn assert_all_readable(client: &Client, acked: &BTreeMap<String, String>) {
+/// Reads every acknowledged key; `stale` reads the state of the node reached itself.
+async fn assert_all_readable(client: &Client, acked: &BTreeMap<String, String>, stale: bool) {
     for (key, value) in acked {
-        let found = client.get(key).await.unwrap_or_else(|e| panic!("read {key}: {e}"));
+        let found = client.get_with(key, stale).await.unwrap_or_else(|e| panic!("read {key}: {e}"));
         let found = found.value.unwrap_or_else(|| panic!("acknowledged write {key} is lost"));
         assert_eq!(found.value, value.as_bytes(), "{key}");
     }
@@ -68,12 +69,13 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     }
     eprintln!("failover: new leader {new_leader} after {failover:?}; writes resumed within {resumed:?}");
 
-    // Bring the old leader back: it rejoins as a follower and converges.
+    // Bring the old leader back: it rejoins as a follower and converges, which its own
+    // (stale, local) reads show.
     cluster.restart(leader);
-    cluster.wait_for_leader(Duration::from_secs(10)).await;
     let acked = acked.lock().await.clone();
-    assert_all_readable(&cluster.client(), &acked).await;
-    assert_all_readable(&cluster.client_of(leader), &acked).await;
+    assert_all_readable(&cluster.client(), &acked, false).await;
+    cluster.wait_caught_up(leader, Duration::from_secs(10)).await;
+    assert_all_readable(&cluster.client_of(leader), &acked, true).await;
 }
 
 #[tokio::test]
@@ -96,7 +98,7 @@ async fn killing_every_node_and_restarting_keeps_acknowledged_data() {
     }
     cluster.wait_for_leader(Duration::from_secs(20)).await;
     let client = cluster.client();
-    assert_all_readable(&client, &acked).await;
+    assert_all_readable(&client, &acked, false).await;
     assert!(client.get("durable/0007").await.unwrap().value.is_none(), "a deletion is durable too");
     let page = client.list("durable/", None, Some(1000)).await.unwrap();
     assert_eq!(page.items.len(), acked.len());

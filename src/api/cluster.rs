@@ -23,13 +23,16 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
 use crate::raft::{Node, NodeId};
 
-/// How long adding a member waits for the learner to catch up. Shorter than the
+/// How long adding a member waits for the learner to catch up. With the settle waits,
+/// shorter than the
 /// forwarding deadline (`Limits::forward_timeout_ms`) and the client's per-attempt
 /// deadline, so the caller gets this clear 504 rather than a lost connection; the
 /// learner keeps catching up and a retry promotes it (`--join` retries by itself).
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(8);
-/// How long a membership change waits for an earlier one to finish.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a membership change waits for an earlier one to finish. Before its final
+/// commit (milliseconds when healthy) an add waits at most twice this plus
+/// `CATCH_UP_TIMEOUT`: 9 s, inside the 10 s default forward timeout.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 const ADDR_BYTES_MAX: usize = 256;
 
 #[derive(Deserialize, Debug)]
@@ -181,12 +184,14 @@ pub async fn add_member(
         }
         Ok(result) => result.map_err(membership_error)?,
     };
-    settle_membership(&app).await?;
-    let written = app
-        .raft
-        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([body.id])), false)
-        .await
-        .map_err(membership_error)?;
+    // From here on the learner is in the membership: a failure is not "nothing happened".
+    let joined = |e: ApiError| ApiError::outcome_unknown(format!("node {} joined as a learner but was not promoted: {}; retry to promote it", body.id, e.message));
+    settle_membership(&app).await.map_err(joined)?;
+    let promote = app.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([body.id])), false);
+    let written = match tokio::time::timeout(app.limits.write_timeout(), promote).await {
+        Ok(result) => result.map_err(membership_error)?,
+        Err(_) => return Err(ApiError::outcome_unknown(format!("promoting node {} did not commit in time; check /v1/cluster and retry", body.id))),
+    };
     Ok(Json(json!({ "id": body.id, "addr": addr, "role": "voter", "changed": true, "membership_log_index": written.log_id.index }))
         .into_response())
 }
@@ -208,7 +213,10 @@ pub async fn remove_member(
     } else {
         ChangeMembers::RemoveNodes(BTreeSet::from([id]))
     };
-    let written = app.raft.change_membership(change, false).await.map_err(membership_error)?;
+    let written = match tokio::time::timeout(app.limits.write_timeout(), app.raft.change_membership(change, false)).await {
+        Ok(result) => result.map_err(membership_error)?,
+        Err(_) => return Err(ApiError::outcome_unknown(format!("removing node {id} did not commit in time; check /v1/cluster"))),
+    };
     Ok(Json(json!({ "id": id, "removed": true, "membership_log_index": written.log_id.index })))
 }
 

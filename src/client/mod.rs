@@ -10,7 +10,9 @@
 //!   the same `Idempotency-Key`, which every write carries (one is generated per call
 //!   unless the caller gives one), so the cluster applies it at most once and the
 //!   retry returns the first result;
-//! - every call has an overall deadline, after which the last error is returned.
+//! - every call has an overall deadline, after which the last error is returned,
+//!   except that once an attempt may have applied a write, a later 503 or transport
+//!   error is reported as `OutcomeUnknown` (it cannot undo the earlier attempt).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +34,10 @@ pub enum ClientError {
     /// The answer was not what the API promises.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// An attempt may have applied the write (504, or the connection was lost after
+    /// sending), and no later attempt settled it either way.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl ClientError {
@@ -177,7 +183,8 @@ pub struct Client {
 
 static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A unique idempotency key: process id, start time and a counter.
+/// A unique idempotency key: process id, start time and a counter (under 64 bytes,
+/// the smallest key limit a node accepts).
 pub fn new_idempotency_key() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("cc-{}-{nanos:x}-{}", std::process::id(), KEY_COUNTER.fetch_add(1, Ordering::Relaxed))
@@ -243,6 +250,17 @@ impl Client {
         let deadline = Instant::now() + self.call_timeout;
         let mut backoff = Duration::from_millis(50);
         let mut attempt = 0usize;
+        let is_read = method == Method::GET;
+        let idempotent = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("idempotency-key"));
+        // Set once an attempt may have applied the write; see `settle`.
+        let mut maybe_applied = false;
+        // The error to report: definite only if nothing before it may have applied, or
+        // if it is the idempotency table's replay of the first answer (a 4xx).
+        let settle = |error: ClientError, maybe_applied: bool| match error {
+            ClientError::Api { status, .. } if idempotent && (400..500).contains(&status) => error,
+            error if maybe_applied => ClientError::OutcomeUnknown(format!("an earlier attempt may have applied; the last one ended: {error}")),
+            error => error,
+        };
         loop {
             let index = (self.preferred.load(Ordering::Relaxed) + attempt) % self.endpoints.len();
             attempt += 1;
@@ -269,19 +287,27 @@ impl Client {
                                 return Ok(answer);
                             }
                             let error = api_error(&answer);
-                            // 503: not attempted. 504: retry the same idempotent write.
+                            // 503: not attempted, retry. 504: retry the same write.
+                            maybe_applied |= status == StatusCode::GATEWAY_TIMEOUT && !is_read;
                             if status != StatusCode::SERVICE_UNAVAILABLE && status != StatusCode::GATEWAY_TIMEOUT {
-                                return Err(error);
+                                return Err(settle(error, maybe_applied));
                             }
                             error
                         }
-                        Err(e) => ClientError::Transport(format!("{url}: answer lost: {e}")),
+                        Err(e) => {
+                            maybe_applied |= !is_read;
+                            ClientError::Transport(format!("{url}: answer lost: {e}"))
+                        }
                     }
                 }
-                Err(e) => ClientError::Transport(format!("{url}: {e}")),
+                Err(e) => {
+                    // Only a failed connect proves the request never left.
+                    maybe_applied |= !is_read && !e.is_connect();
+                    ClientError::Transport(format!("{url}: {e}"))
+                }
             };
             if Instant::now() + backoff >= deadline {
-                return Err(error);
+                return Err(settle(error, maybe_applied));
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(1000));
@@ -399,7 +425,62 @@ fn api_error(answer: &Answer) -> ClientError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    /// A loopback server answering each request with the next scripted status (the
+    /// last one repeats), in Concord's error shape.
+    async fn scripted(script: Vec<(u16, &'static str)>) -> Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let step = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(move || {
+            let (step, script) = (step.clone(), script.clone());
+            async move {
+                let (status, code) = script[step.fetch_add(1, Ordering::SeqCst).min(script.len() - 1)];
+                let body = format!(r#"{{"error":{{"code":"{code}","message":"scripted"}}}}"#);
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut client = Client::new(vec![addr.to_string()]);
+        client.call_timeout = Duration::from_millis(800);
+        client
+    }
+
+    #[tokio::test]
+    async fn a_503_after_a_504_is_not_reported_as_definite() {
+        let client = scripted(vec![(504, "outcome_unknown"), (503, "unavailable")]).await;
+        let error = client.put("k", "v").await.unwrap_err();
+        assert!(matches!(error, ClientError::OutcomeUnknown(_)), "{error:?}");
+        assert!(!error.is_definite());
+    }
+
+    #[tokio::test]
+    async fn only_503s_are_definite() {
+        let client = scripted(vec![(503, "unavailable")]).await;
+        let error = client.put("k", "v").await.unwrap_err();
+        assert_eq!(error.status(), Some(503));
+        assert!(error.is_definite());
+    }
+
+    #[tokio::test]
+    async fn a_keyed_retry_refused_by_replay_is_definite() {
+        // The 412 after a 504 is the idempotency table's replay of the first answer.
+        let client = scripted(vec![(504, "outcome_unknown"), (412, "precondition_failed")]).await;
+        let error = client.put("k", "v").await.unwrap_err();
+        assert_eq!(error.code(), Some("precondition_failed"));
+        assert!(error.is_definite());
+    }
+
+    #[tokio::test]
+    async fn an_unkeyed_retry_refused_after_a_504_is_unknown() {
+        // A membership removal that timed out and then finds the member gone.
+        let client = scripted(vec![(504, "outcome_unknown"), (404, "member_not_found")]).await;
+        let error = client.remove_member(3).await.unwrap_err();
+        assert!(matches!(error, ClientError::OutcomeUnknown(_)), "{error:?}");
+    }
 
     #[test]
     fn keys_are_percent_encoded_but_keep_slashes() {
@@ -407,5 +488,6 @@ mod tests {
         assert_eq!(encode_query("a/b&c"), "a%2Fb%26c");
         assert_eq!(normalize("127.0.0.1:1/"), "http://127.0.0.1:1");
         assert_ne!(new_idempotency_key(), new_idempotency_key());
+        assert!(new_idempotency_key().len() < crate::config::IDEMPOTENCY_KEY_BYTES_MIN);
     }
 }

@@ -56,7 +56,7 @@ impl StateMachine {
         let files = Arc::new(SnapshotFiles::open(&dir.join("snapshots"))?);
         if SnapshotFiles::install_interrupted(&store)? {
             tracing::warn!("a snapshot install was interrupted; installing it again");
-            files.install_current(&store, None)?;
+            files.recover(&store)?;
         }
         let meta = store.view().meta()?;
         Ok(Self { store, files, meta, bounds })
@@ -106,14 +106,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (store, files) = (self.store.clone(), self.files.clone());
         // A wall-clock suffix only makes ids unique across restarts; it never reaches `apply`.
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let built = tokio::task::spawn_blocking(move || {
-            let applied = store.view().meta()?.last_applied;
-            let id = match applied {
-                Some(log_id) => format!("{}-{}-{nanos}", log_id.leader_id.term, log_id.index),
-                None => format!("0-0-{nanos}"),
-            };
-            files.build(&store, id)
-        })
+        let built = tokio::task::spawn_blocking(move || files.build(&store, &nanos.to_string()))
         .await
         .map_err(|e| snapshot_err(None, e))?
         .map_err(|e| snapshot_err(None, e))?;
@@ -169,10 +162,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
         let file = snapshot.into_std().await;
         let (store, files, expected) = (self.store.clone(), self.files.clone(), meta.clone());
-        let installed = tokio::task::spawn_blocking(move || {
-            files.accept_incoming(file)?;
-            files.install_current(&store, Some(&expected))
-        })
+        let installed = tokio::task::spawn_blocking(move || files.install_incoming(&store, file, &expected))
         .await
         .map_err(|e| snapshot_err(Some(meta), e))?
         .map_err(|e| snapshot_err(Some(meta), e))?;

@@ -62,11 +62,15 @@ impl From<codec::CodecError> for SnapshotError {
 /// The snapshot directory of one node.
 pub struct SnapshotFiles {
     dir: PathBuf,
-    /// Files handed to openraft to receive a snapshot into, not yet installed.
-    incoming: Mutex<Vec<PathBuf>>,
-    next_incoming: AtomicU64,
-    /// Serializes replacing `current.snap` (a build and an install may race).
-    replace: Mutex<()>,
+    /// The file handed to openraft to receive a snapshot into, not yet installed.
+    /// openraft receives one snapshot at a time; starting another abandons this one.
+    incoming: Mutex<Option<PathBuf>>,
+    next_file: AtomicU64,
+    /// Held for a whole build and a whole install, so the two never interleave: a
+    /// build's view is taken after any install has finished, so a build never
+    /// replaces `current.snap` with an older snapshot, and never sees a half-installed
+    /// state.
+    exclusive: Mutex<()>,
 }
 
 struct Fnv(u64);
@@ -163,6 +167,25 @@ impl<R: Read> Records<R> {
     }
 }
 
+fn lock(mutex: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Checks a whole snapshot file: magic, header (equal to `expected` when given),
+/// every record, and the trailer's count and checksum. Returns the header.
+fn verify(path: &Path, expected: Option<&SnapshotMeta>) -> Result<SnapshotMeta, SnapshotError> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let found = read_header(&mut reader)?;
+    if let Some(expected) = expected
+        && found != *expected
+    {
+        return Err(SnapshotError::Malformed(format!("snapshot file holds {found}, expected {expected}")));
+    }
+    let mut records = Records { reader, checksum: Fnv::new(), count: 0 };
+    while records.next_record()?.is_some() {}
+    Ok(found)
+}
+
 impl SnapshotFiles {
     /// Opens `dir`, removing partial files a crash may have left.
     pub fn open(dir: &Path) -> io::Result<Self> {
@@ -173,30 +196,39 @@ impl SnapshotFiles {
                 fs::remove_file(&path)?;
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), incoming: Mutex::new(Vec::new()), next_incoming: AtomicU64::new(0), replace: Mutex::new(()) })
+        Ok(Self { dir: dir.to_path_buf(), incoming: Mutex::new(None), next_file: AtomicU64::new(0), exclusive: Mutex::new(()) })
     }
 
     fn current_path(&self) -> PathBuf {
         self.dir.join("current.snap")
     }
 
-    /// Atomically makes `path` the current snapshot (it must already be synced).
+    fn new_path(&self, kind: &str, extension: &str) -> PathBuf {
+        self.dir.join(format!("{kind}-{}.{extension}", self.next_file.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Atomically makes the synced file at `path` the current snapshot.
     fn promote(&self, path: &Path) -> io::Result<()> {
-        let _guard = self.replace.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         fs::rename(path, self.current_path())?;
         sync_dir(&self.dir)
     }
 
-    /// Streams the current state into a new current snapshot. Blocking.
-    pub fn build(&self, store: &StateStore, snapshot_id: String) -> Result<SnapshotMeta, SnapshotError> {
-        // The log may be purged up to this snapshot: make the state it reflects durable.
-        store.sync()?;
+    /// Streams the current state into a new current snapshot whose id is
+    /// `{term}-{index}-{id_suffix}`. Blocking.
+    pub fn build(&self, store: &StateStore, id_suffix: &str) -> Result<SnapshotMeta, SnapshotError> {
+        let _exclusive = lock(&self.exclusive);
         let view = store.view();
         let meta = view.meta()?;
+        // The log may be purged up to this snapshot, so everything the view reflects
+        // must be durable in the state store too: sync after taking the view.
+        store.sync()?;
+        let snapshot_id = match meta.last_applied {
+            Some(log_id) => format!("{}-{}-{id_suffix}", log_id.leader_id.term, log_id.index),
+            None => format!("0-0-{id_suffix}"),
+        };
         let snapshot_meta = SnapshotMeta { last_log_id: meta.last_applied, last_membership: meta.membership.clone(), snapshot_id };
-        let tmp = self.dir.join(format!("build-{}.tmp", self.next_incoming.fetch_add(1, Ordering::Relaxed)));
-        let file = File::create(&tmp)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let tmp = self.new_path("build", "tmp");
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
         out.write_all(MAGIC)?;
         let meta_bytes = codec::encode(&snapshot_meta)?;
         out.write_all(&(meta_bytes.len() as u32).to_le_bytes())?;
@@ -206,8 +238,7 @@ impl SnapshotFiles {
         for cf in Cf::ALL {
             for item in view.iter_from(cf, b"") {
                 let (key, value) = item?;
-                let (key_len, value_len) = (u32::try_from(key.len()), u32::try_from(value.len()));
-                let (Ok(key_len), Ok(value_len)) = (key_len, value_len) else {
+                let (Ok(key_len), Ok(value_len)) = (u32::try_from(key.len()), u32::try_from(value.len())) else {
                     return Err(SnapshotError::Malformed("record too large for the format".into()));
                 };
                 for part in [&[cf as u8][..], &key_len.to_le_bytes(), &key, &value_len.to_le_bytes(), &value] {
@@ -228,39 +259,48 @@ impl SnapshotFiles {
 
     /// The current snapshot's meta and a handle on its file at offset 0.
     pub fn current(&self) -> Result<Option<(SnapshotMeta, File)>, SnapshotError> {
-        let file = match File::open(self.current_path()) {
+        let mut file = match File::open(self.current_path()) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        // One handle for both: a rename in between cannot pair one meta with other data.
         let meta = read_header(&mut BufReader::new(&file))?;
-        Ok(Some((meta, File::open(self.current_path())?)))
+        file.seek(io::SeekFrom::Start(0))?;
+        Ok(Some((meta, file)))
     }
 
-    /// A new empty file for openraft to write a received snapshot into.
+    /// A new empty file for openraft to write a received snapshot into. A transfer
+    /// openraft abandoned leaves its file here; it is removed now.
     pub fn begin_incoming(&self) -> io::Result<File> {
-        let path = self.dir.join(format!("incoming-{}.part", self.next_incoming.fetch_add(1, Ordering::Relaxed)));
+        let path = self.new_path("incoming", "part");
         let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
-        self.incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(path);
+        let abandoned = self.incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).replace(path);
+        if let Some(abandoned) = abandoned {
+            let _ = fs::remove_file(abandoned);
+        }
         Ok(file)
     }
 
-    /// Syncs a fully received snapshot and makes it the current one. A file that is
-    /// not one of ours (openraft may hand over any snapshot data) is copied first.
-    pub fn accept_incoming(&self, mut file: File) -> Result<(), SnapshotError> {
+    /// Installs a fully received snapshot that must carry `expected`: checks the
+    /// whole file, makes it the current snapshot, and replaces the state with it.
+    /// A file that fails the check is deleted and changes nothing. A file that is not
+    /// the one `begin_incoming` handed out (openraft may pass any snapshot data) is
+    /// copied first. Blocking.
+    pub fn install_incoming(&self, store: &StateStore, mut file: File, expected: &SnapshotMeta) -> Result<Meta, SnapshotError> {
+        let _exclusive = lock(&self.exclusive);
         let inode = file.metadata()?.ino();
-        let ours = {
-            let mut incoming = self.incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let position = incoming.iter().position(|path| fs::metadata(path).is_ok_and(|m| m.ino() == inode));
-            position.map(|position| incoming.swap_remove(position))
-        };
-        let path = match ours {
-            Some(path) => {
+        let pending = self.incoming.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let path = match pending {
+            Some(path) if fs::metadata(&path).is_ok_and(|m| m.ino() == inode) => {
                 file.sync_all()?;
                 path
             }
-            None => {
-                let path = self.dir.join(format!("copy-{}.part", self.next_incoming.fetch_add(1, Ordering::Relaxed)));
+            other => {
+                if let Some(abandoned) = other {
+                    let _ = fs::remove_file(abandoned);
+                }
+                let path = self.new_path("copy", "part");
                 let mut copy = File::create(&path)?;
                 file.seek(io::SeekFrom::Start(0))?;
                 io::copy(&mut file, &mut copy)?;
@@ -268,26 +308,23 @@ impl SnapshotFiles {
                 path
             }
         };
+        if let Err(e) = verify(&path, Some(expected)) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.promote(&path)?;
-        Ok(())
+        self.load_current(store, expected)
     }
 
-    /// Replaces the whole state with the current snapshot file, which must carry
-    /// `expected` (when given). Blocking. Returns the installed metadata.
-    pub fn install_current(&self, store: &StateStore, expected: Option<&SnapshotMeta>) -> Result<Meta, SnapshotError> {
-        let path = self.current_path();
-        // Pass 1: check the whole file before touching the state.
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
-        let found = read_header(&mut reader)?;
-        if let Some(expected) = expected
-            && found != *expected
-        {
-            return Err(SnapshotError::Malformed(format!("snapshot file holds {found}, expected {expected}")));
-        }
-        let mut records = Records { reader, checksum: Fnv::new(), count: 0 };
-        while records.next_record()?.is_some() {}
+    /// Finishes an install a crash interrupted (see the module doc). Blocking.
+    pub fn recover(&self, store: &StateStore) -> Result<Meta, SnapshotError> {
+        let _exclusive = lock(&self.exclusive);
+        let found = verify(&self.current_path(), None)?;
+        self.load_current(store, &found)
+    }
 
-        // Pass 2: mark, wipe, load, sync, unmark.
+    /// Replaces the whole state with the (verified) current snapshot `found`.
+    fn load_current(&self, store: &StateStore, found: &SnapshotMeta) -> Result<Meta, SnapshotError> {
         let db = store.db();
         let mut synced = rocksdb::WriteOptions::default();
         synced.set_sync(true);
@@ -301,8 +338,10 @@ impl SnapshotFiles {
             }
         }
         db.write(wipe)?;
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
-        read_header(&mut reader)?;
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(self.current_path())?);
+        if read_header(&mut reader)? != *found {
+            return Err(SnapshotError::Malformed("the current snapshot changed during install".into()));
+        }
         let mut records = Records { reader, checksum: Fnv::new(), count: 0 };
         let mut batch = WriteBatch::default();
         while let Some((cf, key, value)) = records.next_record()? {
@@ -316,16 +355,16 @@ impl SnapshotFiles {
         }
         db.write(batch)?;
         store.sync()?;
-        db.delete_cf_opt(store.cf(Cf::Meta), KEY_INSTALLING, &synced)?;
-        let meta = store.view().meta()?;
-        // Read-back invariant: the state now reflects exactly the snapshot.
-        if meta.last_applied != found.last_log_id {
-            return Err(SnapshotError::Malformed(format!(
-                "installed state is at {:?}, snapshot at {:?}",
-                meta.last_applied, found.last_log_id
-            )));
+        // Read-back invariant, checked while the marker still guards the state.
+        let applied = match store.db().get_cf(store.cf(Cf::Meta), KEY_META)? {
+            Some(bytes) => codec::decode::<Meta>(&bytes)?.last_applied,
+            None => None,
+        };
+        if applied != found.last_log_id {
+            return Err(SnapshotError::Malformed(format!("installed state is at {applied:?}, snapshot at {:?}", found.last_log_id)));
         }
-        Ok(meta)
+        db.delete_cf_opt(store.cf(Cf::Meta), KEY_INSTALLING, &synced)?;
+        Ok(store.view().meta()?)
     }
 
     /// True when a crash interrupted an install (see the module doc).

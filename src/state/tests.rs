@@ -277,6 +277,7 @@ async fn corrupt_or_mismatched_snapshots_are_refused_and_change_nothing() {
 
     let mut target = Fixture::new();
     target.apply(put("mine", "kept")).await;
+    let (own_meta, _) = snapshot_into_bytes(&mut target).await;
     let mut flipped = bytes.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x55;
@@ -287,6 +288,11 @@ async fn corrupt_or_mismatched_snapshots_are_refused_and_change_nothing() {
     assert!(receive(&mut target, &other_meta, &bytes).await.is_err());
     assert_eq!(target.value("mine"), Some(b"kept".to_vec()));
     assert_eq!(target.value("k3"), None);
+    // The node's own snapshot is still the one it serves.
+    assert_eq!(target.machine.get_current_snapshot().await.unwrap().map(|s| s.meta), Some(own_meta));
+    // And a good snapshot still installs afterwards.
+    receive(&mut target, &meta, &bytes).await.unwrap();
+    assert_eq!(target.value("k3"), Some(b"v".to_vec()));
 }
 
 #[tokio::test]
@@ -311,30 +317,69 @@ async fn an_interrupted_install_is_finished_on_open() {
     assert_eq!(reopened.reader().get("from-snapshot").unwrap().value.map(|r| r.value), Some(b"yes".to_vec()));
 }
 
+/// A varied command stream: puts, CAS at guessed revisions, deletes, keyed requests,
+/// and exact retries of earlier keyed requests.
+fn workload(len: usize) -> Vec<Request> {
+    let mut requests: Vec<Request> = Vec::with_capacity(len);
+    for i in 0..len {
+        // Every tenth request retries the keyed request five before it, unchanged.
+        if i >= 10 && i % 10 == 0 {
+            requests.push(requests[i - 5].clone());
+            continue;
+        }
+        let key = format!("k{}", (i * 7 + 3) % 13);
+        let command = match i % 4 {
+            0 | 1 => put(&key, &i.to_string()),
+            2 => put_if(&key, "cas", Precondition::ModRevision(i as u64 / 2)),
+            _ => del(&key, Precondition::None),
+        };
+        let idempotency_key = (i % 5 == 0).then(|| format!("req-{i}"));
+        requests.push(Request { idempotency_key, command });
+    }
+    requests
+}
+
 #[tokio::test]
-async fn replicas_fed_the_same_log_agree() {
-    let commands = |seed: u64| -> Vec<Command> {
-        (0..200u64)
-            .map(|i| {
-                let key = format!("k{}", (i * 7 + seed) % 13);
-                match i % 4 {
-                    0 | 1 => put(&key, &i.to_string()),
-                    2 => put_if(&key, "cas", Precondition::ModRevision(i / 2)),
-                    _ => del(&key, Precondition::None),
-                }
-            })
-            .collect()
-    };
+async fn replicas_fed_the_same_log_agree_whatever_the_batching() {
+    let requests = workload(240);
+    // A applies one entry per call; B in batches of varying size (1, 2, ... 7, 1, ...).
     let mut a = Fixture::new();
-    let mut b = Fixture::new();
     let mut responses_a = Vec::new();
+    for request in &requests {
+        responses_a.extend(a.apply_entries(vec![EntryPayload::Normal(request.clone())]).await);
+    }
+    let mut b = Fixture::new();
     let mut responses_b = Vec::new();
-    for command in commands(3) {
-        responses_a.push(a.apply(command.clone()).await);
-        responses_b.push(b.apply(command).await);
+    let mut rest = requests.as_slice();
+    let mut size = 1;
+    while !rest.is_empty() {
+        let (batch, tail) = rest.split_at(size.min(rest.len()));
+        responses_b.extend(b.apply_entries(batch.iter().cloned().map(EntryPayload::Normal).collect()).await);
+        rest = tail;
+        size = size % 7 + 1;
     }
     assert_eq!(responses_a, responses_b);
-    assert_eq!(a.reader.list("", None, 1000).unwrap(), b.reader.list("", None, 1000).unwrap());
+    assert!(responses_a.iter().any(|r| r.replayed), "the workload exercises replays");
+    assert!(responses_a.iter().any(|r| matches!(r.outcome, Outcome::Rejected(_))), "and refusals");
+
+    // C starts from a snapshot of a replica taken halfway, then applies the rest.
+    let mut half = Fixture::new();
+    for request in &requests[..120] {
+        half.apply_entries(vec![EntryPayload::Normal(request.clone())]).await;
+    }
+    let (meta, bytes) = snapshot_into_bytes(&mut half).await;
+    let mut c = Fixture::new();
+    receive(&mut c, &meta, &bytes).await.unwrap();
+    c.next_index = 121;
+    let mut responses_c = Vec::new();
+    for request in &requests[120..] {
+        responses_c.extend(c.apply_entries(vec![EntryPayload::Normal(request.clone())]).await);
+    }
+    assert_eq!(responses_c, responses_a[120..]);
+
+    let everything = |f: &Fixture| f.reader.list("", None, 1000).unwrap();
+    assert_eq!(everything(&a), everything(&b));
+    assert_eq!(everything(&a), everything(&c));
 }
 
 #[test]
