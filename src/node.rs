@@ -77,6 +77,7 @@ impl Node {
         let machine = StateMachine::open(&config.data_dir, IdempotencyBounds::default())
             .map_err(|source| NodeError::State { dir: config.data_dir.display().to_string(), source })?;
         let reader = machine.reader();
+        let log_stats = log.stats();
         let network = PeerNetwork::new().map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
             .await
@@ -94,6 +95,7 @@ impl Node {
             timing: Arc::new(config.timing.clone()),
             forwarder: Forwarder::new().map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
+            log_stats,
         };
         let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

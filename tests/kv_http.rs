@@ -53,6 +53,11 @@ async fn writes_through_a_follower_are_forwarded_and_reads_see_them_everywhere()
         assert_eq!(got["value"], value.as_str(), "linearizable read after acknowledged write");
     }
 
+    // Acknowledged writes were fsynced on the node that served them, and the cluster
+    // status says how often its log has synced.
+    let status = json(http.get(format!("{}/v1/cluster", cluster.node(leader).url())).send().await.unwrap()).await;
+    assert!(status["node"]["log_fsyncs"].as_u64().unwrap() >= 21, "{status}");
+
     // A stale read answers locally and says what it reflects.
     let stale = wait_for("a stale read on a follower to catch up", Duration::from_secs(5), || async {
         let response = http.get(format!("{url}?consistency=stale")).send().await.ok()?;

@@ -28,6 +28,7 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
 use crate::config::{Limits, RaftTiming};
+use crate::raft::log_store::LogStats;
 use crate::raft::{NodeId, Raft};
 use crate::state::StateReader;
 use error::ApiError;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub timing: Arc<RaftTiming>,
     pub forwarder: Forwarder,
     pub in_flight: Arc<Semaphore>,
+    /// Counters of this node's log database (fsyncs), for `/v1/cluster`.
+    pub log_stats: LogStats,
 }
 
 pub fn router(app: AppState) -> Router {
