@@ -44,6 +44,10 @@ pub struct Limits {
     pub concurrent_requests_max: usize,
     /// Largest peer (Raft RPC) request body, in bytes.
     pub peer_body_bytes_max: usize,
+    /// Shortest lease TTL a client may ask for, in ms.
+    pub lease_ttl_ms_min: u64,
+    /// Longest lease TTL a client may ask for, in ms.
+    pub lease_ttl_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +63,8 @@ impl Default for Limits {
             forward_timeout_ms: 10_000,
             concurrent_requests_max: 4096,
             peer_body_bytes_max: 128 << 20,
+            lease_ttl_ms_min: 500,
+            lease_ttl_ms_max: 24 * 3600 * 1000,
         }
     }
 }
@@ -93,6 +99,9 @@ impl Limits {
         // The CLI and the Rust client send a generated key with every write.
         if self.idempotency_key_bytes_max < IDEMPOTENCY_KEY_BYTES_MIN {
             return Err(format!("the Idempotency-Key limit must be at least {IDEMPOTENCY_KEY_BYTES_MIN} bytes"));
+        }
+        if self.lease_ttl_ms_min == 0 || self.lease_ttl_ms_min > self.lease_ttl_ms_max {
+            return Err("lease TTL bounds must satisfy 0 < min <= max".into());
         }
         if self.write_timeout_ms == 0 || self.read_timeout_ms == 0 {
             return Err("write and read timeouts must be positive".into());

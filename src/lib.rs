@@ -2,7 +2,8 @@
 //!
 //! One replicated state machine (`state`) behind openraft (`raft`), served over
 //! HTTP/JSON (`api`) and used through a Rust client (`client`). `node` wires one
-//! member together from its configuration (`config`). See `docs/architecture.md`.
+//! member together from its configuration (`config`); on the leader, `ticker`
+//! advances the replicated clock. See `docs/architecture.md`.
 
 pub mod api;
 pub mod client;
@@ -12,3 +13,4 @@ pub mod http_client;
 pub mod node;
 pub mod raft;
 pub mod state;
+pub mod ticker;

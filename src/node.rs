@@ -77,6 +77,7 @@ impl Node {
         let machine = StateMachine::open(&config.data_dir, IdempotencyBounds::default())
             .map_err(|source| NodeError::State { dir: config.data_dir.display().to_string(), source })?;
         let reader = machine.reader();
+        let ticker_reader = reader.clone();
         let log_stats = log.stats();
         let network = PeerNetwork::new().map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
@@ -108,6 +109,7 @@ impl Node {
         });
 
         bootstrap(&config, &raft).await?;
+        crate::ticker::spawn(raft.clone(), ticker_reader);
         if let Some(url) = config.join.clone() {
             tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone()));
         }

@@ -17,12 +17,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiBody, ApiPath, ApiQuery};
-use crate::state::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request};
+use super::outcome::{meta_json, propose};
+use crate::state::command::{Command, KeyMeta, Outcome, Precondition};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::reader::AtIndex;
-
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 #[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -54,10 +52,17 @@ pub struct ListQuery {
     keys_only: bool,
 }
 
-/// Writes take no query parameters yet; any given is an error rather than ignored.
+/// Writes without parameters: any given is an error rather than ignored.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct WriteQuery {}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PutQuery {
+    /// Attach the key to this lease (it is deleted when the lease ends).
+    lease: Option<u64>,
+}
 
 impl From<InvalidInput> for ApiError {
     fn from(e: InvalidInput) -> Self {
@@ -68,10 +73,6 @@ impl From<InvalidInput> for ApiError {
             InvalidInput::ValueTooLarge { .. } => ApiError::too_large("value_too_large", e.to_string()),
         }
     }
-}
-
-fn meta_json(meta: &KeyMeta) -> Value {
-    json!({ "create_revision": meta.create_revision, "mod_revision": meta.mod_revision, "version": meta.version })
 }
 
 /// A strong entity tag: the quoted `mod_revision` (`If-Match` takes it quoted or bare).
@@ -91,6 +92,7 @@ pub fn value_json(value: &[u8]) -> (Value, &'static str) {
 fn record_json(key: &str, record: &KvRecord, with_value: bool) -> Value {
     let mut item = meta_json(&record.meta);
     item["key"] = Value::String(key.to_string());
+    item["lease"] = json!(record.lease);
     if with_value {
         let (value, encoding) = value_json(&record.value);
         item["value"] = value;
@@ -141,84 +143,36 @@ pub fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     }
 }
 
-/// Reads and checks the optional `Idempotency-Key` header.
-pub fn idempotency_key(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let max = app.limits.idempotency_key_bytes_max;
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > max || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {max} visible ASCII characters without spaces"),
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-/// Turns a write's outcome into the HTTP answer; a replayed one (success or refusal)
-/// says so in `Idempotent-Replayed: true`.
-fn write_answer(key: &str, replayed: bool, outcome: Outcome) -> Response {
-    let mut response = match outcome {
+/// Renders a KV write's outcome.
+fn kv_answer(key: &str, outcome: Outcome) -> Option<Response> {
+    match outcome {
         Outcome::Put { revision, meta, created } => {
             let mut body = meta_json(&meta);
             body["key"] = Value::String(key.to_string());
             body["revision"] = json!(revision);
             body["created"] = json!(created);
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            (status, [(header::ETAG, etag(&meta))], Json(body)).into_response()
+            Some((status, [(header::ETAG, etag(&meta))], Json(body)).into_response())
         }
         Outcome::Deleted { revision, prev } => {
-            Json(json!({ "key": key, "deleted": true, "revision": revision, "prev": meta_json(&prev) })).into_response()
+            Some(Json(json!({ "key": key, "deleted": true, "revision": revision, "prev": meta_json(&prev) })).into_response())
         }
-        Outcome::Rejected(rejection) => rejection_error(rejection).into_response(),
-        Outcome::Noop => ApiError::internal("the write produced no outcome").into_response(),
-    };
-    if replayed {
-        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        _ => None,
     }
-    response
-}
-
-pub fn rejection_error(rejection: Rejection) -> ApiError {
-    match rejection {
-        Rejection::NotFound { key } => ApiError::not_found("key_not_found", format!("key {key:?} does not exist")),
-        Rejection::PreconditionFailed { key, current } => ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition_failed",
-            match current {
-                Some(meta) => format!("key {key:?} is at mod_revision {}; the precondition does not hold", meta.mod_revision),
-                None => format!("key {key:?} does not exist; the precondition does not hold"),
-            },
-        )
-        .with_details(json!({ "current": current.as_ref().map(meta_json) })),
-        Rejection::IdempotencyKeyReused { key } => ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            format!("Idempotency-Key {key:?} was already used for a different request; use a new key per distinct write"),
-        ),
-    }
-}
-
-async fn propose(app: &AppState, headers: &HeaderMap, command: Command) -> Result<Response, ApiError> {
-    let key = command.key().to_string();
-    let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
-    let response = app.write(request).await?;
-    Ok(write_answer(&key, response.replayed, response.outcome))
 }
 
 pub async fn put(
     State(app): State<AppState>,
     ApiPath(key): ApiPath<String>,
-    ApiQuery(_): ApiQuery<WriteQuery>,
+    ApiQuery(query): ApiQuery<PutQuery>,
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&key, &app.limits)?;
     kv::validate_value(&body, &app.limits)?;
     let precondition = precondition(&headers)?;
-    propose(&app, &headers, Command::Put { key, value: body.to_vec(), precondition }).await
+    let command = Command::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease };
+    propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
 pub async fn delete(
@@ -229,7 +183,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&key, &app.limits)?;
     let precondition = precondition(&headers)?;
-    propose(&app, &headers, Command::Delete { key, precondition }).await
+    let command = Command::Delete { key: key.clone(), precondition };
+    propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
 pub async fn get(

@@ -1,7 +1,8 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `cluster`), plus the machinery every route shares:
-//! `error` (the JSON error shape), `extract` (extractors that fail with it),
+//! One file per resource (`kv`, `leases`, `cluster`), plus the machinery every route
+//! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
+//! `outcome` (propose a command and answer with its outcome),
 //! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
 //! The API never touches RocksDB: it reads through `StateReader` and writes through
 //! Raft.
@@ -16,6 +17,8 @@ pub mod error;
 pub mod extract;
 pub mod forward;
 pub mod kv;
+pub mod leases;
+pub mod outcome;
 
 use std::sync::Arc;
 
@@ -55,6 +58,9 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/kv", get(kv::list))
         .route("/v1/kv/", get(kv::empty_key).put(kv::empty_key).delete(kv::empty_key))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/leases", post(leases::grant))
+        .route("/v1/leases/{id}", get(leases::get).delete(leases::revoke))
+        .route("/v1/leases/{id}/keepalive", post(leases::keep_alive))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))

@@ -67,6 +67,12 @@ pub struct LimitArgs {
     /// Largest Raft RPC body accepted from a peer; must fit a full append batch.
     #[arg(long, default_value_t = Limits::default().peer_body_bytes_max, help_heading = "Limits")]
     pub peer_body_bytes_max: usize,
+    /// Shortest lease TTL a client may ask for, in ms.
+    #[arg(long, default_value_t = Limits::default().lease_ttl_ms_min, help_heading = "Limits")]
+    pub lease_ttl_ms_min: u64,
+    /// Longest lease TTL a client may ask for, in ms.
+    #[arg(long, default_value_t = Limits::default().lease_ttl_ms_max, help_heading = "Limits")]
+    pub lease_ttl_ms_max: u64,
 }
 
 /// Raft timing and snapshots.
@@ -111,6 +117,8 @@ impl ServeArgs {
             idempotency_key_bytes_max: self.limits.idempotency_key_bytes_max,
             forward_timeout_ms: self.limits.forward_timeout_ms,
             peer_body_bytes_max: self.limits.peer_body_bytes_max,
+            lease_ttl_ms_min: self.limits.lease_ttl_ms_min,
+            lease_ttl_ms_max: self.limits.lease_ttl_ms_max,
         };
         let timing = RaftTiming {
             heartbeat_ms: self.timing.heartbeat_ms,

@@ -24,10 +24,20 @@ pub struct Request {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Create or replace `key` with `value`, if `precondition` holds.
-    Put { key: String, value: Vec<u8>, precondition: Precondition },
+    /// Create or replace `key` with `value`, if `precondition` holds; attached to
+    /// `lease` (deleted when it ends) if given, detached from any lease otherwise.
+    Put { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64> },
     /// Remove `key`, if it exists and `precondition` holds.
     Delete { key: String, precondition: Precondition },
+    /// Advance the replicated clock by `advance_ms` and end every lease that expires
+    /// by then. Proposed only by the leader's ticker.
+    Tick { advance_ms: u64 },
+    /// Start a lease of `ttl_ms`; its id is this entry's log index.
+    LeaseGrant { ttl_ms: u64 },
+    /// Restart a lease's TTL from now.
+    LeaseKeepAlive { id: u64 },
+    /// End a lease now, deleting what is attached to it.
+    LeaseRevoke { id: u64 },
 }
 
 /// A compare-and-swap condition on a key's current state.
@@ -69,6 +79,13 @@ pub enum Outcome {
     Noop,
     Put { revision: u64, meta: KeyMeta, created: bool },
     Deleted { revision: u64, prev: KeyMeta },
+    /// The clock now reads `clock_ms`; `expired` leases ended.
+    Ticked { clock_ms: u64, expired: u64 },
+    /// A lease exists (granted or kept alive) and expires at `expires_at_ms` on the
+    /// replicated clock unless kept alive again.
+    Lease { id: u64, ttl_ms: u64, expires_at_ms: u64 },
+    /// A lease ended; `deleted_keys` keys went with it (at `revision`).
+    LeaseRevoked { id: u64, deleted_keys: u64, revision: u64 },
     Rejected(Rejection),
 }
 
@@ -80,6 +97,11 @@ pub enum Rejection {
     PreconditionFailed { key: String, current: Option<KeyMeta> },
     /// The idempotency key was used before for a different command.
     IdempotencyKeyReused { key: String },
+    /// No such lease (never granted, expired or revoked).
+    LeaseNotFound { id: u64 },
+    /// The cluster holds its maximum number of leases, or this lease its maximum
+    /// number of attached keys.
+    LeaseLimit { limit: u64 },
 }
 
 impl Response {
@@ -89,21 +111,24 @@ impl Response {
 }
 
 impl Command {
-    /// The key this command touches.
-    pub fn key(&self) -> &str {
-        match self {
-            Command::Put { key, .. } | Command::Delete { key, .. } => key,
-        }
+    /// True when applying it iterates stored state, so it must see every earlier
+    /// write of its `apply` batch on disk (see `machine.rs`).
+    pub fn scans_state(&self) -> bool {
+        matches!(self, Command::Tick { .. } | Command::LeaseRevoke { .. })
     }
 }
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.command {
-            Command::Put { key, value, precondition } => {
-                write!(f, "put {key:?} ({} bytes, {precondition:?})", value.len())
+            Command::Put { key, value, precondition, lease } => {
+                write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?})", value.len())
             }
             Command::Delete { key, precondition } => write!(f, "delete {key:?} ({precondition:?})"),
+            Command::Tick { advance_ms } => write!(f, "tick +{advance_ms} ms"),
+            Command::LeaseGrant { ttl_ms } => write!(f, "grant lease of {ttl_ms} ms"),
+            Command::LeaseKeepAlive { id } => write!(f, "keep lease {id} alive"),
+            Command::LeaseRevoke { id } => write!(f, "revoke lease {id}"),
         }
     }
 }

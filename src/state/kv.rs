@@ -4,11 +4,13 @@
 //! bytes. Every change bumps the cluster revision by one (etcd's model): a key's
 //! `mod_revision` is the revision of its latest change, `create_revision` the one
 //! that created it, `version` counts its writes since creation. A failed precondition
-//! changes nothing, not even the revision.
+//! changes nothing, not even the revision. A put may attach the key to a lease (it is
+//! deleted when the lease ends); a put without one detaches it.
 
 use serde::{Deserialize, Serialize};
 
 use super::command::{KeyMeta, Outcome, Precondition, Rejection};
+use super::lease;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
 use crate::config::Limits;
@@ -18,6 +20,8 @@ use crate::config::Limits;
 pub struct KvRecord {
     pub value: Vec<u8>,
     pub meta: KeyMeta,
+    /// The lease the key is attached to: the key is deleted when the lease ends.
+    pub lease: Option<u64>,
 }
 
 /// Why a key or value is refused before anything is proposed.
@@ -73,10 +77,18 @@ pub fn apply_put(
     key: &str,
     value: Vec<u8>,
     precondition: Precondition,
+    lease: Option<u64>,
 ) -> Result<Outcome, ViewError> {
     let current: Option<KvRecord> = batch.get_decoded(Cf::Kv, key.as_bytes())?;
     let current_meta = current.as_ref().map(|record| record.meta);
+    let current_lease = current.as_ref().and_then(|record| record.lease);
     if let Err(rejection) = check(key, current_meta.as_ref(), precondition) {
+        return Ok(Outcome::Rejected(rejection));
+    }
+    if let Some(id) = lease
+        && current_lease != lease
+        && let Err(rejection) = lease::check_attach(batch, id)?
+    {
         return Ok(Outcome::Rejected(rejection));
     }
     meta.revision += 1;
@@ -85,7 +97,8 @@ pub fn apply_put(
         Some(old) => KeyMeta { create_revision: old.create_revision, mod_revision: revision, version: old.version + 1 },
         None => KeyMeta { create_revision: revision, mod_revision: revision, version: 1 },
     };
-    batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta })?;
+    batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta, lease })?;
+    lease::reattach(batch, key, current_lease, lease)?;
     Ok(Outcome::Put { revision, meta: key_meta, created: current_meta.is_none() })
 }
 
@@ -103,6 +116,7 @@ pub fn apply_delete(
     }
     meta.revision += 1;
     batch.delete(Cf::Kv, key.as_bytes());
+    lease::reattach(batch, key, current.lease, None)?;
     Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })
 }
 

@@ -17,6 +17,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use super::command::{Command, Outcome, Rejection, Request, Response};
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
+use super::lease;
 use super::reader::StateReader;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
@@ -69,14 +70,14 @@ impl StateMachine {
     fn apply_request(&self, batch: &mut Batch<'_>, meta: &mut Meta, index: u64, request: Request) -> Result<Response, ViewError> {
         idempotency::evict(batch, meta, index, self.bounds)?;
         let Some(key) = request.idempotency_key else {
-            return Ok(Response::fresh(apply_command(batch, meta, request.command)?));
+            return Ok(Response::fresh(apply_command(batch, meta, index, request.command)?));
         };
         let fingerprint = idempotency::fingerprint(&request.command)?;
         match idempotency::lookup(batch, &key, fingerprint)? {
             Lookup::Replay(outcome) => Ok(Response { replayed: true, outcome }),
             Lookup::Reused => Ok(Response::fresh(Outcome::Rejected(Rejection::IdempotencyKeyReused { key }))),
             Lookup::Fresh => {
-                let outcome = apply_command(batch, meta, request.command)?;
+                let outcome = apply_command(batch, meta, index, request.command)?;
                 idempotency::remember(batch, meta, &key, fingerprint, index, &outcome)?;
                 idempotency::evict(batch, meta, index, self.bounds)?;
                 Ok(Response::fresh(outcome))
@@ -85,10 +86,14 @@ impl StateMachine {
     }
 }
 
-fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, command: Command) -> Result<Outcome, ViewError> {
+fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Command) -> Result<Outcome, ViewError> {
     match command {
-        Command::Put { key, value, precondition } => kv::apply_put(batch, meta, &key, value, precondition),
+        Command::Put { key, value, precondition, lease } => kv::apply_put(batch, meta, &key, value, precondition, lease),
         Command::Delete { key, precondition } => kv::apply_delete(batch, meta, &key, precondition),
+        Command::Tick { advance_ms } => lease::tick(batch, meta, advance_ms),
+        Command::LeaseGrant { ttl_ms } => lease::grant(batch, meta, index, ttl_ms),
+        Command::LeaseKeepAlive { id } => lease::keep_alive(batch, meta, id),
+        Command::LeaseRevoke { id } => lease::revoke(batch, meta, id),
     }
 }
 
@@ -130,9 +135,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut meta = self.meta.clone();
         let mut batch = self.store.begin();
         let mut responses = Vec::new();
+        let write_err = |e: &dyn std::error::Error| StorageError::from(StorageIOError::write_state_machine(&openraft::AnyError::error(e)));
         for entry in entries {
             let log_id = entry.log_id;
             let apply_err = |e: ViewError| StorageError::from(StorageIOError::apply(log_id, &e));
+            // A command that scans the store must see the earlier entries of this call.
+            if let EntryPayload::Normal(request) = &entry.payload
+                && request.command.scans_state()
+                && !batch.is_empty()
+            {
+                batch.put_encoded(Cf::Meta, KEY_META, &meta).map_err(|e| write_err(&e))?;
+                batch.commit().map_err(|e| write_err(&e))?;
+                batch = self.store.begin();
+            }
             meta.last_applied = Some(log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => Response::fresh(Outcome::Noop),
@@ -144,8 +159,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             responses.push(response);
         }
-        batch.put_encoded(Cf::Meta, KEY_META, &meta).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        batch.commit().map_err(|e| StorageIOError::write_state_machine(&e))?;
+        batch.put_encoded(Cf::Meta, KEY_META, &meta).map_err(|e| write_err(&e))?;
+        batch.commit().map_err(|e| write_err(&e))?;
         self.meta = meta;
         Ok(responses)
     }

@@ -2,13 +2,15 @@
 //!
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
-//! vocabulary), `kv` (the key-value primitive), `idempotency` (deduplicated retries),
+//! vocabulary), `kv` (the key-value primitive), `lease` (the replicated clock and
+//! leases), `idempotency` (deduplicated retries),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
 
 pub mod command;
 pub mod idempotency;
 pub mod kv;
+pub mod lease;
 pub mod machine;
 pub mod reader;
 pub mod snapshot;

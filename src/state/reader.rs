@@ -6,6 +6,7 @@
 //! the read index; with `consistency=stale` it skips that and reports the index.
 
 use super::kv::{self, KvRecord, Page};
+use super::lease::{self, LeaseView};
 use super::store::{Meta, StateStore, ViewError};
 
 /// A value read from the state and the position it was read at.
@@ -16,6 +17,8 @@ pub struct AtIndex<T> {
     pub applied_index: u64,
     /// The cluster revision at that point.
     pub revision: u64,
+    /// The replicated clock at that point, in ms.
+    pub clock_ms: u64,
 }
 
 #[derive(Clone)]
@@ -29,7 +32,7 @@ impl StateReader {
     }
 
     fn at<T>(meta: &Meta, value: T) -> AtIndex<T> {
-        AtIndex { value, applied_index: meta.last_applied.map_or(0, |id| id.index), revision: meta.revision }
+        AtIndex { value, applied_index: meta.last_applied.map_or(0, |id| id.index), revision: meta.revision, clock_ms: meta.clock_ms }
     }
 
     pub fn get(&self, key: &str) -> Result<AtIndex<Option<KvRecord>>, ViewError> {
@@ -42,6 +45,20 @@ impl StateReader {
         let view = self.store.view();
         let meta = view.meta()?;
         Ok(Self::at(&meta, kv::list(&view, prefix, after, limit)?))
+    }
+
+    /// Lease `id` with up to `keys_limit` of its keys.
+    pub fn lease(&self, id: u64, keys_limit: usize) -> Result<AtIndex<Option<LeaseView>>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, lease::get(&view, id, keys_limit)?))
+    }
+
+    /// The earliest lease expiry, if any (the ticker's next deadline).
+    pub fn next_deadline(&self) -> Result<AtIndex<Option<u64>>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, lease::next_expiry(&view)?))
     }
 
     /// The applied position alone (for `/ready` and `/v1/cluster`).

@@ -37,9 +37,6 @@ pub const VALUE_BYTES_MAX: u32 = 64 << 20;
 /// Bytes of records written to RocksDB per batch while installing.
 const INSTALL_BATCH_BYTES: usize = 8 << 20;
 const END: u8 = 0;
-/// Greater than every stored key: UTF-8 keys never contain 0xFF and the binary
-/// keys (sequence numbers) are 8 bytes long.
-const KEY_CEILING: [u8; 9] = [0xff; 9];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -333,8 +330,14 @@ impl SnapshotFiles {
         for cf in Cf::ALL {
             if cf == Cf::Meta {
                 wipe.delete_cf(store.cf(cf), KEY_META);
-            } else {
-                wipe.delete_range_cf(store.cf(cf), &b""[..], &KEY_CEILING[..]);
+                continue;
+            }
+            // Everything up to just past the last key (a range end is exclusive).
+            if let Some(last) = db.iterator_cf(store.cf(cf), rocksdb::IteratorMode::End).next() {
+                let (mut end, _) = last?;
+                let mut end = std::mem::take(&mut end).into_vec();
+                end.push(0);
+                wipe.delete_range_cf(store.cf(cf), &b""[..], &end[..]);
             }
         }
         db.write(wipe)?;

@@ -33,10 +33,16 @@ pub enum Cf {
     Idem = 3,
     /// Dense sequence number (big-endian) → idempotency key, oldest first, for eviction.
     IdemOrder = 4,
+    /// Lease id (big-endian) → encoded `lease::LeaseRecord`.
+    Leases = 5,
+    /// Expiry (big-endian clock ms) ++ lease id (big-endian) → empty: leases by expiry.
+    LeaseExpiry = 6,
+    /// Lease id (big-endian) ++ attached key → empty: what a lease takes with it.
+    LeaseKeys = 7,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 4] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder];
+    pub const ALL: [Cf; 7] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder, Cf::Leases, Cf::LeaseExpiry, Cf::LeaseKeys];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +50,9 @@ impl Cf {
             Cf::Kv => "kv",
             Cf::Idem => "idem",
             Cf::IdemOrder => "idem_order",
+            Cf::Leases => "leases",
+            Cf::LeaseExpiry => "lease_expiry",
+            Cf::LeaseKeys => "lease_keys",
         }
     }
 
@@ -66,6 +75,10 @@ pub struct Meta {
     /// Idempotency table window: sequence numbers `first..next` are remembered.
     pub idem_first_seq: u64,
     pub idem_next_seq: u64,
+    /// The replicated clock, in ms: advanced only by `Tick` entries (see `lease.rs`).
+    pub clock_ms: u64,
+    /// How many leases exist (bounded by `lease::LEASES_MAX`).
+    pub lease_count: u64,
 }
 
 /// The state machine's database handle. Cheap to clone.
@@ -165,7 +178,7 @@ pub struct Batch<'a> {
     overlay: HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
 }
 
-impl Batch<'_> {
+impl<'a> Batch<'a> {
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.overlay.get(&(cf, key.to_vec())) {
             Some(pending) => Ok(pending.clone()),
@@ -178,6 +191,19 @@ impl Batch<'_> {
             None => Ok(None),
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
         }
+    }
+
+    /// Iterates `cf` from `from` as committed to the store, *without* this batch's
+    /// pending writes: only for commands applied on a flushed batch
+    /// (`Command::scans_state`), which then see exactly the state before them.
+    pub fn scan(&self, cf: Cf, from: &[u8]) -> rocksdb::DBIteratorWithThreadMode<'a, DB> {
+        let store: &'a StateStore = self.store;
+        store.db.iterator_cf(store.cf(cf), rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward))
+    }
+
+    /// True when the batch holds no unwritten changes.
+    pub fn is_empty(&self) -> bool {
+        self.overlay.is_empty()
     }
 
     pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {

@@ -24,11 +24,15 @@ fn log_id(index: u64) -> LogId {
 }
 
 fn put(key: &str, value: &str) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None }
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None }
 }
 
 fn put_if(key: &str, value: &str, precondition: Precondition) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition }
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition, lease: None }
+}
+
+fn put_leased(key: &str, value: &str, lease: u64) -> Command {
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: Some(lease) }
 }
 
 fn del(key: &str, precondition: Precondition) -> Command {
@@ -380,6 +384,111 @@ async fn replicas_fed_the_same_log_agree_whatever_the_batching() {
     let everything = |f: &Fixture| f.reader.list("", None, 1000).unwrap();
     assert_eq!(everything(&a), everything(&b));
     assert_eq!(everything(&a), everything(&c));
+}
+
+/// Grants a lease and returns its id (the log index of the grant).
+async fn grant(f: &mut Fixture, ttl_ms: u64) -> u64 {
+    match f.apply(Command::LeaseGrant { ttl_ms }).await {
+        Outcome::Lease { id, .. } => id,
+        other => panic!("grant failed: {other:?}"),
+    }
+}
+
+async fn tick(f: &mut Fixture, advance_ms: u64) -> Outcome {
+    f.apply(Command::Tick { advance_ms }).await
+}
+
+#[tokio::test]
+async fn leases_expire_only_when_ticks_pass_their_ttl() {
+    let mut f = Fixture::new();
+    let id = grant(&mut f, 1000).await;
+    assert_eq!(id, 1, "a lease id is the log index of its grant");
+    f.apply(put_leased("session/a", "x", id)).await;
+    f.apply(put("plain", "y")).await;
+    assert_eq!(tick(&mut f, 999).await, Outcome::Ticked { clock_ms: 999, expired: 0 });
+    assert!(f.value("session/a").is_some(), "alive 1 ms before its TTL");
+    let revision = f.revision();
+    assert_eq!(tick(&mut f, 1).await, Outcome::Ticked { clock_ms: 1000, expired: 1 });
+    assert_eq!(f.value("session/a"), None, "the attached key went with the lease");
+    assert_eq!(f.value("plain"), Some(b"y".to_vec()));
+    assert_eq!(f.revision(), revision + 1, "the deletion is a change");
+    assert!(f.reader.lease(id, 10).unwrap().value.is_none());
+    assert_eq!(f.apply(Command::LeaseKeepAlive { id }).await, Outcome::Rejected(Rejection::LeaseNotFound { id }));
+}
+
+#[tokio::test]
+async fn keep_alive_restarts_the_ttl_from_the_current_clock() {
+    let mut f = Fixture::new();
+    let id = grant(&mut f, 1000).await;
+    tick(&mut f, 800).await;
+    assert_eq!(f.apply(Command::LeaseKeepAlive { id }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 1800 });
+    assert_eq!(tick(&mut f, 900).await, Outcome::Ticked { clock_ms: 1700, expired: 0 });
+    assert_eq!(tick(&mut f, 100).await, Outcome::Ticked { clock_ms: 1800, expired: 1 });
+}
+
+#[tokio::test]
+async fn a_keep_alive_and_a_tick_in_one_batch_apply_in_order() {
+    let mut f = Fixture::new();
+    let id = grant(&mut f, 1000).await;
+    tick(&mut f, 900).await;
+    // The keep-alive is still a pending write when the tick scans for expiries.
+    let payloads = vec![Command::LeaseKeepAlive { id }, Command::Tick { advance_ms: 500 }]
+        .into_iter()
+        .map(|command| EntryPayload::Normal(Request { idempotency_key: None, command }))
+        .collect();
+    let responses = f.apply_entries(payloads).await;
+    assert_eq!(responses[1].outcome, Outcome::Ticked { clock_ms: 1400, expired: 0 });
+    assert!(f.reader.lease(id, 10).unwrap().value.is_some());
+}
+
+#[tokio::test]
+async fn revoking_deletes_attached_keys_and_detached_keys_survive() {
+    let mut f = Fixture::new();
+    let id = grant(&mut f, 60_000).await;
+    for key in ["a", "b", "c"] {
+        f.apply(put_leased(key, "v", id)).await;
+    }
+    f.apply(put("b", "now unleased")).await; // detaches b
+    f.apply(del("c", Precondition::None)).await; // detaches c
+    let lease = f.reader.lease(id, 10).unwrap().value.unwrap();
+    assert_eq!((lease.keys.clone(), lease.record.key_count), (vec!["a".to_string()], 1));
+    let Outcome::LeaseRevoked { deleted_keys, .. } = f.apply(Command::LeaseRevoke { id }).await else { panic!("revoke failed") };
+    assert_eq!(deleted_keys, 1);
+    assert_eq!(f.value("a"), None);
+    assert_eq!(f.value("b"), Some(b"now unleased".to_vec()));
+    assert_eq!(f.apply(Command::LeaseRevoke { id }).await, Outcome::Rejected(Rejection::LeaseNotFound { id }));
+}
+
+#[tokio::test]
+async fn a_key_cannot_attach_to_a_missing_lease_and_moves_between_leases() {
+    let mut f = Fixture::new();
+    assert_eq!(f.apply(put_leased("k", "v", 42)).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 42 }));
+    assert_eq!(f.value("k"), None);
+    let first = grant(&mut f, 1000).await;
+    let second = grant(&mut f, 5000).await;
+    f.apply(put_leased("k", "v", first)).await;
+    f.apply(put_leased("k", "v2", second)).await;
+    assert_eq!(f.reader.lease(first, 10).unwrap().value.unwrap().record.key_count, 0);
+    tick(&mut f, 1000).await; // the first lease expires; k now belongs to the second
+    assert_eq!(f.value("k"), Some(b"v2".to_vec()));
+    tick(&mut f, 4000).await;
+    assert_eq!(f.value("k"), None);
+}
+
+#[tokio::test]
+async fn leases_and_the_clock_travel_in_snapshots() {
+    let mut source = Fixture::new();
+    let id = grant(&mut source, 1000).await;
+    source.apply(put_leased("k", "v", id)).await;
+    tick(&mut source, 400).await;
+    let (meta, bytes) = snapshot_into_bytes(&mut source).await;
+    let mut target = Fixture::new();
+    receive(&mut target, &meta, &bytes).await.unwrap();
+    target.next_index = source.next_index;
+    assert_eq!(target.reader.next_deadline().unwrap().clock_ms, 400);
+    assert_eq!(tick(&mut target, 599).await, Outcome::Ticked { clock_ms: 999, expired: 0 });
+    assert_eq!(tick(&mut target, 1).await, Outcome::Ticked { clock_ms: 1000, expired: 1 });
+    assert_eq!(target.value("k"), None);
 }
 
 #[test]

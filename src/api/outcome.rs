@@ -1,0 +1,85 @@
+//! The write path every resource shares: propose a command, answer with its outcome.
+//!
+//! `propose` reads the optional `Idempotency-Key`, sends the command through Raft,
+//! and hands the outcome to the resource's renderer; refusals (`Rejection`) become
+//! their HTTP errors here, in one place, and a replayed answer (success or refusal)
+//! says so in `Idempotent-Replayed: true`.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::state::command::{Command, KeyMeta, Outcome, Rejection, Request};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+pub fn meta_json(meta: &KeyMeta) -> Value {
+    json!({ "create_revision": meta.create_revision, "mod_revision": meta.mod_revision, "version": meta.version })
+}
+
+/// Reads and checks the optional `Idempotency-Key` header.
+pub fn idempotency_key(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let max = app.limits.idempotency_key_bytes_max;
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > max || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {max} visible ASCII characters without spaces"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+pub fn rejection_error(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::NotFound { key } => ApiError::not_found("key_not_found", format!("key {key:?} does not exist")),
+        Rejection::PreconditionFailed { key, current } => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            match current {
+                Some(meta) => format!("key {key:?} is at mod_revision {}; the precondition does not hold", meta.mod_revision),
+                None => format!("key {key:?} does not exist; the precondition does not hold"),
+            },
+        )
+        .with_details(json!({ "current": current.as_ref().map(meta_json) })),
+        Rejection::IdempotencyKeyReused { key } => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            format!("Idempotency-Key {key:?} was already used for a different request; use a new key per distinct write"),
+        ),
+        Rejection::LeaseNotFound { id } => {
+            ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)"))
+        }
+        Rejection::LeaseLimit { limit } => ApiError::new(
+            StatusCode::CONFLICT,
+            "lease_limit",
+            format!("the limit of {limit} is reached (leases in the cluster, or keys on one lease)"),
+        ),
+    }
+}
+
+/// Proposes `command` and answers with `render(outcome)`; a refusal becomes its error.
+/// `render` returns `None` for an outcome its resource never produces.
+pub async fn propose(
+    app: &AppState,
+    headers: &HeaderMap,
+    command: Command,
+    render: impl FnOnce(Outcome) -> Option<Response>,
+) -> Result<Response, ApiError> {
+    let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
+    let response = app.write(request).await?;
+    let mut answer = match response.outcome {
+        Outcome::Rejected(rejection) => rejection_error(rejection).into_response(),
+        outcome => render(outcome).unwrap_or_else(|| ApiError::internal("the write produced an unexpected outcome").into_response()),
+    };
+    if response.replayed {
+        answer.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(answer)
+}

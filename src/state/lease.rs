@@ -1,0 +1,212 @@
+//! The replicated clock and leases.
+//!
+//! A replicated state machine cannot read a clock, so time is an entry: the leader
+//! proposes `Tick { advance_ms }` with the time its own *monotonic* clock measured since
+//! its previous tick (or since it became leader), and `tick` adds it to `Meta::clock_ms`.
+//! A new leader starts measuring when it takes over, so the clock pauses during an
+//! election and never jumps; committed ticks never cover overlapping stretches of real
+//! time (a deposed leader's tick can commit only if a majority accepted it before
+//! voting for the next leader). The replicated clock therefore runs no faster than
+//! real time, which gives the guarantee leases need: a lease never expires earlier
+//! than its TTL after the keep-alive that last renewed it.
+//!
+//! A lease's id is the log index of the entry that granted it: unique, deterministic
+//! and increasing. Keys attached to a lease are listed under it (`Cf::LeaseKeys`) and
+//! deleted, in the same entry, when it is revoked or expires. Leases are indexed by
+//! expiry (`Cf::LeaseExpiry`) so a tick finds what it ends in order, without a scan.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{Outcome, Rejection};
+use super::kv::KvRecord;
+use super::store::{Batch, Cf, Meta, View, ViewError};
+use crate::codec;
+
+/// Most leases the cluster holds (fixed, so every replica refuses the same grant).
+pub const LEASES_MAX: u64 = 1_000_000;
+/// Most keys attached to one lease.
+pub const KEYS_PER_LEASE_MAX: u64 = 100_000;
+/// Most leases one tick ends; the rest end on the next tick, which the ticker then
+/// proposes at once. Bounds the work of applying one entry.
+pub const EXPIRIES_PER_TICK_MAX: usize = 10_000;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub ttl_ms: u64,
+    /// On the replicated clock.
+    pub expires_at_ms: u64,
+    pub key_count: u64,
+}
+
+fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn expiry_key(expires_at_ms: u64, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&expires_at_ms.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn parse_expiry_key(key: &[u8]) -> Result<(u64, u64), ViewError> {
+    let bytes: [u8; 16] = key.try_into().map_err(|_| ViewError::Corrupt(format!("lease expiry key of {} bytes", key.len())))?;
+    let (at, id) = bytes.split_at(8);
+    Ok((u64::from_be_bytes(at.try_into().unwrap_or_default()), u64::from_be_bytes(id.try_into().unwrap_or_default())))
+}
+
+fn item_key(id: u64, key: &str) -> Vec<u8> {
+    let mut item = id_key(id).to_vec();
+    item.extend_from_slice(key.as_bytes());
+    item
+}
+
+pub fn record(batch: &Batch<'_>, id: u64) -> Result<Option<LeaseRecord>, ViewError> {
+    batch.get_decoded(Cf::Leases, &id_key(id))
+}
+
+fn save(batch: &mut Batch<'_>, id: u64, lease: &LeaseRecord) -> Result<(), ViewError> {
+    batch.put_encoded(Cf::Leases, &id_key(id), lease)
+}
+
+pub fn grant(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, ttl_ms: u64) -> Result<Outcome, ViewError> {
+    if meta.lease_count >= LEASES_MAX {
+        return Ok(Outcome::Rejected(Rejection::LeaseLimit { limit: LEASES_MAX }));
+    }
+    let expires_at_ms = meta.clock_ms.saturating_add(ttl_ms);
+    save(batch, id, &LeaseRecord { ttl_ms, expires_at_ms, key_count: 0 })?;
+    batch.put(Cf::LeaseExpiry, &expiry_key(expires_at_ms, id), Vec::new());
+    meta.lease_count += 1;
+    Ok(Outcome::Lease { id, ttl_ms, expires_at_ms })
+}
+
+pub fn keep_alive(batch: &mut Batch<'_>, meta: &Meta, id: u64) -> Result<Outcome, ViewError> {
+    let Some(mut lease) = record(batch, id)? else {
+        return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
+    };
+    batch.delete(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id));
+    lease.expires_at_ms = meta.clock_ms.saturating_add(lease.ttl_ms);
+    batch.put(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id), Vec::new());
+    save(batch, id, &lease)?;
+    Ok(Outcome::Lease { id, ttl_ms: lease.ttl_ms, expires_at_ms: lease.expires_at_ms })
+}
+
+/// Checks that `key` may be attached to lease `id` (which it is not attached to yet).
+pub fn check_attach(batch: &Batch<'_>, id: u64) -> Result<Result<(), Rejection>, ViewError> {
+    Ok(match record(batch, id)? {
+        None => Err(Rejection::LeaseNotFound { id }),
+        Some(lease) if lease.key_count >= KEYS_PER_LEASE_MAX => Err(Rejection::LeaseLimit { limit: KEYS_PER_LEASE_MAX }),
+        Some(_) => Ok(()),
+    })
+}
+
+/// Moves `key` from lease `from` to lease `to` (either may be none).
+pub fn reattach(batch: &mut Batch<'_>, key: &str, from: Option<u64>, to: Option<u64>) -> Result<(), ViewError> {
+    if from == to {
+        return Ok(());
+    }
+    if let Some(id) = from
+        && let Some(mut lease) = record(batch, id)?
+    {
+        batch.delete(Cf::LeaseKeys, &item_key(id, key));
+        lease.key_count = lease.key_count.saturating_sub(1);
+        save(batch, id, &lease)?;
+    }
+    if let Some(id) = to {
+        let mut lease = record(batch, id)?.ok_or_else(|| ViewError::Corrupt(format!("attaching to missing lease {id}")))?;
+        batch.put(Cf::LeaseKeys, &item_key(id, key), Vec::new());
+        lease.key_count += 1;
+        save(batch, id, &lease)?;
+    }
+    Ok(())
+}
+
+/// Ends lease `id` and deletes its keys. Reads its key list from the store, so the
+/// batch must hold no unwritten changes (`Command::scans_state`).
+fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord) -> Result<u64, ViewError> {
+    let prefix = id_key(id);
+    let mut deleted = 0;
+    for item in batch.scan(Cf::LeaseKeys, &prefix) {
+        let (item, _) = item?;
+        if !item.starts_with(&prefix) {
+            break;
+        }
+        batch.delete(Cf::LeaseKeys, &item);
+        let key = &item[prefix.len()..];
+        // Read-side invariant: the key names this lease as its own.
+        let owned = batch.get_decoded::<KvRecord>(Cf::Kv, key)?.is_some_and(|record| record.lease == Some(id));
+        if owned {
+            batch.delete(Cf::Kv, key);
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        meta.revision += 1;
+    }
+    batch.delete(Cf::Leases, &prefix);
+    batch.delete(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id));
+    meta.lease_count = meta.lease_count.saturating_sub(1);
+    Ok(deleted)
+}
+
+pub fn revoke(batch: &mut Batch<'_>, meta: &mut Meta, id: u64) -> Result<Outcome, ViewError> {
+    let Some(lease) = record(batch, id)? else {
+        return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
+    };
+    let deleted_keys = end(batch, meta, id, &lease)?;
+    Ok(Outcome::LeaseRevoked { id, deleted_keys, revision: meta.revision })
+}
+
+/// Advances the clock and ends the leases that expire by the new time.
+pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta, advance_ms: u64) -> Result<Outcome, ViewError> {
+    meta.clock_ms = meta.clock_ms.saturating_add(advance_ms);
+    let mut due = Vec::new();
+    for item in batch.scan(Cf::LeaseExpiry, &[]) {
+        let (key, _) = item?;
+        let (expires_at_ms, id) = parse_expiry_key(&key)?;
+        if expires_at_ms > meta.clock_ms || due.len() == EXPIRIES_PER_TICK_MAX {
+            break;
+        }
+        due.push(id);
+    }
+    let mut expired = 0;
+    for id in due {
+        if let Some(lease) = record(batch, id)? {
+            end(batch, meta, id, &lease)?;
+            expired += 1;
+        }
+    }
+    Ok(Outcome::Ticked { clock_ms: meta.clock_ms, expired })
+}
+
+/// A lease as read: its record and up to `keys_limit` of its keys, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    pub record: LeaseRecord,
+    pub keys: Vec<String>,
+}
+
+pub fn get(view: &View<'_>, id: u64, keys_limit: usize) -> Result<Option<LeaseView>, ViewError> {
+    let Some(bytes) = view.get(Cf::Leases, &id_key(id))? else {
+        return Ok(None);
+    };
+    let record: LeaseRecord = codec::decode(&bytes)?;
+    let prefix = id_key(id);
+    let mut keys = Vec::new();
+    for item in view.iter_from(Cf::LeaseKeys, &prefix) {
+        let (item, _) = item?;
+        if !item.starts_with(&prefix) || keys.len() == keys_limit {
+            break;
+        }
+        keys.push(String::from_utf8(item[prefix.len()..].to_vec()).map_err(|_| ViewError::Corrupt("a lease key is not UTF-8".into()))?);
+    }
+    Ok(Some(LeaseView { record, keys }))
+}
+
+/// The earliest lease expiry on the replicated clock, if any lease exists.
+pub fn next_expiry(view: &View<'_>) -> Result<Option<u64>, ViewError> {
+    match view.iter_from(Cf::LeaseExpiry, &[]).next() {
+        None => Ok(None),
+        Some(item) => Ok(Some(parse_expiry_key(&item?.0)?.0)),
+    }
+}
