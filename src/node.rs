@@ -78,6 +78,7 @@ impl Node {
             .map_err(|source| NodeError::State { dir: config.data_dir.display().to_string(), source })?;
         let reader = machine.reader();
         let ticker_reader = reader.clone();
+        let clock = Arc::new(crate::ticker::LeaderClock::default());
         let log_stats = log.stats();
         let network = PeerNetwork::new().map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
@@ -97,6 +98,7 @@ impl Node {
             forwarder: Forwarder::new().map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
             log_stats,
+            clock: clock.clone(),
         };
         let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -109,7 +111,7 @@ impl Node {
         });
 
         bootstrap(&config, &raft).await?;
-        crate::ticker::spawn(raft.clone(), ticker_reader);
+        crate::ticker::spawn(raft.clone(), ticker_reader, clock);
         if let Some(url) = config.join.clone() {
             tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone()));
         }

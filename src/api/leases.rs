@@ -35,6 +35,12 @@ pub struct ReadQuery {
     consistency: Consistency,
 }
 
+/// This leader's reading of the replicated clock, to stamp a grant or keep-alive
+/// with (503 before the leader has taken over the clock, just after an election).
+fn leader_now(app: &AppState) -> Result<u64, ApiError> {
+    app.clock.now_ms().ok_or_else(|| ApiError::unavailable("the leader is still taking over the replicated clock; retry"))
+}
+
 fn lease_answer(status: StatusCode, outcome: Outcome) -> Option<Response> {
     match outcome {
         Outcome::Lease { id, ttl_ms, expires_at_ms } => {
@@ -57,7 +63,8 @@ pub async fn grant(
     if !(min..=max).contains(&body.ttl_ms) {
         return Err(ApiError::bad_request("invalid_ttl", format!("ttl_ms must be between {min} and {max}, got {}", body.ttl_ms)));
     }
-    propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
+    let now_ms = leader_now(&app)?;
+    propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
 }
 
 pub async fn keep_alive(
@@ -66,7 +73,8 @@ pub async fn keep_alive(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    propose(&app, &headers, Command::LeaseKeepAlive { id }, |outcome| lease_answer(StatusCode::OK, outcome)).await
+    let now_ms = leader_now(&app)?;
+    propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
 pub async fn revoke(
@@ -87,13 +95,15 @@ pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuer
         return Err(ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)")));
     };
     let record = lease.record;
+    // On the leader, its live reading of the clock; elsewhere (stale reads) the clock
+    // as last ticked, which may trail real time by up to a tick interval.
+    let clock_ms = app.clock.now_ms().unwrap_or(read.clock_ms).max(read.clock_ms);
     Ok(Json(json!({
         "id": id,
         "ttl_ms": record.ttl_ms,
         "expires_at_ms": record.expires_at_ms,
-        // The replicated clock advances in ticks, so this may overstate by up to a tick interval.
-        "remaining_ms": record.expires_at_ms.saturating_sub(read.clock_ms),
-        "clock_ms": read.clock_ms,
+        "remaining_ms": record.expires_at_ms.saturating_sub(clock_ms),
+        "clock_ms": clock_ms,
         "key_count": record.key_count,
         "keys": lease.keys,
         "applied_index": read.applied_index,

@@ -34,6 +34,7 @@ use crate::config::{Limits, RaftTiming};
 use crate::raft::log_store::LogStats;
 use crate::raft::{NodeId, Raft};
 use crate::state::StateReader;
+use crate::ticker::LeaderClock;
 use error::ApiError;
 use forward::Forwarder;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// Counters of this node's log database (fsyncs), for `/v1/cluster`.
     pub log_stats: LogStats,
+    /// The leader's reading of the replicated clock, for stamping leases.
+    pub clock: Arc<LeaderClock>,
 }
 
 pub fn router(app: AppState) -> Router {

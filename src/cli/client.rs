@@ -47,6 +47,9 @@ pub enum KvCommand {
         /// Make retries of this write apply once (a fresh one is generated when omitted).
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Attach the key to this lease: it is deleted when the lease ends.
+        #[arg(long, value_name = "LEASE_ID")]
+        lease: Option<u64>,
     },
     /// Read a key and print its value (metadata too with --json).
     Get {
@@ -72,6 +75,95 @@ pub enum KvCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct LeaseArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: LeaseCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Grant a lease and print its id.
+    Grant {
+        /// Time to live, in ms, restarted by every keep-alive.
+        ttl_ms: u64,
+    },
+    /// Restart a lease's TTL; with --every, keep doing so until interrupted.
+    Keepalive {
+        id: u64,
+        /// Repeat every MS milliseconds (use about a third of the TTL).
+        #[arg(long, value_name = "MS")]
+        every: Option<u64>,
+    },
+    /// End a lease now, deleting the keys attached to it.
+    Revoke { id: u64 },
+    /// Show a lease: remaining time and attached keys.
+    Get { id: u64 },
+}
+
+pub async fn run_lease(args: LeaseArgs) -> ExitCode {
+    let client = args.connection.client();
+    let json = args.connection.json;
+    match args.command {
+        LeaseCommand::Grant { ttl_ms } => match client.lease_grant(ttl_ms).await {
+            Err(e) => fail(e),
+            Ok(lease) if json => {
+                print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "expires_at_ms": lease.expires_at_ms }));
+                ExitCode::SUCCESS
+            }
+            Ok(lease) => {
+                println!("{}", lease.id);
+                ExitCode::SUCCESS
+            }
+        },
+        LeaseCommand::Keepalive { id, every } => loop {
+            match client.lease_keep_alive(id).await {
+                Err(e) => return fail(e),
+                Ok(lease) if json => print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "expires_at_ms": lease.expires_at_ms })),
+                Ok(lease) => println!("OK lease {} renewed for {} ms", lease.id, lease.ttl_ms),
+            }
+            let Some(every) = every else {
+                return ExitCode::SUCCESS;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(every.max(1))) => {}
+            }
+        },
+        LeaseCommand::Revoke { id } => match client.lease_revoke(id).await {
+            Err(e) => fail(e),
+            Ok(deleted) if json => {
+                print_json(&json!({ "id": id, "revoked": true, "deleted_keys": deleted }));
+                ExitCode::SUCCESS
+            }
+            Ok(deleted) => {
+                println!("OK revoked lease {id}; {deleted} attached keys deleted");
+                ExitCode::SUCCESS
+            }
+        },
+        LeaseCommand::Get { id } => match client.lease_get(id).await {
+            Err(e) => fail(e),
+            Ok(None) => {
+                eprintln!("error: lease {id} does not exist (never granted, expired or revoked)");
+                ExitCode::from(1)
+            }
+            Ok(Some(lease)) if json => {
+                print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "remaining_ms": lease.remaining_ms, "key_count": lease.key_count, "keys": lease.keys }));
+                ExitCode::SUCCESS
+            }
+            Ok(Some(lease)) => {
+                println!("lease {}: ttl {} ms, {} ms left, {} keys", lease.id, lease.ttl_ms, lease.remaining_ms, lease.key_count);
+                for key in &lease.keys {
+                    println!("  {key}");
+                }
+                ExitCode::SUCCESS
+            }
+        },
+    }
 }
 
 #[derive(Args, Debug)]
@@ -122,7 +214,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
     match args.command {
-        KvCommand::Put { key, value, if_match, if_absent, idempotency_key } => {
+        KvCommand::Put { key, value, if_match, if_absent, idempotency_key, lease } => {
             let value = match value {
                 Some(value) => value.into_bytes(),
                 None => {
@@ -139,7 +231,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                 (None, true) => Precondition::Absent,
                 (None, false) => Precondition::None,
             };
-            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key }).await {
+            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key, lease }).await {
                 Err(e) => fail(e),
                 Ok(put) if json => {
                     print_json(&json!({ "key": put.value.key, "revision": put.value.revision, "mod_revision": put.value.mod_revision,
@@ -176,7 +268,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
         },
         KvCommand::Del { key, if_match } => {
             let precondition = if_match.map_or(Precondition::None, Precondition::ModRevision);
-            match client.delete_with(&key, &WriteOptions { precondition, idempotency_key: None }).await {
+            match client.delete_with(&key, &WriteOptions { precondition, ..Default::default() }).await {
                 Err(e) => fail(e),
                 Ok(deleted) if json => {
                     print_json(&json!({ "key": key, "deleted": true, "revision": deleted.value }));

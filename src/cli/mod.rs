@@ -33,6 +33,8 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Read and write keys.
     Kv(client::KvArgs),
+    /// Grant, keep alive, revoke and inspect leases.
+    Lease(client::LeaseArgs),
     /// Inspect and change cluster membership.
     Cluster(client::ClusterArgs),
 }
@@ -42,6 +44,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Kv(args) => client::run_kv(args).await,
+        Command::Lease(args) => client::run_lease(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
     }
 }

@@ -167,6 +167,28 @@ pub struct WriteOptions {
     pub precondition: Precondition,
     /// Used as is when given; otherwise one is generated for the call.
     pub idempotency_key: Option<String>,
+    /// For puts: attach the key to this lease (deleted when the lease ends).
+    pub lease: Option<u64>,
+}
+
+/// A lease as granted or kept alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Lease {
+    pub id: u64,
+    pub ttl_ms: u64,
+    /// On the replicated clock.
+    pub expires_at_ms: u64,
+}
+
+/// A lease as read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LeaseStatus {
+    pub id: u64,
+    pub ttl_ms: u64,
+    pub remaining_ms: u64,
+    pub key_count: u64,
+    /// Up to 1000 attached keys, in order.
+    pub keys: Vec<String>,
 }
 
 /// A client of one cluster. Cheap to share behind an `Arc`; calls may run concurrently.
@@ -330,7 +352,10 @@ impl Client {
     }
 
     pub async fn put_with(&self, key: &str, value: impl Into<Vec<u8>>, options: &WriteOptions) -> Result<Served<PutResult>, ClientError> {
-        let path = format!("/v1/kv/{}", encode_key(key));
+        let mut path = format!("/v1/kv/{}", encode_key(key));
+        if let Some(lease) = options.lease {
+            path.push_str(&format!("?lease={lease}"));
+        }
         let answer = self.call(Method::PUT, &path, &Self::write_headers(options), Some(value.into())).await?;
         Ok(Served { value: decode_json(&answer)?, node: answer.node, replayed: answer.replayed })
     }
@@ -387,6 +412,35 @@ impl Client {
         let path = if stale { "/v1/cluster?consistency=stale" } else { "/v1/cluster" };
         let answer = self.call(Method::GET, path, &[], None).await?;
         Ok(Served { value: decode_json(&answer)?, node: answer.node, replayed: false })
+    }
+
+    /// Grants a lease of `ttl_ms`.
+    pub async fn lease_grant(&self, ttl_ms: u64) -> Result<Lease, ClientError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "ttl_ms": ttl_ms })).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        decode_json(&self.call(Method::POST, "/v1/leases", &headers, Some(body)).await?)
+    }
+
+    /// Restarts a lease's TTL; `ClientError` with code `lease_not_found` once it ended.
+    pub async fn lease_keep_alive(&self, id: u64) -> Result<Lease, ClientError> {
+        let headers = [("idempotency-key", new_idempotency_key())];
+        decode_json(&self.call(Method::POST, &format!("/v1/leases/{id}/keepalive"), &headers, None).await?)
+    }
+
+    /// Ends a lease now; returns how many attached keys were deleted.
+    pub async fn lease_revoke(&self, id: u64) -> Result<u64, ClientError> {
+        let headers = [("idempotency-key", new_idempotency_key())];
+        let body: Value = decode_json(&self.call(Method::DELETE, &format!("/v1/leases/{id}"), &headers, None).await?)?;
+        body["deleted_keys"].as_u64().ok_or_else(|| ClientError::Protocol("revoke answer has no deleted_keys".into()))
+    }
+
+    /// Reads a lease; `None` when it does not exist (any more).
+    pub async fn lease_get(&self, id: u64) -> Result<Option<LeaseStatus>, ClientError> {
+        match self.call(Method::GET, &format!("/v1/leases/{id}"), &[], None).await {
+            Ok(answer) => Ok(Some(decode_json(&answer)?)),
+            Err(ClientError::Api { status: 404, code, .. }) if code == "lease_not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<Value, ClientError> {

@@ -32,10 +32,11 @@ pub enum Command {
     /// Advance the replicated clock by `advance_ms` and end every lease that expires
     /// by then. Proposed only by the leader's ticker.
     Tick { advance_ms: u64 },
-    /// Start a lease of `ttl_ms`; its id is this entry's log index.
-    LeaseGrant { ttl_ms: u64 },
-    /// Restart a lease's TTL from now.
-    LeaseKeepAlive { id: u64 },
+    /// Start a lease of `ttl_ms`; its id is this entry's log index. `now_ms` is the
+    /// leader's replicated time when it proposed this (see `state::lease`).
+    LeaseGrant { ttl_ms: u64, now_ms: u64 },
+    /// Restart a lease's TTL from `now_ms`, the leader's replicated time at proposal.
+    LeaseKeepAlive { id: u64, now_ms: u64 },
     /// End a lease now, deleting what is attached to it.
     LeaseRevoke { id: u64 },
 }
@@ -111,6 +112,16 @@ impl Response {
 }
 
 impl Command {
+    /// The command as the client asked for it: without the leader's timestamp, which
+    /// differs between retries of the same request (used for idempotency).
+    pub fn as_requested(&self) -> Command {
+        match self {
+            Command::LeaseGrant { ttl_ms, .. } => Command::LeaseGrant { ttl_ms: *ttl_ms, now_ms: 0 },
+            Command::LeaseKeepAlive { id, .. } => Command::LeaseKeepAlive { id: *id, now_ms: 0 },
+            other => other.clone(),
+        }
+    }
+
     /// True when applying it iterates stored state, so it must see every earlier
     /// write of its `apply` batch on disk (see `machine.rs`).
     pub fn scans_state(&self) -> bool {
@@ -126,8 +137,8 @@ impl fmt::Display for Request {
             }
             Command::Delete { key, precondition } => write!(f, "delete {key:?} ({precondition:?})"),
             Command::Tick { advance_ms } => write!(f, "tick +{advance_ms} ms"),
-            Command::LeaseGrant { ttl_ms } => write!(f, "grant lease of {ttl_ms} ms"),
-            Command::LeaseKeepAlive { id } => write!(f, "keep lease {id} alive"),
+            Command::LeaseGrant { ttl_ms, now_ms } => write!(f, "grant lease of {ttl_ms} ms at {now_ms}"),
+            Command::LeaseKeepAlive { id, now_ms } => write!(f, "keep lease {id} alive at {now_ms}"),
             Command::LeaseRevoke { id } => write!(f, "revoke lease {id}"),
         }
     }

@@ -7,8 +7,17 @@
 //! election and never jumps; committed ticks never cover overlapping stretches of real
 //! time (a deposed leader's tick can commit only if a majority accepted it before
 //! voting for the next leader). The replicated clock therefore runs no faster than
-//! real time, which gives the guarantee leases need: a lease never expires earlier
-//! than its TTL after the keep-alive that last renewed it.
+//! real time.
+//!
+//! The clock moves only at ticks, but real time does not wait for them: when a grant or
+//! keep-alive is applied, time may have passed since the last tick that the *next* tick
+//! will count. So the leader stamps those commands with `now_ms`, its own reading of
+//! the replicated time (ticks it has proposed plus the time since the last one), and
+//! a lease expires at `max(clock, now_ms) + ttl`. `now_ms` is never below the clock
+//! value that will eventually cover that instant (the leader starts stamping only
+//! after it has applied every earlier term's ticks), so with the clock never faster
+//! than real time: a lease never expires earlier than its TTL after the keep-alive
+//! that last renewed it was sent.
 //!
 //! A lease's id is the log index of the entry that granted it: unique, deterministic
 //! and increasing. Keys attached to a lease are listed under it (`Cf::LeaseKeys`) and
@@ -69,23 +78,29 @@ fn save(batch: &mut Batch<'_>, id: u64, lease: &LeaseRecord) -> Result<(), ViewE
     batch.put_encoded(Cf::Leases, &id_key(id), lease)
 }
 
-pub fn grant(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, ttl_ms: u64) -> Result<Outcome, ViewError> {
+/// When a lease stamped `now_ms` with `ttl_ms` ends (see the module doc).
+fn expiry(meta: &Meta, now_ms: u64, ttl_ms: u64) -> u64 {
+    meta.clock_ms.max(now_ms).saturating_add(ttl_ms)
+}
+
+pub fn grant(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, ttl_ms: u64, now_ms: u64) -> Result<Outcome, ViewError> {
     if meta.lease_count >= LEASES_MAX {
         return Ok(Outcome::Rejected(Rejection::LeaseLimit { limit: LEASES_MAX }));
     }
-    let expires_at_ms = meta.clock_ms.saturating_add(ttl_ms);
+    let expires_at_ms = expiry(meta, now_ms, ttl_ms);
     save(batch, id, &LeaseRecord { ttl_ms, expires_at_ms, key_count: 0 })?;
     batch.put(Cf::LeaseExpiry, &expiry_key(expires_at_ms, id), Vec::new());
     meta.lease_count += 1;
     Ok(Outcome::Lease { id, ttl_ms, expires_at_ms })
 }
 
-pub fn keep_alive(batch: &mut Batch<'_>, meta: &Meta, id: u64) -> Result<Outcome, ViewError> {
+pub fn keep_alive(batch: &mut Batch<'_>, meta: &Meta, id: u64, now_ms: u64) -> Result<Outcome, ViewError> {
     let Some(mut lease) = record(batch, id)? else {
         return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
     };
     batch.delete(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id));
-    lease.expires_at_ms = meta.clock_ms.saturating_add(lease.ttl_ms);
+    // Never shortens a lease (a new leader's reading may trail its predecessor's).
+    lease.expires_at_ms = lease.expires_at_ms.max(expiry(meta, now_ms, lease.ttl_ms));
     batch.put(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id), Vec::new());
     save(batch, id, &lease)?;
     Ok(Outcome::Lease { id, ttl_ms: lease.ttl_ms, expires_at_ms: lease.expires_at_ms })

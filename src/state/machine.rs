@@ -91,8 +91,8 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::Put { key, value, precondition, lease } => kv::apply_put(batch, meta, &key, value, precondition, lease),
         Command::Delete { key, precondition } => kv::apply_delete(batch, meta, &key, precondition),
         Command::Tick { advance_ms } => lease::tick(batch, meta, advance_ms),
-        Command::LeaseGrant { ttl_ms } => lease::grant(batch, meta, index, ttl_ms),
-        Command::LeaseKeepAlive { id } => lease::keep_alive(batch, meta, id),
+        Command::LeaseGrant { ttl_ms, now_ms } => lease::grant(batch, meta, index, ttl_ms, now_ms),
+        Command::LeaseKeepAlive { id, now_ms } => lease::keep_alive(batch, meta, id, now_ms),
         Command::LeaseRevoke { id } => lease::revoke(batch, meta, id),
     }
 }

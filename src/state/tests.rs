@@ -388,7 +388,7 @@ async fn replicas_fed_the_same_log_agree_whatever_the_batching() {
 
 /// Grants a lease and returns its id (the log index of the grant).
 async fn grant(f: &mut Fixture, ttl_ms: u64) -> u64 {
-    match f.apply(Command::LeaseGrant { ttl_ms }).await {
+    match f.apply(Command::LeaseGrant { ttl_ms, now_ms: 0 }).await {
         Outcome::Lease { id, .. } => id,
         other => panic!("grant failed: {other:?}"),
     }
@@ -413,7 +413,7 @@ async fn leases_expire_only_when_ticks_pass_their_ttl() {
     assert_eq!(f.value("plain"), Some(b"y".to_vec()));
     assert_eq!(f.revision(), revision + 1, "the deletion is a change");
     assert!(f.reader.lease(id, 10).unwrap().value.is_none());
-    assert_eq!(f.apply(Command::LeaseKeepAlive { id }).await, Outcome::Rejected(Rejection::LeaseNotFound { id }));
+    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 0 }).await, Outcome::Rejected(Rejection::LeaseNotFound { id }));
 }
 
 #[tokio::test]
@@ -421,9 +421,29 @@ async fn keep_alive_restarts_the_ttl_from_the_current_clock() {
     let mut f = Fixture::new();
     let id = grant(&mut f, 1000).await;
     tick(&mut f, 800).await;
-    assert_eq!(f.apply(Command::LeaseKeepAlive { id }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 1800 });
+    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 0 }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 1800 });
     assert_eq!(tick(&mut f, 900).await, Outcome::Ticked { clock_ms: 1700, expired: 0 });
     assert_eq!(tick(&mut f, 100).await, Outcome::Ticked { clock_ms: 1800, expired: 1 });
+}
+
+#[tokio::test]
+async fn leases_count_from_the_leaders_stamp_not_the_last_tick() {
+    let mut f = Fixture::new();
+    tick(&mut f, 100).await;
+    // The leader stamped the grant at 700: 600 ms passed since the last tick, which
+    // the next tick will count. The TTL runs from 700.
+    let Outcome::Lease { id, expires_at_ms, .. } = f.apply(Command::LeaseGrant { ttl_ms: 1000, now_ms: 700 }).await else { panic!() };
+    assert_eq!(expires_at_ms, 1700);
+    assert_eq!(tick(&mut f, 1599).await, Outcome::Ticked { clock_ms: 1699, expired: 0 });
+    // A stamp behind the clock (a new leader's) counts from the clock instead, and a
+    // keep-alive never shortens a lease.
+    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 5 }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 2699 });
+    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 0 }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 2699 });
+    // A retried keep-alive carries a new stamp but is the same request.
+    let first = f.apply_keyed(Some("ka-1"), Command::LeaseKeepAlive { id, now_ms: 1800 }).await;
+    let retry = f.apply_keyed(Some("ka-1"), Command::LeaseKeepAlive { id, now_ms: 1900 }).await;
+    assert!(retry.replayed, "{retry:?}");
+    assert_eq!(retry.outcome, first.outcome);
 }
 
 #[tokio::test]
@@ -432,7 +452,7 @@ async fn a_keep_alive_and_a_tick_in_one_batch_apply_in_order() {
     let id = grant(&mut f, 1000).await;
     tick(&mut f, 900).await;
     // The keep-alive is still a pending write when the tick scans for expiries.
-    let payloads = vec![Command::LeaseKeepAlive { id }, Command::Tick { advance_ms: 500 }]
+    let payloads = vec![Command::LeaseKeepAlive { id, now_ms: 0 }, Command::Tick { advance_ms: 500 }]
         .into_iter()
         .map(|command| EntryPayload::Normal(Request { idempotency_key: None, command }))
         .collect();
