@@ -48,6 +48,8 @@ pub struct Limits {
     pub lease_ttl_ms_min: u64,
     /// Longest lease TTL a client may ask for, in ms.
     pub lease_ttl_ms_max: u64,
+    /// Longest a lock acquire may wait in line, in ms.
+    pub lock_wait_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -60,11 +62,12 @@ impl Default for Limits {
             idempotency_key_bytes_max: 128,
             write_timeout_ms: 5000,
             read_timeout_ms: 5000,
-            forward_timeout_ms: 10_000,
+            forward_timeout_ms: 45_000,
             concurrent_requests_max: 4096,
             peer_body_bytes_max: 128 << 20,
             lease_ttl_ms_min: 500,
             lease_ttl_ms_max: 24 * 3600 * 1000,
+            lock_wait_ms_max: 30_000,
         }
     }
 }
@@ -108,8 +111,9 @@ impl Limits {
         }
         // A forwarded request must outlast the leader's own deadlines, so the caller
         // gets the leader's definite 503 or 504 rather than a cut connection.
-        if self.forward_timeout_ms <= self.write_timeout_ms.max(self.read_timeout_ms) {
-            return Err("the forward timeout must be longer than the write and read timeouts".into());
+        let longest_wait_ms = self.write_timeout_ms.max(self.read_timeout_ms).max(self.lock_wait_ms_max.saturating_add(self.write_timeout_ms));
+        if self.forward_timeout_ms <= longest_wait_ms {
+            return Err("the forward timeout must be longer than the write and read timeouts and a full lock wait".into());
         }
         // A full append batch (`payload_entries_max` values) must fit a peer request.
         let entries = usize::try_from(timing.payload_entries_max).unwrap_or(usize::MAX);
@@ -209,7 +213,7 @@ mod tests {
         assert!(too_small_body.validate(&RaftTiming::default()).is_err());
         let short_keys = Limits { idempotency_key_bytes_max: 8, ..Limits::default() };
         assert!(short_keys.validate(&RaftTiming::default()).unwrap_err().contains("Idempotency-Key"));
-        let short_forward = Limits { forward_timeout_ms: 5000, ..Limits::default() };
+        let short_forward = Limits { forward_timeout_ms: 20_000, ..Limits::default() };
         assert!(short_forward.validate(&RaftTiming::default()).unwrap_err().contains("forward timeout"));
         let huge_value = Limits { value_bytes_max: usize::MAX / 2, body_bytes_max: usize::MAX / 2, ..Limits::default() };
         assert!(huge_value.validate(&RaftTiming::default()).is_err());

@@ -18,7 +18,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiBody, ApiPath, ApiQuery};
 use super::outcome::{meta_json, propose};
-use crate::state::command::{Command, KeyMeta, Outcome, Precondition};
+use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::reader::AtIndex;
 
@@ -143,6 +143,21 @@ pub fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     }
 }
 
+pub const FENCE: &str = "concord-fence";
+
+/// Parses `Concord-Fence: <lock>:<token>` (the token after the last colon).
+pub fn fence(app: &AppState, headers: &HeaderMap) -> Result<Option<Fence>, ApiError> {
+    let Some(value) = headers.get(FENCE) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad_request("invalid_fence", "Concord-Fence must be <lock name>:<token>, e.g. Concord-Fence: jobs/leader:1234");
+    let text = value.to_str().map_err(|_| bad())?;
+    let (lock, token) = text.rsplit_once(':').ok_or_else(bad)?;
+    let token = token.trim().parse::<u64>().map_err(|_| bad())?;
+    kv::validate_key(lock, &app.limits)?;
+    Ok(Some(Fence { lock: lock.to_string(), token }))
+}
+
 /// Renders a KV write's outcome.
 fn kv_answer(key: &str, outcome: Outcome) -> Option<Response> {
     match outcome {
@@ -171,7 +186,8 @@ pub async fn put(
     kv::validate_key(&key, &app.limits)?;
     kv::validate_value(&body, &app.limits)?;
     let precondition = precondition(&headers)?;
-    let command = Command::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease };
+    let fence = fence(&app, &headers)?;
+    let command = Command::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease, fence };
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
@@ -183,7 +199,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&key, &app.limits)?;
     let precondition = precondition(&headers)?;
-    let command = Command::Delete { key: key.clone(), precondition };
+    let fence = fence(&app, &headers)?;
+    let command = Command::Delete { key: key.clone(), precondition, fence };
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 

@@ -1,6 +1,6 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `leases`, `cluster`), plus the machinery every route
+//! One file per resource (`kv`, `leases`, `locks`, `cluster`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
 //! `outcome` (propose a command and answer with its outcome),
 //! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
@@ -18,6 +18,7 @@ pub mod extract;
 pub mod forward;
 pub mod kv;
 pub mod leases;
+pub mod locks;
 pub mod outcome;
 
 use std::sync::Arc;
@@ -64,6 +65,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/leases", post(leases::grant))
         .route("/v1/leases/{id}", get(leases::get).delete(leases::revoke))
         .route("/v1/leases/{id}/keepalive", post(leases::keep_alive))
+        .route("/v1/locks/{name}", get(locks::get))
+        .route("/v1/locks/{name}/acquire", post(locks::acquire))
+        .route("/v1/locks/{name}/release", post(locks::release))
+        .route("/v1/locks/{name}/check", get(locks::check))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use crate::state::command::{Command, KeyMeta, Outcome, Rejection, Request};
+use crate::state::lock::Holding;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -59,9 +60,37 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::LeaseLimit { limit } => ApiError::new(
             StatusCode::CONFLICT,
             "lease_limit",
-            format!("the limit of {limit} is reached (leases in the cluster, or keys on one lease)"),
+            format!("the limit of {limit} is reached (leases in the cluster, or keys or locks on one lease)"),
         ),
+        Rejection::LockBusy { name, holder, waiters } => ApiError::new(
+            StatusCode::CONFLICT,
+            "lock_busy",
+            format!("lock {name:?} is held by lease {} (token {}), with {waiters} waiting", holder.lease, holder.token),
+        )
+        .with_details(json!({ "holder": holding_json(Some(holder)), "waiters": waiters })),
+        Rejection::LockLimit { name, limit } => {
+            ApiError::new(StatusCode::CONFLICT, "lock_limit", format!("lock {name:?} already has its maximum of {limit} waiters"))
+        }
+        Rejection::StaleToken { name, token, current } => ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_token",
+            format!("token {token} does not hold lock {name:?}{}", match current {
+                Some(holder) => format!("; token {} does", holder.token),
+                None => "; nobody holds it".to_string(),
+            }),
+        )
+        .with_details(json!({ "holder": holding_json(current) })),
+        Rejection::FenceRejected { lock, token, current } => ApiError::new(
+            StatusCode::CONFLICT,
+            "fence_rejected",
+            format!("the write is fenced by lock {lock:?} token {token}, which no longer holds it; nothing was written"),
+        )
+        .with_details(json!({ "current_token": current })),
     }
+}
+
+pub fn holding_json(holding: Option<Holding>) -> Value {
+    holding.map_or(Value::Null, |h| json!({ "token": h.token, "lease": h.lease }))
 }
 
 /// Proposes `command` and answers with `render(outcome)`; a refusal becomes its error.

@@ -26,9 +26,9 @@ pub struct Request {
 pub enum Command {
     /// Create or replace `key` with `value`, if `precondition` holds; attached to
     /// `lease` (deleted when it ends) if given, detached from any lease otherwise.
-    Put { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64> },
-    /// Remove `key`, if it exists and `precondition` holds.
-    Delete { key: String, precondition: Precondition },
+    Put { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64>, fence: Option<Fence> },
+    /// Remove `key`, if it exists and `precondition` (and `fence`, if given) holds.
+    Delete { key: String, precondition: Precondition, fence: Option<Fence> },
     /// Advance the replicated clock by `advance_ms` and end every lease that expires
     /// by then. Proposed only by the leader's ticker.
     Tick { advance_ms: u64 },
@@ -39,6 +39,20 @@ pub enum Command {
     LeaseKeepAlive { id: u64, now_ms: u64 },
     /// End a lease now, deleting what is attached to it.
     LeaseRevoke { id: u64 },
+    /// Take lock `name` for `lease`; if another lease holds it, queue when `wait`.
+    LockAcquire { name: String, lease: u64, wait: bool },
+    /// Let go of lock `name`, if `token` still holds it.
+    LockRelease { name: String, token: u64 },
+    /// Leave the queue of lock `name` (a waiter that stopped waiting).
+    LockCancelWait { name: String, lease: u64 },
+}
+
+/// A write made on behalf of a lock holder: it applies only while `token` still
+/// holds `lock` (HTTP `Concord-Fence: <lock>:<token>`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub lock: String,
+    pub token: u64,
 }
 
 /// A compare-and-swap condition on a key's current state.
@@ -87,6 +101,14 @@ pub enum Outcome {
     Lease { id: u64, ttl_ms: u64, expires_at_ms: u64 },
     /// A lease ended; `deleted_keys` keys went with it (at `revision`).
     LeaseRevoked { id: u64, deleted_keys: u64, revision: u64 },
+    /// `lease` holds lock `name` with fencing token `token`.
+    LockHeld { name: String, token: u64, lease: u64 },
+    /// The lease is queued for lock `name`, at `position` (1 = next).
+    LockWaiting { name: String, position: u64 },
+    /// Lock `name` was let go; `next` is who holds it now, if anyone.
+    LockReleased { name: String, next: Option<crate::state::lock::Holding> },
+    /// The lease left the queue of lock `name`, which `holder` holds.
+    LockWaitCancelled { name: String, holder: Option<crate::state::lock::Holding> },
     Rejected(Rejection),
 }
 
@@ -101,8 +123,16 @@ pub enum Rejection {
     /// No such lease (never granted, expired or revoked).
     LeaseNotFound { id: u64 },
     /// The cluster holds its maximum number of leases, or this lease its maximum
-    /// number of attached keys.
+    /// number of attached keys or locks.
     LeaseLimit { limit: u64 },
+    /// Lock `name` is held by another lease (and the caller did not ask to wait).
+    LockBusy { name: String, holder: crate::state::lock::Holding, waiters: u64 },
+    /// Lock `name` has its maximum number of waiters.
+    LockLimit { name: String, limit: u64 },
+    /// `token` does not hold lock `name` (any more); `current` does, if anyone.
+    StaleToken { name: String, token: u64, current: Option<crate::state::lock::Holding> },
+    /// A fenced write whose token no longer holds its lock.
+    FenceRejected { lock: String, token: u64, current: Option<u64> },
 }
 
 impl Response {
@@ -125,6 +155,7 @@ impl Command {
     /// True when applying it iterates stored state, so it must see every earlier
     /// write of its `apply` batch on disk (see `machine.rs`).
     pub fn scans_state(&self) -> bool {
+        // A revoke or an expiry walks the lease's attachments (keys and locks).
         matches!(self, Command::Tick { .. } | Command::LeaseRevoke { .. })
     }
 }
@@ -132,14 +163,17 @@ impl Command {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.command {
-            Command::Put { key, value, precondition, lease } => {
-                write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?})", value.len())
+            Command::Put { key, value, precondition, lease, fence } => {
+                write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?}, fence {fence:?})", value.len())
             }
-            Command::Delete { key, precondition } => write!(f, "delete {key:?} ({precondition:?})"),
+            Command::Delete { key, precondition, fence } => write!(f, "delete {key:?} ({precondition:?}, fence {fence:?})"),
             Command::Tick { advance_ms } => write!(f, "tick +{advance_ms} ms"),
             Command::LeaseGrant { ttl_ms, now_ms } => write!(f, "grant lease of {ttl_ms} ms at {now_ms}"),
             Command::LeaseKeepAlive { id, now_ms } => write!(f, "keep lease {id} alive at {now_ms}"),
             Command::LeaseRevoke { id } => write!(f, "revoke lease {id}"),
+            Command::LockAcquire { name, lease, wait } => write!(f, "acquire lock {name:?} for lease {lease} (wait {wait})"),
+            Command::LockRelease { name, token } => write!(f, "release lock {name:?} token {token}"),
+            Command::LockCancelWait { name, lease } => write!(f, "stop waiting for lock {name:?} (lease {lease})"),
         }
     }
 }

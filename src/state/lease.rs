@@ -20,14 +20,16 @@
 //! that last renewed it was sent.
 //!
 //! A lease's id is the log index of the entry that granted it: unique, deterministic
-//! and increasing. Keys attached to a lease are listed under it (`Cf::LeaseKeys`) and
-//! deleted, in the same entry, when it is revoked or expires. Leases are indexed by
+//! and increasing. What is attached to a lease is listed under it (`Cf::LeaseKeys`):
+//! keys, deleted when it ends, and locks it holds or waits for, released (to the next
+//! waiter) when it ends; both in the same entry that ends it. Leases are indexed by
 //! expiry (`Cf::LeaseExpiry`) so a tick finds what it ends in order, without a scan.
 
 use serde::{Deserialize, Serialize};
 
 use super::command::{Outcome, Rejection};
 use super::kv::KvRecord;
+use super::lock;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
 
@@ -35,6 +37,8 @@ use crate::codec;
 pub const LEASES_MAX: u64 = 1_000_000;
 /// Most keys attached to one lease.
 pub const KEYS_PER_LEASE_MAX: u64 = 100_000;
+/// Most locks one lease holds or waits for.
+pub const LOCKS_PER_LEASE_MAX: u64 = 10_000;
 /// Most leases one tick ends; the rest end on the next tick, which the ticker then
 /// proposes at once. Bounds the work of applying one entry.
 pub const EXPIRIES_PER_TICK_MAX: usize = 10_000;
@@ -45,6 +49,16 @@ pub struct LeaseRecord {
     /// On the replicated clock.
     pub expires_at_ms: u64,
     pub key_count: u64,
+    /// Locks held or waited for.
+    pub lock_count: u64,
+}
+
+/// What an attachment is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Attached {
+    Key = 0,
+    Lock = 1,
 }
 
 fn id_key(id: u64) -> [u8; 8] {
@@ -64,10 +78,22 @@ fn parse_expiry_key(key: &[u8]) -> Result<(u64, u64), ViewError> {
     Ok((u64::from_be_bytes(at.try_into().unwrap_or_default()), u64::from_be_bytes(id.try_into().unwrap_or_default())))
 }
 
-fn item_key(id: u64, key: &str) -> Vec<u8> {
+fn item_key(id: u64, kind: Attached, name: &str) -> Vec<u8> {
     let mut item = id_key(id).to_vec();
-    item.extend_from_slice(key.as_bytes());
+    item.push(kind as u8);
+    item.extend_from_slice(name.as_bytes());
     item
+}
+
+/// Splits an attachment key into its kind and name (after the 8-byte lease id).
+fn parse_item(item: &[u8]) -> Result<(Attached, String), ViewError> {
+    let kind = match item.get(8) {
+        Some(0) => Attached::Key,
+        Some(1) => Attached::Lock,
+        other => return Err(ViewError::Corrupt(format!("lease attachment of kind {other:?}"))),
+    };
+    let name = String::from_utf8(item[9..].to_vec()).map_err(|_| ViewError::Corrupt("a lease attachment is not UTF-8".into()))?;
+    Ok((kind, name))
 }
 
 pub fn record(batch: &Batch<'_>, id: u64) -> Result<Option<LeaseRecord>, ViewError> {
@@ -88,7 +114,7 @@ pub fn grant(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, ttl_ms: u64, now_m
         return Ok(Outcome::Rejected(Rejection::LeaseLimit { limit: LEASES_MAX }));
     }
     let expires_at_ms = expiry(meta, now_ms, ttl_ms);
-    save(batch, id, &LeaseRecord { ttl_ms, expires_at_ms, key_count: 0 })?;
+    save(batch, id, &LeaseRecord { ttl_ms, expires_at_ms, key_count: 0, lock_count: 0 })?;
     batch.put(Cf::LeaseExpiry, &expiry_key(expires_at_ms, id), Vec::new());
     meta.lease_count += 1;
     Ok(Outcome::Lease { id, ttl_ms, expires_at_ms })
@@ -123,22 +149,47 @@ pub fn reattach(batch: &mut Batch<'_>, key: &str, from: Option<u64>, to: Option<
     if let Some(id) = from
         && let Some(mut lease) = record(batch, id)?
     {
-        batch.delete(Cf::LeaseKeys, &item_key(id, key));
+        batch.delete(Cf::LeaseKeys, &item_key(id, Attached::Key, key));
         lease.key_count = lease.key_count.saturating_sub(1);
         save(batch, id, &lease)?;
     }
     if let Some(id) = to {
         let mut lease = record(batch, id)?.ok_or_else(|| ViewError::Corrupt(format!("attaching to missing lease {id}")))?;
-        batch.put(Cf::LeaseKeys, &item_key(id, key), Vec::new());
+        batch.put(Cf::LeaseKeys, &item_key(id, Attached::Key, key), Vec::new());
         lease.key_count += 1;
         save(batch, id, &lease)?;
     }
     Ok(())
 }
 
-/// Ends lease `id` and deletes its keys. Reads its key list from the store, so the
-/// batch must hold no unwritten changes (`Command::scans_state`).
-fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord) -> Result<u64, ViewError> {
+/// Attaches lock `name` to lease `id` (held or waited for), within the per-lease bound.
+pub fn attach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<Result<(), Rejection>, ViewError> {
+    let Some(mut lease) = record(batch, id)? else {
+        return Ok(Err(Rejection::LeaseNotFound { id }));
+    };
+    if lease.lock_count >= LOCKS_PER_LEASE_MAX {
+        return Ok(Err(Rejection::LeaseLimit { limit: LOCKS_PER_LEASE_MAX }));
+    }
+    batch.put(Cf::LeaseKeys, &item_key(id, Attached::Lock, name), Vec::new());
+    lease.lock_count += 1;
+    save(batch, id, &lease)?;
+    Ok(Ok(()))
+}
+
+/// Detaches lock `name` from lease `id` (released, or no longer waited for).
+pub fn detach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<(), ViewError> {
+    if let Some(mut lease) = record(batch, id)? {
+        batch.delete(Cf::LeaseKeys, &item_key(id, Attached::Lock, name));
+        lease.lock_count = lease.lock_count.saturating_sub(1);
+        save(batch, id, &lease)?;
+    }
+    Ok(())
+}
+
+/// Ends lease `id`: deletes its keys and lets go of its locks (entry `index` grants
+/// them to their next waiters). Reads its attachments from the store, so the batch
+/// must hold no unwritten changes (`Command::scans_state`).
+fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, index: u64) -> Result<u64, ViewError> {
     let prefix = id_key(id);
     let mut deleted = 0;
     for item in batch.scan(Cf::LeaseKeys, &prefix) {
@@ -147,12 +198,16 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord) -> 
             break;
         }
         batch.delete(Cf::LeaseKeys, &item);
-        let key = &item[prefix.len()..];
-        // Read-side invariant: the key names this lease as its own.
-        let owned = batch.get_decoded::<KvRecord>(Cf::Kv, key)?.is_some_and(|record| record.lease == Some(id));
-        if owned {
-            batch.delete(Cf::Kv, key);
-            deleted += 1;
+        match parse_item(&item)? {
+            (Attached::Key, key) => {
+                // Read-side invariant: the key names this lease as its own.
+                let owned = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())?.is_some_and(|record| record.lease == Some(id));
+                if owned {
+                    batch.delete(Cf::Kv, key.as_bytes());
+                    deleted += 1;
+                }
+            }
+            (Attached::Lock, name) => lock::lease_ended(batch, &name, id, index)?,
         }
     }
     if deleted > 0 {
@@ -164,16 +219,16 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord) -> 
     Ok(deleted)
 }
 
-pub fn revoke(batch: &mut Batch<'_>, meta: &mut Meta, id: u64) -> Result<Outcome, ViewError> {
+pub fn revoke(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, index: u64) -> Result<Outcome, ViewError> {
     let Some(lease) = record(batch, id)? else {
         return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
     };
-    let deleted_keys = end(batch, meta, id, &lease)?;
+    let deleted_keys = end(batch, meta, id, &lease, index)?;
     Ok(Outcome::LeaseRevoked { id, deleted_keys, revision: meta.revision })
 }
 
 /// Advances the clock and ends the leases that expire by the new time.
-pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta, advance_ms: u64) -> Result<Outcome, ViewError> {
+pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta, advance_ms: u64, index: u64) -> Result<Outcome, ViewError> {
     meta.clock_ms = meta.clock_ms.saturating_add(advance_ms);
     let mut due = Vec::new();
     for item in batch.scan(Cf::LeaseExpiry, &[]) {
@@ -187,18 +242,19 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta, advance_ms: u64) -> Result<O
     let mut expired = 0;
     for id in due {
         if let Some(lease) = record(batch, id)? {
-            end(batch, meta, id, &lease)?;
+            end(batch, meta, id, &lease, index)?;
             expired += 1;
         }
     }
     Ok(Outcome::Ticked { clock_ms: meta.clock_ms, expired })
 }
 
-/// A lease as read: its record and up to `keys_limit` of its keys, in order.
+/// A lease as read: its record and up to `limit` of its keys and of its locks, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseView {
     pub record: LeaseRecord,
     pub keys: Vec<String>,
+    pub locks: Vec<String>,
 }
 
 pub fn get(view: &View<'_>, id: u64, keys_limit: usize) -> Result<Option<LeaseView>, ViewError> {
@@ -207,15 +263,19 @@ pub fn get(view: &View<'_>, id: u64, keys_limit: usize) -> Result<Option<LeaseVi
     };
     let record: LeaseRecord = codec::decode(&bytes)?;
     let prefix = id_key(id);
-    let mut keys = Vec::new();
+    let (mut keys, mut locks) = (Vec::new(), Vec::new());
     for item in view.iter_from(Cf::LeaseKeys, &prefix) {
         let (item, _) = item?;
-        if !item.starts_with(&prefix) || keys.len() == keys_limit {
+        if !item.starts_with(&prefix) || (keys.len() >= keys_limit && locks.len() >= keys_limit) {
             break;
         }
-        keys.push(String::from_utf8(item[prefix.len()..].to_vec()).map_err(|_| ViewError::Corrupt("a lease key is not UTF-8".into()))?);
+        match parse_item(&item)? {
+            (Attached::Key, key) if keys.len() < keys_limit => keys.push(key),
+            (Attached::Lock, name) if locks.len() < keys_limit => locks.push(name),
+            _ => {}
+        }
     }
-    Ok(Some(LeaseView { record, keys }))
+    Ok(Some(LeaseView { record, keys, locks }))
 }
 
 /// The earliest lease expiry on the replicated clock, if any lease exists.

@@ -18,6 +18,7 @@ use super::command::{Command, Outcome, Rejection, Request, Response};
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
+use super::lock;
 use super::reader::StateReader;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
@@ -88,12 +89,25 @@ impl StateMachine {
 
 fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Command) -> Result<Outcome, ViewError> {
     match command {
-        Command::Put { key, value, precondition, lease } => kv::apply_put(batch, meta, &key, value, precondition, lease),
-        Command::Delete { key, precondition } => kv::apply_delete(batch, meta, &key, precondition),
-        Command::Tick { advance_ms } => lease::tick(batch, meta, advance_ms),
+        Command::Put { key, value, precondition, lease, fence } => {
+            if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
+                return Ok(Outcome::Rejected(rejection));
+            }
+            kv::apply_put(batch, meta, &key, value, precondition, lease)
+        }
+        Command::Delete { key, precondition, fence } => {
+            if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
+                return Ok(Outcome::Rejected(rejection));
+            }
+            kv::apply_delete(batch, meta, &key, precondition)
+        }
+        Command::Tick { advance_ms } => lease::tick(batch, meta, advance_ms, index),
         Command::LeaseGrant { ttl_ms, now_ms } => lease::grant(batch, meta, index, ttl_ms, now_ms),
         Command::LeaseKeepAlive { id, now_ms } => lease::keep_alive(batch, meta, id, now_ms),
-        Command::LeaseRevoke { id } => lease::revoke(batch, meta, id),
+        Command::LeaseRevoke { id } => lease::revoke(batch, meta, id, index),
+        Command::LockAcquire { name, lease, wait } => lock::acquire(batch, &name, lease, wait, index),
+        Command::LockRelease { name, token } => lock::release(batch, &name, token, index),
+        Command::LockCancelWait { name, lease } => lock::cancel_wait(batch, &name, lease),
     }
 }
 

@@ -7,6 +7,7 @@
 
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
+use super::lock::{self, LockRecord};
 use super::store::{Meta, StateStore, ViewError};
 
 /// A value read from the state and the position it was read at.
@@ -52,6 +53,13 @@ impl StateReader {
         let view = self.store.view();
         let meta = view.meta()?;
         Ok(Self::at(&meta, lease::get(&view, id, keys_limit)?))
+    }
+
+    /// Lock `name`: holder and waiters.
+    pub fn lock(&self, name: &str) -> Result<AtIndex<LockRecord>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, lock::get(&view, name)?))
     }
 
     /// The earliest lease expiry, if any (the ticker's next deadline).

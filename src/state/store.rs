@@ -37,12 +37,15 @@ pub enum Cf {
     Leases = 5,
     /// Expiry (big-endian clock ms) ++ lease id (big-endian) → empty: leases by expiry.
     LeaseExpiry = 6,
-    /// Lease id (big-endian) ++ attached key → empty: what a lease takes with it.
+    /// Lease id (big-endian) ++ kind (0 key, 1 lock) ++ name → empty: what a lease
+    /// takes with it when it ends.
     LeaseKeys = 7,
+    /// Lock name → encoded `lock::LockRecord` (holder and waiters).
+    Locks = 8,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 7] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder, Cf::Leases, Cf::LeaseExpiry, Cf::LeaseKeys];
+    pub const ALL: [Cf; 8] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder, Cf::Leases, Cf::LeaseExpiry, Cf::LeaseKeys, Cf::Locks];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +56,7 @@ impl Cf {
             Cf::Leases => "leases",
             Cf::LeaseExpiry => "lease_expiry",
             Cf::LeaseKeys => "lease_keys",
+            Cf::Locks => "locks",
         }
     }
 

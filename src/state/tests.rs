@@ -24,19 +24,19 @@ fn log_id(index: u64) -> LogId {
 }
 
 fn put(key: &str, value: &str) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None }
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence: None }
 }
 
 fn put_if(key: &str, value: &str, precondition: Precondition) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition, lease: None }
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition, lease: None, fence: None }
 }
 
 fn put_leased(key: &str, value: &str, lease: u64) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: Some(lease) }
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None }
 }
 
 fn del(key: &str, precondition: Precondition) -> Command {
-    Command::Delete { key: key.into(), precondition }
+    Command::Delete { key: key.into(), precondition, fence: None }
 }
 
 impl Fixture {
@@ -509,6 +509,104 @@ async fn leases_and_the_clock_travel_in_snapshots() {
     assert_eq!(tick(&mut target, 599).await, Outcome::Ticked { clock_ms: 999, expired: 0 });
     assert_eq!(tick(&mut target, 1).await, Outcome::Ticked { clock_ms: 1000, expired: 1 });
     assert_eq!(target.value("k"), None);
+}
+
+fn acquire(name: &str, lease: u64, wait: bool) -> Command {
+    Command::LockAcquire { name: name.into(), lease, wait }
+}
+
+fn fenced_put(key: &str, value: &str, lock: &str, token: u64) -> Command {
+    let fence = Some(super::command::Fence { lock: lock.into(), token });
+    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence }
+}
+
+fn holding(token: u64, lease: u64) -> Option<super::lock::Holding> {
+    Some(super::lock::Holding { token, lease })
+}
+
+#[tokio::test]
+async fn locks_grant_in_order_with_growing_tokens() {
+    let mut f = Fixture::new();
+    let (a, b, c) = (grant(&mut f, 10_000).await, grant(&mut f, 10_000).await, grant(&mut f, 10_000).await);
+    let Outcome::LockHeld { token: first, .. } = f.apply(acquire("job", a, false)).await else { panic!("free lock not granted") };
+    assert_eq!(first, 4, "the token is the granting entry's index");
+    // Asking again as the holder is answered with the same holding.
+    assert_eq!(f.apply(acquire("job", a, true)).await, Outcome::LockHeld { name: "job".into(), token: first, lease: a });
+    assert!(matches!(f.apply(acquire("job", b, false)).await, Outcome::Rejected(Rejection::LockBusy { waiters: 0, .. })));
+    assert_eq!(f.apply(acquire("job", b, true)).await, Outcome::LockWaiting { name: "job".into(), position: 1 });
+    assert_eq!(f.apply(acquire("job", c, true)).await, Outcome::LockWaiting { name: "job".into(), position: 2 });
+    // A stale token cannot release.
+    let stale = f.apply(Command::LockRelease { name: "job".into(), token: first - 1 }).await;
+    assert!(matches!(stale, Outcome::Rejected(Rejection::StaleToken { current: Some(_), .. })));
+    let Outcome::LockReleased { next: Some(next), .. } = f.apply(Command::LockRelease { name: "job".into(), token: first }).await else {
+        panic!("release failed")
+    };
+    assert_eq!(next.lease, b, "first come, first served");
+    assert!(next.token > first);
+    // The next one in line: c, after b releases.
+    let Outcome::LockReleased { next: Some(after), .. } = f.apply(Command::LockRelease { name: "job".into(), token: next.token }).await else {
+        panic!()
+    };
+    assert_eq!(after.lease, c);
+    assert!(after.token > next.token);
+    let Outcome::LockReleased { next: None, .. } = f.apply(Command::LockRelease { name: "job".into(), token: after.token }).await else { panic!() };
+    assert_eq!(f.reader.lock("job").unwrap().value, Default::default(), "a free lock with no waiters has no record");
+}
+
+#[tokio::test]
+async fn a_lease_that_ends_lets_go_of_its_lock_and_its_place_in_line() {
+    let mut f = Fixture::new();
+    let holder = grant(&mut f, 1000).await;
+    let waiter = grant(&mut f, 60_000).await;
+    let dropped = grant(&mut f, 60_000).await;
+    let Outcome::LockHeld { token, .. } = f.apply(acquire("leader", holder, false)).await else { panic!() };
+    f.apply(acquire("leader", dropped, true)).await;
+    f.apply(acquire("leader", waiter, true)).await;
+    // A waiter whose lease is revoked leaves the line.
+    f.apply(Command::LeaseRevoke { id: dropped }).await;
+    assert_eq!(f.reader.lock("leader").unwrap().value.waiters, [waiter]);
+    // The holder's lease expires: the tick that ends it grants the lock on.
+    let index_of_tick = f.next_index;
+    tick(&mut f, 1000).await;
+    assert_eq!(f.reader.lock("leader").unwrap().value.holder, holding(index_of_tick, waiter));
+    assert!(index_of_tick > token);
+    assert_eq!(f.reader.lease(waiter, 10).unwrap().value.unwrap().locks, ["leader"]);
+}
+
+#[tokio::test]
+async fn fenced_writes_apply_only_while_the_token_holds() {
+    let mut f = Fixture::new();
+    let first = grant(&mut f, 1000).await;
+    let second = grant(&mut f, 60_000).await;
+    let Outcome::LockHeld { token, .. } = f.apply(acquire("res", first, false)).await else { panic!() };
+    assert!(matches!(f.apply(fenced_put("data", "from first", "res", token)).await, Outcome::Put { .. }));
+    tick(&mut f, 1000).await; // first's lease expires
+    let Outcome::LockHeld { token: newer, .. } = f.apply(acquire("res", second, false)).await else { panic!() };
+    assert!(newer > token);
+    // The paused first holder wakes up and writes with its old token: refused.
+    let late = f.apply(fenced_put("data", "late write", "res", token)).await;
+    assert_eq!(late, Outcome::Rejected(Rejection::FenceRejected { lock: "res".into(), token, current: Some(newer) }));
+    assert_eq!(f.value("data"), Some(b"from first".to_vec()));
+    assert!(matches!(f.apply(fenced_put("data", "from second", "res", newer)).await, Outcome::Put { .. }));
+    // A fence on a lock nobody holds is refused too.
+    assert!(matches!(f.apply(fenced_put("data", "x", "nothing", 1)).await, Outcome::Rejected(Rejection::FenceRejected { current: None, .. })));
+}
+
+#[tokio::test]
+async fn a_waiter_that_gives_up_leaves_the_line_unless_it_was_granted() {
+    let mut f = Fixture::new();
+    let (a, b) = (grant(&mut f, 60_000).await, grant(&mut f, 60_000).await);
+    let Outcome::LockHeld { token, .. } = f.apply(acquire("q", a, false)).await else { panic!() };
+    f.apply(acquire("q", b, true)).await;
+    let cancelled = f.apply(Command::LockCancelWait { name: "q".into(), lease: b }).await;
+    assert_eq!(cancelled, Outcome::LockWaitCancelled { name: "q".into(), holder: holding(token, a) });
+    assert!(f.reader.lock("q").unwrap().value.waiters.is_empty());
+    assert_eq!(f.reader.lease(b, 10).unwrap().value.unwrap().record.lock_count, 0);
+    // Granted before it gave up: the cancel reports the grant instead.
+    f.apply(acquire("q", b, true)).await;
+    let Outcome::LockReleased { next: Some(next), .. } = f.apply(Command::LockRelease { name: "q".into(), token }).await else { panic!() };
+    assert_eq!(f.apply(Command::LockCancelWait { name: "q".into(), lease: b }).await, Outcome::LockHeld { name: "q".into(), token: next.token, lease: b });
+    assert_eq!(f.apply(acquire("q", 999, false)).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 999 }));
 }
 
 #[test]

@@ -1,0 +1,160 @@
+//! `/v1/locks/{name}`: acquire (with a bounded long poll), release, inspect, check.
+//!
+//! A lock is held by a lease and its grant carries a fencing token (see
+//! `state::lock`). `acquire` with `wait_ms` queues the lease in the lock's replicated,
+//! first-come-first-served queue and waits until the lock is granted to it or the time
+//! is up; then it leaves the queue with a `LockCancelWait` entry, which reports a grant
+//! that raced the timeout instead of losing it. Writes fenced with
+//! `Concord-Fence: <lock>:<token>` (see `kv.rs`) apply only while the token holds.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::kv::{Consistency, WriteQuery};
+use super::outcome::{holding_json, propose, rejection_error};
+use crate::state::command::{Command, Outcome, Rejection, Request};
+use crate::state::kv;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AcquireBody {
+    lease: u64,
+    /// How long to wait in line if the lock is held (0: answer at once).
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    token: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CheckQuery {
+    token: u64,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+fn held(name: &str, token: u64, lease: u64) -> Response {
+    Json(json!({ "name": name, "token": token, "lease": lease })).into_response()
+}
+
+fn lock_answer(outcome: Outcome) -> Option<Response> {
+    match outcome {
+        Outcome::LockHeld { name, token, lease } => Some(held(&name, token, lease)),
+        Outcome::LockReleased { name, next } => Some(Json(json!({ "name": name, "released": true, "holder": holding_json(next) })).into_response()),
+        _ => None,
+    }
+}
+
+async fn write(app: &AppState, headers: &HeaderMap, command: Command) -> Result<Outcome, ApiError> {
+    let idempotency_key = super::outcome::idempotency_key(app, headers)?;
+    Ok(app.write(Request { idempotency_key, command }).await?.outcome)
+}
+
+pub async fn acquire(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AcquireBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let max = app.limits.lock_wait_ms_max;
+    if body.wait_ms > max {
+        return Err(ApiError::bad_request("invalid_wait", format!("wait_ms must be at most {max}, got {}", body.wait_ms)));
+    }
+    let command = Command::LockAcquire { name: name.clone(), lease: body.lease, wait: body.wait_ms > 0 };
+    match write(&app, &headers, command).await? {
+        Outcome::LockWaiting { .. } => {}
+        Outcome::Rejected(rejection) => return Err(rejection_error(rejection)),
+        outcome => return lock_answer(outcome).ok_or_else(|| ApiError::internal("acquire produced an unexpected outcome")),
+    }
+    // Queued: wait for the grant, watching every entry this node applies.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms);
+    let mut applied = app.raft.metrics();
+    loop {
+        if let Some(holder) = app.reader.lock(&name)?.value.holder.filter(|h| h.lease == body.lease) {
+            return Ok(held(&name, holder.token, body.lease));
+        }
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    // Time is up: leave the queue, unless the lock was granted meanwhile.
+    let cancel = Command::LockCancelWait { name: name.clone(), lease: body.lease };
+    let outcome = app.write(Request { idempotency_key: None, command: cancel }).await.map_err(|e| {
+        ApiError::outcome_unknown(format!("the wait ended but leaving the queue failed ({}); the lease may still be queued or granted: check GET /v1/locks/{name}", e.message))
+    })?;
+    match outcome.outcome {
+        Outcome::LockHeld { name, token, lease } => Ok(held(&name, token, lease)),
+        Outcome::LockWaitCancelled { name, holder: Some(holder) } => {
+            Err(rejection_error(Rejection::LockBusy { name, holder, waiters: 0 }).with_message_suffix(" (gave up waiting)"))
+        }
+        Outcome::LockWaitCancelled { name, holder: None } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "lock_busy",
+            format!("lock {name:?} was not granted within {} ms; it is free now, retry", body.wait_ms),
+        )),
+        _ => Err(ApiError::internal("leaving the queue produced an unexpected outcome")),
+    }
+}
+
+pub async fn release(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    propose(&app, &headers, Command::LockRelease { name, token: body.token }, lock_answer).await
+}
+
+pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    if query.consistency == Consistency::Linearizable {
+        app.linearize().await?;
+    }
+    let read = app.reader.lock(&name)?;
+    Ok(Json(json!({
+        "name": name,
+        "holder": holding_json(read.value.holder),
+        "waiters": read.value.waiters,
+        "applied_index": read.applied_index,
+    }))
+    .into_response())
+}
+
+/// For an outside resource: does `token` hold the lock now? 200 if so, 409 if not.
+pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<CheckQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    if query.consistency == Consistency::Linearizable {
+        app.linearize().await?;
+    }
+    let holder = app.reader.lock(&name)?.value.holder;
+    match holder {
+        Some(h) if h.token == query.token => Ok(Json(json!({ "name": name, "token": query.token, "valid": true, "lease": h.lease })).into_response()),
+        current => Err(rejection_error(Rejection::StaleToken { name, token: query.token, current })),
+    }
+}
