@@ -50,6 +50,9 @@ pub enum KvCommand {
         /// Attach the key to this lease: it is deleted when the lease ends.
         #[arg(long, value_name = "LEASE_ID")]
         lease: Option<u64>,
+        /// Write only while TOKEN still holds LOCK (a fenced write).
+        #[arg(long, value_name = "LOCK:TOKEN", value_parser = parse_fence)]
+        fence: Option<(String, u64)>,
     },
     /// Read a key and print its value (metadata too with --json).
     Get {
@@ -64,6 +67,9 @@ pub enum KvCommand {
         /// Only if the key's mod_revision is REV.
         #[arg(long, value_name = "REV")]
         if_match: Option<u64>,
+        /// Delete only while TOKEN still holds LOCK (a fenced write).
+        #[arg(long, value_name = "LOCK:TOKEN", value_parser = parse_fence)]
+        fence: Option<(String, u64)>,
     },
     /// List keys with a prefix, in order.
     List {
@@ -167,6 +173,84 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
 }
 
 #[derive(Args, Debug)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: LockCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockCommand {
+    /// Take a lock for a lease and print its fencing token.
+    Acquire {
+        name: String,
+        #[arg(long)]
+        lease: u64,
+        /// Wait in line up to MS if the lock is held (default: answer at once).
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        wait_ms: u64,
+    },
+    /// Let go of a lock held with TOKEN.
+    Release { name: String, token: u64 },
+    /// Show who holds a lock.
+    Get { name: String },
+    /// Exit 0 if TOKEN holds the lock now, 1 if not.
+    Check { name: String, token: u64 },
+}
+
+pub async fn run_lock(args: LockArgs) -> ExitCode {
+    let client = args.connection.client();
+    let json = args.connection.json;
+    match args.command {
+        LockCommand::Acquire { name, lease, wait_ms } => match client.lock_acquire(&name, lease, wait_ms).await {
+            Err(e) => fail(e),
+            Ok(grant) if json => {
+                print_json(&json!({ "name": grant.name, "token": grant.token, "lease": grant.lease }));
+                ExitCode::SUCCESS
+            }
+            Ok(grant) => {
+                println!("{}", grant.token);
+                ExitCode::SUCCESS
+            }
+        },
+        LockCommand::Release { name, token } => match client.lock_release(&name, token).await {
+            Err(e) => fail(e),
+            Ok(()) => {
+                println!("OK released {name:?}");
+                ExitCode::SUCCESS
+            }
+        },
+        LockCommand::Get { name } => match client.lock_holder(&name).await {
+            Err(e) => fail(e),
+            Ok(holder) if json => {
+                print_json(&json!({ "name": name, "holder": holder.map(|h| json!({ "token": h.token, "lease": h.lease })) }));
+                ExitCode::SUCCESS
+            }
+            Ok(Some(holder)) => {
+                println!("{name:?} is held by lease {} with token {}", holder.lease, holder.token);
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!("{name:?} is free");
+                ExitCode::SUCCESS
+            }
+        },
+        LockCommand::Check { name, token } => match client.lock_check(&name, token).await {
+            Err(e) => fail(e),
+            Ok(true) => {
+                println!("token {token} holds {name:?}");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                println!("token {token} does not hold {name:?}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+#[derive(Args, Debug)]
 pub struct ClusterArgs {
     #[command(flatten)]
     pub connection: Connection,
@@ -186,6 +270,12 @@ pub enum ClusterCommand {
     Add { id: u64, addr: String },
     /// Remove a member.
     Remove { id: u64 },
+}
+
+fn parse_fence(text: &str) -> Result<(String, u64), String> {
+    let (lock, token) = text.rsplit_once(':').ok_or("a fence is LOCK:TOKEN")?;
+    let token = token.parse().map_err(|_| format!("token {token:?} is not a number"))?;
+    Ok((lock.to_string(), token))
 }
 
 fn fail(e: ClientError) -> ExitCode {
@@ -214,7 +304,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
     match args.command {
-        KvCommand::Put { key, value, if_match, if_absent, idempotency_key, lease } => {
+        KvCommand::Put { key, value, if_match, if_absent, idempotency_key, lease, fence } => {
             let value = match value {
                 Some(value) => value.into_bytes(),
                 None => {
@@ -231,7 +321,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                 (None, true) => Precondition::Absent,
                 (None, false) => Precondition::None,
             };
-            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key, lease }).await {
+            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key, lease, fence }).await {
                 Err(e) => fail(e),
                 Ok(put) if json => {
                     print_json(&json!({ "key": put.value.key, "revision": put.value.revision, "mod_revision": put.value.mod_revision,
@@ -266,9 +356,9 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                 }
             },
         },
-        KvCommand::Del { key, if_match } => {
+        KvCommand::Del { key, if_match, fence } => {
             let precondition = if_match.map_or(Precondition::None, Precondition::ModRevision);
-            match client.delete_with(&key, &WriteOptions { precondition, ..Default::default() }).await {
+            match client.delete_with(&key, &WriteOptions { precondition, fence, ..Default::default() }).await {
                 Err(e) => fail(e),
                 Ok(deleted) if json => {
                     print_json(&json!({ "key": key, "deleted": true, "revision": deleted.value }));

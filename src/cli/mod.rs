@@ -35,6 +35,8 @@ pub enum Command {
     Kv(client::KvArgs),
     /// Grant, keep alive, revoke and inspect leases.
     Lease(client::LeaseArgs),
+    /// Acquire and release locks with fencing tokens.
+    Lock(client::LockArgs),
     /// Inspect and change cluster membership.
     Cluster(client::ClusterArgs),
 }
@@ -45,6 +47,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Dev(args) => dev::run(args).await,
         Command::Kv(args) => client::run_kv(args).await,
         Command::Lease(args) => client::run_lease(args).await,
+        Command::Lock(args) => client::run_lock(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
     }
 }

@@ -169,6 +169,16 @@ pub struct WriteOptions {
     pub idempotency_key: Option<String>,
     /// For puts: attach the key to this lease (deleted when the lease ends).
     pub lease: Option<u64>,
+    /// Apply only while this token holds this lock (`Concord-Fence`).
+    pub fence: Option<(String, u64)>,
+}
+
+/// A lock held: its fencing token and the lease holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LockGrant {
+    pub name: String,
+    pub token: u64,
+    pub lease: u64,
 }
 
 /// A lease as granted or kept alive.
@@ -234,7 +244,9 @@ pub fn encode_key(key: &str) -> String {
     out
 }
 
-fn encode_query(value: &str) -> String {
+/// Percent-encodes a value for a query string or a single path segment (lock names:
+/// `/v1/locks/{name}/acquire`), slashes included.
+fn encode_segment(value: &str) -> String {
     encode_key(value).replace('/', "%2F")
 }
 
@@ -266,10 +278,24 @@ impl Client {
 
     /// Sends one logical request, retrying as the module doc describes.
     async fn call(&self, method: Method, path: &str, headers: &[(&str, String)], body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
+        self.call_waiting(method, path, headers, body, Duration::ZERO).await
+    }
+
+    /// `call` for a request the server may hold for up to `wait` (a long poll): every
+    /// deadline is extended by it.
+    async fn call_waiting(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        wait: Duration,
+    ) -> Result<Answer, ClientError> {
         if self.endpoints.is_empty() {
             return Err(ClientError::Transport("no endpoints configured".into()));
         }
-        let deadline = Instant::now() + self.call_timeout;
+        let deadline = Instant::now() + self.call_timeout + wait;
+        let attempt_timeout = self.attempt_timeout + wait;
         let mut backoff = Duration::from_millis(50);
         let mut attempt = 0usize;
         let is_read = method == Method::GET;
@@ -288,7 +314,7 @@ impl Client {
             attempt += 1;
             let url = format!("{}{path}", self.endpoints[index]);
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut request = self.http.request(method.clone(), &url).timeout(remaining.min(self.attempt_timeout));
+            let mut request = self.http.request(method.clone(), &url).timeout(remaining.min(attempt_timeout));
             for (name, value) in headers {
                 request = request.header(*name, value);
             }
@@ -338,6 +364,9 @@ impl Client {
 
     fn write_headers(options: &WriteOptions) -> Vec<(&'static str, String)> {
         let mut headers = vec![("idempotency-key", options.idempotency_key.clone().unwrap_or_else(new_idempotency_key))];
+        if let Some((lock, token)) = &options.fence {
+            headers.push(("concord-fence", format!("{lock}:{token}")));
+        }
         match options.precondition {
             Precondition::None => {}
             Precondition::ModRevision(revision) => headers.push(("if-match", revision.to_string())),
@@ -394,9 +423,9 @@ impl Client {
     }
 
     pub async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<ListPage, ClientError> {
-        let mut path = format!("/v1/kv?prefix={}", encode_query(prefix));
+        let mut path = format!("/v1/kv?prefix={}", encode_segment(prefix));
         if let Some(after) = after {
-            path.push_str(&format!("&after={}", encode_query(after)));
+            path.push_str(&format!("&after={}", encode_segment(after)));
         }
         if let Some(limit) = limit {
             path.push_str(&format!("&limit={limit}"));
@@ -439,6 +468,41 @@ impl Client {
         match self.call(Method::GET, &format!("/v1/leases/{id}"), &[], None).await {
             Ok(answer) => Ok(Some(decode_json(&answer)?)),
             Err(ClientError::Api { status: 404, code, .. }) if code == "lease_not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes lock `name` for `lease`, waiting in line up to `wait_ms` if it is held;
+    /// a `lock_busy` error (409) when it was not granted in time.
+    pub async fn lock_acquire(&self, name: &str, lease: u64, wait_ms: u64) -> Result<LockGrant, ClientError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "lease": lease, "wait_ms": wait_ms })).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        let path = format!("/v1/locks/{}/acquire", encode_segment(name));
+        decode_json(&self.call_waiting(Method::POST, &path, &headers, Some(body), Duration::from_millis(wait_ms)).await?)
+    }
+
+    /// Lets go of lock `name`; a `stale_token` error (409) if `token` no longer holds it.
+    pub async fn lock_release(&self, name: &str, token: u64) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "token": token })).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        self.call(Method::POST, &format!("/v1/locks/{}/release", encode_segment(name)), &headers, Some(body)).await.map(|_| ())
+    }
+
+    /// Who holds lock `name`, if anyone.
+    pub async fn lock_holder(&self, name: &str) -> Result<Option<LockGrant>, ClientError> {
+        let body: Value = decode_json(&self.call(Method::GET, &format!("/v1/locks/{}", encode_segment(name)), &[], None).await?)?;
+        if body["holder"].is_null() {
+            return Ok(None);
+        }
+        let field = |f: &str| body["holder"][f].as_u64().ok_or_else(|| ClientError::Protocol(format!("lock holder has no {f}")));
+        Ok(Some(LockGrant { name: name.to_string(), token: field("token")?, lease: field("lease")? }))
+    }
+
+    /// True when `token` holds lock `name` now.
+    pub async fn lock_check(&self, name: &str, token: u64) -> Result<bool, ClientError> {
+        match self.call(Method::GET, &format!("/v1/locks/{}/check?token={token}", encode_segment(name)), &[], None).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status: 409, code, .. }) if code == "stale_token" => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -539,7 +603,7 @@ mod tests {
     #[test]
     fn keys_are_percent_encoded_but_keep_slashes() {
         assert_eq!(encode_key("a/b c?d"), "a/b%20c%3Fd");
-        assert_eq!(encode_query("a/b&c"), "a%2Fb%26c");
+        assert_eq!(encode_segment("a/b&c"), "a%2Fb%26c");
         assert_eq!(normalize("127.0.0.1:1/"), "http://127.0.0.1:1");
         assert_ne!(new_idempotency_key(), new_idempotency_key());
         assert!(new_idempotency_key().len() < crate::config::IDEMPOTENCY_KEY_BYTES_MIN);
