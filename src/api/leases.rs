@@ -106,6 +106,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuer
         "clock_ms": clock_ms,
         "key_count": record.key_count,
         "keys": lease.keys,
+        "lock_count": record.lock_count,
+        "locks": lease.locks,
         "applied_index": read.applied_index,
     }))
     .into_response())

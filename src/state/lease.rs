@@ -5,9 +5,9 @@
 //! its previous tick (or since it became leader), and `tick` adds it to `Meta::clock_ms`.
 //! A new leader starts measuring when it takes over, so the clock pauses during an
 //! election and never jumps; committed ticks never cover overlapping stretches of real
-//! time (a deposed leader's tick can commit only if a majority accepted it before
-//! voting for the next leader). The replicated clock therefore runs no faster than
-//! real time.
+//! time (a deposed leader's tick can commit only through a later leader that already
+//! held it when it was elected, so the tick was proposed before that leader took over
+//! and started measuring). The replicated clock therefore runs no faster than real time.
 //!
 //! The clock moves only at ticks, but real time does not wait for them: when a grant or
 //! keep-alive is applied, time may have passed since the last tick that the *next* tick
