@@ -11,6 +11,7 @@ pub mod codec;
 pub mod config;
 pub mod http_client;
 pub mod node;
+pub mod placement;
 pub mod raft;
 pub mod state;
 pub mod ticker;

@@ -99,6 +99,7 @@ impl Node {
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
             log_stats,
             clock: clock.clone(),
+            placements: Default::default(),
         };
         let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -108,6 +108,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuer
         "keys": lease.keys,
         "lock_count": record.lock_count,
         "locks": lease.locks,
+        "ring_members": lease.ring_members.iter().map(|(ring, member)| json!({ "ring": ring, "member": member })).collect::<Vec<_>>(),
         "applied_index": read.applied_index,
     }))
     .into_response())

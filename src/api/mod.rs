@@ -1,6 +1,6 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `leases`, `locks`, `cluster`), plus the machinery every route
+//! One file per resource (`kv`, `leases`, `locks`, `rings`, `cluster`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
 //! `outcome` (propose a command and answer with its outcome),
 //! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
@@ -19,6 +19,7 @@ pub mod forward;
 pub mod kv;
 pub mod leases;
 pub mod locks;
+pub mod rings;
 pub mod outcome;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub log_stats: LogStats,
     /// The leader's reading of the replicated clock, for stamping leases.
     pub clock: Arc<LeaderClock>,
+    /// Consistent-hash circles of recently looked-up rings.
+    pub placements: Arc<rings::PlacementCache>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -69,6 +72,9 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/locks/{name}/acquire", post(locks::acquire))
         .route("/v1/locks/{name}/release", post(locks::release))
         .route("/v1/locks/{name}/check", get(locks::check))
+        .route("/v1/rings/{ring}", get(rings::get))
+        .route("/v1/rings/{ring}/lookup", get(rings::lookup))
+        .route("/v1/rings/{ring}/members/{member}", axum::routing::put(rings::join).delete(rings::leave))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))

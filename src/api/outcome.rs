@@ -86,6 +86,12 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             format!("the write is fenced by lock {lock:?} token {token}, which no longer holds it; nothing was written"),
         )
         .with_details(json!({ "current_token": current })),
+        Rejection::RingFull { ring, limit } => {
+            ApiError::new(StatusCode::CONFLICT, "ring_full", format!("ring {ring:?} already has its maximum of {limit} members"))
+        }
+        Rejection::RingMemberNotFound { ring, member } => {
+            ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}"))
+        }
     }
 }
 

@@ -45,6 +45,10 @@ pub enum Command {
     LockRelease { name: String, token: u64 },
     /// Leave the queue of lock `name` (a waiter that stopped waiting).
     LockCancelWait { name: String, lease: u64 },
+    /// Join (or update) a ring member.
+    RingJoin(crate::state::ring::Join),
+    /// Remove a ring member.
+    RingLeave { ring: String, member: String },
 }
 
 /// A write made on behalf of a lock holder: it applies only while `token` still
@@ -109,6 +113,8 @@ pub enum Outcome {
     LockReleased { name: String, next: Option<crate::state::lock::Holding> },
     /// The lease left the queue of lock `name`, which `holder` holds.
     LockWaitCancelled { name: String, holder: Option<crate::state::lock::Holding> },
+    /// Ring `ring` changed: it is now at `epoch` with `members` members.
+    RingChanged { ring: String, epoch: u64, members: u64 },
     Rejected(Rejection),
 }
 
@@ -133,6 +139,9 @@ pub enum Rejection {
     StaleToken { name: String, token: u64, current: Option<crate::state::lock::Holding> },
     /// A fenced write whose token no longer holds its lock.
     FenceRejected { lock: String, token: u64, current: Option<u64> },
+    /// Ring `ring` has its maximum number of members.
+    RingFull { ring: String, limit: u64 },
+    RingMemberNotFound { ring: String, member: String },
 }
 
 impl Response {
@@ -174,6 +183,8 @@ impl fmt::Display for Request {
             Command::LockAcquire { name, lease, wait } => write!(f, "acquire lock {name:?} for lease {lease} (wait {wait})"),
             Command::LockRelease { name, token } => write!(f, "release lock {name:?} token {token}"),
             Command::LockCancelWait { name, lease } => write!(f, "stop waiting for lock {name:?} (lease {lease})"),
+            Command::RingJoin(join) => write!(f, "ring {:?}: join {:?} at {:?}", join.ring, join.member, join.address),
+            Command::RingLeave { ring, member } => write!(f, "ring {ring:?}: {member:?} leaves"),
         }
     }
 }

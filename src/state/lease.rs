@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::command::{Outcome, Rejection};
 use super::kv::KvRecord;
 use super::lock;
+use super::ring;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
 
@@ -49,7 +50,8 @@ pub struct LeaseRecord {
     /// On the replicated clock.
     pub expires_at_ms: u64,
     pub key_count: u64,
-    /// Locks held or waited for.
+    /// Locks held or waited for, and ring memberships (bounded together by
+    /// `LOCKS_PER_LEASE_MAX`).
     pub lock_count: u64,
 }
 
@@ -59,6 +61,8 @@ pub struct LeaseRecord {
 pub enum Attached {
     Key = 0,
     Lock = 1,
+    /// A ring membership, named `ring::attachment(ring, member)`.
+    RingMember = 2,
 }
 
 fn id_key(id: u64) -> [u8; 8] {
@@ -90,6 +94,7 @@ fn parse_item(item: &[u8]) -> Result<(Attached, String), ViewError> {
     let kind = match item.get(8) {
         Some(0) => Attached::Key,
         Some(1) => Attached::Lock,
+        Some(2) => Attached::RingMember,
         other => return Err(ViewError::Corrupt(format!("lease attachment of kind {other:?}"))),
     };
     let name = String::from_utf8(item[9..].to_vec()).map_err(|_| ViewError::Corrupt("a lease attachment is not UTF-8".into()))?;
@@ -162,28 +167,41 @@ pub fn reattach(batch: &mut Batch<'_>, key: &str, from: Option<u64>, to: Option<
     Ok(())
 }
 
-/// Attaches lock `name` to lease `id` (held or waited for), within the per-lease bound.
-pub fn attach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<Result<(), Rejection>, ViewError> {
-    let Some(mut lease) = record(batch, id)? else {
-        return Ok(Err(Rejection::LeaseNotFound { id }));
-    };
-    if lease.lock_count >= LOCKS_PER_LEASE_MAX {
-        return Ok(Err(Rejection::LeaseLimit { limit: LOCKS_PER_LEASE_MAX }));
-    }
-    batch.put(Cf::LeaseKeys, &item_key(id, Attached::Lock, name), Vec::new());
-    lease.lock_count += 1;
-    save(batch, id, &lease)?;
-    Ok(Ok(()))
+/// Checks that lease `id` exists and can take one more attachment of `kind`.
+pub fn check_attach_kind(batch: &Batch<'_>, id: u64, kind: Attached) -> Result<Result<(), Rejection>, ViewError> {
+    Ok(match record(batch, id)? {
+        None => Err(Rejection::LeaseNotFound { id }),
+        Some(lease) if kind == Attached::Key && lease.key_count >= KEYS_PER_LEASE_MAX => Err(Rejection::LeaseLimit { limit: KEYS_PER_LEASE_MAX }),
+        Some(lease) if kind != Attached::Key && lease.lock_count >= LOCKS_PER_LEASE_MAX => Err(Rejection::LeaseLimit { limit: LOCKS_PER_LEASE_MAX }),
+        Some(_) => Ok(()),
+    })
 }
 
-/// Detaches lock `name` from lease `id` (released, or no longer waited for).
-pub fn detach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<(), ViewError> {
+/// Attaches `name` of `kind` (not a key) to lease `id`; check first.
+pub fn attach(batch: &mut Batch<'_>, id: u64, kind: Attached, name: &str) -> Result<(), ViewError> {
+    let mut lease = record(batch, id)?.ok_or_else(|| ViewError::Corrupt(format!("attaching to missing lease {id}")))?;
+    batch.put(Cf::LeaseKeys, &item_key(id, kind, name), Vec::new());
+    lease.lock_count += 1;
+    save(batch, id, &lease)
+}
+
+/// Detaches `name` of `kind` (not a key) from lease `id`.
+pub fn detach(batch: &mut Batch<'_>, id: u64, kind: Attached, name: &str) -> Result<(), ViewError> {
     if let Some(mut lease) = record(batch, id)? {
-        batch.delete(Cf::LeaseKeys, &item_key(id, Attached::Lock, name));
+        batch.delete(Cf::LeaseKeys, &item_key(id, kind, name));
         lease.lock_count = lease.lock_count.saturating_sub(1);
         save(batch, id, &lease)?;
     }
     Ok(())
+}
+
+/// Attaches lock `name` to lease `id` (held or waited for), within the per-lease bound.
+pub fn attach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<Result<(), Rejection>, ViewError> {
+    if let Err(rejection) = check_attach_kind(batch, id, Attached::Lock)? {
+        return Ok(Err(rejection));
+    }
+    attach(batch, id, Attached::Lock, name)?;
+    Ok(Ok(()))
 }
 
 /// Ends lease `id`: deletes its keys and lets go of its locks (entry `index` grants
@@ -208,6 +226,7 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, ind
                 }
             }
             (Attached::Lock, name) => lock::lease_ended(batch, &name, id, index)?,
+            (Attached::RingMember, name) => ring::lease_ended(batch, &name, id)?,
         }
     }
     if deleted > 0 {
@@ -255,6 +274,8 @@ pub struct LeaseView {
     pub record: LeaseRecord,
     pub keys: Vec<String>,
     pub locks: Vec<String>,
+    /// `(ring, member)` pairs.
+    pub ring_members: Vec<(String, String)>,
 }
 
 pub fn get(view: &View<'_>, id: u64, keys_limit: usize) -> Result<Option<LeaseView>, ViewError> {
@@ -263,19 +284,24 @@ pub fn get(view: &View<'_>, id: u64, keys_limit: usize) -> Result<Option<LeaseVi
     };
     let record: LeaseRecord = codec::decode(&bytes)?;
     let prefix = id_key(id);
-    let (mut keys, mut locks) = (Vec::new(), Vec::new());
+    let (mut keys, mut locks, mut ring_members) = (Vec::new(), Vec::new(), Vec::new());
     for item in view.iter_from(Cf::LeaseKeys, &prefix) {
         let (item, _) = item?;
-        if !item.starts_with(&prefix) || (keys.len() >= keys_limit && locks.len() >= keys_limit) {
+        if !item.starts_with(&prefix) || (keys.len() >= keys_limit && locks.len() >= keys_limit && ring_members.len() >= keys_limit) {
             break;
         }
         match parse_item(&item)? {
             (Attached::Key, key) if keys.len() < keys_limit => keys.push(key),
             (Attached::Lock, name) if locks.len() < keys_limit => locks.push(name),
+            (Attached::RingMember, name) if ring_members.len() < keys_limit => {
+                if let Some((ring, member)) = name.split_once('\0') {
+                    ring_members.push((ring.to_string(), member.to_string()));
+                }
+            }
             _ => {}
         }
     }
-    Ok(Some(LeaseView { record, keys, locks }))
+    Ok(Some(LeaseView { record, keys, locks, ring_members }))
 }
 
 /// The earliest lease expiry on the replicated clock, if any lease exists.

@@ -91,7 +91,7 @@ pub fn release(batch: &mut Batch<'_>, name: &str, token: u64, index: u64) -> Res
     let mut lock = load(batch, name)?;
     match lock.holder {
         Some(holder) if holder.token == token => {
-            lease::detach_lock(batch, holder.lease, name)?;
+            lease::detach(batch, holder.lease, lease::Attached::Lock, name)?;
             grant_next(&mut lock, index);
             store(batch, name, &lock)?;
             Ok(Outcome::LockReleased { name: name.to_string(), next: lock.holder })
@@ -108,7 +108,7 @@ pub fn cancel_wait(batch: &mut Batch<'_>, name: &str, lease_id: u64) -> Result<O
     }
     if let Some(position) = lock.waiters.iter().position(|waiter| *waiter == lease_id) {
         lock.waiters.remove(position);
-        lease::detach_lock(batch, lease_id, name)?;
+        lease::detach(batch, lease_id, lease::Attached::Lock, name)?;
         store(batch, name, &lock)?;
     }
     Ok(Outcome::LockWaitCancelled { name: name.to_string(), holder: lock.holder })

@@ -19,6 +19,7 @@ use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
 use super::lock;
+use super::ring;
 use super::reader::StateReader;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
@@ -108,6 +109,8 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::LockAcquire { name, lease, wait } => lock::acquire(batch, &name, lease, wait, index),
         Command::LockRelease { name, token } => lock::release(batch, &name, token, index),
         Command::LockCancelWait { name, lease } => lock::cancel_wait(batch, &name, lease),
+        Command::RingJoin(join) => ring::join(batch, join),
+        Command::RingLeave { ring, member } => ring::leave(batch, &ring, &member),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
 //! vocabulary), `kv` (the key-value primitive), `lease` (the replicated clock and
-//! leases), `lock` (fencing-token locks), `idempotency` (deduplicated retries),
+//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership),
+//! `idempotency` (deduplicated retries),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
 
@@ -12,6 +13,7 @@ pub mod idempotency;
 pub mod kv;
 pub mod lease;
 pub mod lock;
+pub mod ring;
 pub mod machine;
 pub mod reader;
 pub mod snapshot;

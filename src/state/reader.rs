@@ -8,6 +8,7 @@
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
 use super::lock::{self, LockRecord};
+use super::ring::{self, RingView};
 use super::store::{Meta, StateStore, ViewError};
 
 /// A value read from the state and the position it was read at.
@@ -60,6 +61,13 @@ impl StateReader {
         let view = self.store.view();
         let meta = view.meta()?;
         Ok(Self::at(&meta, lock::get(&view, name)?))
+    }
+
+    /// Ring `name`: epoch and members.
+    pub fn ring(&self, name: &str) -> Result<AtIndex<RingView>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, ring::get(&view, name)?))
     }
 
     /// The earliest lease expiry, if any (the ticker's next deadline).

@@ -42,10 +42,12 @@ pub enum Cf {
     LeaseKeys = 7,
     /// Lock name → encoded `lock::LockRecord` (holder and waiters).
     Locks = 8,
+    /// Ring name → `ring::RingMeta`; ring ++ `\0` ++ member → `ring::RingMember`.
+    Rings = 9,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder, Cf::Leases, Cf::LeaseExpiry, Cf::LeaseKeys, Cf::Locks];
+    pub const ALL: [Cf; 9] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder, Cf::Leases, Cf::LeaseExpiry, Cf::LeaseKeys, Cf::Locks, Cf::Rings];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +59,7 @@ impl Cf {
             Cf::LeaseExpiry => "lease_expiry",
             Cf::LeaseKeys => "lease_keys",
             Cf::Locks => "locks",
+            Cf::Rings => "rings",
         }
     }
 

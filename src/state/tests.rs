@@ -609,6 +609,50 @@ async fn a_waiter_that_gives_up_leaves_the_line_unless_it_was_granted() {
     assert_eq!(f.apply(acquire("q", 999, false)).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 999 }));
 }
 
+fn join(ring: &str, member: &str, lease: Option<u64>) -> Command {
+    Command::RingJoin(super::ring::Join {
+        ring: ring.into(),
+        member: member.into(),
+        address: format!("{member}.local:7000"),
+        weight: 1,
+        metadata: String::new(),
+        lease,
+    })
+}
+
+#[tokio::test]
+async fn ring_changes_bump_the_epoch_and_leases_take_members_away() {
+    let mut f = Fixture::new();
+    assert_eq!(f.apply(join("cache", "a", None)).await, Outcome::RingChanged { ring: "cache".into(), epoch: 1, members: 1 });
+    let lease = grant(&mut f, 1000).await;
+    assert_eq!(f.apply(join("cache", "b", Some(lease))).await, Outcome::RingChanged { ring: "cache".into(), epoch: 2, members: 2 });
+    // An update (same member) bumps the epoch but not the count.
+    assert_eq!(f.apply(join("cache", "a", None)).await, Outcome::RingChanged { ring: "cache".into(), epoch: 3, members: 2 });
+    assert_eq!(f.reader.lease(lease, 10).unwrap().value.unwrap().ring_members, [("cache".to_string(), "b".to_string())]);
+    // b's holder stops renewing: b leaves with the lease, and the epoch moves.
+    tick(&mut f, 1000).await;
+    let ring = f.reader.ring("cache").unwrap().value;
+    assert_eq!(ring.epoch, 4);
+    assert_eq!(ring.members.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        f.apply(Command::RingLeave { ring: "cache".into(), member: "b".into() }).await,
+        Outcome::Rejected(Rejection::RingMemberNotFound { ring: "cache".into(), member: "b".into() })
+    );
+    assert_eq!(f.apply(Command::RingLeave { ring: "cache".into(), member: "a".into() }).await, Outcome::RingChanged { ring: "cache".into(), epoch: 5, members: 0 });
+    assert_eq!(f.apply(join("cache", "c", Some(4242))).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 4242 }));
+    assert_eq!(f.reader.ring("cache").unwrap().value.epoch, 5, "a refused join changes nothing");
+}
+
+#[tokio::test]
+async fn a_ring_is_bounded() {
+    let mut f = Fixture::new();
+    for i in 0..super::ring::MEMBERS_PER_RING_MAX {
+        f.apply(join("big", &format!("m{i:03}"), None)).await;
+    }
+    assert!(matches!(f.apply(join("big", "one-too-many", None)).await, Outcome::Rejected(Rejection::RingFull { .. })));
+    assert!(matches!(f.apply(join("big", "m000", None)).await, Outcome::RingChanged { .. }), "updating a member is fine");
+}
+
 #[test]
 fn input_validation_against_limits() {
     let limits = Limits { key_bytes_max: 8, value_bytes_max: 4, ..Limits::default() };

@@ -1,0 +1,172 @@
+//! `/v1/rings/{ring}`: join, leave, read and look up consistent-hash rings.
+//!
+//! Membership is replicated state (`state::ring`); placement is computed here, at read
+//! time, from the membership of one point-in-time view, so a lookup's owners always
+//! match the epoch it reports. Building a ring's circle costs a few milliseconds, so
+//! the latest circle of each ring is cached by epoch (a bounded number of rings).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::kv::{Consistency, WriteQuery};
+use super::outcome::propose;
+use crate::placement::{Placement, VNODES_PER_WEIGHT};
+use crate::state::command::{Command, Outcome};
+use crate::state::kv;
+use crate::state::ring::{Join, RingView, WEIGHT_MAX};
+
+const ADDRESS_BYTES_MAX: usize = 256;
+const METADATA_BYTES_MAX: usize = 4096;
+/// Most rings whose circle is kept in memory.
+const CACHED_RINGS_MAX: usize = 64;
+/// Most owners one lookup may ask for.
+const REPLICAS_MAX: usize = 16;
+
+/// The latest circle of each ring, by epoch.
+#[derive(Default)]
+pub struct PlacementCache {
+    rings: Mutex<HashMap<String, (u64, Arc<Placement>)>>,
+}
+
+impl PlacementCache {
+    fn get(&self, ring: &str, view: &RingView) -> Arc<Placement> {
+        let mut rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((epoch, placement)) = rings.get(ring)
+            && *epoch == view.epoch
+        {
+            return placement.clone();
+        }
+        let placement = Arc::new(Placement::new(view.members.iter().map(|(name, m)| (name.as_str(), m.weight))));
+        if rings.len() >= CACHED_RINGS_MAX {
+            rings.clear();
+        }
+        rings.insert(ring.to_string(), (view.epoch, placement.clone()));
+        placement
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct JoinBody {
+    address: String,
+    #[serde(default = "default_weight")]
+    weight: u32,
+    #[serde(default)]
+    metadata: String,
+    lease: Option<u64>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LookupQuery {
+    key: String,
+    #[serde(default = "default_replicas")]
+    replicas: usize,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+fn default_replicas() -> usize {
+    1
+}
+
+fn changed(ring: &str, member: &str, outcome: Outcome) -> Option<Response> {
+    match outcome {
+        Outcome::RingChanged { epoch, members, .. } => Some(Json(json!({ "ring": ring, "member": member, "epoch": epoch, "members": members })).into_response()),
+        _ => None,
+    }
+}
+
+pub async fn join(
+    State(app): State<AppState>,
+    ApiPath((ring, member)): ApiPath<(String, String)>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<JoinBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&ring, &app.limits)?;
+    kv::validate_key(&member, &app.limits)?;
+    if body.address.is_empty() || body.address.len() > ADDRESS_BYTES_MAX {
+        return Err(ApiError::bad_request("invalid_address", format!("address must be 1 to {ADDRESS_BYTES_MAX} bytes")));
+    }
+    if !(1..=WEIGHT_MAX).contains(&body.weight) {
+        return Err(ApiError::bad_request("invalid_weight", format!("weight must be between 1 and {WEIGHT_MAX}, got {}", body.weight)));
+    }
+    if body.metadata.len() > METADATA_BYTES_MAX {
+        return Err(ApiError::too_large("metadata_too_large", format!("metadata is {} bytes, over the limit of {METADATA_BYTES_MAX}", body.metadata.len())));
+    }
+    let join = Join { ring: ring.clone(), member: member.clone(), address: body.address, weight: body.weight, metadata: body.metadata, lease: body.lease };
+    propose(&app, &headers, Command::RingJoin(join), |outcome| changed(&ring, &member, outcome)).await
+}
+
+pub async fn leave(
+    State(app): State<AppState>,
+    ApiPath((ring, member)): ApiPath<(String, String)>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&ring, &app.limits)?;
+    kv::validate_key(&member, &app.limits)?;
+    let command = Command::RingLeave { ring: ring.clone(), member: member.clone() };
+    propose(&app, &headers, command, |outcome| changed(&ring, &member, outcome)).await
+}
+
+fn member_json(name: &str, view: &RingView) -> Value {
+    match view.members.iter().find(|(n, _)| n == name) {
+        Some((name, m)) => json!({ "name": name, "address": m.address, "weight": m.weight, "metadata": m.metadata, "lease": m.lease }),
+        None => Value::Null,
+    }
+}
+
+pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&ring, &app.limits)?;
+    if query.consistency == Consistency::Linearizable {
+        app.linearize().await?;
+    }
+    let read = app.reader.ring(&ring)?;
+    let members: Vec<Value> = read.value.members.iter().map(|(name, _)| member_json(name, &read.value)).collect();
+    Ok(Json(json!({
+        "ring": ring,
+        "epoch": read.value.epoch,
+        "members": members,
+        "placement": { "hash": "fnv1a64+splitmix64", "vnodes_per_weight": VNODES_PER_WEIGHT, "point": "{member}#{i}" },
+        "applied_index": read.applied_index,
+    }))
+    .into_response())
+}
+
+pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<LookupQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&ring, &app.limits)?;
+    kv::validate_key(&query.key, &app.limits)?;
+    if !(1..=REPLICAS_MAX).contains(&query.replicas) {
+        return Err(ApiError::bad_request("invalid_replicas", format!("replicas must be between 1 and {REPLICAS_MAX}, got {}", query.replicas)));
+    }
+    if query.consistency == Consistency::Linearizable {
+        app.linearize().await?;
+    }
+    let read = app.reader.ring(&ring)?;
+    let placement = app.placements.get(&ring, &read.value);
+    let owners: Vec<Value> = placement.owners(&query.key, query.replicas).into_iter().map(|name| member_json(name, &read.value)).collect();
+    Ok(Json(json!({ "ring": ring, "key": query.key, "epoch": read.value.epoch, "owners": owners })).into_response())
+}
