@@ -111,7 +111,9 @@ impl Limits {
         }
         // A forwarded request must outlast the leader's own deadlines, so the caller
         // gets the leader's definite 503 or 504 rather than a cut connection.
-        let longest_wait_ms = self.write_timeout_ms.max(self.read_timeout_ms).max(self.lock_wait_ms_max.saturating_add(self.write_timeout_ms));
+        // A lock acquire proposes, waits, and proposes again to leave the line.
+        let acquire_ms = self.lock_wait_ms_max.saturating_add(self.write_timeout_ms.saturating_mul(2));
+        let longest_wait_ms = self.write_timeout_ms.max(self.read_timeout_ms).max(acquire_ms);
         if self.forward_timeout_ms <= longest_wait_ms {
             return Err("the forward timeout must be longer than the write and read timeouts and a full lock wait".into());
         }

@@ -2,10 +2,10 @@
 //!
 //! Start-up order matters: open the log and the state (finishing any interrupted
 //! snapshot install), start Raft, bind the listener, and only then bootstrap. A new
-//! cluster needs no manual init step: every member started with `--initial-cluster`
-//! proposes the same first membership, which openraft allows (identical initial
-//! configs converge); a member that already has state skips this and resumes from
-//! disk. A member started with `--join` instead asks an existing cluster to add it.
+//! cluster needs no manual init step: the lowest-id member of `--initial-cluster`
+//! proposes the first membership (the others too, later, if it never does; see
+//! `bootstrap`); a member that already has state skips this and resumes from disk.
+//! A member started with `--join` instead asks an existing cluster to add it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,7 +111,7 @@ impl Node {
                 .await
         });
 
-        bootstrap(&config, &raft).await?;
+        tokio::spawn(bootstrap(config.clone(), raft.clone()));
         crate::ticker::spawn(raft.clone(), ticker_reader, clock);
         if let Some(url) = config.join.clone() {
             tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone()));
@@ -129,13 +129,32 @@ impl Node {
 }
 
 /// Proposes the initial membership if this node has never been initialized.
-async fn bootstrap(config: &NodeConfig, raft: &Raft) -> Result<(), NodeError> {
-    if config.initial_cluster.is_empty() {
-        return Ok(());
+///
+/// openraft allows every member to propose the same first membership, but concurrent
+/// proposals race; so the member with the lowest id proposes at once, and the others
+/// only if, after a few election timeouts, nobody has brought them into a cluster
+/// (the lowest member may be down). No manual init step either way.
+async fn bootstrap(config: NodeConfig, raft: Raft) {
+    let Some(first) = config.initial_cluster.keys().next().copied() else {
+        return;
+    };
+    match raft.is_initialized().await {
+        Ok(true) => {
+            tracing::info!("resuming from the data directory");
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot tell whether this node was initialized");
+            return;
+        }
     }
-    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
-        tracing::info!("resuming from the data directory");
-        return Ok(());
+    if config.id != first {
+        tokio::time::sleep(Duration::from_millis(config.timing.election_timeout_max_ms * 3)).await;
+        if raft.is_initialized().await.unwrap_or(true) {
+            return;
+        }
+        tracing::warn!(first, "no member has initialized the cluster; proposing the initial membership from this node");
     }
     let members = config.initial_cluster.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<std::collections::BTreeMap<_, _>>();
     match raft.initialize(members).await {
@@ -143,7 +162,6 @@ async fn bootstrap(config: &NodeConfig, raft: &Raft) -> Result<(), NodeError> {
         // Another member's identical initial membership reached us first: fine.
         Err(e) => tracing::info!(error = %e, "initial membership not proposed by this node"),
     }
-    Ok(())
 }
 
 /// Asks the cluster at `url` to add this node, until it is a member.

@@ -154,3 +154,16 @@ async fn five_nodes_serve_with_two_down_and_refuse_with_three_down() {
     }
     assert!(client.get("q/0").await.unwrap().value.is_some());
 }
+
+#[tokio::test]
+async fn a_new_cluster_forms_even_if_its_first_member_never_starts() {
+    // Node 1 would propose the first membership; without it, the others do.
+    let mut cluster = Cluster::start_without(3, &[1], &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await;
+    assert_ne!(leader, 1);
+    cluster.client().put("formed", "yes").await.unwrap();
+    // When node 1 finally starts, it joins the cluster the others formed.
+    cluster.restart(1);
+    cluster.wait_caught_up(1, Duration::from_secs(20)).await;
+    assert_eq!(cluster.client_of(1).get_with("formed", true).await.unwrap().value.map(|kv| kv.value), Some(b"yes".to_vec()));
+}

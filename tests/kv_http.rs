@@ -203,6 +203,13 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("malformed fence", http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "no-token").body("v"), StatusCode::BAD_REQUEST, "invalid_fence"),
         ("fence with a token that is not a number", http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "l:abc").body("v"), StatusCode::BAD_REQUEST, "invalid_fence"),
         ("fenced write by a token that holds nothing", http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "l:7").body("v"), StatusCode::CONFLICT, "fence_rejected"),
+        ("ring member without an address", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"weight\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("ring member with weight zero", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"a:1\",\"weight\":0}"), StatusCode::BAD_REQUEST, "invalid_weight"),
+        ("ring member with an empty address", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"\"}"), StatusCode::BAD_REQUEST, "invalid_address"),
+        ("ring member on an unknown lease", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"a:1\",\"lease\":4242}"), StatusCode::NOT_FOUND, "lease_not_found"),
+        ("leave of an unknown ring member", http.delete(format!("{base}/v1/rings/r/members/nobody")), StatusCode::NOT_FOUND, "member_not_found"),
+        ("lookup without a key", http.get(format!("{base}/v1/rings/r/lookup")), StatusCode::BAD_REQUEST, "invalid_query"),
+        ("lookup with zero replicas", http.get(format!("{base}/v1/rings/r/lookup?key=k&replicas=0")), StatusCode::BAD_REQUEST, "invalid_replicas"),
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
         ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
     ];

@@ -25,15 +25,14 @@ impl AppState {
                 None => ApiError::unavailable("the cluster has no leader right now (election in progress or no quorum); retry"),
             });
         }
-        let voters = metrics.membership_config.membership().voter_ids().count();
+        // No acknowledgement recorded yet means a leader elected moments ago, by a
+        // quorum's votes: let it serve (a write it cannot commit gets the 504 path).
         let lease_ms = self.timing.election_timeout_max_ms;
         match metrics.millis_since_quorum_ack {
-            Some(ms) if ms <= lease_ms => Ok(()),
-            None if voters == 1 => Ok(()),
-            ms => Err(ApiError::unavailable(format!(
-                "the leader has not heard from a quorum for {} (limit {lease_ms} ms); retry",
-                ms.map_or("ever".to_string(), |ms| format!("{ms} ms"))
-            ))),
+            Some(ms) if ms > lease_ms => {
+                Err(ApiError::unavailable(format!("the leader has not heard from a quorum for {ms} ms (limit {lease_ms} ms); retry")))
+            }
+            _ => Ok(()),
         }
     }
 

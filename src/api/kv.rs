@@ -151,7 +151,8 @@ pub fn fence(app: &AppState, headers: &HeaderMap) -> Result<Option<Fence>, ApiEr
         return Ok(None);
     };
     let bad = || ApiError::bad_request("invalid_fence", "Concord-Fence must be <lock name>:<token>, e.g. Concord-Fence: jobs/leader:1234");
-    let text = value.to_str().map_err(|_| bad())?;
+    // Lock names are UTF-8, so the header is too (not only ASCII).
+    let text = std::str::from_utf8(value.as_bytes()).map_err(|_| bad())?;
     let (lock, token) = text.rsplit_once(':').ok_or_else(bad)?;
     let token = token.trim().parse::<u64>().map_err(|_| bad())?;
     kv::validate_key(lock, &app.limits)?;

@@ -251,6 +251,90 @@ pub async fn run_lock(args: LockArgs) -> ExitCode {
 }
 
 #[derive(Args, Debug)]
+pub struct RingArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: RingCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RingCommand {
+    /// Join (or update) a member; with --lease it leaves when the lease ends.
+    Join {
+        ring: String,
+        member: String,
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        #[arg(long)]
+        lease: Option<u64>,
+    },
+    /// Remove a member.
+    Leave { ring: String, member: String },
+    /// Show a ring's epoch and members.
+    Get { ring: String },
+    /// Print the owners of a key.
+    Lookup {
+        ring: String,
+        key: String,
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+    },
+}
+
+pub async fn run_ring(args: RingArgs) -> ExitCode {
+    let client = args.connection.client();
+    let json = args.connection.json;
+    match args.command {
+        RingCommand::Join { ring, member, address, weight, lease } => match client.ring_join(&ring, &member, &address, weight, lease).await {
+            Err(e) => fail(e),
+            Ok(epoch) => {
+                println!("OK {member:?} is in ring {ring:?} at epoch {epoch}");
+                ExitCode::SUCCESS
+            }
+        },
+        RingCommand::Leave { ring, member } => match client.ring_leave(&ring, &member).await {
+            Err(e) => fail(e),
+            Ok(epoch) => {
+                println!("OK {member:?} left ring {ring:?} at epoch {epoch}");
+                ExitCode::SUCCESS
+            }
+        },
+        RingCommand::Get { ring } => match client.ring(&ring).await {
+            Err(e) => fail(e),
+            Ok(found) if json => {
+                let members: Vec<_> = found.members.iter().map(|m| json!({ "name": m.name, "address": m.address, "weight": m.weight, "lease": m.lease })).collect();
+                print_json(&json!({ "ring": found.ring, "epoch": found.epoch, "members": members }));
+                ExitCode::SUCCESS
+            }
+            Ok(found) => {
+                println!("ring {:?} at epoch {}", found.ring, found.epoch);
+                for m in &found.members {
+                    println!("  {:<24} {:<24} weight {}", m.name, m.address, m.weight);
+                }
+                ExitCode::SUCCESS
+            }
+        },
+        RingCommand::Lookup { ring, key, replicas } => match client.ring_lookup(&ring, &key, replicas).await {
+            Err(e) => fail(e),
+            Ok(found) if json => {
+                let owners: Vec<_> = found.owners.iter().map(|m| json!({ "name": m.name, "address": m.address })).collect();
+                print_json(&json!({ "ring": found.ring, "key": found.key, "epoch": found.epoch, "owners": owners }));
+                ExitCode::SUCCESS
+            }
+            Ok(found) => {
+                for m in &found.owners {
+                    println!("{} {}", m.name, m.address);
+                }
+                ExitCode::SUCCESS
+            }
+        },
+    }
+}
+
+#[derive(Args, Debug)]
 pub struct ClusterArgs {
     #[command(flatten)]
     pub connection: Connection,

@@ -37,6 +37,8 @@ pub enum Command {
     Lease(client::LeaseArgs),
     /// Acquire and release locks with fencing tokens.
     Lock(client::LockArgs),
+    /// Consistent-hash rings: join, leave, look up owners.
+    Ring(client::RingArgs),
     /// Inspect and change cluster membership.
     Cluster(client::ClusterArgs),
 }
@@ -48,6 +50,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Kv(args) => client::run_kv(args).await,
         Command::Lease(args) => client::run_lease(args).await,
         Command::Lock(args) => client::run_lock(args).await,
+        Command::Ring(args) => client::run_ring(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
     }
 }

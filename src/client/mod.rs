@@ -173,6 +173,33 @@ pub struct WriteOptions {
     pub fence: Option<(String, u64)>,
 }
 
+/// A ring member as read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RingMember {
+    pub name: String,
+    pub address: String,
+    pub weight: u32,
+    pub metadata: String,
+    pub lease: Option<u64>,
+}
+
+/// A ring's membership at one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Ring {
+    pub ring: String,
+    pub epoch: u64,
+    pub members: Vec<RingMember>,
+}
+
+/// The owners of a key, computed at `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Lookup {
+    pub ring: String,
+    pub key: String,
+    pub epoch: u64,
+    pub owners: Vec<RingMember>,
+}
+
 /// A lock held: its fencing token and the lease holding it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct LockGrant {
@@ -505,6 +532,34 @@ impl Client {
             Err(ClientError::Api { status: 409, code, .. }) if code == "stale_token" => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Joins (or updates) `member` of `ring`; returns the ring's new epoch.
+    pub async fn ring_join(&self, ring: &str, member: &str, address: &str, weight: u32, lease: Option<u64>) -> Result<u64, ClientError> {
+        let body = serde_json::json!({ "address": address, "weight": weight, "lease": lease });
+        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        let path = format!("/v1/rings/{}/members/{}", encode_segment(ring), encode_segment(member));
+        let answer: Value = decode_json(&self.call(Method::PUT, &path, &headers, Some(body)).await?)?;
+        answer["epoch"].as_u64().ok_or_else(|| ClientError::Protocol("join answer has no epoch".into()))
+    }
+
+    /// Removes `member` from `ring`; returns the ring's new epoch.
+    pub async fn ring_leave(&self, ring: &str, member: &str) -> Result<u64, ClientError> {
+        let headers = [("idempotency-key", new_idempotency_key())];
+        let path = format!("/v1/rings/{}/members/{}", encode_segment(ring), encode_segment(member));
+        let answer: Value = decode_json(&self.call(Method::DELETE, &path, &headers, None).await?)?;
+        answer["epoch"].as_u64().ok_or_else(|| ClientError::Protocol("leave answer has no epoch".into()))
+    }
+
+    pub async fn ring(&self, ring: &str) -> Result<Ring, ClientError> {
+        decode_json(&self.call(Method::GET, &format!("/v1/rings/{}", encode_segment(ring)), &[], None).await?)
+    }
+
+    /// The first `replicas` owners of `key` on `ring`.
+    pub async fn ring_lookup(&self, ring: &str, key: &str, replicas: usize) -> Result<Lookup, ClientError> {
+        let path = format!("/v1/rings/{}/lookup?key={}&replicas={replicas}", encode_segment(ring), encode_segment(key));
+        decode_json(&self.call(Method::GET, &path, &[], None).await?)
     }
 
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<Value, ClientError> {

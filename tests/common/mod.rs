@@ -78,6 +78,11 @@ impl NodeProc {
 impl Cluster {
     /// Starts `size` members of a new cluster with extra `concord serve` flags.
     pub async fn start(size: u64, extra_args: &[&str]) -> Cluster {
+        Self::start_without(size, &[], extra_args).await
+    }
+
+    /// Like `start`, but the members in `absent` are configured and never started.
+    pub async fn start_without(size: u64, absent: &[u64], extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let addrs: Vec<String> = (0..size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let initial_cluster = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
@@ -89,7 +94,9 @@ impl Cluster {
             args.extend(["--data-dir".into(), data_dir.display().to_string(), "--initial-cluster".into(), cluster.initial_cluster.clone()]);
             args.extend(cluster.extra_args.iter().cloned());
             let mut node = NodeProc { id, addr, data_dir, child: None, args };
-            node.spawn(cluster.dir.path());
+            if !absent.contains(&id) {
+                node.spawn(cluster.dir.path());
+            }
             cluster.nodes.push(node);
         }
         cluster.wait_for_leader(Duration::from_secs(20)).await;
@@ -136,7 +143,7 @@ impl Cluster {
         }
     }
 
-    /// Restarts a killed node with the same flags and data directory.
+    /// Starts a node that was killed or never started, with its flags and data directory.
     pub fn restart(&mut self, id: u64) {
         let dir = self.dir.path().to_path_buf();
         let node = self.node_mut(id);
@@ -190,6 +197,11 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             for id in &ids {
                 let log = self.log_of(*id);
+                // Panics and errors first (replication noise can flood the tail), then the tail.
+                eprintln!("---- node {id} log: panics and first errors ----");
+                for line in log.lines().filter(|l| l.contains("panicked") || l.contains("ERROR")).take(15) {
+                    eprintln!("{line}");
+                }
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 eprintln!("---- node {id} log (last lines) ----");
                 for line in tail.into_iter().rev() {
