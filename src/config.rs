@@ -48,8 +48,9 @@ pub struct Limits {
     pub lease_ttl_ms_min: u64,
     /// Longest lease TTL a client may ask for, in ms.
     pub lease_ttl_ms_max: u64,
-    /// Longest a lock acquire may wait in line, in ms.
-    pub lock_wait_ms_max: u64,
+    /// Longest any long poll (a lock acquire waiting in line, a blocking read) may
+    /// wait, in ms.
+    pub wait_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -67,7 +68,7 @@ impl Default for Limits {
             peer_body_bytes_max: 128 << 20,
             lease_ttl_ms_min: 500,
             lease_ttl_ms_max: 24 * 3600 * 1000,
-            lock_wait_ms_max: 30_000,
+            wait_ms_max: 30_000,
         }
     }
 }
@@ -112,7 +113,7 @@ impl Limits {
         // A forwarded request must outlast the leader's own deadlines, so the caller
         // gets the leader's definite 503 or 504 rather than a cut connection.
         // A lock acquire proposes, waits, and proposes again to leave the line.
-        let acquire_ms = self.lock_wait_ms_max.saturating_add(self.write_timeout_ms.saturating_mul(2));
+        let acquire_ms = self.wait_ms_max.saturating_add(self.write_timeout_ms.saturating_mul(2));
         let longest_wait_ms = self.write_timeout_ms.max(self.read_timeout_ms).max(acquire_ms);
         if self.forward_timeout_ms <= longest_wait_ms {
             return Err("the forward timeout must be longer than the write and read timeouts and a full lock wait".into());

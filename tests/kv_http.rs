@@ -210,6 +210,8 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("leave of an unknown ring member", http.delete(format!("{base}/v1/rings/r/members/nobody")), StatusCode::NOT_FOUND, "member_not_found"),
         ("lookup without a key", http.get(format!("{base}/v1/rings/r/lookup")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("lookup with zero replicas", http.get(format!("{base}/v1/rings/r/lookup?key=k&replicas=0")), StatusCode::BAD_REQUEST, "invalid_replicas"),
+        ("blocking read waiting too long", http.get(format!("{base}/v1/kv/existing?index=1&wait_ms=99999999")), StatusCode::BAD_REQUEST, "invalid_wait"),
+        ("blocking read with a bad index", http.get(format!("{base}/v1/kv/existing?index=soon")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
         ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
     ];

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiBody, ApiPath, ApiQuery};
+use super::blocking::wait_past;
 use super::outcome::{meta_json, propose};
 use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition};
 use crate::state::kv::{self, InvalidInput, KvRecord};
@@ -37,6 +38,9 @@ pub struct GetQuery {
     consistency: Consistency,
     #[serde(default)]
     raw: bool,
+    /// Blocking query: wait until the cluster revision is past this.
+    index: Option<u64>,
+    wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -50,6 +54,9 @@ pub struct ListQuery {
     consistency: Consistency,
     #[serde(default)]
     keys_only: bool,
+    /// Blocking query: wait until the cluster revision is past this.
+    index: Option<u64>,
+    wait_ms: Option<u64>,
 }
 
 /// Writes without parameters: any given is an error rather than ignored.
@@ -211,6 +218,7 @@ pub async fn get(
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&key, &app.limits)?;
+    wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     if query.consistency == Consistency::Linearizable {
         app.linearize().await?;
     }
@@ -255,6 +263,7 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
             return Err(ApiError::too_large("key_too_large", format!("{name} is {} bytes, over the key limit of {}", text.len(), app.limits.key_bytes_max)));
         }
     }
+    wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     if query.consistency == Consistency::Linearizable {
         app.linearize().await?;
     }

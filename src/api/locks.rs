@@ -20,6 +20,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
+use super::blocking::wait_past;
 use super::outcome::{holding_json, propose, rejection_error};
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
@@ -44,6 +45,9 @@ pub struct ReleaseBody {
 pub struct ReadQuery {
     #[serde(default)]
     consistency: Consistency,
+    /// Blocking query: wait until the applied index is past this.
+    index: Option<u64>,
+    wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -79,7 +83,7 @@ pub async fn acquire(
     ApiJson(body): ApiJson<AcquireBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    let max = app.limits.lock_wait_ms_max;
+    let max = app.limits.wait_ms_max;
     if body.wait_ms > max {
         return Err(ApiError::bad_request("invalid_wait", format!("wait_ms must be at most {max}, got {}", body.wait_ms)));
     }
@@ -133,6 +137,7 @@ pub async fn release(
 
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
+    wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
     if query.consistency == Consistency::Linearizable {
         app.linearize().await?;
     }

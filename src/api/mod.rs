@@ -11,6 +11,7 @@
 //! answer, a bound on concurrent requests (503 beyond it), and forwarding to the
 //! leader.
 
+pub mod blocking;
 pub mod cluster;
 pub mod consensus;
 pub mod error;

@@ -19,6 +19,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
+use super::blocking::wait_past;
 use super::outcome::propose;
 use crate::placement::{Placement, VNODES_PER_WEIGHT};
 use crate::state::command::{Command, Outcome};
@@ -75,6 +76,9 @@ fn default_weight() -> u32 {
 pub struct ReadQuery {
     #[serde(default)]
     consistency: Consistency,
+    /// Blocking query: wait until the ring's epoch is past this.
+    index: Option<u64>,
+    wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -141,6 +145,7 @@ fn member_json(name: &str, view: &RingView) -> Value {
 
 pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&ring, &app.limits)?;
+    wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
     if query.consistency == Consistency::Linearizable {
         app.linearize().await?;
     }

@@ -73,9 +73,9 @@ pub struct LimitArgs {
     /// Longest lease TTL a client may ask for, in ms.
     #[arg(long, default_value_t = Limits::default().lease_ttl_ms_max, help_heading = "Limits")]
     pub lease_ttl_ms_max: u64,
-    /// Longest a lock acquire may wait in line, in ms.
-    #[arg(long, default_value_t = Limits::default().lock_wait_ms_max, help_heading = "Limits")]
-    pub lock_wait_ms_max: u64,
+    /// Longest any long poll (lock acquire, blocking read) may wait, in ms.
+    #[arg(long, default_value_t = Limits::default().wait_ms_max, help_heading = "Limits")]
+    pub wait_ms_max: u64,
 }
 
 /// Raft timing and snapshots.
@@ -122,7 +122,7 @@ impl ServeArgs {
             peer_body_bytes_max: self.limits.peer_body_bytes_max,
             lease_ttl_ms_min: self.limits.lease_ttl_ms_min,
             lease_ttl_ms_max: self.limits.lease_ttl_ms_max,
-            lock_wait_ms_max: self.limits.lock_wait_ms_max,
+            wait_ms_max: self.limits.wait_ms_max,
         };
         let timing = RaftTiming {
             heartbeat_ms: self.timing.heartbeat_ms,
