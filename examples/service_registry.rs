@@ -8,6 +8,7 @@
 //!
 //! Start a cluster first (`make dev`), then `cargo run --example service_registry`.
 
+use concord::client::RingJoin;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ async fn main() -> Result<(), ClientError> {
     let mut leases = Vec::new();
     for (i, name) in ["cache-a", "cache-b", "cache-c"].into_iter().enumerate() {
         let lease = client.lease_grant(2000).await?;
-        client.ring_join("example/cache", name, &format!("10.0.0.{}:11211", i + 1), 1, Some(lease.id)).await?;
+        client.ring_join("example/cache", name, &RingJoin { address: &format!("10.0.0.{}:11211", i + 1), weight: 1, metadata: "", lease: Some(lease.id) }).await?;
         leases.push((name, lease.id));
     }
     let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];

@@ -50,6 +50,15 @@ impl Placement {
         Self { points, members: names }
     }
 
+    /// How many points the circle has.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
     /// The first `replicas` distinct owners of `key`, in order (fewer if the ring is smaller).
     pub fn owners(&self, key: &str, replicas: usize) -> Vec<&str> {
         let wanted = replicas.min(self.members.len());

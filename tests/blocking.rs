@@ -3,6 +3,7 @@
 
 mod common;
 
+use concord::client::RingJoin;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
@@ -39,10 +40,10 @@ async fn a_blocking_read_wakes_on_a_change_and_times_out_without_one() {
     assert_eq!((body["value"].as_str(), body["revision"].as_u64()), (Some("on"), Some(second)));
 
     // Rings block on their epoch.
-    let epoch = client.ring_join("r", "a", "10.0.0.1:1", 1, None).await.unwrap();
+    let epoch = client.ring_join("r", "a", &RingJoin { address: "10.0.0.1:1", weight: 1, metadata: "", lease: None }).await.unwrap();
     let ring_wait = tokio::spawn(http.get(format!("{}/v1/rings/r?index={epoch}&wait_ms=10000", cluster.node(1).url())).send());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let next = client.ring_join("r", "b", "10.0.0.2:1", 1, None).await.unwrap();
+    let next = client.ring_join("r", "b", &RingJoin { address: "10.0.0.2:1", weight: 1, metadata: "", lease: None }).await.unwrap();
     let ring: Value = ring_wait.await.unwrap().unwrap().json().await.unwrap();
     assert_eq!(ring["epoch"].as_u64(), Some(next));
 }

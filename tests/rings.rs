@@ -2,6 +2,7 @@
 
 mod common;
 
+use concord::client::RingJoin;
 use std::time::Duration;
 
 use common::{Cluster, wait_for};
@@ -13,12 +14,13 @@ async fn lookups_match_the_membership_at_their_epoch() {
     let client = cluster.client();
     let mut last_epoch = 0;
     for (i, weight) in [1, 2, 1, 1].into_iter().enumerate() {
-        let epoch = client.ring_join("cache", &format!("cache-{i}"), &format!("10.0.0.{i}:11211"), weight, None).await.unwrap();
+        let epoch = client.ring_join("cache", &format!("cache-{i}"), &RingJoin { address: &format!("10.0.0.{i}:11211"), weight, metadata: "zone=a", lease: None }).await.unwrap();
         assert!(epoch > last_epoch, "epochs grow");
         last_epoch = epoch;
     }
     let ring = client.ring("cache").await.unwrap();
     assert_eq!(ring.epoch, last_epoch);
+    assert!(ring.members.iter().all(|m| m.metadata == "zone=a"), "metadata is kept");
     // A client computes placement itself from the ring and gets the server's answer.
     let local = Placement::new(ring.members.iter().map(|m| (m.name.as_str(), m.weight)));
     for key in ["user/1", "user/2", "session/abc", "😀", "a/b/c"] {
@@ -40,9 +42,9 @@ async fn lookups_match_the_membership_at_their_epoch() {
 async fn a_member_on_a_lease_leaves_when_its_holder_stops_renewing() {
     let cluster = Cluster::start(3, &[]).await;
     let client = cluster.client();
-    client.ring_join("svc", "stable", "10.0.0.1:80", 1, None).await.unwrap();
+    client.ring_join("svc", "stable", &RingJoin { address: "10.0.0.1:80", weight: 1, metadata: "", lease: None }).await.unwrap();
     let lease = client.lease_grant(1500).await.unwrap();
-    let joined = client.ring_join("svc", "flaky", "10.0.0.2:80", 1, Some(lease.id)).await.unwrap();
+    let joined = client.ring_join("svc", "flaky", &RingJoin { address: "10.0.0.2:80", weight: 1, metadata: "", lease: Some(lease.id) }).await.unwrap();
     // No keep-alives: the member leaves with its lease, and the epoch grows.
     let ring = wait_for("the leased member to leave", Duration::from_secs(10), || async {
         let ring = client.ring("svc").await.ok()?;

@@ -10,10 +10,24 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::AppState;
+use super::kv::Consistency;
 use super::error::ApiError;
 use crate::state::StateReader;
 use crate::state::store::ViewError;
+
+/// The query of a read that can block: `consistency`, `index`, `wait_ms`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingReadQuery {
+    #[serde(default)]
+    pub consistency: Consistency,
+    /// Wait until the read's index is past this.
+    pub index: Option<u64>,
+    pub wait_ms: Option<u64>,
+}
 
 /// Waits until `position(reader)` exceeds `index`, or the wait runs out.
 pub async fn wait_past(

@@ -20,7 +20,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
-use super::blocking::wait_past;
+use super::blocking::{BlockingReadQuery, wait_past};
 use super::outcome::{holding_json, propose, rejection_error};
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
@@ -40,15 +40,6 @@ pub struct ReleaseBody {
     token: u64,
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    #[serde(default)]
-    consistency: Consistency,
-    /// Blocking query: wait until the applied index is past this.
-    index: Option<u64>,
-    wait_ms: Option<u64>,
-}
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -70,9 +61,17 @@ fn lock_answer(outcome: Outcome) -> Option<Response> {
     }
 }
 
-async fn write(app: &AppState, headers: &HeaderMap, command: Command) -> Result<Outcome, ApiError> {
+async fn write(app: &AppState, headers: &HeaderMap, command: Command) -> Result<crate::state::command::Response, ApiError> {
     let idempotency_key = super::outcome::idempotency_key(app, headers)?;
-    Ok(app.write(Request { idempotency_key, command }).await?.outcome)
+    app.write(Request { idempotency_key, command }).await
+}
+
+/// Marks an answer replayed from the idempotency table.
+fn replayed(mut answer: Response, replayed: bool) -> Response {
+    if replayed {
+        answer.headers_mut().insert(super::outcome::IDEMPOTENT_REPLAYED, axum::http::HeaderValue::from_static("true"));
+    }
+    answer
 }
 
 pub async fn acquire(
@@ -88,10 +87,14 @@ pub async fn acquire(
         return Err(ApiError::bad_request("invalid_wait", format!("wait_ms must be at most {max}, got {}", body.wait_ms)));
     }
     let command = Command::LockAcquire { name: name.clone(), lease: body.lease, wait: body.wait_ms > 0 };
-    match write(&app, &headers, command).await? {
+    let first = write(&app, &headers, command).await?;
+    match first.outcome {
         Outcome::LockWaiting { .. } => {}
-        Outcome::Rejected(rejection) => return Err(rejection_error(rejection)),
-        outcome => return lock_answer(outcome).ok_or_else(|| ApiError::internal("acquire produced an unexpected outcome")),
+        Outcome::Rejected(rejection) => return Ok(replayed(rejection_error(rejection).into_response(), first.replayed)),
+        outcome => {
+            let answer = lock_answer(outcome).ok_or_else(|| ApiError::internal("acquire produced an unexpected outcome"))?;
+            return Ok(replayed(answer, first.replayed));
+        }
     }
     // Queued: wait for the grant, watching every entry this node applies.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms);
@@ -113,7 +116,8 @@ pub async fn acquire(
     match outcome.outcome {
         Outcome::LockHeld { name, token, lease } => Ok(held(&name, token, lease)),
         Outcome::LockWaitCancelled { name, holder: Some(holder) } => {
-            Err(rejection_error(Rejection::LockBusy { name, holder, waiters: 0 }).with_message_suffix(" (gave up waiting)"))
+            let waiters = app.reader.lock(&name).map(|read| read.value.waiters.len() as u64).unwrap_or(0);
+            Err(rejection_error(Rejection::LockBusy { name, holder, waiters }).with_message_suffix(" (gave up waiting)"))
         }
         Outcome::LockWaitCancelled { name, holder: None } => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -135,7 +139,7 @@ pub async fn release(
     propose(&app, &headers, Command::LockRelease { name, token: body.token }, lock_answer).await
 }
 
-pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
     if query.consistency == Consistency::Linearizable {

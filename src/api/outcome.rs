@@ -60,7 +60,7 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::LeaseLimit { limit } => ApiError::new(
             StatusCode::CONFLICT,
             "lease_limit",
-            format!("the limit of {limit} is reached (leases in the cluster, or keys or locks on one lease)"),
+            format!("the limit of {limit} is reached (leases in the cluster, keys on one lease, or locks and ring memberships on one lease)"),
         ),
         Rejection::LockBusy { name, holder, waiters } => ApiError::new(
             StatusCode::CONFLICT,

@@ -2,8 +2,10 @@
 //!
 //! Membership is replicated state (`state::ring`); placement is computed here, at read
 //! time, from the membership of one point-in-time view, so a lookup's owners always
-//! match the epoch it reports. Building a ring's circle costs a few milliseconds, so
-//! the latest circle of each ring is cached by epoch (a bounded number of rings).
+//! match the epoch it reports. A circle has 1024 points per unit of weight (up to
+//! about a million for a full ring), so the latest circle of each ring is cached by
+//! epoch, bounded by the total number of points kept, and built outside the cache's
+//! lock so one ring's rebuild does not stall lookups of the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
-use super::blocking::wait_past;
+use super::blocking::{BlockingReadQuery, wait_past};
 use super::outcome::propose;
 use crate::placement::{Placement, VNODES_PER_WEIGHT};
 use crate::state::command::{Command, Outcome};
@@ -28,8 +30,8 @@ use crate::state::ring::{Join, RingView, WEIGHT_MAX};
 
 const ADDRESS_BYTES_MAX: usize = 256;
 const METADATA_BYTES_MAX: usize = 4096;
-/// Most rings whose circle is kept in memory.
-const CACHED_RINGS_MAX: usize = 64;
+/// Most circle points kept in memory across rings (16 bytes each: 64 MiB).
+const CACHED_POINTS_MAX: usize = 4 << 20;
 /// Most owners one lookup may ask for.
 const REPLICAS_MAX: usize = 16;
 
@@ -41,14 +43,19 @@ pub struct PlacementCache {
 
 impl PlacementCache {
     fn get(&self, ring: &str, view: &RingView) -> Arc<Placement> {
-        let mut rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((epoch, placement)) = rings.get(ring)
-            && *epoch == view.epoch
         {
-            return placement.clone();
+            let rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((epoch, placement)) = rings.get(ring)
+                && *epoch == view.epoch
+            {
+                return placement.clone();
+            }
         }
         let placement = Arc::new(Placement::new(view.members.iter().map(|(name, m)| (name.as_str(), m.weight))));
-        if rings.len() >= CACHED_RINGS_MAX {
+        let mut rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        rings.remove(ring);
+        let kept: usize = rings.values().map(|(_, p)| p.len()).sum();
+        if kept + placement.len() > CACHED_POINTS_MAX {
             rings.clear();
         }
         rings.insert(ring.to_string(), (view.epoch, placement.clone()));
@@ -71,15 +78,6 @@ fn default_weight() -> u32 {
     1
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    #[serde(default)]
-    consistency: Consistency,
-    /// Blocking query: wait until the ring's epoch is past this.
-    index: Option<u64>,
-    wait_ms: Option<u64>,
-}
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -143,7 +141,7 @@ fn member_json(name: &str, view: &RingView) -> Value {
     }
 }
 
-pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&ring, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
     if query.consistency == Consistency::Linearizable {

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use concord::client::{Client, ClientError, KeyValue, Precondition, WriteOptions};
+use concord::client::{Client, ClientError, KeyValue, Precondition, RingJoin, WriteOptions};
 use serde_json::json;
 
 /// Where the cluster is and how to print.
@@ -268,6 +268,9 @@ pub enum RingCommand {
         address: String,
         #[arg(long, default_value_t = 1)]
         weight: u32,
+        /// Free-form text kept with the member (a join replaces it).
+        #[arg(long, default_value = "")]
+        metadata: String,
         #[arg(long)]
         lease: Option<u64>,
     },
@@ -288,7 +291,10 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
     match args.command {
-        RingCommand::Join { ring, member, address, weight, lease } => match client.ring_join(&ring, &member, &address, weight, lease).await {
+        RingCommand::Join { ring, member, address, weight, metadata, lease } => match client
+            .ring_join(&ring, &member, &RingJoin { address: &address, weight, metadata: &metadata, lease })
+            .await
+        {
             Err(e) => fail(e),
             Ok(epoch) => {
                 println!("OK {member:?} is in ring {ring:?} at epoch {epoch}");
@@ -305,7 +311,8 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
         RingCommand::Get { ring } => match client.ring(&ring).await {
             Err(e) => fail(e),
             Ok(found) if json => {
-                let members: Vec<_> = found.members.iter().map(|m| json!({ "name": m.name, "address": m.address, "weight": m.weight, "lease": m.lease })).collect();
+                let members: Vec<_> =
+                    found.members.iter().map(|m| json!({ "name": m.name, "address": m.address, "weight": m.weight, "metadata": m.metadata, "lease": m.lease })).collect();
                 print_json(&json!({ "ring": found.ring, "epoch": found.epoch, "members": members }));
                 ExitCode::SUCCESS
             }

@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
     name = "concord",
     version,
     about = "Concord: a Raft-replicated coordination store (linearizable, durable key-value over HTTP)",
-    long_about = "Concord keeps a key-value map (and, later, queues, locks and rings) in one \
-                  Raft-replicated state machine. Every write is fsynced on a quorum before it is \
+    long_about = "Concord keeps a key-value map, leases, fencing-token locks and consistent-hash \
+                  rings (queues are next) in one Raft-replicated state machine. Every write is fsynced on a quorum before it is \
                   acknowledged; every read is linearizable unless you ask for a stale one.\n\n\
                   Start a local 3-node cluster:   concord dev\n\
                   Write and read a key:           concord kv put greeting hello && concord kv get greeting"

@@ -183,6 +183,15 @@ pub struct RingMember {
     pub lease: Option<u64>,
 }
 
+/// What a member joins a ring with (a join replaces all of it).
+#[derive(Debug, Clone, Copy)]
+pub struct RingJoin<'a> {
+    pub address: &'a str,
+    pub weight: u32,
+    pub metadata: &'a str,
+    pub lease: Option<u64>,
+}
+
 /// A ring's membership at one epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Ring {
@@ -534,9 +543,9 @@ impl Client {
         }
     }
 
-    /// Joins (or updates) `member` of `ring`; returns the ring's new epoch.
-    pub async fn ring_join(&self, ring: &str, member: &str, address: &str, weight: u32, lease: Option<u64>) -> Result<u64, ClientError> {
-        let body = serde_json::json!({ "address": address, "weight": weight, "lease": lease });
+    /// Joins (or replaces) `member` of `ring`; returns the ring's new epoch.
+    pub async fn ring_join(&self, ring: &str, member: &str, join: &RingJoin<'_>) -> Result<u64, ClientError> {
+        let body = serde_json::json!({ "address": join.address, "weight": join.weight, "metadata": join.metadata, "lease": join.lease });
         let body = serde_json::to_vec(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
         let path = format!("/v1/rings/{}/members/{}", encode_segment(ring), encode_segment(member));

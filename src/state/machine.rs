@@ -152,7 +152,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut meta = self.meta.clone();
         let mut batch = self.store.begin();
         let mut responses = Vec::new();
-        let write_err = |e: &dyn std::error::Error| StorageError::from(StorageIOError::write_state_machine(&openraft::AnyError::error(e)));
+        let write_err = |e: &dyn std::error::Error| StorageError::from(StorageIOError::write_state_machine(openraft::AnyError::error(e)));
         for entry in entries {
             let log_id = entry.log_id;
             let apply_err = |e: ViewError| StorageError::from(StorageIOError::apply(log_id, &e));
