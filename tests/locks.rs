@@ -14,6 +14,7 @@ async fn a_lock_held_across_a_leader_kill_keeps_its_token() {
     let client = cluster.client();
     let lease = client.lease_grant(60_000).await.unwrap();
     let grant = client.lock_acquire("jobs/leader", lease.id, 0).await.unwrap();
+    assert_eq!(client.lease_get(lease.id).await.unwrap().unwrap().locks, ["jobs/leader"]);
     cluster.kill(leader);
     cluster.wait_for_leader(Duration::from_secs(15)).await;
     let client = cluster.client();

@@ -158,13 +158,21 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
                 ExitCode::from(1)
             }
             Ok(Some(lease)) if json => {
-                print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "remaining_ms": lease.remaining_ms, "key_count": lease.key_count, "keys": lease.keys }));
+                let ring_members: Vec<_> = lease.ring_members.iter().map(|m| json!({ "ring": m.ring, "member": m.member })).collect();
+                print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "remaining_ms": lease.remaining_ms, "key_count": lease.key_count,
+                    "keys": lease.keys, "lock_count": lease.lock_count, "locks": lease.locks, "ring_members": ring_members }));
                 ExitCode::SUCCESS
             }
             Ok(Some(lease)) => {
                 println!("lease {}: ttl {} ms, {} ms left, {} keys", lease.id, lease.ttl_ms, lease.remaining_ms, lease.key_count);
                 for key in &lease.keys {
-                    println!("  {key}");
+                    println!("  key  {key}");
+                }
+                for lock in &lease.locks {
+                    println!("  lock {lock}");
+                }
+                for m in &lease.ring_members {
+                    println!("  ring {} member {}", m.ring, m.member);
                 }
                 ExitCode::SUCCESS
             }

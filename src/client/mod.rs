@@ -235,6 +235,19 @@ pub struct LeaseStatus {
     pub key_count: u64,
     /// Up to 1000 attached keys, in order.
     pub keys: Vec<String>,
+    /// Locks held or waited for, plus ring memberships.
+    pub lock_count: u64,
+    /// Up to 1000 locks it holds or waits for.
+    pub locks: Vec<String>,
+    /// Up to 1000 ring memberships.
+    pub ring_members: Vec<LeaseRingMember>,
+}
+
+/// A ring membership attached to a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LeaseRingMember {
+    pub ring: String,
+    pub member: String,
 }
 
 /// A client of one cluster. Cheap to share behind an `Arc`; calls may run concurrently.
