@@ -10,8 +10,10 @@
 //!   time only slows the clock, which is safe; counting it twice would not be;
 //! - a new leader starts measuring when it takes over, from the clock value it has
 //!   after applying everything earlier terms committed (`ensure_linearizable`);
-//! - `LeaderClock::now_ms` (ticks proposed plus time since the last one) is what grants
-//!   and keep-alives are stamped with, so time not yet ticked still counts for them.
+//! - `LeaderClock::fresh_now_ms` (ticks proposed plus time since the last one, ticking
+//!   first if the last tick is over a second old) is what grants and keep-alives are
+//!   stamped with, so time not yet ticked still counts for them, and a stamp is never
+//!   far ahead of the clock a next leader would continue from.
 //!
 //! Ticks cost log entries, so there are none while nothing has a deadline (an idle
 //! cluster writes nothing); with deadlines pending, the ticker ticks when the next one
@@ -67,6 +69,24 @@ impl LeaderClock {
     /// leads and has taken over the clock.
     pub fn now_ms(&self) -> Option<u64> {
         self.reading().map(|r| r.ticked_ms.saturating_add(elapsed_ms(r.last_tick)))
+    }
+
+    /// The replicated time now, for stamping a grant or keep-alive, after making sure
+    /// the stamp is at most `TICK_INTERVAL_MAX` ahead of what the log has (ticking
+    /// first if needed). Otherwise a grant stamped after a long idle stretch could
+    /// commit while the tick covering that stretch did not (the leader dies between
+    /// them), and the next leader's clock would leave the lease that much longer.
+    /// The tick is proposed before the caller's entry, so the log orders them.
+    pub async fn fresh_now_ms(&self, raft: &Raft) -> Option<u64> {
+        let stale = self.reading().is_some_and(|r| r.last_tick.elapsed() > TICK_INTERVAL_MAX);
+        if stale {
+            let advance_ms = self.take_advance()?;
+            let tick = Request { idempotency_key: None, command: Command::Tick { advance_ms } };
+            if !matches!(tokio::time::timeout(TICK_TIMEOUT, raft.client_write(tick)).await, Ok(Ok(_))) {
+                return None;
+            }
+        }
+        self.now_ms()
     }
 
     /// Counts the time since the last tick as spent and returns it (the next tick's advance).

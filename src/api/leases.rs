@@ -37,8 +37,11 @@ pub struct ReadQuery {
 
 /// This leader's reading of the replicated clock, to stamp a grant or keep-alive
 /// with (503 before the leader has taken over the clock, just after an election).
-fn leader_now(app: &AppState) -> Result<u64, ApiError> {
-    app.clock.now_ms().ok_or_else(|| ApiError::unavailable("the leader is still taking over the replicated clock; retry"))
+async fn leader_now(app: &AppState) -> Result<u64, ApiError> {
+    app.clock
+        .fresh_now_ms(&app.raft)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the leader cannot read the replicated clock right now (taking over, or a tick failed); retry"))
 }
 
 fn lease_answer(status: StatusCode, outcome: Outcome) -> Option<Response> {
@@ -63,7 +66,7 @@ pub async fn grant(
     if !(min..=max).contains(&body.ttl_ms) {
         return Err(ApiError::bad_request("invalid_ttl", format!("ttl_ms must be between {min} and {max}, got {}", body.ttl_ms)));
     }
-    let now_ms = leader_now(&app)?;
+    let now_ms = leader_now(&app).await?;
     propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
 }
 
@@ -73,7 +76,7 @@ pub async fn keep_alive(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let now_ms = leader_now(&app)?;
+    let now_ms = leader_now(&app).await?;
     propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 

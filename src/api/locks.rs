@@ -100,8 +100,15 @@ pub async fn acquire(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms);
     let mut applied = app.raft.metrics();
     loop {
-        if let Some(holder) = app.reader.lock(&name)?.value.holder.filter(|h| h.lease == body.lease) {
-            return Ok(held(&name, holder.token, body.lease));
+        // The lease is queued now: a failed read ends the wait (the cancel below
+        // settles the outcome), it is never a 503.
+        match app.reader.lock(&name) {
+            Ok(read) => {
+                if let Some(holder) = read.value.holder.filter(|h| h.lease == body.lease) {
+                    return Ok(held(&name, holder.token, body.lease));
+                }
+            }
+            Err(_) => break,
         }
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { break },

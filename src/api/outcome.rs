@@ -89,6 +89,10 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::RingFull { ring, limit } => {
             ApiError::new(StatusCode::CONFLICT, "ring_full", format!("ring {ring:?} already has its maximum of {limit} members"))
         }
+        Rejection::RingMemberInvalid { ring, member } => ApiError::bad_request(
+            "invalid_member",
+            format!("member {member:?} of ring {ring:?} is outside the bounds (weight, address or metadata size)"),
+        ),
         Rejection::RingMemberNotFound { ring, member } => {
             ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}"))
         }

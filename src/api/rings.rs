@@ -26,10 +26,8 @@ use super::outcome::propose;
 use crate::placement::{Placement, VNODES_PER_WEIGHT};
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
-use crate::state::ring::{Join, RingView, WEIGHT_MAX};
+use crate::state::ring::{ADDRESS_BYTES_MAX, Join, METADATA_BYTES_MAX, RingView, WEIGHT_MAX};
 
-const ADDRESS_BYTES_MAX: usize = 256;
-const METADATA_BYTES_MAX: usize = 4096;
 /// Most circle points kept in memory across rings (16 bytes each: 64 MiB).
 const CACHED_POINTS_MAX: usize = 4 << 20;
 /// Most owners one lookup may ask for.

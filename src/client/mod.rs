@@ -501,8 +501,9 @@ impl Client {
 
     /// Restarts a lease's TTL; `ClientError` with code `lease_not_found` once it ended.
     pub async fn lease_keep_alive(&self, id: u64) -> Result<Lease, ClientError> {
-        let headers = [("idempotency-key", new_idempotency_key())];
-        decode_json(&self.call(Method::POST, &format!("/v1/leases/{id}/keepalive"), &headers, None).await?)
+        // No Idempotency-Key: renewing twice is harmless, and a replayed renewal would
+        // date from the first attempt instead of now.
+        decode_json(&self.call(Method::POST, &format!("/v1/leases/{id}/keepalive"), &[], None).await?)
     }
 
     /// Ends a lease now; returns how many attached keys were deleted.

@@ -142,6 +142,8 @@ pub enum Rejection {
     /// Ring `ring` has its maximum number of members.
     RingFull { ring: String, limit: u64 },
     RingMemberNotFound { ring: String, member: String },
+    /// A join outside the fixed bounds (weight, address, metadata).
+    RingMemberInvalid { ring: String, member: String },
 }
 
 impl Response {

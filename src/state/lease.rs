@@ -37,9 +37,13 @@ use crate::codec;
 /// Most leases the cluster holds (fixed, so every replica refuses the same grant).
 pub const LEASES_MAX: u64 = 1_000_000;
 /// Most keys attached to one lease.
-pub const KEYS_PER_LEASE_MAX: u64 = 100_000;
-/// Most locks one lease holds or waits for.
-pub const LOCKS_PER_LEASE_MAX: u64 = 10_000;
+pub const KEYS_PER_LEASE_MAX: u64 = 10_000;
+/// Most locks one lease holds or waits for, with its ring memberships.
+pub const LOCKS_PER_LEASE_MAX: u64 = 1_000;
+/// A tick ends no more leases once it has let go of this many attachments; the rest
+/// end on the next tick. With the per-lease bounds, one entry's work stays under
+/// about `2 * ATTACHMENTS_PER_TICK_MAX` deletes.
+pub const ATTACHMENTS_PER_TICK_MAX: u64 = KEYS_PER_LEASE_MAX + LOCKS_PER_LEASE_MAX;
 /// Most leases one tick ends; the rest end on the next tick, which the ticker then
 /// proposes at once. Bounds the work of applying one entry.
 pub const EXPIRIES_PER_TICK_MAX: usize = 10_000;
@@ -259,9 +263,14 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta, advance_ms: u64, index: u64)
         due.push(id);
     }
     let mut expired = 0;
+    let mut attachments = 0;
     for id in due {
+        if attachments >= ATTACHMENTS_PER_TICK_MAX {
+            break;
+        }
         if let Some(lease) = record(batch, id)? {
             end(batch, meta, id, &lease, index)?;
+            attachments += lease.key_count + lease.lock_count;
             expired += 1;
         }
     }

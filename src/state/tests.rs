@@ -651,6 +651,12 @@ async fn a_ring_is_bounded() {
     }
     assert!(matches!(f.apply(join("big", "one-too-many", None)).await, Outcome::Rejected(Rejection::RingFull { .. })));
     assert!(matches!(f.apply(join("big", "m000", None)).await, Outcome::RingChanged { .. }), "updating a member is fine");
+    // Apply re-checks the fixed bounds itself, whatever the API let through.
+    for weight in [0, super::ring::WEIGHT_MAX + 1, u32::MAX] {
+        let Command::RingJoin(mut heavy) = join("big", "m001", None) else { unreachable!() };
+        heavy.weight = weight;
+        assert!(matches!(f.apply(Command::RingJoin(heavy)).await, Outcome::Rejected(Rejection::RingMemberInvalid { .. })), "weight {weight}");
+    }
 }
 
 /// A snapshot's records (everything after its header, whose id differs per build).
