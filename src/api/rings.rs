@@ -4,8 +4,8 @@
 //! time, from the membership of one point-in-time view, so a lookup's owners always
 //! match the epoch it reports. A circle has 1024 points per unit of weight (up to
 //! about a million for a full ring), so the latest circle of each ring is cached by
-//! epoch, bounded by the total number of points kept, and built outside the cache's
-//! lock so one ring's rebuild does not stall lookups of the others.
+//! epoch, bounded by the total number of points kept, and built one at a time on the
+//! blocking pool (concurrent lookups after a change share that one build).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,19 +37,30 @@ const REPLICAS_MAX: usize = 16;
 #[derive(Default)]
 pub struct PlacementCache {
     rings: Mutex<HashMap<String, (u64, Arc<Placement>)>>,
+    /// One circle is built at a time, so concurrent lookups after a change wait for
+    /// that one build instead of each building (and holding) a copy.
+    building: tokio::sync::Mutex<()>,
 }
 
 impl PlacementCache {
-    fn get(&self, ring: &str, view: &RingView) -> Arc<Placement> {
-        {
-            let rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some((epoch, placement)) = rings.get(ring)
-                && *epoch == view.epoch
-            {
-                return placement.clone();
-            }
+    fn cached(&self, ring: &str, epoch: u64) -> Option<Arc<Placement>> {
+        let rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        rings.get(ring).filter(|(cached, _)| *cached == epoch).map(|(_, placement)| placement.clone())
+    }
+
+    async fn get(&self, ring: &str, view: &RingView) -> Result<Arc<Placement>, ApiError> {
+        if let Some(placement) = self.cached(ring, view.epoch) {
+            return Ok(placement);
         }
-        let placement = Arc::new(Placement::new(view.members.iter().map(|(name, m)| (name.as_str(), m.weight))));
+        let _building = self.building.lock().await;
+        if let Some(placement) = self.cached(ring, view.epoch) {
+            return Ok(placement);
+        }
+        let members: Vec<(String, u32)> = view.members.iter().map(|(name, m)| (name.clone(), m.weight)).collect();
+        // Up to a million points: built on the blocking pool, not an async worker.
+        let placement = tokio::task::spawn_blocking(move || Arc::new(Placement::new(members.iter().map(|(n, w)| (n.as_str(), *w)))))
+            .await
+            .map_err(|e| ApiError::internal(format!("building the ring's circle failed: {e}")))?;
         let mut rings = self.rings.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         rings.remove(ring);
         let kept: usize = rings.values().map(|(_, p)| p.len()).sum();
@@ -57,7 +68,7 @@ impl PlacementCache {
             rings.clear();
         }
         rings.insert(ring.to_string(), (view.epoch, placement.clone()));
-        placement
+        Ok(placement)
     }
 }
 
@@ -167,7 +178,7 @@ pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>,
         app.linearize().await?;
     }
     let read = app.reader.ring(&ring)?;
-    let placement = app.placements.get(&ring, &read.value);
+    let placement = app.placements.get(&ring, &read.value).await?;
     let owners: Vec<Value> = placement.owners(&query.key, query.replicas).into_iter().map(|name| member_json(name, &read.value)).collect();
     Ok(Json(json!({ "ring": ring, "key": query.key, "epoch": read.value.epoch, "owners": owners })).into_response())
 }
