@@ -551,6 +551,11 @@ async fn locks_grant_in_order_with_growing_tokens() {
     assert!(after.token > next.token);
     let Outcome::LockReleased { next: None, .. } = f.apply(Command::LockRelease { name: "job".into(), token: after.token }).await else { panic!() };
     assert_eq!(f.reader.lock("job").unwrap().value, Default::default(), "a free lock with no waiters has no record");
+    // The same lease taking the lock again gets a new, larger token; its old one is dead.
+    let Outcome::LockHeld { token: again, .. } = f.apply(acquire("job", a, false)).await else { panic!() };
+    assert!(again > after.token && again != first);
+    assert!(matches!(f.apply(fenced_put("out", "x", "job", first)).await, Outcome::Rejected(Rejection::FenceRejected { .. })));
+    assert!(matches!(f.apply(fenced_put("out", "x", "job", again)).await, Outcome::Put { .. }));
 }
 
 #[tokio::test]
@@ -686,16 +691,24 @@ async fn the_same_entries_give_byte_identical_state() {
         put_if("plain", "c", Precondition::ModRevision(99)),
         del("plain", Precondition::None),
         Command::RingLeave { ring: "ring".into(), member: "m2".into() },
+        // A lease granted, given a key and revoked within the same batch.
+        Command::LeaseGrant { ttl_ms: 9000, now_ms: 1200 },
+        put_leased("short/1", "gone soon", 16),
+        Command::LeaseRevoke { id: 16 },
     ];
     commands.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string())));
     let requests: Vec<Request> = commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect();
 
     let mut one_by_one = Fixture::new();
+    let mut responses = Vec::new();
     for request in &requests {
-        one_by_one.apply_entries(vec![EntryPayload::Normal(request.clone())]).await;
+        responses.extend(one_by_one.apply_entries(vec![EntryPayload::Normal(request.clone())]).await);
     }
     let mut all_at_once = Fixture::new();
-    all_at_once.apply_entries(requests.iter().cloned().map(EntryPayload::Normal).collect()).await;
+    let batched = all_at_once.apply_entries(requests.iter().cloned().map(EntryPayload::Normal).collect()).await;
+    assert_eq!(responses, batched);
+    assert!(matches!(responses[17].outcome, Outcome::LeaseRevoked { deleted_keys: 1, .. }), "{:?}", responses[17]);
+    assert_eq!(one_by_one.value("short/1"), None);
     assert_eq!(one_by_one.reader.lock("leader").unwrap().value.holder.map(|h| h.lease), Some(2), "the workload handed the lock on");
     assert_eq!(state_bytes(&mut one_by_one).await, state_bytes(&mut all_at_once).await);
 }
