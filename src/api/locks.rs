@@ -99,16 +99,11 @@ pub async fn acquire(
     // Queued: wait for the grant, watching every entry this node applies.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms);
     let mut applied = app.raft.metrics();
-    loop {
-        // The lease is queued now: a failed read ends the wait (the cancel below
-        // settles the outcome), it is never a 503.
-        match app.reader.lock(&name) {
-            Ok(read) => {
-                if let Some(holder) = read.value.holder.filter(|h| h.lease == body.lease) {
-                    return Ok(held(&name, holder.token, body.lease));
-                }
-            }
-            Err(_) => break,
+    // The lease is queued now: a failed read ends the wait (the cancel below settles
+    // the outcome), it is never a 503.
+    while let Ok(read) = app.reader.lock(&name) {
+        if let Some(holder) = read.value.holder.filter(|h| h.lease == body.lease) {
+            return Ok(held(&name, holder.token, body.lease));
         }
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { break },
