@@ -79,12 +79,8 @@ impl LeaderClock {
     /// The tick is proposed before the caller's entry, so the log orders them.
     pub async fn fresh_now_ms(&self, raft: &Raft) -> Option<u64> {
         let stale = self.reading().is_some_and(|r| r.last_tick.elapsed() > TICK_INTERVAL_MAX);
-        if stale {
-            let advance_ms = self.take_advance()?;
-            let tick = Request { idempotency_key: None, command: Command::Tick { advance_ms } };
-            if !matches!(tokio::time::timeout(TICK_TIMEOUT, raft.client_write(tick)).await, Ok(Ok(_))) {
-                return None;
-            }
+        if stale && !matches!(propose_tick(raft, self).await, Ok(true)) {
+            return None;
         }
         self.now_ms()
     }
@@ -97,6 +93,22 @@ impl LeaderClock {
         reading.ticked_ms = reading.ticked_ms.saturating_add(advance_ms);
         reading.last_tick += Duration::from_millis(advance_ms);
         Some(advance_ms)
+    }
+}
+
+/// Counts the time since the last tick as spent (see the module doc) and proposes a
+/// tick advancing the clock by it. `Ok(true)`: committed; `Ok(false)`: no answer within
+/// `TICK_TIMEOUT` (it may still commit); `Err`: refused (not the leader).
+async fn propose_tick(raft: &Raft, clock: &LeaderClock) -> Result<bool, String> {
+    let advance_ms = clock.take_advance().ok_or("this node does not hold the clock")?;
+    let tick = Request { idempotency_key: None, command: Command::Tick { advance_ms } };
+    match tokio::time::timeout(TICK_TIMEOUT, raft.client_write(tick)).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            tracing::warn!("a tick did not commit within {TICK_TIMEOUT:?}");
+            Ok(false)
+        }
     }
 }
 
@@ -176,17 +188,9 @@ async fn lead(raft: &Raft, reader: &StateReader, clock: &LeaderClock, metrics: &
             }
             continue;
         }
-        let Some(advance_ms) = clock.take_advance() else {
+        if let Err(e) = propose_tick(raft, clock).await {
+            tracing::debug!(error = %e, "tick not committed");
             return;
-        };
-        let tick = Request { idempotency_key: None, command: Command::Tick { advance_ms } };
-        match tokio::time::timeout(TICK_TIMEOUT, raft.client_write(tick)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "tick not committed");
-                return;
-            }
-            Err(_) => tracing::warn!("a tick did not commit within {TICK_TIMEOUT:?}"),
         }
     }
 }

@@ -29,6 +29,32 @@ pub struct BlockingReadQuery {
     pub wait_ms: Option<u64>,
 }
 
+/// Checks a requested wait against `Limits::wait_ms_max`; no request means that bound.
+pub fn wait_bound(app: &AppState, wait_ms: Option<u64>) -> Result<Duration, ApiError> {
+    let max = app.limits.wait_ms_max;
+    let wait_ms = wait_ms.unwrap_or(max);
+    if wait_ms > max {
+        return Err(ApiError::bad_request("invalid_wait", format!("wait_ms must be at most {max}, got {wait_ms}")));
+    }
+    Ok(Duration::from_millis(wait_ms))
+}
+
+/// Waits, watching the entries this node applies, until `ready(reader)` holds or
+/// `wait` runs out; says whether it held.
+pub async fn wait_until(app: &AppState, wait: Duration, ready: impl Fn(&StateReader) -> Result<bool, ViewError>) -> Result<bool, ViewError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut applied = app.raft.metrics();
+    loop {
+        if ready(&app.reader)? {
+            return Ok(true);
+        }
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return Ok(false) },
+            _ = tokio::time::sleep_until(deadline) => return Ok(false),
+        }
+    }
+}
+
 /// Waits until `position(reader)` exceeds `index`, or the wait runs out.
 pub async fn wait_past(
     app: &AppState,
@@ -36,21 +62,9 @@ pub async fn wait_past(
     wait_ms: Option<u64>,
     position: impl Fn(&StateReader) -> Result<u64, ViewError>,
 ) -> Result<(), ApiError> {
-    let max = app.limits.wait_ms_max;
-    let wait_ms = wait_ms.unwrap_or(max);
-    if wait_ms > max {
-        return Err(ApiError::bad_request("invalid_wait", format!("wait_ms must be at most {max}, got {wait_ms}")));
-    }
-    let Some(index) = index else {
-        return Ok(());
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut applied = app.raft.metrics();
-    while position(&app.reader)? <= index {
-        tokio::select! {
-            changed = applied.changed() => if changed.is_err() { return Ok(()) },
-            _ = tokio::time::sleep_until(deadline) => return Ok(()),
-        }
+    let wait = wait_bound(app, wait_ms)?;
+    if let Some(index) = index {
+        wait_until(app, wait, |reader| Ok(position(reader)? > index)).await?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use openraft::ServerState;
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::AppState;
+use super::kv::Consistency;
 use super::error::ApiError;
 use crate::state::command::{Request, Response};
 
@@ -53,8 +54,12 @@ impl AppState {
         }
     }
 
-    /// Waits until a read of local state here is linearizable (ReadIndex).
-    pub async fn linearize(&self) -> Result<(), ApiError> {
+    /// Before a read at `consistency`: for a linearizable one, waits until reading
+    /// local state here is linearizable (ReadIndex); a stale one reads as it is.
+    pub async fn read_at(&self, consistency: Consistency) -> Result<(), ApiError> {
+        if consistency == Consistency::Stale {
+            return Ok(());
+        }
         self.ensure_leader_with_quorum()?;
         let limit = self.limits.read_timeout();
         match tokio::time::timeout(limit, self.raft.ensure_linearizable()).await {

@@ -219,9 +219,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&key, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let read = app.reader.get(&key)?;
     let Some(record) = &read.value else {
         let mut error = ApiError::not_found("key_not_found", format!("key {key:?} does not exist")).into_response();
@@ -264,9 +262,7 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
         }
     }
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let read = app.reader.list(&query.prefix, query.after.as_deref(), limit)?;
     let items: Vec<Value> = read.value.items.iter().map(|(key, record)| record_json(key, record, !query.keys_only)).collect();
     let next_after = if read.value.more { read.value.items.last().map(|(key, _)| key.clone()) } else { None };

@@ -90,9 +90,7 @@ pub async fn revoke(
 }
 
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let read = app.reader.lease(id, KEYS_LISTED_MAX)?;
     let Some(lease) = read.value else {
         return Err(ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)")));

@@ -7,8 +7,6 @@
 //! that raced the timeout instead of losing it. Writes fenced with
 //! `Concord-Fence: <lock>:<token>` (see `kv.rs`) apply only while the token holds.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -20,8 +18,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
-use super::blocking::{BlockingReadQuery, wait_past};
-use super::outcome::{holding_json, propose, rejection_error};
+use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
+use super::outcome::{holding_json, mark_replayed, propose, rejection_error, submit};
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
 
@@ -61,19 +59,6 @@ fn lock_answer(outcome: Outcome) -> Option<Response> {
     }
 }
 
-async fn write(app: &AppState, headers: &HeaderMap, command: Command) -> Result<crate::state::command::Response, ApiError> {
-    let idempotency_key = super::outcome::idempotency_key(app, headers)?;
-    app.write(Request { idempotency_key, command }).await
-}
-
-/// Marks an answer replayed from the idempotency table.
-fn replayed(mut answer: Response, replayed: bool) -> Response {
-    if replayed {
-        answer.headers_mut().insert(super::outcome::IDEMPOTENT_REPLAYED, axum::http::HeaderValue::from_static("true"));
-    }
-    answer
-}
-
 pub async fn acquire(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -82,33 +67,24 @@ pub async fn acquire(
     ApiJson(body): ApiJson<AcquireBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    let max = app.limits.wait_ms_max;
-    if body.wait_ms > max {
-        return Err(ApiError::bad_request("invalid_wait", format!("wait_ms must be at most {max}, got {}", body.wait_ms)));
-    }
+    let wait = wait_bound(&app, Some(body.wait_ms))?;
     let command = Command::LockAcquire { name: name.clone(), lease: body.lease, wait: body.wait_ms > 0 };
-    let first = write(&app, &headers, command).await?;
+    let first = submit(&app, &headers, command).await?;
     match first.outcome {
         Outcome::LockWaiting { .. } => {}
-        Outcome::Rejected(rejection) => return Ok(replayed(rejection_error(rejection).into_response(), first.replayed)),
+        Outcome::Rejected(rejection) => return Ok(mark_replayed(rejection_error(rejection).into_response(), first.replayed)),
         outcome => {
             let answer = lock_answer(outcome).ok_or_else(|| ApiError::internal("acquire produced an unexpected outcome"))?;
-            return Ok(replayed(answer, first.replayed));
+            return Ok(mark_replayed(answer, first.replayed));
         }
     }
-    // Queued: wait for the grant, watching every entry this node applies.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms);
-    let mut applied = app.raft.metrics();
-    // The lease is queued now: a failed read ends the wait (the cancel below settles
-    // the outcome), it is never a 503.
-    while let Ok(read) = app.reader.lock(&name) {
-        if let Some(holder) = read.value.holder.filter(|h| h.lease == body.lease) {
-            return Ok(held(&name, holder.token, body.lease));
-        }
-        tokio::select! {
-            changed = applied.changed() => if changed.is_err() { break },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
+    // Queued: wait for the grant. A failed read ends the wait (the cancel below
+    // settles the outcome); it is never a 503, since the lease is queued now.
+    let granted_to_us = |reader: &crate::state::StateReader| Ok(reader.lock(&name)?.value.holder.is_some_and(|h| h.lease == body.lease));
+    if wait_until(&app, wait, granted_to_us).await.unwrap_or(false)
+        && let Ok(Some(holder)) = app.reader.lock(&name).map(|read| read.value.holder.filter(|h| h.lease == body.lease))
+    {
+        return Ok(held(&name, holder.token, body.lease));
     }
     // Time is up: leave the queue, unless the lock was granted meanwhile.
     let cancel = Command::LockCancelWait { name: name.clone(), lease: body.lease };
@@ -144,9 +120,7 @@ pub async fn release(
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let read = app.reader.lock(&name)?;
     Ok(Json(json!({
         "name": name,
@@ -160,9 +134,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 /// For an outside resource: does `token` hold the lock now? 200 if so, 409 if not.
 pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<CheckQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let holder = app.reader.lock(&name)?.value.holder;
     match holder {
         Some(h) if h.token == query.token => Ok(Json(json!({ "name": name, "token": query.token, "valid": true, "lease": h.lease })).into_response()),

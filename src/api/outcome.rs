@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::state::command::{Command, KeyMeta, Outcome, Rejection, Request};
+use crate::state::command::{Command, KeyMeta, Outcome, Rejection, Request, Response as StateResponse};
 use crate::state::lock::Holding;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -103,6 +103,21 @@ pub fn holding_json(holding: Option<Holding>) -> Value {
     holding.map_or(Value::Null, |h| json!({ "token": h.token, "lease": h.lease }))
 }
 
+/// Proposes `command` with the request's `Idempotency-Key` and returns what applying
+/// it produced.
+pub async fn submit(app: &AppState, headers: &HeaderMap, command: Command) -> Result<StateResponse, ApiError> {
+    let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
+    app.write(request).await
+}
+
+/// Marks an answer that the idempotency table replayed.
+pub fn mark_replayed(mut answer: Response, replayed: bool) -> Response {
+    if replayed {
+        answer.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    answer
+}
+
 /// Proposes `command` and answers with `render(outcome)`; a refusal becomes its error.
 /// `render` returns `None` for an outcome its resource never produces.
 pub async fn propose(
@@ -111,14 +126,10 @@ pub async fn propose(
     command: Command,
     render: impl FnOnce(Outcome) -> Option<Response>,
 ) -> Result<Response, ApiError> {
-    let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
-    let response = app.write(request).await?;
-    let mut answer = match response.outcome {
+    let response = submit(app, headers, command).await?;
+    let answer = match response.outcome {
         Outcome::Rejected(rejection) => rejection_error(rejection).into_response(),
         outcome => render(outcome).unwrap_or_else(|| ApiError::internal("the write produced an unexpected outcome").into_response()),
     };
-    if response.replayed {
-        answer.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    }
-    Ok(answer)
+    Ok(mark_replayed(answer, response.replayed))
 }

@@ -153,9 +153,7 @@ fn member_json(name: &str, view: &RingView) -> Value {
 pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&ring, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let read = app.reader.ring(&ring)?;
     let members: Vec<Value> = read.value.members.iter().map(|(name, _)| member_json(name, &read.value)).collect();
     Ok(Json(json!({
@@ -174,9 +172,7 @@ pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>,
     if !(1..=REPLICAS_MAX).contains(&query.replicas) {
         return Err(ApiError::bad_request("invalid_replicas", format!("replicas must be between 1 and {REPLICAS_MAX}, got {}", query.replicas)));
     }
-    if query.consistency == Consistency::Linearizable {
-        app.linearize().await?;
-    }
+    app.read_at(query.consistency).await?;
     let read = app.reader.ring(&ring)?;
     let placement = app.placements.get(&ring, &read.value).await?;
     let owners: Vec<Value> = placement.owners(&query.key, query.replicas).into_iter().map(|name| member_json(name, &read.value)).collect();

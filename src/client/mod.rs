@@ -494,8 +494,8 @@ impl Client {
 
     /// Grants a lease of `ttl_ms`.
     pub async fn lease_grant(&self, ttl_ms: u64) -> Result<Lease, ClientError> {
-        let body = serde_json::to_vec(&serde_json::json!({ "ttl_ms": ttl_ms })).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        let body = json_body(&serde_json::json!({ "ttl_ms": ttl_ms }));
+        let headers = keyed_json_headers();
         decode_json(&self.call(Method::POST, "/v1/leases", &headers, Some(body)).await?)
     }
 
@@ -525,16 +525,16 @@ impl Client {
     /// Takes lock `name` for `lease`, waiting in line up to `wait_ms` if it is held;
     /// a `lock_busy` error (409) when it was not granted in time.
     pub async fn lock_acquire(&self, name: &str, lease: u64, wait_ms: u64) -> Result<LockGrant, ClientError> {
-        let body = serde_json::to_vec(&serde_json::json!({ "lease": lease, "wait_ms": wait_ms })).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        let body = json_body(&serde_json::json!({ "lease": lease, "wait_ms": wait_ms }));
+        let headers = keyed_json_headers();
         let path = format!("/v1/locks/{}/acquire", encode_segment(name));
         decode_json(&self.call_waiting(Method::POST, &path, &headers, Some(body), Duration::from_millis(wait_ms)).await?)
     }
 
     /// Lets go of lock `name`; a `stale_token` error (409) if `token` no longer holds it.
     pub async fn lock_release(&self, name: &str, token: u64) -> Result<(), ClientError> {
-        let body = serde_json::to_vec(&serde_json::json!({ "token": token })).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        let body = json_body(&serde_json::json!({ "token": token }));
+        let headers = keyed_json_headers();
         self.call(Method::POST, &format!("/v1/locks/{}/release", encode_segment(name)), &headers, Some(body)).await.map(|_| ())
     }
 
@@ -560,8 +560,8 @@ impl Client {
     /// Joins (or replaces) `member` of `ring`; returns the ring's new epoch.
     pub async fn ring_join(&self, ring: &str, member: &str, join: &RingJoin<'_>) -> Result<u64, ClientError> {
         let body = serde_json::json!({ "address": join.address, "weight": join.weight, "metadata": join.metadata, "lease": join.lease });
-        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let headers = [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())];
+        let body = json_body(&body);
+        let headers = keyed_json_headers();
         let path = format!("/v1/rings/{}/members/{}", encode_segment(ring), encode_segment(member));
         let answer: Value = decode_json(&self.call(Method::PUT, &path, &headers, Some(body)).await?)?;
         answer["epoch"].as_u64().ok_or_else(|| ClientError::Protocol("join answer has no epoch".into()))
@@ -586,7 +586,7 @@ impl Client {
     }
 
     pub async fn add_member(&self, id: u64, addr: &str) -> Result<Value, ClientError> {
-        let body = serde_json::to_vec(&serde_json::json!({ "id": id, "addr": addr })).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = json_body(&serde_json::json!({ "id": id, "addr": addr }));
         let headers = [("content-type", "application/json".to_string())];
         let answer = self.call(Method::POST, "/v1/cluster/members", &headers, Some(body)).await?;
         decode_json(&answer)
@@ -596,6 +596,16 @@ impl Client {
         let answer = self.call(Method::DELETE, &format!("/v1/cluster/members/{id}"), &[], None).await?;
         decode_json(&answer)
     }
+}
+
+/// A JSON request body (a `Value` always serializes).
+fn json_body(value: &Value) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
+/// Headers of a JSON write that applies once however often it is retried.
+fn keyed_json_headers() -> [(&'static str, String); 2] {
+    [("content-type", "application/json".to_string()), ("idempotency-key", new_idempotency_key())]
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, ClientError> {

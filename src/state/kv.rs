@@ -87,7 +87,7 @@ pub fn apply_put(
     }
     if let Some(id) = lease
         && current_lease != lease
-        && let Err(rejection) = lease::check_attach(batch, id)?
+        && let Err(rejection) = lease::check_attach_kind(batch, id, lease::Attached::Key)?
     {
         return Ok(Outcome::Rejected(rejection));
     }

@@ -141,34 +141,26 @@ pub fn keep_alive(batch: &mut Batch<'_>, meta: &Meta, id: u64, now_ms: u64) -> R
     Ok(Outcome::Lease { id, ttl_ms: lease.ttl_ms, expires_at_ms: lease.expires_at_ms })
 }
 
-/// Checks that `key` may be attached to lease `id` (which it is not attached to yet).
-pub fn check_attach(batch: &Batch<'_>, id: u64) -> Result<Result<(), Rejection>, ViewError> {
-    Ok(match record(batch, id)? {
-        None => Err(Rejection::LeaseNotFound { id }),
-        Some(lease) if lease.key_count >= KEYS_PER_LEASE_MAX => Err(Rejection::LeaseLimit { limit: KEYS_PER_LEASE_MAX }),
-        Some(_) => Ok(()),
-    })
-}
-
 /// Moves `key` from lease `from` to lease `to` (either may be none).
 pub fn reattach(batch: &mut Batch<'_>, key: &str, from: Option<u64>, to: Option<u64>) -> Result<(), ViewError> {
     if from == to {
         return Ok(());
     }
-    if let Some(id) = from
-        && let Some(mut lease) = record(batch, id)?
-    {
-        batch.delete(Cf::LeaseKeys, &item_key(id, Attached::Key, key));
-        lease.key_count = lease.key_count.saturating_sub(1);
-        save(batch, id, &lease)?;
+    if let Some(id) = from {
+        detach(batch, id, Attached::Key, key)?;
     }
     if let Some(id) = to {
-        let mut lease = record(batch, id)?.ok_or_else(|| ViewError::Corrupt(format!("attaching to missing lease {id}")))?;
-        batch.put(Cf::LeaseKeys, &item_key(id, Attached::Key, key), Vec::new());
-        lease.key_count += 1;
-        save(batch, id, &lease)?;
+        attach(batch, id, Attached::Key, key)?;
     }
     Ok(())
+}
+
+/// The counter an attachment of `kind` is bounded by: keys, or locks and ring members.
+fn count_of(lease: &mut LeaseRecord, kind: Attached) -> &mut u64 {
+    match kind {
+        Attached::Key => &mut lease.key_count,
+        Attached::Lock | Attached::RingMember => &mut lease.lock_count,
+    }
 }
 
 /// Checks that lease `id` exists and can take one more attachment of `kind`.
@@ -181,19 +173,20 @@ pub fn check_attach_kind(batch: &Batch<'_>, id: u64, kind: Attached) -> Result<R
     })
 }
 
-/// Attaches `name` of `kind` (not a key) to lease `id`; check first.
+/// Attaches `name` of `kind` to lease `id`; check first (`check_attach_kind`).
 pub fn attach(batch: &mut Batch<'_>, id: u64, kind: Attached, name: &str) -> Result<(), ViewError> {
     let mut lease = record(batch, id)?.ok_or_else(|| ViewError::Corrupt(format!("attaching to missing lease {id}")))?;
     batch.put(Cf::LeaseKeys, &item_key(id, kind, name), Vec::new());
-    lease.lock_count += 1;
+    *count_of(&mut lease, kind) += 1;
     save(batch, id, &lease)
 }
 
-/// Detaches `name` of `kind` (not a key) from lease `id`.
+/// Detaches `name` of `kind` from lease `id`.
 pub fn detach(batch: &mut Batch<'_>, id: u64, kind: Attached, name: &str) -> Result<(), ViewError> {
     if let Some(mut lease) = record(batch, id)? {
         batch.delete(Cf::LeaseKeys, &item_key(id, kind, name));
-        lease.lock_count = lease.lock_count.saturating_sub(1);
+        let count = count_of(&mut lease, kind);
+        *count = count.saturating_sub(1);
         save(batch, id, &lease)?;
     }
     Ok(())
