@@ -96,6 +96,30 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::RingMemberNotFound { ring, member } => {
             ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}"))
         }
+        Rejection::QueueNotFound { queue } => ApiError::not_found("queue_not_found", format!("queue {queue:?} does not exist")),
+        Rejection::QueueLimit { limit } => {
+            ApiError::new(StatusCode::CONFLICT, "queue_limit", format!("the cluster already holds its maximum of {limit} queues"))
+        }
+        Rejection::QueueFull { queue, limit } => ApiError::new(
+            StatusCode::CONFLICT,
+            "queue_full",
+            format!("queue {queue:?} holds its max_length of {limit} messages; nothing was enqueued"),
+        ),
+        Rejection::MessageTooLarge { queue, len, max } => ApiError::too_large(
+            "message_too_large",
+            format!("the message is {len} bytes, over queue {queue:?}'s max_message_bytes of {max}"),
+        ),
+        Rejection::QueueInvalid { queue, reason } => ApiError::bad_request("invalid_queue_settings", format!("queue {queue:?}: {reason}")),
+        Rejection::StaleReceipt { queue, receipt, current_delivery } => ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_receipt",
+            format!("receipt {}.{} of queue {queue:?} is not in flight any more{}", receipt.id, receipt.delivery, match current_delivery {
+                Some(n) if n > receipt.delivery => format!(" (the message was delivered again: delivery {n})"),
+                Some(_) => " (its visibility timeout passed, or it was given back)".to_string(),
+                None => " (the message is gone: acknowledged, dead-lettered or deleted)".to_string(),
+            }),
+        )
+        .with_details(json!({ "current_delivery": current_delivery })),
     }
 }
 

@@ -8,7 +8,7 @@
 //! outcome, so every replica computes the same answer and a retried request can be
 //! answered from the idempotency table.
 //!
-//! New primitives add variants here; a later `Txn` will hold a list of these commands.
+//! New primitives add variants here.
 
 use std::fmt;
 
@@ -49,7 +49,24 @@ pub enum Command {
     RingJoin(crate::state::ring::Join),
     /// Remove a ring member.
     RingLeave { ring: String, member: String },
+    /// Create queue `queue` or change its settings.
+    QueueConfigure { queue: String, settings: crate::state::queue::QueueSettings },
+    /// Append a message, visible after `delay_ms`; `now_ms` as for leases.
+    QueueEnqueue { queue: String, payload: Vec<u8>, delay_ms: u64, now_ms: u64 },
+    /// Take up to `max` visible messages, in flight for `visibility_ms` (the queue's
+    /// default if none).
+    QueueReceive { queue: String, max: u32, visibility_ms: Option<u64>, now_ms: u64 },
+    /// Delete the message of an in-flight delivery.
+    QueueAck { queue: String, receipt: Receipt },
+    /// Give an in-flight delivery back, visible again after `delay_ms`.
+    QueueNack { queue: String, receipt: Receipt, delay_ms: u64, now_ms: u64 },
+    /// Keep an in-flight delivery invisible for `visibility_ms` from now.
+    QueueExtend { queue: String, receipt: Receipt, visibility_ms: u64, now_ms: u64 },
+    /// Delete a queue (a bounded number of its messages per entry; see `queue::delete`).
+    QueueDelete { queue: String },
 }
+
+pub use crate::state::queue::Receipt;
 
 /// A write made on behalf of a lock holder: it applies only while `token` still
 /// holds `lock` (HTTP `Concord-Fence: <lock>:<token>`).
@@ -115,6 +132,16 @@ pub enum Outcome {
     LockWaitCancelled { name: String, holder: Option<crate::state::lock::Holding> },
     /// Ring `ring` changed: it is now at `epoch` with `members` members.
     RingChanged { ring: String, epoch: u64, members: u64 },
+    QueueConfigured { queue: String, created: bool, settings: crate::state::queue::QueueSettings },
+    Enqueued { queue: String, id: u64 },
+    Received { queue: String, messages: Vec<crate::state::queue::Delivered> },
+    Acked { queue: String, id: u64 },
+    /// The delivery was given back; `dead_lettered` if it was the last one allowed.
+    Nacked { queue: String, id: u64, dead_lettered: bool },
+    /// The delivery stays in flight until `until_ms` on the replicated clock.
+    Extended { queue: String, receipt: Receipt, until_ms: u64 },
+    /// `deleted_messages` went; the queue itself is gone when `deleted`.
+    QueueDeleted { queue: String, deleted_messages: u64, deleted: bool },
     Rejected(Rejection),
 }
 
@@ -144,6 +171,17 @@ pub enum Rejection {
     RingMemberNotFound { ring: String, member: String },
     /// A join outside the fixed bounds (weight, address, metadata).
     RingMemberInvalid { ring: String, member: String },
+    QueueNotFound { queue: String },
+    /// The cluster holds its maximum number of queues.
+    QueueLimit { limit: u64 },
+    /// The queue holds `max_length` messages.
+    QueueFull { queue: String, limit: u64 },
+    MessageTooLarge { queue: String, len: u64, max: u64 },
+    /// Settings outside the bounds, or inconsistent.
+    QueueInvalid { queue: String, reason: String },
+    /// The receipt's delivery is not in flight: the message was acked, timed out,
+    /// was nacked or delivered again (`current_delivery`, if it still exists).
+    StaleReceipt { queue: String, receipt: Receipt, current_delivery: Option<u32> },
 }
 
 impl Response {
@@ -159,6 +197,16 @@ impl Command {
         match self {
             Command::LeaseGrant { ttl_ms, .. } => Command::LeaseGrant { ttl_ms: *ttl_ms, now_ms: 0 },
             Command::LeaseKeepAlive { id, .. } => Command::LeaseKeepAlive { id: *id, now_ms: 0 },
+            Command::QueueEnqueue { queue, payload, delay_ms, .. } => {
+                Command::QueueEnqueue { queue: queue.clone(), payload: payload.clone(), delay_ms: *delay_ms, now_ms: 0 }
+            }
+            Command::QueueReceive { queue, max, visibility_ms, .. } => {
+                Command::QueueReceive { queue: queue.clone(), max: *max, visibility_ms: *visibility_ms, now_ms: 0 }
+            }
+            Command::QueueNack { queue, receipt, delay_ms, .. } => Command::QueueNack { queue: queue.clone(), receipt: *receipt, delay_ms: *delay_ms, now_ms: 0 },
+            Command::QueueExtend { queue, receipt, visibility_ms, .. } => {
+                Command::QueueExtend { queue: queue.clone(), receipt: *receipt, visibility_ms: *visibility_ms, now_ms: 0 }
+            }
             other => other.clone(),
         }
     }
@@ -166,8 +214,10 @@ impl Command {
     /// True when applying it iterates stored state, so it must see every earlier
     /// write of its `apply` batch on disk (see `machine.rs`).
     pub fn scans_state(&self) -> bool {
-        // A revoke or an expiry walks the lease's attachments (keys and locks).
-        matches!(self, Command::Tick { .. } | Command::LeaseRevoke { .. })
+        // A revoke or an expiry walks the lease's attachments (keys and locks); a tick
+        // walks the queue timers too; a receive walks the visible messages, a queue
+        // delete its messages.
+        matches!(self, Command::Tick { .. } | Command::LeaseRevoke { .. } | Command::QueueReceive { .. } | Command::QueueDelete { .. })
     }
 }
 
@@ -187,6 +237,19 @@ impl fmt::Display for Request {
             Command::LockCancelWait { name, lease } => write!(f, "stop waiting for lock {name:?} (lease {lease})"),
             Command::RingJoin(join) => write!(f, "ring {:?}: join {:?} at {:?}", join.ring, join.member, join.address),
             Command::RingLeave { ring, member } => write!(f, "ring {ring:?}: {member:?} leaves"),
+            Command::QueueConfigure { queue, settings } => write!(f, "configure queue {queue:?}: {settings:?}"),
+            Command::QueueEnqueue { queue, payload, delay_ms, now_ms } => {
+                write!(f, "enqueue {} bytes to {queue:?} (delay {delay_ms} ms at {now_ms})", payload.len())
+            }
+            Command::QueueReceive { queue, max, visibility_ms, now_ms } => {
+                write!(f, "receive up to {max} from {queue:?} (visibility {visibility_ms:?} at {now_ms})")
+            }
+            Command::QueueAck { queue, receipt } => write!(f, "ack {}.{} on {queue:?}", receipt.id, receipt.delivery),
+            Command::QueueNack { queue, receipt, delay_ms, .. } => write!(f, "nack {}.{} on {queue:?} (delay {delay_ms} ms)", receipt.id, receipt.delivery),
+            Command::QueueExtend { queue, receipt, visibility_ms, .. } => {
+                write!(f, "extend {}.{} on {queue:?} by {visibility_ms} ms", receipt.id, receipt.delivery)
+            }
+            Command::QueueDelete { queue } => write!(f, "delete queue {queue:?}"),
         }
     }
 }

@@ -19,6 +19,7 @@ use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
 use super::lock;
+use super::queue;
 use super::ring;
 use super::reader::StateReader;
 use super::snapshot::{SnapshotError, SnapshotFiles};
@@ -102,7 +103,11 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
             }
             kv::apply_delete(batch, meta, &key, precondition)
         }
-        Command::Tick { advance_ms } => lease::tick(batch, meta, advance_ms, index),
+        Command::Tick { advance_ms } => {
+            let outcome = lease::tick(batch, meta, advance_ms, index)?;
+            queue::tick(batch, meta)?;
+            Ok(outcome)
+        }
         Command::LeaseGrant { ttl_ms, now_ms } => lease::grant(batch, meta, index, ttl_ms, now_ms),
         Command::LeaseKeepAlive { id, now_ms } => lease::keep_alive(batch, meta, id, now_ms),
         Command::LeaseRevoke { id } => lease::revoke(batch, meta, id, index),
@@ -111,6 +116,13 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::LockCancelWait { name, lease } => lock::cancel_wait(batch, &name, lease),
         Command::RingJoin(join) => ring::join(batch, join),
         Command::RingLeave { ring, member } => ring::leave(batch, &ring, &member),
+        Command::QueueConfigure { queue, settings } => queue::configure(batch, meta, &queue, settings),
+        Command::QueueEnqueue { queue, payload, delay_ms, now_ms } => queue::enqueue(batch, meta, &queue, payload, delay_ms, now_ms),
+        Command::QueueReceive { queue, max, visibility_ms, now_ms } => queue::receive(batch, meta, &queue, max, visibility_ms, now_ms),
+        Command::QueueAck { queue, receipt } => queue::ack(batch, &queue, receipt),
+        Command::QueueNack { queue, receipt, delay_ms, now_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms),
+        Command::QueueExtend { queue, receipt, visibility_ms, now_ms } => queue::extend(batch, meta, &queue, receipt, visibility_ms, now_ms),
+        Command::QueueDelete { queue } => queue::delete(batch, meta, &queue),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
 //! vocabulary), `kv` (the key-value primitive), `lease` (the replicated clock and
-//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership),
+//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues),
 //! `idempotency` (deduplicated retries),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod kv;
 pub mod lease;
 pub mod lock;
+pub mod queue;
 pub mod ring;
 pub mod machine;
 pub mod reader;
@@ -24,3 +25,5 @@ pub use reader::StateReader;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod queue_tests;

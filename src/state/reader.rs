@@ -8,6 +8,7 @@
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
 use super::lock::{self, LockRecord};
+use super::queue::{self, QueueRecord, QueueView};
 use super::ring::{self, RingView};
 use super::store::{Meta, StateStore, ViewError};
 
@@ -70,11 +71,26 @@ impl StateReader {
         Ok(Self::at(&meta, ring::get(&view, name)?))
     }
 
-    /// The earliest lease expiry, if any (the ticker's next deadline).
+    /// Queue `name`: settings, counters, oldest message.
+    pub fn queue(&self, name: &str) -> Result<AtIndex<Option<QueueView>>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, queue::get(&view, name)?))
+    }
+
+    /// Queues after `after`, at most `limit`, and whether more follow.
+    pub fn queues(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<(Vec<(String, QueueRecord)>, bool)>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, queue::list(&view, after, limit)?))
+    }
+
+    /// The earliest lease expiry or queue timer, if any (the ticker's next deadline).
     pub fn next_deadline(&self) -> Result<AtIndex<Option<u64>>, ViewError> {
         let view = self.store.view();
         let meta = view.meta()?;
-        Ok(Self::at(&meta, lease::next_expiry(&view)?))
+        let next = [lease::next_expiry(&view)?, queue::next_timer(&view)?].into_iter().flatten().min();
+        Ok(Self::at(&meta, next))
     }
 
     /// The applied position alone (for `/ready` and `/v1/cluster`).

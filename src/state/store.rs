@@ -44,10 +44,33 @@ pub enum Cf {
     Locks = 8,
     /// Ring name → `ring::RingMeta`; ring ++ `\0` ++ member → `ring::RingMember`.
     Rings = 9,
+    /// Queue name → `queue::QueueRecord`.
+    Queues = 10,
+    /// Queue ++ `\0` ++ message id (big-endian) → `queue::Message`.
+    QueueMessages = 11,
+    /// Queue ++ `\0` ++ message id → empty: the visible messages, FIFO.
+    QueueVisible = 12,
+    /// Time (big-endian clock ms) ++ queue ++ `\0` ++ id → empty: when in-flight and
+    /// delayed messages become visible.
+    QueueTimers = 13,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 9] = [Cf::Meta, Cf::Kv, Cf::Idem, Cf::IdemOrder, Cf::Leases, Cf::LeaseExpiry, Cf::LeaseKeys, Cf::Locks, Cf::Rings];
+    pub const ALL: [Cf; 13] = [
+        Cf::Meta,
+        Cf::Kv,
+        Cf::Idem,
+        Cf::IdemOrder,
+        Cf::Leases,
+        Cf::LeaseExpiry,
+        Cf::LeaseKeys,
+        Cf::Locks,
+        Cf::Rings,
+        Cf::Queues,
+        Cf::QueueMessages,
+        Cf::QueueVisible,
+        Cf::QueueTimers,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +83,10 @@ impl Cf {
             Cf::LeaseKeys => "lease_keys",
             Cf::Locks => "locks",
             Cf::Rings => "rings",
+            Cf::Queues => "queues",
+            Cf::QueueMessages => "queue_messages",
+            Cf::QueueVisible => "queue_visible",
+            Cf::QueueTimers => "queue_timers",
         }
     }
 
@@ -86,6 +113,8 @@ pub struct Meta {
     pub clock_ms: u64,
     /// How many leases exist (bounded by `lease::LEASES_MAX`).
     pub lease_count: u64,
+    /// How many queues exist (bounded by `queue::QUEUES_MAX`, see there).
+    pub queue_count: u64,
 }
 
 /// The state machine's database handle. Cheap to clone.

@@ -12,10 +12,10 @@ use super::{StateMachine, StateReader};
 use crate::config::Limits;
 use crate::raft::{Entry, LogId};
 
-struct Fixture {
+pub(super) struct Fixture {
     dir: TempDir,
     machine: StateMachine,
-    reader: StateReader,
+    pub(super) reader: StateReader,
     next_index: u64,
 }
 
@@ -40,7 +40,7 @@ fn del(key: &str, precondition: Precondition) -> Command {
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with_bounds(IdempotencyBounds::default())
     }
 
@@ -51,7 +51,7 @@ impl Fixture {
         Self { dir, machine, reader, next_index: 1 }
     }
 
-    async fn apply_entries(&mut self, payloads: Vec<EntryPayload<crate::raft::TypeConfig>>) -> Vec<Response> {
+    pub(super) async fn apply_entries(&mut self, payloads: Vec<EntryPayload<crate::raft::TypeConfig>>) -> Vec<Response> {
         let entries: Vec<Entry> = payloads
             .into_iter()
             .map(|payload| {
@@ -63,12 +63,12 @@ impl Fixture {
         self.machine.apply(entries).await.unwrap()
     }
 
-    async fn apply_keyed(&mut self, key: Option<&str>, command: Command) -> Response {
+    pub(super) async fn apply_keyed(&mut self, key: Option<&str>, command: Command) -> Response {
         let request = Request { idempotency_key: key.map(String::from), command };
         self.apply_entries(vec![EntryPayload::Normal(request)]).await.remove(0)
     }
 
-    async fn apply(&mut self, command: Command) -> Outcome {
+    pub(super) async fn apply(&mut self, command: Command) -> Outcome {
         self.apply_keyed(None, command).await.outcome
     }
 
@@ -228,7 +228,7 @@ async fn state_and_applied_index_survive_reopen() {
     assert_eq!(reopened.reader().get("k").unwrap().value.map(|r| r.value), Some(b"v".to_vec()));
 }
 
-async fn snapshot_into_bytes(f: &mut Fixture) -> (crate::raft::SnapshotMeta, Vec<u8>) {
+pub(super) async fn snapshot_into_bytes(f: &mut Fixture) -> (crate::raft::SnapshotMeta, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut builder = f.machine.get_snapshot_builder().await;
     let mut snapshot = builder.build_snapshot().await.unwrap();
@@ -237,7 +237,7 @@ async fn snapshot_into_bytes(f: &mut Fixture) -> (crate::raft::SnapshotMeta, Vec
     (snapshot.meta, bytes)
 }
 
-async fn receive(target: &mut Fixture, meta: &crate::raft::SnapshotMeta, bytes: &[u8]) -> Result<(), crate::raft::StorageError> {
+pub(super) async fn receive(target: &mut Fixture, meta: &crate::raft::SnapshotMeta, bytes: &[u8]) -> Result<(), crate::raft::StorageError> {
     use tokio::io::AsyncWriteExt;
     let mut file = target.machine.begin_receiving_snapshot().await.unwrap();
     file.write_all(bytes).await.unwrap();
@@ -394,7 +394,7 @@ async fn grant(f: &mut Fixture, ttl_ms: u64) -> u64 {
     }
 }
 
-async fn tick(f: &mut Fixture, advance_ms: u64) -> Outcome {
+pub(super) async fn tick(f: &mut Fixture, advance_ms: u64) -> Outcome {
     f.apply(Command::Tick { advance_ms }).await
 }
 
@@ -665,7 +665,7 @@ async fn a_ring_is_bounded() {
 }
 
 /// A snapshot's records (everything after its header, whose id differs per build).
-async fn state_bytes(f: &mut Fixture) -> Vec<u8> {
+pub(super) async fn state_bytes(f: &mut Fixture) -> Vec<u8> {
     let (_, bytes) = snapshot_into_bytes(f).await;
     let magic = b"CONCORD-SNAPSHOT-1\n".len();
     let meta_len = u32::from_le_bytes(bytes[magic..magic + 4].try_into().unwrap()) as usize;
