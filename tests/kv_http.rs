@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, wait_for};
+use common::{Cluster, expect_refusals, wait_for};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -215,14 +215,7 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
         ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
     ];
-    for (what, request, status, code) in cases {
-        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(response.status(), status, "{what}");
-        assert!(response.headers().contains_key("concord-node"), "{what}: names the node");
-        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
-        assert_eq!(body["error"]["code"], code, "{what}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: has a message");
-    }
+    expect_refusals(cases).await;
     let after = json(http.get(format!("{base}/v1/kv?prefix=")).send().await.unwrap()).await;
     assert_eq!(after["revision"], before["revision"], "no bad request changed the revision");
     assert_eq!(after["items"], before["items"]);

@@ -35,9 +35,9 @@ pub struct ReadQuery {
     consistency: Consistency,
 }
 
-/// This leader's reading of the replicated clock, to stamp a grant or keep-alive
-/// with (503 before the leader has taken over the clock, just after an election).
-async fn leader_now(app: &AppState) -> Result<u64, ApiError> {
+/// This leader's reading of the replicated clock, to stamp a grant, a keep-alive or
+/// a queue operation with (503 before the leader has taken over the clock, just after an election).
+pub(super) async fn leader_now(app: &AppState) -> Result<u64, ApiError> {
     app.clock
         .fresh_now_ms(&app.raft)
         .await

@@ -1,6 +1,6 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `leases`, `locks`, `rings`, `cluster`), plus the machinery every route
+//! One file per resource (`kv`, `leases`, `locks`, `queues`, `rings`, `cluster`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
 //! `outcome` (propose a command and answer with its outcome),
 //! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
@@ -20,6 +20,7 @@ pub mod forward;
 pub mod kv;
 pub mod leases;
 pub mod locks;
+pub mod queues;
 pub mod rings;
 pub mod outcome;
 
@@ -73,6 +74,13 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/locks/{name}/acquire", post(locks::acquire))
         .route("/v1/locks/{name}/release", post(locks::release))
         .route("/v1/locks/{name}/check", get(locks::check))
+        .route("/v1/queues", get(queues::list))
+        .route("/v1/queues/{queue}", get(queues::get).put(queues::configure).delete(queues::delete))
+        .route("/v1/queues/{queue}/messages", post(queues::enqueue))
+        .route("/v1/queues/{queue}/receive", post(queues::receive))
+        .route("/v1/queues/{queue}/ack", post(queues::ack))
+        .route("/v1/queues/{queue}/nack", post(queues::nack))
+        .route("/v1/queues/{queue}/extend", post(queues::extend))
         .route("/v1/rings/{ring}", get(rings::get))
         .route("/v1/rings/{ring}/lookup", get(rings::lookup))
         .route("/v1/rings/{ring}/members/{member}", axum::routing::put(rings::join).delete(rings::leave))

@@ -19,7 +19,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn client(&self) -> Client {
+    pub(super) fn client(&self) -> Client {
         Client::new(self.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(String::from).collect())
     }
 }
@@ -377,12 +377,12 @@ fn parse_fence(text: &str) -> Result<(String, u64), String> {
     Ok((lock.to_string(), token))
 }
 
-fn fail(e: ClientError) -> ExitCode {
+pub(super) fn fail(e: ClientError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(1)
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(super) fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 

@@ -1,8 +1,10 @@
 //! Command-line definitions (clap) and dispatch. One file per group of subcommands:
-//! `serve` (one member), `dev` (a local cluster), `client` (kv and cluster calls).
+//! `serve` (one member), `dev` (a local cluster), `client` (kv, lease, lock, ring and
+//! cluster calls), `queue` (queue calls).
 
 mod client;
 mod dev;
+mod queue;
 mod serve;
 
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Concord: a Raft-replicated coordination store (linearizable, durable key-value over HTTP)",
     long_about = "Concord keeps a key-value map, leases, fencing-token locks and consistent-hash \
-                  rings (queues are next) in one Raft-replicated state machine. Every write is fsynced on a quorum before it is \
+                  rings, and durable work queues in one Raft-replicated state machine. Every write is fsynced on a quorum before it is \
                   acknowledged; every read is linearizable unless you ask for a stale one.\n\n\
                   Start a local 3-node cluster:   concord dev\n\
                   Write and read a key:           concord kv put greeting hello && concord kv get greeting"
@@ -37,6 +39,8 @@ pub enum Command {
     Lease(client::LeaseArgs),
     /// Acquire and release locks with fencing tokens.
     Lock(client::LockArgs),
+    /// Durable work queues: send, receive, ack, nack, extend, stats.
+    Queue(queue::QueueArgs),
     /// Consistent-hash rings: join, leave, look up owners.
     Ring(client::RingArgs),
     /// Inspect and change cluster membership.
@@ -50,6 +54,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Kv(args) => client::run_kv(args).await,
         Command::Lease(args) => client::run_lease(args).await,
         Command::Lock(args) => client::run_lock(args).await,
+        Command::Queue(args) => queue::run(args).await,
         Command::Ring(args) => client::run_ring(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
     }

@@ -22,6 +22,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod queues;
+pub use queues::{DeadLetteredFrom, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
+
 /// What went wrong with a call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -140,14 +143,19 @@ struct KeyJson {
     version: u64,
 }
 
+/// Bytes sent as JSON: text, or base64 when `encoding` says so.
+fn decode_payload(text: String, encoding: Option<&str>) -> Result<Vec<u8>, ClientError> {
+    match encoding {
+        Some("base64") => base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| ClientError::Protocol(format!("bad base64 value: {e}"))),
+        _ => Ok(text.into_bytes()),
+    }
+}
+
 impl KeyJson {
     fn into_key_value(self) -> Result<KeyValue, ClientError> {
-        let value = match (self.value, self.encoding.as_deref()) {
-            (None, _) => Vec::new(),
-            (Some(text), Some("base64")) => base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|e| ClientError::Protocol(format!("bad base64 value: {e}")))?,
-            (Some(text), _) => text.into_bytes(),
+        let value = match self.value {
+            None => Vec::new(),
+            Some(text) => decode_payload(text, self.encoding.as_deref())?,
         };
         Ok(KeyValue { key: self.key, value, create_revision: self.create_revision, mod_revision: self.mod_revision, version: self.version })
     }

@@ -53,6 +53,19 @@ where
     }
 }
 
+/// Sends each bad request and checks it gets `status` with the JSON error `code`, a
+/// message, and the `Concord-Node` header.
+pub async fn expect_refusals(cases: Vec<(&str, reqwest::RequestBuilder, reqwest::StatusCode, &str)>) {
+    for (what, request, status, code) in cases {
+        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(response.status(), status, "{what}");
+        assert!(response.headers().contains_key("concord-node"), "{what}: names the node");
+        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: has a message");
+    }
+}
+
 impl NodeProc {
     fn spawn(&mut self, log_dir: &std::path::Path) {
         let log = File::options().create(true).append(true).open(log_dir.join(format!("node-{}.log", self.id))).expect("log file");

@@ -1,0 +1,366 @@
+//! `/v1/queues`: durable work queues (see `state::queue` for the model).
+//!
+//! Enqueue takes the raw body as the payload. Receive hands out messages with a
+//! receipt `"<id>.<delivery>"`; ack, nack and extend take it back and answer 409
+//! `stale_receipt` once that delivery is no longer in flight. Receive long-polls up to
+//! `wait_ms`: it proposes only when this node, after confirming it leads (ReadIndex),
+//! sees a visible message, so an empty poll writes nothing to the log. Receives are
+//! not idempotent (a retried receive gets other messages; unacknowledged ones come
+//! back after their visibility timeout), so they take no `Idempotency-Key`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
+use super::error::ApiError;
+use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
+use super::kv::{Consistency, WriteQuery, value_json};
+use super::leases::leader_now;
+use super::outcome::{IDEMPOTENCY_KEY, propose};
+use crate::state::command::{Command, Outcome, Receipt};
+use crate::state::kv;
+use crate::state::queue::{self, Delivered, QueueRecord, QueueSettings};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    visibility_ms: Option<u64>,
+    max_deliveries: Option<u32>,
+    dead_letter_queue: Option<String>,
+    max_length: Option<u64>,
+    max_message_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueQuery {
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveBody {
+    #[serde(default = "one")]
+    max: u32,
+    visibility_ms: Option<u64>,
+    /// Long poll: how long to wait for a message when none is visible (default 0).
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    receipt: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct NackBody {
+    receipt: String,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    receipt: String,
+    visibility_ms: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// Parses `"<id>.<delivery>"`.
+fn parse_receipt(text: &str) -> Result<Receipt, ApiError> {
+    let bad = || ApiError::bad_request("invalid_receipt", format!("receipt {text:?} is not of the form <message id>.<delivery>, as receive returns it"));
+    let (id, delivery) = text.split_once('.').ok_or_else(bad)?;
+    Ok(Receipt { id: id.parse().map_err(|_| bad())?, delivery: delivery.parse().map_err(|_| bad())? })
+}
+
+fn receipt_text(receipt: Receipt) -> String {
+    format!("{}.{}", receipt.id, receipt.delivery)
+}
+
+/// Checks a duration in ms against the queue bound (1 ..= 12 h, or 0 when `zero_ok`).
+fn check_ms(name: &str, ms: u64, zero_ok: bool) -> Result<u64, ApiError> {
+    let min = u64::from(!zero_ok);
+    if !(min..=queue::VISIBILITY_MS_MAX).contains(&ms) {
+        return Err(ApiError::bad_request("invalid_duration", format!("{name} must be between {min} and {} ms, got {ms}", queue::VISIBILITY_MS_MAX)));
+    }
+    Ok(ms)
+}
+
+fn settings_json(settings: &QueueSettings) -> Value {
+    json!({
+        "visibility_ms": settings.visibility_ms,
+        "max_deliveries": settings.max_deliveries,
+        "dead_letter_queue": settings.dead_letter_queue,
+        "max_length": settings.max_length,
+        "max_message_bytes": settings.max_message_bytes,
+    })
+}
+
+fn counts_json(name: &str, record: &QueueRecord) -> Value {
+    json!({
+        "name": name,
+        "visible": record.visible,
+        "in_flight": record.in_flight,
+        "delayed": record.delayed,
+        "length": record.length(),
+        "dead_lettered": record.dead_lettered,
+        "index": record.version,
+    })
+}
+
+fn delivered_json(message: &Delivered) -> Value {
+    let (payload, encoding) = value_json(&message.payload);
+    json!({
+        "id": message.receipt.id,
+        "receipt": receipt_text(message.receipt),
+        "delivery": message.receipt.delivery,
+        "payload": payload,
+        "encoding": encoding,
+        "enqueued_at_ms": message.enqueued_at_ms,
+        "in_flight_until_ms": message.until_ms,
+        "dead_lettered_from": message.dead_lettered_from.as_ref().map(|(queue, id)| json!({ "queue": queue, "id": id })),
+    })
+}
+
+fn queue_answer(outcome: Outcome) -> Option<Response> {
+    Some(match outcome {
+        Outcome::QueueConfigured { queue, created, settings } => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(json!({ "name": queue, "created": created, "settings": settings_json(&settings) }))).into_response()
+        }
+        Outcome::Enqueued { queue, id } => (StatusCode::CREATED, Json(json!({ "queue": queue, "id": id }))).into_response(),
+        Outcome::Acked { queue, id } => Json(json!({ "queue": queue, "id": id, "acked": true })).into_response(),
+        Outcome::Nacked { queue, id, dead_lettered } => Json(json!({ "queue": queue, "id": id, "dead_lettered": dead_lettered })).into_response(),
+        Outcome::Extended { queue, receipt, until_ms } => {
+            Json(json!({ "queue": queue, "receipt": receipt_text(receipt), "in_flight_until_ms": until_ms })).into_response()
+        }
+        _ => return None,
+    })
+}
+
+pub async fn configure(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SettingsBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    if let Some(dlq) = &body.dead_letter_queue {
+        kv::validate_key(dlq, &app.limits)?;
+    }
+    let defaults = QueueSettings::default();
+    let settings = QueueSettings {
+        visibility_ms: body.visibility_ms.unwrap_or(defaults.visibility_ms),
+        max_deliveries: body.max_deliveries,
+        dead_letter_queue: body.dead_letter_queue,
+        max_length: body.max_length.unwrap_or(defaults.max_length),
+        max_message_bytes: body.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+    };
+    if let Some(reason) = settings.invalid(&name) {
+        return Err(ApiError::bad_request("invalid_queue_settings", format!("queue {name:?}: {reason}")));
+    }
+    propose(&app, &headers, Command::QueueConfigure { queue: name, settings }, queue_answer).await
+}
+
+pub async fn enqueue(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EnqueueQuery>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let delay_ms = check_ms("delay_ms", query.delay_ms, true)?;
+    if body.len() as u64 > queue::MESSAGE_BYTES_MAX {
+        return Err(ApiError::too_large("message_too_large", format!("the message is {} bytes, over the limit of {}", body.len(), queue::MESSAGE_BYTES_MAX)));
+    }
+    let now_ms = leader_now(&app).await?;
+    propose(&app, &headers, Command::QueueEnqueue { queue: name, payload: body.to_vec(), delay_ms, now_ms }, queue_answer).await
+}
+
+/// True when this node's state shows a visible message in `name` (after a
+/// linearizable confirmation, so an empty answer is never stale).
+async fn has_visible(app: &AppState, name: &str) -> Result<bool, ApiError> {
+    app.read_at(Consistency::Linearizable).await?;
+    Ok(app.reader.queue(name)?.value.is_some_and(|q| q.record.visible > 0))
+}
+
+pub async fn receive(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReceiveBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Err(ApiError::bad_request(
+            "not_idempotent",
+            "receive takes no Idempotency-Key: a retried receive gets other messages, and unacknowledged ones come back after their visibility timeout",
+        ));
+    }
+    if !(1..=queue::RECEIVE_MAX).contains(&body.max) {
+        return Err(ApiError::bad_request("invalid_max", format!("max must be between 1 and {}, got {}", queue::RECEIVE_MAX, body.max)));
+    }
+    let visibility_ms = body.visibility_ms.map(|ms| check_ms("visibility_ms", ms, false)).transpose()?;
+    let deadline = tokio::time::Instant::now() + wait_bound(&app, Some(body.wait_ms))?;
+    loop {
+        if has_visible(&app, &name).await? {
+            let now_ms = leader_now(&app).await?;
+            let command = Command::QueueReceive { queue: name.clone(), max: body.max, visibility_ms, now_ms };
+            let response = app.write(crate::state::command::Request { idempotency_key: None, command }).await?;
+            let Outcome::Received { messages, .. } = response.outcome else {
+                return Err(ApiError::internal("receive produced an unexpected outcome"));
+            };
+            // Another consumer may have taken what was visible: then wait on.
+            if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
+                let messages: Vec<Value> = messages.iter().map(delivered_json).collect();
+                return Ok(Json(json!({ "queue": name, "messages": messages })).into_response());
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Ok(Json(json!({ "queue": name, "messages": [] })).into_response());
+        }
+        let visible = |reader: &crate::state::StateReader| Ok(reader.queue(&name)?.value.is_some_and(|q| q.record.visible > 0));
+        // Looks again at least every second: a leadership change may have moved the queue.
+        wait_until(&app, left.min(Duration::from_secs(1)), visible).await?;
+    }
+}
+
+pub async fn ack(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AckBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let receipt = parse_receipt(&body.receipt)?;
+    propose(&app, &headers, Command::QueueAck { queue: name, receipt }, queue_answer).await
+}
+
+pub async fn nack(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NackBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let receipt = parse_receipt(&body.receipt)?;
+    let delay_ms = check_ms("delay_ms", body.delay_ms, true)?;
+    let now_ms = leader_now(&app).await?;
+    propose(&app, &headers, Command::QueueNack { queue: name, receipt, delay_ms, now_ms }, queue_answer).await
+}
+
+pub async fn extend(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ExtendBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let receipt = parse_receipt(&body.receipt)?;
+    let visibility_ms = check_ms("visibility_ms", body.visibility_ms, false)?;
+    let now_ms = leader_now(&app).await?;
+    propose(&app, &headers, Command::QueueExtend { queue: name, receipt, visibility_ms, now_ms }, queue_answer).await
+}
+
+/// Deletes the queue and its messages, in bounded entries (`queue::DELETE_BATCH_MAX`
+/// messages each) until it is gone.
+pub async fn delete(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let mut deleted_messages = 0;
+    // Enough rounds for a full queue and what dead-lettering may have added.
+    let rounds = 2 * queue::LENGTH_MAX as usize / queue::DELETE_BATCH_MAX + 2;
+    for _ in 0..rounds {
+        let command = Command::QueueDelete { queue: name.clone() };
+        let response = app.write(crate::state::command::Request { idempotency_key: None, command }).await?;
+        match response.outcome {
+            Outcome::QueueDeleted { deleted_messages: n, deleted, .. } => {
+                deleted_messages += n;
+                if deleted {
+                    return Ok(Json(json!({ "name": name, "deleted": true, "deleted_messages": deleted_messages })).into_response());
+                }
+            }
+            // Not found on the first round is a 404; later, someone else finished it.
+            Outcome::Rejected(rejection) if deleted_messages == 0 => return Err(super::outcome::rejection_error(rejection)),
+            Outcome::Rejected(_) => return Ok(Json(json!({ "name": name, "deleted": true, "deleted_messages": deleted_messages })).into_response()),
+            _ => return Err(ApiError::internal("deleting a queue produced an unexpected outcome")),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "queue_busy",
+        format!("queue {name:?} is being refilled as fast as it is deleted ({deleted_messages} messages deleted so far); stop its producers and retry"),
+    ))
+}
+
+pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let version = |reader: &crate::state::StateReader| Ok(reader.queue(&name)?.value.map_or(0, |q| q.record.version));
+    wait_past(&app, query.index, query.wait_ms, version).await?;
+    app.read_at(query.consistency).await?;
+    let read = app.reader.queue(&name)?;
+    let Some(view) = read.value else {
+        return Err(ApiError::not_found("queue_not_found", format!("queue {name:?} does not exist")));
+    };
+    // The leader's reading of the clock includes time not yet ticked.
+    let now_ms = app.clock.now_ms().unwrap_or(read.clock_ms).max(read.clock_ms);
+    let mut body = counts_json(&name, &view.record);
+    body["settings"] = settings_json(&view.record.settings);
+    body["next_id"] = json!(view.record.next_id);
+    body["oldest_enqueued_at_ms"] = json!(view.oldest_enqueued_at_ms);
+    body["oldest_age_ms"] = json!(view.oldest_enqueued_at_ms.map(|at| now_ms.saturating_sub(at)));
+    body["clock_ms"] = json!(now_ms);
+    body["applied_index"] = json!(read.applied_index);
+    Ok(Json(body).into_response())
+}
+
+pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let max = app.limits.list_limit_max;
+    let limit = query.limit.unwrap_or(max.min(100));
+    if limit == 0 || limit > max {
+        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
+    }
+    if let Some(after) = &query.after {
+        kv::validate_key(after, &app.limits)?;
+    }
+    app.read_at(query.consistency).await?;
+    let read = app.reader.queues(query.after.as_deref(), limit)?;
+    let (queues, more) = read.value;
+    let next_after = if more { queues.last().map(|(name, _)| name.clone()) } else { None };
+    let items: Vec<Value> = queues.iter().map(|(name, record)| counts_json(name, record)).collect();
+    Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
+}
