@@ -509,8 +509,11 @@ pub fn get(view: &View<'_>, queue: &str) -> Result<Option<QueueView>, ViewError>
     Ok(Some(QueueView { record, oldest_enqueued_at_ms: oldest }))
 }
 
+/// One page of queues: names and records, and whether more follow.
+pub type QueuePage = (Vec<(String, QueueRecord)>, bool);
+
 /// Queue names after `after` (if given), in order, at most `limit`, with their records.
-pub fn list(view: &View<'_>, after: Option<&str>, limit: usize) -> Result<(Vec<(String, QueueRecord)>, bool), ViewError> {
+pub fn list(view: &View<'_>, after: Option<&str>, limit: usize) -> Result<QueuePage, ViewError> {
     let start = after.map(|a| format!("{a}\0")).unwrap_or_default();
     let mut queues = Vec::new();
     for item in view.iter_from(Cf::Queues, start.as_bytes()) {

@@ -8,7 +8,7 @@
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
 use super::lock::{self, LockRecord};
-use super::queue::{self, QueueRecord, QueueView};
+use super::queue::{self, QueuePage, QueueView};
 use super::ring::{self, RingView};
 use super::store::{Meta, StateStore, ViewError};
 
@@ -79,7 +79,7 @@ impl StateReader {
     }
 
     /// Queues after `after`, at most `limit`, and whether more follow.
-    pub fn queues(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<(Vec<(String, QueueRecord)>, bool)>, ViewError> {
+    pub fn queues(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<QueuePage>, ViewError> {
         let view = self.store.view();
         let meta = view.meta()?;
         Ok(Self::at(&meta, queue::list(&view, after, limit)?))
