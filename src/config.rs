@@ -51,6 +51,8 @@ pub struct Limits {
     /// Longest any long poll (a lock acquire waiting in line, a blocking read) may
     /// wait, in ms.
     pub wait_ms_max: u64,
+    /// Most open streams (watches and topic subscriptions) one node serves; more get 503.
+    pub streams_max: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +71,7 @@ impl Default for Limits {
             lease_ttl_ms_min: 500,
             lease_ttl_ms_max: 24 * 3600 * 1000,
             wait_ms_max: 30_000,
+            streams_max: 1024,
         }
     }
 }
@@ -97,8 +100,8 @@ impl Limits {
         if self.body_bytes_max < self.value_bytes_max {
             return Err("the body limit must be at least the value limit".into());
         }
-        if self.key_bytes_max == 0 || self.list_limit_max == 0 || self.concurrent_requests_max == 0 {
-            return Err("key, list and concurrency limits must be positive".into());
+        if self.key_bytes_max == 0 || self.list_limit_max == 0 || self.concurrent_requests_max == 0 || self.streams_max == 0 {
+            return Err("key, list, concurrency and stream limits must be positive".into());
         }
         // The CLI and the Rust client send a generated key with every write.
         if self.idempotency_key_bytes_max < IDEMPOTENCY_KEY_BYTES_MIN {

@@ -97,6 +97,7 @@ impl Node {
             timing: Arc::new(config.timing.clone()),
             forwarder: Forwarder::new().map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
+            streams: Arc::new(Semaphore::new(config.limits.streams_max)),
             log_stats,
             clock: clock.clone(),
             placements: Default::default(),

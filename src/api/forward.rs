@@ -1,7 +1,8 @@
 //! Any node accepts any request: this layer sends it to the leader when it must go there.
 //!
 //! Everything under `/v1` needs the leader (writes, linearizable reads, membership
-//! changes, cluster status) unless the query says `consistency=stale`. A follower
+//! changes, cluster status) unless the query says `consistency=stale`, or it is a
+//! stream (`is_stream`). A follower
 //! forwards such a request once, as it came (method, path, query, headers, body), to
 //! the leader it knows, and relays the answer; the leader's `Concord-Node` header then
 //! names the node that served it. A forwarded request carries `Concord-Forwarded-By`
@@ -43,8 +44,15 @@ fn is_stale_read(request: &Request) -> bool {
         .is_some_and(|query| query.split('&').any(|pair| pair == "consistency=stale"))
 }
 
+/// A stream (SSE) is served by the node asked, from the entries it has applied:
+/// relaying an endless answer through another node would tie up both.
+pub fn is_stream(request: &Request) -> bool {
+    let path = request.uri().path();
+    path == "/v1/watch" || (path.starts_with("/v1/topics/") && path.ends_with("/stream"))
+}
+
 fn needs_leader(request: &Request) -> bool {
-    request.uri().path().starts_with("/v1/") && !is_stale_read(request)
+    request.uri().path().starts_with("/v1/") && !is_stale_read(request) && !is_stream(request)
 }
 
 /// Hop-by-hop headers that must not be relayed.

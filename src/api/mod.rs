@@ -1,8 +1,8 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `leases`, `locks`, `queues`, `rings`, `cluster`), plus the machinery every route
+//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `rings`, `cluster`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
-//! `outcome` (propose a command and answer with its outcome),
+//! `outcome` (propose a command and answer with its outcome), `stream` (SSE streams),
 //! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
 //! The API never touches RocksDB: it reads through `StateReader` and writes through
 //! Raft.
@@ -22,6 +22,8 @@ pub mod leases;
 pub mod locks;
 pub mod queues;
 pub mod rings;
+pub mod stream;
+pub mod watch;
 pub mod outcome;
 
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub timing: Arc<RaftTiming>,
     pub forwarder: Forwarder,
     pub in_flight: Arc<Semaphore>,
+    /// Open streams (watches, topic subscriptions), bounded by `Limits::streams_max`.
+    pub streams: Arc<Semaphore>,
     /// Counters of this node's log database (fsyncs), for `/v1/cluster`.
     pub log_stats: LogStats,
     /// The leader's reading of the replicated clock, for stamping leases.
@@ -84,6 +88,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/rings/{ring}", get(rings::get))
         .route("/v1/rings/{ring}/lookup", get(rings::lookup))
         .route("/v1/rings/{ring}/members/{member}", axum::routing::put(rings::join).delete(rings::leave))
+        .route("/v1/watch", get(watch::watch))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))

@@ -76,6 +76,9 @@ pub struct LimitArgs {
     /// Longest any long poll (lock acquire, blocking read) may wait, in ms.
     #[arg(long, default_value_t = Limits::default().wait_ms_max, help_heading = "Limits")]
     pub wait_ms_max: u64,
+    /// Most open streams (watches, topic subscriptions) served at once; more get 503.
+    #[arg(long, default_value_t = Limits::default().streams_max, help_heading = "Limits")]
+    pub streams_max: usize,
 }
 
 /// Raft timing and snapshots.
@@ -123,6 +126,7 @@ impl ServeArgs {
             lease_ttl_ms_min: self.limits.lease_ttl_ms_min,
             lease_ttl_ms_max: self.limits.lease_ttl_ms_max,
             wait_ms_max: self.limits.wait_ms_max,
+            streams_max: self.limits.streams_max,
         };
         let timing = RaftTiming {
             heartbeat_ms: self.timing.heartbeat_ms,

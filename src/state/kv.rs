@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::command::{KeyMeta, Outcome, Precondition, Rejection};
+use super::history::{self, Change};
 use super::lease;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
@@ -97,6 +98,7 @@ pub fn apply_put(
         Some(old) => KeyMeta { create_revision: old.create_revision, mod_revision: revision, version: old.version + 1 },
         None => KeyMeta { create_revision: revision, mod_revision: revision, version: 1 },
     };
+    history::record(batch, meta, key, Change::Put { value: value.clone(), meta: key_meta, lease })?;
     batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta, lease })?;
     lease::reattach(batch, key, current_lease, lease)?;
     Ok(Outcome::Put { revision, meta: key_meta, created: current_meta.is_none() })
@@ -115,6 +117,7 @@ pub fn apply_delete(
         return Ok(Outcome::Rejected(rejection));
     }
     meta.revision += 1;
+    history::record(batch, meta, key, Change::Delete)?;
     batch.delete(Cf::Kv, key.as_bytes());
     lease::reattach(batch, key, current.lease, None)?;
     Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })

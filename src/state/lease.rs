@@ -28,6 +28,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::command::{Outcome, Rejection};
+use super::history::{self, Change};
 use super::kv::KvRecord;
 use super::lock;
 use super::ring;
@@ -218,16 +219,18 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, ind
                 // Read-side invariant: the key names this lease as its own.
                 let owned = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())?.is_some_and(|record| record.lease == Some(id));
                 if owned {
+                    // All the keys a lease takes with it go at one new revision.
+                    if deleted == 0 {
+                        meta.revision += 1;
+                    }
                     batch.delete(Cf::Kv, key.as_bytes());
+                    history::record(batch, meta, &key, Change::Delete)?;
                     deleted += 1;
                 }
             }
             (Attached::Lock, name) => lock::lease_ended(batch, &name, id, index)?,
             (Attached::RingMember, name) => ring::lease_ended(batch, &name, id)?,
         }
-    }
-    if deleted > 0 {
-        meta.revision += 1;
     }
     batch.delete(Cf::Leases, &prefix);
     batch.delete(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id));

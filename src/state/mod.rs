@@ -2,13 +2,14 @@
 //!
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
-//! vocabulary), `kv` (the key-value primitive), `lease` (the replicated clock and
+//! vocabulary), `kv` (the key-value primitive), `history` (recent key changes, for watches), `lease` (the replicated clock and
 //! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues),
 //! `idempotency` (deduplicated retries),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
 
 pub mod command;
+pub mod history;
 pub mod idempotency;
 pub mod kv;
 pub mod lease;
@@ -27,3 +28,5 @@ pub use reader::StateReader;
 mod tests;
 #[cfg(test)]
 mod queue_tests;
+#[cfg(test)]
+mod history_tests;

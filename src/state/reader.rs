@@ -5,6 +5,7 @@
 //! leadership (openraft's ReadIndex) and waiting until this node has applied up to
 //! the read index; with `consistency=stale` it skips that and reports the index.
 
+use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
 use super::lock::{self, LockRecord};
@@ -91,6 +92,14 @@ impl StateReader {
         let meta = view.meta()?;
         let next = [lease::next_expiry(&view)?, queue::next_timer(&view)?].into_iter().flatten().min();
         Ok(Self::at(&meta, next))
+    }
+
+    /// Key changes under `prefix` from revision `from` (see `history::read`).
+    pub fn history(&self, prefix: &str, from: u64, limit: usize) -> Result<AtIndex<HistoryRead>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        let read = history::read(&view, &meta, prefix, from, limit)?;
+        Ok(Self::at(&meta, read))
     }
 
     /// The applied position alone (for `/ready` and `/v1/cluster`).

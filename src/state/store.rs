@@ -53,10 +53,14 @@ pub enum Cf {
     /// Time (big-endian clock ms) ++ queue ++ `\0` ++ id → empty: when in-flight and
     /// delayed messages become visible.
     QueueTimers = 13,
+    /// Revision (big-endian) ++ key → `history::Change`: recent key changes.
+    History = 14,
+    /// Revision → bytes of its history events (for dropping the oldest).
+    HistorySizes = 15,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 13] = [
+    pub const ALL: [Cf; 15] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -70,6 +74,8 @@ impl Cf {
         Cf::QueueMessages,
         Cf::QueueVisible,
         Cf::QueueTimers,
+        Cf::History,
+        Cf::HistorySizes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +93,8 @@ impl Cf {
             Cf::QueueMessages => "queue_messages",
             Cf::QueueVisible => "queue_visible",
             Cf::QueueTimers => "queue_timers",
+            Cf::History => "history",
+            Cf::HistorySizes => "history_sizes",
         }
     }
 
@@ -115,6 +123,10 @@ pub struct Meta {
     pub lease_count: u64,
     /// How many queues exist (bounded by `queue::QUEUES_MAX`, see there).
     pub queue_count: u64,
+    /// The oldest revision the change history holds (0: nothing recorded yet).
+    pub history_first: u64,
+    /// Bytes the change history holds (see `history::BYTES_MAX`).
+    pub history_bytes: u64,
 }
 
 /// The state machine's database handle. Cheap to clone.
@@ -256,6 +268,13 @@ impl<'a> Batch<'a> {
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
         self.writes.delete_cf(self.store.cf(cf), key);
         self.overlay.insert((cf, key.to_vec()), None);
+    }
+
+    /// Deletes the keys of `cf` from `from` (inclusive) to `to` (exclusive). The
+    /// overlay does not see it, so only for a family `apply` never reads back
+    /// (`Cf::History`).
+    pub fn delete_range_unread(&mut self, cf: Cf, from: &[u8], to: &[u8]) {
+        self.writes.delete_range_cf(self.store.cf(cf), from, to);
     }
 
     /// Writes the batch atomically, unsynced (see the module doc).

@@ -1,0 +1,98 @@
+//! Server-sent event streams (watches, topic subscriptions): one loop for all.
+//!
+//! A `Source` reads what is new from this node's applied state. The loop sends what it
+//! returns, and when there is nothing new it waits until this node applies another
+//! entry (Raft's metrics change), so a stream never polls on a timer and never misses
+//! a change (a change made between a read and the wait wakes the wait at once).
+//! Streams are served by the node asked (see `forward::is_stream`); each holds one of
+//! `Limits::streams_max` permits until the client goes away, and a comment line every
+//! 15 s keeps idle connections alive through proxies.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::state::StateReader;
+use crate::state::store::ViewError;
+
+/// What a source has for the stream now.
+pub enum Step {
+    /// Events to send (possibly none, when the source wants to be asked again at once).
+    Events(Vec<Event>),
+    /// Nothing new: ask again after the next applied entry.
+    Wait,
+    /// Send this last event and close the stream.
+    End(Event),
+}
+
+pub trait Source: Send + 'static {
+    fn next(&mut self, reader: &StateReader) -> Result<Step, ViewError>;
+}
+
+/// Takes one of the node's stream permits, or answers 503.
+pub fn permit(app: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    app.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::unavailable(format!("this node serves its maximum of {} streams; retry later or on another node", app.limits.streams_max))
+    })
+}
+
+/// An event that ends a stream with an error, in the API's error shape.
+pub fn error_event(error: ApiError) -> Event {
+    let body = serde_json::json!({ "error": { "code": error.code, "message": error.message, "details": error.details } });
+    Event::default().event("error").data(body.to_string())
+}
+
+struct Driver<S> {
+    source: S,
+    pending: VecDeque<Event>,
+    reader: StateReader,
+    applied: tokio::sync::watch::Receiver<openraft::RaftMetrics<crate::raft::NodeId, crate::raft::Node>>,
+    ended: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<S: Source> Driver<S> {
+    /// The next event, or `None` when the stream is over.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.source.next(&self.reader) {
+                Ok(Step::Events(events)) => self.pending.extend(events),
+                // A snapshot being installed: the state is back after the next entry.
+                Ok(Step::Wait) | Err(ViewError::Installing) => {
+                    if self.applied.changed().await.is_err() {
+                        return None;
+                    }
+                }
+                Ok(Step::End(event)) => {
+                    self.pending.push_back(event);
+                    self.ended = true;
+                }
+                Err(e) => {
+                    self.pending.push_back(error_event(ApiError::from(e)));
+                    self.ended = true;
+                }
+            }
+        }
+    }
+}
+
+/// Answers with the stream of `source`'s events.
+pub fn serve(app: &AppState, permit: OwnedSemaphorePermit, source: impl Source) -> Response {
+    let driver = Driver { source, pending: VecDeque::new(), reader: app.reader.clone(), applied: app.raft.metrics(), ended: false, _permit: permit };
+    let events = futures_util::stream::unfold(driver, |mut driver| async move {
+        let event = driver.next_event().await?;
+        Some((Ok::<_, Infallible>(event), driver))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
+}
