@@ -1,8 +1,8 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `rings`, `cluster`), plus the machinery every route
+//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `topics`, `rings`, `cluster`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
-//! `outcome` (propose a command and answer with its outcome), `stream` (SSE streams),
+//! `outcome` (propose a command and answer with its outcome), `stream` (SSE streams), `named` (listing and deleting queues and topics),
 //! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
 //! The API never touches RocksDB: it reads through `StateReader` and writes through
 //! Raft.
@@ -20,8 +20,10 @@ pub mod forward;
 pub mod kv;
 pub mod leases;
 pub mod locks;
+pub mod named;
 pub mod queues;
 pub mod rings;
+pub mod topics;
 pub mod stream;
 pub mod watch;
 pub mod outcome;
@@ -85,6 +87,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/queues/{queue}/ack", post(queues::ack))
         .route("/v1/queues/{queue}/nack", post(queues::nack))
         .route("/v1/queues/{queue}/extend", post(queues::extend))
+        .route("/v1/topics", get(topics::list))
+        .route("/v1/topics/{topic}", get(topics::get).put(topics::configure).delete(topics::delete))
+        .route("/v1/topics/{topic}/messages", get(topics::read).post(topics::publish))
+        .route("/v1/topics/{topic}/stream", get(topics::subscribe))
         .route("/v1/rings/{ring}", get(rings::get))
         .route("/v1/rings/{ring}/lookup", get(rings::lookup))
         .route("/v1/rings/{ring}/members/{member}", axum::routing::put(rings::join).delete(rings::leave))

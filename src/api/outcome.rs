@@ -120,6 +120,15 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             }),
         )
         .with_details(json!({ "current_delivery": current_delivery })),
+        Rejection::TopicNotFound { topic } => ApiError::not_found("topic_not_found", format!("topic {topic:?} does not exist")),
+        Rejection::TopicLimit { limit } => {
+            ApiError::new(StatusCode::CONFLICT, "topic_limit", format!("the cluster already holds its maximum of {limit} topics"))
+        }
+        Rejection::TopicMessageTooLarge { topic, len, max } => ApiError::too_large(
+            "message_too_large",
+            format!("the message is {len} bytes, over topic {topic:?}'s max_message_bytes of {max}"),
+        ),
+        Rejection::TopicInvalid { topic, reason } => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
     }
 }
 

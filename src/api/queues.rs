@@ -23,6 +23,7 @@ use super::error::ApiError;
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery, value_json};
 use super::leases::leader_now;
+use super::named;
 use super::outcome::{IDEMPOTENCY_KEY, propose};
 use crate::state::command::{Command, Outcome, Receipt};
 use crate::state::kv;
@@ -79,15 +80,6 @@ pub struct NackBody {
 pub struct ExtendBody {
     receipt: String,
     visibility_ms: u64,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    after: Option<String>,
-    limit: Option<usize>,
-    #[serde(default)]
-    consistency: Consistency,
 }
 
 /// Parses `"<id>.<delivery>"`.
@@ -301,30 +293,9 @@ pub async fn delete(
     ApiQuery(_): ApiQuery<WriteQuery>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    let mut deleted_messages = 0;
     // Enough rounds for a full queue and what dead-lettering may have added.
-    let rounds = 2 * queue::LENGTH_MAX as usize / queue::DELETE_BATCH_MAX + 2;
-    for _ in 0..rounds {
-        let command = Command::QueueDelete { queue: name.clone() };
-        let response = app.write(crate::state::command::Request { idempotency_key: None, command }).await?;
-        match response.outcome {
-            Outcome::QueueDeleted { deleted_messages: n, deleted, .. } => {
-                deleted_messages += n;
-                if deleted {
-                    return Ok(Json(json!({ "name": name, "deleted": true, "deleted_messages": deleted_messages })).into_response());
-                }
-            }
-            // Not found on the first round is a 404; later, someone else finished it.
-            Outcome::Rejected(rejection) if deleted_messages == 0 => return Err(super::outcome::rejection_error(rejection)),
-            Outcome::Rejected(_) => return Ok(Json(json!({ "name": name, "deleted": true, "deleted_messages": deleted_messages })).into_response()),
-            _ => return Err(ApiError::internal("deleting a queue produced an unexpected outcome")),
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "queue_busy",
-        format!("queue {name:?} is being refilled as fast as it is deleted ({deleted_messages} messages deleted so far); stop its producers and retry"),
-    ))
+    let rounds = 2 * queue::LENGTH_MAX / queue::DELETE_BATCH_MAX as u64 + 2;
+    named::delete_in_rounds(&app, &name, rounds, || Command::QueueDelete { queue: name.clone() }).await
 }
 
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
@@ -348,19 +319,6 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
     Ok(Json(body).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
-    let max = app.limits.list_limit_max;
-    let limit = query.limit.unwrap_or(max.min(100));
-    if limit == 0 || limit > max {
-        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
-    }
-    if let Some(after) = &query.after {
-        kv::validate_key(after, &app.limits)?;
-    }
-    app.read_at(query.consistency).await?;
-    let read = app.reader.queues(query.after.as_deref(), limit)?;
-    let (queues, more) = read.value;
-    let next_after = if more { queues.last().map(|(name, _)| name.clone()) } else { None };
-    let items: Vec<Value> = queues.iter().map(|(name, record)| counts_json(name, record)).collect();
-    Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
+pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
+    named::list(&app, query, |reader, after, limit| reader.queues(after, limit), counts_json).await
 }

@@ -41,6 +41,15 @@ pub fn permit(app: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
     })
 }
 
+/// The `Last-Event-ID` a reconnecting client sends: the last id (a number) it saw.
+pub fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let id = value.to_str().ok().and_then(|text| text.parse::<u64>().ok());
+    id.map(Some).ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a number, as this stream sends it"))
+}
+
 /// An event that ends a stream with an error, in the API's error shape.
 pub fn error_event(error: ApiError) -> Event {
     let body = serde_json::json!({ "error": { "code": error.code, "message": error.message, "details": error.details } });

@@ -93,13 +93,7 @@ pub async fn watch(State(app): State<AppState>, ApiQuery(query): ApiQuery<WatchQ
     if query.prefix.len() > app.limits.key_bytes_max {
         return Err(ApiError::too_large("key_too_large", format!("prefix is {} bytes, over the key limit of {}", query.prefix.len(), app.limits.key_bytes_max)));
     }
-    let resume = match headers.get("last-event-id") {
-        None => None,
-        Some(value) => {
-            let id = value.to_str().ok().and_then(|text| text.parse::<u64>().ok());
-            Some(id.ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a revision number, as this stream sends it"))?)
-        }
-    };
+    let resume = stream::last_event_id(&headers)?;
     let permit = stream::permit(&app)?;
     let position = app.reader.position()?;
     let from = query.from_revision.or(resume.map(|last| last.saturating_add(1))).unwrap_or(position.revision + 1);

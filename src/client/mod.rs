@@ -23,7 +23,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod queues;
+mod sse;
+mod topics;
 pub use queues::{DeadLetteredFrom, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
+pub use sse::{EventStream, RawEvent, WatchEvent};
+pub use topics::{TopicMessage, TopicPage, TopicSettings};
 
 /// What went wrong with a call.
 #[derive(Debug, Clone, thiserror::Error)]

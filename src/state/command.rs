@@ -64,6 +64,12 @@ pub enum Command {
     QueueExtend { queue: String, receipt: Receipt, visibility_ms: u64, now_ms: u64 },
     /// Delete a queue (a bounded number of its messages per entry; see `queue::delete`).
     QueueDelete { queue: String },
+    /// Create topic `topic` or change its retention.
+    TopicConfigure { topic: String, settings: crate::state::topic::TopicSettings },
+    /// Append a message to a topic; `now_ms` as for leases (for age retention).
+    TopicPublish { topic: String, payload: Vec<u8>, now_ms: u64 },
+    /// Delete a topic (a bounded number of its messages per entry).
+    TopicDelete { topic: String },
 }
 
 pub use crate::state::queue::Receipt;
@@ -142,6 +148,9 @@ pub enum Outcome {
     Extended { queue: String, receipt: Receipt, until_ms: u64 },
     /// `deleted_messages` went; the queue itself is gone when `deleted`.
     QueueDeleted { queue: String, deleted_messages: u64, deleted: bool },
+    TopicConfigured { topic: String, created: bool, settings: crate::state::topic::TopicSettings },
+    Published { topic: String, offset: u64 },
+    TopicDeleted { topic: String, deleted_messages: u64, deleted: bool },
     Rejected(Rejection),
 }
 
@@ -182,6 +191,11 @@ pub enum Rejection {
     /// The receipt's delivery is not in flight: the message was acked, timed out,
     /// was nacked or delivered again (`current_delivery`, if it still exists).
     StaleReceipt { queue: String, receipt: Receipt, current_delivery: Option<u32> },
+    TopicNotFound { topic: String },
+    /// The cluster holds its maximum number of topics.
+    TopicLimit { limit: u64 },
+    TopicMessageTooLarge { topic: String, len: u64, max: u64 },
+    TopicInvalid { topic: String, reason: String },
 }
 
 impl Response {
@@ -207,6 +221,7 @@ impl Command {
             Command::QueueExtend { queue, receipt, visibility_ms, .. } => {
                 Command::QueueExtend { queue: queue.clone(), receipt: *receipt, visibility_ms: *visibility_ms, now_ms: 0 }
             }
+            Command::TopicPublish { topic, payload, .. } => Command::TopicPublish { topic: topic.clone(), payload: payload.clone(), now_ms: 0 },
             other => other.clone(),
         }
     }
@@ -250,6 +265,9 @@ impl fmt::Display for Request {
                 write!(f, "extend {}.{} on {queue:?} by {visibility_ms} ms", receipt.id, receipt.delivery)
             }
             Command::QueueDelete { queue } => write!(f, "delete queue {queue:?}"),
+            Command::TopicConfigure { topic, settings } => write!(f, "configure topic {topic:?}: {settings:?}"),
+            Command::TopicPublish { topic, payload, now_ms } => write!(f, "publish {} bytes to {topic:?} at {now_ms}", payload.len()),
+            Command::TopicDelete { topic } => write!(f, "delete topic {topic:?}"),
         }
     }
 }

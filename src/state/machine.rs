@@ -21,6 +21,7 @@ use super::lease;
 use super::lock;
 use super::queue;
 use super::ring;
+use super::topic;
 use super::reader::StateReader;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
@@ -123,6 +124,9 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::QueueNack { queue, receipt, delay_ms, now_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms),
         Command::QueueExtend { queue, receipt, visibility_ms, now_ms } => queue::extend(batch, meta, &queue, receipt, visibility_ms, now_ms),
         Command::QueueDelete { queue } => queue::delete(batch, meta, &queue),
+        Command::TopicConfigure { topic, settings } => topic::configure(batch, meta, &topic, settings),
+        Command::TopicPublish { topic, payload, now_ms } => topic::publish(batch, meta, &topic, payload, now_ms),
+        Command::TopicDelete { topic } => topic::delete(batch, meta, &topic),
     }
 }
 

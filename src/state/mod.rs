@@ -3,7 +3,7 @@
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
 //! vocabulary), `kv` (the key-value primitive), `history` (recent key changes, for watches), `lease` (the replicated clock and
-//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues),
+//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues), `topic` (publish/subscribe streams),
 //! `idempotency` (deduplicated retries),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
@@ -16,6 +16,7 @@ pub mod lease;
 pub mod lock;
 pub mod queue;
 pub mod ring;
+pub mod topic;
 pub mod machine;
 pub mod reader;
 pub mod snapshot;
@@ -30,3 +31,5 @@ mod tests;
 mod queue_tests;
 #[cfg(test)]
 mod history_tests;
+#[cfg(test)]
+mod topic_tests;

@@ -509,24 +509,6 @@ pub fn get(view: &View<'_>, queue: &str) -> Result<Option<QueueView>, ViewError>
     Ok(Some(QueueView { record, oldest_enqueued_at_ms: oldest }))
 }
 
-/// One page of queues: names and records, and whether more follow.
-pub type QueuePage = (Vec<(String, QueueRecord)>, bool);
-
-/// Queue names after `after` (if given), in order, at most `limit`, with their records.
-pub fn list(view: &View<'_>, after: Option<&str>, limit: usize) -> Result<QueuePage, ViewError> {
-    let start = after.map(|a| format!("{a}\0")).unwrap_or_default();
-    let mut queues = Vec::new();
-    for item in view.iter_from(Cf::Queues, start.as_bytes()) {
-        let (key, value) = item?;
-        if queues.len() == limit {
-            return Ok((queues, true));
-        }
-        let name = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt("a queue name is not UTF-8".into()))?;
-        queues.push((name, codec::decode(&value)?));
-    }
-    Ok((queues, false))
-}
-
 /// The earliest queue timer on the replicated clock, if any message is in flight or delayed.
 pub fn next_timer(view: &View<'_>) -> Result<Option<u64>, ViewError> {
     match view.iter_from(Cf::QueueTimers, &[]).next() {

@@ -9,9 +9,10 @@ use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
 use super::lock::{self, LockRecord};
-use super::queue::{self, QueuePage, QueueView};
+use super::queue::{self, QueueRecord, QueueView};
+use super::topic::{self, TopicRead, TopicRecord};
 use super::ring::{self, RingView};
-use super::store::{Meta, StateStore, ViewError};
+use super::store::{Cf, Meta, NamedPage, StateStore, ViewError};
 
 /// A value read from the state and the position it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +81,31 @@ impl StateReader {
     }
 
     /// Queues after `after`, at most `limit`, and whether more follow.
-    pub fn queues(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<QueuePage>, ViewError> {
+    pub fn queues(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<NamedPage<QueueRecord>>, ViewError> {
         let view = self.store.view();
         let meta = view.meta()?;
-        Ok(Self::at(&meta, queue::list(&view, after, limit)?))
+        Ok(Self::at(&meta, view.named_page(Cf::Queues, after, limit)?))
+    }
+
+    /// Topics after `after`, at most `limit`, and whether more follow.
+    pub fn topics(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<NamedPage<TopicRecord>>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, view.named_page(Cf::Topics, after, limit)?))
+    }
+
+    /// Topic `name`'s record.
+    pub fn topic(&self, name: &str) -> Result<AtIndex<Option<TopicRecord>>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, topic::get(&view, name)?))
+    }
+
+    /// Messages of topic `name` from offset `from` (see `topic::read`).
+    pub fn topic_messages(&self, name: &str, from: u64, limit: usize, bytes_max: usize) -> Result<AtIndex<TopicRead>, ViewError> {
+        let view = self.store.view();
+        let meta = view.meta()?;
+        Ok(Self::at(&meta, topic::read(&view, name, from, limit, bytes_max)?))
     }
 
     /// The earliest lease expiry or queue timer, if any (the ticker's next deadline).

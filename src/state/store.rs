@@ -57,10 +57,14 @@ pub enum Cf {
     History = 14,
     /// Revision → bytes of its history events (for dropping the oldest).
     HistorySizes = 15,
+    /// Topic name → `topic::TopicRecord`.
+    Topics = 16,
+    /// Topic ++ `\0` ++ offset (big-endian) → `topic::TopicMessage`.
+    TopicMessages = 17,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 17] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -76,6 +80,8 @@ impl Cf {
         Cf::QueueTimers,
         Cf::History,
         Cf::HistorySizes,
+        Cf::Topics,
+        Cf::TopicMessages,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +101,8 @@ impl Cf {
             Cf::QueueTimers => "queue_timers",
             Cf::History => "history",
             Cf::HistorySizes => "history_sizes",
+            Cf::Topics => "topics",
+            Cf::TopicMessages => "topic_messages",
         }
     }
 
@@ -123,6 +131,8 @@ pub struct Meta {
     pub lease_count: u64,
     /// How many queues exist (bounded by `queue::QUEUES_MAX`, see there).
     pub queue_count: u64,
+    /// How many topics exist (bounded by `topic::TOPICS_MAX`).
+    pub topic_count: u64,
     /// The oldest revision the change history holds (0: nothing recorded yet).
     pub history_first: u64,
     /// Bytes the change history holds (see `history::BYTES_MAX`).
@@ -203,6 +213,26 @@ impl<'a> View<'a> {
             options,
             rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
         )
+    }
+}
+
+/// One page of named records (queues, topics) and whether more follow.
+pub type NamedPage<T> = (Vec<(String, T)>, bool);
+
+impl View<'_> {
+    /// Records of `cf` whose names (keys) come after `after`, in order, at most `limit`.
+    pub fn named_page<T: serde::de::DeserializeOwned>(&self, cf: Cf, after: Option<&str>, limit: usize) -> Result<NamedPage<T>, ViewError> {
+        let start = after.map(|a| format!("{a}\0")).unwrap_or_default();
+        let mut page = Vec::new();
+        for item in self.iter_from(cf, start.as_bytes()) {
+            let (key, value) = item?;
+            if page.len() == limit {
+                return Ok((page, true));
+            }
+            let name = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt(format!("a name in {} is not UTF-8", cf.name())))?;
+            page.push((name, codec::decode(&value)?));
+        }
+        Ok((page, false))
     }
 }
 

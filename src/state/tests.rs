@@ -695,6 +695,13 @@ async fn the_same_entries_give_byte_identical_state() {
         Command::LeaseGrant { ttl_ms: 9000, now_ms: 1200 },
         put_leased("short/1", "gone soon", 16),
         Command::LeaseRevoke { id: 16 },
+        // Topics: retention by count trims in the batch that publishes.
+        Command::TopicConfigure { topic: "news".into(), settings: crate::state::topic::TopicSettings { max_messages: 2, ..Default::default() } },
+        Command::TopicPublish { topic: "news".into(), payload: b"1".to_vec(), now_ms: 1300 },
+        Command::TopicPublish { topic: "news".into(), payload: b"2".to_vec(), now_ms: 1310 },
+        Command::TopicPublish { topic: "news".into(), payload: b"3".to_vec(), now_ms: 1320 },
+        Command::TopicPublish { topic: "gone".into(), payload: b"x".to_vec(), now_ms: 1330 },
+        Command::TopicDelete { topic: "gone".into() },
     ];
     commands.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string())));
     let requests: Vec<Request> = commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect();

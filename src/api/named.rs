@@ -1,0 +1,74 @@
+//! What queues and topics share at the API: listing them by name, page by page, and
+//! deleting one in bounded entries until it is gone.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::kv::Consistency;
+use super::outcome::rejection_error;
+use crate::state::StateReader;
+use crate::state::command::{Command, Outcome, Request};
+use crate::state::kv;
+use crate::state::reader::AtIndex;
+use crate::state::store::{NamedPage, ViewError};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// Answers a listing: `read` one page after `query.after`, each item as `render`s it.
+pub async fn list<T>(
+    app: &AppState,
+    query: ListQuery,
+    read: impl Fn(&StateReader, Option<&str>, usize) -> Result<AtIndex<NamedPage<T>>, ViewError>,
+    render: impl Fn(&str, &T) -> Value,
+) -> Result<Response, ApiError> {
+    let max = app.limits.list_limit_max;
+    let limit = query.limit.unwrap_or(max.min(100));
+    if limit == 0 || limit > max {
+        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
+    }
+    if let Some(after) = &query.after {
+        kv::validate_key(after, &app.limits)?;
+    }
+    app.read_at(query.consistency).await?;
+    let read = read(&app.reader, query.after.as_deref(), limit)?;
+    let (page, more) = read.value;
+    let next_after = if more { page.last().map(|(name, _)| name.clone()) } else { None };
+    let items: Vec<Value> = page.iter().map(|(name, record)| render(name, record)).collect();
+    Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
+}
+
+/// Proposes `command` (a bounded delete) until the resource is gone; at most `rounds`.
+pub async fn delete_in_rounds(app: &AppState, name: &str, rounds: u64, command: impl Fn() -> Command) -> Result<Response, ApiError> {
+    let mut deleted_messages = 0;
+    for _ in 0..rounds {
+        let response = app.write(Request { idempotency_key: None, command: command() }).await?;
+        let (n, gone) = match response.outcome {
+            Outcome::QueueDeleted { deleted_messages, deleted, .. } | Outcome::TopicDeleted { deleted_messages, deleted, .. } => (deleted_messages, deleted),
+            // Not found on the first round is a 404; later, someone else finished it.
+            Outcome::Rejected(rejection) if deleted_messages == 0 => return Err(rejection_error(rejection)),
+            Outcome::Rejected(_) => (0, true),
+            _ => return Err(ApiError::internal("a delete produced an unexpected outcome")),
+        };
+        deleted_messages += n;
+        if gone {
+            return Ok(Json(json!({ "name": name, "deleted": true, "deleted_messages": deleted_messages })).into_response());
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "busy",
+        format!("{name:?} is being refilled as fast as it is deleted ({deleted_messages} messages deleted so far); stop its producers and retry"),
+    ))
+}

@@ -1,0 +1,247 @@
+//! `/v1/topics`: durable publish/subscribe streams (see `state::topic`).
+//!
+//! Publish appends the raw body and answers its offset. Subscribers read from an
+//! offset, either by long poll (`GET .../messages?from=&wait_ms=`, linearizable by
+//! default) or as a server-sent event stream (`GET .../stream?from=`, served by the
+//! node asked; each event's `id` is its offset, so `Last-Event-ID` resumes). A read
+//! from an offset retention has dropped is a 410 `offset_compacted` with the first
+//! offset still held.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::Event as SseEvent;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::blocking::{wait_bound, wait_until};
+use super::error::ApiError;
+use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
+use super::kv::{Consistency, WriteQuery, value_json};
+use super::leases::leader_now;
+use super::named;
+use super::outcome::propose;
+use super::stream::{self, Source, Step, error_event};
+use crate::state::StateReader;
+use crate::state::command::{Command, Outcome};
+use crate::state::kv;
+use crate::state::store::ViewError;
+use crate::state::topic::{self, TopicMessage, TopicRead, TopicRecord, TopicSettings};
+
+/// Payload bytes one read returns (at least one message).
+const READ_BYTES_MAX: usize = 4 << 20;
+/// Most messages one stream read hands on.
+const STREAM_BATCH: usize = 100;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    max_messages: Option<u64>,
+    max_bytes: Option<u64>,
+    max_age_ms: Option<u64>,
+    max_message_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// First offset wanted (default: the oldest retained).
+    from: Option<u64>,
+    limit: Option<usize>,
+    /// Long poll: wait up to this long for a message at or after `from`.
+    #[serde(default)]
+    wait_ms: u64,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// First offset wanted (default: the next one published).
+    from: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+fn settings_json(settings: &TopicSettings) -> Value {
+    json!({
+        "max_messages": settings.max_messages,
+        "max_bytes": settings.max_bytes,
+        "max_age_ms": settings.max_age_ms,
+        "max_message_bytes": settings.max_message_bytes,
+    })
+}
+
+fn record_json(name: &str, record: &TopicRecord) -> Value {
+    json!({
+        "name": name,
+        "first_offset": record.first_offset,
+        "next_offset": record.next_offset,
+        "messages": record.next_offset - record.first_offset,
+        "bytes": record.bytes,
+    })
+}
+
+fn message_json(offset: u64, message: &TopicMessage) -> Value {
+    let (payload, encoding) = value_json(&message.payload);
+    json!({ "offset": offset, "payload": payload, "encoding": encoding, "published_at_ms": message.published_at_ms })
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found("topic_not_found", format!("topic {name:?} does not exist; publish to it or create it with PUT /v1/topics/{name}"))
+}
+
+fn compacted(name: &str, from: u64, first_offset: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "offset_compacted",
+        format!("offset {from} of topic {name:?} is no longer retained; the oldest retained offset is {first_offset}"),
+    )
+    .with_details(json!({ "first_offset": first_offset }))
+}
+
+fn topic_answer(outcome: Outcome) -> Option<Response> {
+    Some(match outcome {
+        Outcome::TopicConfigured { topic, created, settings } => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(json!({ "name": topic, "created": created, "settings": settings_json(&settings) }))).into_response()
+        }
+        Outcome::Published { topic, offset } => (StatusCode::CREATED, Json(json!({ "topic": topic, "offset": offset }))).into_response(),
+        _ => return None,
+    })
+}
+
+pub async fn configure(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SettingsBody>,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let defaults = TopicSettings::default();
+    let settings = TopicSettings {
+        max_messages: body.max_messages.unwrap_or(defaults.max_messages),
+        max_bytes: body.max_bytes.unwrap_or(defaults.max_bytes),
+        max_age_ms: body.max_age_ms.unwrap_or(defaults.max_age_ms),
+        max_message_bytes: body.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+    };
+    if let Some(reason) = settings.invalid() {
+        return Err(ApiError::bad_request("invalid_topic_settings", format!("topic {name:?}: {reason}")));
+    }
+    propose(&app, &headers, Command::TopicConfigure { topic: name, settings }, topic_answer).await
+}
+
+pub async fn publish(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    if body.len() as u64 > topic::MESSAGE_BYTES_MAX {
+        return Err(ApiError::too_large("message_too_large", format!("the message is {} bytes, over the limit of {}", body.len(), topic::MESSAGE_BYTES_MAX)));
+    }
+    let now_ms = leader_now(&app).await?;
+    propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms }, topic_answer).await
+}
+
+pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let max = app.limits.list_limit_max;
+    let limit = query.limit.unwrap_or(max.min(100));
+    if limit == 0 || limit > max {
+        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
+    }
+    let wait = wait_bound(&app, Some(query.wait_ms))?;
+    let from = match query.from {
+        Some(from) => from,
+        None => app.reader.topic(&name)?.value.map_or(1, |record| record.first_offset),
+    };
+    // Long poll: until a message at `from` exists here (or the topic is gone).
+    let has_from = |reader: &StateReader| Ok(reader.topic(&name)?.value.is_none_or(|record| record.next_offset > from));
+    wait_until(&app, wait, has_from).await?;
+    app.read_at(query.consistency).await?;
+    let read = app.reader.topic_messages(&name, from, limit, READ_BYTES_MAX)?;
+    match read.value {
+        TopicRead::NotFound => Err(not_found(&name)),
+        TopicRead::Compacted { first_offset } => Err(compacted(&name, from, first_offset)),
+        TopicRead::Messages { messages, next_offset } => {
+            let items: Vec<Value> = messages.iter().map(|(offset, message)| message_json(*offset, message)).collect();
+            Ok(Json(json!({ "topic": name, "messages": items, "next_offset": next_offset, "applied_index": read.applied_index })).into_response())
+        }
+    }
+}
+
+struct Subscription {
+    topic: String,
+    next_offset: u64,
+}
+
+impl Source for Subscription {
+    fn next(&mut self, reader: &StateReader) -> Result<Step, ViewError> {
+        match reader.topic_messages(&self.topic, self.next_offset, STREAM_BATCH, READ_BYTES_MAX)?.value {
+            TopicRead::NotFound => Ok(Step::End(error_event(not_found(&self.topic)))),
+            TopicRead::Compacted { first_offset } => Ok(Step::End(error_event(compacted(&self.topic, self.next_offset, first_offset)))),
+            TopicRead::Messages { messages, .. } if messages.is_empty() => Ok(Step::Wait),
+            TopicRead::Messages { messages, .. } => {
+                self.next_offset = messages.last().map_or(self.next_offset, |(offset, _)| offset + 1);
+                let events = messages
+                    .iter()
+                    .map(|(offset, message)| SseEvent::default().event("message").id(offset.to_string()).data(message_json(*offset, message).to_string()))
+                    .collect();
+                Ok(Step::Events(events))
+            }
+        }
+    }
+}
+
+pub async fn subscribe(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let resume = stream::last_event_id(&headers)?;
+    let permit = stream::permit(&app)?;
+    let Some(record) = app.reader.topic(&name)?.value else {
+        return Err(not_found(&name));
+    };
+    let from = query.from.or(resume.map(|last| last.saturating_add(1))).unwrap_or(record.next_offset);
+    if from < record.first_offset {
+        return Err(compacted(&name, from, record.first_offset));
+    }
+    Ok(stream::serve(&app, permit, Subscription { topic: name, next_offset: from }))
+}
+
+pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    app.read_at(query.consistency).await?;
+    let read = app.reader.topic(&name)?;
+    let record = read.value.ok_or_else(|| not_found(&name))?;
+    let mut body = record_json(&name, &record);
+    body["settings"] = settings_json(&record.settings);
+    body["applied_index"] = json!(read.applied_index);
+    Ok(Json(body).into_response())
+}
+
+pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
+    named::list(&app, query, |reader, after, limit| reader.topics(after, limit), record_json).await
+}
+
+/// Deletes the topic and its messages, in bounded entries until it is gone.
+pub async fn delete(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(_): ApiQuery<WriteQuery>) -> Result<Response, ApiError> {
+    kv::validate_key(&name, &app.limits)?;
+    let rounds = topic::MESSAGES_MAX / topic::DELETE_BATCH_MAX + 2;
+    named::delete_in_rounds(&app, &name, rounds, || Command::TopicDelete { topic: name.clone() }).await
+}

@@ -1,0 +1,147 @@
+//! Server-sent event streams for the client: watches (`/v1/watch`) and topic
+//! subscriptions (`/v1/topics/{t}/stream`).
+//!
+//! A stream is one long HTTP answer from one node (streams are not forwarded), read
+//! event by event. It remembers the last `id` it saw, so after an error the caller
+//! can reopen with `resume_from()` and miss nothing the server still holds.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Client, ClientError, decode_payload, encode_segment};
+
+/// Most bytes buffered for one event (a 1 MiB value as base64, and its framing).
+const EVENT_BYTES_MAX: usize = 4 << 20;
+
+/// A raw event: its type, its id if it carried one, and its JSON data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    pub event: String,
+    pub id: Option<u64>,
+    pub data: Value,
+}
+
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    last_id: Option<u64>,
+}
+
+impl EventStream {
+    /// The next event; `Ok(None)` when the server closed the stream. An `error` event
+    /// (for example `compacted`) comes back as `ClientError::Api`.
+    pub async fn next_raw(&mut self) -> Result<Option<RawEvent>, ClientError> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&block);
+                let (mut event, mut id, mut data) = ("message".to_string(), None, String::new());
+                for line in text.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("id:") {
+                        id = value.trim().parse().ok();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                let data: Value = serde_json::from_str(&data).map_err(|e| ClientError::Protocol(format!("event data is not JSON: {e}")))?;
+                if event == "error" {
+                    let error = &data["error"];
+                    return Err(ClientError::Api {
+                        status: 410,
+                        code: error["code"].as_str().unwrap_or("stream_error").to_string(),
+                        message: error["message"].as_str().unwrap_or_default().to_string(),
+                        details: error.get("details").cloned(),
+                    });
+                }
+                if id.is_some() {
+                    self.last_id = id;
+                }
+                return Ok(Some(RawEvent { event, id, data }));
+            }
+            if self.buffer.len() > EVENT_BYTES_MAX {
+                return Err(ClientError::Protocol(format!("an event is over {EVENT_BYTES_MAX} bytes")));
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(ClientError::Transport(format!("stream lost: {e}"))),
+            }
+        }
+    }
+
+    /// Where to reopen after this stream broke: the position after the last id seen.
+    pub fn resume_from(&self) -> Option<u64> {
+        self.last_id.map(|id| id + 1)
+    }
+}
+
+/// One change to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub revision: u64,
+    pub key: String,
+    /// The new value; `None` for a deletion.
+    pub value: Option<Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+struct WatchJson {
+    revision: u64,
+    key: String,
+    value: Option<String>,
+    encoding: Option<String>,
+}
+
+impl EventStream {
+    /// The next key change of a watch.
+    pub async fn next_change(&mut self) -> Result<Option<WatchEvent>, ClientError> {
+        let Some(raw) = self.next_raw().await? else { return Ok(None) };
+        let json: WatchJson = serde_json::from_value(raw.data).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let value = match (raw.event.as_str(), json.value) {
+            ("put", Some(text)) => Some(decode_payload(text, json.encoding.as_deref())?),
+            ("delete", _) => None,
+            (other, _) => return Err(ClientError::Protocol(format!("unexpected watch event {other:?}"))),
+        };
+        Ok(Some(WatchEvent { revision: json.revision, key: json.key, value }))
+    }
+}
+
+impl Client {
+    /// Opens a stream on the first endpoint that answers (streams are served by the
+    /// node asked, so no retry after it opened).
+    pub(super) async fn open_stream(&self, path: &str) -> Result<EventStream, ClientError> {
+        let mut last = ClientError::Transport("no endpoints configured".into());
+        for endpoint in &self.endpoints {
+            let request = self.http.request(Method::GET, format!("{endpoint}{path}")).timeout(std::time::Duration::from_secs(24 * 3600));
+            match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(EventStream { response, buffer: Vec::new(), last_id: None }),
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap_or_default();
+                    let error = super::api_error(&super::Answer { status, node: None, replayed: false, body });
+                    if status != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        return Err(error);
+                    }
+                    last = error;
+                }
+                Err(e) => last = ClientError::Transport(format!("{endpoint}: {e}")),
+            }
+        }
+        Err(last)
+    }
+
+    /// Watches keys under `prefix` from revision `from` (the next one if `None`).
+    pub async fn watch(&self, prefix: &str, from_revision: Option<u64>) -> Result<EventStream, ClientError> {
+        let mut path = format!("/v1/watch?prefix={}", encode_segment(prefix));
+        if let Some(from) = from_revision {
+            path.push_str(&format!("&from_revision={from}"));
+        }
+        self.open_stream(&path).await
+    }
+}
