@@ -65,7 +65,7 @@ impl Default for Limits {
             idempotency_key_bytes_max: 128,
             write_timeout_ms: 5000,
             read_timeout_ms: 5000,
-            forward_timeout_ms: 45_000,
+            forward_timeout_ms: 50_000,
             concurrent_requests_max: 4096,
             peer_body_bytes_max: 128 << 20,
             lease_ttl_ms_min: 500,
@@ -115,11 +115,13 @@ impl Limits {
         }
         // A forwarded request must outlast the leader's own deadlines, so the caller
         // gets the leader's definite 503 or 504 rather than a cut connection.
-        // A lock acquire proposes, waits, and proposes again to leave the line.
-        let acquire_ms = self.wait_ms_max.saturating_add(self.write_timeout_ms.saturating_mul(2));
-        let longest_wait_ms = self.write_timeout_ms.max(self.read_timeout_ms).max(acquire_ms);
+        // The longest handler: a long poll waits, then may confirm leadership (a read),
+        // tick the clock and propose (two writes), as a queue receive does; a lock
+        // acquire proposes, waits and proposes again.
+        let step_ms = self.write_timeout_ms.max(self.read_timeout_ms);
+        let longest_wait_ms = self.wait_ms_max.saturating_add(step_ms.saturating_mul(3));
         if self.forward_timeout_ms <= longest_wait_ms {
-            return Err("the forward timeout must be longer than the write and read timeouts and a full lock wait".into());
+            return Err(format!("the forward timeout must be longer than a full long poll: wait_ms_max plus three write or read timeouts ({longest_wait_ms} ms)"));
         }
         // A full append batch (`payload_entries_max` values) must fit a peer request.
         let entries = usize::try_from(timing.payload_entries_max).unwrap_or(usize::MAX);

@@ -31,7 +31,7 @@ use crate::raft::{Node, NodeId};
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a membership change waits for an earlier one to finish. Before its final
 /// commit (milliseconds when healthy) an add waits at most twice this plus
-/// `CATCH_UP_TIMEOUT`: 9 s, well inside the default forward timeout (45 s).
+/// `CATCH_UP_TIMEOUT`: 9 s, well inside the default forward timeout (50 s).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 const ADDR_BYTES_MAX: usize = 256;
 

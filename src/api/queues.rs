@@ -129,7 +129,7 @@ fn delivered_json(message: &Delivered) -> Value {
     json!({
         "id": message.receipt.id,
         "receipt": receipt_text(message.receipt),
-        "delivery": message.receipt.delivery,
+        "delivery": message.deliveries,
         "payload": payload,
         "encoding": encoding,
         "enqueued_at_ms": message.enqueued_at_ms,

@@ -329,7 +329,7 @@ impl Client {
             http,
             preferred: AtomicUsize::new(0),
             call_timeout: Duration::from_secs(15),
-            attempt_timeout: Duration::from_secs(12),
+            attempt_timeout: Duration::from_secs(16),
         }
     }
 

@@ -189,8 +189,9 @@ pub enum Rejection {
     /// Settings outside the bounds, or inconsistent.
     QueueInvalid { queue: String, reason: String },
     /// The receipt's delivery is not in flight: the message was acked, timed out,
-    /// was nacked or delivered again (`current_delivery`, if it still exists).
-    StaleReceipt { queue: String, receipt: Receipt, current_delivery: Option<u32> },
+    /// was nacked or delivered again (`current_delivery`: its latest delivery, if it
+    /// still exists; 0 if never delivered).
+    StaleReceipt { queue: String, receipt: Receipt, current_delivery: Option<u64> },
     TopicNotFound { topic: String },
     /// The cluster holds its maximum number of topics.
     TopicLimit { limit: u64 },

@@ -119,7 +119,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::RingLeave { ring, member } => ring::leave(batch, &ring, &member),
         Command::QueueConfigure { queue, settings } => queue::configure(batch, meta, &queue, settings),
         Command::QueueEnqueue { queue, payload, delay_ms, now_ms } => queue::enqueue(batch, meta, &queue, payload, delay_ms, now_ms),
-        Command::QueueReceive { queue, max, visibility_ms, now_ms } => queue::receive(batch, meta, &queue, max, visibility_ms, now_ms),
+        Command::QueueReceive { queue, max, visibility_ms, now_ms } => queue::receive(batch, meta, index, &queue, max, visibility_ms, now_ms),
         Command::QueueAck { queue, receipt } => queue::ack(batch, &queue, receipt),
         Command::QueueNack { queue, receipt, delay_ms, now_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms),
         Command::QueueExtend { queue, receipt, visibility_ms, now_ms } => queue::extend(batch, meta, &queue, receipt, visibility_ms, now_ms),

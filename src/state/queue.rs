@@ -3,8 +3,10 @@
 //!
 //! A message is in one of three states: *visible* (can be received), *in flight*
 //! (received, invisible until its visibility timeout), or *delayed* (enqueued or
-//! nacked with a delay). Receiving makes it in flight and numbers the delivery; the
-//! receipt `(id, delivery)` is valid only while that delivery is in flight, so a
+//! nacked with a delay). Receiving makes it in flight; the receipt `(id, delivery)`,
+//! where `delivery` is the log index of the receive, is valid only while that
+//! delivery is in flight, and is never reused (not even by a queue deleted and
+//! created again, whose ids start over), so a
 //! worker whose message timed out (or was nacked) cannot ack it any more: it learns
 //! with a 409 that the message will be, or was, delivered again.
 //!
@@ -125,8 +127,11 @@ pub enum MessageState {
 pub struct Message {
     pub payload: Vec<u8>,
     pub enqueued_at_ms: u64,
-    /// Deliveries so far; the receipt of the latest is `(id, deliveries)`.
+    /// Deliveries so far.
     pub deliveries: u32,
+    /// Log index of the receive that made the latest delivery (0: none yet): the
+    /// `delivery` of its receipt.
+    pub delivered_at: u64,
     pub state: MessageState,
     /// Where a dead-lettered message came from: queue and id there.
     pub dead_lettered_from: Option<(String, u64)>,
@@ -136,13 +141,16 @@ pub struct Message {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Receipt {
     pub id: u64,
-    pub delivery: u32,
+    /// The log index of the receive that made the delivery.
+    pub delivery: u64,
 }
 
 /// A message as a receive hands it out.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
     pub receipt: Receipt,
+    /// 1 for the first delivery of the message.
+    pub deliveries: u32,
     pub payload: Vec<u8>,
     pub enqueued_at_ms: u64,
     /// In flight until then, on the replicated clock.
@@ -273,22 +281,27 @@ fn create(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: QueueSe
     Ok(record)
 }
 
-/// Appends a message (creating the queue with default settings on first use).
+/// Appends a message (creating the queue with default settings on first use, unless
+/// the message is refused).
 pub fn enqueue(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, payload: Vec<u8>, delay_ms: u64, now_ms: u64) -> Result<Outcome, ViewError> {
-    let mut record = match record(batch, queue)? {
+    let existing = record(batch, queue)?;
+    if existing.is_none() && meta.queue_count >= QUEUES_MAX {
+        return Ok(Outcome::Rejected(Rejection::QueueLimit { limit: QUEUES_MAX }));
+    }
+    let settings = existing.as_ref().map_or_else(QueueSettings::default, |record| record.settings.clone());
+    if payload.len() as u64 > settings.max_message_bytes {
+        return Ok(Outcome::Rejected(Rejection::MessageTooLarge { queue: queue.to_string(), len: payload.len() as u64, max: settings.max_message_bytes }));
+    }
+    let mut record = match existing {
+        Some(record) if record.length() >= record.settings.max_length => {
+            return Ok(Outcome::Rejected(Rejection::QueueFull { queue: queue.to_string(), limit: record.settings.max_length }));
+        }
         Some(record) => record,
-        None if meta.queue_count >= QUEUES_MAX => return Ok(Outcome::Rejected(Rejection::QueueLimit { limit: QUEUES_MAX })),
-        None => create(batch, meta, queue, QueueSettings::default())?,
+        None => create(batch, meta, queue, settings)?,
     };
-    if payload.len() as u64 > record.settings.max_message_bytes {
-        let max = record.settings.max_message_bytes;
-        return Ok(Outcome::Rejected(Rejection::MessageTooLarge { queue: queue.to_string(), len: payload.len() as u64, max }));
-    }
-    if record.length() >= record.settings.max_length {
-        return Ok(Outcome::Rejected(Rejection::QueueFull { queue: queue.to_string(), limit: record.settings.max_length }));
-    }
     let state = if delay_ms == 0 { MessageState::Visible } else { MessageState::Delayed { until_ms: after(meta, now_ms, delay_ms) } };
-    let id = append(batch, queue, &mut record, Message { payload, enqueued_at_ms: meta.clock_ms.max(now_ms), deliveries: 0, state, dead_lettered_from: None })?;
+    let message = Message { payload, enqueued_at_ms: meta.clock_ms.max(now_ms), deliveries: 0, delivered_at: 0, state, dead_lettered_from: None };
+    let id = append(batch, queue, &mut record, message)?;
     save(batch, queue, &mut record)?;
     Ok(Outcome::Enqueued { queue: queue.to_string(), id })
 }
@@ -303,7 +316,7 @@ fn append(batch: &mut Batch<'_>, queue: &str, record: &mut QueueRecord, message:
 /// Hands out up to `max` visible messages in id order, in flight for `visibility_ms`
 /// (the queue's default if none). Scans the store: the batch must be flushed
 /// (`Command::scans_state`).
-pub fn receive(batch: &mut Batch<'_>, meta: &Meta, queue: &str, max: u32, visibility_ms: Option<u64>, now_ms: u64) -> Result<Outcome, ViewError> {
+pub fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max: u32, visibility_ms: Option<u64>, now_ms: u64) -> Result<Outcome, ViewError> {
     let Some(mut record) = record(batch, queue)? else {
         return Ok(Outcome::Received { queue: queue.to_string(), messages: Vec::new() });
     };
@@ -328,10 +341,11 @@ pub fn receive(batch: &mut Batch<'_>, meta: &Meta, queue: &str, max: u32, visibi
         bytes += message.payload.len();
         unindex(batch, queue, id, message.state, &mut record);
         message.deliveries += 1;
+        message.delivered_at = index;
         message.state = MessageState::InFlight { until_ms };
         store(batch, queue, id, &message, &mut record)?;
-        let receipt = Receipt { id, delivery: message.deliveries };
-        messages.push(Delivered { receipt, enqueued_at_ms: message.enqueued_at_ms, until_ms, dead_lettered_from: message.dead_lettered_from, payload: message.payload });
+        let receipt = Receipt { id, delivery: index };
+        messages.push(Delivered { receipt, deliveries: message.deliveries, enqueued_at_ms: message.enqueued_at_ms, until_ms, dead_lettered_from: message.dead_lettered_from, payload: message.payload });
     }
     if !messages.is_empty() {
         save(batch, queue, &mut record)?;
@@ -345,9 +359,9 @@ fn in_flight(batch: &Batch<'_>, queue: &str, receipt: Receipt) -> Result<Result<
         return Ok(Err(Rejection::QueueNotFound { queue: queue.to_string() }));
     };
     let message = message(batch, queue, receipt.id)?;
-    let current = message.as_ref().map(|m| m.deliveries);
+    let current = message.as_ref().map(|m| m.delivered_at);
     match message {
-        Some(message) if message.deliveries == receipt.delivery && matches!(message.state, MessageState::InFlight { .. }) => Ok(Ok((record, message))),
+        Some(message) if message.delivered_at == receipt.delivery && matches!(message.state, MessageState::InFlight { .. }) => Ok(Ok((record, message))),
         _ => Ok(Err(Rejection::StaleReceipt { queue: queue.to_string(), receipt, current_delivery: current })),
     }
 }
@@ -418,7 +432,7 @@ fn dead_letter(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, id: u64, mes
         Some(target) => target,
         None => create(batch, meta, &dlq, QueueSettings::default())?,
     };
-    let moved = Message { deliveries: 0, state: MessageState::Visible, dead_lettered_from: Some((queue.to_string(), id)), ..message };
+    let moved = Message { deliveries: 0, delivered_at: 0, state: MessageState::Visible, dead_lettered_from: Some((queue.to_string(), id)), ..message };
     append(batch, &dlq, &mut target, moved)?;
     save(batch, &dlq, &mut target)
 }

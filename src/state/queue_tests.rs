@@ -15,7 +15,7 @@ fn receive(queue: &str, max: u32, visibility_ms: u64) -> Command {
     Command::QueueReceive { queue: queue.into(), max, visibility_ms: Some(visibility_ms), now_ms: 0 }
 }
 
-fn receipt(id: u64, delivery: u32) -> Receipt {
+fn receipt(id: u64, delivery: u64) -> Receipt {
     Receipt { id, delivery }
 }
 
@@ -26,8 +26,9 @@ async fn received(f: &mut Fixture, command: Command) -> Vec<Delivered> {
     }
 }
 
+/// `(id, deliveries so far, payload)` of each message.
 fn payloads(messages: &[Delivered]) -> Vec<(u64, u32, String)> {
-    messages.iter().map(|m| (m.receipt.id, m.receipt.delivery, String::from_utf8_lossy(&m.payload).into_owned())).collect()
+    messages.iter().map(|m| (m.receipt.id, m.deliveries, String::from_utf8_lossy(&m.payload).into_owned())).collect()
 }
 
 /// (visible, in flight, delayed, dead-lettered out)
@@ -51,9 +52,9 @@ async fn messages_are_received_in_order_and_acked_once() {
     assert_eq!(counts(&f, "jobs"), (1, 2, 0, 0));
     assert_eq!(payloads(&received(&mut f, receive("jobs", 10, 1000)).await), vec![(3, 1, "c".into())]);
     assert!(received(&mut f, receive("jobs", 10, 1000)).await.is_empty(), "everything is in flight");
-    assert_eq!(f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(2, 1) }).await, Outcome::Acked { queue: "jobs".into(), id: 2 });
-    let again = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(2, 1) }).await;
-    assert_eq!(again, Outcome::Rejected(Rejection::StaleReceipt { queue: "jobs".into(), receipt: receipt(2, 1), current_delivery: None }));
+    assert_eq!(f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(2, 4) }).await, Outcome::Acked { queue: "jobs".into(), id: 2 });
+    let again = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(2, 4) }).await;
+    assert_eq!(again, Outcome::Rejected(Rejection::StaleReceipt { queue: "jobs".into(), receipt: receipt(2, 4), current_delivery: None }));
     assert_eq!(counts(&f, "jobs"), (0, 2, 0, 0));
 }
 
@@ -67,12 +68,12 @@ async fn a_timed_out_message_comes_back_only_after_its_visibility_and_its_old_re
     tick(&mut f, 1).await;
     assert_eq!(counts(&f, "jobs"), (1, 0, 0, 0));
     // Visible again but not yet redelivered: the first receipt already lost its claim.
-    let early = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 1) }).await;
-    assert!(matches!(early, Outcome::Rejected(Rejection::StaleReceipt { current_delivery: Some(1), .. })), "{early:?}");
+    let early = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 2) }).await;
+    assert!(matches!(early, Outcome::Rejected(Rejection::StaleReceipt { current_delivery: Some(2), .. })), "{early:?}");
     assert_eq!(payloads(&received(&mut f, receive("jobs", 1, 1000)).await), vec![(1, 2, "work".into())]);
-    let stale = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 1) }).await;
-    assert_eq!(stale, Outcome::Rejected(Rejection::StaleReceipt { queue: "jobs".into(), receipt: receipt(1, 1), current_delivery: Some(2) }));
-    assert_eq!(f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 2) }).await, Outcome::Acked { queue: "jobs".into(), id: 1 });
+    let stale = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 2) }).await;
+    assert_eq!(stale, Outcome::Rejected(Rejection::StaleReceipt { queue: "jobs".into(), receipt: receipt(1, 2), current_delivery: Some(7) }));
+    assert_eq!(f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 7) }).await, Outcome::Acked { queue: "jobs".into(), id: 1 });
 }
 
 #[tokio::test]
@@ -82,11 +83,11 @@ async fn visibility_counts_from_the_leaders_stamp() {
     // Stamped at 500 while the committed clock still reads 0: in flight until 1500.
     let messages = received(&mut f, Command::QueueReceive { queue: "jobs".into(), max: 1, visibility_ms: None, now_ms: 500 }).await;
     assert_eq!(messages[0].until_ms, 500 + QueueSettings::default().visibility_ms);
-    let extended = f.apply(Command::QueueExtend { queue: "jobs".into(), receipt: receipt(1, 1), visibility_ms: 100_000, now_ms: 600 }).await;
-    assert_eq!(extended, Outcome::Extended { queue: "jobs".into(), receipt: receipt(1, 1), until_ms: 100_600 });
+    let extended = f.apply(Command::QueueExtend { queue: "jobs".into(), receipt: receipt(1, 2), visibility_ms: 100_000, now_ms: 600 }).await;
+    assert_eq!(extended, Outcome::Extended { queue: "jobs".into(), receipt: receipt(1, 2), until_ms: 100_600 });
     // Extending never shortens.
-    let shorter = f.apply(Command::QueueExtend { queue: "jobs".into(), receipt: receipt(1, 1), visibility_ms: 1, now_ms: 700 }).await;
-    assert_eq!(shorter, Outcome::Extended { queue: "jobs".into(), receipt: receipt(1, 1), until_ms: 100_600 });
+    let shorter = f.apply(Command::QueueExtend { queue: "jobs".into(), receipt: receipt(1, 2), visibility_ms: 1, now_ms: 700 }).await;
+    assert_eq!(shorter, Outcome::Extended { queue: "jobs".into(), receipt: receipt(1, 2), until_ms: 100_600 });
     tick(&mut f, 100_599).await;
     assert_eq!(counts(&f, "jobs"), (0, 1, 0, 0));
     tick(&mut f, 1).await;
@@ -100,16 +101,16 @@ async fn delayed_and_nacked_messages_wait_for_their_delay() {
     f.apply(enqueue("jobs", "now")).await;
     assert_eq!(counts(&f, "jobs"), (1, 0, 1, 0));
     assert_eq!(payloads(&received(&mut f, receive("jobs", 10, 1000)).await), vec![(2, 1, "now".into())]);
-    let nacked = f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(2, 1), delay_ms: 0, now_ms: 0 }).await;
+    let nacked = f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(2, 3), delay_ms: 0, now_ms: 0 }).await;
     assert_eq!(nacked, Outcome::Nacked { queue: "jobs".into(), id: 2, dead_lettered: false });
     tick(&mut f, 500).await;
     // Both visible now, and FIFO by id: the delayed one was enqueued first.
     assert_eq!(payloads(&received(&mut f, receive("jobs", 10, 1000)).await), vec![(1, 1, "later".into()), (2, 2, "now".into())]);
-    let nack_later = f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(1, 1), delay_ms: 300, now_ms: 0 }).await;
+    let nack_later = f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(1, 6), delay_ms: 300, now_ms: 0 }).await;
     assert!(matches!(nack_later, Outcome::Nacked { dead_lettered: false, .. }));
     assert_eq!(counts(&f, "jobs"), (0, 1, 1, 0));
     // A nacked receipt is spent.
-    let spent = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 1) }).await;
+    let spent = f.apply(Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 6) }).await;
     assert!(matches!(spent, Outcome::Rejected(Rejection::StaleReceipt { .. })));
 }
 
@@ -131,10 +132,10 @@ async fn a_message_delivered_max_deliveries_times_moves_to_the_dead_letter_queue
     // A nack of the last allowed delivery dead-letters at once.
     f.apply(enqueue("jobs", "bad")).await;
     received(&mut f, receive("jobs", 1, 100)).await;
-    f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(2, 1), delay_ms: 0, now_ms: 0 }).await;
+    f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(2, 9), delay_ms: 0, now_ms: 0 }).await;
     let last = f.apply(Command::QueueReceive { queue: "jobs".into(), max: 1, visibility_ms: Some(100), now_ms: 0 }).await;
-    assert!(matches!(&last, Outcome::Received { messages, .. } if messages[0].receipt == receipt(2, 2)), "{last:?}");
-    let nacked = f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(2, 2), delay_ms: 0, now_ms: 0 }).await;
+    assert!(matches!(&last, Outcome::Received { messages, .. } if messages[0].receipt == receipt(2, 11)), "{last:?}");
+    let nacked = f.apply(Command::QueueNack { queue: "jobs".into(), receipt: receipt(2, 11), delay_ms: 0, now_ms: 0 }).await;
     assert_eq!(nacked, Outcome::Nacked { queue: "jobs".into(), id: 2, dead_lettered: true });
     assert_eq!(counts(&f, "jobs"), (0, 0, 0, 2));
     assert_eq!(counts(&f, "jobs.dead"), (1, 1, 0, 0));
@@ -187,7 +188,7 @@ async fn deleting_a_queue_takes_bounded_steps() {
     let n = DELETE_BATCH_MAX as u64 + 5;
     let entries = (0..n).map(|i| EntryPayload::Normal(Request { idempotency_key: None, command: enqueue("big", &i.to_string()) })).collect();
     f.apply_entries(entries).await;
-    received(&mut f, receive("big", 3, 1000)).await;
+    let old = received(&mut f, receive("big", 3, 1000)).await[0].receipt;
     let first = f.apply(Command::QueueDelete { queue: "big".into() }).await;
     assert_eq!(first, Outcome::QueueDeleted { queue: "big".into(), deleted_messages: DELETE_BATCH_MAX as u64, deleted: false });
     let second = f.apply(Command::QueueDelete { queue: "big".into() }).await;
@@ -197,6 +198,11 @@ async fn deleting_a_queue_takes_bounded_steps() {
     assert!(received(&mut f, receive("big", 3, 1000)).await.is_empty());
     // A new queue of the same name starts over.
     assert_eq!(f.apply(enqueue("big", "fresh")).await, Outcome::Enqueued { queue: "big".into(), id: 1 });
+    // A receipt of the old queue's message 1 does not fit the new message 1.
+    let fresh = received(&mut f, receive("big", 1, 1000)).await;
+    assert_eq!(fresh[0].receipt.id, old.id);
+    let stale = f.apply(Command::QueueAck { queue: "big".into(), receipt: old }).await;
+    assert!(matches!(stale, Outcome::Rejected(Rejection::StaleReceipt { .. })), "{stale:?}");
 }
 
 #[tokio::test]
@@ -209,9 +215,9 @@ async fn queues_travel_in_snapshots_and_apply_deterministically() {
         receive("jobs", 1, 100),
         Command::Tick { advance_ms: 100 }, // "a" dead-lettered, "c" visible
         receive("jobs", 5, 100),
-        Command::QueueAck { queue: "jobs".into(), receipt: receipt(2, 1) },
-        Command::QueueExtend { queue: "jobs".into(), receipt: receipt(3, 1), visibility_ms: 500, now_ms: 100 },
-        Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 1) }, // stale
+        Command::QueueAck { queue: "jobs".into(), receipt: receipt(2, 7) },
+        Command::QueueExtend { queue: "jobs".into(), receipt: receipt(3, 7), visibility_ms: 500, now_ms: 100 },
+        Command::QueueAck { queue: "jobs".into(), receipt: receipt(1, 5) }, // stale
         enqueue("other", "x"),
         Command::QueueDelete { queue: "other".into() },
     ];

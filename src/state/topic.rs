@@ -110,18 +110,20 @@ pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, settings: 
     Ok(Outcome::TopicConfigured { topic: topic.to_string(), created, settings })
 }
 
-/// Appends a message (creating the topic with default settings on first use) and
-/// drops what retention no longer allows.
+/// Appends a message (creating the topic with default settings on first use, unless
+/// the message is refused) and drops what retention no longer allows.
 pub fn publish(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, payload: Vec<u8>, now_ms: u64) -> Result<Outcome, ViewError> {
-    let mut record = match record(batch, topic)? {
-        Some(record) => record,
-        None if meta.topic_count >= TOPICS_MAX => return Ok(Outcome::Rejected(Rejection::TopicLimit { limit: TOPICS_MAX })),
-        None => new_record(meta, TopicSettings::default()),
-    };
-    let len = payload.len() as u64;
-    if len > record.settings.max_message_bytes {
-        return Ok(Outcome::Rejected(Rejection::TopicMessageTooLarge { topic: topic.to_string(), len, max: record.settings.max_message_bytes }));
+    let existing = record(batch, topic)?;
+    if existing.is_none() && meta.topic_count >= TOPICS_MAX {
+        return Ok(Outcome::Rejected(Rejection::TopicLimit { limit: TOPICS_MAX }));
     }
+    let len = payload.len() as u64;
+    let max = existing.as_ref().map_or(TopicSettings::default().max_message_bytes, |record| record.settings.max_message_bytes);
+    if len > max {
+        return Ok(Outcome::Rejected(Rejection::TopicMessageTooLarge { topic: topic.to_string(), len, max }));
+    }
+    // Created only now that the message is accepted.
+    let mut record = existing.unwrap_or_else(|| new_record(meta, TopicSettings::default()));
     let now_ms = meta.clock_ms.max(now_ms);
     let offset = record.next_offset;
     batch.put_encoded(Cf::TopicMessages, &message_key(topic, offset), &TopicMessage { payload, published_at_ms: now_ms })?;
