@@ -87,6 +87,15 @@ async fn a_watch_streams_every_change_in_order_and_resumes_from_the_last_revisio
     let mut resumed = SseReader::open(&resume, last_put_id.as_deref()).await;
     assert_eq!(resumed.next().await.2["key"], "w/l1");
     assert_eq!(resumed.next().await.2["key"], "w/l2");
+
+    // The Rust client's watch: the same changes, typed, and where to resume.
+    let mut typed = cluster.client().watch("w/", Some(first)).await.unwrap();
+    let change = typed.next_change().await.unwrap().unwrap();
+    assert_eq!((change.revision, change.key.as_str(), change.value.as_deref()), (first, "w/a", Some(b"1".as_slice())));
+    assert_eq!(typed.resume_from(), Some(first + 1));
+    typed.next_change().await.unwrap();
+    let deletion = typed.next_change().await.unwrap().unwrap();
+    assert_eq!((deletion.key.as_str(), deletion.value), ("w/a", None));
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! Command-line definitions (clap) and dispatch. One file per group of subcommands:
 //! `serve` (one member), `dev` (a local cluster), `client` (kv, lease, lock, ring and
-//! cluster calls), `queue` (queue calls).
+//! cluster calls), `queue` (queue calls), `stream` (topics and watches).
 
 mod client;
 mod dev;
 mod queue;
+mod stream;
 mod serve;
 
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Concord: a Raft-replicated coordination store (linearizable, durable key-value over HTTP)",
     long_about = "Concord keeps a key-value map, leases, fencing-token locks and consistent-hash \
-                  rings, and durable work queues in one Raft-replicated state machine. Every write is fsynced on a quorum before it is \
+                  rings, durable work queues and publish/subscribe topics in one Raft-replicated state machine. Every write is fsynced on a quorum before it is \
                   acknowledged; every read is linearizable unless you ask for a stale one.\n\n\
                   Start a local 3-node cluster:   concord dev\n\
                   Write and read a key:           concord kv put greeting hello && concord kv get greeting"
@@ -41,6 +42,10 @@ pub enum Command {
     Lock(client::LockArgs),
     /// Durable work queues: send, receive, ack, nack, extend, stats.
     Queue(queue::QueueArgs),
+    /// Publish/subscribe topics: publish, read from an offset, subscribe.
+    Topic(stream::TopicArgs),
+    /// Follow key changes under a prefix (one line per change).
+    Watch(stream::WatchArgs),
     /// Consistent-hash rings: join, leave, look up owners.
     Ring(client::RingArgs),
     /// Inspect and change cluster membership.
@@ -55,6 +60,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Lease(args) => client::run_lease(args).await,
         Command::Lock(args) => client::run_lock(args).await,
         Command::Queue(args) => queue::run(args).await,
+        Command::Topic(args) => stream::run_topic(args).await,
+        Command::Watch(args) => stream::run_watch(args).await,
         Command::Ring(args) => client::run_ring(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
     }
