@@ -76,6 +76,17 @@ async fn a_node_that_missed_purged_log_catches_up_by_snapshot() {
     let lagging = (1..=3).find(|id| *id != leader).unwrap();
     cluster.kill(lagging);
     let client = cluster.client();
+    // Every primitive's state, so the snapshot has to carry it all.
+    let lease = client.lease_grant(600_000).await.unwrap();
+    client.put_with("snap/leased", "v", &concord::client::WriteOptions { lease: Some(lease.id), ..Default::default() }).await.unwrap();
+    client.lock_acquire("snap-lock", lease.id, 0).await.unwrap();
+    let join = concord::client::RingJoin { address: "10.0.0.1:80", weight: 2, metadata: "m", lease: Some(lease.id) };
+    client.ring_join("snap-ring", "m1", &join).await.unwrap();
+    for i in 0..3 {
+        client.enqueue("snap-queue", format!("job {i}"), 0).await.unwrap();
+        client.publish("snap-topic", format!("event {i}")).await.unwrap();
+    }
+    client.receive("snap-queue", concord::client::ReceiveOptions { max: 1, visibility_ms: Some(600_000), wait_ms: 0 }).await.unwrap();
     for i in 0..400 {
         client.put(&format!("snap/{i:04}"), vec![b'x'; 200]).await.unwrap();
     }
@@ -100,4 +111,29 @@ async fn a_node_that_missed_purged_log_catches_up_by_snapshot() {
         assert_eq!(found.map(|kv| kv.value.len()), Some(200), "key {i} on the caught-up node");
     }
     assert!(cluster.log_of(lagging).contains("installed snapshot"), "caught up through a snapshot, not the log");
+    // The primitives read the same on the caught-up node (locally) as on the leader.
+    let time_dependent = ["applied_index", "remaining_ms", "oldest_age_ms", "clock_ms", "revision"];
+    let read = |id: u64, path: String| {
+        let url = format!("{}{path}{}consistency=stale", cluster.node(id).url(), if path.contains('?') { "&" } else { "?" });
+        async move {
+            let mut body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            for field in time_dependent {
+                body.as_object_mut().map(|o| o.remove(field));
+            }
+            body
+        }
+    };
+    for path in [
+        format!("/v1/leases/{}", lease.id),
+        "/v1/locks/snap-lock".to_string(),
+        "/v1/rings/snap-ring".to_string(),
+        "/v1/queues/snap-queue".to_string(),
+        "/v1/topics/snap-topic".to_string(),
+        "/v1/topics/snap-topic/messages?from=1".to_string(),
+        "/v1/kv/snap/leased".to_string(),
+    ] {
+        let (on_leader, on_lagging) = (read(leader, path.clone()).await, read(lagging, path.clone()).await);
+        assert!(on_leader.get("error").is_none(), "{path}: {on_leader}");
+        assert_eq!(on_lagging, on_leader, "{path} after catching up by snapshot");
+    }
 }
