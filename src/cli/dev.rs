@@ -3,11 +3,12 @@
 //! Starts N `concord serve` child processes on consecutive loopback ports (their
 //! logs go to `node-N.log` in the data directory), waits
 //! until they elect a leader, prints the endpoints and a few `curl` lines, and stops
-//! the children (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or when one
-//! of them exits. Without `--data-dir` the data lives in a fresh temporary directory
+//! the children (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, on SIGTERM,
+//! or when one of them exits; if it is killed outright, the kernel stops them. Without `--data-dir` the data lives in a fresh temporary directory
 //! removed at exit; with it, the cluster resumes from that directory next time.
 
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -97,12 +98,21 @@ pub async fn run(args: DevArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let spawned = Command::new(&exe)
-            .stdout(log)
-            .stderr(stderr)
-            .args(["serve", "--id", &id, "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"])
-            .arg(&node_dir)
-            .spawn();
+        let mut command = Command::new(&exe);
+        command.stdout(log).stderr(stderr).args(["serve", "--id", &id, "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"]).arg(&node_dir);
+        // If this process dies without stopping them (kill -9), the kernel sends each
+        // child SIGTERM: no orphaned nodes holding the ports. (The signal follows the
+        // thread that spawned: this runs on the main thread, which lives as long as
+        // the process, never on a short-lived blocking-pool thread.)
+        // SAFETY: the closure runs in the forked child before exec and only makes one
+        // async-signal-safe system call.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let spawned = command.spawn();
         match spawned {
             Ok(child) => children.0.push(child),
             Err(e) => {
@@ -143,9 +153,19 @@ pub async fn run(args: DevArgs) -> ExitCode {
     println!("  CONCORD_ENDPOINTS={} concord kv get greeting", addrs.join(","));
     println!("\nCtrl-C stops the cluster.");
 
+    // SIGTERM (from a supervisor, `timeout` or `kill`) stops it as cleanly as Ctrl-C.
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM: {e}");
+            return ExitCode::from(1);
+        }
+    };
+
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 if let Some(i) = children.0.iter_mut().position(|c| matches!(c.try_wait(), Ok(Some(_)))) {
                     eprintln!("node {} exited; stopping the cluster", i + 1);
