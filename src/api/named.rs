@@ -1,5 +1,5 @@
-//! What queues and topics share at the API: listing them by name, page by page, and
-//! deleting one in bounded entries until it is gone.
+//! What queues and topics share at the API: the message size check, listing them
+//! by name, page by page, and deleting one in bounded entries until it is gone.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -24,6 +24,15 @@ pub struct ListQuery {
     limit: Option<usize>,
     #[serde(default)]
     consistency: Consistency,
+}
+
+/// Refuses a message body over the hard bound `max` (a queue's or topic's own
+/// `max_message_bytes` is checked when it applies).
+pub fn check_message_size(body: &[u8], max: u64) -> Result<(), ApiError> {
+    if body.len() as u64 > max {
+        return Err(ApiError::too_large("message_too_large", format!("the message is {} bytes, over the limit of {max}", body.len())));
+    }
+    Ok(())
 }
 
 /// Answers a listing: `read` one page after `query.after`, each item as `render`s it.

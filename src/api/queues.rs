@@ -188,9 +188,7 @@ pub async fn enqueue(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     let delay_ms = check_ms("delay_ms", query.delay_ms, true)?;
-    if body.len() as u64 > queue::MESSAGE_BYTES_MAX {
-        return Err(ApiError::too_large("message_too_large", format!("the message is {} bytes, over the limit of {}", body.len(), queue::MESSAGE_BYTES_MAX)));
-    }
+    named::check_message_size(&body, queue::MESSAGE_BYTES_MAX)?;
     let now_ms = leader_now(&app).await?;
     propose(&app, &headers, Command::QueueEnqueue { queue: name, payload: body.to_vec(), delay_ms, now_ms }, queue_answer).await
 }

@@ -148,9 +148,7 @@ pub async fn publish(
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    if body.len() as u64 > topic::MESSAGE_BYTES_MAX {
-        return Err(ApiError::too_large("message_too_large", format!("the message is {} bytes, over the limit of {}", body.len(), topic::MESSAGE_BYTES_MAX)));
-    }
+    named::check_message_size(&body, topic::MESSAGE_BYTES_MAX)?;
     let now_ms = leader_now(&app).await?;
     propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms }, topic_answer).await
 }

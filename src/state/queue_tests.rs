@@ -5,7 +5,7 @@ use openraft::EntryPayload;
 
 use super::command::{Command, Outcome, Receipt, Rejection, Request};
 use super::queue::{DELETE_BATCH_MAX, Delivered, QueueSettings};
-use super::tests::{Fixture, receive as install, snapshot_into_bytes, state_bytes, tick};
+use super::tests::{Fixture, apply_one_by_one_and_batched, receive as install, snapshot_into_bytes, state_bytes, tick};
 
 fn enqueue(queue: &str, payload: &str) -> Command {
     Command::QueueEnqueue { queue: queue.into(), payload: payload.as_bytes().to_vec(), delay_ms: 0, now_ms: 0 }
@@ -222,14 +222,7 @@ async fn queues_travel_in_snapshots_and_apply_deterministically() {
         Command::QueueDelete { queue: "other".into() },
     ];
     let requests: Vec<Request> = commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 2 == 0).then(|| format!("k{i}")), command }).collect();
-    let mut one_by_one = Fixture::new();
-    let mut responses = Vec::new();
-    for request in &requests {
-        responses.extend(one_by_one.apply_entries(vec![EntryPayload::Normal(request.clone())]).await);
-    }
-    let mut all_at_once = Fixture::new();
-    let batched = all_at_once.apply_entries(requests.iter().cloned().map(EntryPayload::Normal).collect()).await;
-    assert_eq!(responses, batched);
+    let (mut one_by_one, mut all_at_once, _) = apply_one_by_one_and_batched(&requests).await;
     assert_eq!(counts(&one_by_one, "jobs"), (0, 1, 0, 1));
     assert_eq!(state_bytes(&mut one_by_one).await, state_bytes(&mut all_at_once).await);
 

@@ -706,18 +706,25 @@ async fn the_same_entries_give_byte_identical_state() {
     commands.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string())));
     let requests: Vec<Request> = commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect();
 
-    let mut one_by_one = Fixture::new();
-    let mut responses = Vec::new();
-    for request in &requests {
-        responses.extend(one_by_one.apply_entries(vec![EntryPayload::Normal(request.clone())]).await);
-    }
-    let mut all_at_once = Fixture::new();
-    let batched = all_at_once.apply_entries(requests.iter().cloned().map(EntryPayload::Normal).collect()).await;
-    assert_eq!(responses, batched);
+    let (mut one_by_one, mut all_at_once, responses) = apply_one_by_one_and_batched(&requests).await;
     assert!(matches!(responses[17].outcome, Outcome::LeaseRevoked { deleted_keys: 1, .. }), "{:?}", responses[17]);
     assert_eq!(one_by_one.value("short/1"), None);
     assert_eq!(one_by_one.reader.lock("leader").unwrap().value.holder.map(|h| h.lease), Some(2), "the workload handed the lock on");
     assert_eq!(state_bytes(&mut one_by_one).await, state_bytes(&mut all_at_once).await);
+}
+
+/// Applies `requests` to one fixture entry by entry and to another in one batch,
+/// checks both answered alike, and returns both and the answers.
+pub(super) async fn apply_one_by_one_and_batched(requests: &[Request]) -> (Fixture, Fixture, Vec<Response>) {
+    let mut one_by_one = Fixture::new();
+    let mut responses = Vec::new();
+    for request in requests {
+        responses.extend(one_by_one.apply_entries(vec![EntryPayload::Normal(request.clone())]).await);
+    }
+    let mut all_at_once = Fixture::new();
+    let batched = all_at_once.apply_entries(requests.iter().cloned().map(EntryPayload::Normal).collect()).await;
+    assert_eq!(responses, batched, "the same answers whatever the batching");
+    (one_by_one, all_at_once, responses)
 }
 
 #[test]
