@@ -88,8 +88,13 @@ async fn long_polls_delays_and_the_cli() {
     // the message, so this only makes the test exercise the wait, never flaky.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiting.is_finished(), "an empty queue answers only after wait_ms");
+    // A blocking read of the queue's stats returns once its index moves.
+    let index = client.queue_stats("inbox").await.unwrap().map_or(0, |s| s.index);
+    let blocked = tokio::spawn(reqwest::get(format!("{}/v1/queues/inbox?index={index}&wait_ms=20000", cluster.node(3).url())));
     let id = client.enqueue("inbox", "hello", 0).await.unwrap();
     let got = waiting.await.unwrap().unwrap();
+    let stats: serde_json::Value = blocked.await.unwrap().unwrap().json().await.unwrap();
+    assert!(stats["index"].as_u64().unwrap() > index, "{stats}");
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].id, got[0].payload.as_slice()), (id, b"hello".as_slice()));
     // A delayed message is not handed out before its delay.
@@ -163,6 +168,7 @@ async fn bad_queue_input_gets_a_json_4xx_and_changes_nothing() {
         ("a queue as its own dead-letter queue", json(http.put(format!("{base}/v1/queues/q")), "{\"max_deliveries\":3,\"dead_letter_queue\":\"q\"}"), StatusCode::BAD_REQUEST, "invalid_queue_settings"),
         ("max_length zero", json(http.put(format!("{base}/v1/queues/q")), "{\"max_length\":0}"), StatusCode::BAD_REQUEST, "invalid_queue_settings"),
         ("stats of an unknown queue", http.get(format!("{base}/v1/queues/nope")), StatusCode::NOT_FOUND, "queue_not_found"),
+        ("delete with an Idempotency-Key", http.delete(format!("{base}/v1/queues/q")).header("idempotency-key", "d1"), StatusCode::BAD_REQUEST, "not_idempotent"),
         ("delete of an unknown queue", http.delete(format!("{base}/v1/queues/nope")), StatusCode::NOT_FOUND, "queue_not_found"),
         ("list limit zero", http.get(format!("{base}/v1/queues?limit=0")), StatusCode::BAD_REQUEST, "invalid_limit"),
         ("wrong method", http.get(format!("{base}/v1/queues/q/receive")), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -105,6 +105,7 @@ async fn bad_topic_input_gets_a_json_4xx_and_changes_nothing() {
         ("settings with an unknown field", json(http.put(format!("{base}/v1/topics/t")), "{\"partitions\":3}"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("settings of the wrong type", json(http.put(format!("{base}/v1/topics/t")), "{\"max_age_ms\":\"1d\"}"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("stats of an unknown topic", http.get(format!("{base}/v1/topics/nope")), StatusCode::NOT_FOUND, "topic_not_found"),
+        ("delete with an Idempotency-Key", http.delete(format!("{base}/v1/topics/t")).header("idempotency-key", "d1"), StatusCode::BAD_REQUEST, "not_idempotent"),
         ("delete of an unknown topic", http.delete(format!("{base}/v1/topics/nope")), StatusCode::NOT_FOUND, "topic_not_found"),
         ("wrong method", http.post(format!("{base}/v1/topics/t/stream")), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
     ];

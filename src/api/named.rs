@@ -58,6 +58,9 @@ pub async fn list<T>(
     Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
 }
 
+/// Why a delete takes no `Idempotency-Key`.
+pub const DELETE_NOT_IDEMPOTENT: &str = "a delete takes several entries; repeat it instead (a repeat after success answers 404)";
+
 /// Proposes `command` (a bounded delete) until the resource is gone; at most `rounds`.
 pub async fn delete_in_rounds(app: &AppState, name: &str, rounds: u64, command: impl Fn() -> Command) -> Result<Response, ApiError> {
     let mut deleted_messages = 0;

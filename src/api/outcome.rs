@@ -37,6 +37,15 @@ pub fn idempotency_key(app: &AppState, headers: &HeaderMap) -> Result<Option<Str
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
+/// For a write that cannot be replayed (a receive, a multi-entry delete): an
+/// `Idempotency-Key` would promise what it cannot keep, so it is refused.
+pub fn refuse_idempotency_key(headers: &HeaderMap, why: &str) -> Result<(), ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Err(ApiError::bad_request("not_idempotent", format!("this request takes no Idempotency-Key: {why}")));
+    }
+    Ok(())
+}
+
 pub fn rejection_error(rejection: Rejection) -> ApiError {
     match rejection {
         Rejection::NotFound { key } => ApiError::not_found("key_not_found", format!("key {key:?} does not exist")),

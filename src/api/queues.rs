@@ -24,7 +24,7 @@ use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery, value_json};
 use super::leases::leader_now;
 use super::named;
-use super::outcome::{IDEMPOTENCY_KEY, propose};
+use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Outcome, Receipt};
 use crate::state::kv;
 use crate::state::queue::{self, Delivered, QueueRecord, QueueSettings};
@@ -208,12 +208,7 @@ pub async fn receive(
     ApiJson(body): ApiJson<ReceiveBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    if headers.contains_key(IDEMPOTENCY_KEY) {
-        return Err(ApiError::bad_request(
-            "not_idempotent",
-            "receive takes no Idempotency-Key: a retried receive gets other messages, and unacknowledged ones come back after their visibility timeout",
-        ));
-    }
+    refuse_idempotency_key(&headers, "a retried receive gets other messages, and unacknowledged ones come back after their visibility timeout")?;
     if !(1..=queue::RECEIVE_MAX).contains(&body.max) {
         return Err(ApiError::bad_request("invalid_max", format!("max must be between 1 and {}, got {}", queue::RECEIVE_MAX, body.max)));
     }
@@ -289,8 +284,10 @@ pub async fn delete(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
+    refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     // Enough rounds for a full queue and what dead-lettering may have added.
     let rounds = 2 * queue::LENGTH_MAX / queue::DELETE_BATCH_MAX as u64 + 2;
     named::delete_in_rounds(&app, &name, rounds, || Command::QueueDelete { queue: name.clone() }).await

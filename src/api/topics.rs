@@ -22,7 +22,7 @@ use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery, value_json};
 use super::leases::leader_now;
 use super::named;
-use super::outcome::propose;
+use super::outcome::{propose, refuse_idempotency_key};
 use super::stream::{self, Source, Step, error_event};
 use crate::state::StateReader;
 use crate::state::command::{Command, Outcome};
@@ -238,8 +238,9 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::
 }
 
 /// Deletes the topic and its messages, in bounded entries until it is gone.
-pub async fn delete(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(_): ApiQuery<WriteQuery>) -> Result<Response, ApiError> {
+pub async fn delete(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
+    refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     let rounds = topic::MESSAGES_MAX / topic::DELETE_BATCH_MAX + 2;
     named::delete_in_rounds(&app, &name, rounds, || Command::TopicDelete { topic: name.clone() }).await
 }
