@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Concord needs on Debian/Ubuntu, if it is missing:
-# libclang (the rocksdb crate's bindgen), a C++ compiler, make.
+# libclang (the rocksdb crate's bindgen), a C++ compiler, make; and for the Jepsen
+# suite, iptables and iproute2 (ip, tc).
 # As root it installs with apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
@@ -9,6 +10,12 @@ have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 have_pkg libclang-dev || missing+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
+# The Jepsen suite (jepsen/) partitions with iptables and slows links with tc. It
+# needs root to run at all, so only root needs them.
+if [ "$(id -u)" -eq 0 ]; then
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install Rust (https://rustup.rs) first" >&2

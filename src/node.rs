@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::api::{self, AppState, forward::Forwarder};
 use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
+use crate::raft::identity::ClusterIdentity;
 use crate::raft::network::PeerNetwork;
 use crate::raft::{NodeId, Raft, peer_server};
 use crate::state::StateMachine;
@@ -80,7 +81,8 @@ impl Node {
         let ticker_reader = reader.clone();
         let clock = Arc::new(crate::ticker::LeaderClock::default());
         let log_stats = log.stats();
-        let network = PeerNetwork::new().map_err(|e| NodeError::Raft(e.to_string()))?;
+        let identity = ClusterIdentity::open(&config.data_dir, &config.initial_cluster)?;
+        let network = PeerNetwork::new(identity.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -101,8 +103,9 @@ impl Node {
             log_stats,
             clock: clock.clone(),
             placements: Default::default(),
+            identity: identity.clone(),
         };
-        let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max));
+        let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max, identity.clone()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(async move {
             axum::serve(listener, routes)
@@ -115,7 +118,7 @@ impl Node {
         tokio::spawn(bootstrap(config.clone(), raft.clone()));
         crate::ticker::spawn(raft.clone(), ticker_reader, clock);
         if let Some(url) = config.join.clone() {
-            tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone()));
+            tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone(), identity));
         }
         tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), "node started");
         Ok(Self { id: config.id, raft, local_addr, server, stop })
@@ -166,9 +169,24 @@ async fn bootstrap(config: NodeConfig, raft: Raft) {
 }
 
 /// Asks the cluster at `url` to add this node, until it is a member.
-async fn join_cluster(url: String, id: NodeId, advertise: String, raft: Raft) {
+async fn join_cluster(url: String, id: NodeId, advertise: String, raft: Raft, identity: ClusterIdentity) {
     let client = crate::client::Client::new(vec![url.clone()]);
     let mut delay = Duration::from_millis(200);
+    // First learn which cluster this is, so its peers' RPCs are accepted.
+    while identity.get().is_none() {
+        match client.cluster_status(false).await.map(|status| status.value["cluster_id"].as_str().map(String::from)) {
+            Ok(Some(cluster)) => match identity.learn(cluster) {
+                Ok(()) => tracing::info!(cluster = identity.get().unwrap_or_default(), "learned the cluster's id"),
+                Err(e) => tracing::warn!(error = %e, "cannot store the cluster id; retrying"),
+            },
+            Ok(None) => tracing::warn!(%url, "the cluster did not say its id; retrying"),
+            Err(e) => tracing::warn!(%url, error = %e, "cannot reach the cluster to join; retrying"),
+        }
+        if identity.get().is_none() {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
     loop {
         let is_member = raft.metrics().borrow().membership_config.membership().voter_ids().any(|voter| voter == id);
         if is_member {

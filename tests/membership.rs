@@ -137,3 +137,26 @@ async fn a_node_that_missed_purged_log_catches_up_by_snapshot() {
         assert_eq!(on_lagging, on_leader, "{path} after catching up by snapshot");
     }
 }
+
+#[tokio::test]
+async fn peer_rpcs_from_another_cluster_are_refused_before_raft_sees_them() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let status = cluster.local_status(leader).await.unwrap();
+    let own = status["cluster_id"].as_str().expect("the cluster reports its id").to_string();
+    let http = reqwest::Client::new();
+    let url = format!("{}/raft/append", cluster.node(leader).url());
+    for (what, header) in [("no cluster id", None), ("another cluster's id", Some("0123456789abcdef"))] {
+        let mut request = http.post(&url).body(vec![0u8; 16]);
+        if let Some(id) = header {
+            request = request.header("concord-cluster", id);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN, "{what}");
+        assert!(answer.text().await.unwrap().contains(&own), "{what}: names the node's cluster");
+    }
+    // The right id gets through to the frame decoder (this body is not a frame).
+    let answer = http.post(&url).header("concord-cluster", &own).body(vec![0u8; 16]).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST);
+    cluster.client().put("still/fine", "yes").await.unwrap();
+}

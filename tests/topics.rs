@@ -31,7 +31,7 @@ async fn subscribers_get_every_message_in_order_across_a_leader_kill() {
     assert_eq!(client.publish("events", "after failover").await.unwrap(), 4);
     let message = tokio::time::timeout(Duration::from_secs(10), subscription.next_message()).await.expect("in time").unwrap().unwrap();
     assert_eq!((message.offset, message.payload.as_slice()), (4, b"after failover".as_slice()));
-    let page = client.topic_read("events", 1, 100, 0).await.unwrap();
+    let page = client.topic_read("events", Some(1), 100, 0).await.unwrap();
     assert_eq!(page.messages.iter().map(|m| m.offset).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(page.next_offset, 5);
 }
@@ -43,7 +43,7 @@ async fn long_polls_retention_and_the_cli() {
     client.topic_configure("t", &TopicSettings { max_messages: Some(3), ..TopicSettings::default() }).await.unwrap();
     let waiting = {
         let client = client.clone();
-        tokio::spawn(async move { client.topic_read("t", 1, 10, 20_000).await })
+        tokio::spawn(async move { client.topic_read("t", Some(1), 10, 20_000).await })
     };
     // Had the read arrived after the publish it would still get it; this only makes
     // the test exercise the wait.
@@ -56,7 +56,7 @@ async fn long_polls_retention_and_the_cli() {
         client.publish("t", format!("m{i}")).await.unwrap();
     }
     // Only the newest three are kept: offset 1 is gone, and says where to restart.
-    let gone = client.topic_read("t", 1, 10, 0).await.unwrap_err();
+    let gone = client.topic_read("t", Some(1), 10, 0).await.unwrap_err();
     assert_eq!((gone.status(), gone.code()), (Some(410), Some("offset_compacted")));
     let first_offset = match &gone {
         concord::client::ClientError::Api { details: Some(details), .. } => details["first_offset"].as_u64(),
@@ -65,7 +65,7 @@ async fn long_polls_retention_and_the_cli() {
     assert_eq!(first_offset, Some(3));
     let late = client.subscribe("t", Some(2)).await.err().expect("a subscription from a dropped offset is refused");
     assert_eq!(late.code(), Some("offset_compacted"));
-    assert_eq!(client.topic_read("t", 3, 10, 0).await.unwrap().messages.len(), 3);
+    assert_eq!(client.topic_read("t", Some(3), 10, 0).await.unwrap().messages.len(), 3);
 
     let endpoints = cluster.nodes.iter().map(|n| n.addr.clone()).collect::<Vec<_>>().join(",");
     let concord = |args: &[&str]| {
@@ -79,6 +79,11 @@ async fn long_polls_retention_and_the_cli() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("offset_compacted"), "{stderr}");
     assert_eq!(client.topic_delete("t").await.unwrap(), 3);
+    // A topic named "stream" is an ordinary resource: followers forward its writes.
+    for node in &cluster.nodes {
+        let answer = reqwest::Client::new().put(format!("{}/v1/topics/stream", node.url())).header("content-type", "application/json").body("{}").send().await.unwrap();
+        assert!(answer.status().is_success(), "node {}: {}", node.id, answer.status());
+    }
 }
 
 #[tokio::test]
@@ -98,6 +103,7 @@ async fn bad_topic_input_gets_a_json_4xx_and_changes_nothing() {
         ("read of an unknown topic", http.get(format!("{base}/v1/topics/nope/messages")), StatusCode::NOT_FOUND, "topic_not_found"),
         ("read with limit zero", http.get(format!("{base}/v1/topics/t/messages?limit=0")), StatusCode::BAD_REQUEST, "invalid_limit"),
         ("read waiting too long", http.get(format!("{base}/v1/topics/t/messages?wait_ms=99999999")), StatusCode::BAD_REQUEST, "invalid_wait"),
+        ("read from offset zero", http.get(format!("{base}/v1/topics/t/messages?from=0")), StatusCode::BAD_REQUEST, "invalid_offset"),
         ("read from a non-number", http.get(format!("{base}/v1/topics/t/messages?from=start")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("subscription to an unknown topic", http.get(format!("{base}/v1/topics/nope/stream")), StatusCode::NOT_FOUND, "topic_not_found"),
         ("subscription with a bad Last-Event-ID", http.get(format!("{base}/v1/topics/t/stream")).header("last-event-id", "x"), StatusCode::BAD_REQUEST, "invalid_last_event_id"),

@@ -86,6 +86,7 @@ pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQue
         .collect();
     Ok(Json(json!({
         "node": { "id": app.node_id, "state": role_name(metrics.state), "log_fsyncs": app.log_stats.fsyncs() },
+        "cluster_id": app.identity.get(),
         "leader": metrics.current_leader,
         "term": metrics.current_term,
         "last_log_index": metrics.last_log_index,

@@ -48,7 +48,9 @@ fn is_stale_read(request: &Request) -> bool {
 /// relaying an endless answer through another node would tie up both.
 pub fn is_stream(request: &Request) -> bool {
     let path = request.uri().path();
-    path == "/v1/watch" || (path.starts_with("/v1/topics/") && path.ends_with("/stream"))
+    // `/v1/topics/{topic}/stream`: a topic name is one (percent-encoded) segment.
+    let topic_stream = path.strip_prefix("/v1/topics/").and_then(|rest| rest.split_once('/')).is_some_and(|(topic, tail)| !topic.is_empty() && tail == "stream");
+    path == "/v1/watch" || topic_stream
 }
 
 fn needs_leader(request: &Request) -> bool {

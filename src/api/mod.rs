@@ -66,6 +66,8 @@ pub struct AppState {
     pub clock: Arc<LeaderClock>,
     /// Consistent-hash circles of recently looked-up rings.
     pub placements: Arc<rings::PlacementCache>,
+    /// The cluster this node belongs to (reported in `/v1/cluster`).
+    pub identity: crate::raft::identity::ClusterIdentity,
 }
 
 pub fn router(app: AppState) -> Router {

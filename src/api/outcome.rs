@@ -122,9 +122,10 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::StaleReceipt { queue, receipt, current_delivery } => ApiError::new(
             StatusCode::CONFLICT,
             "stale_receipt",
-            format!("receipt {}.{} of queue {queue:?} is not in flight any more{}", receipt.id, receipt.delivery, match current_delivery {
-                Some(n) if n > receipt.delivery => format!(" (the message was delivered again: delivery {n})"),
-                Some(_) => " (its visibility timeout passed, or it was given back)".to_string(),
+            format!("receipt {}.{} of queue {queue:?} does not name a delivery in flight{}", receipt.id, receipt.delivery, match current_delivery {
+                Some(n) if n > receipt.delivery => format!(" (the message was delivered again, receipt {}.{n})", receipt.id),
+                Some(n) if n == receipt.delivery => " (its visibility timeout passed, or it was given back)".to_string(),
+                Some(_) => " (no such delivery of this message)".to_string(),
                 None => " (the message is gone: acknowledged, dead-lettered or deleted)".to_string(),
             }),
         )

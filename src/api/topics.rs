@@ -108,6 +108,14 @@ fn compacted(name: &str, from: u64, first_offset: u64) -> ApiError {
     .with_details(json!({ "first_offset": first_offset }))
 }
 
+/// Offsets start at 1.
+fn check_offset(from: u64) -> Result<(), ApiError> {
+    if from == 0 {
+        return Err(ApiError::bad_request("invalid_offset", "offsets start at 1"));
+    }
+    Ok(())
+}
+
 fn topic_answer(outcome: Outcome) -> Option<Response> {
     Some(match outcome {
         Outcome::TopicConfigured { topic, created, settings } => {
@@ -161,6 +169,7 @@ pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, A
         return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
     }
     let wait = wait_bound(&app, Some(query.wait_ms))?;
+    query.from.map(check_offset).transpose()?;
     let from = match query.from {
         Some(from) => from,
         None => app.reader.topic(&name)?.value.map_or(1, |record| record.first_offset),
@@ -215,7 +224,9 @@ pub async fn subscribe(
     let Some(record) = app.reader.topic(&name)?.value else {
         return Err(not_found(&name));
     };
-    let from = query.from.or(resume.map(|last| last.saturating_add(1))).unwrap_or(record.next_offset);
+    // A reconnecting client's Last-Event-ID wins over the URL it reconnects to.
+    let from = resume.map(|last| last.saturating_add(1)).or(query.from).unwrap_or(record.next_offset);
+    check_offset(from)?;
     if from < record.first_offset {
         return Err(compacted(&name, from, record.first_offset));
     }

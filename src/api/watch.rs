@@ -96,7 +96,8 @@ pub async fn watch(State(app): State<AppState>, ApiQuery(query): ApiQuery<WatchQ
     let resume = stream::last_event_id(&headers)?;
     let permit = stream::permit(&app)?;
     let position = app.reader.position()?;
-    let from = query.from_revision.or(resume.map(|last| last.saturating_add(1))).unwrap_or(position.revision + 1);
+    // A reconnecting client's Last-Event-ID wins over the URL it reconnects to.
+    let from = resume.map(|last| last.saturating_add(1)).or(query.from_revision).unwrap_or(position.revision + 1);
     if from == 0 {
         return Err(ApiError::bad_request("invalid_revision", "from_revision starts at 1"));
     }

@@ -36,8 +36,9 @@ pub enum TopicCommand {
     /// Read messages from an offset; prints `<offset> <payload>` per message.
     Read {
         topic: String,
-        #[arg(long, default_value_t = 1)]
-        from: u64,
+        /// First offset (default: the oldest retained).
+        #[arg(long)]
+        from: Option<u64>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
         /// Wait up to MS for a message at --from.

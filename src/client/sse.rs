@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use super::{Client, ClientError, decode_payload, encode_segment};
 
-/// Most bytes buffered for one event (a 1 MiB value as base64, and its framing).
-const EVENT_BYTES_MAX: usize = 4 << 20;
+/// Most bytes buffered for one event: the largest value a node can be configured to
+/// take (64 MiB), as base64, and its framing.
+const EVENT_BYTES_MAX: usize = 96 << 20;
 
 /// A raw event: its type, its id if it carried one, and its JSON data.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,9 +53,17 @@ impl EventStream {
                 let data: Value = serde_json::from_str(&data).map_err(|e| ClientError::Protocol(format!("event data is not JSON: {e}")))?;
                 if event == "error" {
                     let error = &data["error"];
+                    let code = error["code"].as_str().unwrap_or("stream_error");
+                    // The status the same refusal has before a stream starts.
+                    let status = match code {
+                        "compacted" | "offset_compacted" => 410,
+                        "topic_not_found" => 404,
+                        "unavailable" => 503,
+                        _ => 500,
+                    };
                     return Err(ClientError::Api {
-                        status: 410,
-                        code: error["code"].as_str().unwrap_or("stream_error").to_string(),
+                        status,
+                        code: code.to_string(),
                         message: error["message"].as_str().unwrap_or_default().to_string(),
                         details: error.get("details").cloned(),
                     });

@@ -77,10 +77,12 @@ impl Client {
         body["offset"].as_u64().ok_or_else(|| ClientError::Protocol("publish answer has no offset".into()))
     }
 
-    /// Up to `limit` messages from offset `from`, waiting up to `wait_ms` for the
-    /// first; `offset_compacted` (410) when retention dropped `from`.
-    pub async fn topic_read(&self, topic: &str, from: u64, limit: usize, wait_ms: u64) -> Result<TopicPage, ClientError> {
-        let path = topic_path(topic, &format!("/messages?from={from}&limit={limit}&wait_ms={wait_ms}"));
+    /// Up to `limit` messages from offset `from` (the oldest retained if `None`),
+    /// waiting up to `wait_ms` for the first; `offset_compacted` (410) when retention
+    /// dropped `from`.
+    pub async fn topic_read(&self, topic: &str, from: Option<u64>, limit: usize, wait_ms: u64) -> Result<TopicPage, ClientError> {
+        let from = from.map(|from| format!("&from={from}")).unwrap_or_default();
+        let path = topic_path(topic, &format!("/messages?limit={limit}&wait_ms={wait_ms}{from}"));
         let answer = self.call_waiting(Method::GET, &path, &[], None, Duration::from_millis(wait_ms)).await?;
         let read: ReadJson = decode_json(&answer)?;
         let messages = read.messages.into_iter().map(MessageJson::into_message).collect::<Result<_, _>>()?;

@@ -1,8 +1,10 @@
-//! openraft glue: the type configuration, the RocksDB log store and the peer network.
+//! openraft glue: the type configuration, the RocksDB log store, the peer network
+//! and the cluster identity that keeps other clusters' peers out.
 //!
 //! Everything consensus-specific lives here; the state machine (`crate::state`) only
 //! sees committed entries, and the HTTP API (`crate::api`) only sees a `Raft` handle.
 
+pub mod identity;
 pub mod log_store;
 pub mod network;
 pub mod peer_server;

@@ -7,6 +7,9 @@
 //! Snapshots go through openraft's chunked transport (`install_snapshot`), so one
 //! chunk at most is in memory.
 //!
+//! Every RPC names this node's cluster (`identity`); a peer of another cluster
+//! refuses it.
+//!
 //! Failure mapping matters to openraft: a connection that cannot be made is
 //! `Unreachable` (openraft backs off), anything else transport-level is `Network`,
 //! and a Raft-level refusal from the peer is `RemoteError`.
@@ -19,6 +22,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapsho
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::identity::{CLUSTER_HEADER, ClusterIdentity};
 use super::{Node, NodeId, TypeConfig};
 use crate::codec;
 
@@ -26,11 +30,12 @@ use crate::codec;
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: reqwest::Client,
+    identity: ClusterIdentity,
 }
 
 impl PeerNetwork {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))? })
+    pub fn new(identity: ClusterIdentity) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))?, identity })
     }
 }
 
@@ -39,13 +44,14 @@ pub struct PeerClient {
     http: reqwest::Client,
     target: NodeId,
     base_url: String,
+    identity: ClusterIdentity,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, base_url: format!("http://{}/raft", node.addr) }
+        PeerClient { http: self.http.clone(), target, base_url: format!("http://{}/raft", node.addr), identity: self.identity.clone() }
     }
 }
 
@@ -61,6 +67,7 @@ impl PeerClient {
             .http
             .post(format!("{}/{rpc}", self.base_url))
             .header("content-type", "application/octet-stream")
+            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default())
             .timeout(option.hard_ttl())
             .body(body)
             .send()

@@ -1,6 +1,7 @@
 //! The server side of the peer transport: `/raft/*` routes on the node's listener.
 //!
-//! Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
+//! Requests from another cluster are refused before anything is decoded
+//! (`identity`). Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
 //! openraft, and answers with the encoded `Result`. A frame that does not decode is a
 //! 400 with a text reason and reaches openraft not at all.
 
@@ -16,14 +17,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Raft;
+use super::identity::{ClusterIdentity, require_same_cluster};
 use crate::codec;
 
-pub fn routes(raft: Raft, body_bytes_max: usize) -> Router {
+pub fn routes(raft: Raft, body_bytes_max: usize, identity: ClusterIdentity) -> Router {
     Router::new()
         .route("/raft/append", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.append_entries(req).await })))
         .route("/raft/vote", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.vote(req).await })))
         .route("/raft/snapshot", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.install_snapshot(req).await })))
         .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(axum::middleware::from_fn_with_state(identity, require_same_cluster))
         .with_state(raft)
 }
 

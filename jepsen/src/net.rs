@@ -1,0 +1,156 @@
+//! The hosts: one network namespace per node, joined by a bridge, and the faults the
+//! network can have (partitions by packet drop, delay and loss).
+//!
+//! Node `i` lives in namespace `cj<run>n<i>` with address `10.77.<run>.<10+i>` on its
+//! `eth0`, a veth whose other end is on the bridge `cj<run>br` (address
+//! `10.77.<run>.1`) in the root namespace, where the clients run. There is no default
+//! route anywhere: nothing leaves the machine. A partition is `iptables -j DROP` in
+//! the receiving node's namespace for packets from the nodes on the other side, so
+//! connections hang as on a real network instead of being reset; clients (from the
+//! bridge address) are never cut off, as in Jepsen. Everything made here is removed
+//! by `Net::teardown`, by name, and `Drop` calls it.
+
+use std::process::Command;
+
+/// Runs a command, failing with its stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+pub struct Host {
+    pub id: u64,
+    pub namespace: String,
+    pub ip: String,
+}
+
+pub struct Net {
+    pub hosts: Vec<Host>,
+    pub bridge: String,
+    pub bridge_ip: String,
+    forward_rule: Vec<String>,
+    torn_down: bool,
+}
+
+/// Why the suite cannot run here, if it cannot (it needs root and `ip`, `iptables`, `tc`).
+pub fn unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("the Jepsen suite needs root (network namespaces, iptables, tc)".into());
+    }
+    for tool in ["ip", "iptables", "tc"] {
+        if Command::new(tool).arg("-V").output().is_err() && Command::new(tool).arg("-h").output().is_err() {
+            return Some(format!("the Jepsen suite needs `{tool}` (apt-get install iproute2 iptables)"));
+        }
+    }
+    None
+}
+
+impl Net {
+    /// Creates the bridge and `nodes` hosts for run number `run` (0..=250).
+    pub fn setup(run: u8, nodes: u64) -> Result<Net, String> {
+        let bridge = format!("cj{run}br");
+        let bridge_ip = format!("10.77.{run}.1");
+        let hosts = (1..=nodes).map(|id| Host { id, namespace: format!("cj{run}n{id}"), ip: format!("10.77.{run}.{}", 10 + id) }).collect();
+        let forward_rule = ["FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"].map(String::from).to_vec();
+        let mut net = Net { hosts, bridge, bridge_ip, forward_rule, torn_down: false };
+        net.teardown(); // leftovers of an interrupted run with the same number
+        net.torn_down = false;
+        net.create().inspect_err(|_| net.teardown())?;
+        Ok(net)
+    }
+
+    fn create(&self) -> Result<(), String> {
+        let bridge = self.bridge.as_str();
+        run("ip", &["link", "add", bridge, "type", "bridge"])?;
+        run("ip", &["addr", "add", &format!("{}/24", self.bridge_ip), "dev", bridge])?;
+        run("ip", &["link", "set", bridge, "up"])?;
+        // Bridged packets may pass the root namespace's FORWARD chain (br_netfilter);
+        // make sure a DROP policy there does not cut the nodes off from each other.
+        let mut insert = vec!["-I"];
+        insert.extend(self.forward_rule.iter().map(String::as_str));
+        run("iptables", &insert)?;
+        for host in &self.hosts {
+            let veth = format!("{}v{}", &bridge[..bridge.len() - 2], host.id);
+            run("ip", &["netns", "add", &host.namespace])?;
+            run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &host.namespace])?;
+            run("ip", &["link", "set", &veth, "master", bridge, "up"])?;
+            run("ip", &["-n", &host.namespace, "addr", "add", &format!("{}/24", host.ip), "dev", "eth0"])?;
+            run("ip", &["-n", &host.namespace, "link", "set", "eth0", "up"])?;
+            run("ip", &["-n", &host.namespace, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything `setup` made (what is already gone is skipped).
+    pub fn teardown(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        self.torn_down = true;
+        for host in &self.hosts {
+            let _ = run("ip", &["netns", "del", &host.namespace]);
+        }
+        let _ = run("ip", &["link", "del", &self.bridge]);
+        let mut delete = vec!["-D"];
+        delete.extend(self.forward_rule.iter().map(String::as_str));
+        while run("iptables", &delete).is_ok() {}
+    }
+
+    fn host(&self, id: u64) -> &Host {
+        &self.hosts[(id - 1) as usize]
+    }
+
+    fn in_namespace(&self, id: u64, program: &str, args: &[&str]) -> Result<(), String> {
+        let mut full = vec!["netns", "exec", &self.host(id).namespace, program];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Cuts the network so that each node hears only the nodes `hears(node)` lists
+    /// (besides itself and the clients). Replaces any earlier partition.
+    pub fn partition(&self, hears: &dyn Fn(u64) -> Vec<u64>) -> Result<(), String> {
+        self.heal_partition()?;
+        for host in &self.hosts {
+            let heard = hears(host.id);
+            for other in self.hosts.iter().filter(|o| o.id != host.id && !heard.contains(&o.id)) {
+                self.in_namespace(host.id, "iptables", &["-A", "INPUT", "-s", &other.ip, "-j", "DROP"])?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn heal_partition(&self) -> Result<(), String> {
+        for host in &self.hosts {
+            self.in_namespace(host.id, "iptables", &["-F", "INPUT"])?;
+        }
+        Ok(())
+    }
+
+    /// Delay (with jitter) and loss on every node's link.
+    pub fn slow(&self, delay_ms: u64, jitter_ms: u64, loss_percent: u64) -> Result<(), String> {
+        for host in &self.hosts {
+            let (delay, jitter, loss) = (format!("{delay_ms}ms"), format!("{jitter_ms}ms"), format!("{loss_percent}%"));
+            self.in_namespace(host.id, "tc", &["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &delay, &jitter, "loss", &loss])?;
+        }
+        Ok(())
+    }
+
+    pub fn heal_links(&self) -> Result<(), String> {
+        for host in &self.hosts {
+            // Absent when never slowed: not an error.
+            let _ = self.in_namespace(host.id, "tc", &["qdisc", "del", "dev", "eth0", "root"]);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
