@@ -11,8 +11,10 @@
 mod cluster;
 mod history;
 mod linear;
+mod lock;
 mod net;
 mod nemesis;
+mod queue;
 mod register;
 mod rng;
 
@@ -32,6 +34,8 @@ use rng::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Workload {
     Register,
+    Queue,
+    Lock,
 }
 
 /// Deliberately wrong client behaviour, to show a checker catches it.
@@ -39,6 +43,10 @@ enum Workload {
 enum Plant {
     /// Reads skip the linearizability check (`consistency=stale`).
     StaleReads,
+    /// Queue acknowledgements are reported done without being sent.
+    SkipAcks,
+    /// Lock holders' writes are sent without their fence.
+    Unfenced,
 }
 
 #[derive(Parser, Debug)]
@@ -79,6 +87,8 @@ struct Args {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the cluster may take to come back after the faults are healed.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the final drain of a queue may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn concord_binary(args: &Args) -> Result<PathBuf, String> {
     let path = match &args.concord {
@@ -106,13 +116,35 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     let mut clients = Vec::new();
     for process in 0..args.clients {
         let node = process % args.nodes + 1;
-        let mut client = register::Client::new(process, node, cluster.nodes[(node - 1) as usize].url(), http.clone(), rng.fork(), args.plant == Some(Plant::StaleReads));
-        let (history, next_value) = (history.clone(), next_value.clone());
-        clients.push(tokio::spawn(async move {
-            while Instant::now() < deadline && client.step(&history, started, &next_value).await {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        let url = cluster.nodes[(node - 1) as usize].url();
+        let (history, next_value, client_rng) = (history.clone(), next_value.clone(), rng.fork());
+        let handle = match args.workload {
+            Workload::Register => {
+                let mut client = register::Client::new(process, node, url, http.clone(), client_rng, args.plant == Some(Plant::StaleReads));
+                tokio::spawn(async move {
+                    while Instant::now() < deadline && client.step(&history, started, &next_value).await {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
             }
-        }));
+            Workload::Queue => {
+                let mut client = queue::Client { process, node, url, http: http.clone(), rng: client_rng, skip_acks: args.plant == Some(Plant::SkipAcks), seed };
+                tokio::spawn(async move {
+                    while Instant::now() < deadline && client.step(&history, &next_value).await {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            }
+            Workload::Lock => {
+                let mut client = lock::Client::new(process, node, url, http.clone(), client_rng, args.plant == Some(Plant::Unfenced));
+                tokio::spawn(async move {
+                    while Instant::now() < deadline && client.step(&history).await {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            }
+        };
+        clients.push(handle);
     }
 
     let mut nemesis = Nemesis::new(args.nemesis.clone(), rng.fork());
@@ -131,12 +163,25 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         let _ = client.await;
     }
     cluster.wait_ready(&http, RECOVERY_TIMEOUT).await?;
+    // The final phase, on the healed cluster.
+    let drained = match args.workload {
+        Workload::Register | Workload::Lock => true,
+        Workload::Queue => {
+            let url = cluster.nodes[0].url();
+            let mut drainer = queue::Client { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork(), skip_acks: false, seed };
+            drainer.drain(&history, DRAIN_TIMEOUT).await
+        }
+    };
     drop(cluster);
     net.teardown();
 
     history.write_jsonl(&dir.join("history.jsonl")).map_err(|e| e.to_string())?;
     let ops = history.ops();
-    let checked = register::check(&ops, Duration::from_secs(args.check_budget));
+    let checked = match args.workload {
+        Workload::Register => register::check(&ops, Duration::from_secs(args.check_budget)),
+        Workload::Queue => queue::check(&ops, drained),
+        Workload::Lock => lock::check(&ops),
+    };
     let count = |kind: history::Type| ops.iter().filter(|o| o.kind == kind && o.process != history::Process::Nemesis).count();
     Ok(json!({
         "workload": format!("{:?}", args.workload).to_lowercase(),

@@ -54,8 +54,12 @@ pub async fn send(request: reqwest::RequestBuilder) -> Outcome {
                 _ => Outcome::Info(format!("{status} {}", body["error"]["code"].as_str().unwrap_or(""))),
             }
         }
-        // A connect failure proves the request was never sent.
-        Err(e) if e.is_connect() => Outcome::Fail(format!("connect: {e}")),
+        // A connect failure proves the request was never sent. (The node is down:
+        // pause a little rather than spin against it.)
+        Err(e) if e.is_connect() => {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Outcome::Fail(format!("connect: {e}"))
+        }
         Err(e) => Outcome::Info(e.to_string()),
     }
 }

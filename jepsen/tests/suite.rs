@@ -46,3 +46,34 @@ fn stale_reads_during_partitions_are_caught() {
     let anomalies = results["checkers"][0]["anomalies"].as_array().map_or(0, Vec::len);
     assert!(anomalies > 0);
 }
+
+#[test]
+fn queue_under_faults_loses_and_duplicates_nothing() {
+    let Some((code, results)) = run("queue", &["--workload", "queue", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "43"]) else { return };
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+    assert!(results["checkers"][0]["enqueue_ok"].as_u64().unwrap_or(0) > 100, "the run did work: {}", results["checkers"][0]);
+}
+
+#[test]
+fn acks_reported_but_not_applied_are_caught() {
+    let Some((code, results)) = run("queue-skip-acks", &["--workload", "queue", "--nemesis", "partition", "--time-limit", "30", "--seed", "3", "--plant", "skip-acks"]) else { return };
+    assert_eq!(results["valid"], "invalid", "the checker must flag acks that did not take effect");
+    assert_eq!(code, 1);
+    assert_eq!(results["checkers"][0]["anomalies"][0]["kind"], "received again after a successful ack");
+}
+
+#[test]
+fn lock_under_faults_keeps_tokens_ordered_and_fences_stale_holders() {
+    let Some((code, results)) = run("lock", &["--workload", "lock", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "44"]) else { return };
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+    assert!(results["checkers"][0]["grants"].as_u64().unwrap_or(0) > 20, "the run did work: {}", results["checkers"][0]);
+}
+
+#[test]
+fn unfenced_writes_of_stale_holders_are_caught() {
+    let Some((code, results)) = run("lock-unfenced", &["--workload", "lock", "--nemesis", "partition", "--time-limit", "45", "--seed", "5", "--plant", "unfenced"]) else { return };
+    assert_eq!(results["valid"], "invalid", "the checker must flag a stale holder's accepted write");
+    assert_eq!(code, 1);
+}
