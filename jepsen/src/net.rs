@@ -75,7 +75,7 @@ impl Net {
         insert.extend(self.forward_rule.iter().map(String::as_str));
         run("iptables", &insert)?;
         for host in &self.hosts {
-            let veth = format!("{}v{}", &bridge[..bridge.len() - 2], host.id);
+            let veth = self.veth(host.id);
             run("ip", &["netns", "add", &host.namespace])?;
             run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &host.namespace])?;
             run("ip", &["link", "set", &veth, "master", bridge, "up"])?;
@@ -93,12 +93,20 @@ impl Net {
         }
         self.torn_down = true;
         for host in &self.hosts {
+            // The veth pair goes with its root end at once; a namespace lingers in the
+            // kernel while sockets of it wait out TIME_WAIT, and then goes by itself.
+            let _ = run("ip", &["link", "del", &self.veth(host.id)]);
             let _ = run("ip", &["netns", "del", &host.namespace]);
         }
         let _ = run("ip", &["link", "del", &self.bridge]);
         let mut delete = vec!["-D"];
         delete.extend(self.forward_rule.iter().map(String::as_str));
         while run("iptables", &delete).is_ok() {}
+    }
+
+    /// The root-namespace end of node `id`'s link.
+    fn veth(&self, id: u64) -> String {
+        format!("{}v{id}", &self.bridge[..self.bridge.len() - 2])
     }
 
     fn host(&self, id: u64) -> &Host {
