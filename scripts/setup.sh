@@ -15,6 +15,8 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 if [ "$(id -u)" -eq 0 ]; then
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+  # A font for the text of its report's plots.
+  have_pkg fonts-dejavu-core || missing+=(fonts-dejavu-core)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -16,6 +16,7 @@ mod net;
 mod nemesis;
 mod queue;
 mod register;
+mod report;
 mod rng;
 
 use std::path::{Path, PathBuf};
@@ -183,7 +184,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         Workload::Lock => lock::check(&ops),
     };
     let count = |kind: history::Type| ops.iter().filter(|o| o.kind == kind && o.process != history::Process::Nemesis).count();
-    Ok(json!({
+    let results = json!({
         "workload": format!("{:?}", args.workload).to_lowercase(),
         "seed": seed,
         "nodes": args.nodes,
@@ -194,7 +195,9 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         "ops": { "ok": count(history::Type::Ok), "fail": count(history::Type::Fail), "info": count(history::Type::Info) },
         "valid": checked["valid"],
         "checkers": [checked],
-    }))
+    });
+    report::write(&dir, &ops, &results)?;
+    Ok(results)
 }
 
 fn main() -> ExitCode {
