@@ -137,11 +137,11 @@ impl Nemesis {
                 record(history, Type::Ok, "pause", json!(id));
             }
             Fault::Netem => {
-                let (delay, loss) = (5 + self.rng.below(50), self.rng.below(10));
+                let (delay, loss) = (5 + self.rng.below(50), 1 + self.rng.below(10));
                 record(history, Type::Invoke, "start-netem", json!({ "delay_ms": delay, "loss_percent": loss }));
-                net.slow(delay, delay / 2, loss)?;
+                let how = net.slow(delay, delay / 2, loss)?;
                 self.broken.netem = true;
-                record(history, Type::Ok, "start-netem", json!({ "delay_ms": delay, "loss_percent": loss }));
+                record(history, Type::Ok, "start-netem", json!({ "delay_ms": delay, "loss_percent": loss, "how": how }));
             }
         }
         Ok(())

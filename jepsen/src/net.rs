@@ -34,6 +34,8 @@ pub struct Net {
     pub bridge_ip: String,
     forward_rule: Vec<String>,
     torn_down: bool,
+    /// The kernel has the `netem` qdisc (some sandboxed kernels do not).
+    netem: bool,
 }
 
 /// Why the suite cannot run here, if it cannot (it needs root and `ip`, `iptables`, `tc`).
@@ -57,10 +59,12 @@ impl Net {
         let bridge_ip = format!("10.77.{run}.1");
         let hosts = (1..=nodes).map(|id| Host { id, namespace: format!("cj{run}n{id}"), ip: format!("10.77.{run}.{}", 10 + id) }).collect();
         let forward_rule = ["FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"].map(String::from).to_vec();
-        let mut net = Net { hosts, bridge, bridge_ip, forward_rule, torn_down: false };
+        let mut net = Net { hosts, bridge, bridge_ip, forward_rule, torn_down: false, netem: false };
         net.teardown(); // leftovers of an interrupted run with the same number
         net.torn_down = false;
         net.create().inspect_err(|_| net.teardown())?;
+        net.netem = net.in_namespace(1, "tc", &["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", "1ms"]).is_ok();
+        net.heal_links()?;
         Ok(net)
     }
 
@@ -139,19 +143,34 @@ impl Net {
         Ok(())
     }
 
-    /// Delay (with jitter) and loss on every node's link.
-    pub fn slow(&self, delay_ms: u64, jitter_ms: u64, loss_percent: u64) -> Result<(), String> {
+    /// Delay (with jitter) and loss on every node's link, with `tc netem`; where the
+    /// kernel has no netem, loss alone, by random drops in iptables. Says which.
+    pub fn slow(&self, delay_ms: u64, jitter_ms: u64, loss_percent: u64) -> Result<&'static str, String> {
         for host in &self.hosts {
-            let (delay, jitter, loss) = (format!("{delay_ms}ms"), format!("{jitter_ms}ms"), format!("{loss_percent}%"));
-            self.in_namespace(host.id, "tc", &["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &delay, &jitter, "loss", &loss])?;
+            if self.netem {
+                let (delay, jitter, loss) = (format!("{delay_ms}ms"), format!("{jitter_ms}ms"), format!("{loss_percent}%"));
+                self.in_namespace(host.id, "tc", &["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", &delay, &jitter, "loss", &loss])?;
+            } else {
+                let rule = self.loss_rule(loss_percent);
+                let mut add = vec!["-A"];
+                add.extend(rule.iter().map(String::as_str));
+                self.in_namespace(host.id, "iptables", &add)?;
+            }
         }
-        Ok(())
+        Ok(if self.netem { "netem delay and loss" } else { "loss only (this kernel has no netem)" })
+    }
+
+    fn loss_rule(&self, loss_percent: u64) -> Vec<String> {
+        let probability = format!("{:.2}", loss_percent.max(1) as f64 / 100.0);
+        ["INPUT", "-m", "statistic", "--mode", "random", "--probability", &probability, "-j", "DROP"].map(String::from).to_vec()
     }
 
     pub fn heal_links(&self) -> Result<(), String> {
         for host in &self.hosts {
             // Absent when never slowed: not an error.
             let _ = self.in_namespace(host.id, "tc", &["qdisc", "del", "dev", "eth0", "root"]);
+            // Random-drop rules, whatever their probability.
+            let _ = self.in_namespace(host.id, "sh", &["-c", "iptables -S INPUT | grep -- '-m statistic' | sed 's/^-A/-D/' | xargs -r -L1 iptables"]);
         }
         Ok(())
     }
