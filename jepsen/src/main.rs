@@ -17,6 +17,7 @@ mod nemesis;
 mod queue;
 mod register;
 mod report;
+mod ring;
 mod rng;
 
 use std::path::{Path, PathBuf};
@@ -37,12 +38,13 @@ enum Workload {
     Register,
     Queue,
     Lock,
+    Ring,
 }
 
 /// Deliberately wrong client behaviour, to show a checker catches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Plant {
-    /// Reads skip the linearizability check (`consistency=stale`).
+    /// Reads (register, ring) skip the linearizability check (`consistency=stale`).
     StaleReads,
     /// Queue acknowledgements are reported done without being sent.
     SkipAcks,
@@ -144,6 +146,14 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
                     }
                 })
             }
+            Workload::Ring => {
+                let mut client = ring::Client { process, node, url, http: http.clone(), rng: client_rng, stale_reads: args.plant == Some(Plant::StaleReads) };
+                tokio::spawn(async move {
+                    while Instant::now() < deadline && client.step(&history).await {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                })
+            }
         };
         clients.push(handle);
     }
@@ -166,7 +176,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     cluster.wait_ready(&http, RECOVERY_TIMEOUT).await?;
     // The final phase, on the healed cluster.
     let drained = match args.workload {
-        Workload::Register | Workload::Lock => true,
+        Workload::Register | Workload::Lock | Workload::Ring => true,
         Workload::Queue => {
             let url = cluster.nodes[0].url();
             let mut drainer = queue::Client { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork(), skip_acks: false, seed };
@@ -182,6 +192,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         Workload::Register => register::check(&ops, Duration::from_secs(args.check_budget)),
         Workload::Queue => queue::check(&ops, drained),
         Workload::Lock => lock::check(&ops),
+        Workload::Ring => ring::check(&ops, Duration::from_secs(args.check_budget)),
     };
     let count = |kind: history::Type| ops.iter().filter(|o| o.kind == kind && o.process != history::Process::Nemesis).count();
     let results = json!({

@@ -77,3 +77,18 @@ fn unfenced_writes_of_stale_holders_are_caught() {
     assert_eq!(results["valid"], "invalid", "the checker must flag a stale holder's accepted write");
     assert_eq!(code, 1);
 }
+
+#[test]
+fn ring_membership_epochs_and_lookups_stay_consistent() {
+    let Some((code, results)) = run("ring", &["--workload", "ring", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "45"]) else { return };
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+    assert!(results["checkers"][0]["lookups_checked"].as_u64().unwrap_or(0) > 50, "the run did work: {}", results["checkers"][0]);
+}
+
+#[test]
+fn stale_ring_reads_are_caught() {
+    let Some((code, results)) = run("ring-stale", &["--workload", "ring", "--nemesis", "partition", "--time-limit", "45", "--seed", "21", "--plant", "stale-reads"]) else { return };
+    assert_eq!(results["valid"], "invalid", "the checker must flag stale membership reads");
+    assert_eq!(code, 1);
+}
