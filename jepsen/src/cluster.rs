@@ -14,10 +14,17 @@ use crate::net::Net;
 /// The port every node listens on, inside its own namespace.
 pub const PORT: u16 = 7000;
 
+/// One host's node. Hosts are numbered 1..=n; the Raft id of the node on a host
+/// starts equal to the host number and changes when the membership nemesis replaces
+/// it with a fresh node.
 pub struct Node {
     pub ip: String,
+    /// The Raft id of the node running here now.
+    pub id: u64,
+    /// Set when the node joined a running cluster (`--join`) instead of forming it.
+    joined_via: Option<String>,
     namespace: String,
-    data_dir: PathBuf,
+    dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
@@ -27,6 +34,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     binary: PathBuf,
     initial_cluster: String,
+    /// The Raft id the next replacement node gets.
+    next_id: u64,
 }
 
 impl Node {
@@ -48,41 +57,49 @@ impl Cluster {
             .iter()
             .map(|h| Node {
                 ip: h.ip.clone(),
+                id: h.id,
+                joined_via: None,
                 namespace: h.namespace.clone(),
-                data_dir: dir.join(format!("node-{}", h.id)),
+                dir: dir.to_path_buf(),
                 log: dir.join(format!("node-{}.log", h.id)),
                 child: None,
                 paused: false,
             })
             .collect();
-        let mut cluster = Cluster { nodes, binary: binary.to_path_buf(), initial_cluster };
+        let next_id = net.hosts.len() as u64 + 1;
+        let mut cluster = Cluster { nodes, binary: binary.to_path_buf(), initial_cluster, next_id };
         for id in 1..=cluster.nodes.len() as u64 {
             cluster.launch(id)?;
         }
         Ok(cluster)
     }
 
-    fn node_mut(&mut self, id: u64) -> &mut Node {
-        &mut self.nodes[(id - 1) as usize]
+    fn node_mut(&mut self, host: u64) -> &mut Node {
+        &mut self.nodes[(host - 1) as usize]
     }
 
-    /// Starts node `id` (again), on its existing data directory.
-    pub fn launch(&mut self, id: u64) -> Result<(), String> {
+    /// Starts the node of host `host` (again), on its existing data directory.
+    pub fn launch(&mut self, host: u64) -> Result<(), String> {
         let (binary, initial_cluster) = (self.binary.clone(), self.initial_cluster.clone());
-        let node = self.node_mut(id);
+        let node = self.node_mut(host);
         let log = File::options().create(true).append(true).open(&node.log).map_err(|e| format!("{}: {e}", node.log.display()))?;
         let stderr = log.try_clone().map_err(|e| e.to_string())?;
         let listen = format!("{}:{PORT}", node.ip);
+        let data_dir = node.dir.join(format!("node-{host}-id{}", node.id));
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &node.namespace])
             .arg(&binary)
-            .args(["serve", "--id", &id.to_string(), "--listen", &listen, "--initial-cluster", &initial_cluster, "--data-dir"])
-            .arg(&node.data_dir)
+            .args(["serve", "--id", &node.id.to_string(), "--listen", &listen, "--data-dir"])
+            .arg(&data_dir)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr);
+        match &node.joined_via {
+            Some(url) => command.args(["--join", url]),
+            None => command.args(["--initial-cluster", &initial_cluster]),
+        };
         // SAFETY: runs in the forked child before exec; one async-signal-safe call.
         // (`ip netns exec` execs the server, so the signal reaches it.)
         unsafe {
@@ -91,19 +108,37 @@ impl Cluster {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|e| format!("starting node {id}: {e}"))?;
+        let child = command.spawn().map_err(|e| format!("starting the node of host {host}: {e}"))?;
         node.child = Some(child);
         node.paused = false;
         Ok(())
     }
 
-    pub fn is_up(&self, id: u64) -> bool {
-        self.nodes[(id - 1) as usize].child.is_some()
+    /// The host the node with Raft id `id` runs on.
+    pub fn host_of(&self, id: u64) -> Option<u64> {
+        self.nodes.iter().position(|n| n.id == id).map(|i| i as u64 + 1)
+    }
+
+    /// Replaces the node of `host` by a fresh one (new id, empty data) that joins the
+    /// cluster through `via`; returns the new id. The old one must have been removed.
+    pub fn replace(&mut self, host: u64, via: String) -> Result<u64, String> {
+        self.kill(host);
+        let id = self.next_id;
+        self.next_id += 1;
+        let node = self.node_mut(host);
+        node.id = id;
+        node.joined_via = Some(via);
+        self.launch(host)?;
+        Ok(id)
+    }
+
+    pub fn is_up(&self, host: u64) -> bool {
+        self.nodes[(host - 1) as usize].child.is_some()
     }
 
     /// kill -9: the process ends at once, with whatever it had not fsynced.
-    pub fn kill(&mut self, id: u64) {
-        let node = self.node_mut(id);
+    pub fn kill(&mut self, host: u64) {
+        let node = self.node_mut(host);
         if let Some(mut child) = node.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -111,8 +146,8 @@ impl Cluster {
         node.paused = false;
     }
 
-    pub fn pause(&mut self, id: u64) {
-        let node = self.node_mut(id);
+    pub fn pause(&mut self, host: u64) {
+        let node = self.node_mut(host);
         if let Some(pid) = node.pid() {
             // SAFETY: a pid of a child we started and have not reaped.
             unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -120,8 +155,8 @@ impl Cluster {
         }
     }
 
-    pub fn resume(&mut self, id: u64) {
-        let node = self.node_mut(id);
+    pub fn resume(&mut self, host: u64) {
+        let node = self.node_mut(host);
         if let Some(pid) = node.pid().filter(|_| node.paused) {
             // SAFETY: as in `pause`.
             unsafe { libc::kill(pid, libc::SIGCONT) };
@@ -131,10 +166,10 @@ impl Cluster {
 
     /// Resumes paused nodes and restarts killed ones.
     pub fn heal(&mut self) -> Result<(), String> {
-        for id in 1..=self.nodes.len() as u64 {
-            self.resume(id);
-            if !self.is_up(id) {
-                self.launch(id)?;
+        for host in 1..=self.nodes.len() as u64 {
+            self.resume(host);
+            if !self.is_up(host) {
+                self.launch(host)?;
             }
         }
         Ok(())
@@ -176,9 +211,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for id in 1..=self.nodes.len() as u64 {
-            self.resume(id);
-            self.kill(id);
+        for host in 1..=self.nodes.len() as u64 {
+            self.resume(host);
+            self.kill(host);
         }
     }
 }

@@ -5,7 +5,8 @@
 //! majorities-ring where each node sees a different majority, and bridge where one
 //! node sees both halves), kill -9 of a random node or the leader (restarted on its
 //! data at heal), SIGSTOP of a random node or the leader (SIGCONT at heal), and
-//! delay plus loss on every link (`tc netem`). The schedule alternates a healthy
+//! delay plus loss on every link (`tc netem`), and membership changes (a node removed
+//! and a fresh one, with a new id and no data, joining on its host). The schedule alternates a healthy
 //! stretch and a fault; everything is healed before the run's final phase.
 
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub enum Fault {
     Kill,
     Pause,
     Netem,
+    /// Remove a node from the membership and add a fresh one (new id, no data) on
+    /// its host.
+    Membership,
 }
 
 /// What is broken right now, so heal knows what to undo.
@@ -112,7 +116,8 @@ impl Nemesis {
         }
         let fault = *self.rng.pick(&self.faults);
         let n = cluster.nodes.len() as u64;
-        let leader = cluster.leader(http).await;
+        // Faults act on hosts; the leader is reported by its Raft id.
+        let leader = cluster.leader(http).await.and_then(|id| cluster.host_of(id));
         let target = |rng: &mut Rng| if rng.chance(50) { leader.unwrap_or(1 + rng.below(n)) } else { 1 + rng.below(n) };
         match fault {
             Fault::Partition => {
@@ -135,6 +140,24 @@ impl Nemesis {
                 cluster.pause(id);
                 self.broken.processes = true;
                 record(history, Type::Ok, "pause", json!(id));
+            }
+            Fault::Membership => {
+                let host = 1 + self.rng.below(n);
+                let via_host = (host % n) + 1;
+                let (old, via) = (cluster.nodes[(host - 1) as usize].id, cluster.nodes[(via_host - 1) as usize].url());
+                record(history, Type::Invoke, "replace-member", json!({ "host": host, "remove": old }));
+                let removed = http.delete(format!("{via}/v1/cluster/members/{old}")).timeout(std::time::Duration::from_secs(15)).send().await;
+                match removed {
+                    Ok(answer) if answer.status().is_success() => {
+                        let added = cluster.replace(host, via)?;
+                        record(history, Type::Ok, "replace-member", json!({ "host": host, "removed": old, "added": added }));
+                    }
+                    Ok(answer) => {
+                        let status = answer.status();
+                        record(history, Type::Fail, "replace-member", json!({ "host": host, "error": status.as_u16() }));
+                    }
+                    Err(e) => record(history, Type::Info, "replace-member", json!({ "host": host, "error": e.to_string() })),
+                }
             }
             Fault::Netem => {
                 let (delay, loss) = (5 + self.rng.below(50), 1 + self.rng.below(10));

@@ -44,7 +44,9 @@ fn fault_windows(ops: &[Op], end: f64) -> Vec<(f64, f64, String)> {
     let mut open: Option<(f64, String)> = None;
     for op in ops.iter().filter(|o| o.process == Process::Nemesis) {
         let t = seconds(op.time);
-        if heals.contains(&op.f.as_str()) {
+        // A membership change is over when it completes.
+        let self_healing = op.f == "replace-member" && op.kind != Type::Invoke;
+        if heals.contains(&op.f.as_str()) || self_healing {
             if op.kind == Type::Ok
                 && let Some((start, what)) = open.take()
             {

@@ -31,8 +31,8 @@ fn run(name: &str, args: &[&str]) -> Option<(i32, serde_json::Value)> {
 }
 
 #[test]
-fn register_under_partitions_kills_and_pauses_is_linearizable() {
-    let Some((code, results)) = run("register", &["--workload", "register", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "42"]) else { return };
+fn register_under_partitions_kills_pauses_and_membership_changes_is_linearizable() {
+    let Some((code, results)) = run("register", &["--workload", "register", "--nemesis", "partition,kill,pause,membership", "--time-limit", "60", "--seed", "42"]) else { return };
     assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
     assert_eq!(code, 0);
     assert!(results["ops"]["ok"].as_u64().unwrap_or(0) > 500, "the run did work: {}", results["ops"]);
