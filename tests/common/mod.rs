@@ -1,6 +1,6 @@
 //! Test harness: real clusters of `concord serve` processes on 127.0.0.1.
 //!
-//! Each node gets an ephemeral port and a directory under the cluster's temp dir; its
+//! Each node gets its own port (`free_port`) and a directory under the cluster's temp dir; its
 //! stdout/stderr go to `node-N.log` there (printed when a test fails, for debugging).
 //! Every process started here is killed by its pid when the `Cluster` is dropped, so
 //! a failing test leaves nothing running. Waiting is always polling for a condition
@@ -33,8 +33,25 @@ pub struct Cluster {
     extra_args: Vec<String>,
 }
 
+/// Ports handed out so far by this test process.
+static PORTS_TAKEN: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+/// A port for a node: below the kernel's ephemeral range (32768 and up), so no
+/// outgoing connection can take it between now and the node binding it, and never
+/// the same twice in one test process (tests of one binary run in parallel; cargo
+/// runs the binaries one after another). Each process starts at its own offset.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    const FIRST: u16 = 10_000;
+    const SPAN: u16 = 22_000;
+    let offset = (std::process::id() % 200) as u16 * 100;
+    loop {
+        let n = PORTS_TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FIRST + (offset + n) % SPAN;
+        // Skip a port something else on the machine holds.
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
