@@ -245,6 +245,12 @@ async fn the_cli_talks_to_the_cluster() {
     assert!(del.status.success());
     let gone = concord(&["kv", "get", "cli/key"]);
     assert_eq!(gone.status.code(), Some(1));
+    // The load generator checks its own writes.
+    let bench = concord(&["bench", "--ops", "200", "--connections", "4", "--json"]);
+    assert!(bench.status.success(), "{}", String::from_utf8_lossy(&bench.stderr));
+    let bench: Value = serde_json::from_slice(&bench.stdout).expect("bench --json is JSON");
+    assert_eq!((bench["ok"].as_u64(), bench["verified"]["missing_or_wrong"].as_u64()), (Some(200), Some(0)), "{bench}");
+    assert!(bench["verified"]["checked"].as_u64() > Some(100));
     let status = concord(&["cluster", "status", "--json"]);
     let status: Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     assert_eq!(status["members"].as_array().map(Vec::len), Some(3));

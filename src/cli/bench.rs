@@ -1,0 +1,233 @@
+//! `concord bench`: drives a running cluster over HTTP and reports throughput,
+//! latency percentiles (HDR histogram, in µs) and errors by kind.
+//!
+//! N tasks each hold one keep-alive connection and send requests back to back for a
+//! duration or until a total count. Requests go to the leader (asked once at the
+//! start) unless `--spread` sends each connection to the endpoints in turn, which
+//! then forward writes. A put run checks its own results: afterwards it reads back a
+//! sample of the keys it was told were written and counts any that are missing or
+//! hold another value.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::client::Connection;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchWorkload {
+    /// Unique keys, `--value-bytes` values.
+    Put,
+    /// Linearizable reads of keys the run writes first.
+    Get,
+    /// Reads with `consistency=stale`.
+    GetStale,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[arg(long, value_enum, default_value = "put")]
+    pub workload: BenchWorkload,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub connections: u64,
+    /// Seconds to run (unless --ops is reached first).
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
+    /// Stop after this many operations in all.
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Value size for writes.
+    #[arg(long, default_value_t = 100)]
+    pub value_bytes: usize,
+    /// Keys a read run reads (written before it starts).
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Send each connection to the endpoints in turn instead of to the leader.
+    #[arg(long)]
+    pub spread: bool,
+}
+
+/// Most keys a put run reads back to check itself.
+const VERIFY_SAMPLE: usize = 1000;
+
+struct Shared {
+    latency_us: std::sync::Mutex<Histogram<u64>>,
+    errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    done: AtomicU64,
+    stop: AtomicBool,
+    /// Keys a put run was told were written, with their values' first bytes.
+    written: std::sync::Mutex<Vec<String>>,
+}
+
+async fn leader_url(http: &reqwest::Client, endpoints: &[String]) -> Option<String> {
+    for endpoint in endpoints {
+        let status: Value = http.get(format!("{endpoint}/v1/cluster")).send().await.ok()?.json().await.ok()?;
+        let leader = status["leader"].as_u64()?;
+        let members = status["members"].as_array()?;
+        if let Some(addr) = members.iter().find(|m| m["id"].as_u64() == Some(leader)).and_then(|m| m["addr"].as_str()) {
+            return Some(format!("http://{addr}"));
+        }
+    }
+    None
+}
+
+fn error_kind(status: Option<u16>, body: &str) -> String {
+    let code = serde_json::from_str::<Value>(body).ok().and_then(|b| b["error"]["code"].as_str().map(String::from));
+    match (status, code) {
+        (Some(status), Some(code)) => format!("{status} {code}"),
+        (Some(status), None) => status.to_string(),
+        (None, _) => body.to_string(),
+    }
+}
+
+async fn run_connection(shared: Arc<Shared>, http: reqwest::Client, url: String, args: Arc<BenchArgs>, worker: u64) {
+    let value = "v".repeat(args.value_bytes);
+    let mut n = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if args.ops.is_some_and(|max| shared.done.fetch_add(1, Ordering::Relaxed) >= max) {
+            break;
+        }
+        let (request, key) = match args.workload {
+            BenchWorkload::Put => {
+                let key = format!("bench/{worker}/{n}");
+                (http.put(format!("{url}/v1/kv/{key}")).body(value.clone()), Some(key))
+            }
+            BenchWorkload::Get => (http.get(format!("{url}/v1/kv/bench-read/{}", (worker * 7919 + n) % args.keys)), None),
+            BenchWorkload::GetStale => (http.get(format!("{url}/v1/kv/bench-read/{}?consistency=stale", (worker * 7919 + n) % args.keys)), None),
+        };
+        n += 1;
+        let started = Instant::now();
+        let outcome = match request.send().await {
+            Ok(answer) if answer.status().is_success() => {
+                let _ = answer.bytes().await;
+                Ok(())
+            }
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                Err(error_kind(Some(status), &answer.text().await.unwrap_or_default()))
+            }
+            Err(e) => Err(error_kind(None, if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" })),
+        };
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if args.ops.is_none() {
+            shared.done.fetch_add(1, Ordering::Relaxed);
+        }
+        match outcome {
+            Ok(()) => {
+                let _ = shared.latency_us.lock().unwrap_or_else(|p| p.into_inner()).record(micros.max(1));
+                if let Some(key) = key {
+                    let mut written = shared.written.lock().unwrap_or_else(|p| p.into_inner());
+                    if written.len() < VERIFY_SAMPLE * 10 {
+                        written.push(key);
+                    }
+                }
+            }
+            Err(kind) => *shared.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1,
+        }
+    }
+}
+
+/// Reads back a sample of the written keys; how many were missing or wrong.
+async fn verify(http: &reqwest::Client, url: &str, keys: &[String], value: &str) -> (usize, usize) {
+    let step = (keys.len() / VERIFY_SAMPLE).max(1);
+    let (mut checked, mut bad) = (0, 0);
+    for key in keys.iter().step_by(step) {
+        checked += 1;
+        let body = match http.get(format!("{url}/v1/kv/{key}?raw=true")).send().await {
+            Ok(answer) if answer.status().is_success() => answer.text().await.unwrap_or_default(),
+            _ => String::new(),
+        };
+        bad += usize::from(body != value);
+    }
+    (checked, bad)
+}
+
+pub async fn run(args: BenchArgs) -> ExitCode {
+    let endpoints: Vec<String> = args.connection.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(|e| if e.starts_with("http") { e.to_string() } else { format!("http://{e}") }).collect();
+    let http = match reqwest::Client::builder().pool_max_idle_per_host(args.connections as usize).tcp_nodelay(true).timeout(Duration::from_secs(10)).build() {
+        Ok(http) => http,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(leader) = leader_url(&http, &endpoints).await else {
+        eprintln!("error: no leader found at {}", endpoints.join(", "));
+        return ExitCode::from(1);
+    };
+    if matches!(args.workload, BenchWorkload::Get | BenchWorkload::GetStale) {
+        eprintln!("writing {} keys to read...", args.keys);
+        for i in 0..args.keys {
+            let _ = http.put(format!("{leader}/v1/kv/bench-read/{i}")).body("v".repeat(args.value_bytes)).send().await;
+        }
+    }
+    let shared = Arc::new(Shared {
+        latency_us: std::sync::Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).expect("a histogram"))),
+        errors: Default::default(),
+        done: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        written: Default::default(),
+    });
+    let args = Arc::new(args);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|worker| {
+            let url = if args.spread { endpoints[(worker as usize) % endpoints.len()].clone() } else { leader.clone() };
+            tokio::spawn(run_connection(shared.clone(), http.clone(), url, args.clone(), worker))
+        })
+        .collect();
+    let deadline = started + Duration::from_secs(args.duration_s);
+    while Instant::now() < deadline && !tasks.iter().all(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (done, elapsed) = (shared.done.load(Ordering::Relaxed), started.elapsed().as_secs_f64());
+        eprint!("\r{elapsed:6.1} s  {done:>10} ops  {:>9.0} ops/s   ", done as f64 / elapsed.max(0.001));
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = task.await;
+    }
+    eprintln!();
+    let elapsed = started.elapsed().as_secs_f64();
+    let histogram = shared.latency_us.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let ok = histogram.len();
+    let written = shared.written.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (checked, bad) = if args.workload == BenchWorkload::Put { verify(&http, &leader, &written, &"v".repeat(args.value_bytes)).await } else { (0, 0) };
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let workload = args.workload.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    let result = json!({
+        "workload": workload,
+        "connections": args.connections,
+        "seconds": elapsed,
+        "ok": ok,
+        "ops_per_s": ok as f64 / elapsed,
+        "latency_ms": { "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": histogram.max() as f64 / 1000.0 },
+        "errors": errors,
+        "verified": { "checked": checked, "missing_or_wrong": bad },
+    });
+    if args.connection.json {
+        println!("{result}");
+    } else {
+        println!(
+            "{} x{}: {ok} ok in {elapsed:.1} s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; errors {}; verified {checked} written keys, {bad} missing or wrong",
+            result["workload"].as_str().unwrap_or(""),
+            args.connections,
+            ok as f64 / elapsed,
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(0.999),
+            histogram.max() as f64 / 1000.0,
+            if errors.is_empty() { "none".to_string() } else { format!("{errors:?}") },
+        );
+    }
+    if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
