@@ -1,10 +1,11 @@
-//! `concord bench`: drives a running cluster over HTTP and reports throughput,
+//! `concord bench`: drives a running cluster over HTTP (puts, gets, CAS, queue and
+//! lock cycles, ring lookups, a mix) and reports throughput,
 //! latency percentiles (HDR histogram, in µs) and errors by kind.
 //!
 //! N tasks each hold one keep-alive connection and send requests back to back for a
 //! duration or until a total count. Requests go to the leader (asked once at the
 //! start) unless `--spread` sends each connection to the endpoints in turn, which
-//! then forward writes. A put run checks its own results: afterwards it reads back a
+//! then forward writes. A put (or mixed) run checks its own results: afterwards it reads back a
 //! sample of the keys it was told were written and counts any that are missing or
 //! hold another value.
 
@@ -27,6 +28,16 @@ pub enum BenchWorkload {
     Get,
     /// Reads with `consistency=stale`.
     GetStale,
+    /// Compare-and-swap: each connection rewrites its own key with `If-Match`.
+    Cas,
+    /// Enqueue, then receive + ack, alternately (one queue per connection).
+    Queue,
+    /// Acquire + release of a lock per connection, with its own lease.
+    Lock,
+    /// Lookups of random keys in a ring of 5 members.
+    RingLookup,
+    /// 50% linearizable gets, 40% puts, 10% compare-and-swaps.
+    Mixed,
 }
 
 #[derive(Args, Debug)]
@@ -88,42 +99,114 @@ fn error_kind(status: Option<u16>, body: &str) -> String {
     }
 }
 
+/// What one operation of a connection does: its requests, in order (a queue cycle
+/// or a lock cycle is two), and the key a put wrote.
+struct Step {
+    requests: Vec<reqwest::RequestBuilder>,
+    written: Option<String>,
+    /// A compare-and-swap of the connection's own key.
+    cas: bool,
+}
+
+/// Per-connection state some workloads need: the revision of its CAS key, its lease.
+#[derive(Default)]
+struct ConnectionState {
+    cas_revision: Option<u64>,
+    lease: Option<u64>,
+    token: Option<u64>,
+}
+
+fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n: u64, value: &str, state: &ConnectionState) -> Step {
+    let read_key = (worker * 7919 + n) % args.keys;
+    let one = |request| Step { requests: vec![request], written: None, cas: false };
+    let put = |key: String| Step { requests: vec![http.put(format!("{url}/v1/kv/{key}")).body(value.to_string())], written: Some(key), cas: false };
+    let cas = || {
+        let request = http.put(format!("{url}/v1/kv/bench-cas/{worker}")).body(value.to_string());
+        let request = match state.cas_revision {
+            Some(revision) => request.header("if-match", revision.to_string()),
+            None => request,
+        };
+        Step { requests: vec![request], written: None, cas: true }
+    };
+    match args.workload {
+        BenchWorkload::Put => put(format!("bench/{worker}/{n}")),
+        BenchWorkload::Get => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
+        BenchWorkload::GetStale => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}?consistency=stale"))),
+        BenchWorkload::Cas => cas(),
+        BenchWorkload::Queue if n % 2 == 0 => one(http.post(format!("{url}/v1/queues/bench-{worker}/messages")).body(value.to_string())),
+        BenchWorkload::Queue => one(http.post(format!("{url}/v1/queues/bench-{worker}/receive")).json(&json!({ "max": 1 }))),
+        BenchWorkload::Lock => {
+            let lease = state.lease.unwrap_or(0);
+            one(http.post(format!("{url}/v1/locks/bench-{worker}/acquire")).json(&json!({ "lease": lease })))
+        }
+        BenchWorkload::RingLookup => one(http.get(format!("{url}/v1/rings/bench-ring/lookup?key=k{read_key}&replicas=2"))),
+        BenchWorkload::Mixed => match n % 10 {
+            0..=4 => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
+            5..=8 => put(format!("bench/{worker}/{n}")),
+            _ => cas(),
+        },
+    }
+}
+
+/// Sends one request; the answer's body on success, the error kind otherwise.
+async fn send(request: reqwest::RequestBuilder) -> Result<Value, String> {
+    match request.send().await {
+        Ok(answer) if answer.status().is_success() => Ok(answer.json().await.unwrap_or(Value::Null)),
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            Err(error_kind(Some(status), &answer.text().await.unwrap_or_default()))
+        }
+        Err(e) => Err(error_kind(None, if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" })),
+    }
+}
+
 async fn run_connection(shared: Arc<Shared>, http: reqwest::Client, url: String, args: Arc<BenchArgs>, worker: u64) {
     let value = "v".repeat(args.value_bytes);
+    let mut state = ConnectionState::default();
+    if args.workload == BenchWorkload::Lock {
+        state.lease = send(http.post(format!("{url}/v1/leases")).json(&json!({ "ttl_ms": 600_000 }))).await.ok().and_then(|b| b["id"].as_u64());
+    }
     let mut n = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
         if args.ops.is_some_and(|max| shared.done.fetch_add(1, Ordering::Relaxed) >= max) {
             break;
         }
-        let (request, key) = match args.workload {
-            BenchWorkload::Put => {
-                let key = format!("bench/{worker}/{n}");
-                (http.put(format!("{url}/v1/kv/{key}")).body(value.clone()), Some(key))
-            }
-            BenchWorkload::Get => (http.get(format!("{url}/v1/kv/bench-read/{}", (worker * 7919 + n) % args.keys)), None),
-            BenchWorkload::GetStale => (http.get(format!("{url}/v1/kv/bench-read/{}?consistency=stale", (worker * 7919 + n) % args.keys)), None),
-        };
+        let step = next_step(&args, &http, &url, worker, n, &value, &state);
         n += 1;
         let started = Instant::now();
-        let outcome = match request.send().await {
-            Ok(answer) if answer.status().is_success() => {
-                let _ = answer.bytes().await;
-                Ok(())
+        let mut outcome = Ok(Value::Null);
+        for request in step.requests {
+            outcome = send(request).await;
+            if outcome.is_err() {
+                break;
             }
-            Ok(answer) => {
-                let status = answer.status().as_u16();
-                Err(error_kind(Some(status), &answer.text().await.unwrap_or_default()))
+        }
+        // The second half of a cycle.
+        match (&outcome, args.workload) {
+            (Ok(body), BenchWorkload::Queue) => {
+                if let Some(receipt) = body["messages"][0]["receipt"].as_str() {
+                    outcome = send(http.post(format!("{url}/v1/queues/bench-{worker}/ack")).json(&json!({ "receipt": receipt }))).await;
+                }
             }
-            Err(e) => Err(error_kind(None, if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" })),
-        };
+            (Ok(body), BenchWorkload::Lock) => {
+                state.token = body["token"].as_u64();
+                outcome = send(http.post(format!("{url}/v1/locks/bench-{worker}/release")).json(&json!({ "token": state.token }))).await;
+            }
+            (Ok(body), _) if step.cas => state.cas_revision = body["mod_revision"].as_u64().or(state.cas_revision),
+            // A refused CAS: learn the current revision for the next one.
+            (Err(kind), _) if step.cas && kind.starts_with("412") => {
+                state.cas_revision = send(http.get(format!("{url}/v1/kv/bench-cas/{worker}"))).await.ok().and_then(|b| b["mod_revision"].as_u64());
+            }
+            _ => {}
+        }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if args.ops.is_none() {
             shared.done.fetch_add(1, Ordering::Relaxed);
         }
         match outcome {
-            Ok(()) => {
+            Ok(_) => {
                 let _ = shared.latency_us.lock().unwrap_or_else(|p| p.into_inner()).record(micros.max(1));
-                if let Some(key) = key {
+                if let Some(key) = step.written {
                     let mut written = shared.written.lock().unwrap_or_else(|p| p.into_inner());
                     if written.len() < VERIFY_SAMPLE * 10 {
                         written.push(key);
@@ -163,10 +246,15 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         eprintln!("error: no leader found at {}", endpoints.join(", "));
         return ExitCode::from(1);
     };
-    if matches!(args.workload, BenchWorkload::Get | BenchWorkload::GetStale) {
+    if matches!(args.workload, BenchWorkload::Get | BenchWorkload::GetStale | BenchWorkload::Mixed) {
         eprintln!("writing {} keys to read...", args.keys);
         for i in 0..args.keys {
             let _ = http.put(format!("{leader}/v1/kv/bench-read/{i}")).body("v".repeat(args.value_bytes)).send().await;
+        }
+    }
+    if args.workload == BenchWorkload::RingLookup {
+        for m in 1..=5 {
+            let _ = http.put(format!("{leader}/v1/rings/bench-ring/members/m{m}")).json(&json!({ "address": format!("10.0.0.{m}:80") })).send().await;
         }
     }
     let shared = Arc::new(Shared {
@@ -200,7 +288,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     let errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let ok = histogram.len();
     let written = shared.written.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let (checked, bad) = if args.workload == BenchWorkload::Put { verify(&http, &leader, &written, &"v".repeat(args.value_bytes)).await } else { (0, 0) };
+    let (checked, bad) = if matches!(args.workload, BenchWorkload::Put | BenchWorkload::Mixed) { verify(&http, &leader, &written, &"v".repeat(args.value_bytes)).await } else { (0, 0) };
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let workload = args.workload.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     let result = json!({
