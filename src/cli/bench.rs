@@ -133,7 +133,7 @@ fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n
         BenchWorkload::Get => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
         BenchWorkload::GetStale => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}?consistency=stale"))),
         BenchWorkload::Cas => cas(),
-        BenchWorkload::Queue if n % 2 == 0 => one(http.post(format!("{url}/v1/queues/bench-{worker}/messages")).body(value.to_string())),
+        BenchWorkload::Queue if n.is_multiple_of(2) => one(http.post(format!("{url}/v1/queues/bench-{worker}/messages")).body(value.to_string())),
         BenchWorkload::Queue => one(http.post(format!("{url}/v1/queues/bench-{worker}/receive")).json(&json!({ "max": 1 }))),
         BenchWorkload::Lock => {
             let lease = state.lease.unwrap_or(0);
