@@ -130,3 +130,9 @@ pub fn pair(ops: &[Op]) -> Vec<Completed> {
     done.sort_by_key(|c| c.invoke.time);
     done
 }
+
+/// A client operation at `time`, for checkers' tests.
+#[cfg(test)]
+pub fn op_at(time: u64, process: u64, kind: Type, f: &str, value: Value) -> Op {
+    Op { process: Process::Client(process), kind, f: f.into(), key: Value::Null, value, time, node: None, error: None }
+}

@@ -15,51 +15,38 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::history::{Completed, History, Op, Process, Type};
-use crate::register::{Outcome, send};
-use crate::rng::Rng;
+use crate::history::{Completed, History, Op, Type};
+use crate::client::{Conn, Outcome, outcome_type, send};
 
 const LOCK: &str = "jepsen-lock";
 const RESOURCE: &str = "jepsen/fenced-resource";
 const LEASE_TTL_MS: u64 = 2000;
 
 pub struct Client {
-    pub process: u64,
-    pub node: u64,
-    pub url: String,
-    pub http: reqwest::Client,
-    pub rng: Rng,
+    pub conn: Conn,
     /// Planted bug: fenced writes are sent without their fence.
     pub unfenced: bool,
     lease: Option<u64>,
 }
 
 impl Client {
-    pub fn new(process: u64, node: u64, url: String, http: reqwest::Client, rng: Rng, unfenced: bool) -> Self {
-        Self { process, node, url, http, rng, unfenced, lease: None }
+    pub fn new(conn: Conn, unfenced: bool) -> Self {
+        Self { conn, unfenced, lease: None }
     }
 
     fn record(&self, history: &History, kind: Type, f: &str, value: Value, error: Option<String>) -> bool {
-        history.record(Op { process: Process::Client(self.process), kind, f: f.into(), key: Value::Null, value, time: 0, node: Some(self.node), error })
-    }
-
-    fn outcome_type(outcome: &Outcome) -> (Type, Option<String>) {
-        match outcome {
-            Outcome::Ok(_) => (Type::Ok, None),
-            Outcome::Fail(e) => (Type::Fail, Some(e.clone())),
-            Outcome::Info(e) => (Type::Info, Some(e.clone())),
-        }
+        self.conn.record(history, kind, f, Value::Null, value, error)
     }
 
     /// A live lease of this client's (granted or kept alive now); not in the history.
     async fn lease(&mut self) -> Option<u64> {
         if let Some(id) = self.lease {
-            match send(self.http.post(format!("{}/v1/leases/{id}/keepalive", self.url))).await {
+            match send(self.conn.http.post(format!("{}/v1/leases/{id}/keepalive", self.conn.url))).await {
                 Outcome::Ok(_) => return Some(id),
                 _ => self.lease = None,
             }
         }
-        if let Outcome::Ok(body) = send(self.http.post(format!("{}/v1/leases", self.url)).json(&json!({ "ttl_ms": LEASE_TTL_MS }))).await {
+        if let Outcome::Ok(body) = send(self.conn.http.post(format!("{}/v1/leases", self.conn.url)).json(&json!({ "ttl_ms": LEASE_TTL_MS }))).await {
             self.lease = body["id"].as_u64();
         }
         self.lease
@@ -73,33 +60,33 @@ impl Client {
         if !self.record(history, Type::Invoke, "acquire", json!({ "lease": lease }), None) {
             return false;
         }
-        let outcome = send(self.http.post(format!("{}/v1/locks/{LOCK}/acquire", self.url)).json(&json!({ "lease": lease, "wait_ms": 1000 }))).await;
+        let outcome = send(self.conn.http.post(format!("{}/v1/locks/{LOCK}/acquire", self.conn.url)).json(&json!({ "lease": lease, "wait_ms": 1000 }))).await;
         let token = match &outcome {
             Outcome::Ok(body) => body["token"].as_u64(),
             _ => None,
         };
-        let (kind, error) = Self::outcome_type(&outcome);
+        let (kind, error) = outcome_type(&outcome);
         self.record(history, kind, "acquire", json!({ "lease": lease, "token": token }), error);
         let Some(token) = token else { return true };
 
         // Sometimes the holder stalls past its lease before it writes.
-        if self.rng.chance(15) {
+        if self.conn.rng.chance(15) {
             tokio::time::sleep(Duration::from_millis(LEASE_TTL_MS * 2)).await;
             self.lease = None;
         }
-        let body = format!("{token} by {}", self.process);
+        let body = format!("{token} by {}", self.conn.process);
         self.record(history, Type::Invoke, "write", json!({ "token": token }), None);
-        let mut request = self.http.put(format!("{}/v1/kv/{RESOURCE}", self.url)).body(body);
+        let mut request = self.conn.http.put(format!("{}/v1/kv/{RESOURCE}", self.conn.url)).body(body);
         if !self.unfenced {
             request = request.header("concord-fence", format!("{LOCK}:{token}"));
         }
         let outcome = send(request).await;
-        let (kind, error) = Self::outcome_type(&outcome);
+        let (kind, error) = outcome_type(&outcome);
         self.record(history, kind, "write", json!({ "token": token }), error);
 
         self.record(history, Type::Invoke, "release", json!({ "token": token }), None);
-        let outcome = send(self.http.post(format!("{}/v1/locks/{LOCK}/release", self.url)).json(&json!({ "token": token }))).await;
-        let (kind, error) = Self::outcome_type(&outcome);
+        let outcome = send(self.conn.http.post(format!("{}/v1/locks/{LOCK}/release", self.conn.url)).json(&json!({ "token": token }))).await;
+        let (kind, error) = outcome_type(&outcome);
         self.record(history, kind, "release", json!({ "token": token }), error)
     }
 }
@@ -176,7 +163,7 @@ mod tests {
     use super::*;
 
     fn at(time: u64, process: u64, kind: Type, f: &str, token: u64) -> Op {
-        Op { process: Process::Client(process), kind, f: f.into(), key: Value::Null, value: json!({ "token": token }), time, node: None, error: None }
+        crate::history::op_at(time, process, kind, f, json!({ "token": token }))
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! (final reads, draining), then write `history.jsonl`, `results.json` and the node
 //! logs into the run directory.
 
+mod client;
 mod cluster;
 mod history;
 mod linear;
@@ -120,10 +121,11 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     for process in 0..args.clients {
         let node = process % args.nodes + 1;
         let url = cluster.nodes[(node - 1) as usize].url();
-        let (history, next_value, client_rng) = (history.clone(), next_value.clone(), rng.fork());
+        let (history, next_value) = (history.clone(), next_value.clone());
+        let conn = client::Conn { process, node, url, http: http.clone(), rng: rng.fork() };
         let handle = match args.workload {
             Workload::Register => {
-                let mut client = register::Client::new(process, node, url, http.clone(), client_rng, args.plant == Some(Plant::StaleReads));
+                let mut client = register::Client::new(conn, args.plant == Some(Plant::StaleReads));
                 tokio::spawn(async move {
                     while Instant::now() < deadline && client.step(&history, started, &next_value).await {
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -131,7 +133,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
                 })
             }
             Workload::Queue => {
-                let mut client = queue::Client { process, node, url, http: http.clone(), rng: client_rng, skip_acks: args.plant == Some(Plant::SkipAcks), seed };
+                let mut client = queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed };
                 tokio::spawn(async move {
                     while Instant::now() < deadline && client.step(&history, &next_value).await {
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -139,7 +141,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
                 })
             }
             Workload::Lock => {
-                let mut client = lock::Client::new(process, node, url, http.clone(), client_rng, args.plant == Some(Plant::Unfenced));
+                let mut client = lock::Client::new(conn, args.plant == Some(Plant::Unfenced));
                 tokio::spawn(async move {
                     while Instant::now() < deadline && client.step(&history).await {
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -147,7 +149,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
                 })
             }
             Workload::Ring => {
-                let mut client = ring::Client { process, node, url, http: http.clone(), rng: client_rng, stale_reads: args.plant == Some(Plant::StaleReads) };
+                let mut client = ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) };
                 tokio::spawn(async move {
                     while Instant::now() < deadline && client.step(&history).await {
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -179,7 +181,8 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         Workload::Register | Workload::Lock | Workload::Ring => true,
         Workload::Queue => {
             let url = cluster.nodes[0].url();
-            let mut drainer = queue::Client { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork(), skip_acks: false, seed };
+            let conn = client::Conn { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork() };
+            let mut drainer = queue::Client { conn, skip_acks: false, seed };
             drainer.drain(&history, DRAIN_TIMEOUT).await
         }
     };

@@ -16,44 +16,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::history::{History, Op, Process, Type};
-use crate::register::{Outcome, send};
-use crate::rng::Rng;
+use crate::history::{History, Op, Type};
+use crate::client::{Conn, Outcome, outcome_type, send};
 
 pub const QUEUE: &str = "jepsen-queue";
 /// Visibility of a received message: short, so unacknowledged ones come back soon.
 const VISIBILITY_MS: u64 = 3000;
 
 pub struct Client {
-    pub process: u64,
-    pub node: u64,
-    pub url: String,
-    pub http: reqwest::Client,
-    pub rng: Rng,
+    pub conn: Conn,
     /// Planted bug: acknowledgements are reported done without being sent.
     pub skip_acks: bool,
     pub seed: u64,
 }
 
-fn op(process: u64, node: u64, kind: Type, f: &str, value: Value, error: Option<String>) -> Op {
-    Op { process: Process::Client(process), kind, f: f.into(), key: Value::Null, value, time: 0, node: Some(node), error }
-}
-
-fn history_type(outcome: &Outcome) -> (Type, Option<String>) {
-    match outcome {
-        Outcome::Ok(_) => (Type::Ok, None),
-        Outcome::Fail(e) => (Type::Fail, Some(e.clone())),
-        Outcome::Info(e) => (Type::Info, Some(e.clone())),
-    }
-}
-
 impl Client {
     fn base(&self) -> String {
-        format!("{}/v1/queues/{QUEUE}", self.url)
+        format!("{}/v1/queues/{QUEUE}", self.conn.url)
     }
 
     pub async fn step(&mut self, history: &History, next_value: &AtomicI64) -> bool {
-        if self.rng.chance(50) {
+        if self.conn.rng.chance(50) {
             self.enqueue(history, next_value).await
         } else {
             self.receive_and_ack(history, 3, 500).await.is_some()
@@ -62,7 +45,7 @@ impl Client {
 
     async fn enqueue(&mut self, history: &History, next_value: &AtomicI64) -> bool {
         let value = next_value.fetch_add(1, Ordering::Relaxed);
-        if !history.record(op(self.process, self.node, Type::Invoke, "enqueue", json!(value), None)) {
+        if !self.conn.record(history, Type::Invoke, "enqueue", Value::Null, json!(value), None) {
             return false;
         }
         let key = format!("jepsen-{}-{value}", self.seed);
@@ -72,24 +55,24 @@ impl Client {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            outcome = send(self.http.post(format!("{}/messages", self.base())).header("idempotency-key", &key).body(value.to_string())).await;
+            outcome = send(self.conn.http.post(format!("{}/messages", self.base())).header("idempotency-key", &key).body(value.to_string())).await;
             if !matches!(outcome, Outcome::Info(_)) {
                 break;
             }
         }
-        let (kind, error) = history_type(&outcome);
-        history.record(op(self.process, self.node, kind, "enqueue", json!(value), error));
+        let (kind, error) = outcome_type(&outcome);
+        self.conn.record(history, kind, "enqueue", Value::Null, json!(value), error);
         true
     }
 
     /// One receive, then an ack of each message it got; how many it got (`None`
     /// when the history is full).
     pub async fn receive_and_ack(&mut self, history: &History, max: u32, wait_ms: u64) -> Option<usize> {
-        if !history.record(op(self.process, self.node, Type::Invoke, "receive", Value::Null, None)) {
+        if !self.conn.record(history, Type::Invoke, "receive", Value::Null, Value::Null, None) {
             return None;
         }
         let body = json!({ "max": max, "visibility_ms": VISIBILITY_MS, "wait_ms": wait_ms });
-        let outcome = send(self.http.post(format!("{}/receive", self.base())).json(&body)).await;
+        let outcome = send(self.conn.http.post(format!("{}/receive", self.base())).json(&body)).await;
         let messages: Vec<Value> = match &outcome {
             Outcome::Ok(answer) => answer["messages"]
                 .as_array()
@@ -99,19 +82,19 @@ impl Client {
                 .collect(),
             _ => Vec::new(),
         };
-        let (kind, error) = history_type(&outcome);
-        history.record(op(self.process, self.node, kind, "receive", json!(messages), error));
+        let (kind, error) = outcome_type(&outcome);
+        self.conn.record(history, kind, "receive", Value::Null, json!(messages), error);
         for message in &messages {
-            if !history.record(op(self.process, self.node, Type::Invoke, "ack", message.clone(), None)) {
+            if !self.conn.record(history, Type::Invoke, "ack", Value::Null, message.clone(), None) {
                 return None;
             }
             let outcome = if self.skip_acks {
                 Outcome::Ok(Value::Null)
             } else {
-                send(self.http.post(format!("{}/ack", self.base())).json(&json!({ "receipt": message["receipt"] }))).await
+                send(self.conn.http.post(format!("{}/ack", self.base())).json(&json!({ "receipt": message["receipt"] }))).await
             };
-            let (kind, error) = history_type(&outcome);
-            history.record(op(self.process, self.node, kind, "ack", message.clone(), error));
+            let (kind, error) = outcome_type(&outcome);
+            self.conn.record(history, kind, "ack", Value::Null, message.clone(), error);
         }
         Some(messages.len())
     }
@@ -123,7 +106,7 @@ impl Client {
         while Instant::now() < deadline {
             let got = self.receive_and_ack(history, 10, 1000).await;
             if got == Some(0) {
-                let stats = self.http.get(self.base()).send().await;
+                let stats = self.conn.http.get(self.base()).send().await;
                 let length = match stats {
                     Ok(answer) if answer.status() == 404 => Some(0),
                     Ok(answer) => answer.json::<Value>().await.ok().and_then(|s| s["length"].as_u64()),
@@ -228,9 +211,7 @@ pub fn check(ops: &[Op], drained: bool) -> Value {
 mod tests {
     use super::*;
 
-    fn at(time: u64, process: u64, kind: Type, f: &str, value: Value) -> Op {
-        Op { time, ..op(process, 1, kind, f, value, None) }
-    }
+    use crate::history::op_at as at;
 
     #[test]
     fn finds_lost_duplicated_unexpected_and_resurrected_work() {

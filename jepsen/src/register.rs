@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::history::{Completed, History, Op, Process, Type};
+use crate::client::{Conn, Outcome, outcome_type, send};
+use crate::history::{Completed, History, Op, Type};
 use crate::linear::{self, Entry, Register, RegisterOp, Verdict};
-use crate::rng::Rng;
 
 /// How long one set of keys is in use.
 const KEY_LIFETIME: Duration = Duration::from_secs(10);
@@ -24,68 +24,34 @@ const KEYS_AT_ONCE: u64 = 4;
 type Known = HashMap<u64, (i64, u64)>;
 
 pub struct Client {
-    pub process: u64,
-    pub node: u64,
-    pub url: String,
-    pub http: reqwest::Client,
-    pub rng: Rng,
+    pub conn: Conn,
     /// Planted bug: reads skip the linearizability check (`consistency=stale`).
     pub stale_reads: bool,
     known: Known,
 }
 
-/// The result of one request: ok with a body, definitely failed, or unknown.
-pub enum Outcome {
-    Ok(Value),
-    Fail(String),
-    Info(String),
-}
-
-/// Sends a request; 503 (not attempted) and 4xx are definite failures, anything
-/// else that is not a success is unknown.
-pub async fn send(request: reqwest::RequestBuilder) -> Outcome {
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            let body: Value = answer.json().await.unwrap_or(Value::Null);
-            match status {
-                200..=299 => Outcome::Ok(body),
-                503 | 400..=499 => Outcome::Fail(format!("{status} {}", body["error"]["code"].as_str().unwrap_or(""))),
-                _ => Outcome::Info(format!("{status} {}", body["error"]["code"].as_str().unwrap_or(""))),
-            }
-        }
-        // A connect failure proves the request was never sent. (The node is down:
-        // pause a little rather than spin against it.)
-        Err(e) if e.is_connect() => {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            Outcome::Fail(format!("connect: {e}"))
-        }
-        Err(e) => Outcome::Info(e.to_string()),
-    }
-}
-
 impl Client {
-    pub fn new(process: u64, node: u64, url: String, http: reqwest::Client, rng: Rng, stale_reads: bool) -> Self {
-        Self { process, node, url, http, rng, stale_reads, known: Known::new() }
+    pub fn new(conn: Conn, stale_reads: bool) -> Self {
+        Self { conn, stale_reads, known: Known::new() }
     }
 
-    fn op(&self, kind: Type, f: &str, key: u64, value: Value, error: Option<String>) -> Op {
-        Op { process: Process::Client(self.process), kind, f: f.into(), key: json!(key), value, time: 0, node: Some(self.node), error }
+    fn record(&self, history: &History, kind: Type, f: &str, key: u64, value: Value, error: Option<String>) -> bool {
+        self.conn.record(history, kind, f, json!(key), value, error)
     }
 
     /// One random operation on one of the keys in use.
     pub async fn step(&mut self, history: &History, started: Instant, next_value: &std::sync::atomic::AtomicI64) -> bool {
         let generation = started.elapsed().as_secs() / KEY_LIFETIME.as_secs();
-        let key = generation * KEYS_AT_ONCE + self.rng.below(KEYS_AT_ONCE);
-        let url = format!("{}/v1/kv/jepsen/register/{key}", self.url);
-        let roll = self.rng.below(100);
+        let key = generation * KEYS_AT_ONCE + self.conn.rng.below(KEYS_AT_ONCE);
+        let url = format!("{}/v1/kv/jepsen/register/{key}", self.conn.url);
+        let roll = self.conn.rng.below(100);
         let known = self.known.get(&key).copied();
         if roll < 50 {
-            if !history.record(self.op(Type::Invoke, "read", key, Value::Null, None)) {
+            if !self.record(history, Type::Invoke, "read", key, Value::Null, None) {
                 return false;
             }
             let read_url = if self.stale_reads { format!("{url}?consistency=stale") } else { url };
-            let (kind, value, error) = match send(self.http.get(read_url)).await {
+            let (kind, value, error) = match send(self.conn.http.get(read_url)).await {
                 Outcome::Ok(body) => {
                     let value = body["value"].as_str().and_then(|v| v.parse::<i64>().ok());
                     if let (Some(value), Some(revision)) = (value, body["mod_revision"].as_u64()) {
@@ -97,23 +63,23 @@ impl Client {
                 Outcome::Fail(e) => (Type::Fail, Value::Null, Some(e)),
                 Outcome::Info(e) => (Type::Info, Value::Null, Some(e)),
             };
-            history.record(self.op(kind, "read", key, value, error));
+            self.record(history, kind, "read", key, value, error);
         } else if roll < 80 || known.is_none() {
             let value = next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if !history.record(self.op(Type::Invoke, "write", key, json!(value), None)) {
+            if !self.record(history, Type::Invoke, "write", key, json!(value), None) {
                 return false;
             }
-            let outcome = send(self.http.put(&url).body(value.to_string())).await;
+            let outcome = send(self.conn.http.put(&url).body(value.to_string())).await;
             let (kind, error) = self.settle(key, value, outcome);
-            history.record(self.op(kind, "write", key, json!(value), error));
+            self.record(history, kind, "write", key, json!(value), error);
         } else if let Some((expected, revision)) = known {
             let value = next_value.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if !history.record(self.op(Type::Invoke, "cas", key, json!([expected, value]), None)) {
+            if !self.record(history, Type::Invoke, "cas", key, json!([expected, value]), None) {
                 return false;
             }
-            let outcome = send(self.http.put(&url).header("if-match", revision.to_string()).body(value.to_string())).await;
+            let outcome = send(self.conn.http.put(&url).header("if-match", revision.to_string()).body(value.to_string())).await;
             let (kind, error) = self.settle(key, value, outcome);
-            history.record(self.op(kind, "cas", key, json!([expected, value]), error));
+            self.record(history, kind, "cas", key, json!([expected, value]), error);
         }
         true
     }
@@ -127,8 +93,7 @@ impl Client {
                 }
                 (Type::Ok, None)
             }
-            Outcome::Fail(e) => (Type::Fail, Some(e)),
-            Outcome::Info(e) => (Type::Info, Some(e)),
+            other => outcome_type(&other),
         }
     }
 }

@@ -17,21 +17,16 @@ use std::time::{Duration, Instant};
 use concord::placement::Placement;
 use serde_json::{Value, json};
 
-use crate::history::{Completed, History, Op, Process, Type, pair};
+use crate::history::{Completed, History, Op, Type, pair};
 use crate::linear::{self, Entry, Model, Verdict};
-use crate::register::{Outcome, send};
-use crate::rng::Rng;
+use crate::client::{Conn, Outcome, send};
 
 const RING: &str = "jepsen-ring";
 const MEMBERS: u64 = 5;
 const REPLICAS: usize = 2;
 
 pub struct Client {
-    pub process: u64,
-    pub node: u64,
-    pub url: String,
-    pub http: reqwest::Client,
-    pub rng: Rng,
+    pub conn: Conn,
     /// Planted bug: reads and lookups skip the linearizability check.
     pub stale_reads: bool,
 }
@@ -48,24 +43,24 @@ fn strings(list: &Value) -> Option<Vec<String>> {
 
 impl Client {
     fn record(&self, history: &History, kind: Type, f: &str, value: Value, error: Option<String>) -> bool {
-        history.record(Op { process: Process::Client(self.process), kind, f: f.into(), key: Value::Null, value, time: 0, node: Some(self.node), error })
+        self.conn.record(history, kind, f, Value::Null, value, error)
     }
 
     pub async fn step(&mut self, history: &History) -> bool {
-        let member = format!("m{}", 1 + self.rng.below(MEMBERS));
-        let roll = self.rng.below(100);
-        let base = format!("{}/v1/rings/{RING}", self.url);
+        let member = format!("m{}", 1 + self.conn.rng.below(MEMBERS));
+        let roll = self.conn.rng.below(100);
+        let base = format!("{}/v1/rings/{RING}", self.conn.url);
         let stale = if self.stale_reads { "consistency=stale&" } else { "" };
         let (f, invoke_value, request) = if roll < 30 {
             let body = json!({ "address": format!("10.0.0.{}:80", &member[1..]) });
-            ("join", json!({ "member": member }), self.http.put(format!("{base}/members/{member}")).json(&body))
+            ("join", json!({ "member": member }), self.conn.http.put(format!("{base}/members/{member}")).json(&body))
         } else if roll < 55 {
-            ("leave", json!({ "member": member }), self.http.delete(format!("{base}/members/{member}")))
+            ("leave", json!({ "member": member }), self.conn.http.delete(format!("{base}/members/{member}")))
         } else if roll < 80 {
-            ("read", Value::Null, self.http.get(format!("{base}?{stale}")))
+            ("read", Value::Null, self.conn.http.get(format!("{base}?{stale}")))
         } else {
-            let key = format!("k{}", self.rng.below(1000));
-            ("lookup", json!({ "key": key }), self.http.get(format!("{base}/lookup?{stale}key={key}&replicas={REPLICAS}")))
+            let key = format!("k{}", self.conn.rng.below(1000));
+            ("lookup", json!({ "key": key }), self.conn.http.get(format!("{base}/lookup?{stale}key={key}&replicas={REPLICAS}")))
         };
         if !self.record(history, Type::Invoke, f, invoke_value.clone(), None) {
             return false;
@@ -235,9 +230,7 @@ pub fn check(ops: &[Op], budget: Duration) -> Value {
 mod tests {
     use super::*;
 
-    fn at(time: u64, process: u64, kind: Type, f: &str, value: Value) -> Op {
-        Op { process: Process::Client(process), kind, f: f.into(), key: Value::Null, value, time, node: None, error: None }
-    }
+    use crate::history::op_at as at;
 
     #[test]
     fn flags_a_lost_join_backwards_epochs_and_a_wrong_lookup() {
