@@ -53,24 +53,34 @@ pub fn unavailable() -> Option<String> {
 }
 
 impl Net {
-    /// Creates the bridge and `nodes` hosts for run number `run` (0..=250).
-    pub fn setup(run: u8, nodes: u64) -> Result<Net, String> {
-        let bridge = format!("cj{run}br");
-        let bridge_ip = format!("10.77.{run}.1");
-        let hosts = (1..=nodes).map(|id| Host { id, namespace: format!("cj{run}n{id}"), ip: format!("10.77.{run}.{}", 10 + id) }).collect();
-        let forward_rule = ["FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"].map(String::from).to_vec();
-        let mut net = Net { hosts, bridge, bridge_ip, forward_rule, torn_down: false, netem: false };
-        net.teardown(); // leftovers of an interrupted run with the same number
-        net.torn_down = false;
-        net.create().inspect_err(|_| net.teardown())?;
-        net.netem = net.in_namespace(1, "tc", &["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", "1ms"]).is_ok();
-        net.heal_links()?;
-        Ok(net)
+    /// Creates the bridge and `nodes` hosts under the first free run number from
+    /// `first` on (1..=250). Creating the bridge is the claim: it fails when another
+    /// run has that number, and every run creates its bridge before anything else, so
+    /// namespaces found under a number just claimed are leftovers of a run that was
+    /// killed outright, and are removed.
+    pub fn setup(first: u8, nodes: u64) -> Result<Net, String> {
+        for offset in 0..250u16 {
+            let run = ((u16::from(first) + offset - 1) % 250 + 1) as u8;
+            let bridge = format!("cj{run}br");
+            if self::run("ip", &["link", "add", &bridge, "type", "bridge"]).is_err() {
+                continue;
+            }
+            let bridge_ip = format!("10.77.{run}.1");
+            let hosts = (1..=nodes).map(|id| Host { id, namespace: format!("cj{run}n{id}"), ip: format!("10.77.{run}.{}", 10 + id) }).collect();
+            let forward_rule = ["FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"].map(String::from).to_vec();
+            let mut net = Net { hosts, bridge, bridge_ip, forward_rule, torn_down: false, netem: false };
+            net.remove_hosts();
+            net.create().inspect_err(|_| net.teardown())?;
+            net.netem = net.in_namespace(1, "tc", &["qdisc", "replace", "dev", "eth0", "root", "netem", "delay", "1ms"]).is_ok();
+            net.heal_links()?;
+            return Ok(net);
+        }
+        Err("every run number (1 to 250) is taken: remove stale cj*br bridges".into())
     }
 
     fn create(&self) -> Result<(), String> {
+        // The bridge exists: `setup` created it to claim the run number.
         let bridge = self.bridge.as_str();
-        run("ip", &["link", "add", bridge, "type", "bridge"])?;
         run("ip", &["addr", "add", &format!("{}/24", self.bridge_ip), "dev", bridge])?;
         run("ip", &["link", "set", bridge, "up"])?;
         // Bridged packets may pass the root namespace's FORWARD chain (br_netfilter);
@@ -96,16 +106,21 @@ impl Net {
             return;
         }
         self.torn_down = true;
+        self.remove_hosts();
+        let _ = run("ip", &["link", "del", &self.bridge]);
+        let mut delete = vec!["-D"];
+        delete.extend(self.forward_rule.iter().map(String::as_str));
+        while run("iptables", &delete).is_ok() {}
+    }
+
+    /// Removes the hosts' namespaces and links (those that exist).
+    fn remove_hosts(&self) {
         for host in &self.hosts {
             // The veth pair goes with its root end at once; a namespace lingers in the
             // kernel while sockets of it wait out TIME_WAIT, and then goes by itself.
             let _ = run("ip", &["link", "del", &self.veth(host.id)]);
             let _ = run("ip", &["netns", "del", &host.namespace]);
         }
-        let _ = run("ip", &["link", "del", &self.bridge]);
-        let mut delete = vec!["-D"];
-        delete.extend(self.forward_rule.iter().map(String::as_str));
-        while run("iptables", &delete).is_ok() {}
     }
 
     /// The root-namespace end of node `id`'s link.
