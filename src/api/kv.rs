@@ -248,12 +248,18 @@ pub async fn get(
     Ok(response)
 }
 
-pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+/// The page size a listing asks for (default 100, capped by the limit), or 400.
+pub fn page_limit(app: &AppState, requested: Option<usize>) -> Result<usize, ApiError> {
     let max = app.limits.list_limit_max;
-    let limit = query.limit.unwrap_or(max.min(100));
+    let limit = requested.unwrap_or(max.min(100));
     if limit == 0 || limit > max {
         return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
     }
+    Ok(limit)
+}
+
+pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let limit = page_limit(&app, query.limit)?;
     for (name, text) in [("prefix", Some(query.prefix.as_str())), ("after", query.after.as_deref())] {
         if let Some(text) = text
             && text.len() > app.limits.key_bytes_max

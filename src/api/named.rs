@@ -42,11 +42,7 @@ pub async fn list<T>(
     read: impl Fn(&StateReader, Option<&str>, usize) -> Result<AtIndex<NamedPage<T>>, ViewError>,
     render: impl Fn(&str, &T) -> Value,
 ) -> Result<Response, ApiError> {
-    let max = app.limits.list_limit_max;
-    let limit = query.limit.unwrap_or(max.min(100));
-    if limit == 0 || limit > max {
-        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
-    }
+    let limit = super::kv::page_limit(app, query.limit)?;
     if let Some(after) = &query.after {
         kv::validate_key(after, &app.limits)?;
     }

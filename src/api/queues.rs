@@ -193,11 +193,15 @@ pub async fn enqueue(
     propose(&app, &headers, Command::QueueEnqueue { queue: name, payload: body.to_vec(), delay_ms, now_ms }, queue_answer).await
 }
 
-/// True when this node's state shows a visible message in `name` (after a
-/// linearizable confirmation, so an empty answer is never stale).
+/// True when this node's state shows a visible message in `name`.
+fn visible_here(reader: &crate::state::StateReader, name: &str) -> Result<bool, crate::state::store::ViewError> {
+    Ok(reader.queue(name)?.value.is_some_and(|q| q.record.visible > 0))
+}
+
+/// `visible_here` after a linearizable confirmation, so an empty answer is never stale.
 async fn has_visible(app: &AppState, name: &str) -> Result<bool, ApiError> {
     app.read_at(Consistency::Linearizable).await?;
-    Ok(app.reader.queue(name)?.value.is_some_and(|q| q.record.visible > 0))
+    Ok(visible_here(&app.reader, name)?)
 }
 
 pub async fn receive(
@@ -232,7 +236,7 @@ pub async fn receive(
         if left.is_zero() {
             return Ok(Json(json!({ "queue": name, "messages": [] })).into_response());
         }
-        let visible = |reader: &crate::state::StateReader| Ok(reader.queue(&name)?.value.is_some_and(|q| q.record.visible > 0));
+        let visible = |reader: &crate::state::StateReader| visible_here(reader, &name);
         // Looks again at least every second: a leadership change may have moved the queue.
         wait_until(&app, left.min(Duration::from_secs(1)), visible).await?;
     }

@@ -163,11 +163,7 @@ pub async fn publish(
 
 pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
-    let max = app.limits.list_limit_max;
-    let limit = query.limit.unwrap_or(max.min(100));
-    if limit == 0 || limit > max {
-        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
-    }
+    let limit = super::kv::page_limit(&app, query.limit)?;
     let wait = wait_bound(&app, Some(query.wait_ms))?;
     query.from.map(check_offset).transpose()?;
     let from = match query.from {
