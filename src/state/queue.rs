@@ -265,18 +265,21 @@ pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: 
         create(batch, meta, dlq, QueueSettings::default())?;
     }
     let created = existing.is_none();
-    let mut record = existing.unwrap_or_else(|| {
-        meta.queue_count += 1;
-        QueueRecord { next_id: 1, ..QueueRecord::default() }
-    });
+    let mut record = existing.unwrap_or_else(|| new_record(meta, settings.clone()));
     record.settings = settings.clone();
     save(batch, queue, &mut record)?;
     Ok(Outcome::QueueConfigured { queue: queue.to_string(), created, settings })
 }
 
-fn create(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: QueueSettings) -> Result<QueueRecord, ViewError> {
+/// A new, empty queue's record, counted in `meta` (not yet saved).
+fn new_record(meta: &mut Meta, settings: QueueSettings) -> QueueRecord {
     meta.queue_count += 1;
-    let mut record = QueueRecord { settings, next_id: 1, ..QueueRecord::default() };
+    QueueRecord { settings, next_id: 1, ..QueueRecord::default() }
+}
+
+/// Creates and saves a new, empty queue.
+fn create(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: QueueSettings) -> Result<QueueRecord, ViewError> {
+    let mut record = new_record(meta, settings);
     save(batch, queue, &mut record)?;
     Ok(record)
 }

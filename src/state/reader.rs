@@ -12,7 +12,7 @@ use super::lock::{self, LockRecord};
 use super::queue::{self, QueueRecord, QueueView};
 use super::topic::{self, TopicRead, TopicRecord};
 use super::ring::{self, RingView};
-use super::store::{Cf, Meta, NamedPage, StateStore, ViewError};
+use super::store::{Cf, Meta, NamedPage, StateStore, View, ViewError};
 
 /// A value read from the state and the position it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,88 +40,69 @@ impl StateReader {
         AtIndex { value, applied_index: meta.last_applied.map_or(0, |id| id.index), revision: meta.revision, clock_ms: meta.clock_ms }
     }
 
-    pub fn get(&self, key: &str) -> Result<AtIndex<Option<KvRecord>>, ViewError> {
+    /// Runs `read` on one point-in-time view and its metadata.
+    fn read<T>(&self, read: impl FnOnce(&View<'_>, &Meta) -> Result<T, ViewError>) -> Result<AtIndex<T>, ViewError> {
         let view = self.store.view();
         let meta = view.meta()?;
-        Ok(Self::at(&meta, kv::get(&view, key)?))
+        Ok(Self::at(&meta, read(&view, &meta)?))
+    }
+
+    pub fn get(&self, key: &str) -> Result<AtIndex<Option<KvRecord>>, ViewError> {
+        self.read(|view, _| kv::get(view, key))
     }
 
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<Page>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, kv::list(&view, prefix, after, limit)?))
+        self.read(|view, _| kv::list(view, prefix, after, limit))
     }
 
     /// Lease `id` with up to `keys_limit` of its keys.
     pub fn lease(&self, id: u64, keys_limit: usize) -> Result<AtIndex<Option<LeaseView>>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, lease::get(&view, id, keys_limit)?))
+        self.read(|view, _| lease::get(view, id, keys_limit))
     }
 
     /// Lock `name`: holder and waiters.
     pub fn lock(&self, name: &str) -> Result<AtIndex<LockRecord>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, lock::get(&view, name)?))
+        self.read(|view, _| lock::get(view, name))
     }
 
     /// Ring `name`: epoch and members.
     pub fn ring(&self, name: &str) -> Result<AtIndex<RingView>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, ring::get(&view, name)?))
+        self.read(|view, _| ring::get(view, name))
     }
 
     /// Queue `name`: settings, counters, oldest message.
     pub fn queue(&self, name: &str) -> Result<AtIndex<Option<QueueView>>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, queue::get(&view, name)?))
+        self.read(|view, _| queue::get(view, name))
     }
 
     /// Queues after `after`, at most `limit`, and whether more follow.
     pub fn queues(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<NamedPage<QueueRecord>>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, view.named_page(Cf::Queues, after, limit)?))
+        self.read(|view, _| view.named_page(Cf::Queues, after, limit))
     }
 
     /// Topics after `after`, at most `limit`, and whether more follow.
     pub fn topics(&self, after: Option<&str>, limit: usize) -> Result<AtIndex<NamedPage<TopicRecord>>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, view.named_page(Cf::Topics, after, limit)?))
+        self.read(|view, _| view.named_page(Cf::Topics, after, limit))
     }
 
     /// Topic `name`'s record.
     pub fn topic(&self, name: &str) -> Result<AtIndex<Option<TopicRecord>>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, topic::get(&view, name)?))
+        self.read(|view, _| topic::get(view, name))
     }
 
     /// Messages of topic `name` from offset `from` (see `topic::read`).
     pub fn topic_messages(&self, name: &str, from: u64, limit: usize, bytes_max: usize) -> Result<AtIndex<TopicRead>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        Ok(Self::at(&meta, topic::read(&view, name, from, limit, bytes_max)?))
+        self.read(|view, _| topic::read(view, name, from, limit, bytes_max))
     }
 
     /// The earliest lease expiry or queue timer, if any (the ticker's next deadline).
     pub fn next_deadline(&self) -> Result<AtIndex<Option<u64>>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        let next = [lease::next_expiry(&view)?, queue::next_timer(&view)?].into_iter().flatten().min();
-        Ok(Self::at(&meta, next))
+        self.read(|view, _| Ok([lease::next_expiry(view)?, queue::next_timer(view)?].into_iter().flatten().min()))
     }
 
     /// Key changes under `prefix` from revision `from` (see `history::read`).
     pub fn history(&self, prefix: &str, from: u64, limit: usize) -> Result<AtIndex<HistoryRead>, ViewError> {
-        let view = self.store.view();
-        let meta = view.meta()?;
-        let read = history::read(&view, &meta, prefix, from, limit)?;
-        Ok(Self::at(&meta, read))
+        self.read(|view, meta| history::read(view, meta, prefix, from, limit))
     }
 
     /// The applied position alone (for `/ready` and `/v1/cluster`).
