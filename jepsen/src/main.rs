@@ -94,6 +94,35 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the final drain of a queue may take.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// One client process of the run's workload.
+enum AnyClient {
+    Register(register::Client),
+    Queue(queue::Client),
+    Lock(lock::Client),
+    Ring(ring::Client),
+}
+
+impl AnyClient {
+    /// One operation (or cycle); false when the history is full.
+    async fn step(&mut self, history: &History, started: Instant, next_value: &AtomicI64) -> bool {
+        match self {
+            AnyClient::Register(client) => client.step(history, started, next_value).await,
+            AnyClient::Queue(client) => client.step(history, next_value).await,
+            AnyClient::Lock(client) => client.step(history).await,
+            AnyClient::Ring(client) => client.step(history).await,
+        }
+    }
+
+    /// The pause between operations (ring changes are kept slower, so each
+    /// membership history stays small enough to check).
+    fn pause(&self) -> Duration {
+        match self {
+            AnyClient::Ring(_) => Duration::from_millis(50),
+            _ => Duration::from_millis(10),
+        }
+    }
+}
+
 fn concord_binary(args: &Args) -> Result<PathBuf, String> {
     let path = match &args.concord {
         Some(path) => path.clone(),
@@ -123,40 +152,17 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         let url = cluster.nodes[(node - 1) as usize].url();
         let (history, next_value) = (history.clone(), next_value.clone());
         let conn = client::Conn { process, node, url, http: http.clone(), rng: rng.fork() };
-        let handle = match args.workload {
-            Workload::Register => {
-                let mut client = register::Client::new(conn, args.plant == Some(Plant::StaleReads));
-                tokio::spawn(async move {
-                    while Instant::now() < deadline && client.step(&history, started, &next_value).await {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            }
-            Workload::Queue => {
-                let mut client = queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed };
-                tokio::spawn(async move {
-                    while Instant::now() < deadline && client.step(&history, &next_value).await {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            }
-            Workload::Lock => {
-                let mut client = lock::Client::new(conn, args.plant == Some(Plant::Unfenced));
-                tokio::spawn(async move {
-                    while Instant::now() < deadline && client.step(&history).await {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            }
-            Workload::Ring => {
-                let mut client = ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) };
-                tokio::spawn(async move {
-                    while Instant::now() < deadline && client.step(&history).await {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                })
-            }
+        let mut client = match args.workload {
+            Workload::Register => AnyClient::Register(register::Client::new(conn, args.plant == Some(Plant::StaleReads))),
+            Workload::Queue => AnyClient::Queue(queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed }),
+            Workload::Lock => AnyClient::Lock(lock::Client::new(conn, args.plant == Some(Plant::Unfenced))),
+            Workload::Ring => AnyClient::Ring(ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) }),
         };
+        let handle = tokio::spawn(async move {
+            while Instant::now() < deadline && client.step(&history, started, &next_value).await {
+                tokio::time::sleep(client.pause()).await;
+            }
+        });
         clients.push(handle);
     }
 
