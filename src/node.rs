@@ -19,6 +19,8 @@ use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::identity::ClusterIdentity;
 use crate::raft::network::PeerNetwork;
+use crate::raft::proposer::Proposer;
+use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft, peer_server};
 use crate::state::StateMachine;
 use crate::state::idempotency::IdempotencyBounds;
@@ -28,7 +30,7 @@ pub enum NodeError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("cannot open the log in {dir}: {source}")]
-    Log { dir: String, source: rocksdb::Error },
+    Log { dir: String, source: crate::raft::log_store::OpenError },
     #[error("cannot open the state in {dir}: {source}")]
     State { dir: String, source: crate::state::machine::OpenError },
     #[error("cannot listen on {addr}: {source}")]
@@ -104,6 +106,9 @@ impl Node {
             clock: clock.clone(),
             placements: Default::default(),
             identity: identity.clone(),
+            read_index: ReadIndex::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.read_timeout()),
+            // An entry is at most one request body, as the peer body limit assumes.
+            proposer: Proposer::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.body_bytes_max, config.limits.write_timeout()),
         };
         let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max, identity.clone()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -68,6 +68,10 @@ pub struct AppState {
     pub placements: Arc<rings::PlacementCache>,
     /// The cluster this node belongs to (reported in `/v1/cluster`).
     pub identity: crate::raft::identity::ClusterIdentity,
+    /// One leadership check for many linearizable reads.
+    pub read_index: crate::raft::read_index::ReadIndex,
+    /// One entry for many puts and deletes.
+    pub proposer: crate::raft::proposer::Proposer,
 }
 
 pub fn router(app: AppState) -> Router {

@@ -139,6 +139,8 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             format!("the message is {len} bytes, over topic {topic:?}'s max_message_bytes of {max}"),
         ),
         Rejection::TopicInvalid { topic, reason } => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
+        // The proposer batches only batchable commands: this is a bug of ours.
+        Rejection::NotBatchable => ApiError::internal("the request was proposed in a batch it may not be part of; nothing was changed"),
     }
 }
 

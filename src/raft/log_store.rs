@@ -6,8 +6,14 @@
 //!
 //! Durability rule (the contract's "acknowledged means durable"): the vote is synced
 //! before `save_vote` returns, and appended entries are synced before the append
-//! callback tells openraft they are stored. Every write that changes what is durable
-//! runs on the blocking pool, so an fsync never stalls the async runtime.
+//! callback tells openraft they are stored.
+//!
+//! Group commit: a write goes into RocksDB at once (readable at once) but unsynced;
+//! its WAL bytes wait in RocksDB's buffer (`manual_wal_flush`). One thread, the
+//! syncer (`WalSyncer`), then writes and fsyncs the WAL for every write that queued
+//! while the previous fsync ran, and only then reports those writes stored. Under
+//! load one fsync covers many entries; alone, a write waits for one fsync as before.
+//! The fsync never runs on the async runtime.
 //!
 //! Layout: column family `logs` maps a big-endian `u64` index to an encoded entry
 //! (big-endian so RocksDB's byte order is log order); column family `meta` holds the
@@ -18,11 +24,12 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader, StorageIOError, Vote};
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::codec;
@@ -32,12 +39,69 @@ const CF_META: &str = "meta";
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
+/// Most writes waiting for the syncer; an append beyond it waits for room.
+const SYNC_QUEUE_MAX: usize = 4096;
 
-/// The Raft log store. Cheap to clone: clones share one database.
+/// The Raft log store. Cheap to clone: clones share one database and one syncer.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
     options: Arc<Options>,
+    syncer: WalSyncer,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("cannot start the WAL syncer thread: {0}")]
+    Syncer(#[from] std::io::Error),
+}
+
+/// Who waits for a sync: openraft's append callback, or a vote, truncate or purge.
+enum SyncWaiter {
+    Append(LogFlushed<TypeConfig>),
+    Write(oneshot::Sender<Result<(), String>>),
+}
+
+impl SyncWaiter {
+    fn complete(self, synced: Result<(), String>) {
+        match self {
+            SyncWaiter::Append(callback) => callback.log_io_completed(synced.map_err(std::io::Error::other)),
+            // A writer that stopped waiting is gone; its write is synced all the same.
+            SyncWaiter::Write(done) => drop(done.send(synced)),
+        }
+    }
+}
+
+/// The queue of the syncer thread, which fsyncs the WAL once for every write queued
+/// since its last fsync. The thread ends when the last clone is dropped. It holds the
+/// database only while it syncs, so the database closes when the last `LogStore`
+/// drops, and a restart in the same process can open it again.
+#[derive(Clone)]
+struct WalSyncer {
+    queue: mpsc::Sender<SyncWaiter>,
+}
+
+impl WalSyncer {
+    fn spawn(db: Weak<DB>) -> std::io::Result<Self> {
+        let (queue, mut waiting) = mpsc::channel::<SyncWaiter>(SYNC_QUEUE_MAX);
+        std::thread::Builder::new().name("concord-wal-sync".into()).spawn(move || {
+            let mut batch = Vec::new();
+            while waiting.blocking_recv_many(&mut batch, SYNC_QUEUE_MAX) > 0 {
+                // Each waiter was queued after its write went into RocksDB, so this one
+                // flush-and-fsync of the WAL makes every write of the batch durable.
+                let synced = match db.upgrade() {
+                    Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+                    None => Err("the log database is closed".to_string()),
+                };
+                for waiter in batch.drain(..) {
+                    waiter.complete(synced.clone());
+                }
+            }
+        })?;
+        Ok(Self { queue })
+    }
 }
 
 /// Counters of the log database, readable while it runs.
@@ -65,12 +129,6 @@ fn key_index(key: &[u8]) -> Result<u64, StorageError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn synced() -> WriteOptions {
-    let mut options = WriteOptions::default();
-    options.set_sync(true);
-    options
-}
-
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::read_logs(&e).into()
 }
@@ -80,16 +138,19 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log database in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, rocksdb::Error> {
+    /// Opens (or creates) the log database in `dir` and starts its syncer.
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // WAL bytes stay in RocksDB's buffer until the syncer flushes and fsyncs them.
+        options.set_manual_wal_flush(true);
         options.enable_statistics();
         options.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptTimers);
         let families = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, dir, families)?;
-        Ok(Self { db: Arc::new(db), options: Arc::new(options) })
+        let db = Arc::new(DB::open_cf_descriptors(&options, dir, families)?);
+        let syncer = WalSyncer::spawn(Arc::downgrade(&db))?;
+        Ok(Self { db, options: Arc::new(options), syncer })
     }
 
     pub fn stats(&self) -> LogStats {
@@ -108,15 +169,27 @@ impl LogStore {
         }
     }
 
-    /// Runs a synced write on the blocking pool and waits for it.
+    /// Writes `batch` now (readable at once, durable only after the next sync) and
+    /// queues `waiter` for that sync.
+    async fn write_then_sync(&self, batch: WriteBatch, waiter: SyncWaiter) -> Result<(), StorageError> {
+        self.db.write(batch).map_err(write_err)?;
+        self.syncer
+            .queue
+            .send(waiter)
+            .await
+            .map_err(|_| write_err(std::io::Error::other("the WAL syncer has stopped")))
+    }
+
+    /// Writes what `build` puts in a batch and waits until it is synced.
     async fn write_synced(&self, build: impl FnOnce(&Self, &mut WriteBatch) -> Result<(), StorageError>) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         build(self, &mut batch)?;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.write_opt(batch, &synced()))
-            .await
-            .map_err(write_err)?
-            .map_err(write_err)
+        let (done, synced) = oneshot::channel();
+        self.write_then_sync(batch, SyncWaiter::Write(done)).await?;
+        match synced.await {
+            Ok(result) => result.map_err(|e| write_err(std::io::Error::other(e))),
+            Err(_) => Err(write_err(std::io::Error::other("the WAL syncer stopped before syncing"))),
+        }
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -188,8 +261,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not synced: the committed index only lets a restart apply sooner; losing the
-        // latest value is harmless because it is re-learnt from the leader.
+        // Not synced (the next sync takes it along): the committed index only lets a
+        // restart apply sooner; losing the latest value is harmless because it is
+        // re-learnt from the leader.
         let bytes = codec::encode(&committed).map_err(write_err)?;
         self.db.put_cf(self.cf(CF_META), KEY_COMMITTED, bytes).map_err(write_err)
     }
@@ -203,21 +277,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let result = self
-            .write_synced(|store, batch| {
-                for entry in entries {
-                    let bytes = codec::encode(&entry).map_err(write_err)?;
-                    batch.put_cf(store.cf(CF_LOGS), index_key(entry.log_id.index), bytes);
-                }
-                Ok(())
-            })
-            .await;
-        // The entries are on disk (synced) only now: tell openraft.
-        match &result {
-            Ok(()) => callback.log_io_completed(Ok(())),
-            Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            let bytes = codec::encode(&entry).map_err(write_err)?;
+            batch.put_cf(self.cf(CF_LOGS), index_key(entry.log_id.index), bytes);
         }
-        result
+        // The syncer calls back once the entries are on disk (synced), not before.
+        self.write_then_sync(batch, SyncWaiter::Append(callback)).await
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -1,5 +1,6 @@
-//! openraft glue: the type configuration, the RocksDB log store, the peer network
-//! and the cluster identity that keeps other clusters' peers out.
+//! openraft glue: the type configuration, the RocksDB log store, the peer network,
+//! the cluster identity that keeps other clusters' peers out, and the batching of
+//! writes into entries and of linearizable reads into leadership checks.
 //!
 //! Everything consensus-specific lives here; the state machine (`crate::state`) only
 //! sees committed entries, and the HTTP API (`crate::api`) only sees a `Raft` handle.
@@ -8,6 +9,8 @@ pub mod identity;
 pub mod log_store;
 pub mod network;
 pub mod peer_server;
+pub mod proposer;
+pub mod read_index;
 
 use crate::state::command::{Request, Response};
 

@@ -70,6 +70,10 @@ pub enum Command {
     TopicPublish { topic: String, payload: Vec<u8>, now_ms: u64 },
     /// Delete a topic (a bounded number of its messages per entry).
     TopicDelete { topic: String },
+    /// Several independent requests in one entry, applied in order, each with its own
+    /// idempotency key and outcome (`Outcome::Batch`). Only batchable commands belong
+    /// here (`Command::is_batchable`); any other is refused, not applied.
+    Batch(Vec<Request>),
 }
 
 pub use crate::state::queue::Receipt;
@@ -152,6 +156,8 @@ pub enum Outcome {
     Published { topic: String, offset: u64 },
     TopicDeleted { topic: String, deleted_messages: u64, deleted: bool },
     Rejected(Rejection),
+    /// The outcomes of a `Command::Batch`, one per request, in order.
+    Batch(Vec<Response>),
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
@@ -197,6 +203,8 @@ pub enum Rejection {
     TopicLimit { limit: u64 },
     TopicMessageTooLarge { topic: String, len: u64, max: u64 },
     TopicInvalid { topic: String, reason: String },
+    /// A command that may not share an entry with others was found in a batch.
+    NotBatchable,
 }
 
 impl Response {
@@ -225,6 +233,13 @@ impl Command {
             Command::TopicPublish { topic, payload, .. } => Command::TopicPublish { topic: topic.clone(), payload: payload.clone(), now_ms: 0 },
             other => other.clone(),
         }
+    }
+
+    /// True when it may share an entry with other requests (`Command::Batch`): its
+    /// outcome does not depend on the entry's log index, which other commands use as
+    /// an identity (lease ids, lock tokens, receipts), and it scans nothing.
+    pub fn is_batchable(&self) -> bool {
+        matches!(self, Command::Put { .. } | Command::Delete { .. })
     }
 
     /// True when applying it iterates stored state, so it must see every earlier
@@ -269,6 +284,7 @@ impl fmt::Display for Request {
             Command::TopicConfigure { topic, settings } => write!(f, "configure topic {topic:?}: {settings:?}"),
             Command::TopicPublish { topic, payload, now_ms } => write!(f, "publish {} bytes to {topic:?} at {now_ms}", payload.len()),
             Command::TopicDelete { topic } => write!(f, "delete topic {topic:?}"),
+            Command::Batch(requests) => write!(f, "batch of {} requests", requests.len()),
         }
     }
 }

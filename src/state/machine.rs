@@ -72,6 +72,16 @@ impl StateMachine {
     }
 
     fn apply_request(&self, batch: &mut Batch<'_>, meta: &mut Meta, index: u64, request: Request) -> Result<Response, ViewError> {
+        if let Command::Batch(requests) = request.command {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(match request.command.is_batchable() {
+                    true => self.apply_request(batch, meta, index, request)?,
+                    false => Response::fresh(Outcome::Rejected(Rejection::NotBatchable)),
+                });
+            }
+            return Ok(Response::fresh(Outcome::Batch(responses)));
+        }
         idempotency::evict(batch, meta, index, self.bounds)?;
         let Some(key) = request.idempotency_key else {
             return Ok(Response::fresh(apply_command(batch, meta, index, request.command)?));
@@ -127,6 +137,8 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::TopicConfigure { topic, settings } => topic::configure(batch, meta, &topic, settings),
         Command::TopicPublish { topic, payload, now_ms } => topic::publish(batch, meta, &topic, payload, now_ms),
         Command::TopicDelete { topic } => topic::delete(batch, meta, &topic),
+        // `apply_request` unpacks a batch; one met here was nested in another.
+        Command::Batch(_) => Ok(Outcome::Rejected(Rejection::NotBatchable)),
     }
 }
 
