@@ -176,6 +176,8 @@ pub struct NodeConfig {
     pub join: Option<String>,
     pub limits: Limits,
     pub timing: RaftTiming,
+    /// Memory for the state database's caches and memtables, in bytes.
+    pub cache_bytes: usize,
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.

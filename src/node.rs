@@ -77,7 +77,7 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)?;
         let log_dir = config.data_dir.join("log");
         let log = LogStore::open(&log_dir).map_err(|source| NodeError::Log { dir: log_dir.display().to_string(), source })?;
-        let machine = StateMachine::open(&config.data_dir, IdempotencyBounds::default())
+        let machine = StateMachine::open(&config.data_dir, IdempotencyBounds::default(), config.cache_bytes)
             .map_err(|source| NodeError::State { dir: config.data_dir.display().to_string(), source })?;
         let reader = machine.reader();
         let ticker_reader = reader.clone();

@@ -148,6 +148,37 @@ async fn a_retried_write_with_the_same_idempotency_key_applies_once() {
     assert_eq!(json(reused).await["error"]["code"], "idempotency_key_reused");
 }
 
+/// Puts that arrive together share log entries (`raft::proposer`), yet each is
+/// answered for itself: its own revision, its value stored, read back linearizably.
+#[tokio::test]
+async fn concurrent_puts_share_entries_and_each_gets_its_own_answer() {
+    const WRITES: usize = 200;
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let base = cluster.node(leader).url();
+    let http = reqwest::Client::new();
+    let last_log_index = |status: Value| status["last_log_index"].as_u64().expect("last_log_index");
+    let before = last_log_index(json(http.get(format!("{base}/v1/cluster")).send().await.unwrap()).await);
+
+    let puts = (0..WRITES).map(|i| {
+        let request = http.put(format!("{base}/v1/kv/together/{i}")).body(format!("value {i}"));
+        async move { json(request.send().await.unwrap()).await }
+    });
+    let answers = futures_util::future::join_all(puts).await;
+    let mut revisions: Vec<u64> = answers.iter().map(|a| a["revision"].as_u64().unwrap_or_else(|| panic!("not a put answer: {a}"))).collect();
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), WRITES, "every put has a revision of its own");
+    assert_eq!(revisions[WRITES - 1] - revisions[0] + 1, WRITES as u64, "and no revision went to anything else");
+
+    let after = last_log_index(json(http.get(format!("{base}/v1/cluster")).send().await.unwrap()).await);
+    assert!(after - before < (WRITES / 2) as u64, "{WRITES} concurrent puts took {} log entries", after - before);
+    for i in 0..WRITES {
+        let read = json(http.get(format!("{base}/v1/kv/together/{i}")).send().await.unwrap()).await;
+        assert_eq!(read["value"], format!("value {i}"), "together/{i}");
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     let cluster = Cluster::start(3, &["--key-bytes-max", "64", "--value-bytes-max", "1024", "--body-bytes-max", "2048"]).await;

@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// Keys a read run reads (written before it starts).
     #[arg(long, default_value_t = 1000)]
     pub keys: u64,
+    /// Prefix of the keys a put run writes, `<prefix>/<connection>/<n>`: a new prefix
+    /// writes new keys (as when loading a data set in steps).
+    #[arg(long, default_value = "bench")]
+    pub key_prefix: String,
     /// Send each connection to the endpoints in turn instead of to the leader.
     #[arg(long)]
     pub spread: bool,
@@ -119,6 +123,7 @@ struct ConnectionState {
 fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n: u64, value: &str, state: &ConnectionState) -> Step {
     let read_key = (worker * 7919 + n) % args.keys;
     let one = |request| Step { requests: vec![request], written: None, cas: false };
+    let key = |n: u64| format!("{}/{worker}/{n}", args.key_prefix);
     let put = |key: String| Step { requests: vec![http.put(format!("{url}/v1/kv/{key}")).body(value.to_string())], written: Some(key), cas: false };
     let cas = || {
         let request = http.put(format!("{url}/v1/kv/bench-cas/{worker}")).body(value.to_string());
@@ -129,7 +134,7 @@ fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n
         Step { requests: vec![request], written: None, cas: true }
     };
     match args.workload {
-        BenchWorkload::Put => put(format!("bench/{worker}/{n}")),
+        BenchWorkload::Put => put(key(n)),
         BenchWorkload::Get => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
         BenchWorkload::GetStale => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}?consistency=stale"))),
         BenchWorkload::Cas => cas(),
@@ -142,7 +147,7 @@ fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n
         BenchWorkload::RingLookup => one(http.get(format!("{url}/v1/rings/bench-ring/lookup?key=k{read_key}&replicas=2"))),
         BenchWorkload::Mixed => match n % 10 {
             0..=4 => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
-            5..=8 => put(format!("bench/{worker}/{n}")),
+            5..=8 => put(key(n)),
             _ => cas(),
         },
     }

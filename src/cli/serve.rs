@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// URL of a member of an existing cluster that should add this node.
     #[arg(long)]
     pub join: Option<String>,
+    /// Memory for the state database's block cache and memtables, in MiB: the bound
+    /// on this node's memory however many keys it holds.
+    #[arg(long, default_value_t = (concord::state::machine::CACHE_BYTES_DEFAULT >> 20) as u64)]
+    pub cache_mb: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -135,7 +139,11 @@ impl ServeArgs {
             snapshot_after_entries: self.timing.snapshot_after_entries,
             ..RaftTiming::default()
         };
-        Ok(NodeConfig { id: self.id, listen: self.listen, advertise, data_dir: self.data_dir, initial_cluster, join: self.join, limits, timing })
+        if self.cache_mb == 0 {
+            return Err("--cache-mb must be positive".into());
+        }
+        let cache_bytes = usize::try_from(self.cache_mb).ok().and_then(|mb| mb.checked_mul(1 << 20)).ok_or("--cache-mb is too large")?;
+        Ok(NodeConfig { id: self.id, listen: self.listen, advertise, data_dir: self.data_dir, initial_cluster, join: self.join, limits, timing, cache_bytes })
     }
 }
 

@@ -39,6 +39,9 @@ const CF_META: &str = "meta";
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
+/// Memory of the log database: block cache, and each family's memtable (two at most).
+const LOG_CACHE_BYTES: usize = 8 << 20;
+const LOG_MEMTABLE_BYTES: usize = 16 << 20;
 /// Most writes waiting for the syncer; an append beyond it waits for room.
 const SYNC_QUEUE_MAX: usize = 4096;
 
@@ -147,7 +150,14 @@ impl LogStore {
         options.set_manual_wal_flush(true);
         options.enable_statistics();
         options.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptTimers);
-        let families = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        // The log is read mostly at its tail, from memtables: small fixed buffers
+        // and one small cache bound its memory.
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(LOG_CACHE_BYTES));
+        let mut family = Options::default();
+        family.set_block_based_table_factory(&table);
+        family.set_write_buffer_size(LOG_MEMTABLE_BYTES);
+        let families = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&options, dir, families)?);
         let syncer = WalSyncer::spawn(Arc::downgrade(&db))?;
         Ok(Self { db, options: Arc::new(options), syncer })

@@ -27,6 +27,9 @@ use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
 use crate::raft::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
+/// The state database's memory bound unless configured (`--cache-mb`).
+pub const CACHE_BYTES_DEFAULT: usize = 256 << 20;
+
 pub struct StateMachine {
     store: StateStore,
     files: Arc<SnapshotFiles>,
@@ -56,8 +59,9 @@ pub enum OpenError {
 impl StateMachine {
     /// Opens the state under `dir` (`state/` and `snapshots/`), finishing an install
     /// a crash interrupted.
-    pub fn open(dir: &Path, bounds: IdempotencyBounds) -> Result<Self, OpenError> {
-        let store = StateStore::open(&dir.join("state"))?;
+    /// `cache_bytes` bounds the memory of the state database (`StateStore::open`).
+    pub fn open(dir: &Path, bounds: IdempotencyBounds, cache_bytes: usize) -> Result<Self, OpenError> {
+        let store = StateStore::open(&dir.join("state"), cache_bytes)?;
         let files = Arc::new(SnapshotFiles::open(&dir.join("snapshots"))?);
         if SnapshotFiles::install_interrupted(&store)? {
             tracing::warn!("a snapshot install was interrupted; installing it again");

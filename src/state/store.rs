@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteBufferManager, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -148,11 +148,24 @@ pub struct StateStore {
 pub type StoreError = rocksdb::Error;
 
 impl StateStore {
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens the database in `dir`. Its memory is bounded by `cache_bytes`, whatever
+    /// the data set: one LRU cache holds the data, index and filter blocks of every
+    /// column family, and the memtables are charged to it (at most half of it).
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+        let cache = Cache::new_lru_cache(cache_bytes);
+        let memtables = WriteBufferManager::new_write_buffer_manager_with_cache(cache_bytes / 2, false, cache.clone());
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = Cf::ALL.map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        options.set_write_buffer_manager(&memtables);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        let mut family = Options::default();
+        family.set_block_based_table_factory(&table);
+        family.set_write_buffer_size((cache_bytes / 8).clamp(1 << 20, 64 << 20));
+        let families = Cf::ALL.map(|cf| ColumnFamilyDescriptor::new(cf.name(), family.clone()));
         let db = DB::open_cf_descriptors(&options, dir, families)?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -6,6 +6,7 @@ use tempfile::TempDir;
 
 use super::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request, Response};
 use super::idempotency::IdempotencyBounds;
+use super::machine::CACHE_BYTES_DEFAULT;
 use super::kv::{self, InvalidInput};
 use super::store::{Cf, KEY_INSTALLING};
 use super::{StateMachine, StateReader};
@@ -46,7 +47,7 @@ impl Fixture {
 
     fn with_bounds(bounds: IdempotencyBounds) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let machine = StateMachine::open(dir.path(), bounds).unwrap();
+        let machine = StateMachine::open(dir.path(), bounds, CACHE_BYTES_DEFAULT).unwrap();
         let reader = machine.reader();
         Self { dir, machine, reader, next_index: 1 }
     }
@@ -220,7 +221,7 @@ async fn state_and_applied_index_survive_reopen() {
     let Fixture { dir, machine, reader, .. } = f;
     drop((machine, reader)); // both hold the database open
     let path = dir.path().to_path_buf();
-    let mut reopened = StateMachine::open(&path, IdempotencyBounds::default()).unwrap();
+    let mut reopened = StateMachine::open(&path, IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).unwrap();
     let (applied, stored_membership) = reopened.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(3)));
     assert_eq!(stored_membership.membership(), &membership);
@@ -311,13 +312,13 @@ async fn an_interrupted_install_is_finished_on_open() {
     drop((machine, reader));
     let path = dir.path().to_path_buf();
     {
-        let store = super::store::StateStore::open(&path.join("state")).unwrap();
+        let store = super::store::StateStore::open(&path.join("state"), CACHE_BYTES_DEFAULT).unwrap();
         store.db().put_cf(store.cf(Cf::Meta), KEY_INSTALLING, b"1").unwrap();
         store.db().delete_cf(store.cf(Cf::Kv), b"from-snapshot").unwrap();
         let reader = StateReader::new(store.clone());
         assert!(matches!(reader.get("from-snapshot"), Err(super::store::ViewError::Installing)));
     }
-    let reopened = StateMachine::open(&path, IdempotencyBounds::default()).unwrap();
+    let reopened = StateMachine::open(&path, IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).unwrap();
     assert_eq!(reopened.reader().get("from-snapshot").unwrap().value.map(|r| r.value), Some(b"yes".to_vec()));
 }
 
@@ -736,4 +737,65 @@ fn input_validation_against_limits() {
     assert_eq!(kv::validate_key("a/b é", &limits), Ok(()));
     assert_eq!(kv::validate_value(b"12345", &limits), Err(InvalidInput::ValueTooLarge { len: 5, max: 4 }));
     assert_eq!(kv::validate_value(b"", &limits), Ok(()));
+}
+
+fn keyed(key: Option<&str>, command: Command) -> Request {
+    Request { idempotency_key: key.map(String::from), command }
+}
+
+/// A batch entry applies its requests in order, each as if it were an entry of its
+/// own: its own revision, outcome, precondition and idempotency key.
+#[tokio::test]
+async fn a_batch_applies_each_request_in_order_with_its_own_outcome() {
+    let mut f = Fixture::new();
+    let batch = Command::Batch(vec![
+        keyed(None, put("a", "1")),
+        keyed(Some("k1"), put("b", "1")),
+        // Sees the put of "a" just before it in the same entry.
+        keyed(None, put_if("a", "2", Precondition::ModRevision(1))),
+        keyed(None, put_if("c", "x", Precondition::ModRevision(7))),
+        keyed(None, del("b", Precondition::None)),
+    ]);
+    let Outcome::Batch(responses) = f.apply(batch).await else { panic!("a batch answers with a batch") };
+    let outcomes: Vec<Outcome> = responses.iter().map(|r| r.outcome.clone()).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Put { revision: 1, meta: meta(1, 1, 1), created: true },
+            Outcome::Put { revision: 2, meta: meta(2, 2, 1), created: true },
+            Outcome::Put { revision: 3, meta: meta(1, 3, 2), created: false },
+            Outcome::Rejected(Rejection::PreconditionFailed { key: "c".into(), current: None }),
+            Outcome::Deleted { revision: 4, prev: meta(2, 2, 1) },
+        ]
+    );
+    assert_eq!((f.value("a"), f.value("b"), f.value("c")), (Some(b"2".to_vec()), None, None));
+    assert_eq!(f.revision(), 4);
+
+    // A retry of the keyed put, in a later batch, is replayed, not applied again.
+    let retry = Command::Batch(vec![keyed(Some("k1"), put("b", "1")), keyed(None, put("d", "1"))]);
+    let Outcome::Batch(responses) = f.apply(retry).await else { panic!("a batch answers with a batch") };
+    assert!(responses[0].replayed);
+    assert_eq!(responses[0].outcome, Outcome::Put { revision: 2, meta: meta(2, 2, 1), created: true });
+    assert!(!responses[1].replayed);
+    assert_eq!((f.value("b"), f.revision()), (None, 5));
+}
+
+/// Commands whose outcome depends on the entry's index (a lease id is the index) may
+/// not share an entry: in a batch they are refused and change nothing.
+#[tokio::test]
+async fn a_batch_refuses_what_may_not_share_an_entry() {
+    let mut f = Fixture::new();
+    let batch = Command::Batch(vec![
+        keyed(None, Command::LeaseGrant { ttl_ms: 10_000, now_ms: 0 }),
+        keyed(None, Command::LeaseGrant { ttl_ms: 10_000, now_ms: 0 }),
+        keyed(None, Command::Batch(vec![keyed(None, put("nested", "1"))])),
+        keyed(None, put("a", "1")),
+    ]);
+    let Outcome::Batch(responses) = f.apply(batch).await else { panic!("a batch answers with a batch") };
+    let outcomes: Vec<Outcome> = responses.into_iter().map(|r| r.outcome).collect();
+    let refused = Outcome::Rejected(Rejection::NotBatchable);
+    assert_eq!(outcomes[..3], [refused.clone(), refused.clone(), refused]);
+    assert_eq!(outcomes[3], Outcome::Put { revision: 1, meta: meta(1, 1, 1), created: true });
+    assert_eq!(f.value("nested"), None);
+    assert_eq!(f.apply(Command::LeaseRevoke { id: 1 }).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 1 }));
 }
