@@ -140,8 +140,9 @@ for i in $(seq 0 $((READ_KEYS - 1))); do
     ((i > 0)) && echo next
     printf 'url = "%s/v1/kv/read/%s"\nrequest = PUT\ndata = "%s"\nsilent\nfail\noutput = /dev/null\n' "$concord_url" "$i" "$value"
 done >"$BENCH_DIR/concord-preload.curl"
-curl -s --parallel --parallel-max 16 -K "$BENCH_DIR/etcd-preload.curl"
-curl -s --parallel --parallel-max 16 -K "$BENCH_DIR/concord-preload.curl"
+# (--parallel draws its own progress meter; the checks below report failures.)
+curl -s --parallel --parallel-max 16 -K "$BENCH_DIR/etcd-preload.curl" 2>/dev/null || true
+curl -s --parallel --parallel-max 16 -K "$BENCH_DIR/concord-preload.curl" 2>/dev/null || true
 # The read run must find what it reads: check the last key in both systems.
 last64=$(printf %s "read/$((READ_KEYS - 1))" | base64 -w0)
 [[ $(curl -sf -X POST "$etcd_url/v3/kv/range" -d "{\"key\":\"$last64\"}" | json_field 'd["count"]') == 1 ]] ||
