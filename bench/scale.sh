@@ -6,9 +6,12 @@
 #   - put and linearizable get throughput (`concord bench`, 64 connections, 10 s);
 #   - restart-to-ready: all three nodes stopped (SIGTERM) and started again, until a
 #     linearizable read of a loaded key answers;
-#   - snapshot catch-up: a fourth node joins empty, until it has applied what the
-#     leader had when it joined (the log behind the last snapshot is purged, so it
-#     gets the snapshot); then it is removed again.
+#   - snapshot catch-up: the leader builds a snapshot (`POST /v1/cluster/snapshot`,
+#     which purges its log behind it), then a fourth node joins empty, until it has
+#     applied what the leader had when it joined (it is sent the snapshot, not the
+#     log); then it is removed again.
+# Nodes run with the default snapshot policy (SNAPSHOT_AFTER_ENTRIES=50000): a much
+# smaller interval makes the load rewrite the whole, growing state over and over.
 # Loopback only; every process it started is stopped at exit, by pid.
 #
 # Usage: bench/scale.sh   Environment: SIZES="100000 1000000 10000000" VALUE_BYTES=100
@@ -21,6 +24,7 @@ ROOT=$(pwd)
 SIZES=${SIZES:-"100000 1000000 10000000"}
 VALUE_BYTES=${VALUE_BYTES:-100}
 CACHE_MB=${CACHE_MB:-256}
+SNAPSHOT_AFTER_ENTRIES=${SNAPSHOT_AFTER_ENTRIES:-50000}
 BENCH_DIR=${BENCH_DIR:-$ROOT/bench-runs/scale-$(date +%Y%m%d-%H%M%S)}
 BASE_PORT=27301
 if [[ -z ${CONCORD_BIN:-} ]]; then
@@ -52,9 +56,8 @@ start_node() { # id [--join URL | default: the initial cluster]
     local id=$1; shift
     local membership=(--initial-cluster "$initial")
     (($#)) && membership=("$@")
-    # Snapshots every 5000 entries, so that a joining node is sent one.
     "$CONCORD_BIN" serve --id "$id" --listen "$(addr "$id")" --data-dir "$BENCH_DIR/node-$id" \
-        --cache-mb "$CACHE_MB" --snapshot-after-entries 5000 "${membership[@]}" >>"$BENCH_DIR/node-$id.log" 2>&1 &
+        --cache-mb "$CACHE_MB" --snapshot-after-entries "$SNAPSHOT_AFTER_ENTRIES" "${membership[@]}" >>"$BENCH_DIR/node-$id.log" 2>&1 &
     pids[$id]=$!
 }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -72,8 +75,8 @@ bench() { # workload connections extra... -> requests per second
 
 for id in 1 2 3; do start_node "$id"; done
 wait_until "a leader" leader_addr
-echo "| keys | load rate (puts/s) | RSS per node (MiB) | disk per node (MiB) | put req/s | get req/s | restart to ready (s) | snapshot catch-up (s) |" >"$BENCH_DIR/scale.md"
-echo "|---:|---:|---|---|---:|---:|---:|---:|" >>"$BENCH_DIR/scale.md"
+echo "| keys | load rate (puts/s) | RSS per node (MiB) | disk per node (MiB) | put req/s | get req/s | restart to ready (s) | snapshot build (s) | snapshot catch-up (s) |" >"$BENCH_DIR/scale.md"
+echo "|---:|---:|---|---|---:|---:|---:|---:|---:|" >>"$BENCH_DIR/scale.md"
 loaded=0
 for size in $SIZES; do
     echo "== loading to $size keys"
@@ -101,16 +104,22 @@ for size in $SIZES; do
     echo "== snapshot catch-up"
     wait_until "a leader" leader_addr
     target=$(cluster | json 'd["applied_index"]')
+    snapshot_started=$(now_ms)
+    curl -sf -X POST --max-time 60 "http://$(leader_addr)/v1/cluster/snapshot" >/dev/null
+    wait_until "the leader's snapshot" bash -c "[[ \$(curl -sf http://$(leader_addr)/v1/cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"snapshot_index\"] or 0)') -ge $target ]]"
+    snapshot_s=$(python3 -c "print(f'{($(now_ms) - $snapshot_started) / 1000:.1f}')")
     rm -rf "$BENCH_DIR/node-4"
+    [[ -f $BENCH_DIR/node-4.log ]] && mv "$BENCH_DIR/node-4.log" "$BENCH_DIR/node-4-before-$size.log"
     started=$(now_ms)
     start_node 4 --join "http://$(leader_addr)"
     wait_until "node 4 to catch up" bash -c "[[ \$(curl -sf http://$(addr 4)/v1/cluster?consistency=stale | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"applied_index\"] or 0)') -ge $target ]]"
     catchup_s=$(python3 -c "print(f'{($(now_ms) - $started) / 1000:.1f}')")
+    grep -q "installed snapshot" "$BENCH_DIR/node-4.log" || catchup_s="$catchup_s (by log, not snapshot)"
     curl -sf -X DELETE "http://$(leader_addr)/v1/cluster/members/4" >/dev/null
     stop_node 4
     rm -rf "$BENCH_DIR/node-4"
 
-    row="| $size | $load_rate | $rss | $disk | $put_rate | $get_rate | $restart_s | $catchup_s |"
+    row="| $size | $load_rate | $rss | $disk | $put_rate | $get_rate | $restart_s | $snapshot_s | $catchup_s |"
     echo "$row" | tee -a "$BENCH_DIR/scale.md"
 done
 echo

@@ -18,6 +18,11 @@ use crate::state::snapshot::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 /// Bytes a log entry or a stored record adds around a value (keys, revisions, framing).
 const RECORD_OVERHEAD_BYTES: usize = 4096;
 
+/// Bounds of the header size limit: room for a request with the longest key in its
+/// path and every header a client sends, and below hyper's read buffer (about 400 KB).
+const HEADER_BYTES_MIN: usize = 8 << 10;
+const HEADER_BYTES_MAX: usize = 256 << 10;
+
 /// Shortest `Idempotency-Key` limit accepted: room for the keys the client generates.
 pub const IDEMPOTENCY_KEY_BYTES_MIN: usize = 64;
 
@@ -53,6 +58,16 @@ pub struct Limits {
     pub wait_ms_max: u64,
     /// Most open streams (watches and topic subscriptions) one node serves; more get 503.
     pub streams_max: usize,
+    /// Most open HTTP connections (clients and peers) one node keeps; more wait to be
+    /// accepted until one closes.
+    pub connections_max: usize,
+    /// How long a connection may take to send a request's headers (and how long an
+    /// idle keep-alive connection stays open), in ms; then it is closed.
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes (431 beyond it).
+    pub header_bytes_max: usize,
+    /// How long a request's body may take to arrive, in ms (408 beyond it).
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -72,6 +87,10 @@ impl Default for Limits {
             lease_ttl_ms_max: 24 * 3600 * 1000,
             wait_ms_max: 30_000,
             streams_max: 1024,
+            connections_max: 4096,
+            header_read_timeout_ms: 10_000,
+            header_bytes_max: 64 << 10,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -85,6 +104,18 @@ impl Limits {
     }
     pub fn forward_timeout(&self) -> Duration {
         Duration::from_millis(self.forward_timeout_ms)
+    }
+    pub fn connections(&self) -> crate::server::ConnectionLimits {
+        crate::server::ConnectionLimits {
+            connections_max: self.connections_max,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            header_bytes_max: self.header_bytes_max,
+        }
+    }
+    /// The body bound of the client API (`peer` false) or of the peer routes.
+    pub fn bodies(&self, peer: bool) -> crate::server::BodyLimits {
+        let bytes_max = if peer { self.peer_body_bytes_max } else { self.body_bytes_max };
+        crate::server::BodyLimits { bytes_max, read_timeout: Duration::from_millis(self.body_read_timeout_ms) }
     }
 
     /// Rejects combinations that cannot work with `timing`.
@@ -112,6 +143,12 @@ impl Limits {
         }
         if self.write_timeout_ms == 0 || self.read_timeout_ms == 0 {
             return Err("write and read timeouts must be positive".into());
+        }
+        if self.connections_max == 0 || self.header_read_timeout_ms == 0 || self.body_read_timeout_ms == 0 {
+            return Err("the connection limit and the header and body read timeouts must be positive".into());
+        }
+        if !(HEADER_BYTES_MIN..=HEADER_BYTES_MAX).contains(&self.header_bytes_max) {
+            return Err(format!("the header size limit must be between {HEADER_BYTES_MIN} and {HEADER_BYTES_MAX} bytes"));
         }
         // A forwarded request must outlast the leader's own deadlines, so the caller
         // gets the leader's definite 503 or 504 rather than a cut connection.
@@ -178,6 +215,8 @@ pub struct NodeConfig {
     pub timing: RaftTiming,
     /// Memory for the state database's caches and memtables, in bytes.
     pub cache_bytes: usize,
+    /// The secret peers must present (`--peer-secret-file`), if any.
+    pub peer_secret: crate::raft::peer_auth::PeerSecret,
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.

@@ -2,8 +2,9 @@
 //!
 //! One replicated state machine (`state`) behind openraft (`raft`), served over
 //! HTTP/JSON (`api`) and used through a Rust client (`client`). `node` wires one
-//! member together from its configuration (`config`); on the leader, `ticker`
-//! advances the replicated clock. See `docs/architecture.md`.
+//! member together from its configuration (`config`) and `server` accepts its
+//! connections within their bounds; on the leader, `ticker` advances the replicated
+//! clock. See `docs/architecture.md`.
 
 pub mod api;
 pub mod client;
@@ -13,5 +14,6 @@ pub mod http_client;
 pub mod node;
 pub mod placement;
 pub mod raft;
+pub mod server;
 pub mod state;
 pub mod ticker;

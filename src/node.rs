@@ -84,7 +84,7 @@ impl Node {
         let clock = Arc::new(crate::ticker::LeaderClock::default());
         let log_stats = log.stats();
         let identity = ClusterIdentity::open(&config.data_dir, &config.initial_cluster)?;
-        let network = PeerNetwork::new(identity.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = PeerNetwork::new(identity.clone(), config.peer_secret.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -110,15 +110,9 @@ impl Node {
             // An entry is at most one request body, as the peer body limit assumes.
             proposer: Proposer::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.body_bytes_max, config.limits.write_timeout()),
         };
-        let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.peer_body_bytes_max, identity.clone()));
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.bodies(true), identity.clone(), config.peer_secret.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(crate::server::serve(listener, routes, config.limits.connections(), stopped));
 
         tokio::spawn(bootstrap(config.clone(), raft.clone()));
         crate::ticker::spawn(raft.clone(), ticker_reader, clock);

@@ -160,3 +160,33 @@ async fn peer_rpcs_from_another_cluster_are_refused_before_raft_sees_them() {
     assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST);
     cluster.client().put("still/fine", "yes").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_snapshot_asked_for_covers_every_write_acknowledged_before() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let client = cluster.client();
+    for i in 0..20 {
+        client.put(&format!("snap/{i}"), "v").await.unwrap();
+    }
+    let applied = cluster.local_status(leader).await.unwrap()["applied_index"].as_u64().unwrap();
+    assert!(cluster.local_status(leader).await.unwrap()["snapshot_index"].is_null(), "no snapshot by policy yet (50,000 entries)");
+    // Asked of a follower: forwarded, and built by the leader.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/cluster/snapshot", cluster.node(follower).url());
+    let answer = http.post(&url).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["built"], true, "{body}");
+    assert!(body["snapshot_index"].as_u64().unwrap() >= applied, "{body} covers {applied}");
+    let status = cluster.local_status(leader).await.unwrap();
+    assert_eq!(status["snapshot_index"], body["snapshot_index"]);
+
+    common::expect_refusals(vec![
+        ("a query parameter", http.post(format!("{url}?now=1")), reqwest::StatusCode::BAD_REQUEST, "invalid_query"),
+        ("GET", http.get(&url), reqwest::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    ])
+    .await;
+    assert_eq!(client.get("snap/19").await.unwrap().value.map(|kv| kv.value), Some(b"v".to_vec()));
+}

@@ -4,6 +4,10 @@
 //! until it has caught up (so the new voter cannot stall commits), then promote it
 //! with a joint-consensus membership change. Removing a voter is one membership
 //! change; a removed leader steps down once the change commits.
+//!
+//! A snapshot can be asked for (`POST /v1/cluster/snapshot`) as well as waited for by
+//! policy: an operator compacts the log before copying a data directory, and a
+//! benchmark makes sure a joining node is sent a snapshot rather than the log.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -175,16 +179,33 @@ pub async fn add_member(
         _ => {}
     }
     let node = Node { addr: addr.clone() };
-    match tokio::time::timeout(CATCH_UP_TIMEOUT, app.raft.add_learner(body.id, node, true)).await {
-        Err(_) => {
-            return Err(ApiError::outcome_unknown(format!(
-                "node {} joined as a learner but did not catch up within {} s; it stays a learner, retry to promote it",
-                body.id,
-                CATCH_UP_TIMEOUT.as_secs()
-            )));
-        }
+    let not_caught_up = || {
+        ApiError::outcome_unknown(format!(
+            "node {} joined as a learner but did not catch up within {} s; it stays a learner, retry to promote it",
+            body.id,
+            CATCH_UP_TIMEOUT.as_secs()
+        ))
+    };
+    let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+    let added = match tokio::time::timeout_at(deadline, app.raft.add_learner(body.id, node, true)).await {
+        Err(_) => return Err(not_caught_up()),
         Ok(result) => result.map_err(membership_error)?,
     };
+    // openraft's blocking add returns once the learner lags by at most
+    // `replication_lag_threshold` (5000) entries, counting a learner that has received
+    // nothing as at index 0: in a young cluster, at once. Promote only a learner that
+    // has really received the log up to its own addition.
+    let received = app
+        .raft
+        .wait(Some(deadline.saturating_duration_since(tokio::time::Instant::now())))
+        .metrics(
+            |metrics| metrics.replication.as_ref().and_then(|r| r.get(&body.id).cloned().flatten()).map(|id| id.index) >= Some(added.log_id.index),
+            "the new learner to receive the log",
+        )
+        .await;
+    if received.is_err() {
+        return Err(not_caught_up());
+    }
     // From here on the learner is in the membership: a failure is not "nothing happened".
     let joined = |e: ApiError| ApiError::outcome_unknown(format!("node {} joined as a learner but was not promoted: {}; retry to promote it", body.id, e.message));
     settle_membership(&app).await.map_err(joined)?;
@@ -219,6 +240,29 @@ pub async fn remove_member(
         Err(_) => return Err(ApiError::outcome_unknown(format!("removing node {id} did not commit in time; check /v1/cluster"))),
     };
     Ok(Json(json!({ "id": id, "removed": true, "membership_log_index": written.log_id.index })))
+}
+
+/// Builds a snapshot on the leader now (openraft's trigger) and waits, up to
+/// `wait_ms_max`, until it covers everything applied when the request arrived. The log
+/// behind it is then purged by openraft's usual rule (`max_in_snapshot_log_to_keep`).
+pub async fn snapshot(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>) -> Result<Response, ApiError> {
+    app.ensure_leader_with_quorum()?;
+    let applied = app.raft.metrics().borrow().last_applied.map(|id| id.index);
+    app.raft.trigger().snapshot().await.map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
+    let wait = Duration::from_millis(app.limits.wait_ms_max);
+    let covered = app
+        .raft
+        .wait(Some(wait))
+        .metrics(|metrics| metrics.snapshot.map(|id| id.index) >= applied, "a snapshot covering the applied index")
+        .await;
+    match covered {
+        Ok(metrics) => Ok(Json(json!({ "snapshot_index": metrics.snapshot.map(|id| id.index), "built": true })).into_response()),
+        // Still being built: it goes on, and `snapshot_index` in `/v1/cluster` shows it.
+        Err(_) => {
+            let current = app.raft.metrics().borrow().snapshot.map(|id| id.index);
+            Ok((StatusCode::ACCEPTED, Json(json!({ "snapshot_index": current, "requested_index": applied, "built": false }))).into_response())
+        }
+    }
 }
 
 pub async fn health(State(app): State<AppState>) -> Json<Value> {

@@ -85,13 +85,10 @@ pub async fn route_to_leader(State(app): State<AppState>, request: Request, next
 async fn forward(app: &AppState, leader: u64, addr: &str, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let is_read = parts.method == Method::GET || parts.method == Method::HEAD;
-    let body = axum::body::to_bytes(body, app.limits.body_bytes_max).await.map_err(|e| {
-        if e.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            ApiError::too_large("body_too_large", format!("request body exceeds {} bytes", app.limits.body_bytes_max))
-        } else {
-            ApiError::bad_request("invalid_body", "could not read the request body (client disconnected?)")
-        }
-    })?;
+    // `server::read_body_in_time` has already read the body, within its limits.
+    let body = axum::body::to_bytes(body, app.limits.body_bytes_max)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot take the request body read before: {e}")))?;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut outgoing = app
         .forwarder

@@ -8,8 +8,9 @@
 //! Raft.
 //!
 //! Layers, outermost first: the `Concord-Node` header naming the node that served the
-//! answer, a bound on concurrent requests (503 beyond it), and forwarding to the
-//! leader.
+//! answer, reading the body within its deadline and size (`server::read_body_in_time`:
+//! a slow body holds no request slot), a bound on concurrent requests (503 beyond
+//! it), and forwarding to the leader.
 
 pub mod blocking;
 pub mod cluster;
@@ -103,6 +104,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/watch", get(watch::watch))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/members", post(cluster::add_member))
+        .route("/v1/cluster/snapshot", post(cluster::snapshot))
         .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))
         .route("/health", get(cluster::health))
         .route("/ready", get(cluster::ready))
@@ -111,6 +113,7 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
     v1.layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
         .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
+        .layer(middleware::from_fn_with_state(app.limits.bodies(false), crate::server::read_body_in_time))
         .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
         .with_state(app)
 }

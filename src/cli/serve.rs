@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use concord::config::{Limits, NodeConfig, RaftTiming, parse_initial_cluster};
 use concord::node::Node;
+use concord::raft::peer_auth::PeerSecret;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -32,6 +33,10 @@ pub struct ServeArgs {
     /// on this node's memory however many keys it holds.
     #[arg(long, default_value_t = (concord::state::machine::CACHE_BYTES_DEFAULT >> 20) as u64)]
     pub cache_mb: u64,
+    /// File holding the cluster's peer secret (16 to 1024 printable bytes). Every member
+    /// must get the same one; peer RPCs without it are refused (401).
+    #[arg(long)]
+    pub peer_secret_file: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -83,6 +88,18 @@ pub struct LimitArgs {
     /// Most open streams (watches, topic subscriptions) served at once; more get 503.
     #[arg(long, default_value_t = Limits::default().streams_max, help_heading = "Limits")]
     pub streams_max: usize,
+    /// Most open connections (clients and peers); more wait to be accepted.
+    #[arg(long, default_value_t = Limits::default().connections_max, help_heading = "Limits")]
+    pub connections_max: usize,
+    /// How long a request's headers may take to arrive (and an idle connection may stay open), in ms.
+    #[arg(long, default_value_t = Limits::default().header_read_timeout_ms, help_heading = "Limits")]
+    pub header_read_timeout_ms: u64,
+    /// Largest request line and headers, in bytes (431 beyond it).
+    #[arg(long, default_value_t = Limits::default().header_bytes_max, help_heading = "Limits")]
+    pub header_bytes_max: usize,
+    /// How long a request's body may take to arrive, in ms (408 beyond it).
+    #[arg(long, default_value_t = Limits::default().body_read_timeout_ms, help_heading = "Limits")]
+    pub body_read_timeout_ms: u64,
 }
 
 /// Raft timing and snapshots.
@@ -131,6 +148,10 @@ impl ServeArgs {
             lease_ttl_ms_max: self.limits.lease_ttl_ms_max,
             wait_ms_max: self.limits.wait_ms_max,
             streams_max: self.limits.streams_max,
+            connections_max: self.limits.connections_max,
+            header_read_timeout_ms: self.limits.header_read_timeout_ms,
+            header_bytes_max: self.limits.header_bytes_max,
+            body_read_timeout_ms: self.limits.body_read_timeout_ms,
         };
         let timing = RaftTiming {
             heartbeat_ms: self.timing.heartbeat_ms,
@@ -143,7 +164,22 @@ impl ServeArgs {
             return Err("--cache-mb must be positive".into());
         }
         let cache_bytes = usize::try_from(self.cache_mb).ok().and_then(|mb| mb.checked_mul(1 << 20)).ok_or("--cache-mb is too large")?;
-        Ok(NodeConfig { id: self.id, listen: self.listen, advertise, data_dir: self.data_dir, initial_cluster, join: self.join, limits, timing, cache_bytes })
+        let peer_secret = match &self.peer_secret_file {
+            Some(file) => PeerSecret::read(file)?,
+            None => PeerSecret::default(),
+        };
+        Ok(NodeConfig {
+            id: self.id,
+            listen: self.listen,
+            advertise,
+            data_dir: self.data_dir,
+            initial_cluster,
+            join: self.join,
+            limits,
+            timing,
+            cache_bytes,
+            peer_secret,
+        })
     }
 }
 

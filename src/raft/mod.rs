@@ -1,5 +1,6 @@
 //! openraft glue: the type configuration, the RocksDB log store, the peer network,
-//! the cluster identity that keeps other clusters' peers out, and the batching of
+//! the cluster identity that keeps other clusters' peers out, the cluster secret that
+//! authenticates peers (`peer_auth`), and the batching of
 //! writes into entries and of linearizable reads into leadership checks.
 //!
 //! Everything consensus-specific lives here; the state machine (`crate::state`) only
@@ -8,6 +9,7 @@
 pub mod identity;
 pub mod log_store;
 pub mod network;
+pub mod peer_auth;
 pub mod peer_server;
 pub mod proposer;
 pub mod read_index;

@@ -7,8 +7,8 @@
 //! Snapshots go through openraft's chunked transport (`install_snapshot`), so one
 //! chunk at most is in memory.
 //!
-//! Every RPC names this node's cluster (`identity`); a peer of another cluster
-//! refuses it.
+//! Every RPC names this node's cluster (`identity`), and carries the cluster secret
+//! when there is one (`peer_auth`); a peer of another cluster refuses it.
 //!
 //! Failure mapping matters to openraft: a connection that cannot be made is
 //! `Unreachable` (openraft backs off), anything else transport-level is `Network`,
@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::identity::{CLUSTER_HEADER, ClusterIdentity};
+use super::peer_auth::{PeerSecret, SECRET_HEADER};
 use super::{Node, NodeId, TypeConfig};
 use crate::codec;
 
@@ -31,11 +32,12 @@ use crate::codec;
 pub struct PeerNetwork {
     http: reqwest::Client,
     identity: ClusterIdentity,
+    secret: PeerSecret,
 }
 
 impl PeerNetwork {
-    pub fn new(identity: ClusterIdentity) -> Result<Self, reqwest::Error> {
-        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))?, identity })
+    pub fn new(identity: ClusterIdentity, secret: PeerSecret) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))?, identity, secret })
     }
 }
 
@@ -45,13 +47,14 @@ pub struct PeerClient {
     target: NodeId,
     base_url: String,
     identity: ClusterIdentity,
+    secret: PeerSecret,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, base_url: format!("http://{}/raft", node.addr), identity: self.identity.clone() }
+        PeerClient { http: self.http.clone(), target, base_url: format!("http://{}/raft", node.addr), identity: self.identity.clone(), secret: self.secret.clone() }
     }
 }
 
@@ -63,15 +66,15 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let body = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let sent = self
+        let mut sending = self
             .http
             .post(format!("{}/{rpc}", self.base_url))
             .header("content-type", "application/octet-stream")
-            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default())
-            .timeout(option.hard_ttl())
-            .body(body)
-            .send()
-            .await;
+            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default());
+        if let Some(secret) = self.secret.header_value() {
+            sending = sending.header(SECRET_HEADER, secret);
+        }
+        let sent = sending.timeout(option.hard_ttl()).body(body).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),

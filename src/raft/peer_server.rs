@@ -1,7 +1,8 @@
 //! The server side of the peer transport: `/raft/*` routes on the node's listener.
 //!
-//! Requests from another cluster are refused before anything is decoded
-//! (`identity`). Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
+//! Requests without the cluster secret (`peer_auth`, 401) or from another cluster
+//! (`identity`, 403) are refused before anything is decoded, and the body must arrive within the body read timeout
+//! (`server::read_body_in_time`). Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
 //! openraft, and answers with the encoded `Result`. A frame that does not decode is a
 //! 400 with a text reason and reaches openraft not at all.
 
@@ -18,15 +19,19 @@ use serde::de::DeserializeOwned;
 
 use super::Raft;
 use super::identity::{ClusterIdentity, require_same_cluster};
+use super::peer_auth::{PeerSecret, require_peer_secret};
 use crate::codec;
+use crate::server::{BodyLimits, read_body_in_time};
 
-pub fn routes(raft: Raft, body_bytes_max: usize, identity: ClusterIdentity) -> Router {
+pub fn routes(raft: Raft, body: BodyLimits, identity: ClusterIdentity, secret: PeerSecret) -> Router {
     Router::new()
         .route("/raft/append", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.append_entries(req).await })))
         .route("/raft/vote", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.vote(req).await })))
         .route("/raft/snapshot", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.install_snapshot(req).await })))
-        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(DefaultBodyLimit::max(body.bytes_max))
+        .layer(axum::middleware::from_fn_with_state(body, read_body_in_time))
         .layer(axum::middleware::from_fn_with_state(identity, require_same_cluster))
+        .layer(axum::middleware::from_fn_with_state(secret, require_peer_secret))
         .with_state(raft)
 }
 

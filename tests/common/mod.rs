@@ -135,11 +135,17 @@ impl Cluster {
 
     /// Starts a new node that joins through `via` (an existing member's id).
     pub fn start_joiner(&mut self, id: u64, via: u64) -> &NodeProc {
+        let extra_args = self.extra_args.clone();
+        self.start_joiner_with(id, via, &extra_args)
+    }
+
+    /// Like `start_joiner`, with `extra_args` instead of the cluster's own flags.
+    pub fn start_joiner_with(&mut self, id: u64, via: u64, extra_args: &[impl AsRef<str>]) -> &NodeProc {
         let addr = format!("127.0.0.1:{}", free_port());
         let data_dir = self.dir.path().join(format!("node-{id}"));
         let mut args = vec!["serve".to_string(), "--id".into(), id.to_string(), "--listen".into(), addr.clone()];
         args.extend(["--data-dir".into(), data_dir.display().to_string(), "--join".into(), self.node(via).url()]);
-        args.extend(self.extra_args.iter().cloned());
+        args.extend(extra_args.iter().map(|arg| arg.as_ref().to_string()));
         let mut node = NodeProc { id, addr, data_dir, child: None, args };
         node.spawn(self.dir.path());
         self.nodes.push(node);

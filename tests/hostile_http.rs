@@ -1,0 +1,104 @@
+//! Clients that try to exhaust a node through its HTTP listener: too many connections,
+//! headers sent slowly or never, oversized headers, bodies that never finish. Each is
+//! bounded (`src/server.rs`), and the node keeps serving everyone else.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the server closes the connection (or `timeout` passes); returns what
+/// it sent and whether it closed.
+async fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> (String, bool) {
+    let deadline = Instant::now() + timeout;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&received).into_owned(), true),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => return (String::from_utf8_lossy(&received).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_header_connections_are_closed_and_the_connection_limit_holds() {
+    let cluster = Cluster::start(1, &["--connections-max", "4", "--header-read-timeout-ms", "2000"]).await;
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let addr = cluster.node(1).addr.clone();
+
+    // Four slow lorises: each sends half a request head and then nothing.
+    let mut lorises = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: concord\r\n").await.unwrap();
+        lorises.push(stream);
+    }
+    // Every connection slot is taken: an honest request waits for one.
+    let url = format!("{}/health", cluster.node(1).url());
+    let honest = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        client.get(url).timeout(Duration::from_secs(20)).send().await.map(|r| r.status())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!honest.is_finished(), "a fifth connection was served while four were open (limit 4)");
+
+    // The header deadline closes every loris without an answer...
+    for (i, loris) in lorises.iter_mut().enumerate() {
+        let (received, closed) = read_until_closed(loris, Duration::from_secs(10)).await;
+        assert!(closed, "loris {i} still open 10 s after a 2 s header deadline");
+        assert!(!received.contains("200 OK"), "loris {i} was answered: {received}");
+    }
+    // ...which frees the slots for the honest request.
+    let status = tokio::time::timeout(Duration::from_secs(15), honest).await.expect("served once slots freed").unwrap().unwrap();
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    // An idle keep-alive connection is closed after the same deadline.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: concord\r\n\r\n").await.unwrap();
+    let (received, closed) = read_until_closed(&mut idle, Duration::from_secs(10)).await;
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+    assert!(closed, "an idle keep-alive connection stays open past the header deadline");
+}
+
+#[tokio::test]
+async fn oversized_headers_and_slow_bodies_are_refused_and_change_nothing() {
+    let cluster = Cluster::start(1, &["--header-bytes-max", "8192", "--body-read-timeout-ms", "1000"]).await;
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let addr = cluster.node(1).addr.clone();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", cluster.node(1).url());
+
+    let big = http.put(url("/v1/kv/big-header")).header("x-padding", "p".repeat(16 << 10)).body("v").send().await.unwrap();
+    assert_eq!(big.status(), reqwest::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    // A body that promises 100 bytes and sends 10.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"PUT /v1/kv/slow-body HTTP/1.1\r\nHost: concord\r\nContent-Length: 100\r\n\r\n0123456789").await.unwrap();
+    let (received, closed) = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(received.starts_with("HTTP/1.1 408"), "{received}");
+    assert!(received.contains("\"body_timeout\"") && received.contains("concord-node"), "{received}");
+    assert!(closed, "the connection of a timed-out body is closed");
+
+    // The same to a peer route, with the right cluster id: refused before Raft.
+    let status = cluster.local_status(1).await.unwrap();
+    let cluster_id = status["cluster_id"].as_str().unwrap().to_string();
+    let mut slow_peer = TcpStream::connect(&addr).await.unwrap();
+    let head = format!("POST /raft/append HTTP/1.1\r\nHost: concord\r\nConcord-Cluster: {cluster_id}\r\nContent-Length: 1000\r\n\r\nxx");
+    slow_peer.write_all(head.as_bytes()).await.unwrap();
+    let (received, _) = read_until_closed(&mut slow_peer, Duration::from_secs(10)).await;
+    assert!(received.starts_with("HTTP/1.1 408"), "{received}");
+
+    for key in ["big-header", "slow-body"] {
+        let answer = http.get(url(&format!("/v1/kv/{key}"))).send().await.unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::NOT_FOUND, "{key} was written by a refused request");
+    }
+    // Ordinary requests still work, bodies included.
+    let put = http.put(url("/v1/kv/fine")).body("yes").send().await.unwrap();
+    assert_eq!(put.status(), reqwest::StatusCode::CREATED);
+}
