@@ -144,8 +144,14 @@ impl Limits {
         if self.write_timeout_ms == 0 || self.read_timeout_ms == 0 {
             return Err("write and read timeouts must be positive".into());
         }
-        if self.connections_max == 0 || self.header_read_timeout_ms == 0 || self.body_read_timeout_ms == 0 {
-            return Err("the connection limit and the header and body read timeouts must be positive".into());
+        if self.connections_max == 0 || self.body_read_timeout_ms == 0 {
+            return Err("the connection limit and the body read timeout must be positive".into());
+        }
+        // Peers and followers keep idle connections for `POOL_IDLE_TIMEOUT`: a node
+        // that closed them sooner would race their next request.
+        let pool_idle_ms = u64::try_from(crate::http_client::POOL_IDLE_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
+        if self.header_read_timeout_ms <= pool_idle_ms {
+            return Err(format!("the header read timeout must be longer than {pool_idle_ms} ms, how long peers keep an idle connection"));
         }
         if !(HEADER_BYTES_MIN..=HEADER_BYTES_MAX).contains(&self.header_bytes_max) {
             return Err(format!("the header size limit must be between {HEADER_BYTES_MIN} and {HEADER_BYTES_MAX} bytes"));
@@ -264,6 +270,10 @@ mod tests {
         assert!(short_keys.validate(&RaftTiming::default()).unwrap_err().contains("Idempotency-Key"));
         let short_forward = Limits { forward_timeout_ms: 20_000, ..Limits::default() };
         assert!(short_forward.validate(&RaftTiming::default()).unwrap_err().contains("forward timeout"));
+        let idle_race = Limits { header_read_timeout_ms: 4000, ..Limits::default() };
+        assert!(idle_race.validate(&RaftTiming::default()).unwrap_err().contains("header read timeout"));
+        let tiny_headers = Limits { header_bytes_max: 1024, ..Limits::default() };
+        assert!(tiny_headers.validate(&RaftTiming::default()).unwrap_err().contains("header size"));
         let huge_value = Limits { value_bytes_max: usize::MAX / 2, body_bytes_max: usize::MAX / 2, ..Limits::default() };
         assert!(huge_value.validate(&RaftTiming::default()).is_err());
     }

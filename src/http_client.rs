@@ -3,13 +3,21 @@
 //! HTTP/1.1 with a pool of keep-alive connections (no handshake per request), Nagle
 //! off (small requests must not wait for an ACK), and a connect timeout so an
 //! unreachable node fails fast and is reported as unreachable, not slow.
+//!
+//! An idle pooled connection is dropped after `POOL_IDLE_TIMEOUT`, well before a
+//! node closes it (`Limits::header_read_timeout_ms`, 10 s by default): otherwise a
+//! request sent just as the node closes the connection is lost in flight, and a
+//! forwarded write would then have to answer "outcome unknown".
 
 use std::time::Duration;
+
+/// How long an idle connection stays in the pool: under the nodes' idle timeout.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 pub fn pooled(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(32)
         .tcp_nodelay(true)
         .http1_only()
