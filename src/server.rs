@@ -29,6 +29,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Body as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -108,6 +109,10 @@ pub struct BodyLimits {
 /// Reads the whole request body before the handler runs, within `read_timeout` (else
 /// `408`) and `bytes_max` (else `413`); the handler then gets it from memory.
 pub async fn read_body_in_time(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    // Most requests (every GET) have no body: no timer, no copy.
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(limits.read_timeout, Limited::new(body, limits.bytes_max).collect()).await;
     let bytes = match read {
