@@ -65,6 +65,12 @@ fn role_name(state: ServerState) -> &'static str {
     }
 }
 
+/// The last log index the leader knows member `id` holds (`None` off the leader, or
+/// before anything reached it).
+fn matched_index(metrics: &openraft::RaftMetrics<NodeId, Node>, id: NodeId) -> Option<u64> {
+    metrics.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|log_id| log_id.index)
+}
+
 pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQuery>) -> Result<Json<Value>, ApiError> {
     let committed = app
         .raft
@@ -84,7 +90,7 @@ pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQue
             } else {
                 "follower"
             };
-            let matched = metrics.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|log_id| log_id.index);
+            let matched = matched_index(&metrics, *id);
             json!({ "id": id, "addr": node.addr, "role": role, "matched_index": matched })
         })
         .collect();
@@ -199,7 +205,7 @@ pub async fn add_member(
         .raft
         .wait(Some(deadline.saturating_duration_since(tokio::time::Instant::now())))
         .metrics(
-            |metrics| metrics.replication.as_ref().and_then(|r| r.get(&body.id).cloned().flatten()).map(|id| id.index) >= Some(added.log_id.index),
+            |metrics| matched_index(metrics, body.id) >= Some(added.log_id.index),
             "the new learner to receive the log",
         )
         .await;
