@@ -217,6 +217,8 @@ pub struct NodeConfig {
     pub initial_cluster: BTreeMap<NodeId, String>,
     /// URL of a member of an existing cluster to ask to add this node.
     pub join: Option<String>,
+    /// The admin token to join with, when the cluster requires tokens.
+    pub join_token: Option<String>,
     pub limits: Limits,
     pub timing: RaftTiming,
     /// Memory for the state database's caches and memtables, in bytes.

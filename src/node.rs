@@ -117,7 +117,7 @@ impl Node {
         tokio::spawn(bootstrap(config.clone(), raft.clone()));
         crate::ticker::spawn(raft.clone(), ticker_reader, clock);
         if let Some(url) = config.join.clone() {
-            tokio::spawn(join_cluster(url, config.id, config.advertise.clone(), raft.clone(), identity));
+            tokio::spawn(join_cluster(url, config.join_token.clone(), config.id, config.advertise.clone(), raft.clone(), identity));
         }
         tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), "node started");
         Ok(Self { id: config.id, raft, local_addr, server, stop })
@@ -168,8 +168,8 @@ async fn bootstrap(config: NodeConfig, raft: Raft) {
 }
 
 /// Asks the cluster at `url` to add this node, until it is a member.
-async fn join_cluster(url: String, id: NodeId, advertise: String, raft: Raft, identity: ClusterIdentity) {
-    let client = crate::client::Client::new(vec![url.clone()]);
+async fn join_cluster(url: String, token: Option<String>, id: NodeId, advertise: String, raft: Raft, identity: ClusterIdentity) {
+    let client = crate::client::Client::new(vec![url.clone()]).with_token(token);
     let mut delay = Duration::from_millis(200);
     // First learn which cluster this is, so its peers' RPCs are accepted.
     while identity.get().is_none() {

@@ -1,17 +1,21 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `topics`, `rings`, `cluster`), plus the machinery every route
+//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `topics`, `rings`, `cluster`, `auth`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
 //! `outcome` (propose a command and answer with its outcome), `stream` (SSE streams), `named` (listing and deleting queues and topics),
-//! `forward` (send to the leader), `consensus` (propose a write, linearize a read).
+//! `forward` (send to the leader), `access` (client tokens, checked per request),
+//! `consensus` (propose a write, linearize a read).
 //! The API never touches RocksDB: it reads through `StateReader` and writes through
 //! Raft.
 //!
 //! Layers, outermost first: the `Concord-Node` header naming the node that served the
 //! answer, reading the body within its deadline and size (`server::read_body_in_time`:
 //! a slow body holds no request slot), a bound on concurrent requests (503 beyond
-//! it), and forwarding to the leader.
+//! it), forwarding to the leader, and the token check (`access`; on the node that
+//! serves the request).
 
+pub mod access;
+pub mod auth;
 pub mod blocking;
 pub mod cluster;
 pub mod consensus;
@@ -106,12 +110,19 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/cluster/members", post(cluster::add_member))
         .route("/v1/cluster/snapshot", post(cluster::snapshot))
         .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))
+        .route("/v1/auth", get(auth::status))
+        .route("/v1/auth/enable", post(auth::enable))
+        .route("/v1/auth/disable", post(auth::disable))
+        .route("/v1/auth/whoami", get(auth::whoami))
+        .route("/v1/auth/tokens", get(auth::list).post(auth::create))
+        .route("/v1/auth/tokens/{id}", get(auth::get).delete(auth::revoke))
         .route("/health", get(cluster::health))
         .route("/ready", get(cluster::ready))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
-    v1.layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
+    v1.layer(middleware::from_fn_with_state(app.clone(), access::require_token))
+        .layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
         .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
         .layer(middleware::from_fn_with_state(app.limits.bodies(false), crate::server::read_body_in_time))
         .layer(middleware::from_fn_with_state(app.clone(), name_the_node))

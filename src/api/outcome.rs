@@ -141,6 +141,21 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::TopicInvalid { topic, reason } => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
         // The proposer batches only batchable commands: this is a bug of ours.
         Rejection::NotBatchable => ApiError::internal("the request was proposed in a batch it may not be part of; nothing was changed"),
+        Rejection::TokenInvalid { reason } => ApiError::bad_request("invalid_token_settings", reason),
+        Rejection::TokenLimit { limit } => {
+            ApiError::new(StatusCode::CONFLICT, "token_limit", format!("the cluster already holds its maximum of {limit} tokens; revoke some first"))
+        }
+        Rejection::TokenNotFound { id } => ApiError::not_found("token_not_found", format!("token {id} does not exist (never created, or revoked)")),
+        Rejection::LastAdminToken { id } => ApiError::new(
+            StatusCode::CONFLICT,
+            "last_admin_token",
+            format!("token {id} is the last admin token and tokens are required; create another admin token or disable auth first"),
+        ),
+        Rejection::NotAdminToken { id } => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_admin_token",
+            format!("token {id} is not an admin token (or was revoked); requiring tokens takes an admin token"),
+        ),
     }
 }
 

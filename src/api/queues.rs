@@ -11,13 +11,14 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::ApiError;
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
@@ -158,12 +159,17 @@ pub async fn configure(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(_): ApiQuery<WriteQuery>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     if let Some(dlq) = &body.dead_letter_queue {
         kv::validate_key(dlq, &app.limits)?;
+        // Dead-lettering writes to that queue: a confined token may only name its own.
+        if let Some(Extension(caller)) = &caller {
+            caller.check_name("queue", dlq)?;
+        }
     }
     let defaults = QueueSettings::default();
     let settings = QueueSettings {

@@ -240,7 +240,18 @@ async fn verify(http: &reqwest::Client, url: &str, keys: &[String], value: &str)
 
 pub async fn run(args: BenchArgs) -> ExitCode {
     let endpoints: Vec<String> = args.connection.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(|e| if e.starts_with("http") { e.to_string() } else { format!("http://{e}") }).collect();
-    let http = match reqwest::Client::builder().pool_max_idle_per_host(args.connections as usize).tcp_nodelay(true).timeout(Duration::from_secs(10)).build() {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &args.connection.token {
+        match reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())) {
+            Ok(value) => headers.insert(reqwest::header::AUTHORIZATION, value),
+            Err(_) => {
+                eprintln!("error: the token is not a valid header value");
+                return ExitCode::from(1);
+            }
+        };
+    }
+    let builder = reqwest::Client::builder().default_headers(headers);
+    let http = match builder.pool_max_idle_per_host(args.connections as usize).tcp_nodelay(true).timeout(Duration::from_secs(10)).build() {
         Ok(http) => http,
         Err(e) => {
             eprintln!("error: {e}");

@@ -16,11 +16,14 @@ pub struct Connection {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Token (`<id>.<secret>`) to send, when the cluster requires tokens.
+    #[arg(long, env = "CONCORD_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
 }
 
 impl Connection {
     pub(super) fn client(&self) -> Client {
-        Client::new(self.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(String::from).collect())
+        Client::new(self.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(String::from).collect()).with_token(self.token.clone())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Command-line definitions (clap) and dispatch. One file per group of subcommands:
 //! `serve` (one member), `dev` (a local cluster), `client` (kv, lease, lock, ring and
-//! cluster calls), `queue` (queue calls), `stream` (topics and watches), `bench` (load generator).
+//! cluster calls), `auth` (tokens), `queue` (queue calls), `stream` (topics and watches), `bench` (load generator).
 
+mod auth;
 mod bench;
 mod client;
 mod dev;
@@ -51,6 +52,8 @@ pub enum Command {
     Ring(client::RingArgs),
     /// Inspect and change cluster membership.
     Cluster(client::ClusterArgs),
+    /// Client tokens: create, list, revoke; require them or not.
+    Auth(auth::AuthArgs),
     /// Measure a running cluster: throughput, latency percentiles, errors.
     Bench(bench::BenchArgs),
 }
@@ -67,6 +70,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Watch(args) => stream::run_watch(args).await,
         Command::Ring(args) => client::run_ring(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
+        Command::Auth(args) => auth::run(args).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

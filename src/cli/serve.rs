@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// URL of a member of an existing cluster that should add this node.
     #[arg(long)]
     pub join: Option<String>,
+    /// Admin token to join with, when the cluster requires tokens (see `concord auth`).
+    #[arg(long, env = "CONCORD_TOKEN", hide_env_values = true, requires = "join")]
+    pub token: Option<String>,
     /// Memory for the state database's block cache and memtables, in MiB: the bound
     /// on this node's memory however many keys it holds.
     #[arg(long, default_value_t = (concord::state::machine::CACHE_BYTES_DEFAULT >> 20) as u64)]
@@ -175,6 +178,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             initial_cluster,
             join: self.join,
+            join_token: self.token,
             limits,
             timing,
             cache_bytes,

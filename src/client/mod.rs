@@ -22,9 +22,11 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod auth;
 mod queues;
 mod sse;
 mod topics;
+pub use auth::{CreatedToken, TokenInfo};
 pub use queues::{DeadLetteredFrom, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
 pub use sse::{EventStream, RawEvent, WatchEvent};
 pub use topics::{TopicMessage, TopicPage, TopicSettings};
@@ -272,6 +274,8 @@ pub struct Client {
     pub call_timeout: Duration,
     /// Deadline of one attempt.
     pub attempt_timeout: Duration,
+    /// Sent as `Authorization: Bearer` with every request, when set.
+    token: Option<String>,
 }
 
 static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -330,6 +334,21 @@ impl Client {
             preferred: AtomicUsize::new(0),
             call_timeout: Duration::from_secs(15),
             attempt_timeout: Duration::from_secs(16),
+            token: None,
+        }
+    }
+
+    /// Sends `token` (`<id>.<secret>`, from `POST /v1/auth/tokens`) with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_string());
+        self
+    }
+
+    /// `request` with the client's token, if it has one.
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
@@ -375,7 +394,7 @@ impl Client {
             attempt += 1;
             let url = format!("{}{path}", self.endpoints[index]);
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut request = self.http.request(method.clone(), &url).timeout(remaining.min(attempt_timeout));
+            let mut request = self.authorized(self.http.request(method.clone(), &url).timeout(remaining.min(attempt_timeout)));
             for (name, value) in headers {
                 request = request.header(*name, value);
             }

@@ -127,7 +127,7 @@ impl Client {
     pub(super) async fn open_stream(&self, path: &str) -> Result<EventStream, ClientError> {
         let mut last = ClientError::Transport("no endpoints configured".into());
         for endpoint in &self.endpoints {
-            let request = self.http.request(Method::GET, format!("{endpoint}{path}")).timeout(std::time::Duration::from_secs(24 * 3600));
+            let request = self.authorized(self.http.request(Method::GET, format!("{endpoint}{path}")).timeout(std::time::Duration::from_secs(24 * 3600)));
             match request.send().await {
                 Ok(response) if response.status().is_success() => return Ok(EventStream { response, buffer: Vec::new(), last_id: None }),
                 Ok(response) => {

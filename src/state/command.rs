@@ -74,6 +74,12 @@ pub enum Command {
     /// idempotency key and outcome (`Outcome::Batch`). Only batchable commands belong
     /// here (`Command::is_batchable`); any other is refused, not applied.
     Batch(Vec<Request>),
+    /// Create a client token (its id is this entry's log index); see `state::auth`.
+    TokenCreate(crate::state::auth::NewToken),
+    TokenRevoke { id: u64 },
+    /// Require tokens from now on; `by` is the admin token that asked.
+    AuthEnable { by: u64 },
+    AuthDisable,
 }
 
 pub use crate::state::queue::Receipt;
@@ -158,6 +164,10 @@ pub enum Outcome {
     Rejected(Rejection),
     /// The outcomes of a `Command::Batch`, one per request, in order.
     Batch(Vec<Response>),
+    TokenCreated { id: u64 },
+    TokenRevoked { id: u64 },
+    /// Tokens are now required (`enabled`) or not.
+    AuthChanged { enabled: bool },
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
@@ -205,6 +215,15 @@ pub enum Rejection {
     TopicInvalid { topic: String, reason: String },
     /// A command that may not share an entry with others was found in a batch.
     NotBatchable,
+    /// A token outside the fixed bounds (name, prefixes, an admin with prefixes).
+    TokenInvalid { reason: String },
+    /// The cluster holds its maximum number of tokens.
+    TokenLimit { limit: u64 },
+    TokenNotFound { id: u64 },
+    /// Tokens are required and `id` is the last admin token.
+    LastAdminToken { id: u64 },
+    /// Requiring tokens was asked with `id`, which is not (or no longer) an admin token.
+    NotAdminToken { id: u64 },
 }
 
 impl Response {
@@ -285,6 +304,11 @@ impl fmt::Display for Request {
             Command::TopicPublish { topic, payload, now_ms } => write!(f, "publish {} bytes to {topic:?} at {now_ms}", payload.len()),
             Command::TopicDelete { topic } => write!(f, "delete topic {topic:?}"),
             Command::Batch(requests) => write!(f, "batch of {} requests", requests.len()),
+            // Never the secret's hash: logs are read by more people than tokens should be.
+            Command::TokenCreate(token) => write!(f, "create token {:?} ({})", token.name, token.role.name()),
+            Command::TokenRevoke { id } => write!(f, "revoke token {id}"),
+            Command::AuthEnable { by } => write!(f, "require tokens (asked by token {by})"),
+            Command::AuthDisable => write!(f, "stop requiring tokens"),
         }
     }
 }

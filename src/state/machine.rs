@@ -15,6 +15,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
 use super::command::{Command, Outcome, Rejection, Request, Response};
+use super::auth;
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
@@ -143,6 +144,10 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::TopicDelete { topic } => topic::delete(batch, meta, &topic),
         // `apply_request` unpacks a batch; one met here was nested in another.
         Command::Batch(_) => Ok(Outcome::Rejected(Rejection::NotBatchable)),
+        Command::TokenCreate(token) => auth::create(batch, index, token),
+        Command::TokenRevoke { id } => auth::revoke(batch, id),
+        Command::AuthEnable { by } => auth::enable(batch, by),
+        Command::AuthDisable => auth::disable(batch),
     }
 }
 

@@ -4,10 +4,11 @@
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
 //! vocabulary), `kv` (the key-value primitive), `history` (recent key changes, for watches), `lease` (the replicated clock and
 //! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues), `topic` (publish/subscribe streams),
-//! `idempotency` (deduplicated retries),
+//! `idempotency` (deduplicated retries), `auth` (client tokens),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
 
+pub mod auth;
 pub mod command;
 pub mod history;
 pub mod idempotency;

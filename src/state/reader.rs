@@ -5,6 +5,7 @@
 //! leadership (openraft's ReadIndex) and waiting until this node has applied up to
 //! the read index; with `consistency=stale` it skips that and reports the index.
 
+use super::auth::{self, AuthSettings, TokenRecord};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
@@ -103,6 +104,21 @@ impl StateReader {
     /// Key changes under `prefix` from revision `from` (see `history::read`).
     pub fn history(&self, prefix: &str, from: u64, limit: usize) -> Result<AtIndex<HistoryRead>, ViewError> {
         self.read(|view, meta| history::read(view, meta, prefix, from, limit))
+    }
+
+    /// Whether tokens are required, and how many exist.
+    pub fn auth_settings(&self) -> Result<AtIndex<AuthSettings>, ViewError> {
+        self.read(|view, _| auth::settings(view))
+    }
+
+    /// Client token `id`, if it exists.
+    pub fn token(&self, id: u64) -> Result<AtIndex<Option<TokenRecord>>, ViewError> {
+        self.read(|view, _| auth::token(view, id))
+    }
+
+    /// Tokens with ids above `after`, at most `limit`, and whether more follow.
+    pub fn tokens(&self, after: Option<u64>, limit: usize) -> Result<AtIndex<(Vec<(u64, TokenRecord)>, bool)>, ViewError> {
+        self.read(|view, _| auth::tokens(view, after, limit))
     }
 
     /// The applied position alone (for `/ready` and `/v1/cluster`).

@@ -61,10 +61,12 @@ pub enum Cf {
     Topics = 16,
     /// Topic ++ `\0` ++ offset (big-endian) → `topic::TopicMessage`.
     TopicMessages = 17,
+    /// `auth::AuthSettings` and client tokens (see `auth`).
+    Auth = 18,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 17] = [
+    pub const ALL: [Cf; 18] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -82,6 +84,7 @@ impl Cf {
         Cf::HistorySizes,
         Cf::Topics,
         Cf::TopicMessages,
+        Cf::Auth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Cf {
             Cf::HistorySizes => "history_sizes",
             Cf::Topics => "topics",
             Cf::TopicMessages => "topic_messages",
+            Cf::Auth => "auth",
         }
     }
 

@@ -1,0 +1,157 @@
+//! `/v1/auth`: client tokens and whether the cluster requires them.
+//!
+//! `POST /v1/auth/tokens` makes a token and shows its secret once (the cluster keeps
+//! only its SHA-256); `GET` lists and reads tokens, `DELETE` revokes one;
+//! `POST /v1/auth/enable` (with an admin token) and `/disable` turn the requirement on
+//! and off; `GET /v1/auth` says whether it is on; `GET /v1/auth/whoami` checks the
+//! token presented. While tokens are required, all of this but `whoami` needs an
+//! admin token (`access`); before, anyone who can reach the port may make the first
+//! admin token, which is how a cluster is set up.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::access::{self, Caller};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::kv::{Consistency, WriteQuery};
+use super::outcome::{propose, refuse_idempotency_key};
+use crate::state::auth::{NewToken, Role, TokenRecord};
+use crate::state::command::{Command, Outcome};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// A label for people; not unique.
+    #[serde(default)]
+    name: String,
+    role: Role,
+    #[serde(default)]
+    prefixes: Vec<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+fn token_json(id: u64, name: &str, role: Role, prefixes: &[String]) -> Value {
+    json!({ "id": id, "name": name, "role": role.name(), "prefixes": prefixes })
+}
+
+fn record_json(id: u64, record: &TokenRecord) -> Value {
+    token_json(id, &record.name, record.role, &record.prefixes)
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    refuse_idempotency_key(&headers, "the secret is drawn for this request and shown once; a retry would make another token")?;
+    let (secret, secret_sha256) = access::new_secret()?;
+    let token = NewToken { name: body.name, role: body.role, prefixes: body.prefixes, secret_sha256 };
+    if let Some(reason) = token.invalid() {
+        return Err(ApiError::bad_request("invalid_token_settings", reason));
+    }
+    let shown = |id| {
+        let mut answer = token_json(id, &token.name, token.role, &token.prefixes);
+        answer["token"] = json!(format!("{id}.{secret}"));
+        answer
+    };
+    let command = Command::TokenCreate(token.clone());
+    propose(&app, &headers, command, |outcome| match outcome {
+        Outcome::TokenCreated { id } => Some((StatusCode::CREATED, Json(shown(id))).into_response()),
+        _ => None,
+    })
+    .await
+}
+
+pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let limit = super::kv::page_limit(&app, query.limit)?;
+    app.read_at(query.consistency).await?;
+    let read = app.reader.tokens(query.after, limit)?;
+    let (page, more) = read.value;
+    let next_after = if more { page.last().map(|(id, _)| *id) } else { None };
+    let items: Vec<Value> = page.iter().map(|(id, record)| record_json(*id, record)).collect();
+    Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
+}
+
+pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+    app.read_at(query.consistency).await?;
+    match app.reader.token(id)?.value {
+        Some(record) => Ok(Json(record_json(id, &record)).into_response()),
+        None => Err(ApiError::not_found("token_not_found", format!("token {id} does not exist (never created, or revoked)"))),
+    }
+}
+
+pub async fn revoke(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<u64>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    propose(&app, &headers, Command::TokenRevoke { id }, |outcome| match outcome {
+        Outcome::TokenRevoked { id } => Some(Json(json!({ "id": id, "revoked": true })).into_response()),
+        _ => None,
+    })
+    .await
+}
+
+pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+    app.read_at(query.consistency).await?;
+    let read = app.reader.auth_settings()?;
+    let settings = read.value;
+    Ok(Json(json!({ "enabled": settings.enabled, "tokens": settings.tokens, "admin_tokens": settings.admins, "applied_index": read.applied_index }))
+        .into_response())
+}
+
+fn changed(outcome: Outcome) -> Option<Response> {
+    match outcome {
+        Outcome::AuthChanged { enabled } => Some(Json(json!({ "enabled": enabled })).into_response()),
+        _ => None,
+    }
+}
+
+/// Requires tokens from now on. Takes an admin token even while none is required,
+/// so whoever turns it on can still get in afterwards.
+pub async fn enable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = access::authenticate(&app, &headers)?;
+    if caller.role != Role::Admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_admin_token", format!("token {} is not an admin token; requiring tokens takes one", caller.id)));
+    }
+    propose(&app, &headers, Command::AuthEnable { by: caller.id }, changed).await
+}
+
+pub async fn disable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    propose(&app, &headers, Command::AuthDisable, changed).await
+}
+
+/// The presented token, checked (whether or not tokens are required).
+pub async fn whoami(State(app): State<AppState>, caller: Option<axum::Extension<Caller>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = match caller {
+        Some(axum::Extension(caller)) => caller,
+        None => access::authenticate(&app, &headers)?,
+    };
+    let enabled = app.reader.auth_settings()?.value.enabled;
+    let mut answer = token_json(caller.id, &caller.name, caller.role, &caller.prefixes);
+    answer["auth_enabled"] = json!(enabled);
+    Ok(Json(answer).into_response())
+}

@@ -1,0 +1,92 @@
+//! `concord auth ...`: client tokens and whether the cluster requires them.
+//!
+//! The usual setup: `concord auth token create --role admin` (prints the token once),
+//! then `CONCORD_TOKEN=<token> concord auth enable`. From then on every command needs
+//! `--token` or `CONCORD_TOKEN`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::client::{Connection, fail, print_json};
+
+#[derive(Args, Debug)]
+pub struct AuthArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: AuthCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Make, list and revoke tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Require a token on every request (the token given must be an admin token).
+    Enable,
+    /// Stop requiring tokens.
+    Disable,
+    /// Whether tokens are required, and how many exist.
+    Status,
+    /// Check the token given: its id, role and prefixes.
+    Whoami,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token and print it (its secret is shown this once).
+    Create {
+        /// read, write or admin.
+        #[arg(long)]
+        role: String,
+        /// A label for people.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Confine the token to names starting with this (repeatable).
+        #[arg(long = "prefix", value_name = "PREFIX")]
+        prefixes: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke { id: u64 },
+}
+
+pub async fn run(args: AuthArgs) -> ExitCode {
+    let client = args.connection.client();
+    let json = args.connection.json;
+    let result = match args.command {
+        AuthCommand::Token { command: TokenCommand::Create { role, name, prefixes } } => match client.token_create(&name, &role, &prefixes).await {
+            Ok(created) if !json => {
+                println!("{}", created.token);
+                eprintln!("token {} ({}), shown once: keep it", created.id, created.role);
+                return ExitCode::SUCCESS;
+            }
+            other => other.map(|created| serde_json::json!({ "id": created.id, "name": created.name, "role": created.role, "prefixes": created.prefixes, "token": created.token })),
+        },
+        AuthCommand::Token { command: TokenCommand::List } => match client.tokens().await {
+            Ok(tokens) if !json => {
+                for token in tokens {
+                    println!("{:<8} {:<6} {:<24} {}", token.id, token.role, token.name, token.prefixes.join(","));
+                }
+                return ExitCode::SUCCESS;
+            }
+            other => other.map(|tokens| serde_json::json!(tokens.iter().map(|t| serde_json::json!({ "id": t.id, "name": t.name, "role": t.role, "prefixes": t.prefixes })).collect::<Vec<_>>())),
+        },
+        AuthCommand::Token { command: TokenCommand::Revoke { id } } => client.token_revoke(id).await,
+        AuthCommand::Enable => client.auth_enable().await,
+        AuthCommand::Disable => client.auth_disable().await,
+        AuthCommand::Status => client.auth_status().await,
+        AuthCommand::Whoami => client.whoami().await,
+    };
+    match result {
+        Ok(value) => {
+            print_json(&value);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
