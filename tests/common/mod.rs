@@ -31,6 +31,8 @@ pub struct Cluster {
     pub dir: TempDir,
     initial_cluster: String,
     extra_args: Vec<String>,
+    /// Sent by the harness's own requests and clients once the cluster requires tokens.
+    pub token: Option<String>,
 }
 
 /// Ports handed out so far by this test process.
@@ -116,7 +118,7 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let addrs: Vec<String> = (0..size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let initial_cluster = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes: Vec::new(), dir, initial_cluster, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
+        let mut cluster = Cluster { nodes: Vec::new(), dir, initial_cluster, extra_args: extra_args.iter().map(|s| s.to_string()).collect(), token: None };
         for (i, addr) in addrs.into_iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = cluster.dir.path().join(format!("node-{id}"));
@@ -162,12 +164,12 @@ impl Cluster {
 
     /// A client of every running node.
     pub fn client(&self) -> Client {
-        Client::new(self.nodes.iter().filter(|n| n.is_running()).map(|n| n.addr.clone()).collect())
+        Client::new(self.nodes.iter().filter(|n| n.is_running()).map(|n| n.addr.clone()).collect()).with_token(self.token.clone())
     }
 
     /// A client of one node only.
     pub fn client_of(&self, id: u64) -> Client {
-        Client::new(vec![self.node(id).addr.clone()])
+        Client::new(vec![self.node(id).addr.clone()]).with_token(self.token.clone())
     }
 
     /// kill -9.
@@ -190,7 +192,11 @@ impl Cluster {
     /// This node's own view of the cluster (`/v1/cluster?consistency=stale`).
     pub async fn local_status(&self, id: u64) -> Option<Value> {
         let url = format!("{}/v1/cluster?consistency=stale", self.node(id).url());
-        let response = reqwest::get(url).await.ok()?;
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.ok()?;
         response.json().await.ok()
     }
 

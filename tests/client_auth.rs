@@ -1,0 +1,245 @@
+//! Client tokens (`/v1/auth`): once a cluster requires them, every request but
+//! `/health` and `/ready` needs one whose role and prefixes cover it, on any node;
+//! refused requests change nothing; tokens and the requirement are replicated state
+//! (they survive kill -9 and reach a node that catches up by snapshot).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, expect_refusals, wait_for};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Makes a token through `base` (sending `admin`, if given) and returns its `<id>.<secret>`.
+async fn create_token(http: &reqwest::Client, base: &str, admin: Option<&str>, body: Value) -> String {
+    let mut request = http.post(format!("{base}/v1/auth/tokens")).json(&body);
+    if let Some(admin) = admin {
+        request = request.bearer_auth(admin);
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED, "create {body}");
+    let created: Value = answer.json().await.unwrap();
+    assert_eq!(created["role"], body["role"]);
+    created["token"].as_str().unwrap().to_string()
+}
+
+/// The status of a stale read of `k/199` on `node` (the node's own state).
+async fn stale_read(http: &reqwest::Client, node: String, token: Option<&str>) -> StatusCode {
+    let mut request = http.get(format!("{node}/v1/kv/k/199?consistency=stale"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status()
+}
+
+async fn token_count(http: &reqwest::Client, base: &str, admin: &str) -> u64 {
+    let status: Value = http.get(format!("{base}/v1/auth")).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
+    status["tokens"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_change_nothing() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (base, other) = (cluster.node(leader).url(), cluster.node(follower).url());
+    let http = reqwest::Client::new();
+
+    // Off by default: no token needed.
+    assert_eq!(http.put(format!("{base}/v1/kv/open")).body("1").send().await.unwrap().status(), StatusCode::CREATED);
+    let admin = create_token(&http, &other, None, json!({ "name": "ops", "role": "admin" })).await;
+    let reader = create_token(&http, &base, None, json!({ "name": "dash", "role": "read" })).await;
+    let app = create_token(&http, &base, None, json!({ "name": "app", "role": "write", "prefixes": ["app/"] })).await;
+    assert_eq!(token_count(&http, &base, &admin).await, 3);
+
+    // Bad requests to make one: refused, and no token made.
+    let create = || http.post(format!("{base}/v1/auth/tokens"));
+    let too_many: Vec<String> = (0..17).map(|i| format!("p{i}/")).collect();
+    expect_refusals(vec![
+        ("unknown role", create().json(&json!({ "role": "root" })), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("role missing", create().json(&json!({ "name": "x" })), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("role of the wrong type", create().json(&json!({ "role": 2 })), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("unknown field", create().json(&json!({ "role": "read", "secret": "mine" })), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("not JSON", create().header("content-type", "application/json").body("{role"), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("an admin confined to prefixes", create().json(&json!({ "role": "admin", "prefixes": ["a/"] })), StatusCode::BAD_REQUEST, "invalid_token_settings"),
+        ("an empty prefix", create().json(&json!({ "role": "read", "prefixes": [""] })), StatusCode::BAD_REQUEST, "invalid_token_settings"),
+        ("17 prefixes", create().json(&json!({ "role": "read", "prefixes": too_many })), StatusCode::BAD_REQUEST, "invalid_token_settings"),
+        ("a 129-byte name", create().json(&json!({ "role": "read", "name": "n".repeat(129) })), StatusCode::BAD_REQUEST, "invalid_token_settings"),
+        ("an Idempotency-Key", create().header("idempotency-key", "k1").json(&json!({ "role": "read" })), StatusCode::BAD_REQUEST, "not_idempotent"),
+    ])
+    .await;
+    assert_eq!(token_count(&http, &base, &admin).await, 3, "a refused create made a token");
+
+    // Turning it on takes an admin token, even while it is off.
+    let enable = || http.post(format!("{other}/v1/auth/enable"));
+    expect_refusals(vec![
+        ("no token", enable(), StatusCode::UNAUTHORIZED, "token_required"),
+        ("a read token", enable().bearer_auth(&reader), StatusCode::FORBIDDEN, "not_admin_token"),
+        ("a wrong secret", enable().bearer_auth(format!("{}.wrong", admin.split('.').next().unwrap())), StatusCode::UNAUTHORIZED, "invalid_token"),
+    ])
+    .await;
+    assert_eq!(http.put(format!("{base}/v1/kv/still-open")).body("1").send().await.unwrap().status(), StatusCode::CREATED, "still off");
+    let enabled = enable().bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(enabled.status(), StatusCode::OK);
+    assert_eq!(enabled.json::<Value>().await.unwrap()["enabled"], true);
+
+    // Now every node refuses a request without a valid token: forwarded writes and
+    // reads, stale reads and streams served by the follower itself.
+    let (admin_id, _) = admin.split_once('.').unwrap();
+    for node in [&base, &other] {
+        let unauthenticated = [
+            ("a put", http.put(format!("{node}/v1/kv/app/x")).body("2"), "token_required"),
+            ("a read", http.get(format!("{node}/v1/kv/open")), "token_required"),
+            ("a stale read", http.get(format!("{node}/v1/kv/open?consistency=stale")), "token_required"),
+            ("a watch", http.get(format!("{node}/v1/watch?prefix=app/")), "token_required"),
+            ("cluster status", http.get(format!("{node}/v1/cluster?consistency=stale")), "token_required"),
+            ("a wrong secret", http.get(format!("{node}/v1/kv/open")).bearer_auth(format!("{admin_id}.AAAA")), "invalid_token"),
+            ("an unknown token id", http.get(format!("{node}/v1/kv/open")).bearer_auth("999999.AAAA"), "invalid_token"),
+            ("a malformed token", http.get(format!("{node}/v1/kv/open")).bearer_auth("not-a-token"), "invalid_token"),
+            ("another scheme", http.get(format!("{node}/v1/kv/open")).header("authorization", format!("Basic {admin}")), "invalid_token"),
+        ];
+        for (what, request, code) in unauthenticated {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{what} on {node}");
+            assert!(answer.headers().get("www-authenticate").is_some_and(|v| v.to_str().unwrap().starts_with("Bearer")), "{what}: says how");
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["error"]["code"], code, "{what} on {node}: {body}");
+        }
+        for open in ["/health", "/ready"] {
+            assert!(http.get(format!("{node}{open}")).send().await.unwrap().status().is_success(), "{open} stays open");
+        }
+    }
+
+    // Roles: read reads, write writes (inside its prefixes), admin administers.
+    let put = |node: &str, key: &str, token: &str| http.put(format!("{node}/v1/kv/{key}")).bearer_auth(token).body("v");
+    expect_refusals(vec![
+        ("a read token writing", put(&other, "open", &reader), StatusCode::FORBIDDEN, "forbidden"),
+        ("a read token deleting", http.delete(format!("{base}/v1/kv/open")).bearer_auth(&reader), StatusCode::FORBIDDEN, "forbidden"),
+        ("a write token outside its prefix", put(&other, "open", &app), StatusCode::FORBIDDEN, "forbidden"),
+        ("a write token listing everything", http.get(format!("{base}/v1/kv")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
+        ("a write token watching everything", http.get(format!("{other}/v1/watch")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
+        ("a write token listing queues", http.get(format!("{base}/v1/queues")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
+        (
+            "a dead-letter queue outside the prefix",
+            http.put(format!("{base}/v1/queues/app%2Fjobs")).bearer_auth(&app).json(&json!({ "max_deliveries": 3, "dead_letter_queue": "billing/dlq" })),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        ("a write token taking a snapshot", http.post(format!("{base}/v1/cluster/snapshot")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
+        ("a write token removing a member", http.delete(format!("{other}/v1/cluster/members/{follower}")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
+        ("a read token listing tokens", http.get(format!("{base}/v1/auth/tokens")).bearer_auth(&reader), StatusCode::FORBIDDEN, "forbidden"),
+        ("a write token making a token", create().bearer_auth(&app).json(&json!({ "role": "admin" })), StatusCode::FORBIDDEN, "forbidden"),
+    ])
+    .await;
+    // What they were refused did not happen.
+    let open: Value = http.get(format!("{base}/v1/kv/open")).bearer_auth(&reader).send().await.unwrap().json().await.unwrap();
+    assert_eq!((open["value"].as_str(), open["version"].as_u64()), (Some("1"), Some(1)), "{open}");
+    let jobs = http.get(format!("{base}/v1/queues/app%2Fjobs")).bearer_auth(&app).send().await.unwrap();
+    assert_eq!(jobs.status(), StatusCode::NOT_FOUND, "the refused queue was not created");
+    assert_eq!(token_count(&http, &base, &admin).await, 3);
+
+    assert_eq!(put(&other, "app/x", &app).send().await.unwrap().status(), StatusCode::CREATED, "write token inside its prefix");
+    let listed = http.get(format!("{other}/v1/kv?prefix=app/")).bearer_auth(&app).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let dlq = json!({ "max_deliveries": 3, "dead_letter_queue": "app/dlq" });
+    assert!(http.put(format!("{base}/v1/queues/app%2Fjobs")).bearer_auth(&app).json(&dlq).send().await.unwrap().status().is_success());
+    assert_eq!(http.get(format!("{other}/v1/kv/app/x?consistency=stale")).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(put(&base, "open", &admin).send().await.unwrap().status(), StatusCode::OK, "admin writes anywhere");
+    let me: Value = http.get(format!("{other}/v1/auth/whoami")).bearer_auth(&app).send().await.unwrap().json().await.unwrap();
+    assert_eq!((me["role"].as_str(), me["prefixes"].clone(), me["auth_enabled"].as_bool()), (Some("write"), json!(["app/"]), Some(true)));
+
+    // The list shows every token and no secret.
+    let listed = http.get(format!("{other}/v1/auth/tokens")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+    let items = serde_json::from_str::<Value>(&listed).unwrap()["items"].as_array().unwrap().len();
+    assert_eq!(items, 3, "{listed}");
+    for token in [&admin, &reader, &app] {
+        let secret = token.split_once('.').unwrap().1;
+        assert!(!listed.contains(secret), "a secret was listed");
+    }
+
+    // The Rust client sends its token.
+    let client = cluster.client().with_token(Some(app.clone()));
+    client.put("app/from-client", "1").await.unwrap();
+    let refused = client.put("elsewhere", "1").await.unwrap_err();
+    assert_eq!((refused.status(), refused.code()), (Some(403), Some("forbidden")));
+
+    // Revoking: the token stops working at once on the leader that answered; the last
+    // admin token cannot go while tokens are required; revoking twice is a 404.
+    let (app_id, _) = app.split_once('.').unwrap();
+    let revoked = http.delete(format!("{other}/v1/auth/tokens/{app_id}")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    expect_refusals(vec![
+        ("a revoked token", put(&base, "app/y", &app), StatusCode::UNAUTHORIZED, "invalid_token"),
+        ("revoking it again", http.delete(format!("{base}/v1/auth/tokens/{app_id}")).bearer_auth(&admin), StatusCode::NOT_FOUND, "token_not_found"),
+        ("revoking the last admin token", http.delete(format!("{base}/v1/auth/tokens/{admin_id}")).bearer_auth(&admin), StatusCode::CONFLICT, "last_admin_token"),
+        ("a token id that is not a number", http.delete(format!("{base}/v1/auth/tokens/x")).bearer_auth(&admin), StatusCode::BAD_REQUEST, "invalid_path"),
+    ])
+    .await;
+    assert_eq!(http.get(format!("{base}/v1/kv/open")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK, "the admin token still works");
+
+    // Turning it off needs an admin token too; then anyone may call again.
+    expect_refusals(vec![("disabling with a read token", http.post(format!("{base}/v1/auth/disable")).bearer_auth(&reader), StatusCode::FORBIDDEN, "forbidden")]).await;
+    let disabled = http.post(format!("{other}/v1/auth/disable")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(disabled.json::<Value>().await.unwrap()["enabled"], false);
+    assert_eq!(http.put(format!("{base}/v1/kv/elsewhere")).body("1").send().await.unwrap().status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn required_tokens_survive_kill_9_and_reach_nodes_by_snapshot_and_by_join() {
+    let mut cluster = Cluster::start(3, &["--snapshot-after-entries", "50"]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill(lagging);
+    let http = reqwest::Client::new();
+    let base = cluster.node(leader).url();
+    let admin = create_token(&http, &base, None, json!({ "role": "admin" })).await;
+    let reader = create_token(&http, &base, None, json!({ "role": "read" })).await;
+    assert_eq!(http.post(format!("{base}/v1/auth/enable")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+    cluster.token = Some(admin.clone());
+    let client = cluster.client();
+    for i in 0..200 {
+        client.put(&format!("k/{i:03}"), "v").await.unwrap();
+    }
+    wait_for("the leader to purge its log", Duration::from_secs(20), || async {
+        (cluster.local_status(leader).await?["purged_index"].as_u64()? > 100).then_some(())
+    })
+    .await;
+
+    // The lagging node learns the tokens and the requirement from a snapshot.
+    cluster.restart(lagging);
+    cluster.wait_caught_up(lagging, Duration::from_secs(30)).await;
+    assert!(cluster.log_of(lagging).contains("installed snapshot"), "caught up through a snapshot, not the log");
+    assert_eq!(stale_read(&http, cluster.node(lagging).url(), None).await, StatusCode::UNAUTHORIZED, "the snapshot carried the requirement");
+    assert_eq!(stale_read(&http, cluster.node(lagging).url(), Some(&reader)).await, StatusCode::OK, "and the tokens");
+
+    // kill -9 the whole cluster: both survive.
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for id in 1..=3 {
+        cluster.restart(id);
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await;
+    assert_eq!(stale_read(&http, cluster.node(leader).url(), None).await, StatusCode::UNAUTHORIZED, "still required after a restart");
+    assert_eq!(stale_read(&http, cluster.node(leader).url(), Some(&reader)).await, StatusCode::OK);
+
+    // A new member joins with an admin token (`--token`); without one it is refused.
+    cluster.start_joiner_with(4, leader, &["--snapshot-after-entries", "50", "--token", &admin]);
+    wait_for("node 4 to become a voting follower", Duration::from_secs(30), || async {
+        let status = cluster.local_status(leader).await?;
+        let members = status["members"].as_array()?.clone();
+        members.iter().any(|m| m["id"] == 4 && m["role"] == "follower").then_some(())
+    })
+    .await;
+    cluster.wait_caught_up(4, Duration::from_secs(30)).await;
+    assert_eq!(stale_read(&http, cluster.node(4).url(), None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(stale_read(&http, cluster.node(4).url(), Some(&reader)).await, StatusCode::OK);
+    cluster.start_joiner_with(5, leader, &["--snapshot-after-entries", "50"]);
+    wait_for("node 5 to be refused for want of a token", Duration::from_secs(10), || async {
+        cluster.log_of(5).contains("token_required").then_some(())
+    })
+    .await;
+    let members = cluster.local_status(leader).await.unwrap()["members"].clone();
+    assert!(!members.as_array().unwrap().iter().any(|m| m["id"] == 5), "node 5 was added without a token: {members}");
+}
