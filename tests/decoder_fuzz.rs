@@ -116,6 +116,15 @@ fn every_command() -> Vec<Request> {
         Command::TopicPublish { topic: "events".into(), payload: b"event".to_vec(), now_ms: 83 },
         Command::TopicDelete { topic: "events".into() },
         Command::Batch(vec![request(put.clone()), request(put)]),
+        Command::TokenCreate(concord::state::auth::NewToken {
+            name: "ci".into(),
+            role: concord::state::auth::Role::Write,
+            prefixes: vec!["app/".into()],
+            secret_sha256: [0xab; 32],
+        }),
+        Command::TokenRevoke { id: 3 },
+        Command::AuthEnable { by: 2 },
+        Command::AuthDisable,
     ]
     .into_iter()
     .map(request)

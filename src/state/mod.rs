@@ -34,3 +34,5 @@ mod queue_tests;
 mod history_tests;
 #[cfg(test)]
 mod topic_tests;
+#[cfg(test)]
+mod auth_tests;
