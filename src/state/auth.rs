@@ -182,8 +182,11 @@ pub fn token(view: &View<'_>, id: u64) -> Result<Option<TokenRecord>, ViewError>
     }
 }
 
+/// One page of tokens by id, and whether more follow.
+pub type TokenPage = (Vec<(u64, TokenRecord)>, bool);
+
 /// Tokens with ids above `after`, in id order, at most `limit`, and whether more follow.
-pub fn tokens(view: &View<'_>, after: Option<u64>, limit: usize) -> Result<(Vec<(u64, TokenRecord)>, bool), ViewError> {
+pub fn tokens(view: &View<'_>, after: Option<u64>, limit: usize) -> Result<TokenPage, ViewError> {
     let start = match after {
         None => token_key(0),
         Some(after) => match after.checked_add(1) {

@@ -5,7 +5,7 @@
 //! leadership (openraft's ReadIndex) and waiting until this node has applied up to
 //! the read index; with `consistency=stale` it skips that and reports the index.
 
-use super::auth::{self, AuthSettings, TokenRecord};
+use super::auth::{self, AuthSettings, TokenPage, TokenRecord};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
@@ -117,7 +117,7 @@ impl StateReader {
     }
 
     /// Tokens with ids above `after`, at most `limit`, and whether more follow.
-    pub fn tokens(&self, after: Option<u64>, limit: usize) -> Result<AtIndex<(Vec<(u64, TokenRecord)>, bool)>, ViewError> {
+    pub fn tokens(&self, after: Option<u64>, limit: usize) -> Result<AtIndex<TokenPage>, ViewError> {
         self.read(|view, _| auth::tokens(view, after, limit))
     }
 
