@@ -225,6 +225,8 @@ pub struct NodeConfig {
     pub cache_bytes: usize,
     /// The secret peers must present (`--peer-secret-file`), if any.
     pub peer_secret: crate::raft::peer_auth::PeerSecret,
+    /// TLS for the listener and for reaching peers (`--tls-cert`, ...), if any.
+    pub tls: Option<crate::tls::NodeTls>,
 }
 
 /// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.

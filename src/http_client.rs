@@ -1,4 +1,5 @@
-//! The one way Concord builds outgoing HTTP clients (peers, forwarding, the Rust client).
+//! The one way Concord builds outgoing HTTP clients (peers, forwarding, the Rust client),
+//! over TLS when the node or client has a CA to trust (`tls`).
 //!
 //! HTTP/1.1 with a pool of keep-alive connections (no handshake per request), Nagle
 //! off (small requests must not wait for an ACK), and a connect timeout so an
@@ -11,11 +12,23 @@
 
 use std::time::Duration;
 
+use crate::tls::ClientTls;
+
+/// `https` with TLS, `http` without: how this node addresses its peers.
+pub fn scheme(tls: Option<&ClientTls>) -> &'static str {
+    if tls.is_some() { "https" } else { "http" }
+}
+
 /// How long an idle connection stays in the pool: under the nodes' idle timeout.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
-pub fn pooled(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// A pooled client; over TLS (trusting only the cluster's CA) when `tls` is given.
+pub fn pooled(connect_timeout: Duration, tls: Option<&ClientTls>) -> reqwest::Result<reqwest::Client> {
+    let builder = match tls {
+        Some(tls) => tls.configure(reqwest::Client::builder())?,
+        None => reqwest::Client::builder(),
+    };
+    builder
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(32)

@@ -3,13 +3,15 @@
 //! One replicated state machine (`state`) behind openraft (`raft`), served over
 //! HTTP/JSON (`api`) and used through a Rust client (`client`). `node` wires one
 //! member together from its configuration (`config`) and `server` accepts its
-//! connections within their bounds; on the leader, `ticker` advances the replicated
-//! clock. See `docs/architecture.md`.
+//! connections within their bounds, over TLS with `tls` (`dev_ca` makes throwaway
+//! certificates); on the leader, `ticker` advances the replicated clock. See
+//! `docs/architecture.md`.
 
 pub mod api;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod dev_ca;
 pub mod http_client;
 pub mod node;
 pub mod placement;
@@ -17,3 +19,4 @@ pub mod raft;
 pub mod server;
 pub mod state;
 pub mod ticker;
+pub mod tls;

@@ -84,7 +84,8 @@ impl Node {
         let clock = Arc::new(crate::ticker::LeaderClock::default());
         let log_stats = log.stats();
         let identity = ClusterIdentity::open(&config.data_dir, &config.initial_cluster)?;
-        let network = PeerNetwork::new(identity.clone(), config.peer_secret.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let outgoing_tls = config.tls.as_ref().map(|tls| &tls.outgoing);
+        let network = PeerNetwork::new(identity.clone(), config.peer_secret.clone(), outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -99,7 +100,7 @@ impl Node {
             reader,
             limits: Arc::new(config.limits.clone()),
             timing: Arc::new(config.timing.clone()),
-            forwarder: Forwarder::new().map_err(|e| NodeError::Raft(e.to_string()))?,
+            forwarder: Forwarder::new(outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
             streams: Arc::new(Semaphore::new(config.limits.streams_max)),
             log_stats,
@@ -110,14 +111,22 @@ impl Node {
             // An entry is at most one request body, as the peer body limit assumes.
             proposer: Proposer::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.body_bytes_max, config.limits.write_timeout()),
         };
-        let routes = api::router(app).merge(peer_server::routes(raft.clone(), config.limits.bodies(true), identity.clone(), config.peer_secret.clone()));
+        let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
+        let peers = peer_server::routes(raft.clone(), config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
+        let routes = api::router(app).merge(peers);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(crate::server::serve(listener, routes, config.limits.connections(), stopped));
+        let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());
+        let server = tokio::spawn(crate::server::serve(listener, routes, config.limits.connections(), acceptor, stopped));
 
         tokio::spawn(bootstrap(config.clone(), raft.clone()));
         crate::ticker::spawn(raft.clone(), ticker_reader, clock);
         if let Some(url) = config.join.clone() {
-            tokio::spawn(join_cluster(url, config.join_token.clone(), config.id, config.advertise.clone(), raft.clone(), identity));
+            let client = crate::client::Client::new(vec![url.clone()]).with_token(config.join_token.clone());
+            let client = match &config.tls {
+                Some(tls) => client.with_tls(&tls.outgoing).map_err(|e| NodeError::Config(e.to_string()))?,
+                None => client,
+            };
+            tokio::spawn(join_cluster(url, client, config.id, config.advertise.clone(), raft.clone(), identity));
         }
         tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), "node started");
         Ok(Self { id: config.id, raft, local_addr, server, stop })
@@ -168,8 +177,7 @@ async fn bootstrap(config: NodeConfig, raft: Raft) {
 }
 
 /// Asks the cluster at `url` to add this node, until it is a member.
-async fn join_cluster(url: String, token: Option<String>, id: NodeId, advertise: String, raft: Raft, identity: ClusterIdentity) {
-    let client = crate::client::Client::new(vec![url.clone()]).with_token(token);
+async fn join_cluster(url: String, client: crate::client::Client, id: NodeId, advertise: String, raft: Raft, identity: ClusterIdentity) {
     let mut delay = Duration::from_millis(200);
     // First learn which cluster this is, so its peers' RPCs are accepted.
     while identity.get().is_none() {

@@ -16,6 +16,9 @@
 //!   a layer on both routers), else `408`; its size stays bounded by each router's
 //!   body limit (`413`).
 //!
+//! With TLS (`tls`), each connection's handshake runs in its own task within the
+//! header timeout, and its requests carry whether it presented a client certificate.
+//!
 //! Streams (watches, subscriptions) and long polls are not cut: the deadlines cover
 //! reading the request, never writing the answer.
 
@@ -36,6 +39,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::api::error::ApiError;
 
@@ -52,9 +56,15 @@ pub struct ConnectionLimits {
     pub header_bytes_max: usize,
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then lets open connections
-/// finish for up to `DRAIN_TIMEOUT`.
-pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimits, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true, then
+/// lets open connections finish for up to `DRAIN_TIMEOUT`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let stopping = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
@@ -84,9 +94,30 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         };
         // Answers are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
-        let connection = graceful.watch(connection);
+        let Some(acceptor) = &tls else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone())));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        let (acceptor, http, router, watcher) = (acceptor.clone(), http.clone(), router.clone(), graceful.watcher());
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
+            // The handshake is bounded like a request head: a silent client cannot
+            // hold the slot.
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            // A certificate presented has been verified against the CA by the handshake.
+            let presented = stream.get_ref().1.peer_certificates().is_some_and(|chain| !chain.is_empty());
+            let router = router.layer(axum::Extension(crate::tls::ClientCertificate { presented }));
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router)));
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

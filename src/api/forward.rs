@@ -29,11 +29,13 @@ pub const FORWARDED_BY: &str = "concord-forwarded-by";
 #[derive(Clone)]
 pub struct Forwarder {
     http: reqwest::Client,
+    /// `http` or `https`, as the node's peers are reached.
+    scheme: &'static str,
 }
 
 impl Forwarder {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))? })
+    pub fn new(tls: Option<&crate::tls::ClientTls>) -> Result<Self, reqwest::Error> {
+        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500), tls)?, scheme: crate::http_client::scheme(tls) })
     }
 }
 
@@ -93,7 +95,7 @@ async fn forward(app: &AppState, leader: u64, addr: &str, request: Request) -> R
     let mut outgoing = app
         .forwarder
         .http
-        .request(parts.method.clone(), format!("http://{addr}{path}"))
+        .request(parts.method.clone(), format!("{}://{addr}{path}", app.forwarder.scheme))
         .timeout(app.limits.forward_timeout())
         .header(FORWARDED_BY, app.node_id.to_string())
         .body(body);

@@ -88,7 +88,9 @@ async fn leader_url(http: &reqwest::Client, endpoints: &[String]) -> Option<Stri
         let leader = status["leader"].as_u64()?;
         let members = status["members"].as_array()?;
         if let Some(addr) = members.iter().find(|m| m["id"].as_u64() == Some(leader)).and_then(|m| m["addr"].as_str()) {
-            return Some(format!("http://{addr}"));
+            // The leader is reached the way the endpoint was (http or https).
+            let scheme = endpoint.split_once("://").map_or("http", |(scheme, _)| scheme);
+            return Some(format!("{scheme}://{addr}"));
         }
     }
     None
@@ -239,7 +241,7 @@ async fn verify(http: &reqwest::Client, url: &str, keys: &[String], value: &str)
 }
 
 pub async fn run(args: BenchArgs) -> ExitCode {
-    let endpoints: Vec<String> = args.connection.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(|e| if e.starts_with("http") { e.to_string() } else { format!("http://{e}") }).collect();
+    let endpoints = args.connection.urls();
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = &args.connection.token {
         match reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())) {
@@ -250,7 +252,16 @@ pub async fn run(args: BenchArgs) -> ExitCode {
             }
         };
     }
-    let builder = reqwest::Client::builder().default_headers(headers);
+    let mut builder = reqwest::Client::builder().default_headers(headers);
+    if let Some(tls) = args.connection.tls() {
+        builder = match tls.configure(builder) {
+            Ok(builder) => builder,
+            Err(e) => {
+                eprintln!("error: cannot set up TLS: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    }
     let http = match builder.pool_max_idle_per_host(args.connections as usize).tcp_nodelay(true).timeout(Duration::from_secs(10)).build() {
         Ok(http) => http,
         Err(e) => {

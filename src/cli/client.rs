@@ -19,11 +19,40 @@ pub struct Connection {
     /// Token (`<id>.<secret>`) to send, when the cluster requires tokens.
     #[arg(long, env = "CONCORD_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Speak HTTPS, trusting only this CA (PEM); endpoints without a scheme get https://.
+    #[arg(long, env = "CONCORD_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Connection {
+    /// The endpoints as URLs: `https://` for bare addresses when a CA is given.
+    pub(super) fn urls(&self) -> Vec<String> {
+        let scheme = if self.ca_file.is_some() { "https" } else { "http" };
+        let endpoints = self.endpoints.split(',').map(str::trim).filter(|e| !e.is_empty());
+        endpoints.map(|e| if e.contains("://") { e.to_string() } else { format!("{scheme}://{e}") }).collect()
+    }
+
+    /// The CA to trust, if one was given (exits with a message if it cannot be read).
+    pub(super) fn tls(&self) -> Option<concord::tls::ClientTls> {
+        let file = self.ca_file.as_ref()?;
+        match concord::tls::ClientTls::read_ca(file) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+
     pub(super) fn client(&self) -> Client {
-        Client::new(self.endpoints.split(',').filter(|e| !e.trim().is_empty()).map(String::from).collect()).with_token(self.token.clone())
+        let client = Client::new(self.urls()).with_token(self.token.clone());
+        match self.tls() {
+            None => client,
+            Some(tls) => client.with_tls(&tls).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }),
+        }
     }
 }
 

@@ -6,6 +6,10 @@
 //! the children (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, on SIGTERM,
 //! or when one of them exits; if it is killed outright, the kernel stops them. Without `--data-dir` the data lives in a fresh temporary directory
 //! removed at exit; with it, the cluster resumes from that directory next time.
+//!
+//! With `--tls`, it first makes a throwaway CA and a certificate for 127.0.0.1 in
+//! `<data dir>/tls` (`dev_ca`; kept and reused with `--data-dir`), and starts the
+//! members with HTTPS and mutual TLS between them.
 
 use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
@@ -26,6 +30,18 @@ pub struct DevArgs {
     /// Port of node 1; node N listens on PORT+N-1.
     #[arg(long, default_value_t = 7001)]
     pub base_port: u16,
+    /// Serve HTTPS, with certificates from a throwaway CA, and mutual TLS between members.
+    #[arg(long)]
+    pub tls: bool,
+}
+
+/// The TLS files in `dir`: reused if a previous `--tls` run left them, else made.
+fn dev_tls_files(dir: &std::path::Path) -> Result<concord::dev_ca::DevFiles, String> {
+    let existing = concord::dev_ca::DevFiles { ca: dir.join("ca.pem"), cert: dir.join("node.pem"), key: dir.join("node-key.pem") };
+    if [&existing.ca, &existing.cert, &existing.key].iter().all(|file| file.exists()) {
+        return Ok(existing);
+    }
+    concord::dev_ca::DevCa::generate("Concord dev CA")?.write_loopback_files(dir)
 }
 
 fn parse_cluster_size(text: &str) -> Result<u64, String> {
@@ -80,6 +96,14 @@ pub async fn run(args: DevArgs) -> ExitCode {
     };
     let addrs: Vec<String> = (args.base_port..=last_port).map(|port| format!("127.0.0.1:{port}")).collect();
     let initial_cluster = addrs.iter().enumerate().map(|(i, addr)| format!("{}={addr}", i + 1)).collect::<Vec<_>>().join(",");
+    let tls = match args.tls.then(|| dev_tls_files(&data_dir.join("tls"))).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut children = Children(Vec::new());
     for (i, addr) in addrs.iter().enumerate() {
         let id = (i + 1).to_string();
@@ -100,6 +124,9 @@ pub async fn run(args: DevArgs) -> ExitCode {
         };
         let mut command = Command::new(&exe);
         command.stdout(log).stderr(stderr).args(["serve", "--id", &id, "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"]).arg(&node_dir);
+        if let Some(files) = &tls {
+            command.arg("--tls-cert").arg(&files.cert).arg("--tls-key").arg(&files.key).arg("--tls-ca").arg(&files.ca).arg("--peer-mtls");
+        }
         // If this process dies without stopping them (kill -9), the kernel sends each
         // child SIGTERM: no orphaned nodes holding the ports. (The signal follows the
         // thread that spawned: this runs on the main thread, which lives as long as
@@ -122,7 +149,17 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     }
 
-    let client = Client::new(addrs.clone());
+    let urls: Vec<String> = addrs.iter().map(|addr| format!("{scheme}://{addr}")).collect();
+    let client = match &tls {
+        None => Client::new(urls.clone()),
+        Some(files) => match concord::tls::ClientTls::read_ca(&files.ca).and_then(|ca| Client::new(urls.clone()).with_tls(&ca).map_err(|e| e.to_string())) {
+            Ok(client) => client,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let leader = loop {
         if let Ok(status) = client.cluster_status(false).await
@@ -139,18 +176,28 @@ pub async fn run(args: DevArgs) -> ExitCode {
         eprintln!("error: the cluster did not elect a leader within 30 s (is a port in {addrs:?} in use?)");
         return ExitCode::from(1);
     };
-    let first = &addrs[0];
+    let (first, last) = (&urls[0], &urls[urls.len() - 1]);
     println!("\nConcord dev cluster: {} nodes, leader is node {leader}", args.nodes);
-    println!("  endpoints: {}", addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(" "));
+    println!("  endpoints: {}", urls.join(" "));
     println!("  data:      {}{}", data_dir.display(), if temporary.is_some() { " (temporary: removed at exit)" } else { "" });
     println!("  logs:      {}/node-N.log", data_dir.display());
+    let curl = match &tls {
+        Some(files) => {
+            println!("  CA:        {} (members use mutual TLS with certificates it signed)", files.ca.display());
+            format!("curl --cacert {}", files.ca.display())
+        }
+        None => "curl".to_string(),
+    };
     println!("\nTry:");
-    println!("  curl -X PUT --data-binary 'hello' http://{first}/v1/kv/greeting");
-    println!("  curl http://{}/v1/kv/greeting", addrs[addrs.len() - 1]);
-    println!("  curl -X PUT -H 'If-Match: 1' --data-binary 'again' http://{first}/v1/kv/greeting");
-    println!("  curl 'http://{first}/v1/kv?prefix=gre'");
-    println!("  curl http://{first}/v1/cluster");
-    println!("  CONCORD_ENDPOINTS={} concord kv get greeting", addrs.join(","));
+    println!("  {curl} -X PUT --data-binary 'hello' {first}/v1/kv/greeting");
+    println!("  {curl} {last}/v1/kv/greeting");
+    println!("  {curl} -X PUT -H 'If-Match: 1' --data-binary 'again' {first}/v1/kv/greeting");
+    println!("  {curl} '{first}/v1/kv?prefix=gre'");
+    println!("  {curl} {first}/v1/cluster");
+    match &tls {
+        Some(files) => println!("  CONCORD_CA_FILE={} CONCORD_ENDPOINTS={} concord kv get greeting", files.ca.display(), urls.join(",")),
+        None => println!("  CONCORD_ENDPOINTS={} concord kv get greeting", addrs.join(",")),
+    }
     println!("\nCtrl-C stops the cluster.");
 
     // SIGTERM (from a supervisor, `timeout` or `kill`) stops it as cleanly as Ctrl-C.

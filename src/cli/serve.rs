@@ -40,6 +40,21 @@ pub struct ServeArgs {
     /// must get the same one; peer RPCs without it are refused (401).
     #[arg(long)]
     pub peer_secret_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM), for clients and peers alike; it
+    /// must name the host of `--advertise`. Needs `--tls-key` and `--tls-ca`.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"], help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signed every member's certificate: peers are trusted only if
+    /// it signed theirs.
+    #[arg(long, requires = "tls_cert", help_heading = "TLS")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept peer RPCs only on connections that present a certificate from `--tls-ca`
+    /// (mutual TLS); others get 401.
+    #[arg(long, requires = "tls_cert", help_heading = "TLS")]
+    pub peer_mtls: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -171,6 +186,10 @@ impl ServeArgs {
             Some(file) => PeerSecret::read(file)?,
             None => PeerSecret::default(),
         };
+        let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(concord::tls::NodeTls::load(cert, key, ca, self.peer_mtls)?),
+            _ => None,
+        };
         Ok(NodeConfig {
             id: self.id,
             listen: self.listen,
@@ -183,6 +202,7 @@ impl ServeArgs {
             timing,
             cache_bytes,
             peer_secret,
+            tls,
         })
     }
 }

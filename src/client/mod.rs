@@ -327,7 +327,7 @@ impl Client {
     pub fn new(endpoints: Vec<String>) -> Self {
         // Building fails only if the TLS backend or resolver cannot initialise; reqwest's
         // default client is the same minus our timeouts.
-        let http = crate::http_client::pooled(Duration::from_secs(1)).unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::http_client::pooled(Duration::from_secs(1), None).unwrap_or_else(|_| reqwest::Client::new());
         Self {
             endpoints: endpoints.iter().map(|e| normalize(e)).collect(),
             http,
@@ -342,6 +342,13 @@ impl Client {
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token.filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_string());
         self
+    }
+
+    /// Speaks TLS to `https://` endpoints, trusting only the CA (and presenting the
+    /// certificate) in `tls`.
+    pub fn with_tls(mut self, tls: &crate::tls::ClientTls) -> Result<Self, ClientError> {
+        self.http = crate::http_client::pooled(Duration::from_secs(1), Some(tls)).map_err(|e| ClientError::Transport(format!("cannot set up TLS: {e}")))?;
+        Ok(self)
     }
 
     /// `request` with the client's token, if it has one.

@@ -33,11 +33,14 @@ pub struct PeerNetwork {
     http: reqwest::Client,
     identity: ClusterIdentity,
     secret: PeerSecret,
+    /// `http` or `https` (`tls`).
+    scheme: &'static str,
 }
 
 impl PeerNetwork {
-    pub fn new(identity: ClusterIdentity, secret: PeerSecret) -> Result<Self, reqwest::Error> {
-        Ok(Self { http: crate::http_client::pooled(Duration::from_millis(500))?, identity, secret })
+    pub fn new(identity: ClusterIdentity, secret: PeerSecret, tls: Option<&crate::tls::ClientTls>) -> Result<Self, reqwest::Error> {
+        let http = crate::http_client::pooled(Duration::from_millis(500), tls)?;
+        Ok(Self { http, identity, secret, scheme: crate::http_client::scheme(tls) })
     }
 }
 
@@ -54,7 +57,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, base_url: format!("http://{}/raft", node.addr), identity: self.identity.clone(), secret: self.secret.clone() }
+        PeerClient { http: self.http.clone(), target, base_url: format!("{}://{}/raft", self.scheme, node.addr), identity: self.identity.clone(), secret: self.secret.clone() }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The server side of the peer transport: `/raft/*` routes on the node's listener.
 //!
-//! Requests without the cluster secret (`peer_auth`, 401) or from another cluster
+//! Requests on a connection without a client certificate when `--peer-mtls` asks for
+//! one (`tls`, 401), without the cluster secret (`peer_auth`, 401) or from another cluster
 //! (`identity`, 403) are refused before anything is decoded, and the body must arrive within the body read timeout
 //! (`server::read_body_in_time`). Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
 //! openraft, and answers with the encoded `Result`. A frame that does not decode is a
@@ -23,7 +24,7 @@ use super::peer_auth::{PeerSecret, require_peer_secret};
 use crate::codec;
 use crate::server::{BodyLimits, read_body_in_time};
 
-pub fn routes(raft: Raft, body: BodyLimits, identity: ClusterIdentity, secret: PeerSecret) -> Router {
+pub fn routes(raft: Raft, body: BodyLimits, identity: ClusterIdentity, secret: PeerSecret, client_certificate_required: bool) -> Router {
     Router::new()
         .route("/raft/append", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.append_entries(req).await })))
         .route("/raft/vote", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.vote(req).await })))
@@ -32,6 +33,7 @@ pub fn routes(raft: Raft, body: BodyLimits, identity: ClusterIdentity, secret: P
         .layer(axum::middleware::from_fn_with_state(body, read_body_in_time))
         .layer(axum::middleware::from_fn_with_state(identity, require_same_cluster))
         .layer(axum::middleware::from_fn_with_state(secret, require_peer_secret))
+        .layer(axum::middleware::from_fn_with_state(client_certificate_required, crate::tls::require_client_certificate))
         .with_state(raft)
 }
 

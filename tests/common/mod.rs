@@ -24,6 +24,8 @@ pub struct NodeProc {
     pub data_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
+    /// `http`, or `https` in a cluster started with TLS.
+    scheme: &'static str,
 }
 
 pub struct Cluster {
@@ -33,6 +35,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// Sent by the harness's own requests and clients once the cluster requires tokens.
     pub token: Option<String>,
+    /// The CA the harness trusts in a cluster started with TLS.
+    tls: Option<concord::tls::ClientTls>,
 }
 
 /// Ports handed out so far by this test process.
@@ -99,7 +103,7 @@ impl NodeProc {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn is_running(&self) -> bool {
@@ -115,17 +119,28 @@ impl Cluster {
 
     /// Like `start`, but the members in `absent` are configured and never started.
     pub async fn start_without(size: u64, absent: &[u64], extra_args: &[&str]) -> Cluster {
+        Self::start_inner(size, absent, extra_args, None).await
+    }
+
+    /// Like `start`, over TLS: `extra_args` carry the `--tls-*` flags, and the
+    /// harness trusts the CA in `tls`.
+    pub async fn start_with_tls(size: u64, extra_args: &[&str], tls: concord::tls::ClientTls) -> Cluster {
+        Self::start_inner(size, &[], extra_args, Some(tls)).await
+    }
+
+    async fn start_inner(size: u64, absent: &[u64], extra_args: &[&str], tls: Option<concord::tls::ClientTls>) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let addrs: Vec<String> = (0..size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let initial_cluster = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes: Vec::new(), dir, initial_cluster, extra_args: extra_args.iter().map(|s| s.to_string()).collect(), token: None };
+        let mut cluster = Cluster { nodes: Vec::new(), dir, initial_cluster, extra_args: extra_args.iter().map(|s| s.to_string()).collect(), token: None, tls };
         for (i, addr) in addrs.into_iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = cluster.dir.path().join(format!("node-{id}"));
             let mut args = vec!["serve".to_string(), "--id".into(), id.to_string(), "--listen".into(), addr.clone()];
             args.extend(["--data-dir".into(), data_dir.display().to_string(), "--initial-cluster".into(), cluster.initial_cluster.clone()]);
             args.extend(cluster.extra_args.iter().cloned());
-            let mut node = NodeProc { id, addr, data_dir, child: None, args };
+            let mut node = NodeProc { id, addr, data_dir, child: None, args, scheme };
             if !absent.contains(&id) {
                 node.spawn(cluster.dir.path());
             }
@@ -148,7 +163,8 @@ impl Cluster {
         let mut args = vec!["serve".to_string(), "--id".into(), id.to_string(), "--listen".into(), addr.clone()];
         args.extend(["--data-dir".into(), data_dir.display().to_string(), "--join".into(), self.node(via).url()]);
         args.extend(extra_args.iter().map(|arg| arg.as_ref().to_string()));
-        let mut node = NodeProc { id, addr, data_dir, child: None, args };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut node = NodeProc { id, addr, data_dir, child: None, args, scheme };
         node.spawn(self.dir.path());
         self.nodes.push(node);
         self.nodes.last().expect("just pushed")
@@ -164,12 +180,25 @@ impl Cluster {
 
     /// A client of every running node.
     pub fn client(&self) -> Client {
-        Client::new(self.nodes.iter().filter(|n| n.is_running()).map(|n| n.addr.clone()).collect()).with_token(self.token.clone())
+        self.client_for(self.nodes.iter().filter(|n| n.is_running()).map(|n| n.url()).collect())
     }
 
     /// A client of one node only.
     pub fn client_of(&self, id: u64) -> Client {
-        Client::new(vec![self.node(id).addr.clone()]).with_token(self.token.clone())
+        self.client_for(vec![self.node(id).url()])
+    }
+
+    fn client_for(&self, urls: Vec<String>) -> Client {
+        let client = Client::new(urls).with_token(self.token.clone());
+        match &self.tls {
+            Some(tls) => client.with_tls(tls).expect("TLS client"),
+            None => client,
+        }
+    }
+
+    /// A plain HTTP client that trusts the cluster's CA, if it has one.
+    pub fn http(&self) -> reqwest::Client {
+        concord::http_client::pooled(Duration::from_secs(1), self.tls.as_ref()).expect("HTTP client")
     }
 
     /// kill -9.
@@ -192,7 +221,7 @@ impl Cluster {
     /// This node's own view of the cluster (`/v1/cluster?consistency=stale`).
     pub async fn local_status(&self, id: u64) -> Option<Value> {
         let url = format!("{}/v1/cluster?consistency=stale", self.node(id).url());
-        let mut request = reqwest::Client::new().get(url);
+        let mut request = self.http().get(url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

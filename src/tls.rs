@@ -1,0 +1,147 @@
+//! TLS for client and peer traffic (rustls with the `ring` provider).
+//!
+//! With `--tls-cert`, `--tls-key` and `--tls-ca`, a node serves HTTPS only, on the one
+//! listener that carries both the client API and the peer routes, and speaks HTTPS
+//! to its peers (replication, forwarding, joining), trusting only the certificates
+//! `--tls-ca` signed: every member's certificate must name the host of its advertised
+//! address. A client certificate is optional at the handshake (clients have none),
+//! but one that is presented must chain to the CA, or the handshake fails. With
+//! `--peer-mtls`, the peer routes answer `401` on a connection that presented none:
+//! only holders of a certificate from the cluster's CA can send Raft messages.
+//!
+//! `ClientTls` is the outgoing half (the CA to trust, and our certificate to present),
+//! shared by the peer network, the forwarder, the Rust client and `concord bench`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::error::ApiError;
+
+/// What a node needs to serve and speak TLS.
+#[derive(Clone)]
+pub struct NodeTls {
+    pub acceptor: TlsAcceptor,
+    pub outgoing: ClientTls,
+    /// Peer routes need a client certificate from the CA (`--peer-mtls`).
+    pub peer_mtls: bool,
+}
+
+impl std::fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeTls(peer_mtls: {})", self.peer_mtls)
+    }
+}
+
+/// The outgoing half: which CA to trust, and which certificate to present, if any.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    ca_pem: Arc<[u8]>,
+    identity_pem: Option<Arc<[u8]>>,
+}
+
+/// Whether the connection a request came on presented a client certificate (which
+/// the handshake verified against the CA). Absent on plain HTTP.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientCertificate {
+    pub presented: bool,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(file: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(file).map_err(|e| format!("cannot read the {what} {}: {e}", file.display()))
+}
+
+fn certificates(pem: &[u8], file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| format!("{}: not PEM certificates: {e}", file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", file.display()));
+    }
+    Ok(certs)
+}
+
+impl ClientTls {
+    /// Trusts the certificates in `ca_pem` (PEM), presenting none.
+    pub fn from_ca_pem(ca_pem: &[u8]) -> Result<Self, String> {
+        certificates(ca_pem, Path::new("the CA"))?;
+        Ok(Self { ca_pem: ca_pem.into(), identity_pem: None })
+    }
+
+    /// Trusts the CA in `ca_file`.
+    pub fn read_ca(ca_file: &Path) -> Result<Self, String> {
+        let pem = read(ca_file, "CA file")?;
+        certificates(&pem, ca_file)?;
+        Ok(Self { ca_pem: pem.into(), identity_pem: None })
+    }
+
+    /// `builder` trusting only this CA (not the system's roots), presenting our
+    /// certificate if we have one.
+    pub fn configure(&self, builder: reqwest::ClientBuilder) -> reqwest::Result<reqwest::ClientBuilder> {
+        let mut builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+        for certificate in reqwest::Certificate::from_pem_bundle(&self.ca_pem)? {
+            builder = builder.add_root_certificate(certificate);
+        }
+        if let Some(identity) = &self.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(identity)?);
+        }
+        Ok(builder)
+    }
+}
+
+impl NodeTls {
+    /// Loads the node's certificate chain and key and the cluster's CA; every error
+    /// names the file and what is wrong with it.
+    pub fn load(cert_file: &Path, key_file: &Path, ca_file: &Path, peer_mtls: bool) -> Result<Self, String> {
+        let (cert_pem, key_pem, ca_pem) = (read(cert_file, "certificate")?, read(key_file, "key")?, read(ca_file, "CA file")?);
+        let chain = certificates(&cert_pem, cert_file)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("{}: no PEM private key: {e}", key_file.display()))?;
+        let mut roots = RootCertStore::empty();
+        for ca in certificates(&ca_pem, ca_file)? {
+            roots.add(ca).map_err(|e| format!("{}: not a usable CA certificate: {e}", ca_file.display()))?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("cannot verify client certificates with {}: {e}", ca_file.display()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("{} and {} do not make a usable certificate and key: {e}", cert_file.display(), key_file.display()))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut identity = cert_pem;
+        identity.extend_from_slice(b"\n");
+        identity.extend_from_slice(&key_pem);
+        let outgoing = ClientTls { ca_pem: ca_pem.into(), identity_pem: Some(identity.into()) };
+        Ok(Self { acceptor: TlsAcceptor::from(Arc::new(config)), outgoing, peer_mtls })
+    }
+}
+
+/// The peer routes' guard with `--peer-mtls`: `401` unless the connection presented
+/// a certificate from the cluster's CA.
+pub async fn require_client_certificate(State(required): State<bool>, request: Request, next: Next) -> Response {
+    let presented = request.extensions().get::<ClientCertificate>().is_some_and(|c| c.presented);
+    if required && !presented {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "client_certificate_required",
+            "peer RPCs need a client certificate signed by the cluster's CA (--peer-mtls)",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
