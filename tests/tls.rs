@@ -22,15 +22,27 @@ fn client_with(ca_pem: Option<&str>, identity_pem: Option<String>) -> reqwest::C
     builder.build().unwrap()
 }
 
+/// A fresh CA in `dir`, and the `--tls-*` flags of a node certificate it signed.
+fn tls_flags(dir: &std::path::Path) -> (DevCa, Vec<String>) {
+    let ca = DevCa::generate("test CA").unwrap();
+    let files = ca.write_loopback_files(dir).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let flags = vec!["--tls-cert".into(), path(&files.cert), "--tls-key".into(), path(&files.key), "--tls-ca".into(), path(&files.ca)];
+    (ca, flags)
+}
+
+/// A cluster of `size` started with `tls` flags and `extra` ones, the harness trusting the CA.
+async fn start(size: u64, tls: &[String], extra: &[&str]) -> Cluster {
+    let ca_file = std::path::PathBuf::from(&tls[5]);
+    let flags: Vec<&str> = tls.iter().map(String::as_str).chain(extra.iter().copied()).collect();
+    Cluster::start_with_tls(size, &flags, ClientTls::read_ca(&ca_file).unwrap()).await
+}
+
 #[tokio::test]
 async fn a_tls_cluster_serves_only_https_trusted_through_its_ca_and_only_certified_peers() {
     let certs = tempfile::tempdir().unwrap();
-    let ca = DevCa::generate("test CA").unwrap();
-    let files = ca.write_loopback_files(certs.path()).unwrap();
-    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let (cert, key, ca_file) = (path(&files.cert), path(&files.key), path(&files.ca));
-    let flags = ["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca_file, "--peer-mtls"];
-    let cluster = Cluster::start_with_tls(3, &flags, ClientTls::read_ca(&files.ca).unwrap()).await;
+    let (ca, tls) = tls_flags(certs.path());
+    let cluster = start(3, &tls, &["--peer-mtls"]).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
 
@@ -114,4 +126,34 @@ async fn unusable_tls_files_stop_the_node_with_a_message() {
         .output()
         .unwrap();
     assert_eq!(half.status.code(), Some(2), "--tls-cert without --tls-key and --tls-ca is a usage error");
+}
+
+#[tokio::test]
+async fn a_silent_tls_handshake_holds_its_connection_slot_only_until_the_header_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, tls) = tls_flags(certs.path());
+    let cluster = start(1, &tls, &["--connections-max", "2", "--header-read-timeout-ms", "5000"]).await;
+    let addr = cluster.node(1).addr.clone();
+
+    // Two connections that start a handshake and never finish it take both slots.
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(&[0x16, 0x03, 0x01]).await.unwrap(); // the first bytes of a ClientHello
+        silent.push(stream);
+    }
+    let url = format!("{}/health", cluster.node(1).url());
+    let trusting = client_with(Some(&ca.certificate_pem()), None);
+    let honest = tokio::spawn(async move { trusting.get(url).timeout(Duration::from_secs(30)).send().await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!honest.is_finished(), "a third connection was served while two held the slots (limit 2)");
+    // The handshake deadline closes both, and the honest request is served.
+    for (i, stream) in silent.iter_mut().enumerate() {
+        let mut buffer = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buffer)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "silent handshake {i} still open 15 s after a 5 s deadline");
+    }
+    let status = tokio::time::timeout(Duration::from_secs(20), honest).await.expect("served once slots freed").unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
 }

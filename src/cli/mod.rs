@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run one cluster member.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run a whole local cluster (3 or 5 members) in one command, for trying Concord out.
     Dev(dev::DevArgs),
     /// Read and write keys.
@@ -60,7 +60,7 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Kv(args) => client::run_kv(args).await,
         Command::Lease(args) => client::run_lease(args).await,
