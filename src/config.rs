@@ -58,6 +58,11 @@ pub struct Limits {
     pub wait_ms_max: u64,
     /// Most open streams (watches and topic subscriptions) one node serves; more get 503.
     pub streams_max: usize,
+    /// Most requests in progress (long polls included) from one client address on
+    /// one node; more get 429.
+    pub requests_per_client_max: usize,
+    /// Most open streams from one client address on one node; more get 429.
+    pub streams_per_client_max: usize,
     /// Most open HTTP connections (clients and peers) one node keeps; more wait to be
     /// accepted until one closes.
     pub connections_max: usize,
@@ -87,6 +92,8 @@ impl Default for Limits {
             lease_ttl_ms_max: 24 * 3600 * 1000,
             wait_ms_max: 30_000,
             streams_max: 1024,
+            requests_per_client_max: 1024,
+            streams_per_client_max: 256,
             connections_max: 4096,
             header_read_timeout_ms: 10_000,
             header_bytes_max: 64 << 10,
@@ -130,6 +137,9 @@ impl Limits {
         }
         if self.body_bytes_max < self.value_bytes_max {
             return Err("the body limit must be at least the value limit".into());
+        }
+        if self.requests_per_client_max == 0 || self.streams_per_client_max == 0 {
+            return Err("the per-client request and stream limits must be positive".into());
         }
         if self.key_bytes_max == 0 || self.list_limit_max == 0 || self.concurrent_requests_max == 0 || self.streams_max == 0 {
             return Err("key, list, concurrency and stream limits must be positive".into());

@@ -103,6 +103,8 @@ impl Node {
             forwarder: Forwarder::new(outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
             streams: Arc::new(Semaphore::new(config.limits.streams_max)),
+            client_requests: crate::api::client_slots::ClientSlots::new(config.limits.requests_per_client_max, "requests in progress"),
+            client_streams: crate::api::client_slots::ClientSlots::new(config.limits.streams_per_client_max, "open streams"),
             log_stats,
             clock: clock.clone(),
             placements: Default::default(),

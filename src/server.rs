@@ -16,7 +16,8 @@
 //!   a layer on both routers), else `408`; its size stays bounded by each router's
 //!   body limit (`413`).
 //!
-//! With TLS (`tls`), each connection's handshake runs in its own task within the
+//! Every request carries its connection's address (`ClientAddr`), for the per-client
+//! bounds (`api::client_slots`). With TLS (`tls`), each connection's handshake runs in its own task within the
 //! header timeout, and its requests carry whether it presented a client certificate.
 //!
 //! Streams (watches, subscriptions) and long polls are not cut: the deadlines cover
@@ -47,6 +48,10 @@ use crate::api::error::ApiError;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (out of file descriptors, say) before the next one.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// The address a request's connection came from (an extension on every request).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// The bounds on connections and on reading requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,9 +86,9 @@ pub async fn serve(
             slot = open.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
             () = &mut stopping => break,
         };
-        let stream = tokio::select! {
+        let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; retrying");
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
@@ -94,8 +99,9 @@ pub async fn serve(
         };
         // Answers are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
+        let router = router.clone().layer(axum::Extension(ClientAddr(remote)));
         let Some(acceptor) = &tls else {
-            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone())));
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router)));
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -104,7 +110,7 @@ pub async fn serve(
             });
             continue;
         };
-        let (acceptor, http, router, watcher) = (acceptor.clone(), http.clone(), router.clone(), graceful.watcher());
+        let (acceptor, http, watcher) = (acceptor.clone(), http.clone(), graceful.watcher());
         let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             // The handshake is bounded like a request head: a silent client cannot

@@ -102,3 +102,53 @@ async fn oversized_headers_and_slow_bodies_are_refused_and_change_nothing() {
     let put = http.put(url("/v1/kv/fine")).body("yes").send().await.unwrap();
     assert_eq!(put.status(), reqwest::StatusCode::CREATED);
 }
+
+/// A client that sends from `ip` (any 127.x.y.z address reaches the loopback nodes).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+#[tokio::test]
+async fn one_client_address_cannot_hold_every_long_poll_or_stream() {
+    let cluster = Cluster::start(3, &["--requests-per-client-max", "2", "--streams-per-client-max", "1"]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let via = cluster.node(follower).url();
+    let revision = cluster.client().put("polled", "0").await.unwrap().value.revision;
+    let (greedy, other) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+
+    // Each client parks two long polls on the follower, which forwards them: the
+    // leader counts them against the clients, not against the follower that relays all four.
+    let poll = format!("{via}/v1/kv/polled?index={revision}&wait_ms=20000");
+    let mut polls = Vec::new();
+    for client in [&greedy, &greedy, &other, &other] {
+        let request = client.get(&poll);
+        polls.push(tokio::spawn(async move { request.send().await.map(|r| r.status()) }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(polls.iter().all(|p| !p.is_finished()), "every long poll is waiting: {} of 4 ended", polls.iter().filter(|p| p.is_finished()).count());
+
+    // A third request from the greedy address is refused; the node serves the others.
+    let refused = greedy.put(format!("{via}/v1/kv/greedy")).body("x").send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"]["code"], "client_limit");
+    let third = client_from("127.0.0.4");
+    assert_eq!(third.get(format!("{via}/v1/kv/polled")).send().await.unwrap().status(), reqwest::StatusCode::OK);
+    assert!(cluster.client().get("greedy").await.unwrap().value.is_none(), "the refused put wrote nothing");
+
+    // A write ends the long polls, which gives the slots back.
+    cluster.client().put("polled", "1").await.unwrap();
+    for poll in polls {
+        assert_eq!(poll.await.unwrap().unwrap(), reqwest::StatusCode::OK);
+    }
+    assert_eq!(greedy.put(format!("{via}/v1/kv/greedy")).body("x").send().await.unwrap().status(), reqwest::StatusCode::CREATED);
+
+    // Streams: one per address here.
+    let watch = format!("{via}/v1/watch?prefix=w/");
+    let open = greedy.get(&watch).send().await.unwrap();
+    assert_eq!(open.status(), reqwest::StatusCode::OK);
+    let second = greedy.get(&watch).send().await.unwrap();
+    assert_eq!(second.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(other.get(&watch).send().await.unwrap().status(), reqwest::StatusCode::OK, "another address may still watch");
+    drop(open);
+}

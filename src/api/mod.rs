@@ -11,12 +11,13 @@
 //! Layers, outermost first: the `Concord-Node` header naming the node that served the
 //! answer, reading the body within its deadline and size (`server::read_body_in_time`:
 //! a slow body holds no request slot), a bound on concurrent requests (503 beyond
-//! it), forwarding to the leader, and the token check (`access`; on the node that
-//! serves the request).
+//! it), a bound per client address (429 beyond it, `client_slots`), forwarding to
+//! the leader, and the token check (`access`; on the node that serves the request).
 
 pub mod access;
 pub mod auth;
 pub mod blocking;
+pub mod client_slots;
 pub mod cluster;
 pub mod consensus;
 pub mod error;
@@ -65,6 +66,10 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// Open streams (watches, topic subscriptions), bounded by `Limits::streams_max`.
     pub streams: Arc<Semaphore>,
+    /// Requests in progress per client address (`Limits::requests_per_client_max`).
+    pub client_requests: Arc<client_slots::ClientSlots>,
+    /// Open streams per client address (`Limits::streams_per_client_max`).
+    pub client_streams: Arc<client_slots::ClientSlots>,
     /// Counters of this node's log database (fsyncs), for `/v1/cluster`.
     pub log_stats: LogStats,
     /// The leader's reading of the replicated clock, for stamping leases.
@@ -123,6 +128,7 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
     v1.layer(middleware::from_fn_with_state(app.clone(), access::require_token))
         .layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
+        .layer(middleware::from_fn_with_state(app.clone(), bound_per_client))
         .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
         .layer(middleware::from_fn_with_state(app.limits.bodies(false), crate::server::read_body_in_time))
         .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
@@ -146,6 +152,30 @@ async fn name_the_node(State(app): State<AppState>, request: Request, next: Next
     let mut response = next.run(request).await;
     response.headers_mut().entry(NODE_HEADER).or_insert_with(|| HeaderValue::from(app.node_id));
     response
+}
+
+/// A request a member forwarded: its client was counted by that member.
+fn forwarded_by_member(app: &AppState, request: &Request, client: std::net::IpAddr) -> bool {
+    if !request.headers().contains_key(forward::FORWARDED_BY) {
+        return false;
+    }
+    let metrics = app.raft.metrics();
+    let metrics = metrics.borrow();
+    let mut members = metrics.membership_config.membership().nodes();
+    members.any(|(_, node)| node.addr.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip() == client))
+}
+
+/// Holds one of the client's `requests_per_client_max` slots while its request is
+/// served (`429` beyond it; see `client_slots`).
+async fn bound_per_client(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request.extensions().get::<crate::server::ClientAddr>().map(|addr| addr.0.ip());
+    let Some(client) = client.filter(|client| !forwarded_by_member(&app, &request, *client)) else {
+        return next.run(request).await;
+    };
+    match app.client_requests.take(client) {
+        Ok(_slot) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 async fn bound_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {

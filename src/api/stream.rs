@@ -13,7 +13,11 @@ use std::convert::Infallible;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use tokio::sync::OwnedSemaphorePermit;
+
+use super::client_slots::ClientSlot;
+use crate::server::ClientAddr;
 
 use super::AppState;
 use super::error::ApiError;
@@ -34,11 +38,21 @@ pub trait Source: Send + 'static {
     fn next(&mut self, reader: &StateReader) -> Result<Step, ViewError>;
 }
 
-/// Takes one of the node's stream permits, or answers 503.
-pub fn permit(app: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    app.streams.clone().try_acquire_owned().map_err(|_| {
+/// What an open stream holds: one of the node's stream permits and, when the
+/// client's address is known, one of that client's.
+pub struct StreamPermit {
+    _node: OwnedSemaphorePermit,
+    _client: Option<ClientSlot>,
+}
+
+/// Takes a stream permit for `client`: `429` if that client holds its
+/// `streams_per_client_max`, `503` if the node serves its `streams_max`.
+pub fn permit(app: &AppState, client: Option<Extension<ClientAddr>>) -> Result<StreamPermit, ApiError> {
+    let client = client.map(|Extension(ClientAddr(addr))| app.client_streams.take(addr.ip())).transpose()?;
+    let node = app.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::unavailable(format!("this node serves its maximum of {} streams; retry later or on another node", app.limits.streams_max))
-    })
+    })?;
+    Ok(StreamPermit { _node: node, _client: client })
 }
 
 /// The `Last-Event-ID` a reconnecting client sends: the last id (a number) it saw.
@@ -62,7 +76,7 @@ struct Driver<S> {
     reader: StateReader,
     applied: tokio::sync::watch::Receiver<openraft::RaftMetrics<crate::raft::NodeId, crate::raft::Node>>,
     ended: bool,
-    _permit: OwnedSemaphorePermit,
+    _permit: StreamPermit,
 }
 
 impl<S: Source> Driver<S> {
@@ -97,7 +111,7 @@ impl<S: Source> Driver<S> {
 }
 
 /// Answers with the stream of `source`'s events.
-pub fn serve(app: &AppState, permit: OwnedSemaphorePermit, source: impl Source) -> Response {
+pub fn serve(app: &AppState, permit: StreamPermit, source: impl Source) -> Response {
     let driver = Driver { source, pending: VecDeque::new(), reader: app.reader.clone(), applied: app.raft.metrics(), ended: false, _permit: permit };
     let events = futures_util::stream::unfold(driver, |mut driver| async move {
         let event = driver.next_event().await?;

@@ -8,7 +8,7 @@
 //! offset still held.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::server::ClientAddr;
 use super::blocking::{wait_bound, wait_until};
 use super::error::ApiError;
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
@@ -212,11 +213,12 @@ pub async fn subscribe(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<StreamQuery>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     let resume = stream::last_event_id(&headers)?;
-    let permit = stream::permit(&app)?;
+    let permit = stream::permit(&app, client)?;
     let Some(record) = app.reader.topic(&name)?.value else {
         return Err(not_found(&name));
     };

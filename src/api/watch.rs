@@ -9,7 +9,7 @@
 //! watcher that fell that far behind, a final `error` event), with the first revision
 //! still held. Served by the node asked, from the entries it has applied.
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::response::sse::Event as SseEvent;
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use crate::server::ClientAddr;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::kv::value_json;
@@ -89,12 +90,17 @@ impl Source for Watch {
     }
 }
 
-pub async fn watch(State(app): State<AppState>, ApiQuery(query): ApiQuery<WatchQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn watch(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<WatchQuery>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if query.prefix.len() > app.limits.key_bytes_max {
         return Err(ApiError::too_large("key_too_large", format!("prefix is {} bytes, over the key limit of {}", query.prefix.len(), app.limits.key_bytes_max)));
     }
     let resume = stream::last_event_id(&headers)?;
-    let permit = stream::permit(&app)?;
+    let permit = stream::permit(&app, client)?;
     let position = app.reader.position()?;
     // A reconnecting client's Last-Event-ID wins over the URL it reconnects to.
     let from = resume.map(|last| last.saturating_add(1)).or(query.from_revision).unwrap_or(position.revision + 1);

@@ -106,6 +106,12 @@ pub struct LimitArgs {
     /// Most open streams (watches, topic subscriptions) served at once; more get 503.
     #[arg(long, default_value_t = Limits::default().streams_max, help_heading = "Limits")]
     pub streams_max: usize,
+    /// Most requests in progress (long polls included) from one client address; more get 429.
+    #[arg(long, default_value_t = Limits::default().requests_per_client_max, help_heading = "Limits")]
+    pub requests_per_client_max: usize,
+    /// Most open streams from one client address; more get 429.
+    #[arg(long, default_value_t = Limits::default().streams_per_client_max, help_heading = "Limits")]
+    pub streams_per_client_max: usize,
     /// Most open connections (clients and peers); more wait to be accepted.
     #[arg(long, default_value_t = Limits::default().connections_max, help_heading = "Limits")]
     pub connections_max: usize,
@@ -166,6 +172,8 @@ impl ServeArgs {
             lease_ttl_ms_max: self.limits.lease_ttl_ms_max,
             wait_ms_max: self.limits.wait_ms_max,
             streams_max: self.limits.streams_max,
+            requests_per_client_max: self.limits.requests_per_client_max,
+            streams_per_client_max: self.limits.streams_per_client_max,
             connections_max: self.limits.connections_max,
             header_read_timeout_ms: self.limits.header_read_timeout_ms,
             header_bytes_max: self.limits.header_bytes_max,
