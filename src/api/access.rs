@@ -1,7 +1,7 @@
 //! Who may call what: the per-request check of client tokens (`state::auth` stores them).
 //!
 //! While the cluster requires tokens (`POST /v1/auth/enable`), every request except
-//! `/health` and `/ready` carries `Authorization: Bearer <id>.<secret>`: `401` without
+//! `/health`, `/ready` and `/v1/openapi.json` carries `Authorization: Bearer <id>.<secret>`: `401` without
 //! a valid one, `403` when its role or name prefixes do not cover the route. GET and
 //! HEAD need `read`, other methods `write`; membership, snapshots and `/v1/auth` need
 //! `admin` (except `GET /v1/cluster` and `GET /v1/auth/whoami`, which any token may
@@ -144,6 +144,9 @@ fn query_prefix(query: Option<&str>) -> String {
 fn need(method: &Method, path: &str, query: Option<&str>) -> Option<Need> {
     let reading = method == Method::GET || method == Method::HEAD;
     let data_role = if reading { Role::Read } else { Role::Write };
+    if path == super::forward::OPENAPI_PATH {
+        return None;
+    }
     let Some(rest) = path.strip_prefix("/v1/") else {
         return match path {
             "/health" | "/ready" => None,
@@ -230,6 +233,7 @@ mod tests {
     fn routes_map_to_roles_and_names() {
         assert_eq!(need_of(Method::GET, "/health"), None);
         assert_eq!(need_of(Method::GET, "/ready"), None);
+        assert_eq!(need_of(Method::GET, "/v1/openapi.json"), None);
         assert_eq!(need_of(Method::GET, "/v1/kv/app/a%2Fb%20c"), named(Role::Read, "app/a/b c"));
         assert_eq!(need_of(Method::PUT, "/v1/kv/app/x"), named(Role::Write, "app/x"));
         assert_eq!(need_of(Method::GET, "/v1/kv?prefix=app%2F&limit=3"), Some(Need { role: Role::Read, scope: Scope::Prefix("app/".into()) }));

@@ -17,37 +17,42 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::{self, Caller};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
 use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::auth::{NewToken, Role, TokenRecord};
 use crate::state::command::{Command, Outcome};
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     /// A label for people; not unique.
     #[serde(default)]
     name: String,
+    #[schema(inline)]
     role: Role,
     #[serde(default)]
     prefixes: Vec<String>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     after: Option<u64>,
     limit: Option<usize>,
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
@@ -59,6 +64,7 @@ fn record_json(id: u64, record: &TokenRecord) -> Value {
     token_json(id, &record.name, record.role, &record.prefixes)
 }
 
+#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_create", summary = "Make a client token (its secret is shown once)", request_body = CreateBody, responses((status = 201, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ApiQuery(_): ApiQuery<WriteQuery>,
@@ -84,6 +90,7 @@ pub async fn create(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_list", summary = "List tokens, never their secrets", params(ListQuery), responses((status = 200, description = "One page of tokens", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let limit = super::kv::page_limit(&app, query.limit)?;
     app.read_at(query.consistency).await?;
@@ -94,6 +101,7 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
     Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_get", summary = "Read a token", params(("id" = u64, Path, description = "The token id"), ReadQuery), responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     match app.reader.token(id)?.value {
@@ -102,6 +110,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuer
     }
 }
 
+#[utoipa::path(delete, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_revoke", summary = "Revoke a token", params(("id" = u64, Path, description = "The token id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn revoke(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -115,6 +124,7 @@ pub async fn revoke(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/auth", tag = "auth", operation_id = "auth_status", summary = "Are tokens required? How many exist?", params(ReadQuery), responses((status = 200, description = "The settings", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     let read = app.reader.auth_settings()?;
@@ -132,6 +142,7 @@ fn changed(outcome: Outcome) -> Option<Response> {
 
 /// Requires tokens from now on. Takes an admin token even while none is required,
 /// so whoever turns it on can still get in afterwards.
+#[utoipa::path(post, path = "/v1/auth/enable", tag = "auth", operation_id = "auth_enable", summary = "Require tokens (takes an admin token)", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn enable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = access::authenticate(&app, &headers)?;
     if caller.role != Role::Admin {
@@ -140,11 +151,13 @@ pub async fn enable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuer
     propose(&app, &headers, Command::AuthEnable { by: caller.id }, changed).await
 }
 
+#[utoipa::path(post, path = "/v1/auth/disable", tag = "auth", operation_id = "auth_disable", summary = "Stop requiring tokens", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn disable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     propose(&app, &headers, Command::AuthDisable, changed).await
 }
 
 /// The presented token, checked (whether or not tokens are required).
+#[utoipa::path(get, path = "/v1/auth/whoami", tag = "auth", operation_id = "auth_whoami", summary = "Check the token sent", responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn whoami(State(app): State<AppState>, caller: Option<axum::Extension<Caller>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = match caller {
         Some(axum::Extension(caller)) => caller,

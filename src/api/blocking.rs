@@ -19,10 +19,12 @@ use crate::state::StateReader;
 use crate::state::store::ViewError;
 
 /// The query of a read that can block: `consistency`, `index`, `wait_ms`.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BlockingReadQuery {
     #[serde(default)]
+    #[param(inline)]
     pub consistency: Consistency,
     /// Wait until the read's index is past this.
     pub index: Option<u64>,

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
 use crate::raft::{Node, NodeId};
@@ -39,15 +39,17 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 const ADDR_BYTES_MAX: usize = 256;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     #[serde(default)]
     #[allow(dead_code)] // read by the forwarding layer, accepted here so it is not "unknown"
+    #[param(inline)]
     consistency: Consistency,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     id: NodeId,
@@ -71,6 +73,7 @@ fn matched_index(metrics: &openraft::RaftMetrics<NodeId, Node>, id: NodeId) -> O
     metrics.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|log_id| log_id.index)
 }
 
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster", operation_id = "cluster_status", summary = "Members, roles, leader, term and progress", params(StatusQuery), responses((status = 200, description = "The cluster", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQuery>) -> Result<Json<Value>, ApiError> {
     let committed = app
         .raft
@@ -158,6 +161,7 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> Api
     }
 }
 
+#[utoipa::path(post, path = "/v1/cluster/members", tag = "cluster", operation_id = "cluster_add_member", summary = "Add a member (learner, catch up, then voter)", request_body = AddMember, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn add_member(
     State(app): State<AppState>,
     ApiQuery(_): ApiQuery<WriteQuery>,
@@ -224,6 +228,7 @@ pub async fn add_member(
         .into_response())
 }
 
+#[utoipa::path(delete, path = "/v1/cluster/members/{id}", tag = "cluster", operation_id = "cluster_remove_member", summary = "Remove a member", params(("id" = u64, Path, description = "The member's node id")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn remove_member(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<NodeId>,
@@ -251,6 +256,7 @@ pub async fn remove_member(
 /// Builds a snapshot on the leader now (openraft's trigger) and waits, up to
 /// `wait_ms_max`, until it covers everything applied when the request arrived. The log
 /// behind it is then purged by openraft's usual rule (`max_in_snapshot_log_to_keep`).
+#[utoipa::path(post, path = "/v1/cluster/snapshot", tag = "cluster", operation_id = "cluster_snapshot", summary = "Build a snapshot on the leader now", responses((status = 200, description = "Built", body = Object), (status = 202, description = "Still being built", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn snapshot(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>) -> Result<Response, ApiError> {
     app.ensure_leader_with_quorum()?;
     let applied = app.raft.metrics().borrow().last_applied.map(|id| id.index);
@@ -271,10 +277,12 @@ pub async fn snapshot(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQu
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "cluster", operation_id = "health", summary = "Is this process serving HTTP?", responses((status = 200, description = "Serving", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn health(State(app): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "id": app.node_id }))
 }
 
+#[utoipa::path(get, path = "/ready", tag = "cluster", operation_id = "ready", summary = "Does this node know a leader and has it applied what is committed?", responses((status = 200, description = "Ready", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn ready(State(app): State<AppState>) -> Response {
     let committed = app.raft.with_raft_state(|state| state.committed).await.ok().flatten();
     let metrics = app.raft.metrics().borrow().clone();

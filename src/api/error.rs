@@ -10,7 +10,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -62,13 +63,28 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer (fields in alphabetical order, like all our JSON).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorFields,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorFields {
+    /// What went wrong, for programs: see docs/api.md, "Error codes".
+    pub code: &'static str,
+    /// Facts about the error that a program can act on (a current holder, a revision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(details) = self.details {
-            error["details"] = details;
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody { error: ErrorFields { code: self.code, details: self.details, message: self.message } };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -24,6 +24,8 @@ use super::AppState;
 use super::error::ApiError;
 
 pub const FORWARDED_BY: &str = "concord-forwarded-by";
+/// The API's description: the same on every node, so served by the node asked.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 
 /// The HTTP client a node uses to reach the leader (a pool of keep-alive connections).
 #[derive(Clone)]
@@ -56,7 +58,8 @@ pub fn is_stream(request: &Request) -> bool {
 }
 
 fn needs_leader(request: &Request) -> bool {
-    request.uri().path().starts_with("/v1/") && !is_stale_read(request) && !is_stream(request)
+    let path = request.uri().path();
+    path.starts_with("/v1/") && path != OPENAPI_PATH && !is_stale_read(request) && !is_stream(request)
 }
 
 /// Hop-by-hop headers that must not be relayed.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
 use super::blocking::wait_past;
 use super::outcome::{meta_json, propose};
@@ -23,7 +23,7 @@ use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::reader::AtIndex;
 
-#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
     #[default]
@@ -31,10 +31,12 @@ pub enum Consistency {
     Stale,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
     #[serde(default)]
     raw: bool,
@@ -43,7 +45,8 @@ pub struct GetQuery {
     wait_ms: Option<u64>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -51,6 +54,7 @@ pub struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
     #[serde(default)]
     keys_only: bool,
@@ -60,11 +64,13 @@ pub struct ListQuery {
 }
 
 /// Writes without parameters: any given is an error rather than ignored.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WriteQuery {}
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PutQuery {
     /// Attach the key to this lease (it is deleted when the lease ends).
@@ -184,6 +190,7 @@ fn kv_answer(key: &str, outcome: Outcome) -> Option<Response> {
     }
 }
 
+#[utoipa::path(put, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_put", summary = "Create or replace a key, optionally compare-and-swap", params(("key" = String, Path, description = "The key (may contain slashes)"), PutQuery, ("If-Match" = Option<String>, Header, description = "`<mod_revision>` or `*`: only if the key is at that revision, or exists"), ("If-None-Match" = Option<String>, Header, description = "`*`: only if the key does not exist"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once"), ("Concord-Fence" = Option<String>, Header, description = "`<lock>:<token>`: apply only while this token holds the lock")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn put(
     State(app): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -199,6 +206,7 @@ pub async fn put(
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
+#[utoipa::path(delete, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_delete", summary = "Delete a key, optionally compare-and-delete", params(("key" = String, Path, description = "The key (may contain slashes)"), ("If-Match" = Option<String>, Header, description = "`<mod_revision>` or `*`: only if the key is at that revision, or exists"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once"), ("Concord-Fence" = Option<String>, Header, description = "`<lock>:<token>`: apply only while this token holds the lock")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -212,6 +220,7 @@ pub async fn delete(
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
+#[utoipa::path(get, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_get", summary = "Read a key (JSON, or the raw bytes with raw=true)", params(("key" = String, Path, description = "The key (may contain slashes)"), GetQuery), responses((status = 200, description = "The key", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(
     State(app): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -258,6 +267,7 @@ pub fn page_limit(app: &AppState, requested: Option<usize>) -> Result<usize, Api
     Ok(limit)
 }
 
+#[utoipa::path(get, path = "/v1/kv", tag = "kv", operation_id = "kv_list", summary = "List keys by prefix, paginated", params(ListQuery), responses((status = 200, description = "One page of keys", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let limit = page_limit(&app, query.limit)?;
     for (name, text) in [("prefix", Some(query.prefix.as_str())), ("after", query.after.as_deref())] {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
 use super::outcome::propose;
@@ -22,16 +22,18 @@ use crate::state::command::{Command, Outcome};
 /// Most attached keys a lease read lists (`key_count` says how many there are).
 const KEYS_LISTED_MAX: usize = 1000;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     ttl_ms: u64,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
@@ -56,6 +58,7 @@ fn lease_answer(status: StatusCode, outcome: Outcome) -> Option<Response> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/leases", tag = "leases", operation_id = "lease_grant", summary = "Grant a lease", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = GrantBody, responses((status = 201, description = "Granted", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn grant(
     State(app): State<AppState>,
     ApiQuery(_): ApiQuery<WriteQuery>,
@@ -70,6 +73,7 @@ pub async fn grant(
     propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
 }
 
+#[utoipa::path(post, path = "/v1/leases/{id}/keepalive", tag = "leases", operation_id = "lease_keep_alive", summary = "Restart a lease's TTL", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn keep_alive(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -80,6 +84,7 @@ pub async fn keep_alive(
     propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
+#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_revoke", summary = "End a lease now, deleting its keys", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn revoke(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -89,6 +94,7 @@ pub async fn revoke(
     propose(&app, &headers, Command::LeaseRevoke { id }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
+#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ReadQuery), responses((status = 200, description = "The lease", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     let read = app.reader.lease(id, KEYS_LISTED_MAX)?;

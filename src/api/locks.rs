@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
@@ -23,7 +23,7 @@ use super::outcome::{holding_json, mark_replayed, propose, rejection_error, subm
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
     lease: u64,
@@ -32,18 +32,20 @@ pub struct AcquireBody {
     wait_ms: u64,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
     token: u64,
 }
 
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
     token: u64,
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
@@ -59,6 +61,7 @@ fn lock_answer(outcome: Outcome) -> Option<Response> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/locks/{name}/acquire", tag = "locks", operation_id = "lock_acquire", summary = "Take a lock for a lease, optionally waiting in line", params(("name" = String, Path, description = "The lock name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = AcquireBody, responses((status = 200, description = "Held: the fencing token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn acquire(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -106,6 +109,7 @@ pub async fn acquire(
     }
 }
 
+#[utoipa::path(post, path = "/v1/locks/{name}/release", tag = "locks", operation_id = "lock_release", summary = "Let go of a lock held with a token", params(("name" = String, Path, description = "The lock name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ReleaseBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn release(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -117,6 +121,7 @@ pub async fn release(
     propose(&app, &headers, Command::LockRelease { name, token: body.token }, lock_answer).await
 }
 
+#[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", operation_id = "lock_get", summary = "Read a lock: holder and waiters", params(("name" = String, Path, description = "The lock name"), BlockingReadQuery), responses((status = 200, description = "The lock", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
@@ -132,6 +137,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 }
 
 /// For an outside resource: does `token` hold the lock now? 200 if so, 409 if not.
+#[utoipa::path(get, path = "/v1/locks/{name}/check", tag = "locks", operation_id = "lock_check", summary = "Does this token hold the lock now?", params(("name" = String, Path, description = "The lock name"), CheckQuery), responses((status = 200, description = "It does", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<CheckQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     app.read_at(query.consistency).await?;

@@ -33,6 +33,7 @@ pub mod topics;
 pub mod stream;
 pub mod watch;
 pub mod outcome;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::sync::Semaphore;
 
 use crate::config::{Limits, RaftTiming};
@@ -84,45 +85,68 @@ pub struct AppState {
     pub proposer: crate::raft::proposer::Proposer,
 }
 
-pub fn router(app: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/kv", get(kv::list))
+/// The client API's routes, each from its annotated handler, and their description.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(kv::list))
+        .routes(routes!(kv::get, kv::put, kv::delete))
+        .routes(routes!(leases::grant))
+        .routes(routes!(leases::get, leases::revoke))
+        .routes(routes!(leases::keep_alive))
+        .routes(routes!(locks::get))
+        .routes(routes!(locks::acquire))
+        .routes(routes!(locks::release))
+        .routes(routes!(locks::check))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::get, queues::configure, queues::delete))
+        .routes(routes!(queues::enqueue))
+        .routes(routes!(queues::receive))
+        .routes(routes!(queues::ack))
+        .routes(routes!(queues::nack))
+        .routes(routes!(queues::extend))
+        .routes(routes!(topics::list))
+        .routes(routes!(topics::get, topics::configure, topics::delete))
+        .routes(routes!(topics::read, topics::publish))
+        .routes(routes!(topics::subscribe))
+        .routes(routes!(rings::get))
+        .routes(routes!(rings::lookup))
+        .routes(routes!(rings::join, rings::leave))
+        .routes(routes!(watch::watch))
+        .routes(routes!(cluster::status))
+        .routes(routes!(cluster::add_member))
+        .routes(routes!(cluster::snapshot))
+        .routes(routes!(cluster::remove_member))
+        .routes(routes!(auth::status))
+        .routes(routes!(auth::enable))
+        .routes(routes!(auth::disable))
+        .routes(routes!(auth::whoami))
+        .routes(routes!(auth::list, auth::create))
+        .routes(routes!(auth::get, auth::revoke))
+        .routes(routes!(cluster::health))
+        .routes(routes!(cluster::ready))
+        // Only a 400 (`empty_key`): not an operation worth describing.
         .route("/v1/kv/", get(kv::empty_key).put(kv::empty_key).delete(kv::empty_key))
-        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
-        .route("/v1/leases", post(leases::grant))
-        .route("/v1/leases/{id}", get(leases::get).delete(leases::revoke))
-        .route("/v1/leases/{id}/keepalive", post(leases::keep_alive))
-        .route("/v1/locks/{name}", get(locks::get))
-        .route("/v1/locks/{name}/acquire", post(locks::acquire))
-        .route("/v1/locks/{name}/release", post(locks::release))
-        .route("/v1/locks/{name}/check", get(locks::check))
-        .route("/v1/queues", get(queues::list))
-        .route("/v1/queues/{queue}", get(queues::get).put(queues::configure).delete(queues::delete))
-        .route("/v1/queues/{queue}/messages", post(queues::enqueue))
-        .route("/v1/queues/{queue}/receive", post(queues::receive))
-        .route("/v1/queues/{queue}/ack", post(queues::ack))
-        .route("/v1/queues/{queue}/nack", post(queues::nack))
-        .route("/v1/queues/{queue}/extend", post(queues::extend))
-        .route("/v1/topics", get(topics::list))
-        .route("/v1/topics/{topic}", get(topics::get).put(topics::configure).delete(topics::delete))
-        .route("/v1/topics/{topic}/messages", get(topics::read).post(topics::publish))
-        .route("/v1/topics/{topic}/stream", get(topics::subscribe))
-        .route("/v1/rings/{ring}", get(rings::get))
-        .route("/v1/rings/{ring}/lookup", get(rings::lookup))
-        .route("/v1/rings/{ring}/members/{member}", axum::routing::put(rings::join).delete(rings::leave))
-        .route("/v1/watch", get(watch::watch))
-        .route("/v1/cluster", get(cluster::status))
-        .route("/v1/cluster/members", post(cluster::add_member))
-        .route("/v1/cluster/snapshot", post(cluster::snapshot))
-        .route("/v1/cluster/members/{id}", axum::routing::delete(cluster::remove_member))
-        .route("/v1/auth", get(auth::status))
-        .route("/v1/auth/enable", post(auth::enable))
-        .route("/v1/auth/disable", post(auth::disable))
-        .route("/v1/auth/whoami", get(auth::whoami))
-        .route("/v1/auth/tokens", get(auth::list).post(auth::create))
-        .route("/v1/auth/tokens/{id}", get(auth::get).delete(auth::revoke))
-        .route("/health", get(cluster::health))
-        .route("/ready", get(cluster::ready))
+        .split_for_parts();
+    (router, openapi::finish(document))
+}
+
+/// The OpenAPI description served at `/v1/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+pub fn router(app: AppState) -> Router {
+    let (routes, document) = routes();
+    let description = document.to_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize the OpenAPI description");
+        String::from("{}")
+    });
+    let description = axum::body::Bytes::from(description);
+    let v1 = routes
+        .route(forward::OPENAPI_PATH, get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], description) }))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));

@@ -17,12 +17,14 @@ use crate::state::kv;
 use crate::state::reader::AtIndex;
 use crate::state::store::{NamedPage, ViewError};
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::access::Caller;
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery, value_json};
 use super::leases::leader_now;
@@ -30,7 +30,7 @@ use crate::state::command::{Command, Outcome, Receipt};
 use crate::state::kv;
 use crate::state::queue::{self, Delivered, QueueRecord, QueueSettings};
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     visibility_ms: Option<u64>,
@@ -40,14 +40,15 @@ pub struct SettingsBody {
     max_message_bytes: Option<u64>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueQuery {
     #[serde(default)]
     delay_ms: u64,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
     #[serde(default = "one")]
@@ -62,13 +63,13 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
     receipt: String,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackBody {
     receipt: String,
@@ -76,7 +77,7 @@ pub struct NackBody {
     delay_ms: u64,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     receipt: String,
@@ -155,6 +156,7 @@ fn queue_answer(outcome: Outcome) -> Option<Response> {
     })
 }
 
+#[utoipa::path(put, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_configure", summary = "Create a queue or replace its settings", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = SettingsBody, responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn configure(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -185,6 +187,7 @@ pub async fn configure(
     propose(&app, &headers, Command::QueueConfigure { queue: name, settings }, queue_answer).await
 }
 
+#[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "queues", operation_id = "queue_enqueue", summary = "Enqueue a message", params(("queue" = String, Path, description = "The queue name"), EnqueueQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Enqueued", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn enqueue(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -210,6 +213,7 @@ async fn has_visible(app: &AppState, name: &str) -> Result<bool, ApiError> {
     Ok(visible_here(&app.reader, name)?)
 }
 
+#[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "queues", operation_id = "queue_receive", summary = "Take visible messages and their receipts", params(("queue" = String, Path, description = "The queue name")), request_body = ReceiveBody, responses((status = 200, description = "The messages (maybe none)", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn receive(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -248,6 +252,7 @@ pub async fn receive(
     }
 }
 
+#[utoipa::path(post, path = "/v1/queues/{queue}/ack", tag = "queues", operation_id = "queue_ack", summary = "Delete the message of an in-flight delivery", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = AckBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn ack(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -260,6 +265,7 @@ pub async fn ack(
     propose(&app, &headers, Command::QueueAck { queue: name, receipt }, queue_answer).await
 }
 
+#[utoipa::path(post, path = "/v1/queues/{queue}/nack", tag = "queues", operation_id = "queue_nack", summary = "Give a delivery back", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = NackBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn nack(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -274,6 +280,7 @@ pub async fn nack(
     propose(&app, &headers, Command::QueueNack { queue: name, receipt, delay_ms, now_ms }, queue_answer).await
 }
 
+#[utoipa::path(post, path = "/v1/queues/{queue}/extend", tag = "queues", operation_id = "queue_extend", summary = "Keep a delivery in flight longer", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ExtendBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn extend(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -290,6 +297,7 @@ pub async fn extend(
 
 /// Deletes the queue and its messages, in bounded entries (`queue::DELETE_BATCH_MAX`
 /// messages each) until it is gone.
+#[utoipa::path(delete, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_delete", summary = "Delete a queue and its messages", params(("queue" = String, Path, description = "The queue name")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -303,6 +311,7 @@ pub async fn delete(
     named::delete_in_rounds(&app, &name, rounds, || Command::QueueDelete { queue: name.clone() }).await
 }
 
+#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_get", summary = "Read a queue's counters and settings", params(("queue" = String, Path, description = "The queue name"), BlockingReadQuery), responses((status = 200, description = "The queue", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     let version = |reader: &crate::state::StateReader| Ok(reader.queue(&name)?.value.map_or(0, |q| q.record.version));
@@ -324,6 +333,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "queue_list", summary = "List queues by name", params(named::ListQuery), responses((status = 200, description = "One page of queues", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
     named::list(&app, query, |reader, after, limit| reader.queues(after, limit), counts_json).await
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
 use super::blocking::{BlockingReadQuery, wait_past};
@@ -72,7 +72,7 @@ impl PlacementCache {
     }
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinBody {
     address: String,
@@ -88,13 +88,15 @@ fn default_weight() -> u32 {
 }
 
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LookupQuery {
     key: String,
     #[serde(default = "default_replicas")]
     replicas: usize,
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
@@ -109,6 +111,7 @@ fn changed(ring: &str, member: &str, outcome: Outcome) -> Option<Response> {
     }
 }
 
+#[utoipa::path(put, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_join", summary = "Join a ring, or update a member", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = JoinBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn join(
     State(app): State<AppState>,
     ApiPath((ring, member)): ApiPath<(String, String)>,
@@ -131,6 +134,7 @@ pub async fn join(
     propose(&app, &headers, Command::RingJoin(join), |outcome| changed(&ring, &member, outcome)).await
 }
 
+#[utoipa::path(delete, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_leave", summary = "Leave a ring", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn leave(
     State(app): State<AppState>,
     ApiPath((ring, member)): ApiPath<(String, String)>,
@@ -150,6 +154,7 @@ fn member_json(name: &str, view: &RingView) -> Value {
     }
 }
 
+#[utoipa::path(get, path = "/v1/rings/{ring}", tag = "rings", operation_id = "ring_get", summary = "Read a ring: epoch and members", params(("ring" = String, Path, description = "The ring name"), BlockingReadQuery), responses((status = 200, description = "The ring", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&ring, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
@@ -166,6 +171,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, Ap
     .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/rings/{ring}/lookup", tag = "rings", operation_id = "ring_lookup", summary = "The members that own a key", params(("ring" = String, Path, description = "The ring name"), LookupQuery), responses((status = 200, description = "The owners", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<LookupQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&ring, &app.limits)?;
     kv::validate_key(&query.key, &app.limits)?;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::server::ClientAddr;
 use super::blocking::{wait_bound, wait_until};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery, value_json};
 use super::leases::leader_now;
@@ -36,7 +36,7 @@ const READ_BYTES_MAX: usize = 4 << 20;
 /// Most messages one stream read hands on.
 const STREAM_BATCH: usize = 100;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     max_messages: Option<u64>,
@@ -45,7 +45,8 @@ pub struct SettingsBody {
     max_message_bytes: Option<u64>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// First offset wanted (default: the oldest retained).
@@ -55,20 +56,24 @@ pub struct ReadQuery {
     #[serde(default)]
     wait_ms: u64,
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// First offset wanted (default: the next one published).
     from: Option<u64>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     #[serde(default)]
+    #[param(inline)]
     consistency: Consistency,
 }
 
@@ -128,6 +133,7 @@ fn topic_answer(outcome: Outcome) -> Option<Response> {
     })
 }
 
+#[utoipa::path(put, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_configure", summary = "Create a topic or replace its retention", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = SettingsBody, responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn configure(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -149,6 +155,7 @@ pub async fn configure(
     propose(&app, &headers, Command::TopicConfigure { topic: name, settings }, topic_answer).await
 }
 
+#[utoipa::path(post, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_publish", summary = "Publish a message", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Published: its offset", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn publish(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -162,6 +169,7 @@ pub async fn publish(
     propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms }, topic_answer).await
 }
 
+#[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     let limit = super::kv::page_limit(&app, query.limit)?;
@@ -209,6 +217,7 @@ impl Source for Subscription {
     }
 }
 
+#[utoipa::path(get, path = "/v1/topics/{topic}/stream", tag = "topics", operation_id = "topic_subscribe", summary = "Stream the messages from an offset on (server-sent events)", params(("topic" = String, Path, description = "The topic name"), StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by EventSource when it reconnects)")), responses((status = 200, description = "An event stream (text/event-stream)", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn subscribe(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -231,6 +240,7 @@ pub async fn subscribe(
     Ok(stream::serve(&app, permit, Subscription { topic: name, next_offset: from }))
 }
 
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), StatsQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     app.read_at(query.consistency).await?;
@@ -242,11 +252,13 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/topics", tag = "topics", operation_id = "topic_list", summary = "List topics by name", params(named::ListQuery), responses((status = 200, description = "One page of topics", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
     named::list(&app, query, |reader, after, limit| reader.topics(after, limit), record_json).await
 }
 
 /// Deletes the topic and its messages, in bounded entries until it is gone.
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_delete", summary = "Delete a topic and its messages", params(("topic" = String, Path, description = "The topic name")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::server::ClientAddr;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::kv::value_json;
 use super::stream::{self, Source, Step, error_event};
@@ -29,7 +29,8 @@ use crate::state::store::ViewError;
 /// Most events one history read hands to the stream.
 const EVENTS_PER_READ: usize = 1000;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WatchQuery {
     #[serde(default)]
@@ -90,6 +91,7 @@ impl Source for Watch {
     }
 }
 
+#[utoipa::path(get, path = "/v1/watch", tag = "watch", operation_id = "watch", summary = "Stream every change under a prefix (server-sent events)", params(WatchQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by EventSource when it reconnects)")), responses((status = 200, description = "An event stream (text/event-stream)", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn watch(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<WatchQuery>,

@@ -32,7 +32,7 @@ const KEY_SETTINGS: &[u8] = b"s";
 const TOKEN_TAG: u8 = b't';
 
 /// What a token may do; each role includes the ones before it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads: keys, leases, locks, queues' and topics' state, watches, subscriptions.
