@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building Concord needs on Debian/Ubuntu, if it is missing:
 # libclang (the rocksdb crate's bindgen), a C++ compiler, make; and for the Jepsen
-# suite, iptables and iproute2 (ip, tc).
+# suite, iptables and iproute2 (ip, tc). With --test (scripts/test.sh), also
+# python3 and its venv module, for the API fuzzer (scripts/api_fuzz.sh).
 # As root it installs with apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
@@ -10,6 +11,11 @@ have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 have_pkg libclang-dev || missing+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
+if [ "${1:-}" = "--test" ]; then
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  # Debian ships venv's pip bootstrap (ensurepip) in python3-venv.
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+fi
 # The Jepsen suite (jepsen/) partitions with iptables and slows links with tc. It
 # needs root to run at all, so only root needs them.
 if [ "$(id -u)" -eq 0 ]; then

@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # The README's test command: installs build prerequisites, runs every test
-# (unit, openraft storage suite, real multi-process clusters), and ends with one
-# line of totals. A hung test cannot hang CI: the suite gets 75 minutes.
+# (unit, openraft storage suite, real multi-process clusters), fuzzes the HTTP API
+# from its OpenAPI description (scripts/api_fuzz.sh), and ends with one line of
+# totals. A hung test cannot hang CI: the cargo tests get 70 minutes, the fuzzer 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --test
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-timeout 75m cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+timeout 70m cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# The HTTP API fuzzed from its OpenAPI description (schemathesis), about 2 minutes:
+# its summary, or everything it said if it failed.
+fuzz_log=$(mktemp)
+trap 'rm -f "$log" "$fuzz_log"' EXIT
+echo
+echo "api fuzz (schemathesis against a 3-node cluster):"
+if timeout 10m ./scripts/api_fuzz.sh >"$fuzz_log" 2>&1; then
+  tail -14 "$fuzz_log"
+else
+  status=1
+  cat "$fuzz_log"
+  echo "api fuzz: FAILED"
+fi
 
 # Totals over every test binary (awk, present on every Debian base system).
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
