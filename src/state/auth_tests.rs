@@ -29,7 +29,9 @@ async fn ids_are_log_indexes_and_enabling_takes_an_admin_that_still_exists() {
     let second = create(&mut f, Role::Admin).await;
     assert_eq!(f.apply(Command::TokenRevoke { id: second }).await, Outcome::TokenRevoked { id: second });
     assert_eq!(f.apply(Command::AuthEnable { by: second }).await, Outcome::Rejected(Rejection::NotAdminToken { id: second }));
+    assert!(!f.reader.tokens_required(), "not yet required");
     assert_eq!(f.apply(Command::AuthEnable { by: admin }).await, Outcome::AuthChanged { enabled: true });
+    assert!(f.reader.tokens_required(), "the in-memory copy follows the applied enable");
     let settings = f.reader.auth_settings().unwrap().value;
     assert_eq!((settings.enabled, settings.tokens, settings.admins), (true, 2, 1));
     let stored = f.reader.token(reader).unwrap().value.unwrap();
@@ -48,6 +50,7 @@ async fn the_last_admin_token_stays_while_tokens_are_required() {
     assert_eq!(f.apply(Command::TokenRevoke { id: other }).await, Outcome::Rejected(Rejection::TokenNotFound { id: other }));
     // Once tokens are not required, it may go.
     assert_eq!(f.apply(Command::AuthDisable).await, Outcome::AuthChanged { enabled: false });
+    assert!(!f.reader.tokens_required(), "and the applied disable");
     assert_eq!(f.apply(Command::TokenRevoke { id: admin }).await, Outcome::TokenRevoked { id: admin });
     let settings = f.reader.auth_settings().unwrap().value;
     assert_eq!((settings.tokens, settings.admins), (0, 0));

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
@@ -36,6 +37,9 @@ pub struct StateMachine {
     files: Arc<SnapshotFiles>,
     /// In-memory copy of the stored `Meta` (the store stays authoritative).
     meta: Meta,
+    /// Whether tokens are required, as last applied: lets every request of a cluster
+    /// without tokens skip reading the auth table (`StateReader::tokens_required`).
+    tokens_required: Arc<AtomicBool>,
     bounds: IdempotencyBounds,
 }
 
@@ -69,11 +73,21 @@ impl StateMachine {
             files.recover(&store)?;
         }
         let meta = store.view().meta()?;
-        Ok(Self { store, files, meta, bounds })
+        let machine = Self { store, files, meta, bounds, tokens_required: Arc::default() };
+        machine.publish_tokens_required()?;
+        Ok(machine)
     }
 
     pub fn reader(&self) -> StateReader {
-        StateReader::new(self.store.clone())
+        StateReader::new(self.store.clone(), self.tokens_required.clone())
+    }
+
+    /// Copies the stored "tokens required" setting to memory; after every change to it
+    /// (an enable, a disable, a snapshot installed), before the change is answered.
+    fn publish_tokens_required(&self) -> Result<(), ViewError> {
+        let enabled = auth::settings(&self.store.view())?.enabled;
+        self.tokens_required.store(enabled, Ordering::Release);
+        Ok(())
     }
 
     fn apply_request(&self, batch: &mut Batch<'_>, meta: &mut Meta, index: u64, request: Request) -> Result<Response, ViewError> {
@@ -189,6 +203,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut meta = self.meta.clone();
         let mut batch = self.store.begin();
         let mut responses = Vec::new();
+        let mut auth_switched = false;
         let write_err = |e: &dyn std::error::Error| StorageError::from(StorageIOError::write_state_machine(openraft::AnyError::error(e)));
         for entry in entries {
             let log_id = entry.log_id;
@@ -203,6 +218,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 batch = self.store.begin();
             }
             meta.last_applied = Some(log_id);
+            if let EntryPayload::Normal(request) = &entry.payload {
+                auth_switched |= matches!(request.command, Command::AuthEnable { .. } | Command::AuthDisable);
+            }
             let response = match entry.payload {
                 EntryPayload::Blank => Response::fresh(Outcome::Noop),
                 EntryPayload::Normal(request) => self.apply_request(&mut batch, &mut meta, log_id.index, request).map_err(apply_err)?,
@@ -216,6 +234,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.put_encoded(Cf::Meta, KEY_META, &meta).map_err(|e| write_err(&e))?;
         batch.commit().map_err(|e| write_err(&e))?;
         self.meta = meta;
+        if auth_switched {
+            self.publish_tokens_required().map_err(|e| write_err(&e))?;
+        }
         Ok(responses)
     }
 
@@ -237,6 +258,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(|e| snapshot_err(Some(meta), e))?;
         tracing::info!(snapshot = %meta, "installed snapshot");
         self.meta = installed;
+        self.publish_tokens_required().map_err(|e| snapshot_err(Some(meta), e))?;
         Ok(())
     }
 

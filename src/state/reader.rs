@@ -5,6 +5,9 @@
 //! leadership (openraft's ReadIndex) and waiting until this node has applied up to
 //! the read index; with `consistency=stale` it skips that and reports the index.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::auth::{self, AuthSettings, TokenPage, TokenRecord};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
@@ -30,11 +33,20 @@ pub struct AtIndex<T> {
 #[derive(Clone)]
 pub struct StateReader {
     store: StateStore,
+    /// The state machine's in-memory copy of "tokens are required".
+    tokens_required: Arc<AtomicBool>,
 }
 
 impl StateReader {
-    pub(super) fn new(store: StateStore) -> Self {
-        Self { store }
+    pub(super) fn new(store: StateStore, tokens_required: Arc<AtomicBool>) -> Self {
+        Self { store, tokens_required }
+    }
+
+    /// Whether tokens are required, as this node last applied, without a read of the
+    /// store: false lets a request skip the token check. True only says to look:
+    /// the check then reads the stored settings.
+    pub fn tokens_required(&self) -> bool {
+        self.tokens_required.load(Ordering::Acquire)
     }
 
     fn at<T>(meta: &Meta, value: T) -> AtIndex<T> {

@@ -315,7 +315,7 @@ async fn an_interrupted_install_is_finished_on_open() {
         let store = super::store::StateStore::open(&path.join("state"), CACHE_BYTES_DEFAULT).unwrap();
         store.db().put_cf(store.cf(Cf::Meta), KEY_INSTALLING, b"1").unwrap();
         store.db().delete_cf(store.cf(Cf::Kv), b"from-snapshot").unwrap();
-        let reader = StateReader::new(store.clone());
+        let reader = StateReader::new(store.clone(), Default::default());
         assert!(matches!(reader.get("from-snapshot"), Err(super::store::ViewError::Installing)));
     }
     let reopened = StateMachine::open(&path, IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).unwrap();
