@@ -14,7 +14,7 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::api::{self, AppState, forward::Forwarder};
+use crate::api::{self, AppParts, AppState, forward::Forwarder};
 use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::identity::ClusterIdentity;
@@ -94,7 +94,7 @@ impl Node {
             .await
             .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
         let local_addr = listener.local_addr()?;
-        let app = AppState {
+        let app = AppState::new(AppParts {
             node_id: config.id,
             raft: raft.clone(),
             reader,
@@ -112,7 +112,7 @@ impl Node {
             read_index: ReadIndex::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.read_timeout()),
             // An entry is at most one request body, as the peer body limit assumes.
             proposer: Proposer::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.body_bytes_max, config.limits.write_timeout()),
-        };
+        });
         let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
         let peers = peer_server::routes(raft.clone(), config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
         let routes = api::router(app).merge(peers);
