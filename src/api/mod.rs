@@ -10,8 +10,8 @@
 //!
 //! Layers, outermost first: the `Concord-Node` header naming the node that served the
 //! answer, reading the body within its deadline and size (`server::read_body_in_time`:
-//! a slow body holds no request slot), a bound on concurrent requests (503 beyond
-//! it), a bound per client address (429 beyond it, `client_slots`), forwarding to
+//! a slow body holds no request slot), the bounds on requests in progress, for the
+//! node (503 beyond it) and per client address (429, `client_slots`), forwarding to
 //! the leader, and the token check (`access`; on the node that serves the request).
 
 pub mod access;
@@ -170,7 +170,6 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
     v1.layer(middleware::from_fn_with_state(app.clone(), access::require_token))
         .layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
-        .layer(middleware::from_fn_with_state(app.clone(), bound_per_client))
         .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
         .layer(middleware::from_fn_with_state(app.limits.bodies(false), crate::server::read_body_in_time))
         .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
@@ -207,9 +206,15 @@ fn forwarded_by_member(app: &AppState, request: &Request, client: std::net::IpAd
     members.any(|(_, node)| node.addr.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip() == client))
 }
 
-/// Holds one of the client's `requests_per_client_max` slots while its request is
-/// served (`429` beyond it; see `client_slots`).
-async fn bound_per_client(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// Holds one of the node's `concurrent_requests_max` slots (`503` beyond it) and one
+/// of the client's `requests_per_client_max` (`429` beyond it; see `client_slots`)
+/// while the request is served. One layer for both: every layer costs allocations
+/// on every request.
+async fn bound_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
+        let message = format!("this node is serving its maximum of {} concurrent requests; retry shortly", app.limits.concurrent_requests_max);
+        return ApiError::unavailable(message).into_response();
+    };
     let client = request.extensions().get::<crate::server::ClientAddr>().map(|addr| addr.0.ip());
     let Some(client) = client.filter(|client| !forwarded_by_member(&app, &request, *client)) else {
         return next.run(request).await;
@@ -217,16 +222,5 @@ async fn bound_per_client(State(app): State<AppState>, request: Request, next: N
     match app.client_requests.take(client) {
         Ok(_slot) => next.run(request).await,
         Err(refused) => refused.into_response(),
-    }
-}
-
-async fn bound_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    match app.in_flight.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::unavailable(format!(
-            "this node is serving its maximum of {} concurrent requests; retry shortly",
-            app.limits.concurrent_requests_max
-        ))
-        .into_response(),
     }
 }
