@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 examples=${CONCORD_API_FUZZ_EXAMPLES:-25}
 seed=${CONCORD_API_FUZZ_SEED:-7}
 schemathesis_version=4.32.5
-venv=$PWD/target/api-fuzz-venv
-bin=$PWD/target/debug/concord
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+venv=$target_dir/api-fuzz-venv
+bin=$target_dir/debug/concord
 
 if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/pip" show schemathesis 2>/dev/null | grep -q "^Version: $schemathesis_version$"; then
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

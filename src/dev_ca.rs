@@ -23,6 +23,13 @@ pub struct DevFiles {
     pub key: PathBuf,
 }
 
+impl DevFiles {
+    /// Where `write_loopback_files` puts them in `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self { ca: dir.join("ca.pem"), cert: dir.join("node.pem"), key: dir.join("node-key.pem") }
+    }
+}
+
 fn rcgen_error(e: rcgen::Error) -> String {
     format!("cannot make a certificate: {e}")
 }
@@ -58,7 +65,7 @@ impl DevCa {
     /// `dir`, the key readable by its owner only.
     pub fn write_loopback_files(&self, dir: &Path) -> Result<DevFiles, String> {
         let (cert, key) = self.issue(&["127.0.0.1", "localhost"])?;
-        let files = DevFiles { ca: dir.join("ca.pem"), cert: dir.join("node.pem"), key: dir.join("node-key.pem") };
+        let files = DevFiles::in_dir(dir);
         let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()));
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         write(&files.ca, &self.certificate_pem())?;

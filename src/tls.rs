@@ -74,12 +74,6 @@ fn certificates(pem: &[u8], file: &Path) -> Result<Vec<CertificateDer<'static>>,
 }
 
 impl ClientTls {
-    /// Trusts the certificates in `ca_pem` (PEM), presenting none.
-    pub fn from_ca_pem(ca_pem: &[u8]) -> Result<Self, String> {
-        certificates(ca_pem, Path::new("the CA"))?;
-        Ok(Self { ca_pem: ca_pem.into(), identity_pem: None })
-    }
-
     /// Trusts the CA in `ca_file`.
     pub fn read_ca(ca_file: &Path) -> Result<Self, String> {
         let pem = read(ca_file, "CA file")?;

@@ -116,7 +116,7 @@ fn every_command() -> Vec<Request> {
         Command::TopicPublish { topic: "events".into(), payload: b"event".to_vec(), now_ms: 83 },
         Command::TopicDelete { topic: "events".into() },
         Command::Batch(vec![request(put.clone()), request(put)]),
-        Command::TokenCreate(concord::state::auth::NewToken {
+        Command::TokenCreate(concord::state::auth::TokenRecord {
             name: "ci".into(),
             role: concord::state::auth::Role::Write,
             prefixes: vec!["app/".into()],

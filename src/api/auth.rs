@@ -19,9 +19,9 @@ use super::AppState;
 use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::kv::{Consistency, WriteQuery};
+use super::kv::{Consistency, ConsistencyQuery, WriteQuery};
 use super::outcome::{propose, refuse_idempotency_key};
-use crate::state::auth::{NewToken, Role, TokenRecord};
+use crate::state::auth::{Role, TokenRecord};
 use crate::state::command::{Command, Outcome};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
@@ -34,15 +34,6 @@ pub struct CreateBody {
     role: Role,
     #[serde(default)]
     prefixes: Vec<String>,
-}
-
-#[derive(Deserialize, Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    #[serde(default)]
-    #[param(inline)]
-    consistency: Consistency,
 }
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
@@ -73,7 +64,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     refuse_idempotency_key(&headers, "the secret is drawn for this request and shown once; a retry would make another token")?;
     let (secret, secret_sha256) = access::new_secret()?;
-    let token = NewToken { name: body.name, role: body.role, prefixes: body.prefixes, secret_sha256 };
+    let token = TokenRecord { name: body.name, role: body.role, prefixes: body.prefixes, secret_sha256 };
     if let Some(reason) = token.invalid() {
         return Err(ApiError::bad_request("invalid_token_settings", reason));
     }
@@ -101,8 +92,8 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
     Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_get", summary = "Read a token", params(("id" = u64, Path, description = "The token id"), ReadQuery), responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_get", summary = "Read a token", params(("id" = u64, Path, description = "The token id"), ConsistencyQuery), responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     match app.reader.token(id)?.value {
         Some(record) => Ok(Json(record_json(id, &record)).into_response()),
@@ -124,8 +115,8 @@ pub async fn revoke(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/auth", tag = "auth", operation_id = "auth_status", summary = "Are tokens required? How many exist?", params(ReadQuery), responses((status = 200, description = "The settings", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/auth", tag = "auth", operation_id = "auth_status", summary = "Are tokens required? How many exist?", params(ConsistencyQuery), responses((status = 200, description = "The settings", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     let read = app.reader.auth_settings()?;
     let settings = read.value;

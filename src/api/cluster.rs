@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::kv::{Consistency, WriteQuery};
+use super::kv::{ConsistencyQuery, WriteQuery};
 use crate::raft::{Node, NodeId};
 
 /// How long adding a member waits for the learner to catch up. With the settle waits,
@@ -38,16 +38,6 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// `CATCH_UP_TIMEOUT`: 9 s, well inside the default forward timeout (50 s).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 const ADDR_BYTES_MAX: usize = 256;
-
-#[derive(Deserialize, Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct StatusQuery {
-    #[serde(default)]
-    #[allow(dead_code)] // read by the forwarding layer, accepted here so it is not "unknown"
-    #[param(inline)]
-    consistency: Consistency,
-}
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,8 +63,9 @@ fn matched_index(metrics: &openraft::RaftMetrics<NodeId, Node>, id: NodeId) -> O
     metrics.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|log_id| log_id.index)
 }
 
-#[utoipa::path(get, path = "/v1/cluster", tag = "cluster", operation_id = "cluster_status", summary = "Members, roles, leader, term and progress", params(StatusQuery), responses((status = 200, description = "The cluster", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<StatusQuery>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster", operation_id = "cluster_status", summary = "Members, roles, leader, term and progress", params(ConsistencyQuery), responses((status = 200, description = "The cluster", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+// `consistency` is acted on by the forwarding layer; accepted here so it is not "unknown".
+pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<ConsistencyQuery>) -> Result<Json<Value>, ApiError> {
     let committed = app
         .raft
         .with_raft_state(|state| state.committed)

@@ -31,6 +31,16 @@ pub enum Consistency {
     Stale,
 }
 
+/// The query of a read that takes nothing but `consistency`.
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    #[serde(default)]
+    #[param(inline)]
+    pub consistency: Consistency,
+}
+
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]

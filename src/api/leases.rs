@@ -15,7 +15,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::kv::{Consistency, WriteQuery};
+use super::kv::{ConsistencyQuery, WriteQuery};
 use super::outcome::propose;
 use crate::state::command::{Command, Outcome};
 
@@ -26,15 +26,6 @@ const KEYS_LISTED_MAX: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     ttl_ms: u64,
-}
-
-#[derive(Deserialize, Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    #[serde(default)]
-    #[param(inline)]
-    consistency: Consistency,
 }
 
 /// This leader's reading of the replicated clock, to stamp a grant, a keep-alive or
@@ -94,8 +85,8 @@ pub async fn revoke(
     propose(&app, &headers, Command::LeaseRevoke { id }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
-#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ReadQuery), responses((status = 200, description = "The lease", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ConsistencyQuery), responses((status = 200, description = "The lease", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     let read = app.reader.lease(id, KEYS_LISTED_MAX)?;
     let Some(lease) = read.value else {

@@ -20,7 +20,7 @@ use crate::server::ClientAddr;
 use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
-use super::kv::{Consistency, WriteQuery, value_json};
+use super::kv::{Consistency, ConsistencyQuery, WriteQuery, value_json};
 use super::leases::leader_now;
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
@@ -66,15 +66,6 @@ pub struct ReadQuery {
 pub struct StreamQuery {
     /// First offset wanted (default: the next one published).
     from: Option<u64>,
-}
-
-#[derive(Deserialize, Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct StatsQuery {
-    #[serde(default)]
-    #[param(inline)]
-    consistency: Consistency,
 }
 
 fn settings_json(settings: &TopicSettings) -> Value {
@@ -240,8 +231,8 @@ pub async fn subscribe(
     Ok(stream::serve(&app, permit, Subscription { topic: name, next_offset: from }))
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), StatsQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<StatsQuery>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.topic(&name)?;

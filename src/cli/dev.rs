@@ -37,7 +37,7 @@ pub struct DevArgs {
 
 /// The TLS files in `dir`: reused if a previous `--tls` run left them, else made.
 fn dev_tls_files(dir: &std::path::Path) -> Result<concord::dev_ca::DevFiles, String> {
-    let existing = concord::dev_ca::DevFiles { ca: dir.join("ca.pem"), cert: dir.join("node.pem"), key: dir.join("node-key.pem") };
+    let existing = concord::dev_ca::DevFiles::in_dir(dir);
     if [&existing.ca, &existing.cert, &existing.key].iter().all(|file| file.exists()) {
         return Ok(existing);
     }

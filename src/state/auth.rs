@@ -75,16 +75,7 @@ pub struct AuthSettings {
     pub admins: u64,
 }
 
-/// A token as created (`Command::TokenCreate`): everything but its id.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct NewToken {
-    pub name: String,
-    pub role: Role,
-    pub prefixes: Vec<String>,
-    pub secret_sha256: [u8; 32],
-}
-
-impl NewToken {
+impl TokenRecord {
     /// Why the token is outside the fixed bounds, if it is.
     pub fn invalid(&self) -> Option<String> {
         if self.name.len() > NAME_BYTES_MAX {
@@ -117,7 +108,8 @@ fn token_in(batch: &Batch<'_>, id: u64) -> Result<Option<TokenRecord>, ViewError
     batch.get_decoded(Cf::Auth, &token_key(id))
 }
 
-pub fn create(batch: &mut Batch<'_>, index: u64, token: NewToken) -> Result<Outcome, ViewError> {
+/// Stores `token` (as `Command::TokenCreate` carries it) under id `index`.
+pub fn create(batch: &mut Batch<'_>, index: u64, token: TokenRecord) -> Result<Outcome, ViewError> {
     if let Some(reason) = token.invalid() {
         return Ok(Outcome::Rejected(Rejection::TokenInvalid { reason }));
     }
@@ -127,8 +119,7 @@ pub fn create(batch: &mut Batch<'_>, index: u64, token: NewToken) -> Result<Outc
     }
     settings.tokens += 1;
     settings.admins += u64::from(token.role == Role::Admin);
-    let record = TokenRecord { name: token.name, role: token.role, prefixes: token.prefixes, secret_sha256: token.secret_sha256 };
-    batch.put_encoded(Cf::Auth, &token_key(index), &record)?;
+    batch.put_encoded(Cf::Auth, &token_key(index), &token)?;
     batch.put_encoded(Cf::Auth, KEY_SETTINGS, &settings)?;
     Ok(Outcome::TokenCreated { id: index })
 }

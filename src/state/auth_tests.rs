@@ -1,12 +1,12 @@
 //! Unit tests of client tokens in the state machine: ids, counts, the limit, and the
 //! rules apply enforces whatever the API checked (admin to enable, last admin kept).
 
-use super::auth::{NewToken, Role, TOKENS_MAX};
+use super::auth::{Role, TOKENS_MAX, TokenRecord};
 use super::command::{Command, Outcome, Rejection};
 use super::tests::Fixture;
 
 fn token(role: Role, prefixes: &[&str]) -> Command {
-    Command::TokenCreate(NewToken { name: "t".into(), role, prefixes: prefixes.iter().map(|p| p.to_string()).collect(), secret_sha256: [7; 32] })
+    Command::TokenCreate(TokenRecord { name: "t".into(), role, prefixes: prefixes.iter().map(|p| p.to_string()).collect(), secret_sha256: [7; 32] })
 }
 
 async fn create(f: &mut Fixture, role: Role) -> u64 {

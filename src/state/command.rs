@@ -75,7 +75,7 @@ pub enum Command {
     /// here (`Command::is_batchable`); any other is refused, not applied.
     Batch(Vec<Request>),
     /// Create a client token (its id is this entry's log index); see `state::auth`.
-    TokenCreate(crate::state::auth::NewToken),
+    TokenCreate(crate::state::auth::TokenRecord),
     TokenRevoke { id: u64 },
     /// Require tokens from now on; `by` is the admin token that asked.
     AuthEnable { by: u64 },
