@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-timeout 70m cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+timeout 70m cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The HTTP API fuzzed from its OpenAPI description (schemathesis), about 2 minutes:
 # its summary, or everything it said if it failed.
 fuzz_log=$(mktemp)

@@ -146,7 +146,12 @@ impl Cluster {
             }
             cluster.nodes.push(node);
         }
-        cluster.wait_for_leader(Duration::from_secs(20)).await;
+        // Every running member has applied what the leader committed (its membership
+        // included): a member that knows who leads but not yet where answers 503.
+        let running: Vec<u64> = cluster.nodes.iter().filter(|n| n.is_running()).map(|n| n.id).collect();
+        for id in running {
+            cluster.wait_caught_up(id, Duration::from_secs(20)).await;
+        }
         cluster
     }
 
