@@ -75,10 +75,13 @@ impl Node {
             return Err(NodeError::Config(format!("--initial-cluster does not include this node's id {}", config.id)));
         }
         std::fs::create_dir_all(&config.data_dir)?;
+        // How long reopening the stores took, for the start log (restart-to-ready).
+        let opening = std::time::Instant::now();
         let log_dir = config.data_dir.join("log");
         let log = LogStore::open(&log_dir).map_err(|source| NodeError::Log { dir: log_dir.display().to_string(), source })?;
         let machine = StateMachine::open(&config.data_dir, IdempotencyBounds::default(), config.cache_bytes)
             .map_err(|source| NodeError::State { dir: config.data_dir.display().to_string(), source })?;
+        let stores_open_ms = opening.elapsed().as_millis();
         let reader = machine.reader();
         let ticker_reader = reader.clone();
         let clock = Arc::new(crate::ticker::LeaderClock::default());
@@ -89,6 +92,7 @@ impl Node {
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft_ready_ms = opening.elapsed().as_millis();
 
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -130,7 +134,7 @@ impl Node {
             };
             tokio::spawn(join_cluster(url, client, config.id, config.advertise.clone(), raft.clone(), identity));
         }
-        tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), "node started");
+        tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), stores_open_ms, raft_ready_ms, "node started");
         Ok(Self { id: config.id, raft, local_addr, server, stop })
     }
 
