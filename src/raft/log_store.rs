@@ -148,6 +148,10 @@ impl LogStore {
         options.create_missing_column_families(true);
         // WAL bytes stay in RocksDB's buffer until the syncer flushes and fsyncs them.
         options.set_manual_wal_flush(true);
+        // The vote and metadata family is written rarely and would keep every WAL
+        // file alive until it flushed (reopening replays them all): cap the WAL at
+        // the two families' memtables so RocksDB flushes it instead.
+        options.set_max_total_wal_size(2 * LOG_MEMTABLE_BYTES as u64);
         options.enable_statistics();
         options.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptTimers);
         // The log is read mostly at its tail, from memtables: small fixed buffers

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteBufferManager, WriteOptions};
+use rocksdb::{BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteBufferManager, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
@@ -153,6 +153,8 @@ pub type StoreError = rocksdb::Error;
 
 /// Bits of bloom filter per key in the state's tables.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
+/// Size of one partition of a table file's index or filter.
+const METADATA_BLOCK_BYTES: usize = 4096;
 
 impl StateStore {
     /// Opens the database in `dir`. Its memory is bounded by `cache_bytes`, whatever
@@ -165,6 +167,14 @@ impl StateStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_write_buffer_manager(&memtables);
+        // Reopening replays every live WAL file, and a WAL file lives until every
+        // column family with writes in it has flushed. A family written rarely (the
+        // auth table, a ring) would pin them all, up to RocksDB's default bound of
+        // four times all memtables (over 4 GiB at `--cache-mb 256`): a restart spent
+        // 5 of its 6.8 s at 1M keys opening this database, most of it replaying.
+        // Capping the WAL at the memtable budget makes RocksDB flush such a family
+        // instead, so a restart replays at most about what the memtables held.
+        options.set_max_total_wal_size((cache_bytes / 2) as u64);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
         table.set_cache_index_and_filter_blocks(true);
@@ -175,6 +185,16 @@ impl StateStore {
         // 1% false positives; its blocks live in the same bounded cache) answers
         // "absent" from memory.
         table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+        // One filter and one index block per table file grow with the file: at 2.4M
+        // keys a file's filter was megabytes, more than a shard of the cache keeps,
+        // so every lookup read it from disk again and checksummed it (the collapse of
+        // the 10M-key load, `docs/performance.md`). Partitioned, they are blocks of
+        // `METADATA_BLOCK_BYTES` cached one by one; only their small top-level
+        // index stays pinned.
+        table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_metadata_block_size(METADATA_BLOCK_BYTES);
+        table.set_pin_top_level_index_and_filter(true);
         let mut family = Options::default();
         family.set_block_based_table_factory(&table);
         family.set_write_buffer_size((cache_bytes / 8).clamp(1 << 20, 64 << 20));
@@ -338,5 +358,47 @@ impl<'a> Batch<'a> {
         let mut options = WriteOptions::default();
         options.set_sync(false);
         self.store.db.write_opt(self.writes, &options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes in the database's live WAL files (`*.log`).
+    fn wal_bytes(dir: &Path) -> u64 {
+        let entries = std::fs::read_dir(dir).unwrap();
+        entries
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
+            .map(|entry| entry.metadata().map_or(0, |meta| meta.len()))
+            .sum()
+    }
+
+    /// A restart replays every live WAL file: one write to a family that is rarely
+    /// written must not keep them all alive while another family takes 40 MB.
+    #[test]
+    fn a_family_written_once_does_not_keep_the_wal_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_bytes = 8 << 20; // memtables: 4 MiB in all, 1 MiB each
+        let store = StateStore::open(dir.path(), cache_bytes).unwrap();
+        let mut once = store.begin();
+        once.put(Cf::Rings, b"ring", vec![1]);
+        once.commit().unwrap();
+        for round in 0..2_000u32 {
+            let mut batch = store.begin();
+            for i in 0..10u32 {
+                batch.put(Cf::Kv, format!("key/{round}/{i}").as_bytes(), vec![7; 2_000]);
+            }
+            batch.commit().unwrap();
+        }
+        // Flushes and WAL deletion run in the background: wait for them, boundedly.
+        // Without the cap the WAL stays at about the 40 MB written, forever.
+        let bound = 3 * (cache_bytes as u64 / 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while wal_bytes(dir.path()) > bound && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(wal_bytes(dir.path()) <= bound, "the WAL holds {} bytes, over {bound}", wal_bytes(dir.path()));
     }
 }
