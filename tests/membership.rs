@@ -190,3 +190,31 @@ async fn a_snapshot_asked_for_covers_every_write_acknowledged_before() {
     .await;
     assert_eq!(client.get("snap/19").await.unwrap().value.map(|kv| kv.value), Some(b"v".to_vec()));
 }
+
+/// A retried join must not write the membership again: openraft restarts every
+/// replication stream on a membership entry, a snapshot in transfer with them, so a
+/// learner whose snapshot took longer than the joiner's retry interval never caught
+/// up (a 1.4 GB snapshot at 10M keys, `docs/performance.md`).
+#[tokio::test]
+async fn retrying_the_addition_of_a_learner_writes_no_new_membership() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let url = format!("{}/v1/cluster/members", cluster.node(leader).url());
+    let http = cluster.http();
+    // Nothing listens there: node 4 becomes a learner that never catches up.
+    let body = serde_json::json!({ "id": 4, "addr": format!("127.0.0.1:{}", common::free_port()) });
+    let membership_index = || async { cluster.local_status(leader).await.unwrap()["membership_log_index"].as_u64().unwrap() };
+    let before = membership_index().await;
+
+    let first = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(first.status(), reqwest::StatusCode::GATEWAY_TIMEOUT, "not caught up: {}", first.text().await.unwrap());
+    let added = membership_index().await;
+    assert!(added > before, "the first attempt added the learner");
+
+    let retry = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(retry.status(), reqwest::StatusCode::GATEWAY_TIMEOUT, "still not caught up: {}", retry.text().await.unwrap());
+    assert_eq!(membership_index().await, added, "the retry wrote the membership again");
+    let status = cluster.local_status(leader).await.unwrap();
+    let node4 = status["members"].as_array().unwrap().iter().find(|m| m["id"] == 4).cloned().expect("node 4 is a member");
+    assert_eq!(node4["role"], "learner", "{status}");
+}

@@ -129,15 +129,29 @@ async fn settle_membership(app: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// On a leader with quorum and no change in flight: the voters, and the address of
-/// node `id` if it is a member.
-async fn settled_membership(app: &AppState, id: NodeId) -> Result<(BTreeSet<NodeId>, Option<String>), ApiError> {
+/// The membership on a leader with quorum and no change in flight, as it concerns
+/// node `id`.
+async fn settled_membership(app: &AppState, id: NodeId) -> Result<SettledMembership, ApiError> {
     app.ensure_leader_with_quorum()?;
     settle_membership(app).await?;
     let metrics = app.raft.metrics();
     let metrics = metrics.borrow();
-    let membership = metrics.membership_config.membership();
-    Ok((membership.voter_ids().collect(), membership.get_node(&id).map(|n| n.addr.clone())))
+    let config = &metrics.membership_config;
+    let membership = config.membership();
+    Ok(SettledMembership {
+        voters: membership.voter_ids().collect(),
+        addr: membership.get_node(&id).map(|n| n.addr.clone()),
+        log_index: config.log_id().map_or(0, |log_id| log_id.index),
+    })
+}
+
+/// The membership once settled, as seen for one node id.
+struct SettledMembership {
+    voters: BTreeSet<NodeId>,
+    /// The node's address, when it is a member (voter or learner).
+    addr: Option<String>,
+    /// The log index of the membership entry.
+    log_index: u64,
 }
 
 fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ApiError {
@@ -165,16 +179,16 @@ pub async fn add_member(
     if addr.is_empty() || addr.len() > ADDR_BYTES_MAX || !addr.contains(':') {
         return Err(ApiError::bad_request("invalid_addr", format!("addr must be host:port of at most {ADDR_BYTES_MAX} bytes, got {:?}", body.addr)));
     }
-    let (voters, existing) = settled_membership(&app, body.id).await?;
-    match existing {
-        Some(known) if known != addr => {
+    let settled = settled_membership(&app, body.id).await?;
+    match &settled.addr {
+        Some(known) if *known != addr => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "member_id_in_use",
                 format!("node {} is already a member at {known}; remove it first or pick another id", body.id),
             ));
         }
-        Some(_) if voters.contains(&body.id) => {
+        Some(_) if settled.voters.contains(&body.id) => {
             return Ok(Json(json!({ "id": body.id, "addr": addr, "role": "voter", "changed": false })).into_response());
         }
         _ => {}
@@ -188,9 +202,17 @@ pub async fn add_member(
         ))
     };
     let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
-    let added = match tokio::time::timeout_at(deadline, app.raft.add_learner(body.id, node, true)).await {
-        Err(_) => return Err(not_caught_up()),
-        Ok(result) => result.map_err(membership_error)?,
+    // A retry for a node that is already a learner here adds nothing: adding it again
+    // would write a new membership entry, and openraft restarts every replication
+    // stream on one, a snapshot in transfer with them. With a snapshot that takes
+    // longer than a retry interval to send, the learner never caught up.
+    let learner_since = if settled.addr.is_some() {
+        settled.log_index
+    } else {
+        match tokio::time::timeout_at(deadline, app.raft.add_learner(body.id, node, true)).await {
+            Err(_) => return Err(not_caught_up()),
+            Ok(result) => result.map_err(membership_error)?.log_id.index,
+        }
     };
     // openraft's blocking add returns once the learner lags by at most
     // `replication_lag_threshold` (5000) entries, counting a learner that has received
@@ -200,7 +222,7 @@ pub async fn add_member(
         .raft
         .wait(Some(deadline.saturating_duration_since(tokio::time::Instant::now())))
         .metrics(
-            |metrics| matched_index(metrics, body.id) >= Some(added.log_id.index),
+            |metrics| matched_index(metrics, body.id) >= Some(learner_since),
             "the new learner to receive the log",
         )
         .await;
@@ -225,7 +247,7 @@ pub async fn remove_member(
     ApiPath(id): ApiPath<NodeId>,
     ApiQuery(_): ApiQuery<WriteQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (voters, known) = settled_membership(&app, id).await?;
+    let SettledMembership { voters, addr: known, .. } = settled_membership(&app, id).await?;
     if known.is_none() {
         return Err(ApiError::not_found("member_not_found", format!("node {id} is not a member of this cluster")));
     }
