@@ -64,11 +64,13 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 cluster() { curl -sf --max-time 2 "http://$(addr "${1:-1}")/v1/cluster"; }
 leader_addr() { cluster | json '[m["addr"] for m in d["members"] if m["role"] == "leader"][0]'; }
 now_ms() { date +%s%3N; }
-wait_until() { # what, command...: polls every 50 ms for at most 10 minutes
+wait_until() { # what, command...: polls every 50 ms for at most 10 minutes (by the clock)
     local what=$1; shift
-    for _ in $(seq 12000); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    local deadline=$(($(now_ms) + 600000))
+    while (($(now_ms) < deadline)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
     echo "timed out waiting for $what" >&2; exit 1
 }
+note() { echo "   $*" | tee -a "$BENCH_DIR/measurements.txt"; } # each figure as soon as it is taken
 bench() { # workload connections extra... -> requests per second
     "$CONCORD_BIN" bench --endpoints "$(leader_addr)" --json --workload "$1" --connections "$2" "${@:3}" 2>/dev/null | json 'round(d["ops_per_s"])'
 }
@@ -84,14 +86,17 @@ for size in $SIZES; do
     "$CONCORD_BIN" bench --endpoints "$(leader_addr)" --workload put --connections 256 --ops $((size - loaded)) \
         --duration-s 100000 --key-prefix "load-$size" --value-bytes "$VALUE_BYTES" >"$BENCH_DIR/load-$size.txt"
     load_rate=$(((size - loaded) * 1000 / ($(now_ms) - started)))
+    note "$size keys: load rate $load_rate puts/s"
     loaded=$size
     applied=$(cluster | json 'd["applied_index"]')
     for id in 1 2 3; do wait_until "node $id to apply" bash -c "[[ \$(curl -sf http://$(addr "$id")/v1/cluster?consistency=stale | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"applied_index\"])') -ge $applied ]]"; done
     sleep 5 # let background flushes settle before reading memory and disk
     rss=$(for id in 1 2 3; do echo $(($(ps -o rss= -p "${pids[$id]}") / 1024)); done | paste -sd/)
     disk=$(for id in 1 2 3; do echo $(($(du -sk "$BENCH_DIR/node-$id" | cut -f1) / 1024)); done | paste -sd/)
+    note "$size keys: RSS $rss MiB, disk $disk MiB"
     put_rate=$(bench put 64 --duration-s 10 --key-prefix "measure-$size" --value-bytes "$VALUE_BYTES")
     get_rate=$(bench get 64 --duration-s 10 --keys 1000)
+    note "$size keys: $put_rate puts/s, $get_rate gets/s"
 
     echo "== restart"
     probe="load-$size/0/1"
@@ -100,6 +105,7 @@ for size in $SIZES; do
     for id in 1 2 3; do start_node "$id"; done
     wait_until "a linearizable read after restart" curl -sf --max-time 1 "http://$(addr 1)/v1/kv/$probe"
     restart_s=$(python3 -c "print(f'{($(now_ms) - $started) / 1000:.1f}')")
+    note "$size keys: restart to ready $restart_s s"
 
     echo "== snapshot catch-up"
     wait_until "a leader" leader_addr
@@ -108,6 +114,7 @@ for size in $SIZES; do
     curl -sf -X POST --max-time 60 "http://$(leader_addr)/v1/cluster/snapshot" >/dev/null
     wait_until "the leader's snapshot" bash -c "[[ \$(curl -sf http://$(leader_addr)/v1/cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"snapshot_index\"] or 0)') -ge $target ]]"
     snapshot_s=$(python3 -c "print(f'{($(now_ms) - $snapshot_started) / 1000:.1f}')")
+    note "$size keys: snapshot build $snapshot_s s"
     rm -rf "$BENCH_DIR/node-4"
     [[ -f $BENCH_DIR/node-4.log ]] && mv "$BENCH_DIR/node-4.log" "$BENCH_DIR/node-4-before-$size.log"
     started=$(now_ms)
