@@ -326,6 +326,8 @@ mod tests {
     use openraft::storage::RaftLogStorageExt;
     use openraft::{CommittedLeaderId, EntryPayload};
 
+    use crate::state::command::{Command, Precondition, Request};
+
     use super::*;
 
     fn entry(index: u64) -> Entry {
@@ -356,5 +358,21 @@ mod tests {
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id.map(|id| id.index), Some(2));
         assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(1));
+    }
+
+    /// The vote is written rarely; it must not keep every WAL file alive (a restart
+    /// replays them all) while 160 MB of entries go through.
+    #[tokio::test]
+    async fn a_vote_written_once_does_not_keep_the_wal_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        store.save_vote(&Vote::new(1, 1)).await.unwrap();
+        for index in 1..=160 {
+            let command = Command::Put { key: format!("k{index}"), value: vec![7; 1 << 20], precondition: Precondition::None, lease: None, fence: None };
+            let payload = EntryPayload::Normal(Request { idempotency_key: None, command });
+            store.blocking_append([Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload }]).await.unwrap();
+        }
+        // Without the cap, up to RocksDB's default of 256 MB stays.
+        crate::state::store::tests::assert_wal_shrinks_to(dir.path(), 3 * 2 * LOG_MEMTABLE_BYTES as u64);
     }
 }

@@ -362,10 +362,10 @@ impl<'a> Batch<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Bytes in the database's live WAL files (`*.log`).
+    /// Bytes in a RocksDB database's live WAL files (`*.log`).
     fn wal_bytes(dir: &Path) -> u64 {
         let entries = std::fs::read_dir(dir).unwrap();
         entries
@@ -373,6 +373,16 @@ mod tests {
             .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
             .map(|entry| entry.metadata().map_or(0, |meta| meta.len()))
             .sum()
+    }
+
+    /// Asserts that the WAL in `dir` comes down to `bound` bytes. Flushes and WAL
+    /// deletion run in the background: this waits for them, for at most 30 s.
+    pub(crate) fn assert_wal_shrinks_to(dir: &Path, bound: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while wal_bytes(dir) > bound && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(wal_bytes(dir) <= bound, "the WAL holds {} bytes, over {bound}", wal_bytes(dir));
     }
 
     /// A restart replays every live WAL file: one write to a family that is rarely
@@ -392,13 +402,7 @@ mod tests {
             }
             batch.commit().unwrap();
         }
-        // Flushes and WAL deletion run in the background: wait for them, boundedly.
         // Without the cap the WAL stays at about the 40 MB written, forever.
-        let bound = 3 * (cache_bytes as u64 / 2);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while wal_bytes(dir.path()) > bound && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        assert!(wal_bytes(dir.path()) <= bound, "the WAL holds {} bytes, over {bound}", wal_bytes(dir.path()));
+        assert_wal_shrinks_to(dir.path(), 3 * (cache_bytes as u64 / 2));
     }
 }
