@@ -193,7 +193,6 @@ pub async fn add_member(
         }
         _ => {}
     }
-    let node = Node { addr: addr.clone() };
     let not_caught_up = || {
         ApiError::outcome_unknown(format!(
             "node {} joined as a learner but did not catch up within {} s; it stays a learner, retry to promote it",
@@ -209,21 +208,26 @@ pub async fn add_member(
     let learner_since = if settled.addr.is_some() {
         settled.log_index
     } else {
-        match tokio::time::timeout_at(deadline, app.raft.add_learner(body.id, node, true)).await {
+        let add = app.raft.add_learner(body.id, Node { addr: addr.clone() }, false);
+        match tokio::time::timeout_at(deadline, add).await {
             Err(_) => return Err(not_caught_up()),
             Ok(result) => result.map_err(membership_error)?.log_id.index,
         }
     };
-    // openraft's blocking add returns once the learner lags by at most
-    // `replication_lag_threshold` (5000) entries, counting a learner that has received
-    // nothing as at index 0: in a young cluster, at once. Promote only a learner that
-    // has really received the log up to its own addition.
+    // Caught up, for a first add and a retry alike: the learner has received the log
+    // up to its own addition, and lags the leader's log by at most openraft's
+    // `replication_lag_threshold` entries (openraft's own blocking add checks only
+    // the lag, counting a learner that has received nothing as at index 0: in a young
+    // cluster, passed at once).
+    let lag_max = app.raft.config().replication_lag_threshold;
+    let caught_up = |metrics: &openraft::RaftMetrics<NodeId, Node>| {
+        matched_index(metrics, body.id)
+            .is_some_and(|matched| matched >= learner_since && metrics.last_log_index.unwrap_or(0).saturating_sub(matched) <= lag_max)
+    };
     let received = app
         .raft
         .wait(Some(deadline.saturating_duration_since(tokio::time::Instant::now())))
-        .metrics(
-            |metrics| matched_index(metrics, body.id) >= Some(learner_since),
-            "the new learner to receive the log",
+        .metrics(caught_up, "the new learner to catch up",
         )
         .await;
     if received.is_err() {
