@@ -63,6 +63,16 @@ fn matched_index(metrics: &openraft::RaftMetrics<NodeId, Node>, id: NodeId) -> O
     metrics.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|log_id| log_id.index)
 }
 
+/// Whether a learner may be promoted, for a first add and a retry alike: the leader
+/// has replicated to it (`matched`) the log up to its own addition (`learner_since`),
+/// and it lags the leader's log (`leader_last`) by at most `lag_max` entries
+/// (openraft's `replication_lag_threshold`). openraft's own blocking add checks only
+/// the lag, counting a learner that has received nothing as at index 0: in a young
+/// cluster, passed at once.
+fn learner_caught_up(matched: Option<u64>, learner_since: u64, leader_last: Option<u64>, lag_max: u64) -> bool {
+    matched.is_some_and(|matched| matched >= learner_since && leader_last.unwrap_or(0).saturating_sub(matched) <= lag_max)
+}
+
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", operation_id = "cluster_status", summary = "Members, roles, leader, term and progress", params(ConsistencyQuery), responses((status = 200, description = "The cluster", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 // `consistency` is acted on by the forwarding layer; accepted here so it is not "unknown".
 pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<ConsistencyQuery>) -> Result<Json<Value>, ApiError> {
@@ -214,15 +224,9 @@ pub async fn add_member(
             Ok(result) => result.map_err(membership_error)?.log_id.index,
         }
     };
-    // Caught up, for a first add and a retry alike: the learner has received the log
-    // up to its own addition, and lags the leader's log by at most openraft's
-    // `replication_lag_threshold` entries (openraft's own blocking add checks only
-    // the lag, counting a learner that has received nothing as at index 0: in a young
-    // cluster, passed at once).
     let lag_max = app.raft.config().replication_lag_threshold;
     let caught_up = |metrics: &openraft::RaftMetrics<NodeId, Node>| {
-        matched_index(metrics, body.id)
-            .is_some_and(|matched| matched >= learner_since && metrics.last_log_index.unwrap_or(0).saturating_sub(matched) <= lag_max)
+        learner_caught_up(matched_index(metrics, body.id), learner_since, metrics.last_log_index, lag_max)
     };
     let received = app
         .raft
@@ -316,5 +320,24 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     match problem {
         None => Json(body).into_response(),
         Some(problem) => ApiError::unavailable(format!("not ready: {problem}")).with_details(body).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::learner_caught_up;
+
+    #[test]
+    fn a_learner_is_caught_up_only_past_its_addition_and_within_the_lag() {
+        // Nothing received yet: never, however young the cluster.
+        assert!(!learner_caught_up(None, 3, Some(3), 5000));
+        // Received less than its own addition.
+        assert!(!learner_caught_up(Some(2), 3, Some(3), 5000));
+        assert!(learner_caught_up(Some(3), 3, Some(3), 5000));
+        // Past its addition, but the log grew on while it caught up: the lag decides.
+        assert!(learner_caught_up(Some(10), 3, Some(5010), 5000));
+        assert!(!learner_caught_up(Some(10), 3, Some(5011), 5000));
+        // A learner ahead of the leader's metrics (they lag the replication report).
+        assert!(learner_caught_up(Some(12), 3, Some(10), 5000));
     }
 }
