@@ -1,12 +1,14 @@
 //! Client tokens (`/v1/auth`): once a cluster requires them, every request but
 //! `/health` and `/ready` needs one whose role and prefixes cover it, on any node;
 //! refused requests change nothing; tokens and the requirement are replicated state
-//! (they survive kill -9 and reach a node that catches up by snapshot).
+//! (they survive kill -9 and reach a node that catches up by snapshot); a stream ends
+//! when the token that opened it is revoked.
 
 mod common;
 
 use std::time::Duration;
 
+use common::sse::SseReader;
 use common::{Cluster, expect_refusals, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -183,6 +185,43 @@ async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_chang
     let disabled = http.post(format!("{other}/v1/auth/disable")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(disabled.json::<Value>().await.unwrap()["enabled"], false);
     assert_eq!(http.put(format!("{base}/v1/kv/elsewhere")).body("1").send().await.unwrap().status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_is_revoked_and_other_streams_go_on() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (base, other) = (cluster.node(leader).url(), cluster.node(follower).url());
+    let http = reqwest::Client::new();
+    let admin = create_token(&http, &base, None, json!({ "name": "ops", "role": "admin" })).await;
+    let reader = create_token(&http, &base, None, json!({ "name": "dash", "role": "read" })).await;
+    assert_eq!(http.post(format!("{base}/v1/auth/enable")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+    // The follower serves streams from its own state: wait until it knows the tokens.
+    wait_for("the follower to apply the tokens", Duration::from_secs(10), || async {
+        let read = http.get(format!("{other}/v1/kv/none?consistency=stale")).bearer_auth(&reader).send().await.unwrap();
+        (read.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    let watch = format!("{other}/v1/watch?prefix=s/");
+    let mut read_stream = SseReader::send(http.get(&watch).bearer_auth(&reader)).await;
+    let mut admin_stream = SseReader::send(http.get(&watch).bearer_auth(&admin)).await;
+    let put = |key: &str| http.put(format!("{base}/v1/kv/{key}")).bearer_auth(&admin).body("1").send();
+    assert_eq!(put("s/1").await.unwrap().status(), StatusCode::CREATED);
+    for stream in [&mut read_stream, &mut admin_stream] {
+        assert_eq!(stream.next().await.2["key"], "s/1");
+    }
+
+    let (reader_id, _) = reader.split_once('.').unwrap();
+    assert_eq!(http.delete(format!("{base}/v1/auth/tokens/{reader_id}")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+    let (kind, _, data) = read_stream.next().await;
+    assert_eq!((kind.as_str(), data["error"]["code"].as_str()), ("error", Some("token_revoked")), "{data}");
+    assert!(read_stream.closed().await, "the revoked token's stream stays open");
+
+    // The admin's stream is untouched, and reconnecting with the revoked token fails.
+    assert_eq!(put("s/2").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(admin_stream.next().await.2["key"], "s/2");
+    expect_refusals(vec![("a stream with the revoked token", http.get(&watch).bearer_auth(&reader), StatusCode::UNAUTHORIZED, "invalid_token")]).await;
 }
 
 #[tokio::test]

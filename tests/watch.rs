@@ -2,55 +2,10 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::sse::SseReader;
 use common::{Cluster, expect_refusals};
 use reqwest::StatusCode;
 use serde_json::Value;
-
-/// Reads a server-sent event stream: `(event, id, data)` per event.
-struct SseReader {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl SseReader {
-    async fn open(url: &str, last_event_id: Option<&str>) -> SseReader {
-        let mut request = reqwest::Client::new().get(url);
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{url}");
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        SseReader { response, buffer: String::new() }
-    }
-
-    /// The next event (keep-alive comments skipped), within 10 s.
-    async fn next(&mut self) -> (String, Option<String>, Value) {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut event, mut id, mut data) = (String::from("message"), None, String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        id = Some(v.trim().to_string());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a comment
-                }
-                return (event, id, serde_json::from_str(&data).unwrap());
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk()).await.expect("an event within 10 s").unwrap().expect("stream open");
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_watch_streams_every_change_in_order_and_resumes_from_the_last_revision() {

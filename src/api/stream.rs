@@ -7,6 +7,11 @@
 //! Streams are served by the node asked (see `forward::is_stream`); each holds one of
 //! `Limits::streams_max` permits until the client goes away, and a comment line every
 //! 15 s keeps idle connections alive through proxies.
+//!
+//! A stream opened with a token (`access::Caller`) ends with a `401 token_revoked`
+//! error event once this node applies that token's revoke: the token is checked
+//! again whenever the stream is woken, which every applied entry does, the revoke
+//! included. Token ids never repeat, so "the id still exists" is "not revoked".
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -16,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::access::Caller;
 use super::client_slots::ClientSlot;
 use crate::server::ClientAddr;
 
@@ -75,6 +81,8 @@ struct Driver<S> {
     pending: VecDeque<Event>,
     reader: StateReader,
     applied: tokio::sync::watch::Receiver<openraft::RaftMetrics<crate::raft::NodeId, crate::raft::Node>>,
+    /// The id of the token that opened the stream, if one did.
+    token_id: Option<u64>,
     ended: bool,
     _permit: StreamPermit,
 }
@@ -88,6 +96,11 @@ impl<S: Source> Driver<S> {
             }
             if self.ended {
                 return None;
+            }
+            if let Some(revoked) = self.token_revoked() {
+                self.pending.push_back(error_event(revoked));
+                self.ended = true;
+                continue;
             }
             match self.source.next(&self.reader) {
                 Ok(Step::Events(events)) => self.pending.extend(events),
@@ -110,9 +123,31 @@ impl<S: Source> Driver<S> {
     }
 }
 
-/// Answers with the stream of `source`'s events.
-pub fn serve(app: &AppState, permit: StreamPermit, source: impl Source) -> Response {
-    let driver = Driver { source, pending: VecDeque::new(), reader: app.reader.clone(), applied: app.raft.metrics(), ended: false, _permit: permit };
+impl<S> Driver<S> {
+    /// The error that ends the stream when tokens are required and the stream's token
+    /// is gone. A read that fails (a snapshot being installed) decides nothing: the
+    /// source meets the same state and waits for the next entry, and the check runs again.
+    fn token_revoked(&self) -> Option<ApiError> {
+        let id = self.token_id?;
+        if !self.reader.tokens_required() {
+            return None;
+        }
+        match self.reader.token(id) {
+            Ok(found) if found.value.is_none() => Some(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "token_revoked",
+                format!("token {id}, which opened this stream, was revoked; reconnect with another token"),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Answers with the stream of `source`'s events, for as long as `caller`'s token (if
+/// the request carried one) is not revoked.
+pub fn serve(app: &AppState, permit: StreamPermit, caller: Option<Extension<Caller>>, source: impl Source) -> Response {
+    let token_id = caller.map(|Extension(caller)| caller.id);
+    let driver = Driver { source, pending: VecDeque::new(), reader: app.reader.clone(), applied: app.raft.metrics(), token_id, ended: false, _permit: permit };
     let events = futures_util::stream::unfold(driver, |mut driver| async move {
         let event = driver.next_event().await?;
         Some((Ok::<_, Infallible>(event), driver))

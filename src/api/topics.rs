@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::Caller;
 use crate::server::ClientAddr;
 use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
@@ -214,6 +215,7 @@ pub async fn subscribe(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     client: Option<Extension<ClientAddr>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
@@ -228,7 +230,7 @@ pub async fn subscribe(
     if from < record.first_offset {
         return Err(compacted(&name, from, record.first_offset));
     }
-    Ok(stream::serve(&app, permit, Subscription { topic: name, next_offset: from }))
+    Ok(stream::serve(&app, permit, caller, Subscription { topic: name, next_offset: from }))
 }
 
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::access::Caller;
 use crate::server::ClientAddr;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
@@ -96,6 +97,7 @@ pub async fn watch(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<WatchQuery>,
     client: Option<Extension<ClientAddr>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if query.prefix.len() > app.limits.key_bytes_max {
@@ -112,5 +114,5 @@ pub async fn watch(
     if let Err(first) = app.reader.history(&query.prefix, from, 1)?.value {
         return Err(compacted(from, first));
     }
-    Ok(stream::serve(&app, permit, Watch { prefix: query.prefix, next_revision: from }))
+    Ok(stream::serve(&app, permit, caller, Watch { prefix: query.prefix, next_revision: from }))
 }

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod sse;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
