@@ -13,7 +13,10 @@
 //! This layer sits inside forwarding: the leader decides for every request forwarded
 //! to it, from its applied state; a follower decides for what it serves itself (stale
 //! reads and streams) from its own, which may trail the leader's by the entries in
-//! flight. The secret is compared by its SHA-256, in constant time.
+//! flight. A leader checks only once it has applied an entry of its own term: a new
+//! leader's applied state may still lack a revoke its predecessor committed, and a
+//! write checked against it would apply after that revoke. The secret is compared by
+//! its SHA-256, in constant time.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -26,6 +29,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use crate::raft::peer_auth::constant_time_eq;
+use crate::raft::{Node, NodeId};
 use crate::state::auth::Role;
 
 /// Longest secret part of a presented token (ours are 43 characters).
@@ -184,6 +188,27 @@ fn permits(caller: &Caller, need: &Need) -> Result<(), ApiError> {
     }
 }
 
+/// Whether this node's applied tokens may decide: always on a follower (it decides
+/// only what it serves itself, from its own state, as documented); on a leader, once
+/// it has applied an entry of its own term, and with it everything committed before.
+fn tokens_applied_for_term(metrics: &openraft::RaftMetrics<NodeId, Node>) -> bool {
+    metrics.state != openraft::ServerState::Leader || metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+}
+
+/// Waits, within the read timeout, until `tokens_applied_for_term`; `503` if not.
+async fn wait_tokens_applied(app: &AppState) -> Result<(), ApiError> {
+    if tokens_applied_for_term(&app.raft.metrics().borrow()) {
+        return Ok(());
+    }
+    let timeout = app.limits.read_timeout();
+    app.raft
+        .wait(Some(timeout))
+        .metrics(tokens_applied_for_term, "the new leader to apply the log of earlier terms")
+        .await
+        .map(drop)
+        .map_err(|_| ApiError::unavailable(format!("this node became leader and has not applied the earlier log within {} ms; retry", timeout.as_millis())))
+}
+
 /// The layer: passes the request on when tokens are not required or the caller's
 /// token covers it (recording the `Caller`), answers `401`/`403` otherwise.
 pub async fn require_token(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -194,6 +219,9 @@ pub async fn require_token(State(app): State<AppState>, mut request: Request, ne
     let Some(need) = need(request.method(), request.uri().path(), request.uri().query()) else {
         return next.run(request).await;
     };
+    if let Err(error) = wait_tokens_applied(&app).await {
+        return error.into_response();
+    }
     let checked = app.reader.auth_settings().map_err(ApiError::from).and_then(|settings| {
         if !settings.value.enabled {
             return Ok(None);
@@ -290,6 +318,21 @@ mod tests {
         }
         assert_eq!(bearer(&headers(&format!("Bearer 1.{}", "a".repeat(SECRET_CHARS_MAX + 1)))).map_err(|e| e.code), Err("invalid_token"));
         assert_eq!(bearer(&HeaderMap::new()).map_err(|e| e.code), Err("token_required"));
+    }
+
+    #[test]
+    fn a_leader_decides_only_after_applying_an_entry_of_its_term() {
+        let applied_in = |term: u64| Some(openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), 10));
+        let metrics = |state, current_term, last_applied| {
+            let mut metrics = openraft::RaftMetrics::new_initial(1);
+            (metrics.state, metrics.current_term, metrics.last_applied) = (state, current_term, last_applied);
+            metrics
+        };
+        use openraft::ServerState::{Follower, Leader};
+        assert!(!tokens_applied_for_term(&metrics(Leader, 3, applied_in(2))), "a new leader with its predecessor's entries only");
+        assert!(!tokens_applied_for_term(&metrics(Leader, 1, None)));
+        assert!(tokens_applied_for_term(&metrics(Leader, 3, applied_in(3))));
+        assert!(tokens_applied_for_term(&metrics(Follower, 3, applied_in(2))), "a follower decides from its own state");
     }
 
     #[test]
