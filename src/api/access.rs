@@ -13,9 +13,9 @@
 //! This layer sits inside forwarding: the leader decides for every request forwarded
 //! to it, from its applied state; a follower decides for what it serves itself (stale
 //! reads and streams) from its own, which may trail the leader's by the entries in
-//! flight. A leader checks only once it has applied an entry of its own term: a new
-//! leader's applied state may still lack a revoke its predecessor committed, and a
-//! write checked against it would apply after that revoke. The secret is compared by
+//! flight. A leader decides only once it has applied an entry of its own term: a new
+//! leader's applied state may still lack a revoke (or the enable) its predecessor
+//! committed, and a write checked against it would apply after that revoke. The secret is compared by
 //! its SHA-256, in constant time.
 
 use axum::extract::{Request, State};
@@ -212,15 +212,17 @@ async fn wait_tokens_applied(app: &AppState) -> Result<(), ApiError> {
 /// The layer: passes the request on when tokens are not required or the caller's
 /// token covers it (recording the `Caller`), answers `401`/`403` otherwise.
 pub async fn require_token(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
-    // Most clusters require no token: no read of the auth table at all then.
-    if !app.reader.tokens_required() {
-        return next.run(request).await;
-    }
     let Some(need) = need(request.method(), request.uri().path(), request.uri().query()) else {
         return next.run(request).await;
     };
+    // Before anything is decided from the applied state, even whether tokens are
+    // required: a new leader may not have applied an enable its predecessor committed.
     if let Err(error) = wait_tokens_applied(&app).await {
         return error.into_response();
+    }
+    // Most clusters require no token: no read of the auth table at all then.
+    if !app.reader.tokens_required() {
+        return next.run(request).await;
     }
     let checked = app.reader.auth_settings().map_err(ApiError::from).and_then(|settings| {
         if !settings.value.enabled {
