@@ -40,12 +40,18 @@ async fn token_count(http: &reqwest::Client, base: &str, admin: &str) -> u64 {
     status["tokens"].as_u64().unwrap()
 }
 
-#[tokio::test]
-async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_change_nothing() {
+/// A 3-node cluster, a follower's id, the leader's URL and the follower's.
+async fn three_nodes() -> (Cluster, u64, String, String) {
     let cluster = Cluster::start(3, &[]).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let (base, other) = (cluster.node(leader).url(), cluster.node(follower).url());
+    (cluster, follower, base, other)
+}
+
+#[tokio::test]
+async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_change_nothing() {
+    let (cluster, follower, base, other) = three_nodes().await;
     let http = reqwest::Client::new();
 
     // Off by default: no token needed.
@@ -189,10 +195,7 @@ async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_chang
 
 #[tokio::test]
 async fn a_stream_ends_when_its_token_is_revoked_and_other_streams_go_on() {
-    let cluster = Cluster::start(3, &[]).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
-    let follower = (1..=3).find(|id| *id != leader).unwrap();
-    let (base, other) = (cluster.node(leader).url(), cluster.node(follower).url());
+    let (_cluster, _, base, other) = three_nodes().await;
     let http = reqwest::Client::new();
     let admin = create_token(&http, &base, None, json!({ "name": "ops", "role": "admin" })).await;
     let reader = create_token(&http, &base, None, json!({ "name": "dash", "role": "read" })).await;

@@ -15,8 +15,8 @@
 //! reads and streams) from its own, which may trail the leader's by the entries in
 //! flight. A leader decides only once it has applied an entry of its own term: a new
 //! leader's applied state may still lack a revoke (or the enable) its predecessor
-//! committed, and a write checked against it would apply after that revoke. The secret is compared by
-//! its SHA-256, in constant time.
+//! committed, and a write checked against it would apply after that revoke. The
+//! secret is compared by its SHA-256, in constant time.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -75,7 +75,7 @@ fn sha256(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn unauthenticated(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn unauthenticated(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 

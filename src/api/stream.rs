@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::access::Caller;
+use super::access::{Caller, unauthenticated};
 use super::client_slots::ClientSlot;
 use crate::server::ClientAddr;
 
@@ -133,11 +133,9 @@ impl<S> Driver<S> {
             return None;
         }
         match self.reader.token(id) {
-            Ok(found) if found.value.is_none() => Some(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "token_revoked",
-                format!("token {id}, which opened this stream, was revoked; reconnect with another token"),
-            )),
+            Ok(found) if found.value.is_none() => {
+                Some(unauthenticated("token_revoked", format!("token {id}, which opened this stream, was revoked; reconnect with another token")))
+            }
             _ => None,
         }
     }
