@@ -2,8 +2,9 @@
 #   make dev    start a local 3-node cluster (Ctrl-C stops it)
 #   make test   run the whole test suite
 # Both install what the build needs first (scripts/setup.sh).
+# `make install` puts an optimized `concord` in ~/.cargo/bin (cargo install).
 
-.PHONY: setup build dev test
+.PHONY: setup build dev test install
 
 setup:
 	@./scripts/setup.sh
@@ -16,3 +17,6 @@ dev: build
 
 test:
 	./scripts/test.sh
+
+install: setup
+	cargo install --locked --path .

@@ -38,10 +38,13 @@ async fn main() -> Result<(), ClientError> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     match client.put_with("example/report/body", "late write by worker 1", &fenced(grant_1.token)).await {
         Err(e) if e.code() == Some("fence_rejected") => println!("worker 1's late write was rejected: {e}"),
-        other => println!("unexpected: {other:?}"),
+        Err(e) => return Err(e),
+        Ok(_) => return Err(ClientError::Protocol("worker 1's late write was accepted: fencing did not hold".into())),
     }
-    let body = client.get("example/report/body").await?.value.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
-    println!("the resource holds: {body:?}");
+    match client.get("example/report/body").await?.value {
+        Some(kv) => println!("the resource still holds worker 2's write: \"{}\"", String::from_utf8_lossy(&kv.value)),
+        None => println!("the resource is empty"),
+    }
 
     client.lock_release("example/report", grant_2.token).await?;
     client.lease_revoke(lease_2.id).await?;

@@ -18,7 +18,8 @@ async fn main() -> Result<(), ClientError> {
     let client = Client::new(endpoints.split(',').map(String::from).collect());
 
     let put = client.put("example/config", "v1").await?;
-    println!("wrote example/config at revision {} (served by node {:?})", put.value.mod_revision, put.node);
+    let node = put.node.map_or("an unnamed node".to_string(), |id| format!("node {id}"));
+    println!("wrote example/config at revision {} (served by {node})", put.value.mod_revision);
 
     // A compare-and-swap that only succeeds if nobody changed the key since we read it.
     let current = client.get("example/config").await?.value.expect("just written");
@@ -27,7 +28,8 @@ async fn main() -> Result<(), ClientError> {
     // The same swap again fails: the key has moved on.
     match client.put_with("example/config", "v3", &swap).await {
         Err(e) if e.status() == Some(412) => println!("second swap refused, as expected: {e}"),
-        other => println!("unexpected: {other:?}"),
+        Err(e) => return Err(e),
+        Ok(_) => return Err(ClientError::Protocol("the second swap was accepted: compare-and-swap did not hold".into())),
     }
 
     for i in 0..3 {
@@ -39,6 +41,7 @@ async fn main() -> Result<(), ClientError> {
     }
 
     client.delete("example/config").await?;
-    println!("deleted example/config; now: {:?}", client.get("example/config").await?.value);
+    let gone = client.get("example/config").await?.value.is_none();
+    println!("deleted example/config; it is {}", if gone { "gone" } else { "still there (unexpected)" });
     Ok(())
 }

@@ -51,7 +51,7 @@ async fn main() -> Result<(), ClientError> {
     for i in 1..=JOBS {
         client.enqueue(&queue, format!("job-{i:02}"), 0).await?;
     }
-    println!("enqueued {JOBS} jobs on {queue:?}; 3 workers start, worker 2 will die on its 3rd job");
+    println!("enqueued {JOBS} jobs on queue {queue}; 3 workers start, worker 2 will die on its 3rd job");
 
     let done: Done = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -71,8 +71,10 @@ async fn main() -> Result<(), ClientError> {
     for (job, (worker, delivery)) in done.iter().filter(|(_, (_, delivery))| *delivery > 1) {
         println!("{job} was redelivered after the crash and finished by worker {worker} (delivery {delivery})");
     }
-    let stats = client.queue_stats(&queue).await?.map(|s| (s.length, s.dead_lettered));
-    println!("{} of {JOBS} jobs done; queue length and dead-lettered now: {stats:?}", done.len());
+    match client.queue_stats(&queue).await? {
+        Some(stats) => println!("{} of {JOBS} jobs done; {} left in the queue, {} dead-lettered", done.len(), stats.length, stats.dead_lettered),
+        None => println!("{} of {JOBS} jobs done; the queue is gone", done.len()),
+    }
     client.queue_delete(&queue).await?;
     client.queue_delete(&dead).await?;
     if done.len() == JOBS { Ok(()) } else { Err(ClientError::Protocol(format!("only {} of {JOBS} jobs finished in 30 s", done.len()))) }

@@ -2,8 +2,9 @@
 //! cluster (`kv`, `cluster`).
 //!
 //! Client subcommands print readable text by default and JSON with `--json`; they
-//! exit 0 on success, 1 when the cluster refused or could not be reached (the reason
-//! goes to stderr), and 2 on bad usage.
+//! exit 0 on success, 1 when the cluster refused or the thing named does not exist,
+//! 2 on bad usage, and 3 when no node answered or the outcome is unknown (the reason
+//! goes to stderr: `error: <status> <code>: <message>`).
 
 mod cli;
 
@@ -11,6 +12,13 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
+    if args.command.is_client() {
+        // `concord watch | head` ends quietly when `head` exits, as `cat` would, rather
+        // than panicking in `println!`. Only for client commands: a server must
+        // survive a peer closing its socket.
+        // SAFETY: called before any thread starts; restores the default action.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

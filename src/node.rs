@@ -88,7 +88,8 @@ impl Node {
         let log_stats = log.stats();
         let identity = ClusterIdentity::open(&config.data_dir, &config.initial_cluster)?;
         let outgoing_tls = config.tls.as_ref().map(|tls| &tls.outgoing);
-        let network = PeerNetwork::new(identity.clone(), config.peer_secret.clone(), outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let peer_contacts = crate::raft::peer_contacts::PeerContacts::default();
+        let network = PeerNetwork::new(identity.clone(), config.peer_secret.clone(), outgoing_tls, peer_contacts.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -113,6 +114,7 @@ impl Node {
             clock: clock.clone(),
             placements: Default::default(),
             identity: identity.clone(),
+            peer_contacts,
             read_index: ReadIndex::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.read_timeout()),
             // An entry is at most one request body, as the peer body limit assumes.
             proposer: Proposer::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.body_bytes_max, config.limits.write_timeout()),
@@ -174,11 +176,42 @@ async fn bootstrap(config: NodeConfig, raft: Raft) {
         }
         tracing::warn!(first, "no member has initialized the cluster; proposing the initial membership from this node");
     }
+    wait_for_members_listening(&config).await;
     let members = config.initial_cluster.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect::<std::collections::BTreeMap<_, _>>();
     match raft.initialize(members).await {
         Ok(()) => tracing::info!("initialized a new cluster"),
         // Another member's identical initial membership reached us first: fine.
         Err(e) => tracing::info!(error = %e, "initial membership not proposed by this node"),
+    }
+}
+
+/// How long a new cluster's first member waits for the others to listen before it
+/// proposes the initial membership anyway (one may be down for good).
+const MEMBERS_LISTENING_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits, at most `MEMBERS_LISTENING_WAIT`, until every other initial member accepts
+/// a connection. Members started together (`concord dev`, a deployment) come up
+/// within milliseconds of each other; proposing before they listen makes the first
+/// election's vote requests and appends fail with "connection refused", which
+/// openraft logs as errors, on a start where nothing is wrong.
+async fn wait_for_members_listening(config: &NodeConfig) {
+    let deadline = tokio::time::Instant::now() + MEMBERS_LISTENING_WAIT;
+    let mut waiting: Vec<&String> = config.initial_cluster.iter().filter(|(id, _)| **id != config.id).map(|(_, addr)| addr).collect();
+    while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+        let mut still = Vec::new();
+        for addr in waiting {
+            let connect = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr.as_str())).await;
+            if !matches!(connect, Ok(Ok(_))) {
+                still.push(addr);
+            }
+        }
+        waiting = still;
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    if !waiting.is_empty() {
+        tracing::warn!(?waiting, "initial members not listening yet; proposing the initial membership without them");
     }
 }
 

@@ -125,6 +125,7 @@ fn every_command() -> Vec<Request> {
         Command::TokenRevoke { id: 3 },
         Command::AuthEnable { by: 2 },
         Command::AuthDisable,
+        Command::DeletePrefix { prefix: "jobs/".into() },
     ]
     .into_iter()
     .map(request)

@@ -182,7 +182,7 @@ fn permits(caller: &Caller, need: &Need) -> Result<(), ApiError> {
         Scope::Name(name) => caller.check_name("resource", name),
         Scope::Prefix(prefix) if caller.may_name(prefix) => Ok(()),
         Scope::Prefix(prefix) => Err(forbidden(format!(
-            "token {} may only list and watch under {:?}; ask with a prefix inside one of them, not {prefix:?}",
+            "token {} may only list, watch and delete under {:?}; ask with a prefix inside one of them, not {prefix:?}",
             caller.id, caller.prefixes
         ))),
     }

@@ -2,9 +2,9 @@
 //!
 //! Each wraps the axum extractor of the same name and maps its rejection to an
 //! `ApiError`: a body over the limit (`DefaultBodyLimit`, set from
-//! `Limits::body_bytes_max`) is a 413, anything else malformed (query, path, JSON
-//! syntax, JSON types, content type) is a 400. The client gets a JSON answer it can
-//! parse, and the handler never runs.
+//! `Limits::body_bytes_max`) is a 413, a body sent as something other than JSON a
+//! 415, anything else malformed (query, path, JSON syntax, JSON types) a 400. The
+//! client gets a JSON answer it can parse, and the handler never runs.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -43,16 +43,26 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
+/// Whether a body sent with this `Content-Type` is read as JSON: JSON itself, none,
+/// and `application/x-www-form-urlencoded`, which `curl -d` sends unless told
+/// otherwise (no form field could be valid here, so reading it as JSON takes nothing
+/// away). Any other type was chosen on purpose and is refused.
+fn read_as_json(content_type: Option<&str>) -> bool {
+    let Some(content_type) = content_type else { return true };
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json") || essence == "application/x-www-form-urlencoded"
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        axum::Json::<T>::from_request(req, state).await.map(|j| ApiJson(j.0)).map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large("body_too_large", e.body_text())
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
-            }
-        })
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)").to_string());
+        if !read_as_json(content_type.as_deref()) {
+            let message = format!("the body must be JSON, sent as Content-Type: application/json, not {:?}", content_type.unwrap_or_default());
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message));
+        }
+        let ApiBody(body) = ApiBody::from_request(req, state).await?;
+        axum::Json::<T>::from_bytes(&body).map(|j| ApiJson(j.0)).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))
     }
 }
 
@@ -66,5 +76,20 @@ impl<S: Send + Sync> FromRequest<S> for ApiBody {
                 ApiError::bad_request("invalid_body", e.body_text())
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_as_json;
+
+    #[test]
+    fn bodies_are_json_unless_declared_otherwise() {
+        for accepted in [None, Some("application/json"), Some("Application/JSON; charset=utf-8"), Some("application/merge-patch+json"), Some("application/x-www-form-urlencoded")] {
+            assert!(read_as_json(accepted), "{accepted:?}");
+        }
+        for refused in [Some("text/plain"), Some("multipart/form-data; boundary=x"), Some("application/octet-stream"), Some("")] {
+            assert!(!read_as_json(refused), "{refused:?}");
+        }
     }
 }

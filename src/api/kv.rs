@@ -1,4 +1,4 @@
-//! `/v1/kv`: get, put, delete and list keys.
+//! `/v1/kv`: get, put, delete and list keys, and delete every key under a prefix.
 //!
 //! Values are bytes. Reads answer JSON by default, with the value as a UTF-8 string
 //! when it is valid UTF-8 and as base64 otherwise (`"encoding"` says which), or the
@@ -18,8 +18,8 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
 use super::blocking::wait_past;
-use super::outcome::{meta_json, propose};
-use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition};
+use super::outcome::{meta_json, propose, refuse_idempotency_key};
+use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Request};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::reader::AtIndex;
 
@@ -275,6 +275,39 @@ pub fn page_limit(app: &AppState, requested: Option<usize>) -> Result<usize, Api
         return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {max}, got {limit}")));
     }
     Ok(limit)
+}
+
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePrefixQuery {
+    /// Delete every key that starts with this (`""`: every key).
+    prefix: String,
+}
+
+/// Entries one prefix delete proposes before it answers: up to 100,000 keys (at
+/// `kv::DELETE_PREFIX_BATCH_MAX` each). Past that the answer says `"more": true` and
+/// the caller repeats the request, so no request holds the leader for long.
+const DELETE_PREFIX_ROUNDS_MAX: usize = 100;
+
+#[utoipa::path(delete, path = "/v1/kv", tag = "kv", operation_id = "kv_delete_prefix", summary = "Delete every key under a prefix, in bounded entries", params(DeletePrefixQuery), responses((status = 200, description = "How many keys went, and whether more remain", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuery<DeletePrefixQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if !query.prefix.is_empty() {
+        kv::validate_key(&query.prefix, &app.limits)?;
+    }
+    refuse_idempotency_key(&headers, "a prefix delete may take several entries; repeat it instead (a repeat deletes what is left)")?;
+    let (mut deleted_total, mut rounds) = (0, 0);
+    loop {
+        let request = Request { idempotency_key: None, command: Command::DeletePrefix { prefix: query.prefix.clone() } };
+        let Outcome::PrefixDeleted { deleted, revision, more } = app.write(request).await?.outcome else {
+            return Err(ApiError::internal("a prefix delete produced an unexpected outcome"));
+        };
+        deleted_total += deleted;
+        rounds += 1;
+        if !more || rounds == DELETE_PREFIX_ROUNDS_MAX {
+            return Ok(Json(json!({ "prefix": query.prefix, "deleted": deleted_total, "revision": revision, "more": more })).into_response());
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/kv", tag = "kv", operation_id = "kv_list", summary = "List keys by prefix, paginated", params(ListQuery), responses((status = 200, description = "One page of keys", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

@@ -97,6 +97,8 @@ pub struct AppParts {
     pub placements: Arc<rings::PlacementCache>,
     /// The cluster this node belongs to (reported in `/v1/cluster`).
     pub identity: crate::raft::identity::ClusterIdentity,
+    /// How this node's last Raft RPC to each peer went (reported in `/v1/cluster`).
+    pub peer_contacts: crate::raft::peer_contacts::PeerContacts,
     /// One leadership check for many linearizable reads.
     pub read_index: crate::raft::read_index::ReadIndex,
     /// One entry for many puts and deletes.
@@ -109,7 +111,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
     let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(kv::list))
+        .routes(routes!(kv::list, kv::delete_prefix))
         .routes(routes!(kv::get, kv::put, kv::delete))
         .routes(routes!(leases::grant))
         .routes(routes!(leases::get, leases::revoke))
@@ -177,7 +179,21 @@ pub fn router(app: AppState) -> Router {
 }
 
 async fn unknown_route(request: Request) -> ApiError {
-    ApiError::not_found("route_not_found", format!("no route for {} {}; see docs/api.md", request.method(), request.uri().path()))
+    let path = request.uri().path();
+    ApiError::not_found("route_not_found", format!("no route for {} {path}; {}", request.method(), route_hint(path)))
+}
+
+/// What to try instead. A lock, queue, topic or ring name is one path segment, so a
+/// `/` in it must be sent as `%2F`; the commonest way to miss every route.
+fn route_hint(path: &str) -> String {
+    const NAMED: [(&str, &str); 4] = [("/v1/locks/", "lock"), ("/v1/queues/", "queue"), ("/v1/topics/", "topic"), ("/v1/rings/", "ring")];
+    match NAMED.iter().find(|(prefix, _)| path.starts_with(prefix)) {
+        Some((prefix, what)) => {
+            let name = path[prefix.len()..].split('/').take(2).collect::<Vec<_>>().join("%2F");
+            format!("a / inside a {what} name is written %2F in the URL (e.g. {prefix}{name}); see docs/api.md")
+        }
+        None => "see docs/api.md".to_string(),
+    }
 }
 
 async fn wrong_method(request: Request) -> ApiError {
@@ -222,5 +238,15 @@ async fn bound_in_flight(State(app): State<AppState>, request: Request, next: Ne
     match app.client_requests.take(client) {
         Ok(_slot) => next.run(request).await,
         Err(refused) => refused.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_slash_in_a_name_gets_the_percent_encoding_hint() {
+        let hint = super::route_hint("/v1/locks/jobs/leader/acquire");
+        assert!(hint.contains("/v1/locks/jobs%2Fleader"), "{hint}");
+        assert_eq!(super::route_hint("/v1/nothing"), "see docs/api.md");
     }
 }

@@ -69,7 +69,7 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count, "operation ids repeat");
-        assert_eq!(count, 47, "one operation per handler");
+        assert_eq!(count, 48, "one operation per handler");
         assert!(json["components"]["securitySchemes"]["token"].is_object());
     }
 }

@@ -52,7 +52,10 @@ pub enum TokenCommand {
     /// List tokens (never their secrets).
     List,
     /// Revoke a token.
-    Revoke { id: u64 },
+    Revoke {
+        /// The token's id (the part before the dot; `token list` shows them).
+        id: u64,
+    },
 }
 
 pub async fn run(args: AuthArgs) -> ExitCode {

@@ -7,7 +7,8 @@
 //! start) unless `--spread` sends each connection to the endpoints in turn, which
 //! then forward writes. A put (or mixed) run checks its own results: afterwards it reads back a
 //! sample of the keys it was told were written and counts any that are missing or
-//! hold another value.
+//! hold another value. Workloads of two kinds of operation (a queue's enqueue and its
+//! receive + ack, the mix's gets, puts and CAS) report each kind's latency apart.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub enum BenchWorkload {
 pub struct BenchArgs {
     #[command(flatten)]
     pub connection: Connection,
+    /// What each operation does.
     #[arg(long, value_enum, default_value = "put")]
     pub workload: BenchWorkload,
     /// Concurrent connections.
@@ -74,7 +76,9 @@ pub struct BenchArgs {
 const VERIFY_SAMPLE: usize = 1000;
 
 struct Shared {
+    /// Latency of every successful operation, and of each kind apart.
     latency_us: std::sync::Mutex<Histogram<u64>>,
+    latency_us_by_kind: std::sync::Mutex<std::collections::BTreeMap<&'static str, Histogram<u64>>>,
     errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     done: AtomicU64,
     stop: AtomicBool,
@@ -108,6 +112,8 @@ fn error_kind(status: Option<u16>, body: &str) -> String {
 /// What one operation of a connection does: its requests, in order (a queue cycle
 /// or a lock cycle is two), and the key a put wrote.
 struct Step {
+    /// What kind of operation it is, as reported ("put", "enqueue", "receive+ack"...).
+    kind: &'static str,
     requests: Vec<reqwest::RequestBuilder>,
     written: Option<String>,
     /// A compare-and-swap of the connection's own key.
@@ -124,31 +130,31 @@ struct ConnectionState {
 
 fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n: u64, value: &str, state: &ConnectionState) -> Step {
     let read_key = (worker * 7919 + n) % args.keys;
-    let one = |request| Step { requests: vec![request], written: None, cas: false };
+    let one = |kind, request| Step { kind, requests: vec![request], written: None, cas: false };
     let key = |n: u64| format!("{}/{worker}/{n}", args.key_prefix);
-    let put = |key: String| Step { requests: vec![http.put(format!("{url}/v1/kv/{key}")).body(value.to_string())], written: Some(key), cas: false };
+    let put = |key: String| Step { kind: "put", requests: vec![http.put(format!("{url}/v1/kv/{key}")).body(value.to_string())], written: Some(key), cas: false };
     let cas = || {
         let request = http.put(format!("{url}/v1/kv/bench-cas/{worker}")).body(value.to_string());
         let request = match state.cas_revision {
             Some(revision) => request.header("if-match", revision.to_string()),
             None => request,
         };
-        Step { requests: vec![request], written: None, cas: true }
+        Step { kind: "cas", requests: vec![request], written: None, cas: true }
     };
     match args.workload {
         BenchWorkload::Put => put(key(n)),
-        BenchWorkload::Get => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
-        BenchWorkload::GetStale => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}?consistency=stale"))),
+        BenchWorkload::Get => one("get", http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
+        BenchWorkload::GetStale => one("get-stale", http.get(format!("{url}/v1/kv/bench-read/{read_key}?consistency=stale"))),
         BenchWorkload::Cas => cas(),
-        BenchWorkload::Queue if n.is_multiple_of(2) => one(http.post(format!("{url}/v1/queues/bench-{worker}/messages")).body(value.to_string())),
-        BenchWorkload::Queue => one(http.post(format!("{url}/v1/queues/bench-{worker}/receive")).json(&json!({ "max": 1 }))),
+        BenchWorkload::Queue if n.is_multiple_of(2) => one("enqueue", http.post(format!("{url}/v1/queues/bench-{worker}/messages")).body(value.to_string())),
+        BenchWorkload::Queue => one("receive+ack", http.post(format!("{url}/v1/queues/bench-{worker}/receive")).json(&json!({ "max": 1 }))),
         BenchWorkload::Lock => {
             let lease = state.lease.unwrap_or(0);
-            one(http.post(format!("{url}/v1/locks/bench-{worker}/acquire")).json(&json!({ "lease": lease })))
+            one("acquire+release", http.post(format!("{url}/v1/locks/bench-{worker}/acquire")).json(&json!({ "lease": lease })))
         }
-        BenchWorkload::RingLookup => one(http.get(format!("{url}/v1/rings/bench-ring/lookup?key=k{read_key}&replicas=2"))),
+        BenchWorkload::RingLookup => one("lookup", http.get(format!("{url}/v1/rings/bench-ring/lookup?key=k{read_key}&replicas=2"))),
         BenchWorkload::Mixed => match n % 10 {
-            0..=4 => one(http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
+            0..=4 => one("get", http.get(format!("{url}/v1/kv/bench-read/{read_key}"))),
             5..=8 => put(key(n)),
             _ => cas(),
         },
@@ -213,6 +219,14 @@ async fn run_connection(shared: Arc<Shared>, http: reqwest::Client, url: String,
         match outcome {
             Ok(_) => {
                 let _ = shared.latency_us.lock().unwrap_or_else(|p| p.into_inner()).record(micros.max(1));
+                let mut by_kind = shared.latency_us_by_kind.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(histogram) = by_kind.get_mut(step.kind) {
+                    let _ = histogram.record(micros.max(1));
+                } else if let Ok(mut histogram) = latency_histogram() {
+                    let _ = histogram.record(micros.max(1));
+                    by_kind.insert(step.kind, histogram);
+                }
+                drop(by_kind);
                 if let Some(key) = step.written {
                     let mut written = shared.written.lock().unwrap_or_else(|p| p.into_inner());
                     if written.len() < VERIFY_SAMPLE * 10 {
@@ -240,7 +254,44 @@ async fn verify(http: &reqwest::Client, url: &str, keys: &[String], value: &str)
     (checked, bad)
 }
 
+/// Latencies from 1 µs to 60 s, to 3 significant digits.
+fn latency_histogram() -> Result<Histogram<u64>, hdrhistogram::CreationError> {
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+}
+
+/// Throughput and percentiles of one histogram, in ms, as JSON.
+fn summary(histogram: &Histogram<u64>, elapsed_s: f64) -> Value {
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    json!({
+        "ok": histogram.len(),
+        "ops_per_s": histogram.len() as f64 / elapsed_s,
+        "latency_ms": { "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": histogram.max() as f64 / 1000.0 },
+    })
+}
+
+/// `summary` as a line of text.
+fn summary_text(summary: &Value) -> String {
+    let latency = &summary["latency_ms"];
+    let ms = |q: &str| latency[q].as_f64().unwrap_or(0.0);
+    format!(
+        "{} ok = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        summary["ok"],
+        summary["ops_per_s"].as_f64().unwrap_or(0.0),
+        ms("p50"),
+        ms("p90"),
+        ms("p99"),
+        ms("p99.9"),
+        ms("max")
+    )
+}
+
 pub async fn run(args: BenchArgs) -> ExitCode {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this concord is a debug build, several times slower than a release build, and so is a cluster it started \
+             (`concord dev`); for figures worth keeping, build with `cargo build --release` and use target/release/concord"
+        );
+    }
     let endpoints = args.connection.urls();
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = &args.connection.token {
@@ -285,7 +336,8 @@ pub async fn run(args: BenchArgs) -> ExitCode {
         }
     }
     let shared = Arc::new(Shared {
-        latency_us: std::sync::Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).expect("a histogram"))),
+        latency_us: std::sync::Mutex::new(latency_histogram().unwrap_or_else(|_| Histogram::new(3).expect("a histogram"))),
+        latency_us_by_kind: Default::default(),
         errors: Default::default(),
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -312,37 +364,43 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     eprintln!();
     let elapsed = started.elapsed().as_secs_f64();
     let histogram = shared.latency_us.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let by_kind = shared.latency_us_by_kind.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let ok = histogram.len();
     let written = shared.written.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let (checked, bad) = if matches!(args.workload, BenchWorkload::Put | BenchWorkload::Mixed) { verify(&http, &leader, &written, &"v".repeat(args.value_bytes)).await } else { (0, 0) };
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    // Only puts are read back: other workloads write nothing a read can check.
+    let verified = if matches!(args.workload, BenchWorkload::Put | BenchWorkload::Mixed) {
+        Some(verify(&http, &leader, &written, &"v".repeat(args.value_bytes)).await)
+    } else {
+        None
+    };
     let workload = args.workload.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
-    let result = json!({
+    let all = summary(&histogram, elapsed);
+    let kinds: serde_json::Map<String, Value> = by_kind.iter().map(|(kind, histogram)| (kind.to_string(), summary(histogram, elapsed))).collect();
+    let mut result = json!({
         "workload": workload,
         "connections": args.connections,
         "seconds": elapsed,
-        "ok": ok,
-        "ops_per_s": ok as f64 / elapsed,
-        "latency_ms": { "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": histogram.max() as f64 / 1000.0 },
+        "by_operation": kinds,
         "errors": errors,
-        "verified": { "checked": checked, "missing_or_wrong": bad },
+        "verified": verified.map(|(checked, bad)| json!({ "checked": checked, "missing_or_wrong": bad })),
     });
+    if let (Some(result), Some(all)) = (result.as_object_mut(), all.as_object()) {
+        result.extend(all.clone());
+    }
     if args.connection.json {
         println!("{result}");
     } else {
-        println!(
-            "{} x{}: {ok} ok in {elapsed:.1} s = {:.0} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; errors {}; verified {checked} written keys, {bad} missing or wrong",
-            result["workload"].as_str().unwrap_or(""),
-            args.connections,
-            ok as f64 / elapsed,
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
-            ms(0.999),
-            histogram.max() as f64 / 1000.0,
-            if errors.is_empty() { "none".to_string() } else { format!("{errors:?}") },
-        );
+        println!("{workload} x{}, {elapsed:.1} s: {}", args.connections, summary_text(&all));
+        if kinds.len() > 1 {
+            for (kind, summary) in &kinds {
+                println!("  {kind}: {}", summary_text(summary));
+            }
+        }
+        println!("errors: {}", if errors.is_empty() { "none".to_string() } else { format!("{errors:?}") });
+        if let Some((checked, bad)) = verified {
+            println!("read back {checked} of the written keys: {bad} missing or wrong");
+        }
     }
+    let bad = verified.map_or(0, |(_, bad)| bad);
     if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }

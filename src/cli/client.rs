@@ -39,18 +39,21 @@ impl Connection {
             Ok(tls) => Some(tls),
             Err(e) => {
                 eprintln!("error: {e}");
-                std::process::exit(2);
+                std::process::exit(super::EXIT_USAGE.into());
             }
         }
     }
 
     pub(super) fn client(&self) -> Client {
-        let client = Client::new(self.urls()).with_token(self.token.clone());
+        let mut client = Client::new(self.urls()).with_token(self.token.clone());
+        // A person is waiting: when no endpoint accepts a connection twice over, say
+        // so at once rather than after the 15 s call deadline.
+        client.unreachable_rounds_max = Some(2);
         match self.tls() {
             None => client,
             Some(tls) => client.with_tls(&tls).unwrap_or_else(|e| {
                 eprintln!("error: {e}");
-                std::process::exit(2);
+                std::process::exit(super::EXIT_USAGE.into());
             }),
         }
     }
@@ -68,7 +71,9 @@ pub struct KvArgs {
 pub enum KvCommand {
     /// Write a key. The value is the argument, or standard input when omitted.
     Put {
+        /// The key (any printable text; `/` is an ordinary character).
         key: String,
+        /// The value (default: read from standard input).
         value: Option<String>,
         /// Only if the key's mod_revision is REV (compare-and-swap).
         #[arg(long, value_name = "REV", conflicts_with = "if_absent")]
@@ -88,14 +93,19 @@ pub enum KvCommand {
     },
     /// Read a key and print its value (metadata too with --json).
     Get {
+        /// The key.
         key: String,
         /// Answer from the node reached, without confirming leadership.
         #[arg(long)]
         stale: bool,
     },
-    /// Delete a key.
+    /// Delete a key, or with --prefix every key that starts with KEY.
     Del {
+        /// The key (with --prefix: the prefix; "" for every key).
         key: String,
+        /// Delete every key starting with KEY (in entries of up to 1,000 keys; not atomic).
+        #[arg(long, conflicts_with_all = ["if_match", "fence"])]
+        prefix: bool,
         /// Only if the key's mod_revision is REV.
         #[arg(long, value_name = "REV")]
         if_match: Option<u64>,
@@ -105,11 +115,13 @@ pub enum KvCommand {
     },
     /// List keys with a prefix, in order.
     List {
+        /// List keys starting with this (default: every key).
         #[arg(default_value = "")]
         prefix: String,
         /// Start after this key (for paging).
         #[arg(long)]
         after: Option<String>,
+        /// At most this many keys (the cluster's default page is 100).
         #[arg(long)]
         limit: Option<usize>,
     },
@@ -132,15 +144,22 @@ pub enum LeaseCommand {
     },
     /// Restart a lease's TTL; with --every, keep doing so until interrupted.
     Keepalive {
+        /// The lease's id, as `lease grant` printed it.
         id: u64,
         /// Repeat every MS milliseconds (use about a third of the TTL).
         #[arg(long, value_name = "MS")]
         every: Option<u64>,
     },
     /// End a lease now, deleting the keys attached to it.
-    Revoke { id: u64 },
+    Revoke {
+        /// The lease's id.
+        id: u64,
+    },
     /// Show a lease: remaining time and attached keys.
-    Get { id: u64 },
+    Get {
+        /// The lease's id.
+        id: u64,
+    },
 }
 
 pub async fn run_lease(args: LeaseArgs) -> ExitCode {
@@ -185,10 +204,7 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
         },
         LeaseCommand::Get { id } => match client.lease_get(id).await {
             Err(e) => fail(e),
-            Ok(None) => {
-                eprintln!("error: lease {id} does not exist (never granted, expired or revoked)");
-                ExitCode::from(1)
-            }
+            Ok(None) => not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)")),
             Ok(Some(lease)) if json => {
                 let ring_members: Vec<_> = lease.ring_members.iter().map(|m| json!({ "ring": m.ring, "member": m.member })).collect();
                 print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "remaining_ms": lease.remaining_ms, "key_count": lease.key_count,
@@ -224,7 +240,9 @@ pub struct LockArgs {
 pub enum LockCommand {
     /// Take a lock for a lease and print its fencing token.
     Acquire {
+        /// The lock's name (any printable text, `/` included).
         name: String,
+        /// The lease that will hold it: the lock is let go when the lease ends.
         #[arg(long)]
         lease: u64,
         /// Wait in line up to MS if the lock is held (default: answer at once).
@@ -232,11 +250,27 @@ pub enum LockCommand {
         wait_ms: u64,
     },
     /// Let go of a lock held with TOKEN.
-    Release { name: String, token: u64 },
+    Release {
+        /// The lock's name.
+        name: String,
+        /// The fencing token `lock acquire` printed.
+        // Not `token`: that is the global `--token` (the client token) of every command.
+        #[arg(value_name = "TOKEN")]
+        fencing_token: u64,
+    },
     /// Show who holds a lock.
-    Get { name: String },
+    Get {
+        /// The lock's name.
+        name: String,
+    },
     /// Exit 0 if TOKEN holds the lock now, 1 if not.
-    Check { name: String, token: u64 },
+    Check {
+        /// The lock's name.
+        name: String,
+        /// The fencing token to check.
+        #[arg(value_name = "TOKEN")]
+        fencing_token: u64,
+    },
 }
 
 pub async fn run_lock(args: LockArgs) -> ExitCode {
@@ -254,7 +288,7 @@ pub async fn run_lock(args: LockArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
         },
-        LockCommand::Release { name, token } => match client.lock_release(&name, token).await {
+        LockCommand::Release { name, fencing_token: token } => match client.lock_release(&name, token).await {
             Err(e) => fail(e),
             Ok(()) => {
                 println!("OK released {name:?}");
@@ -276,7 +310,7 @@ pub async fn run_lock(args: LockArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
         },
-        LockCommand::Check { name, token } => match client.lock_check(&name, token).await {
+        LockCommand::Check { name, fencing_token: token } => match client.lock_check(&name, token).await {
             Err(e) => fail(e),
             Ok(true) => {
                 println!("token {token} holds {name:?}");
@@ -302,26 +336,42 @@ pub struct RingArgs {
 pub enum RingCommand {
     /// Join (or update) a member; with --lease it leaves when the lease ends.
     Join {
+        /// The ring's name (created on first join).
         ring: String,
+        /// The member's name, unique in the ring.
         member: String,
+        /// Where clients reach the member (host:port, or any text up to 256 bytes).
         #[arg(long)]
         address: String,
+        /// Its share of the keys relative to the others (1 to 8).
         #[arg(long, default_value_t = 1)]
         weight: u32,
         /// Free-form text kept with the member (a join replaces it).
         #[arg(long, default_value = "")]
         metadata: String,
+        /// Attach the member to this lease: it leaves the ring when the lease ends.
         #[arg(long)]
         lease: Option<u64>,
     },
     /// Remove a member.
-    Leave { ring: String, member: String },
+    Leave {
+        /// The ring's name.
+        ring: String,
+        /// The member's name.
+        member: String,
+    },
     /// Show a ring's epoch and members.
-    Get { ring: String },
+    Get {
+        /// The ring's name.
+        ring: String,
+    },
     /// Print the owners of a key.
     Lookup {
+        /// The ring's name.
         ring: String,
+        /// The key to place (any text).
         key: String,
+        /// How many distinct owners, first owner first (1 to 16).
         #[arg(long, default_value_t = 1)]
         replicas: usize,
     },
@@ -398,9 +448,17 @@ pub enum ClusterCommand {
         stale: bool,
     },
     /// Add a member (joins as a learner, catches up, becomes a voter).
-    Add { id: u64, addr: String },
+    Add {
+        /// The new member's id: a positive number never used in this cluster.
+        id: u64,
+        /// The host:port it listens on (its `--listen`, or `--advertise`).
+        addr: String,
+    },
     /// Remove a member.
-    Remove { id: u64 },
+    Remove {
+        /// The member's id.
+        id: u64,
+    },
 }
 
 fn parse_fence(text: &str) -> Result<(String, u64), String> {
@@ -409,9 +467,21 @@ fn parse_fence(text: &str) -> Result<(String, u64), String> {
     Ok((lock.to_string(), token))
 }
 
+/// Prints `error: <status> <code>: <message>` (or why no node answered) and picks the
+/// exit code: `EXIT_REFUSED` for a refusal (a 4xx: nothing changed), else
+/// `EXIT_UNAVAILABLE` (unreachable, 503, or an outcome that is not known).
 pub(super) fn fail(e: ClientError) -> ExitCode {
     eprintln!("error: {e}");
-    ExitCode::from(1)
+    match e.status() {
+        Some(status) if (400..500).contains(&status) => ExitCode::from(super::EXIT_REFUSED),
+        _ => ExitCode::from(super::EXIT_UNAVAILABLE),
+    }
+}
+
+/// What is asked for does not exist: the same `error: 404 <code>: <message>` line as
+/// a refusal, for the reads whose client call answers `None` instead of an error.
+pub(super) fn not_found(code: &str, message: String) -> ExitCode {
+    fail(ClientError::Api { status: 404, code: code.to_string(), message, details: None })
 }
 
 pub(super) fn print_json(value: &serde_json::Value) {
@@ -428,6 +498,7 @@ fn key_json(kv: &KeyValue) -> serde_json::Value {
         "create_revision": kv.create_revision,
         "mod_revision": kv.mod_revision,
         "version": kv.version,
+        "lease": kv.lease,
     })
 }
 
@@ -442,7 +513,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                     let mut buffer = Vec::new();
                     if let Err(e) = std::io::stdin().read_to_end(&mut buffer) {
                         eprintln!("error: cannot read the value from standard input: {e}");
-                        return ExitCode::from(2);
+                        return ExitCode::from(super::EXIT_USAGE);
                     }
                     buffer
                 }
@@ -469,10 +540,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
         KvCommand::Get { key, stale } => match client.get_with(&key, stale).await {
             Err(e) => fail(e),
             Ok(found) => match found.value {
-                None => {
-                    eprintln!("error: key {key:?} does not exist");
-                    ExitCode::from(1)
-                }
+                None => not_found("key_not_found", format!("key {key:?} does not exist")),
                 Some(kv) if json => {
                     print_json(&key_json(&kv));
                     ExitCode::SUCCESS
@@ -487,7 +555,18 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                 }
             },
         },
-        KvCommand::Del { key, if_match, fence } => {
+        KvCommand::Del { key, prefix: true, .. } => match client.delete_prefix(&key).await {
+            Err(e) => fail(e),
+            Ok(gone) if json => {
+                print_json(&json!({ "prefix": key, "deleted": gone.deleted, "revision": gone.revision }));
+                ExitCode::SUCCESS
+            }
+            Ok(gone) => {
+                println!("OK deleted {} keys under {key:?}; revision {}", gone.deleted, gone.revision);
+                ExitCode::SUCCESS
+            }
+        },
+        KvCommand::Del { key, if_match, fence, .. } => {
             let precondition = if_match.map_or(Precondition::None, Precondition::ModRevision);
             match client.delete_with(&key, &WriteOptions { precondition, fence, ..Default::default() }).await {
                 Err(e) => fail(e),
@@ -536,17 +615,21 @@ pub async fn run_cluster(args: ClusterArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(status) => {
-            println!(
-                "leader {}  term {}  commit {}  applied {}",
-                status["leader"], status["term"], status["commit_index"], status["applied_index"]
-            );
+            let number = |value: &serde_json::Value| value.as_u64().map_or("-".to_string(), |n| n.to_string());
+            let leader = status["leader"].as_u64().map_or("none (an election is under way, or no quorum)".to_string(), |id| format!("node {id}"));
+            println!("leader {leader}  term {}  commit {}  applied {}", number(&status["term"]), number(&status["commit_index"]), number(&status["applied_index"]));
             for member in status["members"].as_array().into_iter().flatten() {
+                // What the answering node's last Raft call to the member came to.
+                let contact = match (member["last_contact"]["ok"].as_bool(), member["last_contact"]["error"].as_str()) {
+                    (Some(false), Some(error)) => format!("  UNREACHABLE: {error}"),
+                    _ => String::new(),
+                };
                 println!(
-                    "  node {:<3} {:<22} {:<9} matched {}",
-                    member["id"],
+                    "  node {:<3} {:<22} {:<9} matched {}{contact}",
+                    number(&member["id"]),
                     member["addr"].as_str().unwrap_or("?"),
                     member["role"].as_str().unwrap_or("?"),
-                    member["matched_index"]
+                    number(&member["matched_index"]),
                 );
             }
             ExitCode::SUCCESS

@@ -6,6 +6,7 @@ mod auth;
 mod bench;
 mod client;
 mod dev;
+mod dev_control;
 mod queue;
 mod stream;
 mod serve;
@@ -13,6 +14,17 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Exit status of a client command when the cluster refused the request or what it
+/// names does not exist (a 4xx: nothing changed), and of `lock check` when the token
+/// does not hold the lock. 0 is success.
+pub const EXIT_REFUSED: u8 = 1;
+/// Bad usage: arguments (clap exits with 2 too), an unreadable CA file or stdin.
+pub const EXIT_USAGE: u8 = 2;
+/// No node could be reached, the cluster was unavailable (503), or the outcome of a
+/// write is not known (504, a lost answer): retrying with the same idempotency key
+/// is safe.
+pub const EXIT_UNAVAILABLE: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +70,14 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+impl Command {
+    /// Commands that print to a terminal or a pipe and then exit, as opposed to
+    /// the servers (`serve`, `dev`) and the load generator.
+    pub fn is_client(&self) -> bool {
+        !matches!(self, Command::Serve(_) | Command::Dev(_) | Command::Bench(_))
+    }
+}
+
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
@@ -75,9 +95,73 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default level.
+/// Logs to stderr; `RUST_LOG` overrides the default level. Colour only on a terminal:
+/// a node of `concord dev` logs to a file, where escape codes are noise.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// clap's own consistency check, and one it does not make: an argument named
+    /// like a global one inherited from above (the positional `<TOKEN>` of `lock
+    /// release` beside the global `--token`) panics when its value is read, in a
+    /// user's shell. Here it fails at `cargo test` instead.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        fn clashes(command: &clap::Command, inherited: &[String], path: &str, found: &mut Vec<String>) {
+            let mut globals = inherited.to_vec();
+            for arg in command.get_arguments() {
+                let id = arg.get_id().to_string();
+                if arg.is_global_set() {
+                    globals.push(id);
+                } else if inherited.contains(&id) {
+                    found.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                clashes(sub, &globals, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut found = Vec::new();
+        clashes(&command, &[], "concord", &mut found);
+        assert!(found.is_empty(), "arguments named like an inherited global one: {found:?}");
+    }
+
+    #[test]
+    fn lock_tokens_parse_beside_the_client_token() {
+        for line in ["concord lock release jobs/leader 42 --token 1.s", "concord lock check jobs/leader 42"] {
+            let parsed = Cli::try_parse_from(line.split(' ')).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(format!("{parsed:?}").contains("fencing_token: 42"), "{parsed:?}");
+        }
+    }
+
+    /// Every argument of every subcommand says what it is in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn undocumented(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    found.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undocumented(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = Vec::new();
+        undocumented(&Cli::command(), "concord", &mut found);
+        assert!(found.is_empty(), "arguments without help text: {found:#?}");
+    }
 }

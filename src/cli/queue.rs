@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use concord::client::{QueueMessage, QueueSettings, ReceiveOptions};
 use serde_json::json;
 
-use super::client::{Connection, fail, print_json};
+use super::client::{Connection, fail, not_found, print_json};
 
 #[derive(Args, Debug)]
 pub struct QueueArgs {
@@ -21,6 +21,7 @@ pub struct QueueArgs {
 pub enum QueueCommand {
     /// Create a queue or change its settings (unset ones take the defaults).
     Configure {
+        /// The queue's name.
         queue: String,
         /// How long a received message stays invisible by default.
         #[arg(long, value_name = "MS")]
@@ -28,16 +29,21 @@ pub enum QueueCommand {
         /// Deliveries without an ack before a message moves to --dead-letter-queue.
         #[arg(long, requires = "dead_letter_queue")]
         max_deliveries: Option<u32>,
+        /// Where a message goes after --max-deliveries deliveries without an ack.
         #[arg(long, requires = "max_deliveries")]
         dead_letter_queue: Option<String>,
+        /// Most messages the queue holds; an enqueue beyond is refused.
         #[arg(long)]
         max_length: Option<u64>,
+        /// Largest message the queue accepts.
         #[arg(long, value_name = "BYTES")]
         max_message_bytes: Option<u64>,
     },
     /// Enqueue a message (the argument, or stdin when it is `-`); prints its id.
     Send {
+        /// The queue's name (created on first use).
         queue: String,
+        /// The message, or `-` to read it from standard input.
         message: String,
         /// Visible only after MS.
         #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -45,9 +51,12 @@ pub enum QueueCommand {
     },
     /// Receive messages; prints `<receipt> <payload>` per message.
     Receive {
+        /// The queue's name.
         queue: String,
+        /// Take up to this many messages (1 to 100).
         #[arg(long, default_value_t = 1)]
         max: u32,
+        /// Keep them invisible to others for MS (default: the queue's setting) unless acked.
         #[arg(long, value_name = "MS")]
         visibility_ms: Option<u64>,
         /// Wait up to MS for a message when none is visible.
@@ -55,25 +64,47 @@ pub enum QueueCommand {
         wait_ms: u64,
     },
     /// Delete the message of an in-flight delivery.
-    Ack { queue: String, receipt: String },
+    Ack {
+        /// The queue's name.
+        queue: String,
+        /// The receipt `receive` printed (`<id>.<delivery>`).
+        receipt: String,
+    },
     /// Give a delivery back, visible again after --delay-ms.
     Nack {
+        /// The queue's name.
         queue: String,
+        /// The receipt `receive` printed.
         receipt: String,
+        /// Visible again only after MS.
         #[arg(long, value_name = "MS", default_value_t = 0)]
         delay_ms: u64,
     },
     /// Keep a delivery in flight for MS more.
-    Extend { queue: String, receipt: String, visibility_ms: u64 },
+    Extend {
+        /// The queue's name.
+        queue: String,
+        /// The receipt `receive` printed.
+        receipt: String,
+        /// How long from now it stays invisible to others, in ms.
+        visibility_ms: u64,
+    },
     /// Show a queue's counters and settings.
-    Stats { queue: String },
+    Stats {
+        /// The queue's name.
+        queue: String,
+    },
     /// List queues.
     List {
+        /// Start after this name (for paging).
         #[arg(long)]
         after: Option<String>,
     },
     /// Delete a queue and its messages.
-    Delete { queue: String },
+    Delete {
+        /// The queue's name.
+        queue: String,
+    },
 }
 
 fn message_json(message: &QueueMessage) -> serde_json::Value {
@@ -112,8 +143,8 @@ pub async fn run(args: QueueArgs) -> ExitCode {
             let payload = if message == "-" {
                 let mut bytes = Vec::new();
                 if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-                    eprintln!("error: cannot read stdin: {e}");
-                    return ExitCode::from(1);
+                    eprintln!("error: cannot read the message from standard input: {e}");
+                    return ExitCode::from(super::EXIT_USAGE);
                 }
                 bytes
             } else {
@@ -156,10 +187,7 @@ pub async fn run(args: QueueArgs) -> ExitCode {
         },
         QueueCommand::Stats { queue } => match client.queue_stats(&queue).await {
             Err(e) => fail(e),
-            Ok(None) => {
-                eprintln!("error: queue {queue:?} does not exist");
-                ExitCode::from(1)
-            }
+            Ok(None) => not_found("queue_not_found", format!("queue {queue:?} does not exist")),
             Ok(Some(stats)) if json => {
                 print_json(&json!({
                     "name": stats.name, "visible": stats.visible, "in_flight": stats.in_flight, "delayed": stats.delayed,

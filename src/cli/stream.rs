@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use concord::client::TopicSettings;
 use serde_json::json;
 
-use super::client::{Connection, fail, print_json};
+use super::client::{Connection, fail, not_found, print_json};
 
 #[derive(Args, Debug)]
 pub struct TopicArgs {
@@ -21,24 +21,36 @@ pub struct TopicArgs {
 pub enum TopicCommand {
     /// Create a topic or change its retention (unset ones take the defaults).
     Configure {
+        /// The topic's name.
         topic: String,
+        /// Keep at most this many messages (the oldest go first).
         #[arg(long)]
         max_messages: Option<u64>,
+        /// Keep at most this many bytes of messages.
         #[arg(long, value_name = "BYTES")]
         max_bytes: Option<u64>,
+        /// Drop messages older than MS.
         #[arg(long, value_name = "MS")]
         max_age_ms: Option<u64>,
+        /// Largest message the topic accepts.
         #[arg(long, value_name = "BYTES")]
         max_message_bytes: Option<u64>,
     },
     /// Publish a message; prints its offset.
-    Publish { topic: String, message: String },
+    Publish {
+        /// The topic's name (created on first use).
+        topic: String,
+        /// The message, as text.
+        message: String,
+    },
     /// Read messages from an offset; prints `<offset> <payload>` per message.
     Read {
+        /// The topic's name.
         topic: String,
         /// First offset (default: the oldest retained).
         #[arg(long)]
         from: Option<u64>,
+        /// At most this many messages.
         #[arg(long, default_value_t = 100)]
         limit: usize,
         /// Wait up to MS for a message at --from.
@@ -47,14 +59,22 @@ pub enum TopicCommand {
     },
     /// Follow a topic from an offset (default: what is published from now on).
     Subscribe {
+        /// The topic's name.
         topic: String,
+        /// First offset (default: what is published from now on).
         #[arg(long)]
         from: Option<u64>,
     },
     /// Show a topic's offsets and retention.
-    Stats { topic: String },
+    Stats {
+        /// The topic's name.
+        topic: String,
+    },
     /// Delete a topic and its messages.
-    Delete { topic: String },
+    Delete {
+        /// The topic's name.
+        topic: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -122,10 +142,7 @@ pub async fn run_topic(args: TopicArgs) -> ExitCode {
         }
         TopicCommand::Stats { topic } => match client.topic_stats(&topic).await {
             Err(e) => fail(e),
-            Ok(None) => {
-                eprintln!("error: topic {topic:?} does not exist");
-                ExitCode::from(1)
-            }
+            Ok(None) => not_found("topic_not_found", format!("topic {topic:?} does not exist")),
             Ok(Some(stats)) => {
                 print_json(&stats);
                 ExitCode::SUCCESS
@@ -147,8 +164,15 @@ pub async fn run_watch(args: WatchArgs) -> ExitCode {
     loop {
         match stream.next_change().await {
             Ok(Some(change)) if args.connection.json => {
-                let value = change.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned());
-                println!("{}", json!({ "revision": change.revision, "key": change.key, "value": value }));
+                // The API's event shape: binary values as base64, a delete has no value.
+                let event = match &change.value {
+                    Some(value) => {
+                        let (value, encoding) = concord::api::kv::value_json(value);
+                        json!({ "type": "put", "revision": change.revision, "key": change.key, "value": value, "encoding": encoding })
+                    }
+                    None => json!({ "type": "delete", "revision": change.revision, "key": change.key }),
+                };
+                println!("{event}");
             }
             Ok(Some(change)) => match &change.value {
                 Some(value) => println!("{} PUT {} {}", change.revision, change.key, String::from_utf8_lossy(value)),

@@ -26,6 +26,7 @@ mod auth;
 mod queues;
 mod sse;
 mod topics;
+mod unreachable;
 pub use auth::{CreatedToken, TokenInfo};
 pub use queues::{DeadLetteredFrom, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
 pub use sse::{EventStream, RawEvent, WatchEvent};
@@ -38,7 +39,7 @@ pub enum ClientError {
     #[error("{status} {code}: {message}")]
     Api { status: u16, code: String, message: String, details: Option<Value> },
     /// No endpoint could be reached, or the answer was lost.
-    #[error("transport: {0}")]
+    #[error("{0}")]
     Transport(String),
     /// The answer was not what the API promises.
     #[error("unexpected answer: {0}")]
@@ -93,6 +94,8 @@ pub struct KeyValue {
     pub create_revision: u64,
     pub mod_revision: u64,
     pub version: u64,
+    /// The lease the key is attached to (deleted when it ends), if any.
+    pub lease: Option<u64>,
 }
 
 /// The result of a put.
@@ -104,6 +107,22 @@ pub struct PutResult {
     pub mod_revision: u64,
     pub version: u64,
     pub created: bool,
+}
+
+/// What a prefix delete removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixDeleted {
+    /// How many keys went.
+    pub deleted: u64,
+    /// The cluster revision after the last of them.
+    pub revision: u64,
+}
+
+#[derive(Deserialize)]
+struct PrefixDeletedJson {
+    deleted: u64,
+    revision: u64,
+    more: bool,
 }
 
 /// A read and where it was served.
@@ -147,6 +166,8 @@ struct KeyJson {
     create_revision: u64,
     mod_revision: u64,
     version: u64,
+    #[serde(default)]
+    lease: Option<u64>,
 }
 
 /// Bytes sent as JSON: text, or base64 when `encoding` says so.
@@ -163,7 +184,7 @@ impl KeyJson {
             None => Vec::new(),
             Some(text) => decode_payload(text, self.encoding.as_deref())?,
         };
-        Ok(KeyValue { key: self.key, value, create_revision: self.create_revision, mod_revision: self.mod_revision, version: self.version })
+        Ok(KeyValue { key: self.key, value, create_revision: self.create_revision, mod_revision: self.mod_revision, version: self.version, lease: self.lease })
     }
 }
 
@@ -276,7 +297,14 @@ pub struct Client {
     pub attempt_timeout: Duration,
     /// Sent as `Authorization: Bearer` with every request, when set.
     token: Option<String>,
+    /// Give up once every endpoint failed to connect this many times in a row,
+    /// instead of retrying until `call_timeout` (the CLI: a person is waiting, and
+    /// nodes that refuse connections are down, not electing). `None`: keep trying.
+    pub unreachable_rounds_max: Option<u32>,
 }
+
+/// How long connecting to one endpoint may take before the next one is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -327,7 +355,7 @@ impl Client {
     pub fn new(endpoints: Vec<String>) -> Self {
         // Building fails only if the TLS backend or resolver cannot initialise; reqwest's
         // default client is the same minus our timeouts.
-        let http = crate::http_client::pooled(Duration::from_secs(1), None).unwrap_or_else(|_| reqwest::Client::new());
+        let http = crate::http_client::pooled(CONNECT_TIMEOUT, None).unwrap_or_else(|_| reqwest::Client::new());
         Self {
             endpoints: endpoints.iter().map(|e| normalize(e)).collect(),
             http,
@@ -335,6 +363,7 @@ impl Client {
             call_timeout: Duration::from_secs(15),
             attempt_timeout: Duration::from_secs(16),
             token: None,
+            unreachable_rounds_max: None,
         }
     }
 
@@ -347,7 +376,7 @@ impl Client {
     /// Speaks TLS to `https://` endpoints, trusting only the CA (and presenting the
     /// certificate) in `tls`.
     pub fn with_tls(mut self, tls: &crate::tls::ClientTls) -> Result<Self, ClientError> {
-        self.http = crate::http_client::pooled(Duration::from_secs(1), Some(tls)).map_err(|e| ClientError::Transport(format!("cannot set up TLS: {e}")))?;
+        self.http = crate::http_client::pooled(CONNECT_TIMEOUT, Some(tls)).map_err(|e| ClientError::Transport(format!("cannot set up TLS: {e}")))?;
         Ok(self)
     }
 
@@ -396,6 +425,7 @@ impl Client {
             error if maybe_applied => ClientError::OutcomeUnknown(format!("an earlier attempt may have applied; the last one ended: {error}")),
             error => error,
         };
+        let mut unreachable = unreachable::Unreachable::new(self.endpoints.len());
         loop {
             let index = (self.preferred.load(Ordering::Relaxed) + attempt) % self.endpoints.len();
             attempt += 1;
@@ -410,6 +440,7 @@ impl Client {
             }
             let error = match request.send().await {
                 Ok(response) => {
+                    unreachable.answered(index);
                     let status = response.status();
                     let header_u64 = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
                     let node = header_u64("concord-node");
@@ -438,14 +469,28 @@ impl Client {
                 Err(e) => {
                     // Only a failed connect proves the request never left.
                     maybe_applied |= !is_read && !e.is_connect();
-                    ClientError::Transport(format!("{url}: {e}"))
+                    let reason = crate::http_client::failure_reason(&e, CONNECT_TIMEOUT);
+                    if e.is_connect() {
+                        unreachable.failed(index, reason.clone());
+                    }
+                    ClientError::Transport(format!("{}: {reason}", self.endpoints[index]))
                 }
             };
-            if Instant::now() + backoff >= deadline {
+            // Every endpoint refused or timed out: say so, naming each and why.
+            let error = match (error, unreachable.summary(&self.endpoints)) {
+                (ClientError::Transport(_), Some(summary)) => ClientError::Transport(summary),
+                (error, _) => error,
+            };
+            let gave_up = self.unreachable_rounds_max.is_some_and(|rounds| unreachable.gave_every_endpoint(rounds));
+            if gave_up || Instant::now() + backoff >= deadline {
                 return Err(settle(error, maybe_applied));
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(1000));
+            // The next endpoint at once (another node may answer); a pause only after
+            // a whole round of them failed.
+            if attempt.is_multiple_of(self.endpoints.len()) {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(1000));
+            }
         }
     }
 
@@ -487,6 +532,22 @@ impl Client {
 
     pub async fn delete(&self, key: &str) -> Result<Served<u64>, ClientError> {
         self.delete_with(key, &WriteOptions::default()).await
+    }
+
+    /// Deletes every key starting with `prefix`, repeating the request while the
+    /// cluster says more remain. Not atomic: each entry is (at most 1,000 keys), and a
+    /// key written under the prefix meanwhile may survive. Not idempotent either,
+    /// and needs not be: a repeat deletes what is left.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<PrefixDeleted, ClientError> {
+        let path = format!("/v1/kv?prefix={}", encode_segment(prefix));
+        let mut deleted = 0;
+        loop {
+            let answer: PrefixDeletedJson = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
+            deleted += answer.deleted;
+            if !answer.more {
+                return Ok(PrefixDeleted { deleted, revision: answer.revision });
+            }
+        }
     }
 
     /// Linearizable read; `None` when the key does not exist.

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod log_store;
 pub mod network;
 pub mod peer_auth;
+pub mod peer_contacts;
 pub mod peer_server;
 pub mod proposer;
 pub mod read_index;

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use super::identity::{CLUSTER_HEADER, ClusterIdentity};
 use super::peer_auth::{PeerSecret, SECRET_HEADER};
+use super::peer_contacts::PeerContacts;
 use super::{Node, NodeId, TypeConfig};
 use crate::codec;
 
@@ -35,12 +36,17 @@ pub struct PeerNetwork {
     secret: PeerSecret,
     /// `http` or `https` (`tls`).
     scheme: &'static str,
+    /// How each peer's last RPC went, for `/v1/cluster`.
+    contacts: PeerContacts,
 }
 
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
 impl PeerNetwork {
-    pub fn new(identity: ClusterIdentity, secret: PeerSecret, tls: Option<&crate::tls::ClientTls>) -> Result<Self, reqwest::Error> {
-        let http = crate::http_client::pooled(Duration::from_millis(500), tls)?;
-        Ok(Self { http, identity, secret, scheme: crate::http_client::scheme(tls) })
+    pub fn new(identity: ClusterIdentity, secret: PeerSecret, tls: Option<&crate::tls::ClientTls>, contacts: PeerContacts) -> Result<Self, reqwest::Error> {
+        let http = crate::http_client::pooled(CONNECT_TIMEOUT, tls)?;
+        Ok(Self { http, identity, secret, scheme: crate::http_client::scheme(tls), contacts })
     }
 }
 
@@ -51,13 +57,15 @@ pub struct PeerClient {
     base_url: String,
     identity: ClusterIdentity,
     secret: PeerSecret,
+    contacts: PeerContacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, base_url: format!("{}://{}/raft", self.scheme, node.addr), identity: self.identity.clone(), secret: self.secret.clone() }
+        let base_url = format!("{}://{}/raft", self.scheme, node.addr);
+        PeerClient { http: self.http.clone(), target, base_url, identity: self.identity.clone(), secret: self.secret.clone(), contacts: self.contacts.clone() }
     }
 }
 
@@ -80,10 +88,16 @@ impl PeerClient {
         let sent = sending.timeout(option.hard_ttl()).body(body).send().await;
         let response = match sent {
             Ok(response) => response,
-            Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
-            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+            Err(e) => {
+                self.contacts.failed(self.target, crate::http_client::failure_reason(&e, CONNECT_TIMEOUT));
+                return Err(if e.is_connect() { RPCError::Unreachable(Unreachable::new(&e)) } else { RPCError::Network(NetworkError::new(&e)) });
+            }
         };
         let status = response.status();
+        match status.is_success() {
+            true => self.contacts.answered(self.target),
+            false => self.contacts.failed(self.target, format!("answered {status} to {rpc}")),
+        }
         let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();

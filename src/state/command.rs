@@ -80,6 +80,10 @@ pub enum Command {
     /// Require tokens from now on; `by` is the admin token that asked.
     AuthEnable { by: u64 },
     AuthDisable,
+    /// Remove up to `kv::DELETE_PREFIX_BATCH_MAX` keys starting with `prefix` (the API
+    /// proposes more entries until none is left). Last among the variants so the
+    /// encoding of every earlier one is unchanged.
+    DeletePrefix { prefix: String },
 }
 
 pub use crate::state::queue::Receipt;
@@ -168,6 +172,9 @@ pub enum Outcome {
     TokenRevoked { id: u64 },
     /// Tokens are now required (`enabled`) or not.
     AuthChanged { enabled: bool },
+    /// `deleted` keys went, the last at `revision`; `more` when keys with the prefix
+    /// remain beyond this entry's bound.
+    PrefixDeleted { deleted: u64, revision: u64, more: bool },
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
@@ -266,8 +273,11 @@ impl Command {
     pub fn scans_state(&self) -> bool {
         // A revoke or an expiry walks the lease's attachments (keys and locks); a tick
         // walks the queue timers too; a receive walks the visible messages, a queue
-        // delete its messages.
-        matches!(self, Command::Tick { .. } | Command::LeaseRevoke { .. } | Command::QueueReceive { .. } | Command::QueueDelete { .. })
+        // delete its messages, a prefix delete its keys.
+        matches!(
+            self,
+            Command::Tick { .. } | Command::LeaseRevoke { .. } | Command::QueueReceive { .. } | Command::QueueDelete { .. } | Command::DeletePrefix { .. }
+        )
     }
 }
 
@@ -309,6 +319,7 @@ impl fmt::Display for Request {
             Command::TokenRevoke { id } => write!(f, "revoke token {id}"),
             Command::AuthEnable { by } => write!(f, "require tokens (asked by token {by})"),
             Command::AuthDisable => write!(f, "stop requiring tokens"),
+            Command::DeletePrefix { prefix } => write!(f, "delete keys under {prefix:?}"),
         }
     }
 }

@@ -116,11 +116,44 @@ pub fn apply_delete(
     if let Err(rejection) = check(key, Some(&current.meta), precondition) {
         return Ok(Outcome::Rejected(rejection));
     }
+    remove(batch, meta, key, current.lease)?;
+    Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })
+}
+
+/// Deletes `key` at the next revision, detaching it from `lease`.
+fn remove(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, lease: Option<u64>) -> Result<(), ViewError> {
     meta.revision += 1;
     history::record(batch, meta, key, Change::Delete)?;
     batch.delete(Cf::Kv, key.as_bytes());
-    lease::reattach(batch, key, current.lease, None)?;
-    Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })
+    lease::reattach(batch, key, lease, None)
+}
+
+/// Most keys one prefix-delete entry removes. Each is a history record and a lease
+/// detach, so the entry stays a bounded write however many keys the prefix covers.
+pub const DELETE_PREFIX_BATCH_MAX: usize = 1_000;
+
+/// Deletes up to `DELETE_PREFIX_BATCH_MAX` keys starting with `prefix`, in key order,
+/// each at its own revision (a watch sees one delete per key). Scans the store
+/// (`Command::scans_state`).
+pub fn apply_delete_prefix(batch: &mut Batch<'_>, meta: &mut Meta, prefix: &str) -> Result<Outcome, ViewError> {
+    let mut doomed = Vec::new();
+    let mut more = false;
+    for item in batch.scan(Cf::Kv, prefix.as_bytes()) {
+        let (key, value) = item?;
+        if !key.starts_with(prefix.as_bytes()) {
+            break;
+        }
+        if doomed.len() == DELETE_PREFIX_BATCH_MAX {
+            more = true;
+            break;
+        }
+        let key = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt("a stored key is not UTF-8".to_string()))?;
+        doomed.push((key, codec::decode::<KvRecord>(&value)?.lease));
+    }
+    for (key, lease) in &doomed {
+        remove(batch, meta, key, *lease)?;
+    }
+    Ok(Outcome::PrefixDeleted { deleted: doomed.len() as u64, revision: meta.revision, more })
 }
 
 pub fn get(view: &View<'_>, key: &str) -> Result<Option<KvRecord>, ViewError> {

@@ -162,6 +162,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::TokenRevoke { id } => auth::revoke(batch, id),
         Command::AuthEnable { by } => auth::enable(batch, by),
         Command::AuthDisable => auth::disable(batch),
+        Command::DeletePrefix { prefix } => kv::apply_delete_prefix(batch, meta, &prefix),
     }
 }
 

@@ -165,6 +165,33 @@ async fn list_pages_through_a_prefix_in_order() {
 }
 
 #[tokio::test]
+async fn a_prefix_delete_takes_bounded_entries_and_spares_other_keys() {
+    let mut f = Fixture::new();
+    let n = kv::DELETE_PREFIX_BATCH_MAX as u64 + 5;
+    let lease = grant(&mut f, 60_000).await;
+    f.apply(put_leased("jobs/leased", "x", lease)).await;
+    for i in 0..n - 1 {
+        f.apply(put(&format!("jobs/{i:05}"), "x")).await;
+    }
+    for key in ["job", "jobs", "jobsx", "k"] {
+        f.apply(put(key, "kept")).await;
+    }
+    let before = f.revision();
+    let first = f.apply(Command::DeletePrefix { prefix: "jobs/".into() }).await;
+    let batch = kv::DELETE_PREFIX_BATCH_MAX as u64;
+    assert_eq!(first, Outcome::PrefixDeleted { deleted: batch, revision: before + batch, more: true });
+    let second = f.apply(Command::DeletePrefix { prefix: "jobs/".into() }).await;
+    assert_eq!(second, Outcome::PrefixDeleted { deleted: 5, revision: before + n, more: false });
+    let third = f.apply(Command::DeletePrefix { prefix: "jobs/".into() }).await;
+    assert_eq!(third, Outcome::PrefixDeleted { deleted: 0, revision: before + n, more: false });
+    assert!(f.reader.list("jobs/", None, 10).unwrap().value.items.is_empty());
+    for key in ["job", "jobs", "jobsx", "k"] {
+        assert_eq!(f.value(key), Some(b"kept".to_vec()), "{key}");
+    }
+    assert_eq!(f.reader.lease(lease, 10).unwrap().value.unwrap().record.key_count, 0, "the leased key was detached");
+}
+
+#[tokio::test]
 async fn idempotency_key_replays_the_first_outcome() {
     let mut f = Fixture::new();
     let first = f.apply_keyed(Some("req-1"), put("k", "v")).await;

@@ -1,0 +1,45 @@
+//! Why endpoints could not be reached, said the way a person reads it.
+//!
+//! reqwest's own text for a refused connection is `error sending request for url
+//! (...)`: the cause (refused, timed out, no such host) sits several `source()`s
+//! deep. Someone whose node is down needs to read which endpoints were tried and why
+//! each failed (`http_client::failure_reason`), so a call that reached no node
+//! reports exactly that, and a client that is told to (`Client::unreachable_rounds_max`)
+//! gives up after a few rounds of failed connects instead of retrying until its
+//! deadline.
+
+/// Per endpoint, why the last connect to it failed (`None` once it answered), and
+/// how many connects in a row failed.
+pub(super) struct Unreachable {
+    reasons: Vec<Option<String>>,
+    failed_in_a_row: usize,
+}
+
+impl Unreachable {
+    pub(super) fn new(endpoints: usize) -> Self {
+        Self { reasons: vec![None; endpoints], failed_in_a_row: 0 }
+    }
+
+    pub(super) fn failed(&mut self, endpoint: usize, reason: String) {
+        self.reasons[endpoint] = Some(reason);
+        self.failed_in_a_row += 1;
+    }
+
+    pub(super) fn answered(&mut self, endpoint: usize) {
+        self.reasons[endpoint] = None;
+        self.failed_in_a_row = 0;
+    }
+
+    /// True once every endpoint failed to connect `rounds` times in a row.
+    pub(super) fn gave_every_endpoint(&self, rounds: u32) -> bool {
+        self.failed_in_a_row >= self.reasons.len() * rounds as usize
+    }
+
+    /// "no node could be reached: http://a: connection refused; http://b: ..." when
+    /// no endpoint answered, else `None`.
+    pub(super) fn summary(&self, endpoints: &[String]) -> Option<String> {
+        let reasons: Option<Vec<String>> =
+            self.reasons.iter().zip(endpoints).map(|(reason, endpoint)| reason.as_ref().map(|r| format!("{endpoint}: {r}"))).collect();
+        reasons.map(|reasons| format!("no node could be reached; tried {}", reasons.join("; ")))
+    }
+}

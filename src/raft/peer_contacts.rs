@@ -1,0 +1,60 @@
+//! What this node's last Raft RPC to each peer came to: answered, or failed and why.
+//!
+//! `/v1/cluster` shows it per member, so an operator sees "node 2: unreachable,
+//! connection refused" instead of a follower whose `matched_index` merely stops
+//! moving. The leader talks to every member every heartbeat, so on the leader it is
+//! at most a heartbeat old; a follower only sends votes, so its view is partial,
+//! and a peer it never called has no entry. One entry per peer ever called: bounded
+//! by the membership.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::NodeId;
+
+/// Shared by every peer client of one node (they are made per peer by openraft).
+#[derive(Clone, Default)]
+pub struct PeerContacts(Arc<Mutex<HashMap<NodeId, Contact>>>);
+
+/// The last RPC to one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub at: Instant,
+    /// `None` when the peer answered (whatever it answered); otherwise why not.
+    pub failure: Option<String>,
+}
+
+impl PeerContacts {
+    pub fn answered(&self, peer: NodeId) {
+        self.record(peer, None);
+    }
+
+    pub fn failed(&self, peer: NodeId, reason: String) {
+        self.record(peer, Some(reason));
+    }
+
+    fn record(&self, peer: NodeId, failure: Option<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, Contact { at: Instant::now(), failure });
+    }
+
+    pub fn last(&self, peer: NodeId) -> Option<Contact> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_call_decides() {
+        let contacts = PeerContacts::default();
+        assert_eq!(contacts.last(2), None);
+        contacts.failed(2, "connection refused".into());
+        assert_eq!(contacts.last(2).and_then(|c| c.failure).as_deref(), Some("connection refused"));
+        contacts.answered(2);
+        assert_eq!(contacts.last(2).map(|c| c.failure), Some(None));
+        assert_eq!(contacts.last(3), None);
+    }
+}
