@@ -6,6 +6,9 @@
 
 .PHONY: setup build dev test install
 
+# Where cargo builds: ./target unless CARGO_TARGET_DIR says otherwise.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
 setup:
 	@./scripts/setup.sh
 
@@ -13,7 +16,7 @@ build: setup
 	cargo build --bin concord
 
 dev: build
-	./target/debug/concord dev $(ARGS)
+	$(TARGET_DIR)/debug/concord dev $(ARGS)
 
 test:
 	./scripts/test.sh
