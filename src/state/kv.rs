@@ -136,24 +136,39 @@ pub const DELETE_PREFIX_BATCH_MAX: usize = 1_000;
 /// each at its own revision (a watch sees one delete per key). Scans the store
 /// (`Command::scans_state`).
 pub fn apply_delete_prefix(batch: &mut Batch<'_>, meta: &mut Meta, prefix: &str) -> Result<Outcome, ViewError> {
-    let mut doomed = Vec::new();
-    let mut more = false;
-    for item in batch.scan(Cf::Kv, prefix.as_bytes()) {
-        let (key, value) = item?;
-        if !key.starts_with(prefix.as_bytes()) {
-            break;
-        }
-        if doomed.len() == DELETE_PREFIX_BATCH_MAX {
-            more = true;
-            break;
-        }
-        let key = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt("a stored key is not UTF-8".to_string()))?;
-        doomed.push((key, codec::decode::<KvRecord>(&value)?.lease));
-    }
+    // Only the leases are kept: a thousand values could be a gigabyte.
+    let (doomed, more) = prefixed(batch.scan(Cf::Kv, prefix.as_bytes()), prefix, DELETE_PREFIX_BATCH_MAX, |record| record.lease)?;
     for (key, lease) in &doomed {
         remove(batch, meta, key, *lease)?;
     }
     Ok(Outcome::PrefixDeleted { deleted: doomed.len() as u64, revision: meta.revision, more })
+}
+
+/// The first `limit` records of `items` (the key family, read forward from a point at
+/// or after `prefix`) whose keys start with `prefix`, each as `keep` makes it, and
+/// whether more such follow.
+fn prefixed<E, T>(
+    items: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), E>>,
+    prefix: &str,
+    limit: usize,
+    keep: impl Fn(KvRecord) -> T,
+) -> Result<(Vec<(String, T)>, bool), ViewError>
+where
+    ViewError: From<E>,
+{
+    let mut records = Vec::new();
+    for item in items {
+        let (key, value) = item?;
+        if !key.starts_with(prefix.as_bytes()) {
+            return Ok((records, false));
+        }
+        if records.len() == limit {
+            return Ok((records, true));
+        }
+        let key = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt("a stored key is not UTF-8".to_string()))?;
+        records.push((key, keep(codec::decode(&value)?)));
+    }
+    Ok((records, false))
 }
 
 pub fn get(view: &View<'_>, key: &str) -> Result<Option<KvRecord>, ViewError> {
@@ -179,20 +194,6 @@ pub fn list(view: &View<'_>, prefix: &str, after: Option<&str>, limit: usize) ->
         Some(after) if after >= prefix => format!("{after}\0"),
         _ => prefix.to_string(),
     };
-    let mut items = Vec::new();
-    let mut more = false;
-    for item in view.iter_from(Cf::Kv, start.as_bytes()) {
-        let (key, value) = item?;
-        if !key.starts_with(prefix.as_bytes()) {
-            break;
-        }
-        if items.len() == limit {
-            more = true;
-            break;
-        }
-        let key = String::from_utf8(key.to_vec())
-            .map_err(|_| ViewError::Corrupt("a stored key is not UTF-8".to_string()))?;
-        items.push((key, codec::decode(&value)?));
-    }
+    let (items, more) = prefixed(view.iter_from(Cf::Kv, start.as_bytes()), prefix, limit, |record| record)?;
     Ok(Page { items, more })
 }
