@@ -12,13 +12,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    if args.command.is_client() {
-        // `concord watch | head` ends quietly when `head` exits, as `cat` would, rather
-        // than panicking in `println!`. Only for client commands: a server must
-        // survive a peer closing its socket.
-        // SAFETY: called before any thread starts; restores the default action.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

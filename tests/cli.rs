@@ -237,7 +237,7 @@ async fn cluster_and_auth_commands() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_clusters_fail_fast_and_say_why() {
-    // Nothing listens on these ports (taken from the test's own range, never bound).
+    // Nothing listens on these ports (handed to this test alone, never bound).
     let (a, b) = (common::free_port(), common::free_port());
     let cli = Cli { shell: Shell::new(&format!("127.0.0.1:{a},127.0.0.1:{b}"), None) };
     let started = Instant::now();
@@ -280,50 +280,24 @@ async fn a_closed_pipe_ends_quietly_and_bench_reports_each_kind() {
 }
 
 /// `concord dev` outlives a node that dies by itself, says so, and keeps the
-/// temporary data directory at exit so the dead node's log can be read.
+/// temporary data directory at exit (Ctrl-C) so the dead node's log can be read.
 #[test]
 fn dev_keeps_serving_when_a_node_crashes_and_keeps_its_log() {
-    let base_port = loop {
-        let port = common::free_port();
-        if (1..3).all(|n| std::net::TcpListener::bind(("127.0.0.1", port + n)).is_ok()) {
-            break port;
-        }
-    };
-    let socket_dir = tempfile::tempdir().expect("temp dir");
-    let mut dev = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["dev", "--base-port", &base_port.to_string()])
-        .env("TMPDIR", socket_dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("concord dev");
-    let out = shell::follow(dev.stdout.take().expect("stdout"));
-    let wait_for_line = |what: &str, found: &dyn Fn(&str) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(line) = out.lock().unwrap().iter().find(|l| found(l)) {
-                return line.clone();
-            }
-            assert!(Instant::now() < deadline, "concord dev never printed {what}: {:?}", out.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let data_line = wait_for_line("its data directory", &|l| l.trim_start().starts_with("data:"));
+    let mut dev = shell::Dev::start(common::free_ports(3));
+    let data_line = dev.wait_for_line("its data directory", |l| l.trim_start().starts_with("data:"));
     let data_dir = std::path::PathBuf::from(data_line.trim_start().trim_start_matches("data:").split(" (").next().unwrap().trim());
-    wait_for_line("that it is ready", &|l| l.contains("Ctrl-C stops the cluster"));
 
     // A node dies by itself: kill -9 one child of `concord dev`, by its pid.
-    let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", dev.id(), dev.id())).expect("children");
+    let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", dev.pid(), dev.pid())).expect("children");
     let node: i32 = children.split_whitespace().next().expect("a node process").parse().unwrap();
     unsafe { libc::kill(node, libc::SIGKILL) };
-    let exited = wait_for_line("that a node exited", &|l| l.contains(" exited (signal: 9"));
+    let exited = dev.wait_for_line("that a node exited", |l| l.contains(" exited (signal: 9"));
     assert!(exited.contains("The others keep serving") && exited.contains("concord dev restart"), "{exited}");
-    let endpoints = (0..3).map(|n| format!("127.0.0.1:{}", base_port + n)).collect::<Vec<_>>().join(",");
-    let cli = Cli { shell: Shell::new(&endpoints, Some(base_port)) };
+    let cli = Cli { shell: dev.shell() };
     assert!(cli.ok("concord kv put still serving").starts_with("OK created"), "the other two nodes still serve");
 
-    unsafe { libc::kill(dev.id() as libc::pid_t, libc::SIGTERM) };
-    assert!(dev.wait().expect("wait").success());
-    let kept = wait_for_line("that it kept the data directory", &|l| l.starts_with("kept "));
+    assert!(dev.stop(libc::SIGINT).success(), "Ctrl-C stops it cleanly");
+    let kept = dev.wait_for_line("that it kept the data directory", |l| l.starts_with("kept "));
     assert!(kept.contains(&data_dir.display().to_string()), "{kept}");
     let logs = (1..=3).filter(|n| data_dir.join(format!("node-{n}.log")).exists()).count();
     assert_eq!(logs, 3, "every node's log is kept in {}", data_dir.display());

@@ -245,8 +245,20 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("blocking read with a bad index", http.get(format!("{base}/v1/kv/existing?index=soon")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
         ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
+        ("a lock name with an unencoded /", http.post(format!("{base}/v1/locks/jobs/leader/acquire")), StatusCode::NOT_FOUND, "route_not_found"),
+        ("a JSON body declared as text", http.post(format!("{base}/v1/leases")).header("content-type", "text/plain").body("{\"ttl_ms\":5000}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("a form sent by a browser", http.post(format!("{base}/v1/leases")).header("content-type", "application/x-www-form-urlencoded").header("origin", "http://evil.example").body("{\"ttl_ms\":5000}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("a prefix delete without a prefix", http.delete(format!("{base}/v1/kv")), StatusCode::BAD_REQUEST, "invalid_query"),
+        ("a fenced prefix delete", http.delete(format!("{base}/v1/kv?prefix=")).header("concord-fence", "l:7"), StatusCode::BAD_REQUEST, "not_conditional"),
+        ("a conditional prefix delete", http.delete(format!("{base}/v1/kv?prefix=")).header("if-match", "1"), StatusCode::BAD_REQUEST, "not_conditional"),
+        ("a keyed prefix delete", http.delete(format!("{base}/v1/kv?prefix=")).header("idempotency-key", "k"), StatusCode::BAD_REQUEST, "not_idempotent"),
     ];
     expect_refusals(cases).await;
+    // As `curl -d` sends it: a form type, no Origin. Read as JSON.
+    let granted = http.post(format!("{base}/v1/leases")).header("content-type", "application/x-www-form-urlencoded").body("{\"ttl_ms\":5000}").send().await.unwrap();
+    assert_eq!(granted.status(), StatusCode::CREATED);
+    let hint = http.post(format!("{base}/v1/locks/jobs/leader/acquire")).send().await.unwrap().text().await.unwrap();
+    assert!(hint.contains("/v1/locks/jobs%2Fleader"), "{hint}");
     let after = json(http.get(format!("{base}/v1/kv?prefix=")).send().await.unwrap()).await;
     assert_eq!(after["revision"], before["revision"], "no bad request changed the revision");
     assert_eq!(after["items"], before["items"]);

@@ -27,8 +27,7 @@ mod common;
 #[path = "common/shell.rs"]
 mod shell;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use shell::{Ran, Shell, field_text, line_matches, normalized, same_shape};
@@ -242,57 +241,26 @@ impl Run {
     }
 }
 
-/// Three consecutive free ports for `concord dev --base-port`.
-fn free_base_port() -> u16 {
-    loop {
-        let port = common::free_port();
-        if (1..3).all(|n| std::net::TcpListener::bind(("127.0.0.1", port + n)).is_ok()) {
-            return port;
-        }
-    }
-}
-
 #[test]
 fn the_readme_quickstart_runs_as_written() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
     let steps = parse(&quickstart_blocks(&readme));
     assert!(steps.len() > 40, "the quickstart sections were not found, or lost their commands: {} steps", steps.len());
 
-    let base_port = free_base_port();
-    let socket_dir = tempfile::tempdir().expect("temp dir");
-    let mut dev = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["dev", "--base-port", &base_port.to_string()])
-        // The control socket goes to the temporary directory: a test's own.
-        .env("TMPDIR", socket_dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("concord dev");
-    let dev_out = shell::follow(dev.stdout.take().expect("stdout"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dev_out.lock().unwrap().iter().any(|l| l.contains("Ctrl-C stops the cluster")) {
-        assert!(Instant::now() < deadline && matches!(dev.try_wait(), Ok(None)), "concord dev did not start: {:?}", dev_out.lock().unwrap());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    let endpoints = (0..3).map(|n| format!("127.0.0.1:{}", base_port + n)).collect::<Vec<_>>().join(",");
-    let mut shell = Shell::new(&endpoints, Some(base_port));
-    shell.env.insert("TMPDIR".into(), socket_dir.path().display().to_string());
-    let mut run = Run { shell, base_port, last: Answer::None };
+    let mut dev = shell::Dev::start(common::free_ports(3));
+    let mut run = Run { shell: dev.shell(), base_port: dev.base_port, last: Answer::None };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for step in &steps {
             run.step(step);
         }
     }));
-    // SIGTERM to the pid this test started; it stops its nodes.
-    unsafe { libc::kill(dev.id() as libc::pid_t, libc::SIGTERM) };
-    let status = dev.wait().expect("wait for concord dev");
+    let status = dev.stop(libc::SIGTERM);
     if let Err(panic) = outcome {
-        eprintln!("concord dev printed:\n{}", dev_out.lock().unwrap().join("\n"));
+        eprintln!("concord dev printed:\n{}", dev.out.lock().unwrap().join("\n"));
         std::panic::resume_unwind(panic);
     }
     assert!(status.success(), "concord dev exited with {status}");
-    let printed = dev_out.lock().unwrap().join("\n");
+    let printed = dev.out.lock().unwrap().join("\n");
     assert!(printed.contains("leader is now node"), "the dev terminal did not say who took over: {printed}");
 }
 

@@ -96,7 +96,7 @@ pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<Consisten
             };
             let matched = matched_index(&metrics, *id);
             let contact = (*id != app.node_id).then(|| app.peer_contacts.last(*id)).flatten().map(|contact| {
-                json!({ "ok": contact.failure.is_none(), "error": contact.failure, "ms_ago": contact.at.elapsed().as_millis() as u64 })
+                json!({ "ok": contact.failure.is_none(), "answered": contact.answered, "error": contact.failure, "ms_ago": contact.at.elapsed().as_millis() as u64 })
             });
             json!({ "id": id, "addr": node.addr, "role": role, "matched_index": matched, "last_contact": contact })
         })

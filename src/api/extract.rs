@@ -47,17 +47,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 /// and `application/x-www-form-urlencoded`, which `curl -d` sends unless told
 /// otherwise (no form field could be valid here, so reading it as JSON takes nothing
 /// away). Any other type was chosen on purpose and is refused.
-fn read_as_json(content_type: Option<&str>) -> bool {
+///
+/// Not a form from a browser (`from_browser`: the request has an `Origin`): a web
+/// page may send a form to any address without asking first (no CORS preflight), so
+/// reading it would let any page a person visits acquire locks or add members on a
+/// cluster that does not require tokens.
+fn read_as_json(content_type: Option<&str>, from_browser: bool) -> bool {
     let Some(content_type) = content_type else { return true };
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json") || essence == "application/x-www-form-urlencoded"
+    essence == "application/json" || essence.ends_with("+json") || (essence == "application/x-www-form-urlencoded" && !from_browser)
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)").to_string());
-        if !read_as_json(content_type.as_deref()) {
+        if !read_as_json(content_type.as_deref(), req.headers().contains_key(axum::http::header::ORIGIN)) {
             let message = format!("the body must be JSON, sent as Content-Type: application/json, not {:?}", content_type.unwrap_or_default());
             return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message));
         }
@@ -86,10 +91,12 @@ mod tests {
     #[test]
     fn bodies_are_json_unless_declared_otherwise() {
         for accepted in [None, Some("application/json"), Some("Application/JSON; charset=utf-8"), Some("application/merge-patch+json"), Some("application/x-www-form-urlencoded")] {
-            assert!(read_as_json(accepted), "{accepted:?}");
+            assert!(read_as_json(accepted, false), "{accepted:?}");
         }
         for refused in [Some("text/plain"), Some("multipart/form-data; boundary=x"), Some("application/octet-stream"), Some("")] {
-            assert!(!read_as_json(refused), "{refused:?}");
+            assert!(!read_as_json(refused, false), "{refused:?}");
         }
+        assert!(!read_as_json(Some("application/x-www-form-urlencoded"), true), "a browser's form");
+        assert!(read_as_json(Some("application/json"), true), "a browser's JSON (which needs a preflight)");
     }
 }

@@ -286,8 +286,9 @@ pub struct DeletePrefixQuery {
 }
 
 /// Entries one prefix delete proposes before it answers: up to 100,000 keys (at
-/// `kv::DELETE_PREFIX_BATCH_MAX` each). Past that the answer says `"more": true` and
-/// the caller repeats the request, so no request holds the leader for long.
+/// `kv::DELETE_PREFIX_BATCH_MAX` each), and no new one once `write_timeout_ms` has
+/// passed. Past either the answer says `"more": true` and the caller repeats the
+/// request, so no request holds the leader, or outlasts a client's deadline, for long.
 const DELETE_PREFIX_ROUNDS_MAX: usize = 100;
 
 #[utoipa::path(delete, path = "/v1/kv", tag = "kv", operation_id = "kv_delete_prefix", summary = "Delete every key under a prefix, in bounded entries", params(DeletePrefixQuery), responses((status = 200, description = "How many keys went, and whether more remain", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -296,6 +297,14 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
         kv::validate_key(&query.prefix, &app.limits)?;
     }
     refuse_idempotency_key(&headers, "a prefix delete may take several entries; repeat it instead (a repeat deletes what is left)")?;
+    // Refused rather than ignored: a holder whose token went stale must not get an
+    // unfenced mass delete.
+    for header in [FENCE, header::IF_MATCH.as_str(), header::IF_NONE_MATCH.as_str()] {
+        if headers.contains_key(header) {
+            return Err(ApiError::bad_request("not_conditional", format!("a prefix delete takes no {header} header: it cannot be fenced or conditional")));
+        }
+    }
+    let started = tokio::time::Instant::now();
     let (mut deleted_total, mut rounds) = (0, 0);
     loop {
         let request = Request { idempotency_key: None, command: Command::DeletePrefix { prefix: query.prefix.clone() } };
@@ -304,7 +313,7 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
         };
         deleted_total += deleted;
         rounds += 1;
-        if !more || rounds == DELETE_PREFIX_ROUNDS_MAX {
+        if !more || rounds == DELETE_PREFIX_ROUNDS_MAX || started.elapsed() >= app.limits.write_timeout() {
             return Ok(Json(json!({ "prefix": query.prefix, "deleted": deleted_total, "revision": revision, "more": more })).into_response());
         }
     }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::out;
 use super::client::{Connection, fail, print_json};
 
 #[derive(Args, Debug)]
@@ -64,7 +65,7 @@ pub async fn run(args: AuthArgs) -> ExitCode {
     let result = match args.command {
         AuthCommand::Token { command: TokenCommand::Create { role, name, prefixes } } => match client.token_create(&name, &role, &prefixes).await {
             Ok(created) if !json => {
-                println!("{}", created.token);
+                out!("{}", created.token);
                 eprintln!("token {} ({}), shown once: keep it", created.id, created.role);
                 return ExitCode::SUCCESS;
             }
@@ -73,7 +74,7 @@ pub async fn run(args: AuthArgs) -> ExitCode {
         AuthCommand::Token { command: TokenCommand::List } => match client.tokens().await {
             Ok(tokens) if !json => {
                 for token in tokens {
-                    println!("{:<8} {:<6} {:<24} {}", token.id, token.role, token.name, token.prefixes.join(","));
+                    out!("{:<8} {:<6} {:<24} {}", token.id, token.role, token.name, token.prefixes.join(","));
                 }
                 return ExitCode::SUCCESS;
             }

@@ -1,11 +1,13 @@
 //! `concord kv ...` and `concord cluster ...`: calls through `concord::client`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use concord::client::{Client, ClientError, KeyValue, Precondition, RingJoin, WriteOptions};
 use serde_json::json;
+
+use super::out;
 
 /// Where the cluster is and how to print.
 #[derive(Args, Debug)]
@@ -173,7 +175,7 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(lease) => {
-                println!("{}", lease.id);
+                out!("{}", lease.id);
                 ExitCode::SUCCESS
             }
         },
@@ -181,7 +183,7 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
             match client.lease_keep_alive(id).await {
                 Err(e) => return fail(e),
                 Ok(lease) if json => print_json(&json!({ "id": lease.id, "ttl_ms": lease.ttl_ms, "expires_at_ms": lease.expires_at_ms })),
-                Ok(lease) => println!("OK lease {} renewed for {} ms", lease.id, lease.ttl_ms),
+                Ok(lease) => out!("OK lease {} renewed for {} ms", lease.id, lease.ttl_ms),
             }
             let Some(every) = every else {
                 return ExitCode::SUCCESS;
@@ -198,7 +200,7 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(deleted) => {
-                println!("OK revoked lease {id}; {deleted} attached keys deleted");
+                out!("OK revoked lease {id}; {deleted} attached keys deleted");
                 ExitCode::SUCCESS
             }
         },
@@ -212,15 +214,15 @@ pub async fn run_lease(args: LeaseArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(Some(lease)) => {
-                println!("lease {}: ttl {} ms, {} ms left, {} keys", lease.id, lease.ttl_ms, lease.remaining_ms, lease.key_count);
+                out!("lease {}: ttl {} ms, {} ms left, {} keys", lease.id, lease.ttl_ms, lease.remaining_ms, lease.key_count);
                 for key in &lease.keys {
-                    println!("  key  {key}");
+                    out!("  key  {key}");
                 }
                 for lock in &lease.locks {
-                    println!("  lock {lock}");
+                    out!("  lock {lock}");
                 }
                 for m in &lease.ring_members {
-                    println!("  ring {} member {}", m.ring, m.member);
+                    out!("  ring {} member {}", m.ring, m.member);
                 }
                 ExitCode::SUCCESS
             }
@@ -284,14 +286,14 @@ pub async fn run_lock(args: LockArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(grant) => {
-                println!("{}", grant.token);
+                out!("{}", grant.token);
                 ExitCode::SUCCESS
             }
         },
         LockCommand::Release { name, fencing_token: token } => match client.lock_release(&name, token).await {
             Err(e) => fail(e),
             Ok(()) => {
-                println!("OK released {name:?}");
+                out!("OK released {name:?}");
                 ExitCode::SUCCESS
             }
         },
@@ -302,22 +304,22 @@ pub async fn run_lock(args: LockArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(Some(holder)) => {
-                println!("{name:?} is held by lease {} with token {}", holder.lease, holder.token);
+                out!("{name:?} is held by lease {} with token {}", holder.lease, holder.token);
                 ExitCode::SUCCESS
             }
             Ok(None) => {
-                println!("{name:?} is free");
+                out!("{name:?} is free");
                 ExitCode::SUCCESS
             }
         },
         LockCommand::Check { name, fencing_token: token } => match client.lock_check(&name, token).await {
             Err(e) => fail(e),
             Ok(true) => {
-                println!("token {token} holds {name:?}");
+                out!("token {token} holds {name:?}");
                 ExitCode::SUCCESS
             }
             Ok(false) => {
-                println!("token {token} does not hold {name:?}");
+                out!("token {token} does not hold {name:?}");
                 ExitCode::from(1)
             }
         },
@@ -387,14 +389,14 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
         {
             Err(e) => fail(e),
             Ok(epoch) => {
-                println!("OK {member:?} is in ring {ring:?} at epoch {epoch}");
+                out!("OK {member:?} is in ring {ring:?} at epoch {epoch}");
                 ExitCode::SUCCESS
             }
         },
         RingCommand::Leave { ring, member } => match client.ring_leave(&ring, &member).await {
             Err(e) => fail(e),
             Ok(epoch) => {
-                println!("OK {member:?} left ring {ring:?} at epoch {epoch}");
+                out!("OK {member:?} left ring {ring:?} at epoch {epoch}");
                 ExitCode::SUCCESS
             }
         },
@@ -407,9 +409,9 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(found) => {
-                println!("ring {:?} at epoch {}", found.ring, found.epoch);
+                out!("ring {:?} at epoch {}", found.ring, found.epoch);
                 for m in &found.members {
-                    println!("  {:<24} {:<24} weight {}", m.name, m.address, m.weight);
+                    out!("  {:<24} {:<24} weight {}", m.name, m.address, m.weight);
                 }
                 ExitCode::SUCCESS
             }
@@ -423,7 +425,7 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
             }
             Ok(found) => {
                 for m in &found.owners {
-                    println!("{} {}", m.name, m.address);
+                    out!("{} {}", m.name, m.address);
                 }
                 ExitCode::SUCCESS
             }
@@ -485,7 +487,7 @@ pub(super) fn not_found(code: &str, message: String) -> ExitCode {
 }
 
 pub(super) fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    out!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 
 /// The same shape as the API's: binary values are base64 with `"encoding": "base64"`.
@@ -532,7 +534,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                 }
                 Ok(put) => {
                     let what = if put.value.created { "created" } else { "updated" };
-                    println!("OK {what} {:?} at revision {} (version {})", put.value.key, put.value.mod_revision, put.value.version);
+                    out!("OK {what} {:?} at revision {} (version {})", put.value.key, put.value.mod_revision, put.value.version);
                     ExitCode::SUCCESS
                 }
             }
@@ -546,10 +548,9 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Some(kv) => {
-                    let mut out = std::io::stdout();
-                    let _ = out.write_all(&kv.value);
+                    super::write_bytes(&kv.value);
                     if !kv.value.ends_with(b"\n") {
-                        let _ = out.write_all(b"\n");
+                        super::write_bytes(b"\n");
                     }
                     ExitCode::SUCCESS
                 }
@@ -558,11 +559,14 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
         KvCommand::Del { key, prefix: true, .. } => match client.delete_prefix(&key).await {
             Err(e) => fail(e),
             Ok(gone) if json => {
-                print_json(&json!({ "prefix": key, "deleted": gone.deleted, "revision": gone.revision }));
+                print_json(&json!({ "prefix": key, "deleted": gone.deleted, "revision": gone.revision, "more": gone.more }));
                 ExitCode::SUCCESS
             }
             Ok(gone) => {
-                println!("OK deleted {} keys under {key:?}; revision {}", gone.deleted, gone.revision);
+                out!("OK deleted {} keys under {key:?}; revision {}", gone.deleted, gone.revision);
+                if gone.more {
+                    eprintln!("(more: keys were written under {key:?} as fast as they were deleted; repeat to delete the rest)");
+                }
                 ExitCode::SUCCESS
             }
         },
@@ -575,7 +579,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(deleted) => {
-                    println!("OK deleted {key:?} at revision {}", deleted.value);
+                    out!("OK deleted {key:?} at revision {}", deleted.value);
                     ExitCode::SUCCESS
                 }
             }
@@ -589,7 +593,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
             }
             Ok(page) => {
                 for kv in &page.items {
-                    println!("{} = {}", kv.key, String::from_utf8_lossy(&kv.value));
+                    out!("{} = {}", kv.key, String::from_utf8_lossy(&kv.value));
                 }
                 if let Some(next) = page.next_after.filter(|_| page.more) {
                     eprintln!("(more: --after {next:?})");
@@ -617,14 +621,20 @@ pub async fn run_cluster(args: ClusterArgs) -> ExitCode {
         Ok(status) => {
             let number = |value: &serde_json::Value| value.as_u64().map_or("-".to_string(), |n| n.to_string());
             let leader = status["leader"].as_u64().map_or("none (an election is under way, or no quorum)".to_string(), |id| format!("node {id}"));
-            println!("leader {leader}  term {}  commit {}  applied {}", number(&status["term"]), number(&status["commit_index"]), number(&status["applied_index"]));
+            out!("leader {leader}  term {}  commit {}  applied {}", number(&status["term"]), number(&status["commit_index"]), number(&status["applied_index"]));
             for member in status["members"].as_array().into_iter().flatten() {
                 // What the answering node's last Raft call to the member came to.
-                let contact = match (member["last_contact"]["ok"].as_bool(), member["last_contact"]["error"].as_str()) {
-                    (Some(false), Some(error)) => format!("  UNREACHABLE: {error}"),
+                let contact = &member["last_contact"];
+                let age = match contact["ms_ago"].as_u64() {
+                    Some(ms) if ms >= 1000 => format!(" ({} s ago)", ms / 1000),
                     _ => String::new(),
                 };
-                println!(
+                let contact = match (contact["ok"].as_bool(), contact["answered"].as_bool(), contact["error"].as_str()) {
+                    (Some(false), Some(false), Some(error)) => format!("  UNREACHABLE: {error}{age}"),
+                    (Some(false), Some(true), Some(error)) => format!("  REFUSING RAFT CALLS: {error}{age}"),
+                    _ => String::new(),
+                };
+                out!(
                     "  node {:<3} {:<22} {:<9} matched {}{contact}",
                     number(&member["id"]),
                     member["addr"].as_str().unwrap_or("?"),

@@ -105,7 +105,10 @@ impl Member {
         let log = log.map_err(|e| format!("cannot open the log file of node {}, {}: {e}", self.id, self.log.display()))?;
         let stderr = log.try_clone().map_err(|e| format!("cannot open the log file of node {}: {e}", self.id))?;
         let mut command = Command::new(exe);
-        command.stdout(log).stderr(stderr).args(&self.args);
+        // Its own process group: the terminal's Ctrl-C reaches only `concord dev`,
+        // which then stops the nodes itself, rather than every node at once (which
+        // would look like crashes).
+        command.stdout(log).stderr(stderr).args(&self.args).process_group(0);
         // If this process dies without stopping them (kill -9), the kernel sends each
         // child SIGTERM: no orphaned nodes holding the ports. (The signal follows the
         // thread that spawned: this runs on the main thread, which lives as long as
@@ -220,12 +223,25 @@ async fn current_leader(client: &Client) -> Option<u64> {
     client.cluster_status(true).await.ok().and_then(|status| status.value["leader"].as_u64())
 }
 
-/// Starts `member` again and waits until it serves.
-async fn restart(member: &mut Member, exe: &std::path::Path, tls: Option<&concord::dev_ca::DevFiles>) -> Result<String, String> {
-    let pid = member.start(exe)?;
-    match wait_serving(&member.url, tls).await {
-        true => Ok(format!("node {} (pid {pid}) is serving again", member.id)),
-        false => Err(format!("node {} (pid {pid}) started but does not serve after {} s; its log is {}", member.id, RESTART_SERVING_WAIT.as_secs(), member.log.display())),
+/// Starts every member in `members` again, then waits, for all of them at once, until
+/// they serve: a node that cannot (no quorum yet) does not hold up the others.
+async fn restart(members: Vec<&mut Member>, exe: &std::path::Path, tls: Option<&concord::dev_ca::DevFiles>) -> Result<String, String> {
+    let mut started = Vec::new();
+    for member in members {
+        started.push((member.id, member.start(exe)?, member.url.clone(), member.log.clone()));
+    }
+    let serving = futures_util::future::join_all(started.iter().map(|(_, _, url, _)| wait_serving(url, tls))).await;
+    let said: Vec<String> = started
+        .iter()
+        .zip(&serving)
+        .map(|((id, pid, _, log), serving)| match serving {
+            true => format!("node {id} (pid {pid}) is serving again"),
+            false => format!("node {id} (pid {pid}) started but knows no leader after {} s; its log is {}", RESTART_SERVING_WAIT.as_secs(), log.display()),
+        })
+        .collect();
+    match serving.iter().all(|serving| *serving) {
+        true => Ok(said.join("; ")),
+        false => Err(said.join("; ")),
     }
 }
 
@@ -247,17 +263,14 @@ async fn handle(request: Request, members: &mut Members, exe: &std::path::Path, 
             if member.child.is_some() {
                 return Err(format!("node {id} is running"));
             }
-            restart(member, exe, tls).await
+            restart(vec![member], exe, tls).await
         }
         Request::Restart(None) => {
-            let mut restarted = Vec::new();
-            for member in members.0.iter_mut().filter(|m| m.child.is_none()) {
-                restarted.push(restart(member, exe, tls).await?);
-            }
-            if restarted.is_empty() {
+            let stopped: Vec<&mut Member> = members.0.iter_mut().filter(|m| m.child.is_none()).collect();
+            if stopped.is_empty() {
                 return Err("every node is running".into());
             }
-            Ok(restarted.join("; "))
+            restart(stopped, exe, tls).await
         }
     }
 }
@@ -354,20 +367,19 @@ async fn supervise(args: DevArgs) -> ExitCode {
     };
     print_banner(&args, leader, &urls, &addrs, &data_dir, temporary.is_some(), tls.as_ref());
 
-    // SIGTERM (from a supervisor, `timeout` or `kill`) stops it as cleanly as Ctrl-C.
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            eprintln!("cannot listen for SIGTERM: {e}");
-            return ExitCode::from(1);
-        }
+    // Ctrl-C, or SIGTERM (from a supervisor, `timeout` or `kill`). Listened for once,
+    // here: a signal that arrives while the loop handles a request is kept for it.
+    let signals = [tokio::signal::unix::SignalKind::interrupt(), tokio::signal::unix::SignalKind::terminate()].map(tokio::signal::unix::signal);
+    let [Ok(mut interrupt), Ok(mut terminate)] = signals else {
+        eprintln!("error: cannot listen for Ctrl-C and SIGTERM");
+        return ExitCode::from(1);
     };
 
     let mut leader_seen = Some(leader);
     let mut crashed = false;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             Some((request, answerer)) = requests.recv() => {
                 let result = handle(request, &mut members, &exe, &client, tls.as_ref()).await;

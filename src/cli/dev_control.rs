@@ -20,9 +20,11 @@ use tokio::sync::mpsc;
 const LINE_BYTES_MAX: u64 = 4096;
 /// How long the supervisor waits for a request line, and the other side for the
 /// answer (a restart waits up to 20 s for the node to serve).
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests waiting while the supervisor handles one.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests waiting while the supervisor handles one, and connections whose request
+/// line is being read.
 const REQUESTS_QUEUED_MAX: usize = 8;
+const CONNECTIONS_READING_MAX: usize = 16;
 
 /// What another terminal asks of the running cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,27 +91,33 @@ pub async fn listen(base_port: u16) -> Result<(mpsc::Receiver<(Request, Answerer
     let listener = UnixListener::bind(&path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     // One request is handled at a time; a few more may wait their turn.
     let (sender, receiver) = mpsc::channel(REQUESTS_QUEUED_MAX);
+    // Each connection's line is read on a task of its own, so one that sends nothing
+    // holds up no other.
+    let reading = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_READING_MAX));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let mut answerer = Answerer(stream);
-            let request = match tokio::time::timeout(ANSWER_TIMEOUT, read_line(&mut answerer.0)).await {
-                Ok(Ok(line)) => Request::parse(&line),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err("no request within the timeout".to_string()),
-            };
-            match request {
-                Ok(request) => {
-                    if let Err(mpsc::error::TrySendError::Full((_, answerer)) | mpsc::error::TrySendError::Closed((_, answerer))) =
-                        sender.try_send((request, answerer))
-                    {
-                        answerer.answer(Err("the dev cluster is busy with other requests; try again".into())).await;
-                    }
-                }
-                Err(e) => answerer.answer(Err(e)).await,
-            }
+            let Ok(permit) = reading.clone().try_acquire_owned() else { continue };
+            tokio::spawn(read_request(Answerer(stream), sender.clone(), permit));
         }
     });
     Ok((receiver, SocketFile(path)))
+}
+
+/// Reads one connection's request and hands it on, or answers why not.
+async fn read_request(mut answerer: Answerer, sender: mpsc::Sender<(Request, Answerer)>, _reading: tokio::sync::OwnedSemaphorePermit) {
+    let request = match tokio::time::timeout(ANSWER_TIMEOUT, read_line(&mut answerer.0)).await {
+        Ok(Ok(line)) => Request::parse(&line),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no request within the timeout".to_string()),
+    };
+    match request {
+        Ok(request) => {
+            if let Err(mpsc::error::TrySendError::Full((_, answerer)) | mpsc::error::TrySendError::Closed((_, answerer))) = sender.try_send((request, answerer)) {
+                answerer.answer(Err("the dev cluster is busy with other requests; try again".into())).await;
+            }
+        }
+        Err(e) => answerer.answer(Err(e)).await,
+    }
 }
 
 /// Sends the answer to one request.

@@ -70,11 +70,34 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-impl Command {
-    /// Commands that print to a terminal or a pipe and then exit, as opposed to
-    /// the servers (`serve`, `dev`) and the load generator.
-    pub fn is_client(&self) -> bool {
-        !matches!(self, Command::Serve(_) | Command::Dev(_) | Command::Bench(_))
+/// Exit status of a client command whose reader went away (`concord watch | head -1`):
+/// the status a shell shows for a process that SIGPIPE ended (128 + 13), as `cat`
+/// would end.
+pub const EXIT_CLOSED_PIPE: i32 = 141;
+
+/// `println!` for what a client command prints: when the reader has gone it ends the
+/// command there, quietly, with `EXIT_CLOSED_PIPE`, where `println!` would panic.
+/// SIGPIPE itself stays ignored (Rust's default): the HTTP client writes sockets
+/// with `writev`, which would raise it when a node resets a connection, and the
+/// command must then fail over, not die.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
+
+/// The one place client commands write standard output; see `out!`.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    write_bytes(format!("{args}\n").as_bytes());
+}
+
+/// Writes `bytes` to standard output, ending the command quietly if the reader has gone.
+pub fn write_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(bytes).and_then(|()| stdout.flush()).is_err() {
+        std::process::exit(EXIT_CLOSED_PIPE);
     }
 }
 

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use concord::client::{QueueMessage, QueueSettings, ReceiveOptions};
 use serde_json::json;
 
+use super::out;
 use super::client::{Connection, fail, not_found, print_json};
 
 #[derive(Args, Debug)]
@@ -120,7 +121,7 @@ fn message_json(message: &QueueMessage) -> serde_json::Value {
 }
 
 fn done(text: String) -> ExitCode {
-    println!("{text}");
+    out!("{text}");
     ExitCode::SUCCESS
 }
 
@@ -167,7 +168,7 @@ pub async fn run(args: QueueArgs) -> ExitCode {
             }
             Ok(messages) => {
                 for message in &messages {
-                    println!("{} {}", message.receipt, String::from_utf8_lossy(&message.payload));
+                    out!("{} {}", message.receipt, String::from_utf8_lossy(&message.payload));
                 }
                 ExitCode::SUCCESS
             }
@@ -213,7 +214,7 @@ pub async fn run(args: QueueArgs) -> ExitCode {
             }
             Ok(page) => {
                 for item in page["items"].as_array().into_iter().flatten() {
-                    println!("{} {}", item["name"].as_str().unwrap_or("?"), item["length"]);
+                    out!("{} {}", item["name"].as_str().unwrap_or("?"), item["length"]);
                 }
                 ExitCode::SUCCESS
             }

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use concord::client::TopicSettings;
 use serde_json::json;
 
+use super::out;
 use super::client::{Connection, fail, not_found, print_json};
 
 #[derive(Args, Debug)]
@@ -90,7 +91,7 @@ pub struct WatchArgs {
 }
 
 fn done(text: String) -> ExitCode {
-    println!("{text}");
+    out!("{text}");
     ExitCode::SUCCESS
 }
 
@@ -122,7 +123,7 @@ pub async fn run_topic(args: TopicArgs) -> ExitCode {
             }
             Ok(page) => {
                 for message in &page.messages {
-                    println!("{} {}", message.offset, String::from_utf8_lossy(&message.payload));
+                    out!("{} {}", message.offset, String::from_utf8_lossy(&message.payload));
                 }
                 ExitCode::SUCCESS
             }
@@ -134,7 +135,7 @@ pub async fn run_topic(args: TopicArgs) -> ExitCode {
             };
             loop {
                 match stream.next_message().await {
-                    Ok(Some(message)) => println!("{} {}", message.offset, String::from_utf8_lossy(&message.payload)),
+                    Ok(Some(message)) => out!("{} {}", message.offset, String::from_utf8_lossy(&message.payload)),
                     Ok(None) => return ExitCode::SUCCESS,
                     Err(e) => return fail(e),
                 }
@@ -172,11 +173,11 @@ pub async fn run_watch(args: WatchArgs) -> ExitCode {
                     }
                     None => json!({ "type": "delete", "revision": change.revision, "key": change.key }),
                 };
-                println!("{event}");
+                out!("{event}");
             }
             Ok(Some(change)) => match &change.value {
-                Some(value) => println!("{} PUT {} {}", change.revision, change.key, String::from_utf8_lossy(value)),
-                None => println!("{} DELETE {}", change.revision, change.key),
+                Some(value) => out!("{} PUT {} {}", change.revision, change.key, String::from_utf8_lossy(value)),
+                None => out!("{} DELETE {}", change.revision, change.key),
             },
             Ok(None) => return ExitCode::SUCCESS,
             Err(e) => return fail(e),

@@ -116,7 +116,12 @@ pub struct PrefixDeleted {
     pub deleted: u64,
     /// The cluster revision after the last of them.
     pub revision: u64,
+    /// Keys remained under the prefix after `DELETE_PREFIX_REQUESTS_MAX` requests.
+    pub more: bool,
 }
+
+/// Most requests one `Client::delete_prefix` makes (each up to 100,000 keys).
+pub const DELETE_PREFIX_REQUESTS_MAX: usize = 100;
 
 #[derive(Deserialize)]
 struct PrefixDeletedJson {
@@ -440,7 +445,7 @@ impl Client {
             }
             let error = match request.send().await {
                 Ok(response) => {
-                    unreachable.answered(index);
+                    unreachable.reached(index);
                     let status = response.status();
                     let header_u64 = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
                     let node = header_u64("concord-node");
@@ -470,8 +475,9 @@ impl Client {
                     // Only a failed connect proves the request never left.
                     maybe_applied |= !is_read && !e.is_connect();
                     let reason = crate::http_client::failure_reason(&e, CONNECT_TIMEOUT);
-                    if e.is_connect() {
-                        unreachable.failed(index, reason.clone());
+                    match e.is_connect() {
+                        true => unreachable.failed(index, reason.clone()),
+                        false => unreachable.reached(index),
                     }
                     ClientError::Transport(format!("{}: {reason}", self.endpoints[index]))
                 }
@@ -535,19 +541,23 @@ impl Client {
     }
 
     /// Deletes every key starting with `prefix`, repeating the request while the
-    /// cluster says more remain. Not atomic: each entry is (at most 1,000 keys), and a
-    /// key written under the prefix meanwhile may survive. Not idempotent either,
-    /// and needs not be: a repeat deletes what is left.
+    /// cluster says more remain, at most `DELETE_PREFIX_REQUESTS_MAX` times (writers
+    /// refilling the prefix could otherwise keep it going forever: `more` says so).
+    /// Not atomic: each entry is (at most 1,000 keys), and a key written under the
+    /// prefix meanwhile may survive. Not idempotent either, and needs not be: a repeat
+    /// deletes what is left.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<PrefixDeleted, ClientError> {
         let path = format!("/v1/kv?prefix={}", encode_segment(prefix));
         let mut deleted = 0;
-        loop {
+        for _ in 1..DELETE_PREFIX_REQUESTS_MAX {
             let answer: PrefixDeletedJson = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
             deleted += answer.deleted;
             if !answer.more {
-                return Ok(PrefixDeleted { deleted, revision: answer.revision });
+                return Ok(PrefixDeleted { deleted, revision: answer.revision, more: false });
             }
         }
+        let answer: PrefixDeletedJson = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
+        Ok(PrefixDeleted { deleted: deleted + answer.deleted, revision: answer.revision, more: answer.more })
     }
 
     /// Linearizable read; `None` when the key does not exist.

@@ -8,8 +8,8 @@
 //! gives up after a few rounds of failed connects instead of retrying until its
 //! deadline.
 
-/// Per endpoint, why the last connect to it failed (`None` once it answered), and
-/// how many connects in a row failed.
+/// Per endpoint, why the last connect to it failed (`None` once a connection to it
+/// was made), and how many connects in a row failed.
 pub(super) struct Unreachable {
     reasons: Vec<Option<String>>,
     failed_in_a_row: usize,
@@ -25,7 +25,8 @@ impl Unreachable {
         self.failed_in_a_row += 1;
     }
 
-    pub(super) fn answered(&mut self, endpoint: usize) {
+    /// A connection to `endpoint` was made (whatever became of the request).
+    pub(super) fn reached(&mut self, endpoint: usize) {
         self.reasons[endpoint] = None;
         self.failed_in_a_row = 0;
     }

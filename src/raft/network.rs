@@ -89,14 +89,14 @@ impl PeerClient {
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                self.contacts.failed(self.target, crate::http_client::failure_reason(&e, CONNECT_TIMEOUT));
+                self.contacts.unreachable(self.target, crate::http_client::failure_reason(&e, CONNECT_TIMEOUT));
                 return Err(if e.is_connect() { RPCError::Unreachable(Unreachable::new(&e)) } else { RPCError::Network(NetworkError::new(&e)) });
             }
         };
         let status = response.status();
         match status.is_success() {
             true => self.contacts.answered(self.target),
-            false => self.contacts.failed(self.target, format!("answered {status} to {rpc}")),
+            false => self.contacts.refused(self.target, format!("answered {status} to {rpc}")),
         }
         let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {

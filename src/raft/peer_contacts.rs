@@ -21,21 +21,30 @@ pub struct PeerContacts(Arc<Mutex<HashMap<NodeId, Contact>>>);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Contact {
     pub at: Instant,
-    /// `None` when the peer answered (whatever it answered); otherwise why not.
+    /// Whether a connection was made and an answer came back.
+    pub answered: bool,
+    /// `None` when the peer answered with success; otherwise what went wrong.
     pub failure: Option<String>,
 }
 
 impl PeerContacts {
+    /// The peer answered with success.
     pub fn answered(&self, peer: NodeId) {
-        self.record(peer, None);
+        self.record(peer, true, None);
     }
 
-    pub fn failed(&self, peer: NodeId, reason: String) {
-        self.record(peer, Some(reason));
+    /// The peer answered, with a refusal (`reason` says which).
+    pub fn refused(&self, peer: NodeId, reason: String) {
+        self.record(peer, true, Some(reason));
     }
 
-    fn record(&self, peer: NodeId, failure: Option<String>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, Contact { at: Instant::now(), failure });
+    /// No answer came: no connection, or it was lost.
+    pub fn unreachable(&self, peer: NodeId, reason: String) {
+        self.record(peer, false, Some(reason));
+    }
+
+    fn record(&self, peer: NodeId, answered: bool, failure: Option<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, Contact { at: Instant::now(), answered, failure });
     }
 
     pub fn last(&self, peer: NodeId) -> Option<Contact> {
@@ -51,10 +60,13 @@ mod tests {
     fn the_last_call_decides() {
         let contacts = PeerContacts::default();
         assert_eq!(contacts.last(2), None);
-        contacts.failed(2, "connection refused".into());
-        assert_eq!(contacts.last(2).and_then(|c| c.failure).as_deref(), Some("connection refused"));
+        contacts.unreachable(2, "connection refused".into());
+        let last = contacts.last(2).unwrap();
+        assert_eq!((last.answered, last.failure.as_deref()), (false, Some("connection refused")));
+        contacts.refused(2, "answered 401".into());
+        assert!(contacts.last(2).unwrap().answered);
         contacts.answered(2);
-        assert_eq!(contacts.last(2).map(|c| c.failure), Some(None));
+        assert_eq!(contacts.last(2).map(|c| (c.answered, c.failure)), Some((true, None)));
         assert_eq!(contacts.last(3), None);
     }
 }

@@ -49,15 +49,21 @@ static PORTS_TAKEN: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16:
 /// the same twice in one test process (tests of one binary run in parallel; cargo
 /// runs the binaries one after another). Each process starts at its own offset.
 pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// `n` consecutive free ports, the first returned (a `concord dev` cluster takes its
+/// base port and the next ones).
+pub fn free_ports(n: u16) -> u16 {
     const FIRST: u16 = 10_000;
     const SPAN: u16 = 22_000;
     let offset = (std::process::id() % 200) as u16 * 100;
     loop {
-        let n = PORTS_TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let port = FIRST + (offset + n) % SPAN;
-        // Skip a port something else on the machine holds.
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let taken = PORTS_TAKEN.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let first = FIRST + (offset + taken) % SPAN;
+        // Not across the end of the span, and none held by something else.
+        if first + n <= FIRST + SPAN && (first..first + n).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return first;
         }
     }
 }

@@ -202,3 +202,69 @@ pub fn field_text(value: &Value, field: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// A `concord dev` cluster started as a person starts it, on `base_port` and the two
+/// ports after it, with its control socket in a temporary directory of its own.
+/// Stopped by its pid (SIGTERM) when dropped, if the test did not stop it.
+pub struct Dev {
+    child: Child,
+    /// What it printed so far, line by line.
+    pub out: Arc<Mutex<Vec<String>>>,
+    pub base_port: u16,
+    socket_dir: tempfile::TempDir,
+}
+
+impl Dev {
+    /// Starts it and waits until it says it serves.
+    pub fn start(base_port: u16) -> Dev {
+        let socket_dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(["dev", "--base-port", &base_port.to_string()])
+            .env("TMPDIR", socket_dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("concord dev");
+        let out = follow(child.stdout.take().expect("stdout"));
+        let dev = Dev { child, out, base_port, socket_dir };
+        dev.wait_for_line("that it serves", |l| l.contains("Ctrl-C stops the cluster"));
+        dev
+    }
+
+    /// The first line it printed that `found` accepts, waiting up to 60 s for it.
+    pub fn wait_for_line(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.out.lock().unwrap().iter().find(|l| found(l)) {
+                return line.clone();
+            }
+            assert!(Instant::now() < deadline, "concord dev never printed {what}: {:?}", self.out.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A shell pointed at this cluster: its endpoints, its base port, its socket.
+    pub fn shell(&self) -> Shell {
+        let endpoints = (0..3).map(|n| format!("127.0.0.1:{}", self.base_port + n)).collect::<Vec<_>>().join(",");
+        let mut shell = Shell::new(&endpoints, Some(self.base_port));
+        shell.env.insert("TMPDIR".into(), self.socket_dir.path().display().to_string());
+        shell
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (SIGINT is Ctrl-C) and waits for it to exit.
+    pub fn stop(&mut self, signal: libc::c_int) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        self.child.wait().expect("wait for concord dev")
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop(libc::SIGTERM);
+        }
+    }
+}
