@@ -122,6 +122,9 @@ async fn lease_lock_and_ring_commands() {
     assert_eq!(cli.expect(1, &format!("concord lock check jobs/leader {token}")).stdout, format!("token {token} does not hold \"jobs/leader\"\n"));
     cli.refused(&format!("concord lock release jobs/leader {token}"), "409 stale_token");
     assert_eq!(cli.ok("concord lock get jobs/leader"), "\"jobs/leader\" is free\n");
+    let grant = cli.json(&format!("concord lock acquire jobs/leader --lease {other} --json"));
+    assert_eq!((grant["name"].as_str(), grant["lease"].as_u64()), (Some("jobs/leader"), Some(other)));
+    cli.ok(&format!("concord lock release jobs/leader {}", grant["token"]));
     // The global --token is still there beside the positional TOKEN.
     let help = cli.ok("concord lock release --help");
     assert!(help.contains("--token <TOKEN>") && help.contains("<TOKEN>") && help.contains("The fencing token"), "{help}");
@@ -220,6 +223,7 @@ async fn cluster_and_auth_commands() {
     let member = cli.json("concord cluster status --json")["members"].as_array().unwrap().iter().find(|m| m["id"] == follower).cloned().unwrap();
     assert_eq!(member["last_contact"]["ok"], false, "{member}");
     cluster.restart(follower);
+    cluster.wait_caught_up(follower, Duration::from_secs(20)).await;
 
     let token = cli.ok("concord auth token create --role admin --name ops").trim().to_string();
     let created = cli.json("concord auth token create --role write --name svc --prefix svc/ --json");
@@ -233,6 +237,12 @@ async fn cluster_and_auth_commands() {
     cli.ok(&format!("concord auth token revoke {} --token {token}", created["id"]));
     cli.ok(&format!("concord auth disable --token {token}"));
     cli.refused("concord kv get x", "404 key_not_found");
+
+    // Last, as it shrinks the cluster: a member removed.
+    let removed = cli.json(&format!("concord cluster remove {follower}"));
+    assert!(removed.is_object(), "{removed}");
+    let status = cli.json("concord cluster status --json");
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(2), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
