@@ -34,7 +34,9 @@ async fn main() -> Result<(), ClientError> {
     let mut leases = Vec::new();
     for (i, name) in ["cache-a", "cache-b", "cache-c"].into_iter().enumerate() {
         let lease = client.lease_grant(2000).await?;
-        client.ring_join("example/cache", name, &RingJoin { address: &format!("10.0.0.{}:11211", i + 1), weight: 1, metadata: "", lease: Some(lease.id) }).await?;
+        client
+            .ring_join("example/cache", name, &RingJoin { address: &format!("10.0.0.{}:11211", i + 1), weight: 1, metadata: "", lease: Some(lease.id) })
+            .await?;
         leases.push((name, lease.id));
     }
     let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];

@@ -55,9 +55,7 @@ async fn main() -> Result<(), ClientError> {
 
     let done: Done = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (1..=3)
-        .map(|n| tokio::spawn(worker(client.clone(), queue.clone(), n, (n == 2).then_some(3), done.clone(), stop.clone())))
-        .collect();
+    let workers: Vec<_> = (1..=3).map(|n| tokio::spawn(worker(client.clone(), queue.clone(), n, (n == 2).then_some(3), done.clone(), stop.clone()))).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while done.lock().unwrap_or_else(|p| p.into_inner()).len() < JOBS && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -2,7 +2,8 @@
 # Installs what building Concord needs on Debian/Ubuntu, if it is missing:
 # libclang (the rocksdb crate's bindgen), a C++ compiler, make; and for the Jepsen
 # suite, iptables and iproute2 (ip, tc). With --test (scripts/test.sh), also
-# python3 and its venv module, for the API fuzzer (scripts/api_fuzz.sh).
+# python3 and its venv module, for the API fuzzer (scripts/api_fuzz.sh), and checks
+# that cargo's fmt and clippy are there.
 # As root it installs with apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
@@ -28,6 +29,17 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install Rust (https://rustup.rs) first" >&2
   exit 1
+fi
+
+# The test command checks formatting and lints: rustup's rustfmt and clippy
+# components (in its default profile).
+if [ "${1:-}" = "--test" ]; then
+  for component in fmt clippy; do
+    if ! cargo "$component" --version >/dev/null 2>&1; then
+      echo "error: cargo $component is not installed; run: rustup component add ${component/fmt/rustfmt}" >&2
+      exit 1
+    fi
+  done
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

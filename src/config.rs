@@ -174,15 +174,15 @@ impl Limits {
         let step_ms = self.write_timeout_ms.max(self.read_timeout_ms);
         let longest_wait_ms = self.wait_ms_max.saturating_add(step_ms.saturating_mul(3));
         if self.forward_timeout_ms <= longest_wait_ms {
-            return Err(format!("the forward timeout must be longer than a full long poll: wait_ms_max plus three write or read timeouts ({longest_wait_ms} ms)"));
+            return Err(format!(
+                "the forward timeout must be longer than a full long poll: wait_ms_max plus three write or read timeouts ({longest_wait_ms} ms)"
+            ));
         }
         // A full append batch (`payload_entries_max` values) must fit a peer request.
         let entries = usize::try_from(timing.payload_entries_max).unwrap_or(usize::MAX);
         let batch_bytes = self.body_bytes_max.saturating_add(RECORD_OVERHEAD_BYTES).saturating_mul(entries);
         if self.peer_body_bytes_max < batch_bytes {
-            return Err(format!(
-                "--peer-body-bytes-max must be at least {batch_bytes} bytes ({entries} entries of the body limit) for this body limit"
-            ));
+            return Err(format!("--peer-body-bytes-max must be at least {batch_bytes} bytes ({entries} entries of the body limit) for this body limit"));
         }
         Ok(())
     }
@@ -243,9 +243,7 @@ pub struct NodeConfig {
 pub fn parse_initial_cluster(text: &str) -> Result<BTreeMap<NodeId, String>, String> {
     let mut members = BTreeMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("initial cluster entry {part:?} is not ID=HOST:PORT"))?;
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("initial cluster entry {part:?} is not ID=HOST:PORT"))?;
         let id: NodeId = id.trim().parse().map_err(|_| format!("node id {id:?} is not a number"))?;
         let addr = addr.trim().trim_start_matches("http://").to_string();
         if addr.is_empty() {

@@ -32,13 +32,7 @@ pub fn pooled(connect_timeout: Duration, tls: Option<&ClientTls>) -> reqwest::Re
         Some(tls) => tls.configure(reqwest::Client::builder())?,
         None => reqwest::Client::builder(),
     };
-    builder
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(32)
-        .tcp_nodelay(true)
-        .http1_only()
-        .build()
+    builder.connect_timeout(connect_timeout).pool_idle_timeout(POOL_IDLE_TIMEOUT).pool_max_idle_per_host(32).tcp_nodelay(true).http1_only().build()
 }
 
 /// The cause of a failed request, in a few words: "connection refused", "timed out

@@ -16,8 +16,8 @@ use tokio::sync::Semaphore;
 
 use crate::api::{self, AppParts, AppState, forward::Forwarder};
 use crate::config::NodeConfig;
-use crate::raft::log_store::LogStore;
 use crate::raft::identity::ClusterIdentity;
+use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::proposer::Proposer;
 use crate::raft::read_index::ReadIndex;
@@ -89,15 +89,12 @@ impl Node {
         let identity = ClusterIdentity::open(&config.data_dir, &config.initial_cluster)?;
         let outgoing_tls = config.tls.as_ref().map(|tls| &tls.outgoing);
         let peer_contacts = crate::raft::peer_contacts::PeerContacts::default();
-        let network = PeerNetwork::new(identity.clone(), config.peer_secret.clone(), outgoing_tls, peer_contacts.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
-        let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network =
+            PeerNetwork::new(identity.clone(), config.peer_secret.clone(), outgoing_tls, peer_contacts.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine).await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft_ready_ms = opening.elapsed().as_millis();
 
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
+        let listener = TcpListener::bind(&config.listen).await.map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
         let local_addr = listener.local_addr()?;
         let app = AppState::new(AppParts {
             node_id: config.id,

@@ -77,9 +77,7 @@ pub async fn serve(
     let open = Arc::new(Semaphore::new(limits.connections_max));
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.header_bytes_max);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_header_size(limits.header_bytes_max);
     loop {
         // A free slot first: without one the node does not accept at all.
         let slot = tokio::select! {

@@ -135,7 +135,12 @@ async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_chang
             "forbidden",
         ),
         ("a write token taking a snapshot", http.post(format!("{base}/v1/cluster/snapshot")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
-        ("a write token removing a member", http.delete(format!("{other}/v1/cluster/members/{follower}")).bearer_auth(&app), StatusCode::FORBIDDEN, "forbidden"),
+        (
+            "a write token removing a member",
+            http.delete(format!("{other}/v1/cluster/members/{follower}")).bearer_auth(&app),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
         ("a read token listing tokens", http.get(format!("{base}/v1/auth/tokens")).bearer_auth(&reader), StatusCode::FORBIDDEN, "forbidden"),
         ("a write token making a token", create().bearer_auth(&app).json(&json!({ "role": "admin" })), StatusCode::FORBIDDEN, "forbidden"),
     ])
@@ -180,14 +185,25 @@ async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_chang
     expect_refusals(vec![
         ("a revoked token", put(&base, "app/y", &app), StatusCode::UNAUTHORIZED, "invalid_token"),
         ("revoking it again", http.delete(format!("{base}/v1/auth/tokens/{app_id}")).bearer_auth(&admin), StatusCode::NOT_FOUND, "token_not_found"),
-        ("revoking the last admin token", http.delete(format!("{base}/v1/auth/tokens/{admin_id}")).bearer_auth(&admin), StatusCode::CONFLICT, "last_admin_token"),
+        (
+            "revoking the last admin token",
+            http.delete(format!("{base}/v1/auth/tokens/{admin_id}")).bearer_auth(&admin),
+            StatusCode::CONFLICT,
+            "last_admin_token",
+        ),
         ("a token id that is not a number", http.delete(format!("{base}/v1/auth/tokens/x")).bearer_auth(&admin), StatusCode::BAD_REQUEST, "invalid_path"),
     ])
     .await;
     assert_eq!(http.get(format!("{base}/v1/kv/open")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK, "the admin token still works");
 
     // Turning it off needs an admin token too; then anyone may call again.
-    expect_refusals(vec![("disabling with a read token", http.post(format!("{base}/v1/auth/disable")).bearer_auth(&reader), StatusCode::FORBIDDEN, "forbidden")]).await;
+    expect_refusals(vec![(
+        "disabling with a read token",
+        http.post(format!("{base}/v1/auth/disable")).bearer_auth(&reader),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )])
+    .await;
     let disabled = http.post(format!("{other}/v1/auth/disable")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(disabled.json::<Value>().await.unwrap()["enabled"], false);
     assert_eq!(http.put(format!("{base}/v1/kv/elsewhere")).body("1").send().await.unwrap().status(), StatusCode::CREATED);
@@ -278,10 +294,8 @@ async fn required_tokens_survive_kill_9_and_reach_nodes_by_snapshot_and_by_join(
     assert_eq!(stale_read(&http, cluster.node(4).url(), None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(stale_read(&http, cluster.node(4).url(), Some(&reader)).await, StatusCode::OK);
     cluster.start_joiner_with(5, leader, &["--snapshot-after-entries", "50"]);
-    wait_for("node 5 to be refused for want of a token", Duration::from_secs(10), || async {
-        cluster.log_of(5).contains("token_required").then_some(())
-    })
-    .await;
+    wait_for("node 5 to be refused for want of a token", Duration::from_secs(10), || async { cluster.log_of(5).contains("token_required").then_some(()) })
+        .await;
     let members = cluster.local_status(leader).await.unwrap()["members"].clone();
     assert!(!members.as_array().unwrap().iter().any(|m| m["id"] == 5), "node 5 was added without a token: {members}");
 }

@@ -85,7 +85,13 @@ fn request(command: Command) -> Request {
 fn every_command() -> Vec<Request> {
     let fence = Some(Fence { lock: "db-writer".into(), token: 41 });
     let receipt = Receipt { id: 9, delivery: 2 };
-    let put = Command::Put { key: "config/a".into(), value: b"value \x00\xff".to_vec(), precondition: Precondition::ModRevision(5), lease: Some(12), fence: fence.clone() };
+    let put = Command::Put {
+        key: "config/a".into(),
+        value: b"value \x00\xff".to_vec(),
+        precondition: Precondition::ModRevision(5),
+        lease: Some(12),
+        fence: fence.clone(),
+    };
     [
         put.clone(),
         Command::Delete { key: "config/b".into(), precondition: Precondition::Exists, fence },
@@ -150,13 +156,18 @@ fn target<T: serde::de::DeserializeOwned>(name: &'static str) -> Target {
 /// Valid encodings of every frame, each with the decoder that reads it.
 fn seeds() -> Vec<(Vec<u8>, Target)> {
     let vote = Vote::new_committed(3, 1);
-    let mut entries: Vec<Entry> = every_command().into_iter().enumerate().map(|(i, r)| Entry { log_id: log_id(10 + i as u64), payload: EntryPayload::Normal(r) }).collect();
+    let mut entries: Vec<Entry> =
+        every_command().into_iter().enumerate().map(|(i, r)| Entry { log_id: log_id(10 + i as u64), payload: EntryPayload::Normal(r) }).collect();
     entries.push(Entry { log_id: log_id(40), payload: EntryPayload::Blank });
     entries.push(Entry { log_id: log_id(41), payload: EntryPayload::Membership(membership()) });
     let append: AppendEntriesRequest<TypeConfig> = AppendEntriesRequest { vote, prev_log_id: Some(log_id(9)), leader_commit: Some(log_id(9)), entries };
     let snapshot: InstallSnapshotRequest<TypeConfig> = InstallSnapshotRequest {
         vote,
-        meta: SnapshotMeta { last_log_id: Some(log_id(41)), last_membership: StoredMembership::new(Some(log_id(41)), membership()), snapshot_id: "3-41-1".into() },
+        meta: SnapshotMeta {
+            last_log_id: Some(log_id(41)),
+            last_membership: StoredMembership::new(Some(log_id(41)), membership()),
+            snapshot_id: "3-41-1".into(),
+        },
         offset: 1 << 20,
         data: (0..=255u8).cycle().take(4096).collect(),
         done: false,
@@ -214,7 +225,8 @@ impl Rng {
 }
 
 /// Varint encodings of lengths no frame could hold.
-const HUGE_VARINTS: [&[u8]; 3] = [&[0xff, 0xff, 0xff, 0xff, 0x0f], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &[0x80, 0x80, 0x80, 0x80, 0x08]];
+const HUGE_VARINTS: [&[u8]; 3] =
+    [&[0xff, 0xff, 0xff, 0xff, 0x0f], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &[0x80, 0x80, 0x80, 0x80, 0x08]];
 
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut bytes = seed.to_vec();

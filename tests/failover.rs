@@ -58,10 +58,7 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     let failover = killed_at.elapsed();
     assert_ne!(new_leader, leader);
     // Writes resume under the new leader.
-    wait_for("writes to resume after failover", Duration::from_secs(10), || async {
-        (acked.lock().await.len() >= before_kill + 50).then_some(())
-    })
-    .await;
+    wait_for("writes to resume after failover", Duration::from_secs(10), || async { (acked.lock().await.len() >= before_kill + 50).then_some(()) }).await;
     let resumed = killed_at.elapsed();
     stop.store(true, Ordering::Relaxed);
     for writer in writers {

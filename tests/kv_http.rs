@@ -119,9 +119,8 @@ async fn compare_and_swap_and_listing_over_http() {
 async fn a_retried_write_with_the_same_idempotency_key_applies_once() {
     let cluster = Cluster::start(3, &[]).await;
     let http = reqwest::Client::new();
-    let send = |node: u64, body: &'static str| {
-        http.put(format!("{}/v1/kv/counter", cluster.node(node).url())).header("idempotency-key", "retry-42").body(body).send()
-    };
+    let send =
+        |node: u64, body: &'static str| http.put(format!("{}/v1/kv/counter", cluster.node(node).url())).header("idempotency-key", "retry-42").body(body).send();
     let first = send(1, "1").await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
@@ -197,11 +196,36 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("control character in key", http.put(format!("{base}/v1/kv/a%0Ab")).body("v"), StatusCode::BAD_REQUEST, "invalid_key"),
         ("oversized value", http.put(format!("{base}/v1/kv/existing")).body(vec![b'x'; 1025]), StatusCode::PAYLOAD_TOO_LARGE, "value_too_large"),
         ("oversized body", http.put(format!("{base}/v1/kv/existing")).body(vec![b'x'; 4096]), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-        ("non-numeric If-Match", http.put(format!("{base}/v1/kv/existing")).header("if-match", "abc").body("v"), StatusCode::BAD_REQUEST, "invalid_precondition"),
-        ("If-None-Match other than *", http.put(format!("{base}/v1/kv/existing")).header("if-none-match", "7").body("v"), StatusCode::BAD_REQUEST, "invalid_precondition"),
-        ("both preconditions", http.delete(format!("{base}/v1/kv/existing")).header("if-match", "1").header("if-none-match", "*"), StatusCode::BAD_REQUEST, "invalid_precondition"),
-        ("empty idempotency key", http.put(format!("{base}/v1/kv/existing")).header("idempotency-key", "").body("v"), StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
-        ("oversized idempotency key", http.put(format!("{base}/v1/kv/existing")).header("idempotency-key", "i".repeat(129)).body("v"), StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+        (
+            "non-numeric If-Match",
+            http.put(format!("{base}/v1/kv/existing")).header("if-match", "abc").body("v"),
+            StatusCode::BAD_REQUEST,
+            "invalid_precondition",
+        ),
+        (
+            "If-None-Match other than *",
+            http.put(format!("{base}/v1/kv/existing")).header("if-none-match", "7").body("v"),
+            StatusCode::BAD_REQUEST,
+            "invalid_precondition",
+        ),
+        (
+            "both preconditions",
+            http.delete(format!("{base}/v1/kv/existing")).header("if-match", "1").header("if-none-match", "*"),
+            StatusCode::BAD_REQUEST,
+            "invalid_precondition",
+        ),
+        (
+            "empty idempotency key",
+            http.put(format!("{base}/v1/kv/existing")).header("idempotency-key", "").body("v"),
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+        ),
+        (
+            "oversized idempotency key",
+            http.put(format!("{base}/v1/kv/existing")).header("idempotency-key", "i".repeat(129)).body("v"),
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+        ),
         ("unknown query parameter", http.put(format!("{base}/v1/kv/existing?ttl=5")).body("v"), StatusCode::BAD_REQUEST, "invalid_query"),
         ("bad consistency", http.get(format!("{base}/v1/kv/existing?consistency=eventual")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("list limit zero", http.get(format!("{base}/v1/kv?limit=0")), StatusCode::BAD_REQUEST, "invalid_limit"),
@@ -210,34 +234,129 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("unknown route", http.get(format!("{base}/v1/nothing-here")), StatusCode::NOT_FOUND, "route_not_found"),
         ("wrong method", http.post(format!("{base}/v1/kv/existing")).body("v"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         ("missing key", http.get(format!("{base}/v1/kv/absent")), StatusCode::NOT_FOUND, "key_not_found"),
-        ("bad JSON for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":"), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("wrong JSON types for a member", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":\"four\",\"addr\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("member id zero", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":0,\"addr\":\"127.0.0.1:1\"}"), StatusCode::BAD_REQUEST, "invalid_id"),
-        ("bad member address", http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"\"}"), StatusCode::BAD_REQUEST, "invalid_addr"),
-        ("query parameter on a member change", http.post(format!("{base}/v1/cluster/members?force=1")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"127.0.0.1:1\"}"), StatusCode::BAD_REQUEST, "invalid_query"),
-        ("lease TTL too short", http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":1}"), StatusCode::BAD_REQUEST, "invalid_ttl"),
-        ("lease TTL too long", http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":999999999999}"), StatusCode::BAD_REQUEST, "invalid_ttl"),
-        ("lease TTL of the wrong type", http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":\"soon\"}"), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("lease body with an unknown field", http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":5000,\"owner\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            "bad JSON for a member",
+            http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "wrong JSON types for a member",
+            http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":\"four\",\"addr\":1}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "member id zero",
+            http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":0,\"addr\":\"127.0.0.1:1\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "bad member address",
+            http.post(format!("{base}/v1/cluster/members")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_addr",
+        ),
+        (
+            "query parameter on a member change",
+            http.post(format!("{base}/v1/cluster/members?force=1")).header("content-type", "application/json").body("{\"id\":9,\"addr\":\"127.0.0.1:1\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "lease TTL too short",
+            http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":1}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_ttl",
+        ),
+        (
+            "lease TTL too long",
+            http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":999999999999}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_ttl",
+        ),
+        (
+            "lease TTL of the wrong type",
+            http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":\"soon\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "lease body with an unknown field",
+            http.post(format!("{base}/v1/leases")).header("content-type", "application/json").body("{\"ttl_ms\":5000,\"owner\":1}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
         ("keep-alive of an unknown lease", http.post(format!("{base}/v1/leases/4242/keepalive")), StatusCode::NOT_FOUND, "lease_not_found"),
         ("revoke of an unknown lease", http.delete(format!("{base}/v1/leases/4242")), StatusCode::NOT_FOUND, "lease_not_found"),
         ("read of an unknown lease", http.get(format!("{base}/v1/leases/4242")), StatusCode::NOT_FOUND, "lease_not_found"),
         ("lease id not a number", http.get(format!("{base}/v1/leases/abc")), StatusCode::BAD_REQUEST, "invalid_path"),
         ("put attached to an unknown lease", http.put(format!("{base}/v1/kv/existing?lease=4242")).body("v"), StatusCode::NOT_FOUND, "lease_not_found"),
         ("put with a lease that is not a number", http.put(format!("{base}/v1/kv/existing?lease=x")).body("v"), StatusCode::BAD_REQUEST, "invalid_query"),
-        ("lock wait too long", http.post(format!("{base}/v1/locks/l/acquire")).header("content-type", "application/json").body("{\"lease\":1,\"wait_ms\":99999999}"), StatusCode::BAD_REQUEST, "invalid_wait"),
-        ("lock acquire without a lease", http.post(format!("{base}/v1/locks/l/acquire")).header("content-type", "application/json").body("{\"wait_ms\":0}"), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("lock acquire with an unknown lease", http.post(format!("{base}/v1/locks/l/acquire")).header("content-type", "application/json").body("{\"lease\":4242}"), StatusCode::NOT_FOUND, "lease_not_found"),
-        ("release of a lock nobody holds", http.post(format!("{base}/v1/locks/l/release")).header("content-type", "application/json").body("{\"token\":7}"), StatusCode::CONFLICT, "stale_token"),
+        (
+            "lock wait too long",
+            http.post(format!("{base}/v1/locks/l/acquire")).header("content-type", "application/json").body("{\"lease\":1,\"wait_ms\":99999999}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_wait",
+        ),
+        (
+            "lock acquire without a lease",
+            http.post(format!("{base}/v1/locks/l/acquire")).header("content-type", "application/json").body("{\"wait_ms\":0}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "lock acquire with an unknown lease",
+            http.post(format!("{base}/v1/locks/l/acquire")).header("content-type", "application/json").body("{\"lease\":4242}"),
+            StatusCode::NOT_FOUND,
+            "lease_not_found",
+        ),
+        (
+            "release of a lock nobody holds",
+            http.post(format!("{base}/v1/locks/l/release")).header("content-type", "application/json").body("{\"token\":7}"),
+            StatusCode::CONFLICT,
+            "stale_token",
+        ),
         ("check of a token that holds nothing", http.get(format!("{base}/v1/locks/l/check?token=7")), StatusCode::CONFLICT, "stale_token"),
         ("check without a token", http.get(format!("{base}/v1/locks/l/check")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("malformed fence", http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "no-token").body("v"), StatusCode::BAD_REQUEST, "invalid_fence"),
-        ("fence with a token that is not a number", http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "l:abc").body("v"), StatusCode::BAD_REQUEST, "invalid_fence"),
-        ("fenced write by a token that holds nothing", http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "l:7").body("v"), StatusCode::CONFLICT, "fence_rejected"),
-        ("ring member without an address", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"weight\":1}"), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("ring member with weight zero", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"a:1\",\"weight\":0}"), StatusCode::BAD_REQUEST, "invalid_weight"),
-        ("ring member with an empty address", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"\"}"), StatusCode::BAD_REQUEST, "invalid_address"),
-        ("ring member on an unknown lease", http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"a:1\",\"lease\":4242}"), StatusCode::NOT_FOUND, "lease_not_found"),
+        (
+            "fence with a token that is not a number",
+            http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "l:abc").body("v"),
+            StatusCode::BAD_REQUEST,
+            "invalid_fence",
+        ),
+        (
+            "fenced write by a token that holds nothing",
+            http.put(format!("{base}/v1/kv/existing")).header("concord-fence", "l:7").body("v"),
+            StatusCode::CONFLICT,
+            "fence_rejected",
+        ),
+        (
+            "ring member without an address",
+            http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"weight\":1}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "ring member with weight zero",
+            http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"a:1\",\"weight\":0}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_weight",
+        ),
+        (
+            "ring member with an empty address",
+            http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_address",
+        ),
+        (
+            "ring member on an unknown lease",
+            http.put(format!("{base}/v1/rings/r/members/m")).header("content-type", "application/json").body("{\"address\":\"a:1\",\"lease\":4242}"),
+            StatusCode::NOT_FOUND,
+            "lease_not_found",
+        ),
         ("leave of an unknown ring member", http.delete(format!("{base}/v1/rings/r/members/nobody")), StatusCode::NOT_FOUND, "member_not_found"),
         ("lookup without a key", http.get(format!("{base}/v1/rings/r/lookup")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("lookup with zero replicas", http.get(format!("{base}/v1/rings/r/lookup?key=k&replicas=0")), StatusCode::BAD_REQUEST, "invalid_replicas"),
@@ -246,8 +365,21 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("unknown member", http.delete(format!("{base}/v1/cluster/members/77")), StatusCode::NOT_FOUND, "member_not_found"),
         ("member id not a number", http.delete(format!("{base}/v1/cluster/members/seven")), StatusCode::BAD_REQUEST, "invalid_path"),
         ("a lock name with an unencoded /", http.post(format!("{base}/v1/locks/jobs/leader/acquire")), StatusCode::NOT_FOUND, "route_not_found"),
-        ("a JSON body declared as text", http.post(format!("{base}/v1/leases")).header("content-type", "text/plain").body("{\"ttl_ms\":5000}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        ("a form sent by a browser", http.post(format!("{base}/v1/leases")).header("content-type", "application/x-www-form-urlencoded").header("origin", "http://evil.example").body("{\"ttl_ms\":5000}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            "a JSON body declared as text",
+            http.post(format!("{base}/v1/leases")).header("content-type", "text/plain").body("{\"ttl_ms\":5000}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "a form sent by a browser",
+            http.post(format!("{base}/v1/leases"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("origin", "http://evil.example")
+                .body("{\"ttl_ms\":5000}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         ("a prefix delete without a prefix", http.delete(format!("{base}/v1/kv")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("a fenced prefix delete", http.delete(format!("{base}/v1/kv?prefix=")).header("concord-fence", "l:7"), StatusCode::BAD_REQUEST, "not_conditional"),
         ("a conditional prefix delete", http.delete(format!("{base}/v1/kv?prefix=")).header("if-match", "1"), StatusCode::BAD_REQUEST, "not_conditional"),
@@ -255,7 +387,8 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     ];
     expect_refusals(cases).await;
     // As `curl -d` sends it: a form type, no Origin. Read as JSON.
-    let granted = http.post(format!("{base}/v1/leases")).header("content-type", "application/x-www-form-urlencoded").body("{\"ttl_ms\":5000}").send().await.unwrap();
+    let granted =
+        http.post(format!("{base}/v1/leases")).header("content-type", "application/x-www-form-urlencoded").body("{\"ttl_ms\":5000}").send().await.unwrap();
     assert_eq!(granted.status(), StatusCode::CREATED);
     let hint = http.post(format!("{base}/v1/locks/jobs/leader/acquire")).send().await.unwrap().text().await.unwrap();
     assert!(hint.contains("/v1/locks/jobs%2Fleader"), "{hint}");

@@ -36,10 +36,7 @@ async fn an_expired_holder_is_fenced_out_and_the_next_grant_has_a_larger_token()
     client.put_with("res/data", "first holder", &fenced(first.token)).await.unwrap();
 
     // The first holder "pauses": no keep-alives. Its lease ends and the lock frees.
-    wait_for("the first holder's lease to expire", Duration::from_secs(10), || async {
-        client.lock_holder("res").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    wait_for("the first holder's lease to expire", Duration::from_secs(10), || async { client.lock_holder("res").await.ok()?.is_none().then_some(()) }).await;
     let other = client.lease_grant(60_000).await.unwrap();
     let second = client.lock_acquire("res", other.id, 0).await.unwrap();
     assert!(second.token > first.token, "tokens grow: {} then {}", first.token, second.token);
@@ -62,11 +59,7 @@ async fn an_expired_holder_is_fenced_out_and_the_next_grant_has_a_larger_token()
 async fn waiters_are_served_in_order_and_give_up_after_wait_ms() {
     let cluster = Cluster::start(3, &[]).await;
     let client = std::sync::Arc::new(cluster.client());
-    let (a, b, c) = (
-        client.lease_grant(60_000).await.unwrap().id,
-        client.lease_grant(60_000).await.unwrap().id,
-        client.lease_grant(60_000).await.unwrap().id,
-    );
+    let (a, b, c) = (client.lease_grant(60_000).await.unwrap().id, client.lease_grant(60_000).await.unwrap().id, client.lease_grant(60_000).await.unwrap().id);
     let held = client.lock_acquire("q", a, 0).await.unwrap();
     // b waits in line (long poll) while a holds the lock.
     let waiting = {

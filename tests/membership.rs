@@ -47,10 +47,7 @@ async fn add_a_fourth_node_and_remove_an_old_one_while_writes_continue() {
     assert_eq!(removed["removed"], true);
     cluster.kill(1);
     let writes_before = acked.lock().await.len();
-    wait_for("writes to continue after the change", Duration::from_secs(15), || async {
-        (acked.lock().await.len() > writes_before + 30).then_some(())
-    })
-    .await;
+    wait_for("writes to continue after the change", Duration::from_secs(15), || async { (acked.lock().await.len() > writes_before + 30).then_some(()) }).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
 

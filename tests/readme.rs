@@ -42,10 +42,21 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
-    Run { command: String, expected: Vec<String>, exit: i32 },
-    Capture { name: String, command: String },
+    Run {
+        command: String,
+        expected: Vec<String>,
+        exit: i32,
+    },
+    Capture {
+        name: String,
+        command: String,
+    },
     /// `NAME=<literal>  # the "field" ...`: `field` is named when the comment quotes it.
-    Take { name: String, literal: String, field: Option<String> },
+    Take {
+        name: String,
+        literal: String,
+        field: Option<String>,
+    },
 }
 
 /// The `sh` blocks of the named sections, in order.
@@ -158,7 +169,9 @@ impl Run {
                 self.last = Answer::None;
             }
             Step::Take { name, literal, field } => {
-                let value = self.take(literal, field.as_deref()).unwrap_or_else(|| panic!("{name}={literal}: the README's answer before it does not show where {literal} comes from"));
+                let value = self
+                    .take(literal, field.as_deref())
+                    .unwrap_or_else(|| panic!("{name}={literal}: the README's answer before it does not show where {literal} comes from"));
                 self.shell.env.insert(name.clone(), value);
             }
         }
@@ -179,9 +192,11 @@ impl Run {
         };
         let (shown_status, shown_body) = shown.split_once(' ').map_or((shown.as_str(), None), |(s, b)| (s, Some(b)));
         assert_eq!(status, shown_status, "`{command}` answered {status}, the README shows {shown_status}: {}", ran.stdout);
-        let readme = shown_body.map(|b| serde_json::from_str::<Value>(b).unwrap_or_else(|e| panic!("the README's answer to `{command}` is not JSON ({e}): {b}")));
+        let readme =
+            shown_body.map(|b| serde_json::from_str::<Value>(b).unwrap_or_else(|e| panic!("the README's answer to `{command}` is not JSON ({e}): {b}")));
         if let (Some(readme), Some(actual)) = (&readme, &actual) {
-            same_shape(readme, actual, "body").unwrap_or_else(|e| panic!("`{command}`: the answer differs from the README's: {e}\n  README: {readme}\n  actual: {actual}"));
+            same_shape(readme, actual, "body")
+                .unwrap_or_else(|e| panic!("`{command}`: the answer differs from the README's: {e}\n  README: {readme}\n  actual: {actual}"));
         }
         self.last = match actual {
             Some(actual) => Answer::Json { readme, actual },

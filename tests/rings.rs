@@ -14,7 +14,10 @@ async fn lookups_match_the_membership_at_their_epoch() {
     let client = cluster.client();
     let mut last_epoch = 0;
     for (i, weight) in [1, 2, 1, 1].into_iter().enumerate() {
-        let epoch = client.ring_join("cache", &format!("cache-{i}"), &RingJoin { address: &format!("10.0.0.{i}:11211"), weight, metadata: "zone=a", lease: None }).await.unwrap();
+        let epoch = client
+            .ring_join("cache", &format!("cache-{i}"), &RingJoin { address: &format!("10.0.0.{i}:11211"), weight, metadata: "zone=a", lease: None })
+            .await
+            .unwrap();
         assert!(epoch > last_epoch, "epochs grow");
         last_epoch = epoch;
     }

@@ -15,7 +15,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
         let log = LogStore::open(&dir.path().join("log")).map_err(|e| StorageIOError::write(&e))?;
-        let machine = StateMachine::open(dir.path(), IdempotencyBounds::default(), concord::state::machine::CACHE_BYTES_DEFAULT).map_err(|e| StorageIOError::write(&e))?;
+        let machine = StateMachine::open(dir.path(), IdempotencyBounds::default(), concord::state::machine::CACHE_BYTES_DEFAULT)
+            .map_err(|e| StorageIOError::write(&e))?;
         Ok((dir, log, machine))
     }
 }

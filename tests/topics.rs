@@ -81,7 +81,8 @@ async fn long_polls_retention_and_the_cli() {
     assert_eq!(client.topic_delete("t").await.unwrap(), 3);
     // A topic named "stream" is an ordinary resource: followers forward its writes.
     for node in &cluster.nodes {
-        let answer = reqwest::Client::new().put(format!("{}/v1/topics/stream", node.url())).header("content-type", "application/json").body("{}").send().await.unwrap();
+        let answer =
+            reqwest::Client::new().put(format!("{}/v1/topics/stream", node.url())).header("content-type", "application/json").body("{}").send().await.unwrap();
         assert!(answer.status().is_success(), "node {}: {}", node.id, answer.status());
     }
 }
@@ -97,8 +98,18 @@ async fn bad_topic_input_gets_a_json_4xx_and_changes_nothing() {
     let before = client.topic_stats("t").await.unwrap().unwrap();
     let json = |builder: reqwest::RequestBuilder, body: &str| builder.header("content-type", "application/json").body(body.to_string());
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
-        ("message over the topic's max_message_bytes", http.post(format!("{base}/v1/topics/t/messages")).body("12345"), StatusCode::PAYLOAD_TOO_LARGE, "message_too_large"),
-        ("message over a new topic's default max", http.post(format!("{base}/v1/topics/fresh/messages")).body(vec![b'x'; 300 << 10]), StatusCode::PAYLOAD_TOO_LARGE, "message_too_large"),
+        (
+            "message over the topic's max_message_bytes",
+            http.post(format!("{base}/v1/topics/t/messages")).body("12345"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_large",
+        ),
+        (
+            "message over a new topic's default max",
+            http.post(format!("{base}/v1/topics/fresh/messages")).body(vec![b'x'; 300 << 10]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_large",
+        ),
         ("oversized topic name", http.post(format!("{base}/v1/topics/{}/messages", "t".repeat(17))).body("x"), StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
         ("read of an unknown topic", http.get(format!("{base}/v1/topics/nope/messages")), StatusCode::NOT_FOUND, "topic_not_found"),
         ("read with limit zero", http.get(format!("{base}/v1/topics/t/messages?limit=0")), StatusCode::BAD_REQUEST, "invalid_limit"),
@@ -106,12 +117,27 @@ async fn bad_topic_input_gets_a_json_4xx_and_changes_nothing() {
         ("read from offset zero", http.get(format!("{base}/v1/topics/t/messages?from=0")), StatusCode::BAD_REQUEST, "invalid_offset"),
         ("read from a non-number", http.get(format!("{base}/v1/topics/t/messages?from=start")), StatusCode::BAD_REQUEST, "invalid_query"),
         ("subscription to an unknown topic", http.get(format!("{base}/v1/topics/nope/stream")), StatusCode::NOT_FOUND, "topic_not_found"),
-        ("subscription with a bad Last-Event-ID", http.get(format!("{base}/v1/topics/t/stream")).header("last-event-id", "x"), StatusCode::BAD_REQUEST, "invalid_last_event_id"),
-        ("settings with max_messages zero", json(http.put(format!("{base}/v1/topics/t")), "{\"max_messages\":0}"), StatusCode::BAD_REQUEST, "invalid_topic_settings"),
+        (
+            "subscription with a bad Last-Event-ID",
+            http.get(format!("{base}/v1/topics/t/stream")).header("last-event-id", "x"),
+            StatusCode::BAD_REQUEST,
+            "invalid_last_event_id",
+        ),
+        (
+            "settings with max_messages zero",
+            json(http.put(format!("{base}/v1/topics/t")), "{\"max_messages\":0}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_topic_settings",
+        ),
         ("settings with an unknown field", json(http.put(format!("{base}/v1/topics/t")), "{\"partitions\":3}"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("settings of the wrong type", json(http.put(format!("{base}/v1/topics/t")), "{\"max_age_ms\":\"1d\"}"), StatusCode::BAD_REQUEST, "invalid_json"),
         ("stats of an unknown topic", http.get(format!("{base}/v1/topics/nope")), StatusCode::NOT_FOUND, "topic_not_found"),
-        ("delete with an Idempotency-Key", http.delete(format!("{base}/v1/topics/t")).header("idempotency-key", "d1"), StatusCode::BAD_REQUEST, "not_idempotent"),
+        (
+            "delete with an Idempotency-Key",
+            http.delete(format!("{base}/v1/topics/t")).header("idempotency-key", "d1"),
+            StatusCode::BAD_REQUEST,
+            "not_idempotent",
+        ),
         ("delete of an unknown topic", http.delete(format!("{base}/v1/topics/nope")), StatusCode::NOT_FOUND, "topic_not_found"),
         ("wrong method", http.post(format!("{base}/v1/topics/t/stream")), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
     ];

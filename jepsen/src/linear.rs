@@ -36,7 +36,10 @@ pub enum Verdict {
     Valid,
     /// No order works. `stuck` is the operation whose return the deepest attempt
     /// could not pass, `linearized` how many operations that attempt had placed.
-    Invalid { stuck: usize, linearized: usize },
+    Invalid {
+        stuck: usize,
+        linearized: usize,
+    },
     Unknown,
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::history::{Completed, History, Op, Type};
 use crate::client::{Conn, Outcome, outcome_type, send};
+use crate::history::{Completed, History, Op, Type};
 
 const LOCK: &str = "jepsen-lock";
 const RESOURCE: &str = "jepsen/fenced-resource";
@@ -197,7 +197,12 @@ mod tests {
         ];
         assert_eq!(check(&two)["anomalies"][0]["kind"], "two holders at once");
         // A grant after another with a smaller token.
-        let shrinking = vec![at(1, 0, Type::Invoke, "acquire", 9), at(2, 0, Type::Ok, "acquire", 9), at(3, 1, Type::Invoke, "acquire", 5), at(4, 1, Type::Ok, "acquire", 5)];
+        let shrinking = vec![
+            at(1, 0, Type::Invoke, "acquire", 9),
+            at(2, 0, Type::Ok, "acquire", 9),
+            at(3, 1, Type::Invoke, "acquire", 5),
+            at(4, 1, Type::Ok, "acquire", 5),
+        ];
         assert_eq!(check(&shrinking)["anomalies"][0]["kind"], "a later grant had a token not larger");
     }
 }

@@ -13,8 +13,8 @@ mod cluster;
 mod history;
 mod linear;
 mod lock;
-mod net;
 mod nemesis;
+mod net;
 mod queue;
 mod register;
 mod report;
@@ -130,7 +130,10 @@ fn concord_binary(args: &Args) -> Result<PathBuf, String> {
     };
     // Test binaries live one level down (target/debug/deps).
     let candidates = [path.clone(), path.parent().and_then(Path::parent).map(|p| p.join("concord")).unwrap_or_default()];
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| format!("no concord binary at {}; build it (cargo build --bin concord) or pass --concord", path.display()))
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no concord binary at {}; build it (cargo build --bin concord) or pass --concord", path.display()))
 }
 
 async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, String> {

@@ -217,7 +217,14 @@ mod tests {
                 assert!(views.iter().any(|v| v.len() < n as usize), "{name} with {n} nodes cuts nothing");
                 if name == "majorities-ring" {
                     assert!(views.iter().all(|v| v.len() as u64 == n / 2 + 1), "every node in a bare majority: {views:?}");
-                    let distinct: std::collections::HashSet<Vec<u64>> = views.iter().map(|v| { let mut v = v.clone(); v.sort(); v }).collect();
+                    let distinct: std::collections::HashSet<Vec<u64>> = views
+                        .iter()
+                        .map(|v| {
+                            let mut v = v.clone();
+                            v.sort();
+                            v
+                        })
+                        .collect();
                     assert_eq!(distinct.len(), n as usize, "no two nodes see the same majority");
                 }
             }

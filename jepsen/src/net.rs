@@ -15,11 +15,7 @@ use std::process::Command;
 /// Runs a command, failing with its stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let output = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()))
-    }
+    if output.status.success() { Ok(()) } else { Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim())) }
 }
 
 pub struct Host {

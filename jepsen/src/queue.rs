@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::history::{History, Op, Type};
 use crate::client::{Conn, Outcome, outcome_type, send};
+use crate::history::{History, Op, Type};
 
 pub const QUEUE: &str = "jepsen-queue";
 /// Visibility of a received message: short, so unacknowledged ones come back soon.
@@ -36,11 +36,7 @@ impl Client {
     }
 
     pub async fn step(&mut self, history: &History, next_value: &AtomicI64) -> bool {
-        if self.conn.rng.chance(50) {
-            self.enqueue(history, next_value).await
-        } else {
-            self.receive_and_ack(history, 3, 500).await.is_some()
-        }
+        if self.conn.rng.chance(50) { self.enqueue(history, next_value).await } else { self.receive_and_ack(history, 3, 500).await.is_some() }
     }
 
     async fn enqueue(&mut self, history: &History, next_value: &AtomicI64) -> bool {
@@ -192,7 +188,13 @@ pub fn check(ops: &[Op], drained: bool) -> Value {
         resurrected.truncate(20);
         anomalies.push(json!({ "kind": "received again after a successful ack", "examples": resurrected }));
     }
-    let verdict = if !anomalies.is_empty() { "invalid" } else if !drained { "unknown" } else { "valid" };
+    let verdict = if !anomalies.is_empty() {
+        "invalid"
+    } else if !drained {
+        "unknown"
+    } else {
+        "valid"
+    };
     json!({
         "checker": "queue",
         "valid": verdict,

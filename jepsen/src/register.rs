@@ -149,7 +149,13 @@ pub fn check(ops: &[Op], budget: Duration) -> Value {
             }
         }
     }
-    let verdict = if !anomalies.is_empty() { "invalid" } else if !unknown.is_empty() { "unknown" } else { "valid" };
+    let verdict = if !anomalies.is_empty() {
+        "invalid"
+    } else if !unknown.is_empty() {
+        "unknown"
+    } else {
+        "valid"
+    };
     json!({
         "checker": "linearizable-register",
         "valid": verdict,

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use concord::placement::Placement;
 use serde_json::{Value, json};
 
+use crate::client::{Conn, Outcome, send};
 use crate::history::{Completed, History, Op, Type, pair};
 use crate::linear::{self, Entry, Model, Verdict};
-use crate::client::{Conn, Outcome, send};
 
 const RING: &str = "jepsen-ring";
 const MEMBERS: u64 = 5;
@@ -234,8 +234,12 @@ mod tests {
 
     #[test]
     fn flags_a_lost_join_backwards_epochs_and_a_wrong_lookup() {
-        let join = |t: u64, epoch: u64| [at(t, 0, Type::Invoke, "join", json!({ "member": "m1" })), at(t + 1, 0, Type::Ok, "join", json!({ "member": "m1", "epoch": epoch }))];
-        let read = |t: u64, epoch: u64, members: Value| [at(t, 1, Type::Invoke, "read", Value::Null), at(t + 1, 1, Type::Ok, "read", json!({ "epoch": epoch, "members": members }))];
+        let join = |t: u64, epoch: u64| {
+            [at(t, 0, Type::Invoke, "join", json!({ "member": "m1" })), at(t + 1, 0, Type::Ok, "join", json!({ "member": "m1", "epoch": epoch }))]
+        };
+        let read = |t: u64, epoch: u64, members: Value| {
+            [at(t, 1, Type::Invoke, "read", Value::Null), at(t + 1, 1, Type::Ok, "read", json!({ "epoch": epoch, "members": members }))]
+        };
         let mut ops: Vec<Op> = join(0, 1).into();
         ops.extend(read(10, 1, json!(["m1"])));
         assert_eq!(check(&ops, Duration::from_secs(5))["valid"], "valid");

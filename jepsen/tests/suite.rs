@@ -32,7 +32,11 @@ fn run(name: &str, args: &[&str]) -> Option<(i32, serde_json::Value)> {
 
 #[test]
 fn register_under_partitions_kills_pauses_and_membership_changes_is_linearizable() {
-    let Some((code, results)) = run("register", &["--workload", "register", "--nemesis", "partition,kill,pause,membership", "--time-limit", "60", "--seed", "42"]) else { return };
+    let Some((code, results)) =
+        run("register", &["--workload", "register", "--nemesis", "partition,kill,pause,membership", "--time-limit", "60", "--seed", "42"])
+    else {
+        return;
+    };
     assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
     assert_eq!(code, 0);
     assert!(results["ops"]["ok"].as_u64().unwrap_or(0) > 500, "the run did work: {}", results["ops"]);
@@ -40,7 +44,11 @@ fn register_under_partitions_kills_pauses_and_membership_changes_is_linearizable
 
 #[test]
 fn stale_reads_during_partitions_are_caught() {
-    let Some((code, results)) = run("register-stale", &["--workload", "register", "--nemesis", "partition", "--time-limit", "45", "--seed", "7", "--plant", "stale-reads"]) else { return };
+    let Some((code, results)) =
+        run("register-stale", &["--workload", "register", "--nemesis", "partition", "--time-limit", "45", "--seed", "7", "--plant", "stale-reads"])
+    else {
+        return;
+    };
     assert_eq!(results["valid"], "invalid", "the checker must flag stale reads");
     assert_eq!(code, 1);
     let anomalies = results["checkers"][0]["anomalies"].as_array().map_or(0, Vec::len);
@@ -49,7 +57,9 @@ fn stale_reads_during_partitions_are_caught() {
 
 #[test]
 fn queue_under_faults_loses_and_duplicates_nothing() {
-    let Some((code, results)) = run("queue", &["--workload", "queue", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "43"]) else { return };
+    let Some((code, results)) = run("queue", &["--workload", "queue", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "43"]) else {
+        return;
+    };
     assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
     assert_eq!(code, 0);
     assert!(results["checkers"][0]["enqueue_ok"].as_u64().unwrap_or(0) > 100, "the run did work: {}", results["checkers"][0]);
@@ -57,7 +67,11 @@ fn queue_under_faults_loses_and_duplicates_nothing() {
 
 #[test]
 fn acks_reported_but_not_applied_are_caught() {
-    let Some((code, results)) = run("queue-skip-acks", &["--workload", "queue", "--nemesis", "partition", "--time-limit", "30", "--seed", "3", "--plant", "skip-acks"]) else { return };
+    let Some((code, results)) =
+        run("queue-skip-acks", &["--workload", "queue", "--nemesis", "partition", "--time-limit", "30", "--seed", "3", "--plant", "skip-acks"])
+    else {
+        return;
+    };
     assert_eq!(results["valid"], "invalid", "the checker must flag acks that did not take effect");
     assert_eq!(code, 1);
     assert_eq!(results["checkers"][0]["anomalies"][0]["kind"], "received again after a successful ack");
@@ -73,7 +87,11 @@ fn lock_under_faults_keeps_tokens_ordered_and_fences_stale_holders() {
 
 #[test]
 fn unfenced_writes_of_stale_holders_are_caught() {
-    let Some((code, results)) = run("lock-unfenced", &["--workload", "lock", "--nemesis", "partition", "--time-limit", "45", "--seed", "5", "--plant", "unfenced"]) else { return };
+    let Some((code, results)) =
+        run("lock-unfenced", &["--workload", "lock", "--nemesis", "partition", "--time-limit", "45", "--seed", "5", "--plant", "unfenced"])
+    else {
+        return;
+    };
     assert_eq!(results["valid"], "invalid", "the checker must flag a stale holder's accepted write");
     assert_eq!(code, 1);
 }
@@ -88,7 +106,11 @@ fn ring_membership_epochs_and_lookups_stay_consistent() {
 
 #[test]
 fn stale_ring_reads_are_caught() {
-    let Some((code, results)) = run("ring-stale", &["--workload", "ring", "--nemesis", "partition", "--time-limit", "45", "--seed", "21", "--plant", "stale-reads"]) else { return };
+    let Some((code, results)) =
+        run("ring-stale", &["--workload", "ring", "--nemesis", "partition", "--time-limit", "45", "--seed", "21", "--plant", "stale-reads"])
+    else {
+        return;
+    };
     assert_eq!(results["valid"], "invalid", "the checker must flag stale membership reads");
     assert_eq!(code, 1);
 }

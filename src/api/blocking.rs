@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::AppState;
-use super::kv::Consistency;
 use super::error::ApiError;
+use super::kv::Consistency;
 use crate::state::StateReader;
 use crate::state::store::ViewError;
 

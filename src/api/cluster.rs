@@ -76,11 +76,7 @@ fn learner_caught_up(matched: Option<u64>, learner_since: u64, leader_last: Opti
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", operation_id = "cluster_status", summary = "Members, roles, leader, term and progress", params(ConsistencyQuery), responses((status = 200, description = "The cluster", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 // `consistency` is acted on by the forwarding layer; accepted here so it is not "unknown".
 pub async fn status(State(app): State<AppState>, ApiQuery(_): ApiQuery<ConsistencyQuery>) -> Result<Json<Value>, ApiError> {
-    let committed = app
-        .raft
-        .with_raft_state(|state| state.committed)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
+    let committed = app.raft.with_raft_state(|state| state.committed).await.map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
     let metrics = app.raft.metrics().borrow().clone();
     let membership = metrics.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -133,10 +129,7 @@ async fn settle_membership(app: &AppState) -> Result<(), ApiError> {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::unavailable(format!(
-                "another membership change is still in progress after {} s; retry",
-                SETTLE_TIMEOUT.as_secs()
-            )));
+            return Err(ApiError::unavailable(format!("another membership change is still in progress after {} s; retry", SETTLE_TIMEOUT.as_secs())));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -180,11 +173,7 @@ fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> Api
 }
 
 #[utoipa::path(post, path = "/v1/cluster/members", tag = "cluster", operation_id = "cluster_add_member", summary = "Add a member (learner, catch up, then voter)", request_body = AddMember, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn add_member(
-    State(app): State<AppState>,
-    ApiQuery(_): ApiQuery<WriteQuery>,
-    ApiJson(body): ApiJson<AddMember>,
-) -> Result<Response, ApiError> {
+pub async fn add_member(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, ApiJson(body): ApiJson<AddMember>) -> Result<Response, ApiError> {
     if body.id == 0 {
         return Err(ApiError::bad_request("invalid_id", "node ids are positive numbers; 0 is not a valid id"));
     }
@@ -228,36 +217,26 @@ pub async fn add_member(
         }
     };
     let lag_max = app.raft.config().replication_lag_threshold;
-    let caught_up = |metrics: &openraft::RaftMetrics<NodeId, Node>| {
-        learner_caught_up(matched_index(metrics, body.id), learner_since, metrics.last_log_index, lag_max)
-    };
-    let received = app
-        .raft
-        .wait(Some(deadline.saturating_duration_since(tokio::time::Instant::now())))
-        .metrics(caught_up, "the new learner to catch up",
-        )
-        .await;
+    let caught_up =
+        |metrics: &openraft::RaftMetrics<NodeId, Node>| learner_caught_up(matched_index(metrics, body.id), learner_since, metrics.last_log_index, lag_max);
+    let received = app.raft.wait(Some(deadline.saturating_duration_since(tokio::time::Instant::now()))).metrics(caught_up, "the new learner to catch up").await;
     if received.is_err() {
         return Err(not_caught_up());
     }
     // From here on the learner is in the membership: a failure is not "nothing happened".
-    let joined = |e: ApiError| ApiError::outcome_unknown(format!("node {} joined as a learner but was not promoted: {}; retry to promote it", body.id, e.message));
+    let joined =
+        |e: ApiError| ApiError::outcome_unknown(format!("node {} joined as a learner but was not promoted: {}; retry to promote it", body.id, e.message));
     settle_membership(&app).await.map_err(joined)?;
     let promote = app.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([body.id])), false);
     let written = match tokio::time::timeout(app.limits.write_timeout(), promote).await {
         Ok(result) => result.map_err(membership_error)?,
         Err(_) => return Err(ApiError::outcome_unknown(format!("promoting node {} did not commit in time; check /v1/cluster and retry", body.id))),
     };
-    Ok(Json(json!({ "id": body.id, "addr": addr, "role": "voter", "changed": true, "membership_log_index": written.log_id.index }))
-        .into_response())
+    Ok(Json(json!({ "id": body.id, "addr": addr, "role": "voter", "changed": true, "membership_log_index": written.log_id.index })).into_response())
 }
 
 #[utoipa::path(delete, path = "/v1/cluster/members/{id}", tag = "cluster", operation_id = "cluster_remove_member", summary = "Remove a member", params(("id" = u64, Path, description = "The member's node id")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn remove_member(
-    State(app): State<AppState>,
-    ApiPath(id): ApiPath<NodeId>,
-    ApiQuery(_): ApiQuery<WriteQuery>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn remove_member(State(app): State<AppState>, ApiPath(id): ApiPath<NodeId>, ApiQuery(_): ApiQuery<WriteQuery>) -> Result<Json<Value>, ApiError> {
     let SettledMembership { voters, addr: known, .. } = settled_membership(&app, id).await?;
     if known.is_none() {
         return Err(ApiError::not_found("member_not_found", format!("node {id} is not a member of this cluster")));
@@ -286,11 +265,7 @@ pub async fn snapshot(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQu
     let applied = app.raft.metrics().borrow().last_applied.map(|id| id.index);
     app.raft.trigger().snapshot().await.map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
     let wait = Duration::from_millis(app.limits.wait_ms_max);
-    let covered = app
-        .raft
-        .wait(Some(wait))
-        .metrics(|metrics| metrics.snapshot.map(|id| id.index) >= applied, "a snapshot covering the applied index")
-        .await;
+    let covered = app.raft.wait(Some(wait)).metrics(|metrics| metrics.snapshot.map(|id| id.index) >= applied, "a snapshot covering the applied index").await;
     match covered {
         Ok(metrics) => Ok(Json(json!({ "snapshot_index": metrics.snapshot.map(|id| id.index), "built": true })).into_response()),
         // Still being built: it goes on, and `snapshot_index` in `/v1/cluster` shows it.

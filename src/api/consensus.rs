@@ -11,8 +11,8 @@
 use openraft::ServerState;
 
 use super::AppState;
-use super::kv::Consistency;
 use super::error::ApiError;
+use super::kv::Consistency;
 use crate::raft::proposer::{self, ProposeError};
 use crate::state::command::{Request, Response};
 
@@ -31,9 +31,7 @@ impl AppState {
         // quorum's votes: let it serve (a write it cannot commit gets the 504 path).
         let lease_ms = self.timing.election_timeout_max_ms;
         match metrics.millis_since_quorum_ack {
-            Some(ms) if ms > lease_ms => {
-                Err(ApiError::unavailable(format!("the leader has not heard from a quorum for {ms} ms (limit {lease_ms} ms); retry")))
-            }
+            Some(ms) if ms > lease_ms => Err(ApiError::unavailable(format!("the leader has not heard from a quorum for {ms} ms (limit {lease_ms} ms); retry"))),
             _ => Ok(()),
         }
     }

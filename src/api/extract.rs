@@ -36,10 +36,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| ApiPath(p.0))
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| ApiPath(p.0)).map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
     }
 }
 
@@ -90,7 +87,13 @@ mod tests {
 
     #[test]
     fn bodies_are_json_unless_declared_otherwise() {
-        for accepted in [None, Some("application/json"), Some("Application/JSON; charset=utf-8"), Some("application/merge-patch+json"), Some("application/x-www-form-urlencoded")] {
+        for accepted in [
+            None,
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            Some("application/merge-patch+json"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
             assert!(read_as_json(accepted, false), "{accepted:?}");
         }
         for refused in [Some("text/plain"), Some("multipart/form-data; boundary=x"), Some("application/octet-stream"), Some("")] {

@@ -42,10 +42,7 @@ impl Forwarder {
 }
 
 fn is_stale_read(request: &Request) -> bool {
-    request
-        .uri()
-        .query()
-        .is_some_and(|query| query.split('&').any(|pair| pair == "consistency=stale"))
+    request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "consistency=stale"))
 }
 
 /// A stream (SSE) is served by the node asked, from the entries it has applied:
@@ -53,7 +50,8 @@ fn is_stale_read(request: &Request) -> bool {
 pub fn is_stream(request: &Request) -> bool {
     let path = request.uri().path();
     // `/v1/topics/{topic}/stream`: a topic name is one (percent-encoded) segment.
-    let topic_stream = path.strip_prefix("/v1/topics/").and_then(|rest| rest.split_once('/')).is_some_and(|(topic, tail)| !topic.is_empty() && tail == "stream");
+    let topic_stream =
+        path.strip_prefix("/v1/topics/").and_then(|rest| rest.split_once('/')).is_some_and(|(topic, tail)| !topic.is_empty() && tail == "stream");
     path == "/v1/watch" || topic_stream
 }
 
@@ -64,8 +62,7 @@ fn needs_leader(request: &Request) -> bool {
 
 /// Hop-by-hop headers that must not be relayed.
 fn relayable(name: &HeaderName) -> bool {
-    ![header::HOST, header::CONNECTION, header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::TE, header::UPGRADE]
-        .contains(name)
+    ![header::HOST, header::CONNECTION, header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::TE, header::UPGRADE].contains(name)
         && name.as_str() != "keep-alive"
 }
 

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::blocking::wait_past;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
-use super::blocking::wait_past;
 use super::outcome::{meta_json, propose, refuse_idempotency_key};
 use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Request};
 use crate::state::kv::{self, InvalidInput, KvRecord};
@@ -149,18 +149,12 @@ pub fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
         (None, None) => Ok(Precondition::None),
         (Some(_), Some(_)) => Err(ApiError::bad_request("invalid_precondition", "give If-Match or If-None-Match, not both")),
         (None, Some(value)) if value == "*" => Ok(Precondition::Absent),
-        (None, Some(value)) => Err(ApiError::bad_request(
-            "invalid_precondition",
-            format!("If-None-Match supports only \"*\" (create only), got {value:?}"),
-        )),
+        (None, Some(value)) => Err(ApiError::bad_request("invalid_precondition", format!("If-None-Match supports only \"*\" (create only), got {value:?}"))),
         (Some(value), None) if value == "*" => Ok(Precondition::Exists),
         (Some(value), None) => {
             let revision = value.trim_start_matches("W/").trim_matches('"');
             revision.parse::<u64>().map(Precondition::ModRevision).map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_precondition",
-                    format!("If-Match must be a mod_revision (a number, e.g. If-Match: 42) or *, got {value:?}"),
-                )
+                ApiError::bad_request("invalid_precondition", format!("If-Match must be a mod_revision (a number, e.g. If-Match: 42) or *, got {value:?}"))
             })
         }
     }
@@ -231,11 +225,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(get, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_get", summary = "Read a key (JSON, or the raw bytes with raw=true)", params(("key" = String, Path, description = "The key (may contain slashes)"), GetQuery), responses((status = 200, description = "The key", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn get(
-    State(app): State<AppState>,
-    ApiPath(key): ApiPath<String>,
-    ApiQuery(query): ApiQuery<GetQuery>,
-) -> Result<Response, ApiError> {
+pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, ApiQuery(query): ApiQuery<GetQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&key, &app.limits)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
-use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::outcome::{holding_json, mark_replayed, propose, rejection_error, submit};
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
@@ -37,7 +37,6 @@ pub struct AcquireBody {
 pub struct ReleaseBody {
     token: u64,
 }
-
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -92,7 +91,10 @@ pub async fn acquire(
     // Time is up: leave the queue, unless the lock was granted meanwhile.
     let cancel = Command::LockCancelWait { name: name.clone(), lease: body.lease };
     let outcome = app.write(Request { idempotency_key: None, command: cancel }).await.map_err(|e| {
-        ApiError::outcome_unknown(format!("the wait ended but leaving the queue failed ({}); the lease may still be queued or granted: check GET /v1/locks/{name}", e.message))
+        ApiError::outcome_unknown(format!(
+            "the wait ended but leaving the queue failed ({}); the lease may still be queued or granted: check GET /v1/locks/{name}",
+            e.message
+        ))
     })?;
     match outcome.outcome {
         Outcome::LockHeld { name, token, lease } => Ok(held(&name, token, lease)),
@@ -100,11 +102,9 @@ pub async fn acquire(
             let waiters = app.reader.lock(&name).map(|read| read.value.waiters.len() as u64).unwrap_or(0);
             Err(rejection_error(Rejection::LockBusy { name, holder, waiters }).with_message_suffix(" (gave up waiting)"))
         }
-        Outcome::LockWaitCancelled { name, holder: None } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "lock_busy",
-            format!("lock {name:?} was not granted within {} ms; it is free now, retry", body.wait_ms),
-        )),
+        Outcome::LockWaitCancelled { name, holder: None } => {
+            Err(ApiError::new(StatusCode::CONFLICT, "lock_busy", format!("lock {name:?} was not granted within {} ms; it is free now, retry", body.wait_ms)))
+        }
         _ => Err(ApiError::internal("leaving the queue produced an unexpected outcome")),
     }
 }

@@ -27,13 +27,13 @@ pub mod kv;
 pub mod leases;
 pub mod locks;
 pub mod named;
+pub mod openapi;
+pub mod outcome;
 pub mod queues;
 pub mod rings;
-pub mod topics;
 pub mod stream;
+pub mod topics;
 pub mod watch;
-pub mod outcome;
-pub mod openapi;
 
 use std::sync::Arc;
 

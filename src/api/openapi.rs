@@ -64,7 +64,8 @@ mod tests {
             assert!(paths.contains_key(path), "{path} missing");
         }
         assert!(!paths.keys().any(|p| p.contains('*')), "an axum wildcard leaked into the description");
-        let mut ids: Vec<&str> = paths.values().flat_map(|item| item.as_object().into_iter().flatten()).filter_map(|(_, op)| op["operationId"].as_str()).collect();
+        let mut ids: Vec<&str> =
+            paths.values().flat_map(|item| item.as_object().into_iter().flatten()).filter_map(|(_, op)| op["operationId"].as_str()).collect();
         let count = ids.len();
         ids.sort_unstable();
         ids.dedup();

@@ -29,10 +29,7 @@ pub fn idempotency_key(app: &AppState, headers: &HeaderMap) -> Result<Option<Str
     let max = app.limits.idempotency_key_bytes_max;
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > max || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {max} visible ASCII characters without spaces"),
-        ));
+        return Err(ApiError::bad_request("invalid_idempotency_key", format!("Idempotency-Key must be 1 to {max} visible ASCII characters without spaces")));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
@@ -63,9 +60,7 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             "idempotency_key_reused",
             format!("Idempotency-Key {key:?} was already used for a different request; use a new key per distinct write"),
         ),
-        Rejection::LeaseNotFound { id } => {
-            ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)"))
-        }
+        Rejection::LeaseNotFound { id } => ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)")),
         Rejection::LeaseLimit { limit } => ApiError::new(
             StatusCode::CONFLICT,
             "lease_limit",
@@ -83,10 +78,13 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::StaleToken { name, token, current } => ApiError::new(
             StatusCode::CONFLICT,
             "stale_token",
-            format!("token {token} does not hold lock {name:?}{}", match current {
-                Some(holder) => format!("; token {} does", holder.token),
-                None => "; nobody holds it".to_string(),
-            }),
+            format!(
+                "token {token} does not hold lock {name:?}{}",
+                match current {
+                    Some(holder) => format!("; token {} does", holder.token),
+                    None => "; nobody holds it".to_string(),
+                }
+            ),
         )
         .with_details(json!({ "holder": holding_json(current) })),
         Rejection::FenceRejected { lock, token, current } => ApiError::new(
@@ -98,46 +96,44 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         Rejection::RingFull { ring, limit } => {
             ApiError::new(StatusCode::CONFLICT, "ring_full", format!("ring {ring:?} already has its maximum of {limit} members"))
         }
-        Rejection::RingMemberInvalid { ring, member } => ApiError::bad_request(
-            "invalid_member",
-            format!("member {member:?} of ring {ring:?} is outside the bounds (weight, address or metadata size)"),
-        ),
-        Rejection::RingMemberNotFound { ring, member } => {
-            ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}"))
+        Rejection::RingMemberInvalid { ring, member } => {
+            ApiError::bad_request("invalid_member", format!("member {member:?} of ring {ring:?} is outside the bounds (weight, address or metadata size)"))
         }
+        Rejection::RingMemberNotFound { ring, member } => ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}")),
         Rejection::QueueNotFound { queue } => ApiError::not_found("queue_not_found", format!("queue {queue:?} does not exist")),
         Rejection::QueueLimit { limit } => {
             ApiError::new(StatusCode::CONFLICT, "queue_limit", format!("the cluster already holds its maximum of {limit} queues"))
         }
-        Rejection::QueueFull { queue, limit } => ApiError::new(
-            StatusCode::CONFLICT,
-            "queue_full",
-            format!("queue {queue:?} holds its max_length of {limit} messages; nothing was enqueued"),
-        ),
-        Rejection::MessageTooLarge { queue, len, max } => ApiError::too_large(
-            "message_too_large",
-            format!("the message is {len} bytes, over queue {queue:?}'s max_message_bytes of {max}"),
-        ),
+        Rejection::QueueFull { queue, limit } => {
+            ApiError::new(StatusCode::CONFLICT, "queue_full", format!("queue {queue:?} holds its max_length of {limit} messages; nothing was enqueued"))
+        }
+        Rejection::MessageTooLarge { queue, len, max } => {
+            ApiError::too_large("message_too_large", format!("the message is {len} bytes, over queue {queue:?}'s max_message_bytes of {max}"))
+        }
         Rejection::QueueInvalid { queue, reason } => ApiError::bad_request("invalid_queue_settings", format!("queue {queue:?}: {reason}")),
         Rejection::StaleReceipt { queue, receipt, current_delivery } => ApiError::new(
             StatusCode::CONFLICT,
             "stale_receipt",
-            format!("receipt {}.{} of queue {queue:?} does not name a delivery in flight{}", receipt.id, receipt.delivery, match current_delivery {
-                Some(n) if n > receipt.delivery => format!(" (the message was delivered again, receipt {}.{n})", receipt.id),
-                Some(n) if n == receipt.delivery => " (its visibility timeout passed, or it was given back)".to_string(),
-                Some(_) => " (no such delivery of this message)".to_string(),
-                None => " (the message is gone: acknowledged, dead-lettered or deleted)".to_string(),
-            }),
+            format!(
+                "receipt {}.{} of queue {queue:?} does not name a delivery in flight{}",
+                receipt.id,
+                receipt.delivery,
+                match current_delivery {
+                    Some(n) if n > receipt.delivery => format!(" (the message was delivered again, receipt {}.{n})", receipt.id),
+                    Some(n) if n == receipt.delivery => " (its visibility timeout passed, or it was given back)".to_string(),
+                    Some(_) => " (no such delivery of this message)".to_string(),
+                    None => " (the message is gone: acknowledged, dead-lettered or deleted)".to_string(),
+                }
+            ),
         )
         .with_details(json!({ "current_delivery": current_delivery })),
         Rejection::TopicNotFound { topic } => ApiError::not_found("topic_not_found", format!("topic {topic:?} does not exist")),
         Rejection::TopicLimit { limit } => {
             ApiError::new(StatusCode::CONFLICT, "topic_limit", format!("the cluster already holds its maximum of {limit} topics"))
         }
-        Rejection::TopicMessageTooLarge { topic, len, max } => ApiError::too_large(
-            "message_too_large",
-            format!("the message is {len} bytes, over topic {topic:?}'s max_message_bytes of {max}"),
-        ),
+        Rejection::TopicMessageTooLarge { topic, len, max } => {
+            ApiError::too_large("message_too_large", format!("the message is {len} bytes, over topic {topic:?}'s max_message_bytes of {max}"))
+        }
         Rejection::TopicInvalid { topic, reason } => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
         // The proposer batches only batchable commands: this is a bug of ours.
         Rejection::NotBatchable => ApiError::internal("the request was proposed in a batch it may not be part of; nothing was changed"),
@@ -180,12 +176,7 @@ pub fn mark_replayed(mut answer: Response, replayed: bool) -> Response {
 
 /// Proposes `command` and answers with `render(outcome)`; a refusal becomes its error.
 /// `render` returns `None` for an outcome its resource never produces.
-pub async fn propose(
-    app: &AppState,
-    headers: &HeaderMap,
-    command: Command,
-    render: impl FnOnce(Outcome) -> Option<Response>,
-) -> Result<Response, ApiError> {
+pub async fn propose(app: &AppState, headers: &HeaderMap, command: Command, render: impl FnOnce(Outcome) -> Option<Response>) -> Result<Response, ApiError> {
     let response = submit(app, headers, command).await?;
     let answer = match response.outcome {
         Outcome::Rejected(rejection) => rejection_error(rejection).into_response(),

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::blocking::{BlockingReadQuery, wait_past};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
-use super::blocking::{BlockingReadQuery, wait_past};
 use super::outcome::propose;
 use crate::placement::{Placement, VNODES_PER_WEIGHT};
 use crate::state::command::{Command, Outcome};
@@ -87,7 +87,6 @@ fn default_weight() -> u32 {
     1
 }
 
-
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +105,9 @@ fn default_replicas() -> usize {
 
 fn changed(ring: &str, member: &str, outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::RingChanged { epoch, members, .. } => Some(Json(json!({ "ring": ring, "member": member, "epoch": epoch, "members": members })).into_response()),
+        Outcome::RingChanged { epoch, members, .. } => {
+            Some(Json(json!({ "ring": ring, "member": member, "epoch": epoch, "members": members })).into_response())
+        }
         _ => None,
     }
 }

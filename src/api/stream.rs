@@ -16,9 +16,9 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::access::{Caller, unauthenticated};
@@ -55,9 +55,10 @@ pub struct StreamPermit {
 /// `streams_per_client_max`, `503` if the node serves its `streams_max`.
 pub fn permit(app: &AppState, client: Option<Extension<ClientAddr>>) -> Result<StreamPermit, ApiError> {
     let client = client.map(|Extension(ClientAddr(addr))| app.client_streams.take(addr.ip())).transpose()?;
-    let node = app.streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError::unavailable(format!("this node serves its maximum of {} streams; retry later or on another node", app.limits.streams_max))
-    })?;
+    let node =
+        app.streams.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!("this node serves its maximum of {} streams; retry later or on another node", app.limits.streams_max))
+        })?;
     Ok(StreamPermit { _node: node, _client: client })
 }
 

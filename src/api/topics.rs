@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::Caller;
-use crate::server::ClientAddr;
 use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
@@ -26,6 +25,7 @@ use super::leases::leader_now;
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
 use super::stream::{self, Source, Step, error_event};
+use crate::server::ClientAddr;
 use crate::state::StateReader;
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
@@ -252,7 +252,12 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::
 
 /// Deletes the topic and its messages, in bounded entries until it is gone.
 #[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_delete", summary = "Delete a topic and its messages", params(("topic" = String, Path, description = "The topic name")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
-pub async fn delete(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     kv::validate_key(&name, &app.limits)?;
     refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     let rounds = topic::MESSAGES_MAX / topic::DELETE_BATCH_MAX + 2;

@@ -18,11 +18,11 @@ use serde_json::json;
 
 use super::AppState;
 use super::access::Caller;
-use crate::server::ClientAddr;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::kv::value_json;
 use super::stream::{self, Source, Step, error_event};
+use crate::server::ClientAddr;
 use crate::state::StateReader;
 use crate::state::history::{Change, Event};
 use crate::state::store::ViewError;
@@ -82,7 +82,8 @@ impl Source for Watch {
             .iter()
             .enumerate()
             .map(|(i, event)| {
-                let sse = SseEvent::default().event(if matches!(event.change, Change::Put { .. }) { "put" } else { "delete" }).data(event_json(event).to_string());
+                let sse =
+                    SseEvent::default().event(if matches!(event.change, Change::Put { .. }) { "put" } else { "delete" }).data(event_json(event).to_string());
                 // A read ends at a revision boundary, so the last event closes its revision.
                 let closes_revision = events.get(i + 1).is_none_or(|after| after.revision != event.revision);
                 if closes_revision { sse.id(event.revision.to_string()) } else { sse }
@@ -101,7 +102,10 @@ pub async fn watch(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if query.prefix.len() > app.limits.key_bytes_max {
-        return Err(ApiError::too_large("key_too_large", format!("prefix is {} bytes, over the key limit of {}", query.prefix.len(), app.limits.key_bytes_max)));
+        return Err(ApiError::too_large(
+            "key_too_large",
+            format!("prefix is {} bytes, over the key limit of {}", query.prefix.len(), app.limits.key_bytes_max),
+        ));
     }
     let resume = stream::last_event_id(&headers)?;
     let permit = stream::permit(&app, client)?;

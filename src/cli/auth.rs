@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::out;
 use super::client::{Connection, fail, print_json};
+use super::out;
 
 #[derive(Args, Debug)]
 pub struct AuthArgs {

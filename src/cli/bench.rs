@@ -132,7 +132,8 @@ fn next_step(args: &BenchArgs, http: &reqwest::Client, url: &str, worker: u64, n
     let read_key = (worker * 7919 + n) % args.keys;
     let one = |kind, request| Step { kind, requests: vec![request], written: None, cas: false };
     let key = |n: u64| format!("{}/{worker}/{n}", args.key_prefix);
-    let put = |key: String| Step { kind: "put", requests: vec![http.put(format!("{url}/v1/kv/{key}")).body(value.to_string())], written: Some(key), cas: false };
+    let put =
+        |key: String| Step { kind: "put", requests: vec![http.put(format!("{url}/v1/kv/{key}")).body(value.to_string())], written: Some(key), cas: false };
     let cas = || {
         let request = http.put(format!("{url}/v1/kv/bench-cas/{worker}")).body(value.to_string());
         let request = match state.cas_revision {
@@ -169,7 +170,16 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, String> {
             let status = answer.status().as_u16();
             Err(error_kind(Some(status), &answer.text().await.unwrap_or_default()))
         }
-        Err(e) => Err(error_kind(None, if e.is_timeout() { "timeout" } else if e.is_connect() { "connect" } else { "transport" })),
+        Err(e) => Err(error_kind(
+            None,
+            if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "transport"
+            },
+        )),
     }
 }
 

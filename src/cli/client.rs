@@ -383,16 +383,15 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
     match args.command {
-        RingCommand::Join { ring, member, address, weight, metadata, lease } => match client
-            .ring_join(&ring, &member, &RingJoin { address: &address, weight, metadata: &metadata, lease })
-            .await
-        {
-            Err(e) => fail(e),
-            Ok(epoch) => {
-                out!("OK {member:?} is in ring {ring:?} at epoch {epoch}");
-                ExitCode::SUCCESS
+        RingCommand::Join { ring, member, address, weight, metadata, lease } => {
+            match client.ring_join(&ring, &member, &RingJoin { address: &address, weight, metadata: &metadata, lease }).await {
+                Err(e) => fail(e),
+                Ok(epoch) => {
+                    out!("OK {member:?} is in ring {ring:?} at epoch {epoch}");
+                    ExitCode::SUCCESS
+                }
             }
-        },
+        }
         RingCommand::Leave { ring, member } => match client.ring_leave(&ring, &member).await {
             Err(e) => fail(e),
             Ok(epoch) => {
@@ -403,8 +402,11 @@ pub async fn run_ring(args: RingArgs) -> ExitCode {
         RingCommand::Get { ring } => match client.ring(&ring).await {
             Err(e) => fail(e),
             Ok(found) if json => {
-                let members: Vec<_> =
-                    found.members.iter().map(|m| json!({ "name": m.name, "address": m.address, "weight": m.weight, "metadata": m.metadata, "lease": m.lease })).collect();
+                let members: Vec<_> = found
+                    .members
+                    .iter()
+                    .map(|m| json!({ "name": m.name, "address": m.address, "weight": m.weight, "metadata": m.metadata, "lease": m.lease }))
+                    .collect();
                 print_json(&json!({ "ring": found.ring, "epoch": found.epoch, "members": members }));
                 ExitCode::SUCCESS
             }

@@ -17,8 +17,8 @@
 //! `<data dir>/tls` (`dev_ca`; kept and reused with `--data-dir`), and starts the
 //! members with HTTPS and mutual TLS between them.
 
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -246,13 +246,21 @@ async fn restart(members: Vec<&mut Member>, exe: &std::path::Path, tls: Option<&
 }
 
 /// Carries out one request from `concord dev kill|restart`.
-async fn handle(request: Request, members: &mut Members, exe: &std::path::Path, client: &Client, tls: Option<&concord::dev_ca::DevFiles>) -> Result<String, String> {
+async fn handle(
+    request: Request,
+    members: &mut Members,
+    exe: &std::path::Path,
+    client: &Client,
+    tls: Option<&concord::dev_ca::DevFiles>,
+) -> Result<String, String> {
     let log_hint = |m: &Member| format!("its log is {}", m.log.display());
     match request {
         Request::Kill(choice) => {
             let (id, what) = match choice {
                 NodeChoice::Id(id) => (id, ""),
-                NodeChoice::Leader => (current_leader(client).await.ok_or("no node leads right now (an election is under way?); try again, or name a node")?, "the leader, "),
+                NodeChoice::Leader => {
+                    (current_leader(client).await.ok_or("no node leads right now (an election is under way?); try again, or name a node")?, "the leader, ")
+                }
             };
             let member = members.0.iter_mut().find(|m| m.id == id).ok_or_else(|| format!("there is no node {id}"))?;
             let pid = member.kill()?;
@@ -324,7 +332,8 @@ async fn supervise(args: DevArgs) -> ExitCode {
     let mut members = Members(Vec::new());
     for (i, addr) in addrs.iter().enumerate() {
         let id = i as u64 + 1;
-        let mut serve_args: Vec<std::ffi::OsString> = ["serve", "--id", &id.to_string(), "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"].map(Into::into).into();
+        let mut serve_args: Vec<std::ffi::OsString> =
+            ["serve", "--id", &id.to_string(), "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"].map(Into::into).into();
         serve_args.push(data_dir.join(format!("node-{id}")).into());
         if let Some(files) = &tls {
             serve_args.extend(["--tls-cert".into(), files.cert.clone().into(), "--tls-key".into(), files.key.clone().into()]);
@@ -415,7 +424,15 @@ async fn supervise(args: DevArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_banner(args: &DevArgs, leader: u64, urls: &[String], addrs: &[String], data_dir: &std::path::Path, temporary: bool, tls: Option<&concord::dev_ca::DevFiles>) {
+fn print_banner(
+    args: &DevArgs,
+    leader: u64,
+    urls: &[String],
+    addrs: &[String],
+    data_dir: &std::path::Path,
+    temporary: bool,
+    tls: Option<&concord::dev_ca::DevFiles>,
+) {
     let (first, last) = (&urls[0], &urls[urls.len() - 1]);
     println!("\nConcord dev cluster: {} nodes, leader is node {leader}", args.nodes);
     println!("  endpoints: {}", urls.join(" "));

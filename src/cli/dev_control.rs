@@ -112,7 +112,8 @@ async fn read_request(mut answerer: Answerer, sender: mpsc::Sender<(Request, Ans
     };
     match request {
         Ok(request) => {
-            if let Err(mpsc::error::TrySendError::Full((_, answerer)) | mpsc::error::TrySendError::Closed((_, answerer))) = sender.try_send((request, answerer)) {
+            if let Err(mpsc::error::TrySendError::Full((_, answerer)) | mpsc::error::TrySendError::Closed((_, answerer))) = sender.try_send((request, answerer))
+            {
                 answerer.answer(Err("the dev cluster is busy with other requests; try again".into())).await;
             }
         }
@@ -143,14 +144,15 @@ async fn read_line(stream: &mut UnixStream) -> Result<String, String> {
 /// returns its answer's text (`Err` for an `error` answer or no cluster there).
 pub async fn send(base_port: u16, request: &Request) -> Result<String, String> {
     let path = socket_path(base_port);
-    let mut stream = UnixStream::connect(&path).await.map_err(|e| {
-        format!("no dev cluster with base port {base_port} is running here ({}: {e}); start one with `concord dev`", path.display())
-    })?;
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .map_err(|e| format!("no dev cluster with base port {base_port} is running here ({}: {e}); start one with `concord dev`", path.display()))?;
     let exchange = async {
         stream.write_all(format!("{}\n", request.to_line()).as_bytes()).await.map_err(|e| e.to_string())?;
         read_line(&mut stream).await
     };
-    let line = tokio::time::timeout(ANSWER_TIMEOUT, exchange).await.map_err(|_| format!("the dev cluster did not answer within {} s", ANSWER_TIMEOUT.as_secs()))??;
+    let line =
+        tokio::time::timeout(ANSWER_TIMEOUT, exchange).await.map_err(|_| format!("the dev cluster did not answer within {} s", ANSWER_TIMEOUT.as_secs()))??;
     match line.trim_end().split_once(' ') {
         Some(("ok", text)) => Ok(text.to_string()),
         Some(("error", text)) => Err(text.to_string()),

@@ -8,8 +8,8 @@ mod client;
 mod dev;
 mod dev_control;
 mod queue;
-mod stream;
 mod serve;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -122,8 +122,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// a node of `concord dev` logs to a file, where escape codes are noise.
 pub fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let ansi = std::io::stderr().is_terminal();
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }

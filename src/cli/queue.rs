@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use concord::client::{QueueMessage, QueueSettings, ReceiveOptions};
 use serde_json::json;
 
-use super::out;
 use super::client::{Connection, fail, not_found, print_json};
+use super::out;
 
 #[derive(Args, Debug)]
 pub struct QueueArgs {

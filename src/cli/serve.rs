@@ -153,10 +153,7 @@ impl ServeArgs {
             None if self.join.is_some() => Default::default(),
             None => return Err("give --initial-cluster (a new or restarting member) or --join URL (a new member of a running cluster)".into()),
         };
-        let advertise = self
-            .advertise
-            .or_else(|| initial_cluster.get(&self.id).cloned())
-            .unwrap_or_else(|| self.listen.clone());
+        let advertise = self.advertise.or_else(|| initial_cluster.get(&self.id).cloned()).unwrap_or_else(|| self.listen.clone());
         let limits = Limits {
             key_bytes_max: self.limits.key_bytes_max,
             value_bytes_max: self.limits.value_bytes_max,

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use concord::client::TopicSettings;
 use serde_json::json;
 
-use super::out;
 use super::client::{Connection, fail, not_found, print_json};
+use super::out;
 
 #[derive(Args, Debug)]
 pub struct TopicArgs {

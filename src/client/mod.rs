@@ -322,11 +322,7 @@ pub fn new_idempotency_key() -> String {
 
 fn normalize(endpoint: &str) -> String {
     let trimmed = endpoint.trim().trim_end_matches('/');
-    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
-        trimmed.to_string()
-    } else {
-        format!("http://{trimmed}")
-    }
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") { trimmed.to_string() } else { format!("http://{trimmed}") }
 }
 
 /// Percent-encodes a key for use in a URL path (slashes stay: keys may be paths).
@@ -404,14 +400,7 @@ impl Client {
 
     /// `call` for a request the server may hold for up to `wait` (a long poll): every
     /// deadline is extended by it.
-    async fn call_waiting(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, String)],
-        body: Option<Vec<u8>>,
-        wait: Duration,
-    ) -> Result<Answer, ClientError> {
+    async fn call_waiting(&self, method: Method, path: &str, headers: &[(&str, String)], body: Option<Vec<u8>>, wait: Duration) -> Result<Answer, ClientError> {
         if self.endpoints.is_empty() {
             return Err(ClientError::Transport("no endpoints configured".into()));
         }
@@ -723,12 +712,7 @@ fn decode_json<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, Cli
 
 fn api_error(answer: &Answer) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(&answer.body) {
-        Ok(body) => ClientError::Api {
-            status: answer.status.as_u16(),
-            code: body.error.code,
-            message: body.error.message,
-            details: body.error.details,
-        },
+        Ok(body) => ClientError::Api { status: answer.status.as_u16(), code: body.error.code, message: body.error.message, details: body.error.details },
         Err(_) => ClientError::Api {
             status: answer.status.as_u16(),
             code: "unparsed".into(),

@@ -126,9 +126,7 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 fn key_index(key: &[u8]) -> Result<u64, StorageError> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| StorageIOError::read_logs(openraft::AnyError::error(format!("bad log key of {} bytes", key.len()))))?;
+    let bytes: [u8; 8] = key.try_into().map_err(|_| StorageIOError::read_logs(openraft::AnyError::error(format!("bad log key of {} bytes", key.len()))))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -187,11 +185,7 @@ impl LogStore {
     /// queues `waiter` for that sync.
     async fn write_then_sync(&self, batch: WriteBatch, waiter: SyncWaiter) -> Result<(), StorageError> {
         self.db.write(batch).map_err(write_err)?;
-        self.syncer
-            .queue
-            .send(waiter)
-            .await
-            .map_err(|_| write_err(std::io::Error::other("the WAL syncer has stopped")))
+        self.syncer.queue.send(waiter).await.map_err(|_| write_err(std::io::Error::other("the WAL syncer has stopped")))
     }
 
     /// Writes what `build` puts in a batch and waits until it is synced.
@@ -220,10 +214,7 @@ impl LogStore {
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(&mut self, range: RB) -> Result<Vec<Entry>, StorageError> {
         let start = match range.start_bound() {
             Bound::Included(index) => *index,
             Bound::Excluded(index) => index.saturating_add(1),

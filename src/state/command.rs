@@ -26,64 +26,140 @@ pub struct Request {
 pub enum Command {
     /// Create or replace `key` with `value`, if `precondition` holds; attached to
     /// `lease` (deleted when it ends) if given, detached from any lease otherwise.
-    Put { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64>, fence: Option<Fence> },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        precondition: Precondition,
+        lease: Option<u64>,
+        fence: Option<Fence>,
+    },
     /// Remove `key`, if it exists and `precondition` (and `fence`, if given) holds.
-    Delete { key: String, precondition: Precondition, fence: Option<Fence> },
+    Delete {
+        key: String,
+        precondition: Precondition,
+        fence: Option<Fence>,
+    },
     /// Advance the replicated clock by `advance_ms` and end every lease that expires
     /// by then. Proposed only by the leader's ticker.
-    Tick { advance_ms: u64 },
+    Tick {
+        advance_ms: u64,
+    },
     /// Start a lease of `ttl_ms`; its id is this entry's log index. `now_ms` is the
     /// leader's replicated time when it proposed this (see `state::lease`).
-    LeaseGrant { ttl_ms: u64, now_ms: u64 },
+    LeaseGrant {
+        ttl_ms: u64,
+        now_ms: u64,
+    },
     /// Restart a lease's TTL from `now_ms`, the leader's replicated time at proposal.
-    LeaseKeepAlive { id: u64, now_ms: u64 },
+    LeaseKeepAlive {
+        id: u64,
+        now_ms: u64,
+    },
     /// End a lease now, deleting what is attached to it.
-    LeaseRevoke { id: u64 },
+    LeaseRevoke {
+        id: u64,
+    },
     /// Take lock `name` for `lease`; if another lease holds it, queue when `wait`.
-    LockAcquire { name: String, lease: u64, wait: bool },
+    LockAcquire {
+        name: String,
+        lease: u64,
+        wait: bool,
+    },
     /// Let go of lock `name`, if `token` still holds it.
-    LockRelease { name: String, token: u64 },
+    LockRelease {
+        name: String,
+        token: u64,
+    },
     /// Leave the queue of lock `name` (a waiter that stopped waiting).
-    LockCancelWait { name: String, lease: u64 },
+    LockCancelWait {
+        name: String,
+        lease: u64,
+    },
     /// Join (or update) a ring member.
     RingJoin(crate::state::ring::Join),
     /// Remove a ring member.
-    RingLeave { ring: String, member: String },
+    RingLeave {
+        ring: String,
+        member: String,
+    },
     /// Create queue `queue` or change its settings.
-    QueueConfigure { queue: String, settings: crate::state::queue::QueueSettings },
+    QueueConfigure {
+        queue: String,
+        settings: crate::state::queue::QueueSettings,
+    },
     /// Append a message, visible after `delay_ms`; `now_ms` as for leases.
-    QueueEnqueue { queue: String, payload: Vec<u8>, delay_ms: u64, now_ms: u64 },
+    QueueEnqueue {
+        queue: String,
+        payload: Vec<u8>,
+        delay_ms: u64,
+        now_ms: u64,
+    },
     /// Take up to `max` visible messages, in flight for `visibility_ms` (the queue's
     /// default if none).
-    QueueReceive { queue: String, max: u32, visibility_ms: Option<u64>, now_ms: u64 },
+    QueueReceive {
+        queue: String,
+        max: u32,
+        visibility_ms: Option<u64>,
+        now_ms: u64,
+    },
     /// Delete the message of an in-flight delivery.
-    QueueAck { queue: String, receipt: Receipt },
+    QueueAck {
+        queue: String,
+        receipt: Receipt,
+    },
     /// Give an in-flight delivery back, visible again after `delay_ms`.
-    QueueNack { queue: String, receipt: Receipt, delay_ms: u64, now_ms: u64 },
+    QueueNack {
+        queue: String,
+        receipt: Receipt,
+        delay_ms: u64,
+        now_ms: u64,
+    },
     /// Keep an in-flight delivery invisible for `visibility_ms` from now.
-    QueueExtend { queue: String, receipt: Receipt, visibility_ms: u64, now_ms: u64 },
+    QueueExtend {
+        queue: String,
+        receipt: Receipt,
+        visibility_ms: u64,
+        now_ms: u64,
+    },
     /// Delete a queue (a bounded number of its messages per entry; see `queue::delete`).
-    QueueDelete { queue: String },
+    QueueDelete {
+        queue: String,
+    },
     /// Create topic `topic` or change its retention.
-    TopicConfigure { topic: String, settings: crate::state::topic::TopicSettings },
+    TopicConfigure {
+        topic: String,
+        settings: crate::state::topic::TopicSettings,
+    },
     /// Append a message to a topic; `now_ms` as for leases (for age retention).
-    TopicPublish { topic: String, payload: Vec<u8>, now_ms: u64 },
+    TopicPublish {
+        topic: String,
+        payload: Vec<u8>,
+        now_ms: u64,
+    },
     /// Delete a topic (a bounded number of its messages per entry).
-    TopicDelete { topic: String },
+    TopicDelete {
+        topic: String,
+    },
     /// Several independent requests in one entry, applied in order, each with its own
     /// idempotency key and outcome (`Outcome::Batch`). Only batchable commands belong
     /// here (`Command::is_batchable`); any other is refused, not applied.
     Batch(Vec<Request>),
     /// Create a client token (its id is this entry's log index); see `state::auth`.
     TokenCreate(crate::state::auth::TokenRecord),
-    TokenRevoke { id: u64 },
+    TokenRevoke {
+        id: u64,
+    },
     /// Require tokens from now on; `by` is the admin token that asked.
-    AuthEnable { by: u64 },
+    AuthEnable {
+        by: u64,
+    },
     AuthDisable,
     /// Remove up to `kv::DELETE_PREFIX_BATCH_MAX` keys starting with `prefix` (the API
     /// proposes more entries until none is left). Last among the variants so the
     /// encoding of every earlier one is unchanged.
-    DeletePrefix { prefix: String },
+    DeletePrefix {
+        prefix: String,
+    },
 }
 
 pub use crate::state::queue::Receipt;
@@ -133,104 +209,259 @@ pub struct Response {
 pub enum Outcome {
     /// A blank or membership entry: nothing for a client.
     Noop,
-    Put { revision: u64, meta: KeyMeta, created: bool },
-    Deleted { revision: u64, prev: KeyMeta },
+    Put {
+        revision: u64,
+        meta: KeyMeta,
+        created: bool,
+    },
+    Deleted {
+        revision: u64,
+        prev: KeyMeta,
+    },
     /// The clock now reads `clock_ms`; `expired` leases ended.
-    Ticked { clock_ms: u64, expired: u64 },
+    Ticked {
+        clock_ms: u64,
+        expired: u64,
+    },
     /// A lease exists (granted or kept alive) and expires at `expires_at_ms` on the
     /// replicated clock unless kept alive again.
-    Lease { id: u64, ttl_ms: u64, expires_at_ms: u64 },
+    Lease {
+        id: u64,
+        ttl_ms: u64,
+        expires_at_ms: u64,
+    },
     /// A lease ended; `deleted_keys` keys went with it (at `revision`).
-    LeaseRevoked { id: u64, deleted_keys: u64, revision: u64 },
+    LeaseRevoked {
+        id: u64,
+        deleted_keys: u64,
+        revision: u64,
+    },
     /// `lease` holds lock `name` with fencing token `token`.
-    LockHeld { name: String, token: u64, lease: u64 },
+    LockHeld {
+        name: String,
+        token: u64,
+        lease: u64,
+    },
     /// The lease is queued for lock `name`, at `position` (1 = next).
-    LockWaiting { name: String, position: u64 },
+    LockWaiting {
+        name: String,
+        position: u64,
+    },
     /// Lock `name` was let go; `next` is who holds it now, if anyone.
-    LockReleased { name: String, next: Option<crate::state::lock::Holding> },
+    LockReleased {
+        name: String,
+        next: Option<crate::state::lock::Holding>,
+    },
     /// The lease left the queue of lock `name`, which `holder` holds.
-    LockWaitCancelled { name: String, holder: Option<crate::state::lock::Holding> },
+    LockWaitCancelled {
+        name: String,
+        holder: Option<crate::state::lock::Holding>,
+    },
     /// Ring `ring` changed: it is now at `epoch` with `members` members.
-    RingChanged { ring: String, epoch: u64, members: u64 },
-    QueueConfigured { queue: String, created: bool, settings: crate::state::queue::QueueSettings },
-    Enqueued { queue: String, id: u64 },
-    Received { queue: String, messages: Vec<crate::state::queue::Delivered> },
-    Acked { queue: String, id: u64 },
+    RingChanged {
+        ring: String,
+        epoch: u64,
+        members: u64,
+    },
+    QueueConfigured {
+        queue: String,
+        created: bool,
+        settings: crate::state::queue::QueueSettings,
+    },
+    Enqueued {
+        queue: String,
+        id: u64,
+    },
+    Received {
+        queue: String,
+        messages: Vec<crate::state::queue::Delivered>,
+    },
+    Acked {
+        queue: String,
+        id: u64,
+    },
     /// The delivery was given back; `dead_lettered` if it was the last one allowed.
-    Nacked { queue: String, id: u64, dead_lettered: bool },
+    Nacked {
+        queue: String,
+        id: u64,
+        dead_lettered: bool,
+    },
     /// The delivery stays in flight until `until_ms` on the replicated clock.
-    Extended { queue: String, receipt: Receipt, until_ms: u64 },
+    Extended {
+        queue: String,
+        receipt: Receipt,
+        until_ms: u64,
+    },
     /// `deleted_messages` went; the queue itself is gone when `deleted`.
-    QueueDeleted { queue: String, deleted_messages: u64, deleted: bool },
-    TopicConfigured { topic: String, created: bool, settings: crate::state::topic::TopicSettings },
-    Published { topic: String, offset: u64 },
-    TopicDeleted { topic: String, deleted_messages: u64, deleted: bool },
+    QueueDeleted {
+        queue: String,
+        deleted_messages: u64,
+        deleted: bool,
+    },
+    TopicConfigured {
+        topic: String,
+        created: bool,
+        settings: crate::state::topic::TopicSettings,
+    },
+    Published {
+        topic: String,
+        offset: u64,
+    },
+    TopicDeleted {
+        topic: String,
+        deleted_messages: u64,
+        deleted: bool,
+    },
     Rejected(Rejection),
     /// The outcomes of a `Command::Batch`, one per request, in order.
     Batch(Vec<Response>),
-    TokenCreated { id: u64 },
-    TokenRevoked { id: u64 },
+    TokenCreated {
+        id: u64,
+    },
+    TokenRevoked {
+        id: u64,
+    },
     /// Tokens are now required (`enabled`) or not.
-    AuthChanged { enabled: bool },
+    AuthChanged {
+        enabled: bool,
+    },
     /// `deleted` keys went, the last at `revision`; `more` when keys with the prefix
     /// remain beyond this entry's bound.
-    PrefixDeleted { deleted: u64, revision: u64, more: bool },
+    PrefixDeleted {
+        deleted: u64,
+        revision: u64,
+        more: bool,
+    },
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
-    NotFound { key: String },
+    NotFound {
+        key: String,
+    },
     /// The precondition did not hold; `current` is the key's state, if it exists.
-    PreconditionFailed { key: String, current: Option<KeyMeta> },
+    PreconditionFailed {
+        key: String,
+        current: Option<KeyMeta>,
+    },
     /// The idempotency key was used before for a different command.
-    IdempotencyKeyReused { key: String },
+    IdempotencyKeyReused {
+        key: String,
+    },
     /// No such lease (never granted, expired or revoked).
-    LeaseNotFound { id: u64 },
+    LeaseNotFound {
+        id: u64,
+    },
     /// The cluster holds its maximum number of leases, or this lease its maximum
     /// number of attached keys or locks.
-    LeaseLimit { limit: u64 },
+    LeaseLimit {
+        limit: u64,
+    },
     /// Lock `name` is held by another lease (and the caller did not ask to wait).
-    LockBusy { name: String, holder: crate::state::lock::Holding, waiters: u64 },
+    LockBusy {
+        name: String,
+        holder: crate::state::lock::Holding,
+        waiters: u64,
+    },
     /// Lock `name` has its maximum number of waiters.
-    LockLimit { name: String, limit: u64 },
+    LockLimit {
+        name: String,
+        limit: u64,
+    },
     /// `token` does not hold lock `name` (any more); `current` does, if anyone.
-    StaleToken { name: String, token: u64, current: Option<crate::state::lock::Holding> },
+    StaleToken {
+        name: String,
+        token: u64,
+        current: Option<crate::state::lock::Holding>,
+    },
     /// A fenced write whose token no longer holds its lock.
-    FenceRejected { lock: String, token: u64, current: Option<u64> },
+    FenceRejected {
+        lock: String,
+        token: u64,
+        current: Option<u64>,
+    },
     /// Ring `ring` has its maximum number of members.
-    RingFull { ring: String, limit: u64 },
-    RingMemberNotFound { ring: String, member: String },
+    RingFull {
+        ring: String,
+        limit: u64,
+    },
+    RingMemberNotFound {
+        ring: String,
+        member: String,
+    },
     /// A join outside the fixed bounds (weight, address, metadata).
-    RingMemberInvalid { ring: String, member: String },
-    QueueNotFound { queue: String },
+    RingMemberInvalid {
+        ring: String,
+        member: String,
+    },
+    QueueNotFound {
+        queue: String,
+    },
     /// The cluster holds its maximum number of queues.
-    QueueLimit { limit: u64 },
+    QueueLimit {
+        limit: u64,
+    },
     /// The queue holds `max_length` messages.
-    QueueFull { queue: String, limit: u64 },
-    MessageTooLarge { queue: String, len: u64, max: u64 },
+    QueueFull {
+        queue: String,
+        limit: u64,
+    },
+    MessageTooLarge {
+        queue: String,
+        len: u64,
+        max: u64,
+    },
     /// Settings outside the bounds, or inconsistent.
-    QueueInvalid { queue: String, reason: String },
+    QueueInvalid {
+        queue: String,
+        reason: String,
+    },
     /// The receipt's delivery is not in flight: the message was acked, timed out,
     /// was nacked or delivered again (`current_delivery`: its latest delivery, if it
     /// still exists; 0 if never delivered).
-    StaleReceipt { queue: String, receipt: Receipt, current_delivery: Option<u64> },
-    TopicNotFound { topic: String },
+    StaleReceipt {
+        queue: String,
+        receipt: Receipt,
+        current_delivery: Option<u64>,
+    },
+    TopicNotFound {
+        topic: String,
+    },
     /// The cluster holds its maximum number of topics.
-    TopicLimit { limit: u64 },
-    TopicMessageTooLarge { topic: String, len: u64, max: u64 },
-    TopicInvalid { topic: String, reason: String },
+    TopicLimit {
+        limit: u64,
+    },
+    TopicMessageTooLarge {
+        topic: String,
+        len: u64,
+        max: u64,
+    },
+    TopicInvalid {
+        topic: String,
+        reason: String,
+    },
     /// A command that may not share an entry with others was found in a batch.
     NotBatchable,
     /// A token outside the fixed bounds (name, prefixes, an admin with prefixes).
-    TokenInvalid { reason: String },
+    TokenInvalid {
+        reason: String,
+    },
     /// The cluster holds its maximum number of tokens.
-    TokenLimit { limit: u64 },
-    TokenNotFound { id: u64 },
+    TokenLimit {
+        limit: u64,
+    },
+    TokenNotFound {
+        id: u64,
+    },
     /// Tokens are required and `id` is the last admin token.
-    LastAdminToken { id: u64 },
+    LastAdminToken {
+        id: u64,
+    },
     /// Requiring tokens was asked with `id`, which is not (or no longer) an admin token.
-    NotAdminToken { id: u64 },
+    NotAdminToken {
+        id: u64,
+    },
 }
 
 impl Response {
@@ -252,7 +483,9 @@ impl Command {
             Command::QueueReceive { queue, max, visibility_ms, .. } => {
                 Command::QueueReceive { queue: queue.clone(), max: *max, visibility_ms: *visibility_ms, now_ms: 0 }
             }
-            Command::QueueNack { queue, receipt, delay_ms, .. } => Command::QueueNack { queue: queue.clone(), receipt: *receipt, delay_ms: *delay_ms, now_ms: 0 },
+            Command::QueueNack { queue, receipt, delay_ms, .. } => {
+                Command::QueueNack { queue: queue.clone(), receipt: *receipt, delay_ms: *delay_ms, now_ms: 0 }
+            }
             Command::QueueExtend { queue, receipt, visibility_ms, .. } => {
                 Command::QueueExtend { queue: queue.clone(), receipt: *receipt, visibility_ms: *visibility_ms, now_ms: 0 }
             }

@@ -67,9 +67,7 @@ pub enum Lookup {
 /// across runs, replicas and retries.
 pub fn fingerprint(command: &Command) -> Result<u64, ViewError> {
     let bytes = codec::encode(&command.as_requested())?;
-    Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    }))
+    Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)))
 }
 
 pub fn lookup(batch: &Batch<'_>, key: &str, fingerprint: u64) -> Result<Lookup, ViewError> {
@@ -80,14 +78,7 @@ pub fn lookup(batch: &Batch<'_>, key: &str, fingerprint: u64) -> Result<Lookup, 
     })
 }
 
-pub fn remember(
-    batch: &mut Batch<'_>,
-    meta: &mut Meta,
-    key: &str,
-    fingerprint: u64,
-    index: u64,
-    outcome: &Outcome,
-) -> Result<(), ViewError> {
+pub fn remember(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, fingerprint: u64, index: u64, outcome: &Outcome) -> Result<(), ViewError> {
     let seq = meta.idem_next_seq;
     meta.idem_next_seq += 1;
     batch.put_encoded(Cf::Idem, key.as_bytes(), &Remembered { fingerprint, index, outcome: outcome.clone() })?;

@@ -65,11 +65,7 @@ fn check(key: &str, current: Option<&KeyMeta>, precondition: Precondition) -> Re
         Precondition::Exists => current.is_some(),
         Precondition::ModRevision(expected) => current.is_some_and(|meta| meta.mod_revision == expected),
     };
-    if holds {
-        Ok(())
-    } else {
-        Err(Rejection::PreconditionFailed { key: key.to_string(), current: current.copied() })
-    }
+    if holds { Ok(()) } else { Err(Rejection::PreconditionFailed { key: key.to_string(), current: current.copied() }) }
 }
 
 pub fn apply_put(
@@ -104,12 +100,7 @@ pub fn apply_put(
     Ok(Outcome::Put { revision, meta: key_meta, created: current_meta.is_none() })
 }
 
-pub fn apply_delete(
-    batch: &mut Batch<'_>,
-    meta: &mut Meta,
-    key: &str,
-    precondition: Precondition,
-) -> Result<Outcome, ViewError> {
+pub fn apply_delete(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, precondition: Precondition) -> Result<Outcome, ViewError> {
     let Some(current) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? else {
         return Ok(Outcome::Rejected(Rejection::NotFound { key: key.to_string() }));
     };

@@ -15,18 +15,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
-use super::command::{Command, Outcome, Rejection, Request, Response};
 use super::auth;
+use super::command::{Command, Outcome, Rejection, Request, Response};
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
 use super::lock;
 use super::queue;
-use super::ring;
-use super::topic;
 use super::reader::StateReader;
+use super::ring;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
+use super::topic;
 use crate::raft::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// The state database's memory bound unless configured (`--cache-mb`).
@@ -181,9 +181,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // A wall-clock suffix only makes ids unique across restarts; it never reaches `apply`.
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let built = tokio::task::spawn_blocking(move || files.build(&store, &nanos.to_string()))
-        .await
-        .map_err(|e| snapshot_err(None, e))?
-        .map_err(|e| snapshot_err(None, e))?;
+            .await
+            .map_err(|e| snapshot_err(None, e))?
+            .map_err(|e| snapshot_err(None, e))?;
         tracing::info!(snapshot = %built, "built snapshot");
         current_snapshot(&self.files)?.ok_or_else(|| snapshot_err(Some(&built), std::io::Error::other("snapshot vanished after build")))
     }
@@ -254,9 +254,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let file = snapshot.into_std().await;
         let (store, files, expected) = (self.store.clone(), self.files.clone(), meta.clone());
         let installed = tokio::task::spawn_blocking(move || files.install_incoming(&store, file, &expected))
-        .await
-        .map_err(|e| snapshot_err(Some(meta), e))?
-        .map_err(|e| snapshot_err(Some(meta), e))?;
+            .await
+            .map_err(|e| snapshot_err(Some(meta), e))?
+            .map_err(|e| snapshot_err(Some(meta), e))?;
         tracing::info!(snapshot = %meta, "installed snapshot");
         self.meta = installed;
         self.publish_tokens_required().map_err(|e| snapshot_err(Some(meta), e))?;

@@ -15,24 +15,24 @@ pub mod idempotency;
 pub mod kv;
 pub mod lease;
 pub mod lock;
-pub mod queue;
-pub mod ring;
-pub mod topic;
 pub mod machine;
+pub mod queue;
 pub mod reader;
+pub mod ring;
 pub mod snapshot;
 pub mod store;
+pub mod topic;
 
 pub use machine::StateMachine;
 pub use reader::StateReader;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod queue_tests;
+mod auth_tests;
 #[cfg(test)]
 mod history_tests;
 #[cfg(test)]
-mod topic_tests;
+mod queue_tests;
 #[cfg(test)]
-mod auth_tests;
+mod tests;
+#[cfg(test)]
+mod topic_tests;

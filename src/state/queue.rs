@@ -119,8 +119,12 @@ impl QueueRecord {
 pub enum MessageState {
     Visible,
     /// Received; invisible until `until_ms`.
-    InFlight { until_ms: u64 },
-    Delayed { until_ms: u64 },
+    InFlight {
+        until_ms: u64,
+    },
+    Delayed {
+        until_ms: u64,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -348,7 +352,14 @@ pub fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max:
         message.state = MessageState::InFlight { until_ms };
         store(batch, queue, id, &message, &mut record)?;
         let receipt = Receipt { id, delivery: index };
-        messages.push(Delivered { receipt, deliveries: message.deliveries, enqueued_at_ms: message.enqueued_at_ms, until_ms, dead_lettered_from: message.dead_lettered_from, payload: message.payload });
+        messages.push(Delivered {
+            receipt,
+            deliveries: message.deliveries,
+            enqueued_at_ms: message.enqueued_at_ms,
+            until_ms,
+            dead_lettered_from: message.dead_lettered_from,
+            payload: message.payload,
+        });
     }
     if !messages.is_empty() {
         save(batch, queue, &mut record)?;

@@ -221,7 +221,8 @@ async fn queues_travel_in_snapshots_and_apply_deterministically() {
         enqueue("other", "x"),
         Command::QueueDelete { queue: "other".into() },
     ];
-    let requests: Vec<Request> = commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 2 == 0).then(|| format!("k{i}")), command }).collect();
+    let requests: Vec<Request> =
+        commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 2 == 0).then(|| format!("k{i}")), command }).collect();
     let (mut one_by_one, mut all_at_once, _) = apply_one_by_one_and_batched(&requests).await;
     assert_eq!(counts(&one_by_one, "jobs"), (0, 1, 0, 1));
     assert_eq!(state_bytes(&mut one_by_one).await, state_bytes(&mut all_at_once).await);

@@ -14,9 +14,9 @@ use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
 use super::lock::{self, LockRecord};
 use super::queue::{self, QueueRecord, QueueView};
-use super::topic::{self, TopicRead, TopicRecord};
 use super::ring::{self, RingView};
 use super::store::{Cf, Meta, NamedPage, StateStore, View, ViewError};
+use super::topic::{self, TopicRead, TopicRecord};
 
 /// A value read from the state and the position it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]

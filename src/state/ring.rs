@@ -73,7 +73,8 @@ pub const METADATA_BYTES_MAX: usize = 4096;
 
 pub fn join(batch: &mut Batch<'_>, join: Join) -> Result<Outcome, ViewError> {
     // Re-checked here (the API checks first): a weight bounds the circle's size.
-    if !(1..=WEIGHT_MAX).contains(&join.weight) || join.address.is_empty() || join.address.len() > ADDRESS_BYTES_MAX || join.metadata.len() > METADATA_BYTES_MAX {
+    if !(1..=WEIGHT_MAX).contains(&join.weight) || join.address.is_empty() || join.address.len() > ADDRESS_BYTES_MAX || join.metadata.len() > METADATA_BYTES_MAX
+    {
         return Ok(Outcome::Rejected(Rejection::RingMemberInvalid { ring: join.ring, member: join.member }));
     }
     let key = member_key(&join.ring, &join.member);

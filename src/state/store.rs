@@ -254,11 +254,7 @@ impl<'a> View<'a> {
     pub fn iter_from(&self, cf: Cf, from: &[u8]) -> rocksdb::DBIteratorWithThreadMode<'a, DB> {
         let mut options = rocksdb::ReadOptions::default();
         options.set_snapshot(&self.snapshot);
-        self.store.db.iterator_cf_opt(
-            self.store.cf(cf),
-            options,
-            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
-        )
+        self.store.db.iterator_cf_opt(self.store.cf(cf), options, rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward))
     }
 }
 

@@ -6,8 +6,8 @@ use tempfile::TempDir;
 
 use super::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request, Response};
 use super::idempotency::IdempotencyBounds;
-use super::machine::CACHE_BYTES_DEFAULT;
 use super::kv::{self, InvalidInput};
+use super::machine::CACHE_BYTES_DEFAULT;
 use super::store::{Cf, KEY_INSTALLING};
 use super::{StateMachine, StateReader};
 use crate::config::Limits;
@@ -572,9 +572,7 @@ async fn locks_grant_in_order_with_growing_tokens() {
     assert_eq!(next.lease, b, "first come, first served");
     assert!(next.token > first);
     // The next one in line: c, after b releases.
-    let Outcome::LockReleased { next: Some(after), .. } = f.apply(Command::LockRelease { name: "job".into(), token: next.token }).await else {
-        panic!()
-    };
+    let Outcome::LockReleased { next: Some(after), .. } = f.apply(Command::LockRelease { name: "job".into(), token: next.token }).await else { panic!() };
     assert_eq!(after.lease, c);
     assert!(after.token > next.token);
     let Outcome::LockReleased { next: None, .. } = f.apply(Command::LockRelease { name: "job".into(), token: after.token }).await else { panic!() };
@@ -671,7 +669,10 @@ async fn ring_changes_bump_the_epoch_and_leases_take_members_away() {
         f.apply(Command::RingLeave { ring: "cache".into(), member: "b".into() }).await,
         Outcome::Rejected(Rejection::RingMemberNotFound { ring: "cache".into(), member: "b".into() })
     );
-    assert_eq!(f.apply(Command::RingLeave { ring: "cache".into(), member: "a".into() }).await, Outcome::RingChanged { ring: "cache".into(), epoch: 5, members: 0 });
+    assert_eq!(
+        f.apply(Command::RingLeave { ring: "cache".into(), member: "a".into() }).await,
+        Outcome::RingChanged { ring: "cache".into(), epoch: 5, members: 0 }
+    );
     assert_eq!(f.apply(join("cache", "c", Some(4242))).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 4242 }));
     assert_eq!(f.reader.ring("cache").unwrap().value.epoch, 5, "a refused join changes nothing");
 }
@@ -732,7 +733,8 @@ async fn the_same_entries_give_byte_identical_state() {
         Command::TopicDelete { topic: "gone".into() },
     ];
     commands.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string())));
-    let requests: Vec<Request> = commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect();
+    let requests: Vec<Request> =
+        commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect();
 
     let (mut one_by_one, mut all_at_once, responses) = apply_one_by_one_and_batched(&requests).await;
     assert!(matches!(responses[17].outcome, Outcome::LeaseRevoked { deleted_keys: 1, .. }), "{:?}", responses[17]);

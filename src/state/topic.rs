@@ -136,7 +136,8 @@ pub fn publish(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, payload: Vec
             break;
         }
         let key = message_key(topic, record.first_offset);
-        let oldest: TopicMessage = batch.get_decoded(Cf::TopicMessages, &key)?.ok_or_else(|| ViewError::Corrupt(format!("topic {topic:?} lost offset {}", record.first_offset)))?;
+        let oldest: TopicMessage =
+            batch.get_decoded(Cf::TopicMessages, &key)?.ok_or_else(|| ViewError::Corrupt(format!("topic {topic:?} lost offset {}", record.first_offset)))?;
         let count = record.next_offset - record.first_offset;
         let too_old = now_ms.saturating_sub(oldest.published_at_ms) > settings.max_age_ms;
         if count <= settings.max_messages && record.bytes <= settings.max_bytes && !too_old {
@@ -181,9 +182,14 @@ pub fn get(view: &View<'_>, topic: &str) -> Result<Option<TopicRecord>, ViewErro
 pub enum TopicRead {
     NotFound,
     /// The offset is older than the topic's first retained one.
-    Compacted { first_offset: u64 },
+    Compacted {
+        first_offset: u64,
+    },
     /// Messages from the offset on (possibly none yet), and the topic's next offset.
-    Messages { messages: Vec<(u64, TopicMessage)>, next_offset: u64 },
+    Messages {
+        messages: Vec<(u64, TopicMessage)>,
+        next_offset: u64,
+    },
 }
 
 /// Up to `limit` messages (and about `bytes_max` payload bytes, at least one) from

@@ -2,8 +2,8 @@
 //! replicated clock), bounded deletes.
 
 use super::command::{Command, Outcome, Rejection};
-use super::topic::{TopicRead, TopicSettings};
 use super::tests::{Fixture, tick};
+use super::topic::{TopicRead, TopicSettings};
 
 fn publish(topic: &str, payload: &str, now_ms: u64) -> Command {
     Command::TopicPublish { topic: topic.into(), payload: payload.as_bytes().to_vec(), now_ms }
@@ -69,9 +69,13 @@ async fn bad_settings_and_oversized_messages_are_refused_and_deletes_are_bounded
     assert_eq!(f.reader.topic("t").unwrap().value.unwrap().next_offset, 1);
     let batch = super::topic::DELETE_BATCH_MAX;
     f.apply(Command::TopicConfigure { topic: "big".into(), settings: settings(2 * batch, 1 << 30, 60_000) }).await;
-    let entries = (0..batch + 3).map(|_| openraft::EntryPayload::Normal(super::command::Request { idempotency_key: None, command: publish("big", "x", 0) })).collect();
+    let entries =
+        (0..batch + 3).map(|_| openraft::EntryPayload::Normal(super::command::Request { idempotency_key: None, command: publish("big", "x", 0) })).collect();
     f.apply_entries(entries).await;
-    assert_eq!(f.apply(Command::TopicDelete { topic: "big".into() }).await, Outcome::TopicDeleted { topic: "big".into(), deleted_messages: batch, deleted: false });
+    assert_eq!(
+        f.apply(Command::TopicDelete { topic: "big".into() }).await,
+        Outcome::TopicDeleted { topic: "big".into(), deleted_messages: batch, deleted: false }
+    );
     assert_eq!(f.apply(Command::TopicDelete { topic: "big".into() }).await, Outcome::TopicDeleted { topic: "big".into(), deleted_messages: 3, deleted: true });
     assert_eq!(f.apply(Command::TopicDelete { topic: "big".into() }).await, Outcome::Rejected(Rejection::TopicNotFound { topic: "big".into() }));
     assert_eq!(f.apply(publish("big", "again", 0)).await, Outcome::Published { topic: "big".into(), offset: 1 });

@@ -260,10 +260,7 @@ impl Cluster {
     /// this was called, so stale reads on `id` show the node's own state.
     pub async fn wait_caught_up(&self, id: u64, timeout: Duration) {
         let leader = self.wait_for_leader(timeout).await;
-        let target = wait_for("the leader's commit index", timeout, || async {
-            self.local_status(leader).await?["commit_index"].as_u64()
-        })
-        .await;
+        let target = wait_for("the leader's commit index", timeout, || async { self.local_status(leader).await?["commit_index"].as_u64() }).await;
         wait_for(&format!("node {id} to apply up to {target}"), timeout, || async {
             (self.local_status(id).await?["applied_index"].as_u64()? >= target).then_some(())
         })

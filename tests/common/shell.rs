@@ -197,7 +197,9 @@ pub fn same_shape(expected: &Value, actual: &Value, path: &str) -> Result<(), St
 /// The first value named `field` in `value`, depth first, as text.
 pub fn field_text(value: &Value, field: &str) -> Option<String> {
     match value {
-        Value::Object(map) => map.get(field).map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)).or_else(|| map.values().find_map(|v| field_text(v, field))),
+        Value::Object(map) => {
+            map.get(field).map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)).or_else(|| map.values().find_map(|v| field_text(v, field)))
+        }
         Value::Array(items) => items.iter().find_map(|v| field_text(v, field)),
         _ => None,
     }

@@ -48,7 +48,8 @@ impl SseReader {
                 }
                 return (event, id, serde_json::from_str(&data).unwrap());
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk()).await.expect("an event within 10 s").unwrap().expect("stream open");
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(10), self.response.chunk()).await.expect("an event within 10 s").unwrap().expect("stream open");
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
