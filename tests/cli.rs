@@ -174,6 +174,12 @@ async fn queue_topic_and_watch_commands() {
     assert!(cli.ok("concord queue list").lines().any(|l| l == "jobs 1"));
     assert!(cli.json("concord queue list --after jobs --json")["items"].is_array());
     assert_eq!(cli.ok("concord queue delete jobs"), "OK deleted \"jobs\" and 1 messages\n");
+    let empty = cli.expect(0, "concord queue receive idle --wait-ms 10");
+    assert_eq!(
+        (empty.stdout.as_str(), empty.stderr.as_str()),
+        ("", "(no message was visible within 10 ms)\n"),
+        "an empty receive says so, apart from the output"
+    );
     cli.refused("concord queue delete jobs", "404 queue_not_found");
 
     assert!(cli.ok("concord topic configure news --max-messages 100").starts_with("OK \"news\": "));
@@ -259,6 +265,8 @@ async fn unreachable_clusters_fail_fast_and_say_why() {
     }
     assert!(ran.stderr.starts_with("error: no node could be reached; tried "), "{}", ran.stderr);
     cli.expect(3, "concord kv put x y");
+    let ran = cli.expect(3, "concord watch config/");
+    assert!(ran.stderr.starts_with("error: no node could be reached; tried "), "a stream says the same: {}", ran.stderr);
     cli.expect(2, "concord kv put");
     cli.expect(2, "concord kv get x --ca-file /nonexistent.pem");
     let ran = cli.expect(1, "concord dev kill 1 --base-port 1");

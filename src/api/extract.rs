@@ -64,7 +64,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message));
         }
         let ApiBody(body) = ApiBody::from_request(req, state).await?;
-        axum::Json::<T>::from_bytes(&body).map(|j| ApiJson(j.0)).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))
+        axum::Json::<T>::from_bytes(&body).map(|j| ApiJson(j.0)).map_err(|e| {
+            let message = format!("the body must be a JSON object with this endpoint's fields (docs/api.md shows them): {}", e.body_text());
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+        })
     }
 }
 

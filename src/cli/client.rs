@@ -514,6 +514,9 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
             let value = match value {
                 Some(value) => value.into_bytes(),
                 None => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        eprintln!("(no value given: reading it from standard input; end it with Ctrl-D)");
+                    }
                     let mut buffer = Vec::new();
                     if let Err(e) = std::io::stdin().read_to_end(&mut buffer) {
                         eprintln!("error: cannot read the value from standard input: {e}");
@@ -609,12 +612,18 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
 pub async fn run_cluster(args: ClusterArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
+    let asked_status = matches!(args.command, ClusterCommand::Status { .. });
     let result = match args.command {
         ClusterCommand::Status { stale } => client.cluster_status(stale).await.map(|served| served.value),
         ClusterCommand::Add { id, addr } => client.add_member(id, &addr).await,
         ClusterCommand::Remove { id } => client.remove_member(id).await,
     };
     match result {
+        Err(e) if asked_status && e.status() == Some(503) => {
+            let code = fail(e);
+            eprintln!("(with no leader, `concord cluster status --stale` shows what the node asked knows)");
+            code
+        }
         Err(e) => fail(e),
         Ok(value) if json || value.get("members").is_none() => {
             print_json(&value);

@@ -52,7 +52,7 @@ pub enum DevAction {
     /// Kill one node of the running dev cluster with SIGKILL, as a crash would.
     Kill {
         /// A node id, or `leader` for whichever node leads now.
-        #[arg(value_parser = parse_node_choice)]
+        #[arg(value_parser = parse_node_choice, value_name = "ID|leader")]
         node: NodeChoice,
     },
     /// Start a killed or crashed node of the running dev cluster again.
@@ -409,14 +409,16 @@ async fn supervise(args: DevArgs) -> ExitCode {
                 if leader != leader_seen {
                     match leader {
                         Some(id) => println!("leader is now node {id}"),
-                        None => println!("no leader: an election is under way"),
+                        None => println!("no leader: an election is under way, or a majority of the nodes is down"),
                     }
                     leader_seen = leader;
                 }
             }
         }
     }
+    println!("stopping the cluster...");
     drop(members);
+    println!("stopped");
     // A node crashed by itself: its log says why, so the directory outlives the run.
     if crashed && let Some(dir) = temporary.take() {
         println!("kept {} for the logs of the node that crashed", dir.keep().display());

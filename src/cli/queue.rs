@@ -167,6 +167,9 @@ pub async fn run(args: QueueArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(messages) => {
+                if messages.is_empty() {
+                    eprintln!("(no message was visible within {wait_ms} ms)");
+                }
                 for message in &messages {
                     out!("{} {}", message.receipt, String::from_utf8_lossy(&message.payload));
                 }

@@ -126,11 +126,13 @@ impl Client {
     /// node asked, so no retry after it opened).
     pub(super) async fn open_stream(&self, path: &str) -> Result<EventStream, ClientError> {
         let mut last = ClientError::Transport("no endpoints configured".into());
-        for endpoint in &self.endpoints {
+        let mut unreachable = super::unreachable::Unreachable::new(self.endpoints.len());
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
             let request = self.authorized(self.http.request(Method::GET, format!("{endpoint}{path}")).timeout(std::time::Duration::from_secs(24 * 3600)));
             match request.send().await {
                 Ok(response) if response.status().is_success() => return Ok(EventStream { response, buffer: Vec::new(), last_id: None }),
                 Ok(response) => {
+                    unreachable.reached(index);
                     let status = response.status();
                     let body = response.bytes().await.unwrap_or_default();
                     let error = super::api_error(&super::Answer { status, node: None, replayed: false, body });
@@ -139,10 +141,20 @@ impl Client {
                     }
                     last = error;
                 }
-                Err(e) => last = ClientError::Transport(format!("{endpoint}: {e}")),
+                Err(e) => {
+                    let reason = crate::http_client::failure_reason(&e, super::CONNECT_TIMEOUT);
+                    match e.is_connect() {
+                        true => unreachable.failed(index, reason.clone()),
+                        false => unreachable.reached(index),
+                    }
+                    last = ClientError::Transport(format!("{endpoint}: {reason}"));
+                }
             }
         }
-        Err(last)
+        Err(match (last, unreachable.summary(&self.endpoints)) {
+            (ClientError::Transport(_), Some(summary)) => ClientError::Transport(summary),
+            (last, _) => last,
+        })
     }
 
     /// Watches keys under `prefix` from revision `from` (the next one if `None`).
