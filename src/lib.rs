@@ -12,6 +12,8 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod dev_ca;
+#[cfg(test)]
+mod golden;
 pub mod http_client;
 pub mod node;
 pub mod placement;

@@ -6,6 +6,8 @@
 //! Everything consensus-specific lives here; the state machine (`crate::state`) only
 //! sees committed entries, and the HTTP API (`crate::api`) only sees a `Raft` handle.
 
+#[cfg(test)]
+mod format_tests;
 pub mod identity;
 pub mod log_store;
 pub mod network;

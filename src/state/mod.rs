@@ -29,6 +29,8 @@ pub use reader::StateReader;
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod format_tests;
+#[cfg(test)]
 mod history_tests;
 #[cfg(test)]
 mod queue_tests;

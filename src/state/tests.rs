@@ -701,9 +701,10 @@ pub(super) async fn state_bytes(f: &mut Fixture) -> Vec<u8> {
     bytes[magic + 4 + meta_len..].to_vec()
 }
 
-#[tokio::test]
-async fn the_same_entries_give_byte_identical_state() {
-    // Every primitive, with refusals, expiries and a lock handed on by a lease's end.
+/// Every primitive, with refusals, expiries and a lock handed on by a lease's end;
+/// every third request keyed. Applied one request per entry from index 1, request
+/// `i` is entry `i + 1` (the queue's receipt below counts on it).
+pub(super) fn every_primitive() -> Vec<Request> {
     let mut commands = vec![
         Command::LeaseGrant { ttl_ms: 1000, now_ms: 0 },
         Command::LeaseGrant { ttl_ms: 5000, now_ms: 10 },
@@ -733,9 +734,23 @@ async fn the_same_entries_give_byte_identical_state() {
         Command::TopicDelete { topic: "gone".into() },
     ];
     commands.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string())));
-    let requests: Vec<Request> =
-        commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect();
+    // Queues, with a delivery acked and one given back; tokens; a prefix delete.
+    let settings = super::queue::QueueSettings { max_deliveries: Some(2), dead_letter_queue: Some("dead".into()), ..Default::default() };
+    commands.push(Command::QueueConfigure { queue: "jobs".into(), settings });
+    commands.extend((0..3).map(|i| Command::QueueEnqueue { queue: "jobs".into(), payload: vec![i; 3], delay_ms: 100 * i as u64, now_ms: 1400 }));
+    commands.push(Command::QueueReceive { queue: "jobs".into(), max: 2, visibility_ms: Some(5000), now_ms: 1500 });
+    let received_at = commands.len() as u64;
+    commands.push(Command::QueueAck { queue: "jobs".into(), receipt: super::queue::Receipt { id: 1, delivery: received_at } });
+    commands.push(Command::QueueNack { queue: "jobs".into(), receipt: super::queue::Receipt { id: 2, delivery: received_at }, delay_ms: 50, now_ms: 1510 });
+    let token = super::auth::TokenRecord { name: "ops".into(), role: super::auth::Role::Admin, prefixes: Vec::new(), secret_sha256: [7; 32] };
+    commands.push(Command::TokenCreate(token));
+    commands.push(Command::DeletePrefix { prefix: "bulk/1".into() });
+    commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect()
+}
 
+#[tokio::test]
+async fn the_same_entries_give_byte_identical_state() {
+    let requests = every_primitive();
     let (mut one_by_one, mut all_at_once, responses) = apply_one_by_one_and_batched(&requests).await;
     assert!(matches!(responses[17].outcome, Outcome::LeaseRevoked { deleted_keys: 1, .. }), "{:?}", responses[17]);
     assert_eq!(one_by_one.value("short/1"), None);

@@ -1,0 +1,85 @@
+//! Consensus formats, pinned (`crate::golden`, `tests/golden/raft.txt`): what the log
+//! store writes (the vote, the committed and purged log ids, entries of every kind)
+//! and every peer frame, requests and answers, as `peer_server` and `network`
+//! exchange them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::error::{Fatal, InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{CommittedLeaderId, EntryPayload, Membership, SnapshotSegmentId, Vote};
+
+use super::{Entry, LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::codec::encode;
+use crate::golden;
+use crate::state::command::{Command, Precondition, Request};
+
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn membership() -> Membership<NodeId, Node> {
+    let nodes: BTreeMap<NodeId, Node> = (1..=3).map(|id| (id, Node { addr: format!("127.0.0.1:700{id}") })).collect();
+    Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes)
+}
+
+fn entries() -> Vec<(&'static str, Entry)> {
+    let put = Command::Put { key: "k".into(), value: b"v".to_vec(), precondition: Precondition::None, lease: None, fence: None };
+    vec![
+        ("blank", Entry { log_id: log_id(2, 10), payload: EntryPayload::Blank }),
+        ("normal", Entry { log_id: log_id(2, 11), payload: EntryPayload::Normal(Request { idempotency_key: Some("key-1".into()), command: put }) }),
+        ("membership", Entry { log_id: log_id(2, 12), payload: EntryPayload::Membership(membership()) }),
+    ]
+}
+
+#[test]
+fn the_log_and_every_peer_frame_encode_as_pinned() {
+    let vote = Vote::new_committed(2, 1);
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id(2, 12)),
+        last_membership: StoredMembership::new(Some(log_id(1, 1)), membership()),
+        snapshot_id: "2-12-1700000000".into(),
+    };
+    let mut lines = vec![
+        golden::line("log.vote", &encode(&vote).unwrap()),
+        golden::line("log.vote_uncommitted", &encode(&Vote::new(3, 2)).unwrap()),
+        golden::line("log.log_id", &encode(&Some(log_id(2, 12))).unwrap()),
+        golden::line("snapshot.meta", &encode(&meta).unwrap()),
+    ];
+    for (name, entry) in entries() {
+        lines.push(golden::line(&format!("log.entry.{name}"), &encode(&entry).unwrap()));
+    }
+    let append = AppendEntriesRequest::<TypeConfig> {
+        vote,
+        prev_log_id: Some(log_id(2, 9)),
+        entries: entries().into_iter().map(|(_, e)| e).collect(),
+        leader_commit: Some(log_id(2, 9)),
+    };
+    lines.push(golden::line("peer.append.request", &encode(&append).unwrap()));
+    type AppendAnswer = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
+    let append_answers: [(&str, AppendAnswer); 5] = [
+        ("success", Ok(AppendEntriesResponse::Success)),
+        ("partial", Ok(AppendEntriesResponse::PartialSuccess(Some(log_id(2, 11))))),
+        ("conflict", Ok(AppendEntriesResponse::Conflict)),
+        ("higher_vote", Ok(AppendEntriesResponse::HigherVote(Vote::new(3, 2)))),
+        ("stopped", Err(RaftError::Fatal(Fatal::Stopped))),
+    ];
+    for (name, answer) in append_answers {
+        lines.push(golden::line(&format!("peer.append.answer.{name}"), &encode(&answer).unwrap()));
+    }
+    let vote_request = VoteRequest { vote: Vote::new(3, 2), last_log_id: Some(log_id(2, 12)) };
+    lines.push(golden::line("peer.vote.request", &encode(&vote_request).unwrap()));
+    let vote_answer: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+        Ok(VoteResponse { vote: Vote::new(3, 2), vote_granted: true, last_log_id: Some(log_id(2, 12)) });
+    lines.push(golden::line("peer.vote.answer", &encode(&vote_answer).unwrap()));
+    let chunk = InstallSnapshotRequest::<TypeConfig> { vote, meta, offset: 4096, data: vec![1, 2, 3], done: false };
+    lines.push(golden::line("peer.snapshot.request", &encode(&chunk).unwrap()));
+    type SnapshotAnswer = Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
+    let mismatch = SnapshotMismatch { expect: SnapshotSegmentId { id: "a".into(), offset: 0 }, got: SnapshotSegmentId { id: "a".into(), offset: 4096 } };
+    let snapshot_answers: [(&str, SnapshotAnswer); 2] =
+        [("ok", Ok(InstallSnapshotResponse { vote })), ("mismatch", Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(mismatch))))];
+    for (name, answer) in snapshot_answers {
+        lines.push(golden::line(&format!("peer.snapshot.answer.{name}"), &encode(&answer).unwrap()));
+    }
+    golden::check("raft.txt", &lines);
+}
