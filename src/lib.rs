@@ -12,6 +12,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod dev_ca;
+pub mod format_version;
 #[cfg(test)]
 mod golden;
 pub mod http_client;

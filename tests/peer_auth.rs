@@ -87,3 +87,36 @@ async fn a_node_without_the_secret_cannot_join() {
     assert!(own["applied_index"].is_null(), "{own}");
     cluster.client().put("still", "fine").await.unwrap();
 }
+
+/// A peer that speaks another protocol version is refused before its frame is
+/// decoded, with what to do; every answer says the version it carries.
+#[tokio::test]
+async fn a_peer_of_an_unknown_protocol_version_is_refused_before_decoding() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let status = cluster.local_status(leader).await.unwrap();
+    let (term, cluster_id) = (status["term"].as_u64().unwrap(), status["cluster_id"].as_str().unwrap().to_string());
+    let vote = VoteRequest::new(Vote::new(term + 100, 99), None);
+    let body = concord::codec::encode(&vote).unwrap();
+    let http = reqwest::Client::new();
+    let send = |version: Option<&str>, body: Vec<u8>| {
+        let mut request = http.post(format!("{}/raft/vote", cluster.node(leader).url())).header("concord-cluster", &cluster_id).body(body);
+        if let Some(version) = version {
+            request = request.header("concord-protocol", version);
+        }
+        request.send()
+    };
+    let refused = send(Some("2"), body).await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(refused.headers().get("concord-protocol").map(|v| v.to_str().unwrap()), Some("1"));
+    let message = refused.text().await.unwrap();
+    assert!(message.contains("version 2") && message.contains("speaks 1 to 1"), "{message}");
+    let after = cluster.local_status(leader).await.unwrap();
+    assert_eq!((after["term"].as_u64(), after["node"]["state"].as_str()), (Some(term), Some("leader")), "the refused vote reached nothing");
+    // The control: in version 1 (or none, as nodes from before the header send) the
+    // same route decodes, and refuses only the garbage.
+    for version in [Some("1"), None] {
+        let decoded = send(version, b"not a frame".to_vec()).await.unwrap();
+        assert_eq!(decoded.status(), reqwest::StatusCode::BAD_REQUEST, "{version:?}");
+    }
+}

@@ -17,7 +17,8 @@
 //!
 //! Layout: column family `logs` maps a big-endian `u64` index to an encoded entry
 //! (big-endian so RocksDB's byte order is log order); column family `meta` holds the
-//! vote, the committed log id and the last purged log id.
+//! vote, the committed log id, the last purged log id and the format version
+//! (`format_version`).
 
 #![allow(clippy::result_large_err)] // openraft's StorageError is large; it is openraft's type, not ours
 
@@ -59,6 +60,8 @@ pub enum OpenError {
     Db(#[from] rocksdb::Error),
     #[error("cannot start the WAL syncer thread: {0}")]
     Syncer(#[from] std::io::Error),
+    #[error("{0}")]
+    Format(#[from] crate::format_version::FormatError),
 }
 
 /// Who waits for a sync: openraft's append callback, or a vote, truncate or purge.
@@ -161,6 +164,8 @@ impl LogStore {
         family.set_write_buffer_size(LOG_MEMTABLE_BYTES);
         let families = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&options, dir, families)?);
+        let meta = db.cf_handle(CF_META).expect("column family created at open");
+        crate::format_version::LOG_FORMAT.check_or_stamp(&db, meta)?;
         let syncer = WalSyncer::spawn(Arc::downgrade(&db))?;
         Ok(Self { db, options: Arc::new(options), syncer })
     }

@@ -15,6 +15,7 @@ pub mod peer_auth;
 pub mod peer_contacts;
 pub mod peer_server;
 pub mod proposer;
+pub mod protocol;
 pub mod read_index;
 
 use crate::state::command::{Request, Response};

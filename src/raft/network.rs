@@ -7,8 +7,10 @@
 //! Snapshots go through openraft's chunked transport (`install_snapshot`), so one
 //! chunk at most is in memory.
 //!
-//! Every RPC names this node's cluster (`identity`), and carries the cluster secret
-//! when there is one (`peer_auth`); a peer of another cluster refuses it.
+//! Every RPC names this node's cluster (`identity`) and its protocol version
+//! (`protocol`), and carries the cluster secret when there is one (`peer_auth`); a
+//! peer of another cluster refuses it, and so does one that does not speak the
+//! version, as this node refuses an answer in a version it does not speak.
 //!
 //! Failure mapping matters to openraft: a connection that cannot be made is
 //! `Unreachable` (openraft backs off), anything else transport-level is `Network`,
@@ -81,7 +83,8 @@ impl PeerClient {
             .http
             .post(format!("{}/{rpc}", self.base_url))
             .header("content-type", "application/octet-stream")
-            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default());
+            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default())
+            .header(super::protocol::PROTOCOL_HEADER, super::protocol::PROTOCOL_VERSION);
         if let Some(secret) = self.secret.header_value() {
             sending = sending.header(SECRET_HEADER, secret);
         }
@@ -94,6 +97,10 @@ impl PeerClient {
             }
         };
         let status = response.status();
+        if let Err(message) = super::protocol::check(response.headers()) {
+            self.contacts.refused(self.target, message.clone());
+            return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(format!("peer {}: {message}", self.target)))));
+        }
         match status.is_success() {
             true => self.contacts.answered(self.target),
             false => self.contacts.refused(self.target, format!("answered {status} to {rpc}")),

@@ -1,8 +1,9 @@
 //! The server side of the peer transport: `/raft/*` routes on the node's listener.
 //!
 //! Requests on a connection without a client certificate when `--peer-mtls` asks for
-//! one (`tls`, 401), without the cluster secret (`peer_auth`, 401) or from another cluster
-//! (`identity`, 403) are refused before anything is decoded, and the body must arrive within the body read timeout
+//! one (`tls`, 401), without the cluster secret (`peer_auth`, 401), from another cluster
+//! (`identity`, 403) or in a protocol version this node does not speak (`protocol`,
+//! 426) are refused before anything is decoded, and the body must arrive within the body read timeout
 //! (`server::read_body_in_time`). Each handler decodes a `codec` frame (bounded by the peer body limit), hands it to
 //! openraft, and answers with the encoded `Result`. A frame that does not decode is a
 //! 400 with a text reason and reaches openraft not at all.
@@ -32,6 +33,7 @@ pub fn routes(raft: Raft, body: BodyLimits, identity: ClusterIdentity, secret: P
         .layer(DefaultBodyLimit::max(body.bytes_max))
         .layer(axum::middleware::from_fn_with_state(body, read_body_in_time))
         .layer(axum::middleware::from_fn_with_state(identity, require_same_cluster))
+        .layer(axum::middleware::from_fn(super::protocol::require_known_protocol))
         .layer(axum::middleware::from_fn_with_state(secret, require_peer_secret))
         .layer(axum::middleware::from_fn_with_state(client_certificate_required, crate::tls::require_client_certificate))
         .with_state(raft)

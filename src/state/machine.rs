@@ -59,6 +59,8 @@ pub enum OpenError {
     View(#[from] ViewError),
     #[error("cannot open the snapshot directory: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Format(#[from] crate::format_version::FormatError),
 }
 
 impl StateMachine {
@@ -67,6 +69,7 @@ impl StateMachine {
     /// `cache_bytes` bounds the memory of the state database (`StateStore::open`).
     pub fn open(dir: &Path, bounds: IdempotencyBounds, cache_bytes: usize) -> Result<Self, OpenError> {
         let store = StateStore::open(&dir.join("state"), cache_bytes)?;
+        crate::format_version::STATE_FORMAT.check_or_stamp(store.db(), store.cf(Cf::Meta))?;
         let files = Arc::new(SnapshotFiles::open(&dir.join("snapshots"))?);
         if SnapshotFiles::install_interrupted(&store)? {
             tracing::warn!("a snapshot install was interrupted; installing it again");
@@ -76,6 +79,12 @@ impl StateMachine {
         let machine = Self { store, files, meta, bounds, tokens_required: Arc::default() };
         machine.publish_tokens_required()?;
         Ok(machine)
+    }
+
+    /// The state database, for tests that write what no command would.
+    #[cfg(test)]
+    pub(super) fn store(&self) -> StateStore {
+        self.store.clone()
     }
 
     pub fn reader(&self) -> StateReader {

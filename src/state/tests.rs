@@ -256,6 +256,21 @@ async fn state_and_applied_index_survive_reopen() {
     assert_eq!(reopened.reader().get("k").unwrap().value.map(|r| r.value), Some(b"v".to_vec()));
 }
 
+#[tokio::test]
+async fn a_state_database_of_a_format_this_binary_does_not_read_is_refused() {
+    let mut f = Fixture::new();
+    f.apply(put("k", "v")).await;
+    // A newer release stamped its format; this one must not read it.
+    let store = f.machine.store();
+    store.db().put_cf(store.cf(Cf::Meta), crate::format_version::FORMAT_VERSION_KEY, 2u32.to_le_bytes()).unwrap();
+    drop(store);
+    let Fixture { dir, machine, reader, .. } = f;
+    drop((machine, reader));
+    let refused = StateMachine::open(dir.path(), IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).err().expect("refused");
+    let message = refused.to_string();
+    assert!(message.contains("format version 2") && message.contains("newer Concord"), "{message}");
+}
+
 pub(super) async fn snapshot_into_bytes(f: &mut Fixture) -> (crate::raft::SnapshotMeta, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut builder = f.machine.get_snapshot_builder().await;

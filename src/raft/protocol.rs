@@ -1,0 +1,80 @@
+//! The peer protocol's version: every Raft RPC and every answer says which version of
+//! the peer frames it carries (`Concord-Protocol`; the frames are pinned in
+//! `tests/golden/raft.txt`), and a node refuses a peer whose version it does not
+//! speak before decoding anything, saying which versions each side speaks.
+//!
+//! A node speaks every version from `PROTOCOL_VERSION_OLDEST` to `PROTOCOL_VERSION`.
+//! The upgrade rule (docs/operations.md): a release that changes the frames sends the
+//! new version but still reads the one before, so a rolling upgrade between adjacent
+//! releases runs with both in one cluster. A message without the header comes from a
+//! node older than the header itself, which spoke version 1.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub const PROTOCOL_HEADER: &str = "concord-protocol";
+/// The version this node sends.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest version it still reads.
+pub const PROTOCOL_VERSION_OLDEST: u32 = 1;
+
+/// Whether this node speaks the version `headers` say their message carries; if not,
+/// what to tell the operator.
+pub fn check(headers: &HeaderMap) -> Result<(), String> {
+    let version = match headers.get(PROTOCOL_HEADER) {
+        None => 1,
+        Some(value) => {
+            value.to_str().ok().and_then(|v| v.trim().parse::<u32>().ok()).ok_or_else(|| format!("{PROTOCOL_HEADER} is not a version number: {value:?}"))?
+        }
+    };
+    if (PROTOCOL_VERSION_OLDEST..=PROTOCOL_VERSION).contains(&version) {
+        return Ok(());
+    }
+    let newer = if version > PROTOCOL_VERSION { "the peer is newer: upgrade this node" } else { "the peer is older: upgrade it first" };
+    Err(format!(
+        "peer protocol version {version} is not spoken here (this node speaks {PROTOCOL_VERSION_OLDEST} to {PROTOCOL_VERSION}); {newer}, \
+         one release at a time (docs/operations.md, upgrades)"
+    ))
+}
+
+/// The header every message and answer of this node carries.
+pub fn header() -> (&'static str, HeaderValue) {
+    (PROTOCOL_HEADER, HeaderValue::from(PROTOCOL_VERSION))
+}
+
+/// The peer routes' guard: 426 for a version this node does not speak; every answer
+/// says the version it carries.
+pub async fn require_known_protocol(request: Request, next: Next) -> Response {
+    let mut response = match check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(message) => (StatusCode::UPGRADE_REQUIRED, message).into_response(),
+    };
+    let (name, value) = header();
+    response.headers_mut().insert(name, value);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = value {
+            headers.insert(PROTOCOL_HEADER, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_the_versions_spoken_here_pass() {
+        assert_eq!(check(&with(None)), Ok(()), "a peer from before the header spoke version 1");
+        assert_eq!(check(&with(Some("1"))), Ok(()));
+        let newer = check(&with(Some("2"))).unwrap_err();
+        assert!(newer.contains("version 2") && newer.contains("upgrade this node"), "{newer}");
+        assert!(check(&with(Some("0"))).unwrap_err().contains("upgrade it first"));
+        assert!(check(&with(Some("one"))).is_err());
+    }
+}
