@@ -500,18 +500,6 @@ impl Command {
     pub fn is_batchable(&self) -> bool {
         matches!(self, Command::Put { .. } | Command::Delete { .. })
     }
-
-    /// True when applying it iterates stored state, so it must see every earlier
-    /// write of its `apply` batch on disk (see `machine.rs`).
-    pub fn scans_state(&self) -> bool {
-        // A revoke or an expiry walks the lease's attachments (keys and locks); a tick
-        // walks the queue timers too; a receive walks the visible messages, a queue
-        // delete its messages, a prefix delete its keys.
-        matches!(
-            self,
-            Command::Tick { .. } | Command::LeaseRevoke { .. } | Command::QueueReceive { .. } | Command::QueueDelete { .. } | Command::DeletePrefix { .. }
-        )
-    }
 }
 
 impl fmt::Display for Request {

@@ -124,8 +124,7 @@ fn remove(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, lease: Option<u64>)
 pub const DELETE_PREFIX_BATCH_MAX: usize = 1_000;
 
 /// Deletes up to `DELETE_PREFIX_BATCH_MAX` keys starting with `prefix`, in key order,
-/// each at its own revision (a watch sees one delete per key). Scans the store
-/// (`Command::scans_state`).
+/// each at its own revision (a watch sees one delete per key).
 pub fn apply_delete_prefix(batch: &mut Batch<'_>, meta: &mut Meta, prefix: &str) -> Result<Outcome, ViewError> {
     // Only the leases are kept: a thousand values could be a gigabyte.
     let (doomed, more) = prefixed(batch.scan(Cf::Kv, prefix.as_bytes()), prefix, DELETE_PREFIX_BATCH_MAX, |record| record.lease)?;

@@ -203,8 +203,7 @@ pub fn attach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<Result<
 }
 
 /// Ends lease `id`: deletes its keys and lets go of its locks (entry `index` grants
-/// them to their next waiters). Reads its attachments from the store, so the batch
-/// must hold no unwritten changes (`Command::scans_state`).
+/// them to their next waiters).
 fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, index: u64) -> Result<u64, ViewError> {
     let prefix = id_key(id);
     let mut deleted = 0;

@@ -112,20 +112,36 @@ impl StateMachine {
         }
         idempotency::evict(batch, meta, index, self.bounds)?;
         let Some(key) = request.idempotency_key else {
-            return Ok(Response::fresh(apply_command(batch, meta, index, request.command)?));
+            return Ok(Response::fresh(apply_all_or_nothing(batch, meta, index, request.command)?));
         };
         let fingerprint = idempotency::fingerprint(&request.command)?;
         match idempotency::lookup(batch, &key, fingerprint)? {
             Lookup::Replay(outcome) => Ok(Response { replayed: true, outcome }),
             Lookup::Reused => Ok(Response::fresh(Outcome::Rejected(Rejection::IdempotencyKeyReused { key }))),
             Lookup::Fresh => {
-                let outcome = apply_command(batch, meta, index, request.command)?;
+                let outcome = apply_all_or_nothing(batch, meta, index, request.command)?;
                 idempotency::remember(batch, meta, &key, fingerprint, index, &outcome)?;
                 idempotency::evict(batch, meta, index, self.bounds)?;
                 Ok(Response::fresh(outcome))
             }
         }
     }
+}
+
+/// `apply_command`, undone if it is refused: a refusal changes nothing (the contract
+/// of `Outcome::Rejected`), even one a command reaches after it began writing.
+fn apply_all_or_nothing(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Command) -> Result<Outcome, ViewError> {
+    let meta_before = meta.clone();
+    batch.savepoint();
+    let outcome = apply_command(batch, meta, index, command)?;
+    match outcome {
+        Outcome::Rejected(_) => {
+            batch.rollback();
+            *meta = meta_before;
+        }
+        _ => batch.release(),
+    }
+    Ok(outcome)
 }
 
 fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Command) -> Result<Outcome, ViewError> {
@@ -218,15 +234,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             let log_id = entry.log_id;
             let apply_err = |e: ViewError| StorageError::from(StorageIOError::apply(log_id, &e));
-            // A command that scans the store must see the earlier entries of this call.
-            if let EntryPayload::Normal(request) = &entry.payload
-                && request.command.scans_state()
-                && !batch.is_empty()
-            {
-                batch.put_encoded(Cf::Meta, KEY_META, &meta).map_err(|e| write_err(&e))?;
-                batch.commit().map_err(|e| write_err(&e))?;
-                batch = self.store.begin();
-            }
             meta.last_applied = Some(log_id);
             if let EntryPayload::Normal(request) = &entry.payload {
                 auth_switched |= matches!(request.command, Command::AuthEnable { .. } | Command::AuthDisable);

@@ -321,8 +321,7 @@ fn append(batch: &mut Batch<'_>, queue: &str, record: &mut QueueRecord, message:
 }
 
 /// Hands out up to `max` visible messages in id order, in flight for `visibility_ms`
-/// (the queue's default if none). Scans the store: the batch must be flushed
-/// (`Command::scans_state`).
+/// (the queue's default if none).
 pub fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max: u32, visibility_ms: Option<u64>, now_ms: u64) -> Result<Outcome, ViewError> {
     let Some(mut record) = record(batch, queue)? else {
         return Ok(Outcome::Received { queue: queue.to_string(), messages: Vec::new() });
@@ -452,8 +451,7 @@ fn dead_letter(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, id: u64, mes
 }
 
 /// At a tick: messages whose timers are due become visible again, or are
-/// dead-lettered after their last allowed delivery. Scans the store (the batch is
-/// flushed before a tick).
+/// dead-lettered after their last allowed delivery.
 pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta) -> Result<u64, ViewError> {
     let mut due = Vec::new();
     for item in batch.scan(Cf::QueueTimers, &[]) {
@@ -483,7 +481,7 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta) -> Result<u64, ViewError> {
 }
 
 /// Deletes up to `DELETE_BATCH_MAX` messages of `queue`, and the queue once it has
-/// none left. Scans the store (`Command::scans_state`).
+/// none left.
 pub fn delete(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str) -> Result<Outcome, ViewError> {
     let Some(mut record) = record(batch, queue)? else {
         return Ok(Outcome::Rejected(Rejection::QueueNotFound { queue: queue.to_string() }));

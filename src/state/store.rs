@@ -7,11 +7,17 @@
 //!
 //! `Batch` is how `apply` writes: one RocksDB `WriteBatch` per `apply` call, holding
 //! the changes of every entry in it together with the new metadata (applied log id,
-//! membership, revision), so the data and the applied index can never disagree. The
-//! batch keeps an overlay of its own pending writes, because a later entry in the same
-//! batch must see what an earlier one wrote.
+//! membership, revision), so the data and the applied index can never disagree. Until
+//! it commits, the batch keeps its pending writes in an ordered overlay, which reads
+//! (`get`) and scans (`scan`, merged with the store in key order) see, because a later
+//! entry in the same batch must see what an earlier one wrote, however it reads. The
+//! overlay also makes writes revocable: `savepoint` and `rollback` undo everything
+//! written since, so a command refused halfway leaves nothing behind. `commit` turns
+//! the overlay into one `WriteBatch` of each key's last write.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::iter::Peekable;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,7 +28,7 @@ use crate::codec;
 use crate::raft::{LogId, StoredMembership};
 
 /// A column family of the state database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Cf {
     /// Small records: the `Meta` record and the snapshot-install marker.
@@ -218,7 +224,7 @@ impl StateStore {
     }
 
     pub fn begin(&self) -> Batch<'_> {
-        Batch { store: self, writes: WriteBatch::default(), overlay: HashMap::new() }
+        Batch { store: self, overlay: BTreeMap::new(), range_deletes: Vec::new(), undo: Vec::new(), savepoints: Vec::new() }
     }
 
     /// Makes every write so far durable (used before a snapshot lets the log be purged).
@@ -291,11 +297,23 @@ pub enum ViewError {
     Installing,
 }
 
+/// A family and key, as the overlay orders them.
+type FamilyKey = (Cf, Vec<u8>);
+/// A key of one family and its pending write (`None`: a delete).
+type PendingWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// The pending writes of one `apply` call; see the module doc.
 pub struct Batch<'a> {
     store: &'a StateStore,
-    writes: WriteBatch,
-    overlay: HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+    /// Each key's last pending write: a value, or `None` for a delete.
+    overlay: BTreeMap<FamilyKey, Option<Vec<u8>>>,
+    /// Pending range deletes (`delete_range_unread`), applied before the overlay.
+    range_deletes: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+    /// While a savepoint is open: what each write replaced in the overlay (`None`:
+    /// the key had no pending write), oldest first, for `rollback`.
+    undo: Vec<(FamilyKey, Option<Option<Vec<u8>>>)>,
+    /// Open savepoints, innermost last: the lengths of `undo` and `range_deletes` then.
+    savepoints: Vec<(usize, usize)>,
 }
 
 impl<'a> Batch<'a> {
@@ -313,22 +331,25 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Iterates `cf` from `from` as committed to the store, *without* this batch's
-    /// pending writes: only for commands applied on a flushed batch
-    /// (`Command::scans_state`), which then see exactly the state before them.
-    pub fn scan(&self, cf: Cf, from: &[u8]) -> rocksdb::DBIteratorWithThreadMode<'a, DB> {
+    /// Iterates `cf` from `from`, in key order: the store with this batch's pending
+    /// writes merged in, as they are when the scan starts (later writes, even to keys
+    /// ahead of it, are not seen, so a caller may write as it goes).
+    pub fn scan(&self, cf: Cf, from: &[u8]) -> Scan<'a> {
         let store: &'a StateStore = self.store;
-        store.db.iterator_cf(store.cf(cf), rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward))
+        let stored = store.db.iterator_cf(store.cf(cf), rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward));
+        let start = (cf, from.to_vec());
+        let pending: Vec<PendingWrite> =
+            self.overlay.range(start..).take_while(|((family, _), _)| *family == cf).map(|((_, key), value)| (key.clone(), value.clone())).collect();
+        Scan { stored: stored.peekable(), pending: pending.into_iter().peekable() }
     }
 
     /// True when the batch holds no unwritten changes.
     pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty()
+        self.overlay.is_empty() && self.range_deletes.is_empty()
     }
 
     pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
-        self.writes.put_cf(self.store.cf(cf), key, &value);
-        self.overlay.insert((cf, key.to_vec()), Some(value));
+        self.write((cf, key.to_vec()), Some(value));
     }
 
     pub fn put_encoded<T: Serialize>(&mut self, cf: Cf, key: &[u8], value: &T) -> Result<(), ViewError> {
@@ -338,22 +359,105 @@ impl<'a> Batch<'a> {
     }
 
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
-        self.writes.delete_cf(self.store.cf(cf), key);
-        self.overlay.insert((cf, key.to_vec()), None);
+        self.write((cf, key.to_vec()), None);
     }
 
-    /// Deletes the keys of `cf` from `from` (inclusive) to `to` (exclusive). The
-    /// overlay does not see it, so only for a family `apply` never reads back
-    /// (`Cf::History`).
+    fn write(&mut self, key: FamilyKey, value: Option<Vec<u8>>) {
+        let replaced = self.overlay.insert(key.clone(), value);
+        if !self.savepoints.is_empty() {
+            self.undo.push((key, replaced));
+        }
+    }
+
+    /// Deletes the keys of `cf` from `from` (inclusive) to `to` (exclusive), pending
+    /// writes among them included. Reads of the store do not see it before the
+    /// commit, so only for a family `apply` never reads back (`Cf::History`).
     pub fn delete_range_unread(&mut self, cf: Cf, from: &[u8], to: &[u8]) {
-        self.writes.delete_range_cf(self.store.cf(cf), from, to);
+        let doomed: Vec<FamilyKey> = self.overlay.range((cf, from.to_vec())..(cf, to.to_vec())).map(|(key, _)| key.clone()).collect();
+        for key in doomed {
+            let replaced = self.overlay.remove(&key);
+            if !self.savepoints.is_empty() {
+                self.undo.push((key, replaced));
+            }
+        }
+        self.range_deletes.push((cf, from.to_vec(), to.to_vec()));
     }
 
-    /// Writes the batch atomically, unsynced (see the module doc).
+    /// Marks a point that `rollback` returns to. Savepoints nest.
+    pub fn savepoint(&mut self) {
+        self.savepoints.push((self.undo.len(), self.range_deletes.len()));
+    }
+
+    /// Undoes every write since the innermost savepoint, and closes it.
+    pub fn rollback(&mut self) {
+        let Some((undo_len, ranges_len)) = self.savepoints.pop() else { return };
+        while self.undo.len() > undo_len {
+            let Some((key, replaced)) = self.undo.pop() else { break };
+            match replaced {
+                Some(value) => self.overlay.insert(key, value),
+                None => self.overlay.remove(&key),
+            };
+        }
+        self.range_deletes.truncate(ranges_len);
+    }
+
+    /// Keeps the writes since the innermost savepoint, and closes it.
+    pub fn release(&mut self) {
+        self.savepoints.pop();
+        if self.savepoints.is_empty() {
+            self.undo.clear();
+        }
+    }
+
+    /// Writes the batch atomically, unsynced (see the module doc): the range deletes,
+    /// then each key's last write.
     pub fn commit(self) -> Result<(), StoreError> {
+        let mut writes = WriteBatch::default();
+        for (cf, from, to) in &self.range_deletes {
+            writes.delete_range_cf(self.store.cf(*cf), from, to);
+        }
+        for ((cf, key), value) in &self.overlay {
+            match value {
+                Some(value) => writes.put_cf(self.store.cf(*cf), key, value),
+                None => writes.delete_cf(self.store.cf(*cf), key),
+            }
+        }
         let mut options = WriteOptions::default();
         options.set_sync(false);
-        self.store.db.write_opt(self.writes, &options)
+        self.store.db.write_opt(writes, &options)
+    }
+}
+
+/// `Batch::scan`: the store's records merged with the batch's pending writes, in key
+/// order; a pending write replaces the stored record, a pending delete hides it.
+pub struct Scan<'a> {
+    stored: Peekable<rocksdb::DBIteratorWithThreadMode<'a, DB>>,
+    pending: Peekable<std::vec::IntoIter<PendingWrite>>,
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let pending_first = match (self.stored.peek(), self.pending.peek()) {
+                (_, None) | (Some(Err(_)), _) => return self.stored.next(),
+                (None, Some(_)) => Ordering::Less,
+                (Some(Ok((stored, _))), Some((pending, _))) => pending.as_slice().cmp(stored),
+            };
+            match pending_first {
+                Ordering::Greater => return self.stored.next(),
+                // The pending write replaces the stored record.
+                Ordering::Equal => drop(self.stored.next()),
+                Ordering::Less => {}
+            }
+            match self.pending.next() {
+                Some((key, Some(value))) => return Some(Ok((key.into_boxed_slice(), value.into_boxed_slice()))),
+                // A pending delete: nothing to yield here.
+                Some((_, None)) => {}
+                None => return self.stored.next(),
+            }
+        }
     }
 }
 
@@ -379,6 +483,72 @@ pub(crate) mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         assert!(wal_bytes(dir) <= bound, "the WAL holds {} bytes, over {bound}", wal_bytes(dir));
+    }
+
+    fn scanned(batch: &Batch<'_>, cf: Cf, from: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        batch.scan(cf, from).map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect()
+    }
+
+    fn pair(key: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
+        (key.as_bytes().to_vec(), value.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_batch_scans_its_own_pending_writes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), 8 << 20).unwrap();
+        let mut committed = store.begin();
+        for key in ["a", "c", "e", "g"] {
+            committed.put(Cf::Kv, key.as_bytes(), b"old".to_vec());
+        }
+        committed.put(Cf::Leases, b"b", b"other family".to_vec());
+        committed.commit().unwrap();
+
+        let mut batch = store.begin();
+        batch.put(Cf::Kv, b"b", b"new".to_vec()); // between stored keys
+        batch.put(Cf::Kv, b"c", b"new".to_vec()); // over a stored key
+        batch.delete(Cf::Kv, b"e"); // hides a stored key
+        batch.put(Cf::Kv, b"h", b"new".to_vec()); // after the last stored key
+        batch.delete(Cf::Kv, b"z"); // deletes nothing
+        let expected = [pair("a", "old"), pair("b", "new"), pair("c", "new"), pair("g", "old"), pair("h", "new")];
+        assert_eq!(scanned(&batch, Cf::Kv, b""), expected);
+        assert_eq!(scanned(&batch, Cf::Kv, b"c"), expected[2..]);
+        assert_eq!(scanned(&batch, Cf::Leases, b""), [pair("b", "other family")], "other families stay apart");
+        // Committed, the store holds what the scan showed.
+        batch.commit().unwrap();
+        assert_eq!(scanned(&store.begin(), Cf::Kv, b""), expected);
+    }
+
+    #[test]
+    fn a_rollback_undoes_everything_since_its_savepoint_and_nothing_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), 8 << 20).unwrap();
+        let mut committed = store.begin();
+        committed.put(Cf::Kv, b"stored", b"1".to_vec());
+        committed.put(Cf::History, b"h1", b"1".to_vec());
+        committed.commit().unwrap();
+
+        let mut batch = store.begin();
+        batch.put(Cf::Kv, b"kept", b"1".to_vec());
+        let before = scanned(&batch, Cf::Kv, b"");
+        batch.savepoint();
+        batch.put(Cf::Kv, b"kept", b"2".to_vec());
+        batch.delete(Cf::Kv, b"stored");
+        batch.put(Cf::Kv, b"new", b"1".to_vec());
+        batch.savepoint(); // nested, released: its writes belong to the outer one
+        batch.put(Cf::Kv, b"inner", b"1".to_vec());
+        batch.release();
+        batch.delete_range_unread(Cf::History, b"h", b"i");
+        assert_ne!(scanned(&batch, Cf::Kv, b""), before);
+        batch.rollback();
+        assert_eq!(scanned(&batch, Cf::Kv, b""), before, "every write since the savepoint undone");
+        assert_eq!(batch.get(Cf::Kv, b"stored").unwrap(), Some(b"1".to_vec()));
+        // A write after the savepoint closed stays, and the range delete was undone.
+        batch.put(Cf::Kv, b"after", b"1".to_vec());
+        batch.commit().unwrap();
+        let view = store.begin();
+        assert_eq!(scanned(&view, Cf::Kv, b""), [pair("after", "1"), pair("kept", "1"), pair("stored", "1")]);
+        assert_eq!(scanned(&view, Cf::History, b""), [pair("h1", "1")]);
     }
 
     /// A restart replays every live WAL file: one write to a family that is rarely
