@@ -4,14 +4,16 @@
 //! `Request` (the command as stored in the log).
 //!
 //! A seeded mutation fuzzer, with no extra dependency and the same inputs every run:
-//! it starts from valid frames of every kind and every command, and derives inputs by
+//! it starts from valid frames of every kind, every command, outcome and rejection
+//! (the samples pinned in `tests/golden/`, so a new one is fuzzed once pinned), and
+//! derives inputs by
 //! truncating them at every length, flipping bits, overwriting bytes, planting huge
 //! length prefixes, duplicating slices, and by pure noise, up to oversized frames.
 //! Every input must decode to a value or to an error, never panic, and allocate at
 //! most `ALLOC_PER_INPUT_BYTE` × its length + `ALLOC_SLACK_BYTES` at the peak: a
 //! length prefix that claims gigabytes must not be believed.
 //!
-//! `CONCORD_FUZZ_ITERATIONS` (default 4000 per seed frame) makes a longer run by hand:
+//! `CONCORD_FUZZ_ITERATIONS` (default 1500 per seed frame) makes a longer run by hand:
 //! `CONCORD_FUZZ_ITERATIONS=200000 cargo test --release --test decoder_fuzz -- --nocapture`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -20,10 +22,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use concord::codec;
 use concord::raft::{Entry, NodeId, TypeConfig};
-use concord::state::command::{Command, Fence, Precondition, Receipt, Request, Response};
+use concord::state::command::{Outcome, Request, Response};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership, Vote};
+use openraft::{BasicNode, LogId, SnapshotMeta, Vote};
 
 const ALLOC_PER_INPUT_BYTE: usize = 16;
 const ALLOC_SLACK_BYTES: usize = 4 << 20;
@@ -73,76 +75,6 @@ fn peak_allocation(run: impl FnOnce()) -> usize {
 
 // --- the seed frames --------------------------------------------------------------
 
-fn log_id(index: u64) -> LogId<NodeId> {
-    LogId::new(CommittedLeaderId::new(3, 1), index)
-}
-
-fn request(command: Command) -> Request {
-    Request { idempotency_key: Some("retry-7f3a".into()), command }
-}
-
-/// One request of every command.
-fn every_command() -> Vec<Request> {
-    let fence = Some(Fence { lock: "db-writer".into(), token: 41 });
-    let receipt = Receipt { id: 9, delivery: 2 };
-    let put = Command::Put {
-        key: "config/a".into(),
-        value: b"value \x00\xff".to_vec(),
-        precondition: Precondition::ModRevision(5),
-        lease: Some(12),
-        fence: fence.clone(),
-    };
-    [
-        put.clone(),
-        Command::Delete { key: "config/b".into(), precondition: Precondition::Exists, fence },
-        Command::Tick { advance_ms: 250 },
-        Command::LeaseGrant { ttl_ms: 10_000, now_ms: 77 },
-        Command::LeaseKeepAlive { id: 12, now_ms: 78 },
-        Command::LeaseRevoke { id: 12 },
-        Command::LockAcquire { name: "db-writer".into(), lease: 12, wait: true },
-        Command::LockRelease { name: "db-writer".into(), token: 41 },
-        Command::LockCancelWait { name: "db-writer".into(), lease: 12 },
-        Command::RingJoin(concord::state::ring::Join {
-            ring: "cache".into(),
-            member: "m1".into(),
-            address: "10.0.0.1:80".into(),
-            weight: 2,
-            metadata: "zone=a".into(),
-            lease: Some(12),
-        }),
-        Command::RingLeave { ring: "cache".into(), member: "m1".into() },
-        Command::QueueConfigure { queue: "jobs".into(), settings: Default::default() },
-        Command::QueueEnqueue { queue: "jobs".into(), payload: b"job 1".to_vec(), delay_ms: 5, now_ms: 79 },
-        Command::QueueReceive { queue: "jobs".into(), max: 10, visibility_ms: Some(30_000), now_ms: 80 },
-        Command::QueueAck { queue: "jobs".into(), receipt },
-        Command::QueueNack { queue: "jobs".into(), receipt, delay_ms: 0, now_ms: 81 },
-        Command::QueueExtend { queue: "jobs".into(), receipt, visibility_ms: 1000, now_ms: 82 },
-        Command::QueueDelete { queue: "jobs".into() },
-        Command::TopicConfigure { topic: "events".into(), settings: Default::default() },
-        Command::TopicPublish { topic: "events".into(), payload: b"event".to_vec(), now_ms: 83 },
-        Command::TopicDelete { topic: "events".into() },
-        Command::Batch(vec![request(put.clone()), request(put)]),
-        Command::TokenCreate(concord::state::auth::TokenRecord {
-            name: "ci".into(),
-            role: concord::state::auth::Role::Write,
-            prefixes: vec!["app/".into()],
-            secret_sha256: [0xab; 32],
-        }),
-        Command::TokenRevoke { id: 3 },
-        Command::AuthEnable { by: 2 },
-        Command::AuthDisable,
-        Command::DeletePrefix { prefix: "jobs/".into() },
-    ]
-    .into_iter()
-    .map(request)
-    .collect()
-}
-
-fn membership() -> Membership<NodeId, BasicNode> {
-    let nodes = (1..=3).map(|id| (id, BasicNode { addr: format!("127.0.0.1:700{id}") }));
-    Membership::new(vec![[1, 2, 3].into()], nodes.collect::<std::collections::BTreeMap<_, _>>())
-}
-
 /// A decoder under test: the type it decodes, by name, and the call.
 struct Target {
     name: &'static str,
@@ -153,58 +85,43 @@ fn target<T: serde::de::DeserializeOwned>(name: &'static str) -> Target {
     Target { name, decode: |bytes| codec::decode::<T>(bytes).is_ok() }
 }
 
-/// Valid encodings of every frame, each with the decoder that reads it.
-fn seeds() -> Vec<(Vec<u8>, Target)> {
-    let vote = Vote::new_committed(3, 1);
-    let mut entries: Vec<Entry> =
-        every_command().into_iter().enumerate().map(|(i, r)| Entry { log_id: log_id(10 + i as u64), payload: EntryPayload::Normal(r) }).collect();
-    entries.push(Entry { log_id: log_id(40), payload: EntryPayload::Blank });
-    entries.push(Entry { log_id: log_id(41), payload: EntryPayload::Membership(membership()) });
-    let append: AppendEntriesRequest<TypeConfig> = AppendEntriesRequest { vote, prev_log_id: Some(log_id(9)), leader_commit: Some(log_id(9)), entries };
-    let snapshot: InstallSnapshotRequest<TypeConfig> = InstallSnapshotRequest {
-        vote,
-        meta: SnapshotMeta {
-            last_log_id: Some(log_id(41)),
-            last_membership: StoredMembership::new(Some(log_id(41)), membership()),
-            snapshot_id: "3-41-1".into(),
-        },
-        offset: 1 << 20,
-        data: (0..=255u8).cycle().take(4096).collect(),
-        done: false,
-    };
-    let encode = |value: &dyn erased::Encode| value.encode();
-    let mut seeds = vec![
-        (encode(&append), target::<AppendEntriesRequest<TypeConfig>>("AppendEntriesRequest")),
-        (encode(&VoteRequest::new(vote, Some(log_id(41)))), target::<VoteRequest<NodeId>>("VoteRequest")),
-        (encode(&snapshot), target::<InstallSnapshotRequest<TypeConfig>>("InstallSnapshotRequest")),
-        (
-            encode(&Ok::<_, RaftError<NodeId>>(AppendEntriesResponse::<NodeId>::Success)),
-            target::<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>>("append answer"),
-        ),
-        (
-            encode(&Ok::<_, RaftError<NodeId>>(VoteResponse::new(vote, Some(log_id(41)), true))),
-            target::<Result<VoteResponse<NodeId>, RaftError<NodeId>>>("vote answer"),
-        ),
-        (
-            encode(&Ok::<_, RaftError<NodeId, InstallSnapshotError>>(InstallSnapshotResponse { vote })),
-            target::<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>>("snapshot answer"),
-        ),
-        (encode(&Response::fresh(concord::state::command::Outcome::Noop)), target::<Response>("Response")),
-    ];
-    seeds.extend(every_command().iter().map(|r| (encode(r), target::<Request>("Request"))));
-    seeds
+/// The decoder of a pinned sample, by its name in `tests/golden/`.
+fn target_of(name: &str) -> Option<Target> {
+    let prefixed = |prefix: &str| name.starts_with(prefix);
+    Some(match name {
+        _ if prefixed("command.") => target::<Request>("Request"),
+        _ if prefixed("outcome.") => target::<Response>("Response"),
+        _ if prefixed("rejection.") => target::<Outcome>("Outcome"),
+        _ if prefixed("log.vote") => target::<Vote<NodeId>>("Vote"),
+        "log.log_id" => target::<Option<LogId<NodeId>>>("log id"),
+        _ if prefixed("log.entry.") => target::<Entry>("Entry"),
+        "snapshot.meta" => target::<SnapshotMeta<NodeId, BasicNode>>("SnapshotMeta"),
+        "peer.append.request" => target::<AppendEntriesRequest<TypeConfig>>("AppendEntriesRequest"),
+        _ if prefixed("peer.append.answer.") => target::<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>>("append answer"),
+        "peer.vote.request" => target::<VoteRequest<NodeId>>("VoteRequest"),
+        "peer.vote.answer" => target::<Result<VoteResponse<NodeId>, RaftError<NodeId>>>("vote answer"),
+        "peer.snapshot.request" => target::<InstallSnapshotRequest<TypeConfig>>("InstallSnapshotRequest"),
+        _ if prefixed("peer.snapshot.answer.") => target::<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>>("snapshot answer"),
+        _ => return None,
+    })
 }
 
-/// `codec::encode` for values of different types in one list.
-mod erased {
-    pub trait Encode {
-        fn encode(&self) -> Vec<u8>;
-    }
-    impl<T: serde::Serialize> Encode for T {
-        fn encode(&self) -> Vec<u8> {
-            concord::codec::encode(self).expect("a seed frame encodes")
+/// Valid encodings of every frame, each with the decoder that reads it: the samples
+/// pinned in `tests/golden/` (every command, outcome and rejection; the vote, log
+/// entries, and every peer frame and answer), so whatever is pinned is fuzzed too.
+fn seeds() -> Vec<(Vec<u8>, Target)> {
+    let mut seeds = Vec::new();
+    for file in ["commands.txt", "raft.txt"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for line in text.lines() {
+            let (name, hex) = line.split_once(' ').unwrap_or_else(|| panic!("{file}: not `name hex`: {line}"));
+            let target = target_of(name).unwrap_or_else(|| panic!("{file}: no decoder for the pinned sample {name}"));
+            let bytes = (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex")).collect();
+            seeds.push((bytes, target));
         }
     }
+    seeds
 }
 
 // --- mutation ---------------------------------------------------------------------
@@ -280,7 +197,7 @@ fn check(target: &Target, input: &[u8]) -> bool {
 
 #[test]
 fn hostile_frames_are_rejected_without_panics_or_unbounded_allocation() {
-    let iterations: usize = std::env::var("CONCORD_FUZZ_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(4000);
+    let iterations: usize = std::env::var("CONCORD_FUZZ_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(1500);
     // Panics are caught and reported by `check`; keep the default hook quiet about them.
     let seeds = seeds();
     let mut tried = 0usize;
