@@ -463,19 +463,11 @@ impl Client {
                 Err(e) => {
                     // Only a failed connect proves the request never left.
                     maybe_applied |= !is_read && !e.is_connect();
-                    let reason = crate::http_client::failure_reason(&e, CONNECT_TIMEOUT);
-                    match e.is_connect() {
-                        true => unreachable.failed(index, reason.clone()),
-                        false => unreachable.reached(index),
-                    }
-                    ClientError::Transport(format!("{}: {reason}", self.endpoints[index]))
+                    unreachable.send_failed(index, &self.endpoints[index], &e)
                 }
             };
             // Every endpoint refused or timed out: say so, naming each and why.
-            let error = match (error, unreachable.summary(&self.endpoints)) {
-                (ClientError::Transport(_), Some(summary)) => ClientError::Transport(summary),
-                (error, _) => error,
-            };
+            let error = unreachable.explain(error, &self.endpoints);
             let gave_up = self.unreachable_rounds_max.is_some_and(|rounds| unreachable.gave_every_endpoint(rounds));
             if gave_up || Instant::now() + backoff >= deadline {
                 return Err(settle(error, maybe_applied));
@@ -537,16 +529,15 @@ impl Client {
     /// deletes what is left.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<PrefixDeleted, ClientError> {
         let path = format!("/v1/kv?prefix={}", encode_segment(prefix));
-        let mut deleted = 0;
-        for _ in 1..DELETE_PREFIX_REQUESTS_MAX {
+        let (mut deleted, mut requests) = (0, 0);
+        loop {
             let answer: PrefixDeletedJson = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
             deleted += answer.deleted;
-            if !answer.more {
-                return Ok(PrefixDeleted { deleted, revision: answer.revision, more: false });
+            requests += 1;
+            if !answer.more || requests == DELETE_PREFIX_REQUESTS_MAX {
+                return Ok(PrefixDeleted { deleted, revision: answer.revision, more: answer.more });
             }
         }
-        let answer: PrefixDeletedJson = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
-        Ok(PrefixDeleted { deleted: deleted + answer.deleted, revision: answer.revision, more: answer.more })
     }
 
     /// Linearizable read; `None` when the key does not exist.

@@ -141,20 +141,10 @@ impl Client {
                     }
                     last = error;
                 }
-                Err(e) => {
-                    let reason = crate::http_client::failure_reason(&e, super::CONNECT_TIMEOUT);
-                    match e.is_connect() {
-                        true => unreachable.failed(index, reason.clone()),
-                        false => unreachable.reached(index),
-                    }
-                    last = ClientError::Transport(format!("{endpoint}: {reason}"));
-                }
+                Err(e) => last = unreachable.send_failed(index, endpoint, &e),
             }
         }
-        Err(match (last, unreachable.summary(&self.endpoints)) {
-            (ClientError::Transport(_), Some(summary)) => ClientError::Transport(summary),
-            (last, _) => last,
-        })
+        Err(unreachable.explain(last, &self.endpoints))
     }
 
     /// Watches keys under `prefix` from revision `from` (the next one if `None`).

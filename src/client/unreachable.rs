@@ -20,9 +20,17 @@ impl Unreachable {
         Self { reasons: vec![None; endpoints], failed_in_a_row: 0 }
     }
 
-    pub(super) fn failed(&mut self, endpoint: usize, reason: String) {
-        self.reasons[endpoint] = Some(reason);
-        self.failed_in_a_row += 1;
+    /// A request to `endpoint` (at `url`) failed with `e`: records a failed connect
+    /// (or that the connection was made) and returns the error, saying why.
+    pub(super) fn send_failed(&mut self, endpoint: usize, url: &str, e: &reqwest::Error) -> super::ClientError {
+        let reason = crate::http_client::failure_reason(e, super::CONNECT_TIMEOUT);
+        if e.is_connect() {
+            self.reasons[endpoint] = Some(reason.clone());
+            self.failed_in_a_row += 1;
+        } else {
+            self.reached(endpoint);
+        }
+        super::ClientError::Transport(format!("{url}: {reason}"))
     }
 
     /// A connection to `endpoint` was made (whatever became of the request).
@@ -36,11 +44,17 @@ impl Unreachable {
         self.failed_in_a_row >= self.reasons.len() * rounds as usize
     }
 
-    /// "no node could be reached: http://a: connection refused; http://b: ..." when
-    /// no endpoint answered, else `None`.
-    pub(super) fn summary(&self, endpoints: &[String]) -> Option<String> {
+    /// A transport `error` as "no node could be reached; tried http://a: connection
+    /// refused; http://b: ..." when no endpoint could be connected to; any other
+    /// error as it is.
+    pub(super) fn explain(&self, error: super::ClientError, endpoints: &[String]) -> super::ClientError {
         let reasons: Option<Vec<String>> =
             self.reasons.iter().zip(endpoints).map(|(reason, endpoint)| reason.as_ref().map(|r| format!("{endpoint}: {r}"))).collect();
-        reasons.map(|reasons| format!("no node could be reached; tried {}", reasons.join("; ")))
+        match (error, reasons) {
+            (super::ClientError::Transport(_), Some(reasons)) => {
+                super::ClientError::Transport(format!("no node could be reached; tried {}", reasons.join("; ")))
+            }
+            (error, _) => error,
+        }
     }
 }

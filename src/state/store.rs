@@ -343,11 +343,6 @@ impl<'a> Batch<'a> {
         Scan { stored: stored.peekable(), pending: pending.into_iter().peekable() }
     }
 
-    /// True when the batch holds no unwritten changes.
-    pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty() && self.range_deletes.is_empty()
-    }
-
     pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
         self.write((cf, key.to_vec()), Some(value));
     }
