@@ -28,10 +28,12 @@ pub struct Format {
     oldest: u32,
 }
 
-/// The state database (`state/`): records, keys and their layout.
-pub const STATE_FORMAT: Format = Format { what: "state database", current: 1, oldest: 1 };
-/// The log database (`log/`): the vote, log ids and entries.
-pub const LOG_FORMAT: Format = Format { what: "log database", current: 1, oldest: 1 };
+/// The state database (`state/`): records, keys and their layout. Version 2: the
+/// idempotency table may hold transactions' outcomes (`Outcome::Txn`).
+pub const STATE_FORMAT: Format = Format { what: "state database", current: 2, oldest: 1 };
+/// The log database (`log/`): the vote, log ids and entries. Version 2: entries may
+/// carry transactions (`Command::Txn`).
+pub const LOG_FORMAT: Format = Format { what: "log database", current: 2, oldest: 1 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
@@ -44,8 +46,13 @@ pub enum FormatError {
 }
 
 impl Format {
+    /// The version this binary writes.
+    pub fn current(&self) -> u32 {
+        self.current
+    }
+
     /// Checks the version stamped in `family` of `db`, or stamps the current one on a
-    /// database that has none. Returns the version found (the current one once stamped).
+    /// database that has none or an older one it reads. Returns the version now stamped.
     pub fn check_or_stamp(&self, db: &DB, family: &ColumnFamily) -> Result<u32, FormatError> {
         let store = |source| FormatError::Store { what: self.what, source };
         let found = match db.get_cf(family, FORMAT_VERSION_KEY).map_err(store)? {
@@ -56,8 +63,17 @@ impl Format {
                 return Ok(self.current);
             }
         };
-        if (self.oldest..=self.current).contains(&found) {
+        if found == self.current {
             return Ok(found);
+        }
+        if (self.oldest..self.current).contains(&found) {
+            // Version 1 is version 2 without transactions: nothing to rewrite. Stamped
+            // now, so the previous release refuses the database from here on instead
+            // of failing on the first transaction it cannot decode.
+            db.put_cf(family, FORMAT_VERSION_KEY, self.current.to_le_bytes()).map_err(store)?;
+            db.flush_wal(true).map_err(store)?;
+            tracing::info!(what = self.what, from = found, to = self.current, "upgraded the format version");
+            return Ok(self.current);
         }
         let advice = if found > self.current {
             "it was written by a newer Concord; run that release (or a newer one) on this data directory"
@@ -81,10 +97,14 @@ mod tests {
         let db = DB::open_cf(&options, dir.path(), ["meta"]).unwrap();
         let meta = db.cf_handle("meta").unwrap();
         // New (or from before versions were stamped): stamped with the current one.
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 1);
-        assert_eq!(db.get_cf(meta, FORMAT_VERSION_KEY).unwrap(), Some(1u32.to_le_bytes().to_vec()));
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 1);
-        for (stamped, says) in [(2u32, "newer Concord"), (0, "too old")] {
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 2);
+        assert_eq!(db.get_cf(meta, FORMAT_VERSION_KEY).unwrap(), Some(2u32.to_le_bytes().to_vec()));
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 2);
+        // The previous version is read, and upgraded.
+        db.put_cf(meta, FORMAT_VERSION_KEY, 1u32.to_le_bytes()).unwrap();
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 2);
+        assert_eq!(db.get_cf(meta, FORMAT_VERSION_KEY).unwrap(), Some(2u32.to_le_bytes().to_vec()));
+        for (stamped, says) in [(3u32, "newer Concord"), (0, "too old")] {
             db.put_cf(meta, FORMAT_VERSION_KEY, stamped.to_le_bytes()).unwrap();
             let refused = STATE_FORMAT.check_or_stamp(&db, meta).unwrap_err().to_string();
             assert!(refused.contains(&format!("format version {stamped}")) && refused.contains(says), "{refused}");

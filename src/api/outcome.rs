@@ -152,7 +152,28 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             "not_admin_token",
             format!("token {id} is not an admin token (or was revoked); requiring tokens takes an admin token"),
         ),
+        Rejection::TxnInvalid { reason } => ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed")),
+        Rejection::TxnConditionRefused { condition, rejection } => {
+            within_txn(*rejection, format!("compare[{condition}] cannot be tested"), json!({ "condition": condition }))
+        }
+        Rejection::TxnOpRefused { succeeded, op, rejection } => {
+            let branch = if succeeded { "success" } else { "failure" };
+            within_txn(*rejection, format!("{branch}[{op}] was refused, so none of the transaction was applied"), json!({ "branch": branch, "op": op }))
+        }
     }
+}
+
+/// The error of a refusal met inside a transaction: its own status and code, the
+/// message led by `where_`, and `position` (which condition or operation) added to
+/// its details.
+fn within_txn(rejection: Rejection, where_: String, position: Value) -> ApiError {
+    let mut error = rejection_error(rejection);
+    error.message = format!("{where_}: {}", error.message);
+    let mut details = error.details.take().unwrap_or_else(|| json!({}));
+    if let (Some(details), Value::Object(position)) = (details.as_object_mut(), position) {
+        details.extend(position);
+    }
+    error.with_details(details)
 }
 
 pub fn holding_json(holding: Option<Holding>) -> Value {

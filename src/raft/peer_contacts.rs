@@ -15,7 +15,15 @@ use super::NodeId;
 
 /// Shared by every peer client of one node (they are made per peer by openraft).
 #[derive(Clone, Default)]
-pub struct PeerContacts(Arc<Mutex<HashMap<NodeId, Contact>>>);
+pub struct PeerContacts(Arc<Mutex<Peers>>);
+
+#[derive(Default)]
+struct Peers {
+    last: HashMap<NodeId, Contact>,
+    /// The protocol version each peer's latest answer carried (`protocol`); kept
+    /// while the peer is unreachable, so a node down for a moment keeps its version.
+    spoken: HashMap<NodeId, u32>,
+}
 
 /// The last RPC to one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,11 +52,32 @@ impl PeerContacts {
     }
 
     fn record(&self, peer: NodeId, answered: bool, failure: Option<String>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, Contact { at: Instant::now(), answered, failure });
+        self.peers().last.insert(peer, Contact { at: Instant::now(), answered, failure });
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, Peers> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn last(&self, peer: NodeId) -> Option<Contact> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).cloned()
+        self.peers().last.get(&peer).cloned()
+    }
+
+    /// The peer answered in protocol `version`.
+    pub fn spoke(&self, peer: NodeId, version: u32) {
+        self.peers().spoken.insert(peer, version);
+    }
+
+    /// The protocol version of the peer's latest answer, if it ever answered.
+    pub fn speaks(&self, peer: NodeId) -> Option<u32> {
+        self.peers().spoken.get(&peer).copied()
+    }
+
+    /// The first of `peers` known to speak an older protocol than `version`, and
+    /// what it speaks.
+    pub fn older_than(&self, version: u32, peers: impl IntoIterator<Item = NodeId>) -> Option<(NodeId, u32)> {
+        let known = self.peers();
+        peers.into_iter().find_map(|peer| known.spoken.get(&peer).filter(|spoken| **spoken < version).map(|spoken| (peer, *spoken)))
     }
 }
 
@@ -68,5 +97,19 @@ mod tests {
         contacts.answered(2);
         assert_eq!(contacts.last(2).map(|c| (c.answered, c.failure)), Some((true, None)));
         assert_eq!(contacts.last(3), None);
+    }
+
+    #[test]
+    fn the_version_a_peer_spoke_outlives_its_unreachability() {
+        let contacts = PeerContacts::default();
+        assert_eq!((contacts.speaks(2), contacts.older_than(2, [2, 3])), (None, None), "unknown is not older");
+        contacts.spoke(2, 1);
+        contacts.spoke(3, 2);
+        contacts.unreachable(2, "connection refused".into());
+        assert_eq!(contacts.speaks(2), Some(1));
+        assert_eq!(contacts.older_than(2, [3, 2]), Some((2, 1)));
+        assert_eq!(contacts.older_than(1, [3, 2]), None);
+        contacts.spoke(2, 2);
+        assert_eq!(contacts.older_than(2, [3, 2]), None);
     }
 }

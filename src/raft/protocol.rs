@@ -8,6 +8,12 @@
 //! new version but still reads the one before, so a rolling upgrade between adjacent
 //! releases runs with both in one cluster. A message without the header comes from a
 //! node older than the header itself, which spoke version 1.
+//!
+//! Versions: 1, the first; 2, log entries may carry transactions (`Command::Txn`),
+//! which a node of version 1 cannot decode. The frames are otherwise the same, so a
+//! node talks to a peer in the newest version both speak (`network.rs` learns it from
+//! the peer's answers, a 426 included) and sends an old peer nothing it cannot read;
+//! the API refuses transactions while a member is known to speak only version 1.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -16,13 +22,21 @@ use axum::response::{IntoResponse, Response};
 
 pub const PROTOCOL_HEADER: &str = "concord-protocol";
 /// The version this node sends.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest version it still reads.
 pub const PROTOCOL_VERSION_OLDEST: u32 = 1;
+/// The first version whose log entries may carry transactions.
+pub const TXN_SINCE: u32 = 2;
 
-/// Whether this node speaks the version `headers` say their message carries; if not,
+/// The oldest version that can carry `entries`.
+pub fn needed_for(entries: &[crate::raft::Entry]) -> u32 {
+    let txn = |entry: &crate::raft::Entry| matches!(&entry.payload, openraft::EntryPayload::Normal(request) if matches!(request.command, crate::state::command::Command::Txn(_)));
+    if entries.iter().any(txn) { TXN_SINCE } else { PROTOCOL_VERSION_OLDEST }
+}
+
+/// The version `headers` say their message carries, if this node speaks it; if not,
 /// what to tell the operator.
-pub fn check(headers: &HeaderMap) -> Result<(), String> {
+pub fn check(headers: &HeaderMap) -> Result<u32, String> {
     let version = match headers.get(PROTOCOL_HEADER) {
         None => 1,
         Some(value) => {
@@ -30,7 +44,7 @@ pub fn check(headers: &HeaderMap) -> Result<(), String> {
         }
     };
     if (PROTOCOL_VERSION_OLDEST..=PROTOCOL_VERSION).contains(&version) {
-        return Ok(());
+        return Ok(version);
     }
     let newer = if version > PROTOCOL_VERSION { "the peer is newer: upgrade this node" } else { "the peer is older: upgrade it first" };
     Err(format!(
@@ -48,7 +62,7 @@ pub fn header() -> (&'static str, HeaderValue) {
 /// says the version it carries.
 pub async fn require_known_protocol(request: Request, next: Next) -> Response {
     let mut response = match check(request.headers()) {
-        Ok(()) => next.run(request).await,
+        Ok(_) => next.run(request).await,
         Err(message) => (StatusCode::UPGRADE_REQUIRED, message).into_response(),
     };
     let (name, value) = header();
@@ -70,10 +84,11 @@ mod tests {
 
     #[test]
     fn only_the_versions_spoken_here_pass() {
-        assert_eq!(check(&with(None)), Ok(()), "a peer from before the header spoke version 1");
-        assert_eq!(check(&with(Some("1"))), Ok(()));
-        let newer = check(&with(Some("2"))).unwrap_err();
-        assert!(newer.contains("version 2") && newer.contains("upgrade this node"), "{newer}");
+        assert_eq!(check(&with(None)), Ok(1), "a peer from before the header spoke version 1");
+        assert_eq!(check(&with(Some("1"))), Ok(1));
+        assert_eq!(check(&with(Some("2"))), Ok(2));
+        let newer = check(&with(Some("3"))).unwrap_err();
+        assert!(newer.contains("version 3") && newer.contains("upgrade this node"), "{newer}");
         assert!(check(&with(Some("0"))).unwrap_err().contains("upgrade it first"));
         assert!(check(&with(Some("one"))).is_err());
     }

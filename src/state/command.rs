@@ -160,6 +160,8 @@ pub enum Command {
     DeletePrefix {
         prefix: String,
     },
+    /// Conditions, then one of two lists of operations, all or nothing (`state::txn`).
+    Txn(crate::state::txn::Txn),
 }
 
 pub use crate::state::queue::Receipt;
@@ -332,6 +334,15 @@ pub enum Outcome {
         revision: u64,
         more: bool,
     },
+    /// A transaction applied `success` (when every condition held) or `failure` (when
+    /// `failed_condition`, the first that did not hold, failed); `results` has one
+    /// entry per operation of that branch. `revision` is the cluster revision after it.
+    Txn {
+        succeeded: bool,
+        failed_condition: Option<u32>,
+        revision: u64,
+        results: Vec<crate::state::txn::TxnResult>,
+    },
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
@@ -462,6 +473,22 @@ pub enum Rejection {
     NotAdminToken {
         id: u64,
     },
+    /// A transaction outside the bounds, or changing one thing twice.
+    TxnInvalid {
+        reason: String,
+    },
+    /// A transaction's condition `condition` (its position) could not be tested.
+    TxnConditionRefused {
+        condition: u32,
+        rejection: Box<Rejection>,
+    },
+    /// Operation `op` of the branch that ran (`succeeded`: success) was refused, so
+    /// none of the transaction was applied.
+    TxnOpRefused {
+        succeeded: bool,
+        op: u32,
+        rejection: Box<Rejection>,
+    },
 }
 
 impl Response {
@@ -490,6 +517,7 @@ impl Command {
                 Command::QueueExtend { queue: queue.clone(), receipt: *receipt, visibility_ms: *visibility_ms, now_ms: 0 }
             }
             Command::TopicPublish { topic, payload, .. } => Command::TopicPublish { topic: topic.clone(), payload: payload.clone(), now_ms: 0 },
+            Command::Txn(txn) => Command::Txn(txn.as_requested()),
             other => other.clone(),
         }
     }
@@ -541,6 +569,9 @@ impl fmt::Display for Request {
             Command::AuthEnable { by } => write!(f, "require tokens (asked by token {by})"),
             Command::AuthDisable => write!(f, "stop requiring tokens"),
             Command::DeletePrefix { prefix } => write!(f, "delete keys under {prefix:?}"),
+            Command::Txn(txn) => {
+                write!(f, "transaction: {} conditions, {} + {} operations at {}", txn.compare.len(), txn.success.len(), txn.failure.len(), txn.now_ms)
+            }
         }
     }
 }

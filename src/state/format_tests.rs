@@ -11,11 +11,12 @@ use super::command::{Command, Fence, KeyMeta, Outcome, Precondition, Receipt, Re
 use super::lock::Holding;
 use super::store::Cf;
 use super::tests::{Fixture, every_primitive, state_bytes};
+use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use crate::golden;
 
-const COMMAND_VARIANTS: usize = 27;
-const OUTCOME_VARIANTS: usize = 27;
-const REJECTION_VARIANTS: usize = 28;
+const COMMAND_VARIANTS: usize = 28;
+const OUTCOME_VARIANTS: usize = 28;
+const REJECTION_VARIANTS: usize = 31;
 
 fn command_variant(command: &Command) -> &'static str {
     match command {
@@ -46,6 +47,7 @@ fn command_variant(command: &Command) -> &'static str {
         Command::AuthEnable { .. } => "AuthEnable",
         Command::AuthDisable => "AuthDisable",
         Command::DeletePrefix { .. } => "DeletePrefix",
+        Command::Txn(_) => "Txn",
     }
 }
 
@@ -78,6 +80,7 @@ fn outcome_variant(outcome: &Outcome) -> &'static str {
         Outcome::TokenRevoked { .. } => "TokenRevoked",
         Outcome::AuthChanged { .. } => "AuthChanged",
         Outcome::PrefixDeleted { .. } => "PrefixDeleted",
+        Outcome::Txn { .. } => "Txn",
     }
 }
 
@@ -111,7 +114,98 @@ fn rejection_variant(rejection: &Rejection) -> &'static str {
         Rejection::TokenNotFound { .. } => "TokenNotFound",
         Rejection::LastAdminToken { .. } => "LastAdminToken",
         Rejection::NotAdminToken { .. } => "NotAdminToken",
+        Rejection::TxnInvalid { .. } => "TxnInvalid",
+        Rejection::TxnConditionRefused { .. } => "TxnConditionRefused",
+        Rejection::TxnOpRefused { .. } => "TxnOpRefused",
     }
+}
+
+/// The parts of a transaction, each by its variant: the samples below hold one of each.
+fn txn_part_variant(part: &TxnPart) -> &'static str {
+    match part {
+        TxnPart::Condition(Condition::Key { test, .. }) => match test {
+            KeyTest::Absent => "key absent",
+            KeyTest::Exists => "key exists",
+            KeyTest::Value(_) => "key value",
+            KeyTest::ModRevision(_) => "key mod_revision",
+            KeyTest::Version(_) => "key version",
+        },
+        TxnPart::Condition(Condition::LeaseAlive { .. }) => "lease alive",
+        TxnPart::Condition(Condition::LockHeld { .. }) => "lock held",
+        TxnPart::Condition(Condition::RingEpoch { .. }) => "ring epoch",
+        TxnPart::Condition(Condition::ReceiptValid { .. }) => "receipt valid",
+        TxnPart::Op(op) => op.name(),
+        TxnPart::Result(TxnResult::Wrote(_)) => "wrote",
+        TxnPart::Result(TxnResult::Got { .. }) => "got",
+        TxnPart::Result(TxnResult::Listed { .. }) => "listed",
+    }
+}
+
+enum TxnPart {
+    Condition(Condition),
+    Op(TxnOp),
+    Result(TxnResult),
+}
+
+const TXN_PART_VARIANTS: usize = 9 + 11 + 3;
+
+fn txn_sample() -> Txn {
+    let receipt = Receipt { id: 7, delivery: 300 };
+    let key = |test| Condition::Key { key: "acct/a".into(), test };
+    Txn {
+        compare: vec![
+            key(KeyTest::Absent),
+            key(KeyTest::Exists),
+            key(KeyTest::Value(b"10".to_vec())),
+            key(KeyTest::ModRevision(5)),
+            key(KeyTest::Version(2)),
+            Condition::LeaseAlive { lease: 12 },
+            Condition::LockHeld { lock: "db".into(), token: 42 },
+            Condition::RingEpoch { ring: "cache".into(), epoch: 4 },
+            Condition::ReceiptValid { queue: "jobs".into(), receipt },
+        ],
+        success: vec![
+            TxnOp::Put { key: "acct/a".into(), value: b"5".to_vec(), lease: Some(12) },
+            TxnOp::Delete { key: "acct/b".into() },
+            TxnOp::Get { key: "acct/c".into() },
+            TxnOp::List { prefix: "acct/".into(), limit: 10 },
+            TxnOp::Enqueue { queue: "jobs".into(), payload: b"next".to_vec(), delay_ms: 5 },
+            TxnOp::Ack { queue: "jobs".into(), receipt },
+        ],
+        failure: vec![
+            TxnOp::Nack { queue: "jobs".into(), receipt, delay_ms: 1 },
+            TxnOp::Extend { queue: "jobs".into(), receipt, visibility_ms: 1000 },
+            TxnOp::Publish { topic: "news".into(), payload: b"event".to_vec() },
+            TxnOp::LockRelease { lock: "db".into(), token: 42 },
+            TxnOp::LeaseRevoke { lease: 12 },
+        ],
+        now_ms: 84,
+    }
+}
+
+fn txn_outcome_sample() -> Outcome {
+    let record = super::kv::KvRecord { value: b"5".to_vec(), meta: KeyMeta { create_revision: 3, mod_revision: 9, version: 3 }, lease: None };
+    Outcome::Txn {
+        succeeded: false,
+        failed_condition: Some(3),
+        revision: 9,
+        results: vec![
+            TxnResult::Wrote(Outcome::Acked { queue: "jobs".into(), id: 7 }),
+            TxnResult::Got { key: "acct/a".into(), record: Some(record.clone()) },
+            TxnResult::Listed { prefix: "acct/".into(), items: vec![("acct/a".into(), record)], more: true },
+        ],
+    }
+}
+
+#[test]
+fn the_transaction_samples_hold_every_condition_operation_and_result() {
+    let txn = txn_sample();
+    let Outcome::Txn { results, .. } = txn_outcome_sample() else { unreachable!("the sample is a transaction outcome") };
+    let parts: Vec<TxnPart> = (txn.compare.into_iter().map(TxnPart::Condition))
+        .chain(txn.success.into_iter().chain(txn.failure).map(TxnPart::Op))
+        .chain(results.into_iter().map(TxnPart::Result))
+        .collect();
+    named(&parts, txn_part_variant, TXN_PART_VARIANTS, "transaction part");
 }
 
 fn commands() -> Vec<Command> {
@@ -170,6 +264,7 @@ fn commands() -> Vec<Command> {
         Command::AuthEnable { by: 2 },
         Command::AuthDisable,
         Command::DeletePrefix { prefix: "jobs/".into() },
+        Command::Txn(txn_sample()),
     ]
 }
 
@@ -215,6 +310,7 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::TokenRevoked { id: 3 },
         Outcome::AuthChanged { enabled: true },
         Outcome::PrefixDeleted { deleted: 1000, revision: 2000, more: true },
+        txn_outcome_sample(),
     ]
 }
 
@@ -250,6 +346,13 @@ fn rejections() -> Vec<Rejection> {
         Rejection::TokenNotFound { id: 3 },
         Rejection::LastAdminToken { id: 2 },
         Rejection::NotAdminToken { id: 3 },
+        Rejection::TxnInvalid { reason: "129 operations".into() },
+        Rejection::TxnConditionRefused { condition: 2, rejection: Box::new(Rejection::QueueNotFound { queue: "jobs".into() }) },
+        Rejection::TxnOpRefused {
+            succeeded: true,
+            op: 1,
+            rejection: Box::new(Rejection::StaleReceipt { queue: "jobs".into(), receipt, current_delivery: None }),
+        },
     ]
 }
 

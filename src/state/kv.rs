@@ -68,9 +68,32 @@ fn check(key: &str, current: Option<&KeyMeta>, precondition: Precondition) -> Re
     if holds { Ok(()) } else { Err(Rejection::PreconditionFailed { key: key.to_string(), current: current.copied() }) }
 }
 
+/// Which revision a key change takes: the next one, or the one every change of its
+/// transaction shares (`state::txn`).
+#[derive(Clone, Copy, Debug)]
+pub enum RevisionAt {
+    Next,
+    /// The first change of a transaction that began at revision `before` takes the
+    /// next revision; the later ones take the same.
+    Shared {
+        before: u64,
+    },
+}
+
+impl RevisionAt {
+    /// Moves `meta.revision` to the revision of the change about to be recorded.
+    pub fn advance(self, meta: &mut Meta) {
+        match self {
+            RevisionAt::Shared { before } if meta.revision > before => {}
+            _ => meta.revision += 1,
+        }
+    }
+}
+
 pub fn apply_put(
     batch: &mut Batch<'_>,
     meta: &mut Meta,
+    at: RevisionAt,
     key: &str,
     value: Vec<u8>,
     precondition: Precondition,
@@ -88,7 +111,7 @@ pub fn apply_put(
     {
         return Ok(Outcome::Rejected(rejection));
     }
-    meta.revision += 1;
+    at.advance(meta);
     let revision = meta.revision;
     let key_meta = match current_meta {
         Some(old) => KeyMeta { create_revision: old.create_revision, mod_revision: revision, version: old.version + 1 },
@@ -100,20 +123,20 @@ pub fn apply_put(
     Ok(Outcome::Put { revision, meta: key_meta, created: current_meta.is_none() })
 }
 
-pub fn apply_delete(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, precondition: Precondition) -> Result<Outcome, ViewError> {
+pub fn apply_delete(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str, precondition: Precondition) -> Result<Outcome, ViewError> {
     let Some(current) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? else {
         return Ok(Outcome::Rejected(Rejection::NotFound { key: key.to_string() }));
     };
     if let Err(rejection) = check(key, Some(&current.meta), precondition) {
         return Ok(Outcome::Rejected(rejection));
     }
-    remove(batch, meta, key, current.lease)?;
+    remove(batch, meta, at, key, current.lease)?;
     Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })
 }
 
-/// Deletes `key` at the next revision, detaching it from `lease`.
-fn remove(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, lease: Option<u64>) -> Result<(), ViewError> {
-    meta.revision += 1;
+/// Deletes `key` at the revision `at` says, detaching it from `lease`.
+fn remove(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str, lease: Option<u64>) -> Result<(), ViewError> {
+    at.advance(meta);
     history::record(batch, meta, key, Change::Delete)?;
     batch.delete(Cf::Kv, key.as_bytes());
     lease::reattach(batch, key, lease, None)
@@ -129,7 +152,7 @@ pub fn apply_delete_prefix(batch: &mut Batch<'_>, meta: &mut Meta, prefix: &str)
     // Only the leases are kept: a thousand values could be a gigabyte.
     let (doomed, more) = prefixed(batch.scan(Cf::Kv, prefix.as_bytes()), prefix, DELETE_PREFIX_BATCH_MAX, |record| record.lease)?;
     for (key, lease) in &doomed {
-        remove(batch, meta, key, *lease)?;
+        remove(batch, meta, RevisionAt::Next, key, *lease)?;
     }
     Ok(Outcome::PrefixDeleted { deleted: doomed.len() as u64, revision: meta.revision, more })
 }
@@ -159,6 +182,13 @@ where
         records.push((key, keep(codec::decode(&value)?)));
     }
     Ok((records, false))
+}
+
+/// The first `limit` keys starting with `prefix` as `batch` sees them (its pending
+/// writes included), for reads inside a transaction.
+pub fn list_pending(batch: &Batch<'_>, prefix: &str, limit: usize) -> Result<Page, ViewError> {
+    let (items, more) = prefixed(batch.scan(Cf::Kv, prefix.as_bytes()), prefix, limit, |record| record)?;
+    Ok(Page { items, more })
 }
 
 pub fn get(view: &View<'_>, key: &str) -> Result<Option<KvRecord>, ViewError> {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{Outcome, Rejection};
 use super::history::{self, Change};
-use super::kv::KvRecord;
+use super::kv::{KvRecord, RevisionAt};
 use super::lock;
 use super::ring;
 use super::store::{Batch, Cf, Meta, View, ViewError};
@@ -204,7 +204,7 @@ pub fn attach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<Result<
 
 /// Ends lease `id`: deletes its keys and lets go of its locks (entry `index` grants
 /// them to their next waiters).
-fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, index: u64) -> Result<u64, ViewError> {
+fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &LeaseRecord, index: u64) -> Result<u64, ViewError> {
     let prefix = id_key(id);
     let mut deleted = 0;
     for item in batch.scan(Cf::LeaseKeys, &prefix) {
@@ -220,7 +220,7 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, ind
                 if owned {
                     // All the keys a lease takes with it go at one new revision.
                     if deleted == 0 {
-                        meta.revision += 1;
+                        at.advance(meta);
                     }
                     batch.delete(Cf::Kv, key.as_bytes());
                     history::record(batch, meta, &key, Change::Delete)?;
@@ -237,11 +237,11 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, lease: &LeaseRecord, ind
     Ok(deleted)
 }
 
-pub fn revoke(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, index: u64) -> Result<Outcome, ViewError> {
+pub fn revoke(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, index: u64) -> Result<Outcome, ViewError> {
     let Some(lease) = record(batch, id)? else {
         return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
     };
-    let deleted_keys = end(batch, meta, id, &lease, index)?;
+    let deleted_keys = end(batch, meta, at, id, &lease, index)?;
     Ok(Outcome::LeaseRevoked { id, deleted_keys, revision: meta.revision })
 }
 
@@ -264,7 +264,7 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta, advance_ms: u64, index: u64)
             break;
         }
         if let Some(lease) = record(batch, id)? {
-            end(batch, meta, id, &lease, index)?;
+            end(batch, meta, RevisionAt::Next, id, &lease, index)?;
             attachments += lease.key_count + lease.lock_count;
             expired += 1;
         }

@@ -27,6 +27,7 @@ use super::ring;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
 use super::topic;
+use super::txn;
 use crate::raft::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// The state database's memory bound unless configured (`--cache-mb`).
@@ -150,13 +151,13 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
             if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
                 return Ok(Outcome::Rejected(rejection));
             }
-            kv::apply_put(batch, meta, &key, value, precondition, lease)
+            kv::apply_put(batch, meta, kv::RevisionAt::Next, &key, value, precondition, lease)
         }
         Command::Delete { key, precondition, fence } => {
             if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
                 return Ok(Outcome::Rejected(rejection));
             }
-            kv::apply_delete(batch, meta, &key, precondition)
+            kv::apply_delete(batch, meta, kv::RevisionAt::Next, &key, precondition)
         }
         Command::Tick { advance_ms } => {
             let outcome = lease::tick(batch, meta, advance_ms, index)?;
@@ -165,7 +166,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         }
         Command::LeaseGrant { ttl_ms, now_ms } => lease::grant(batch, meta, index, ttl_ms, now_ms),
         Command::LeaseKeepAlive { id, now_ms } => lease::keep_alive(batch, meta, id, now_ms),
-        Command::LeaseRevoke { id } => lease::revoke(batch, meta, id, index),
+        Command::LeaseRevoke { id } => lease::revoke(batch, meta, kv::RevisionAt::Next, id, index),
         Command::LockAcquire { name, lease, wait } => lock::acquire(batch, &name, lease, wait, index),
         Command::LockRelease { name, token } => lock::release(batch, &name, token, index),
         Command::LockCancelWait { name, lease } => lock::cancel_wait(batch, &name, lease),
@@ -188,6 +189,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Co
         Command::AuthEnable { by } => auth::enable(batch, by),
         Command::AuthDisable => auth::disable(batch),
         Command::DeletePrefix { prefix } => kv::apply_delete_prefix(batch, meta, &prefix),
+        Command::Txn(txn) => txn::apply(batch, meta, index, txn),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
 //! vocabulary), `kv` (the key-value primitive), `history` (recent key changes, for watches), `lease` (the replicated clock and
-//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues), `topic` (publish/subscribe streams),
+//! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues), `topic` (publish/subscribe streams), `txn` (transactions across them),
 //! `idempotency` (deduplicated retries), `auth` (client tokens),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
@@ -22,6 +22,7 @@ pub mod ring;
 pub mod snapshot;
 pub mod store;
 pub mod topic;
+pub mod txn;
 
 pub use machine::StateMachine;
 pub use reader::StateReader;
@@ -38,3 +39,5 @@ mod queue_tests;
 mod tests;
 #[cfg(test)]
 mod topic_tests;
+#[cfg(test)]
+mod txn_tests;

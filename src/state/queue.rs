@@ -367,7 +367,7 @@ pub fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max:
 }
 
 /// The in-flight message `receipt` names, or why the receipt is not valid.
-fn in_flight(batch: &Batch<'_>, queue: &str, receipt: Receipt) -> Result<Result<(QueueRecord, Message), Rejection>, ViewError> {
+pub(super) fn in_flight(batch: &Batch<'_>, queue: &str, receipt: Receipt) -> Result<Result<(QueueRecord, Message), Rejection>, ViewError> {
     let Some(record) = record(batch, queue)? else {
         return Ok(Err(Rejection::QueueNotFound { queue: queue.to_string() }));
     };

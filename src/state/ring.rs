@@ -63,6 +63,11 @@ fn meta(batch: &Batch<'_>, ring: &str) -> Result<RingMeta, ViewError> {
     Ok(batch.get_decoded(Cf::Rings, ring.as_bytes())?.unwrap_or_default())
 }
 
+/// The epoch ring `ring` is at (0: it never had a member).
+pub fn epoch(batch: &Batch<'_>, ring: &str) -> Result<u64, ViewError> {
+    Ok(meta(batch, ring)?.epoch)
+}
+
 fn save_meta(batch: &mut Batch<'_>, ring: &str, meta: &RingMeta) -> Result<(), ViewError> {
     batch.put_encoded(Cf::Rings, ring.as_bytes(), meta)
 }

@@ -262,13 +262,19 @@ async fn a_state_database_of_a_format_this_binary_does_not_read_is_refused() {
     f.apply(put("k", "v")).await;
     // A newer release stamped its format; this one must not read it.
     let store = f.machine.store();
-    store.db().put_cf(store.cf(Cf::Meta), crate::format_version::FORMAT_VERSION_KEY, 2u32.to_le_bytes()).unwrap();
+    store
+        .db()
+        .put_cf(store.cf(Cf::Meta), crate::format_version::FORMAT_VERSION_KEY, (crate::format_version::STATE_FORMAT.current() + 1).to_le_bytes())
+        .unwrap();
     drop(store);
     let Fixture { dir, machine, reader, .. } = f;
     drop((machine, reader));
     let refused = StateMachine::open(dir.path(), IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).err().expect("refused");
     let message = refused.to_string();
-    assert!(message.contains("format version 2") && message.contains("newer Concord"), "{message}");
+    assert!(
+        message.contains(&format!("format version {}", crate::format_version::STATE_FORMAT.current() + 1)) && message.contains("newer Concord"),
+        "{message}"
+    );
 }
 
 pub(super) async fn snapshot_into_bytes(f: &mut Fixture) -> (crate::raft::SnapshotMeta, Vec<u8>) {
@@ -655,7 +661,7 @@ async fn a_waiter_that_gives_up_leaves_the_line_unless_it_was_granted() {
     assert_eq!(f.apply(acquire("q", 999, false)).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 999 }));
 }
 
-fn join(ring: &str, member: &str, lease: Option<u64>) -> Command {
+pub(super) fn join(ring: &str, member: &str, lease: Option<u64>) -> Command {
     Command::RingJoin(super::ring::Join {
         ring: ring.into(),
         member: member.into(),
@@ -760,6 +766,15 @@ pub(super) fn every_primitive() -> Vec<Request> {
     let token = super::auth::TokenRecord { name: "ops".into(), role: super::auth::Role::Admin, prefixes: Vec::new(), secret_sha256: [7; 32] };
     commands.push(Command::TokenCreate(token));
     commands.push(Command::DeletePrefix { prefix: "bulk/1".into() });
+    // Transactions: exactly-once work, then the same again (its receipt is stale now,
+    // so the failure branch runs), then one refused at its second operation.
+    commands.push(Command::QueueEnqueue { queue: "work".into(), payload: b"w1".to_vec(), delay_ms: 0, now_ms: 1600 });
+    commands.push(Command::QueueReceive { queue: "work".into(), max: 1, visibility_ms: Some(5000), now_ms: 1600 });
+    let receipt = super::queue::Receipt { id: 1, delivery: commands.len() as u64 };
+    let work = super::txn_tests::exactly_once(receipt, 1610);
+    commands.push(Command::Txn(work.clone()));
+    commands.push(Command::Txn(work));
+    commands.push(Command::Txn(super::txn_tests::refused_at_second_op(receipt)));
     commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect()
 }
 

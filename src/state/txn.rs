@@ -1,0 +1,289 @@
+//! Transactions across primitives (`Command::Txn`): conditions, then one of two lists
+//! of operations, all in one log entry, all or nothing.
+//!
+//! A transaction tests its `compare` conditions in order against the state before
+//! it; when all hold it applies `success`, otherwise `failure` (etcd's `Txn`). Either
+//! list may mix key writes and reads with queue, topic, lock and lease operations.
+//! Operations run in order over the one write batch of the entry, so a read sees the
+//! writes before it in the same transaction, and every key the transaction changes
+//! takes the same new revision (history events are `revision ++ key`, so two changes
+//! of one key in one transaction are refused as conflicting before anything runs).
+//! An operation that is refused (an ack of a stale receipt, a revoke of a lease that
+//! is gone) refuses the whole transaction: `machine::apply_all_or_nothing` rolls the
+//! batch back, so nothing of it stays, and the refusal names the operation.
+//!
+//! Only operations whose effect does not depend on being alone in their entry are
+//! offered: no receives (their receipts are the entry's index) and no lock acquires
+//! or lease grants (ids and tokens are the index too). Every bound is a constant here
+//! and is checked again in `apply`, so every replica refuses the same transactions.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{Outcome, Receipt, Rejection};
+use super::kv::{self, KvRecord, RevisionAt};
+use super::store::{Batch, Cf, Meta, ViewError};
+use super::{lease, lock, queue, ring, topic};
+
+/// Most conditions one transaction tests.
+pub const CONDITIONS_MAX: usize = 64;
+/// Most operations in one transaction, both lists together.
+pub const OPS_MAX: usize = 128;
+/// Most bytes of names, keys, values and payloads in one transaction.
+pub const BYTES_MAX: usize = 4 << 20;
+/// Most keys the list operations of one branch may return together.
+pub const LISTED_MAX: u32 = 1_000;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Txn {
+    pub compare: Vec<Condition>,
+    pub success: Vec<TxnOp>,
+    pub failure: Vec<TxnOp>,
+    /// The leader's replicated time at proposal, for queue delays and visibility and
+    /// topic ages (as `Command::QueueEnqueue::now_ms`).
+    pub now_ms: u64,
+}
+
+/// A test of the state before the transaction.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    Key {
+        key: String,
+        test: KeyTest,
+    },
+    /// The lease exists (granted and neither expired nor revoked).
+    LeaseAlive {
+        lease: u64,
+    },
+    /// `token` holds lock `lock`.
+    LockHeld {
+        lock: String,
+        token: u64,
+    },
+    /// Ring `ring` is at `epoch` (0: it never had a member).
+    RingEpoch {
+        ring: String,
+        epoch: u64,
+    },
+    /// `receipt` names a delivery in flight in queue `queue` (which must exist).
+    ReceiptValid {
+        queue: String,
+        receipt: Receipt,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum KeyTest {
+    Absent,
+    Exists,
+    Value(Vec<u8>),
+    ModRevision(u64),
+    Version(u64),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TxnOp {
+    Put { key: String, value: Vec<u8>, lease: Option<u64> },
+    Delete { key: String },
+    Get { key: String },
+    List { prefix: String, limit: u32 },
+    Enqueue { queue: String, payload: Vec<u8>, delay_ms: u64 },
+    Ack { queue: String, receipt: Receipt },
+    Nack { queue: String, receipt: Receipt, delay_ms: u64 },
+    Extend { queue: String, receipt: Receipt, visibility_ms: u64 },
+    Publish { topic: String, payload: Vec<u8> },
+    LockRelease { lock: String, token: u64 },
+    LeaseRevoke { lease: u64 },
+}
+
+/// What one operation of the branch that ran produced.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TxnResult {
+    /// A write's outcome, as the same command alone would have answered it.
+    Wrote(Outcome),
+    Got {
+        key: String,
+        record: Option<KvRecord>,
+    },
+    Listed {
+        prefix: String,
+        items: Vec<(String, KvRecord)>,
+        more: bool,
+    },
+}
+
+impl TxnOp {
+    /// What the operation changes, when it changes something another operation of
+    /// the same transaction could also change (two changes of one thing conflict).
+    fn target(&self) -> Option<(&'static str, String)> {
+        match self {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } => Some(("key", key.clone())),
+            TxnOp::Ack { queue, receipt } | TxnOp::Nack { queue, receipt, .. } | TxnOp::Extend { queue, receipt, .. } => {
+                Some(("message", format!("{queue} {}", receipt.id)))
+            }
+            TxnOp::LockRelease { lock, .. } => Some(("lock", lock.clone())),
+            TxnOp::LeaseRevoke { lease } => Some(("lease", lease.to_string())),
+            TxnOp::Get { .. } | TxnOp::List { .. } | TxnOp::Enqueue { .. } | TxnOp::Publish { .. } => None,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            TxnOp::Put { key, value, .. } => key.len() + value.len(),
+            TxnOp::Delete { key } | TxnOp::Get { key } => key.len(),
+            TxnOp::List { prefix, .. } => prefix.len(),
+            TxnOp::Enqueue { queue, payload, .. } => queue.len() + payload.len(),
+            TxnOp::Ack { queue, .. } | TxnOp::Nack { queue, .. } | TxnOp::Extend { queue, .. } => queue.len(),
+            TxnOp::Publish { topic, payload } => topic.len() + payload.len(),
+            TxnOp::LockRelease { lock, .. } => lock.len(),
+            TxnOp::LeaseRevoke { .. } => 0,
+        }
+    }
+
+    /// The operation's name in the API (`docs/api.md`, transactions).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TxnOp::Put { .. } => "put",
+            TxnOp::Delete { .. } => "delete",
+            TxnOp::Get { .. } => "get",
+            TxnOp::List { .. } => "list",
+            TxnOp::Enqueue { .. } => "enqueue",
+            TxnOp::Ack { .. } => "ack",
+            TxnOp::Nack { .. } => "nack",
+            TxnOp::Extend { .. } => "extend",
+            TxnOp::Publish { .. } => "publish",
+            TxnOp::LockRelease { .. } => "release",
+            TxnOp::LeaseRevoke { .. } => "revoke",
+        }
+    }
+}
+
+impl Condition {
+    fn bytes(&self) -> usize {
+        match self {
+            Condition::Key { key, test: KeyTest::Value(value) } => key.len() + value.len(),
+            Condition::Key { key, .. } => key.len(),
+            Condition::LockHeld { lock: name, .. } | Condition::RingEpoch { ring: name, .. } | Condition::ReceiptValid { queue: name, .. } => name.len(),
+            Condition::LeaseAlive { .. } => 0,
+        }
+    }
+}
+
+impl Txn {
+    /// Whether the transaction is within the bounds and free of conflicts; if not,
+    /// why, in words for the client. Checked before proposing and again in `apply`.
+    pub fn check_shape(&self) -> Result<(), String> {
+        if self.compare.len() > CONDITIONS_MAX {
+            return Err(format!("{} conditions, over the limit of {CONDITIONS_MAX}", self.compare.len()));
+        }
+        let ops = self.success.len() + self.failure.len();
+        if ops > OPS_MAX {
+            return Err(format!("{ops} operations, over the limit of {OPS_MAX} (success and failure together)"));
+        }
+        let bytes: usize = self.compare.iter().map(Condition::bytes).chain(self.success.iter().chain(&self.failure).map(TxnOp::bytes)).sum();
+        if bytes > BYTES_MAX {
+            return Err(format!("{bytes} bytes of names, keys, values and payloads, over the limit of {BYTES_MAX}"));
+        }
+        for (branch, ops) in [("success", &self.success), ("failure", &self.failure)] {
+            let listed: u64 = ops.iter().map(|op| if let TxnOp::List { limit, .. } = op { u64::from(*limit) } else { 0 }).sum();
+            if listed > u64::from(LISTED_MAX) {
+                return Err(format!("the list operations of {branch} ask for {listed} keys together, over the limit of {LISTED_MAX}"));
+            }
+            let mut changed = HashSet::new();
+            for (at, op) in ops.iter().enumerate() {
+                if let Some((what, name)) = op.target()
+                    && !changed.insert((what, name.clone()))
+                {
+                    return Err(format!("{branch}[{at}] ({}) changes {what} {name:?} again; one transaction changes each {what} at most once", op.name()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The transaction as the client asked for it, without the leader's time stamp.
+    pub fn as_requested(&self) -> Txn {
+        Txn { now_ms: 0, ..self.clone() }
+    }
+}
+
+/// Applies `txn` as entry `index`. A refusal leaves writes in `batch` that the
+/// caller must roll back (`machine::apply_all_or_nothing` does).
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, txn: Txn) -> Result<Outcome, ViewError> {
+    if let Err(reason) = txn.check_shape() {
+        return Ok(Outcome::Rejected(Rejection::TxnInvalid { reason }));
+    }
+    let mut failed_condition = None;
+    for (at, condition) in txn.compare.iter().enumerate() {
+        match holds(batch, condition)? {
+            Ok(true) => {}
+            Ok(false) => {
+                failed_condition = Some(at as u32);
+                break;
+            }
+            Err(rejection) => return Ok(Outcome::Rejected(Rejection::TxnConditionRefused { condition: at as u32, rejection: Box::new(rejection) })),
+        }
+    }
+    let succeeded = failed_condition.is_none();
+    let ops = if succeeded { txn.success } else { txn.failure };
+    let revision = RevisionAt::Shared { before: meta.revision };
+    let mut results = Vec::with_capacity(ops.len());
+    for (at, op) in ops.into_iter().enumerate() {
+        match apply_op(batch, meta, index, txn.now_ms, revision, op)? {
+            TxnResult::Wrote(Outcome::Rejected(rejection)) => {
+                return Ok(Outcome::Rejected(Rejection::TxnOpRefused { succeeded, op: at as u32, rejection: Box::new(rejection) }));
+            }
+            result => results.push(result),
+        }
+    }
+    Ok(Outcome::Txn { succeeded, failed_condition, revision: meta.revision, results })
+}
+
+/// Whether `condition` holds; a refusal when it names a queue that does not exist.
+fn holds(batch: &Batch<'_>, condition: &Condition) -> Result<Result<bool, Rejection>, ViewError> {
+    Ok(Ok(match condition {
+        Condition::Key { key, test } => {
+            let current = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())?;
+            match (test, current) {
+                (KeyTest::Absent, current) => current.is_none(),
+                (KeyTest::Exists, current) => current.is_some(),
+                (_, None) => false,
+                (KeyTest::Value(value), Some(record)) => record.value == *value,
+                (KeyTest::ModRevision(revision), Some(record)) => record.meta.mod_revision == *revision,
+                (KeyTest::Version(version), Some(record)) => record.meta.version == *version,
+            }
+        }
+        Condition::LeaseAlive { lease: id } => lease::record(batch, *id)?.is_some(),
+        Condition::LockHeld { lock: name, token } => lock::fence_holds(batch, name, *token)?.is_ok(),
+        Condition::RingEpoch { ring: name, epoch } => ring::epoch(batch, name)? == *epoch,
+        Condition::ReceiptValid { queue: name, receipt } => match queue::in_flight(batch, name, *receipt)? {
+            Ok(_) => true,
+            Err(Rejection::StaleReceipt { .. }) => false,
+            Err(refusal) => return Ok(Err(refusal)),
+        },
+    }))
+}
+
+fn apply_op(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, now_ms: u64, revision: RevisionAt, op: TxnOp) -> Result<TxnResult, ViewError> {
+    let outcome = match op {
+        TxnOp::Get { key } => {
+            let record = batch.get_decoded(Cf::Kv, key.as_bytes())?;
+            return Ok(TxnResult::Got { key, record });
+        }
+        TxnOp::List { prefix, limit } => {
+            let page = kv::list_pending(batch, &prefix, limit as usize)?;
+            return Ok(TxnResult::Listed { prefix, items: page.items, more: page.more });
+        }
+        TxnOp::Put { key, value, lease } => kv::apply_put(batch, meta, revision, &key, value, super::command::Precondition::None, lease)?,
+        TxnOp::Delete { key } => kv::apply_delete(batch, meta, revision, &key, super::command::Precondition::None)?,
+        TxnOp::Enqueue { queue, payload, delay_ms } => queue::enqueue(batch, meta, &queue, payload, delay_ms, now_ms)?,
+        TxnOp::Ack { queue, receipt } => queue::ack(batch, &queue, receipt)?,
+        TxnOp::Nack { queue, receipt, delay_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms)?,
+        TxnOp::Extend { queue, receipt, visibility_ms } => queue::extend(batch, meta, &queue, receipt, visibility_ms, now_ms)?,
+        TxnOp::Publish { topic, payload } => topic::publish(batch, meta, &topic, payload, now_ms)?,
+        TxnOp::LockRelease { lock, token } => lock::release(batch, &lock, token, index)?,
+        TxnOp::LeaseRevoke { lease } => lease::revoke(batch, meta, revision, lease, index)?,
+    };
+    Ok(TxnResult::Wrote(outcome))
+}
