@@ -23,3 +23,4 @@ pub mod server;
 pub mod state;
 pub mod ticker;
 pub mod tls;
+pub mod wire;

@@ -31,6 +31,12 @@ impl ApiError {
         self
     }
 
+    /// Leads the message with where the error was met (`success[2]`).
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+
     pub fn with_message_suffix(mut self, suffix: &str) -> Self {
         self.message.push_str(suffix);
         self

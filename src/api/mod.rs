@@ -1,6 +1,6 @@
 //! The client HTTP API (axum): routes, shared handler state, and the layers around them.
 //!
-//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `topics`, `rings`, `cluster`, `auth`), plus the machinery every route
+//! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `topics`, `rings`, `txn`, `cluster`, `auth`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
 //! `outcome` (propose a command and answer with its outcome), `stream` (SSE streams), `named` (listing and deleting queues and topics),
 //! `forward` (send to the leader), `access` (client tokens, checked per request),
@@ -33,6 +33,7 @@ pub mod queues;
 pub mod rings;
 pub mod stream;
 pub mod topics;
+pub mod txn;
 pub mod watch;
 
 use std::sync::Arc;
@@ -134,6 +135,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rings::get))
         .routes(routes!(rings::lookup))
         .routes(routes!(rings::join, rings::leave))
+        .routes(routes!(txn::txn))
         .routes(routes!(watch::watch))
         .routes(routes!(cluster::status))
         .routes(routes!(cluster::add_member))

@@ -30,6 +30,7 @@ use super::error::ErrorBody;
         (name = "rings", description = "Consistent-hash ring membership"),
         (name = "queues", description = "Durable work queues"),
         (name = "topics", description = "Publish/subscribe topics"),
+        (name = "txn", description = "Transactions across keys, queues, topics, locks and leases"),
         (name = "cluster", description = "Membership, snapshots, health"),
         (name = "auth", description = "Client tokens"),
     )

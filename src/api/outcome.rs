@@ -167,8 +167,7 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
 /// message led by `where_`, and `position` (which condition or operation) added to
 /// its details.
 fn within_txn(rejection: Rejection, where_: String, position: Value) -> ApiError {
-    let mut error = rejection_error(rejection);
-    error.message = format!("{where_}: {}", error.message);
+    let mut error = rejection_error(rejection).with_prefix(&where_);
     let mut details = error.details.take().unwrap_or_else(|| json!({}));
     if let (Some(details), Value::Object(position)) = (details.as_object_mut(), position) {
         details.extend(position);

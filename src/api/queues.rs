@@ -85,13 +85,13 @@ pub struct ExtendBody {
 }
 
 /// Parses `"<id>.<delivery>"`.
-fn parse_receipt(text: &str) -> Result<Receipt, ApiError> {
+pub(super) fn parse_receipt(text: &str) -> Result<Receipt, ApiError> {
     let bad = || ApiError::bad_request("invalid_receipt", format!("receipt {text:?} is not of the form <message id>.<delivery>, as receive returns it"));
     let (id, delivery) = text.split_once('.').ok_or_else(bad)?;
     Ok(Receipt { id: id.parse().map_err(|_| bad())?, delivery: delivery.parse().map_err(|_| bad())? })
 }
 
-fn receipt_text(receipt: Receipt) -> String {
+pub(super) fn receipt_text(receipt: Receipt) -> String {
     format!("{}.{}", receipt.id, receipt.delivery)
 }
 

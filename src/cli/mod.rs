@@ -10,6 +10,7 @@ mod dev_control;
 mod queue;
 mod serve;
 mod stream;
+mod txn;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,9 @@ pub enum Command {
     Watch(stream::WatchArgs),
     /// Consistent-hash rings: join, leave, look up owners.
     Ring(client::RingArgs),
+    /// Run one transaction (JSON from a file or stdin): conditions, then operations on
+    /// keys, queues, topics, locks and leases, all or nothing.
+    Txn(txn::TxnArgs),
     /// Inspect and change cluster membership.
     Cluster(client::ClusterArgs),
     /// Client tokens: create, list, revoke; require them or not.
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Topic(args) => stream::run_topic(args).await,
         Command::Watch(args) => stream::run_watch(args).await,
         Command::Ring(args) => client::run_ring(args).await,
+        Command::Txn(args) => txn::run(args).await,
         Command::Cluster(args) => client::run_cluster(args).await,
         Command::Auth(args) => auth::run(args).await,
         Command::Bench(args) => bench::run(args).await,

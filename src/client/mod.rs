@@ -26,6 +26,7 @@ mod auth;
 mod queues;
 mod sse;
 mod topics;
+mod txn;
 mod unreachable;
 pub use auth::{CreatedToken, TokenInfo};
 pub use queues::{DeadLetteredFrom, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};

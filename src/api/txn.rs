@@ -1,0 +1,242 @@
+//! `POST /v1/txn`: transactions across primitives (`state::txn`), as JSON.
+//!
+//! The body (`wire::txn::TxnRequest`) is checked here the way each primitive's own
+//! route checks it (names, keys, values, receipts and every bound) and against the
+//! caller's token for every name it touches, then proposed as one `Command::Txn`
+//! stamped with the leader's clock. The answer renders the core's results as
+//! `wire::txn::TxnResponse`; a refusal anywhere in it is the refusal's own error, led
+//! by which condition or operation met it (`outcome::rejection_error`).
+//!
+//! While a member is known to speak only peer protocol 1 (a rolling upgrade from the
+//! release before transactions), a transaction is refused with `503
+//! upgrade_in_progress`: that member could not decode its entry.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::access::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use super::kv::{WriteQuery, value_json};
+use super::leases::leader_now;
+use super::named::check_message_size;
+use super::outcome::propose;
+use super::queues::{parse_receipt, receipt_text};
+use crate::raft::protocol::TXN_SINCE;
+use crate::state::command::{Command, Outcome};
+use crate::state::kv::{self, KvRecord};
+use crate::state::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
+use crate::state::{queue, topic};
+use crate::wire::txn::{Compare, Item, Op, OpResult, TxnRequest, TxnResponse};
+
+/// Keys a list operation returns when it names no `limit`.
+const LIST_LIMIT_DEFAULT: u32 = 100;
+
+#[utoipa::path(post, path = "/v1/txn", tag = "txn", operation_id = "txn", summary = "Test conditions, then apply one of two lists of operations, all or nothing", params(WriteQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = TxnRequest, responses((status = 200, description = "Applied: `succeeded` says which branch ran", body = TxnResponse), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes); nothing was applied", body = ErrorBody)))]
+pub async fn txn(
+    State(app): State<AppState>,
+    ApiQuery(_): ApiQuery<WriteQuery>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<TxnRequest>,
+) -> Result<Response, ApiError> {
+    let check = Checks { app: &app, caller: caller.as_ref().map(|Extension(caller)| caller) };
+    let compare =
+        body.compare.iter().enumerate().map(|(at, c)| check.condition(c).map_err(|e| e.with_prefix(&format!("compare[{at}]")))).collect::<Result<_, _>>()?;
+    let success = check.ops("success", &body.success)?;
+    let failure = check.ops("failure", &body.failure)?;
+    let mut txn = Txn { compare, success, failure, now_ms: 0 };
+    txn.check_shape().map_err(|reason| ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed")))?;
+    refuse_during_upgrade(&app)?;
+    txn.now_ms = leader_now(&app).await?;
+    let branches = (txn.success.clone(), txn.failure.clone());
+    propose(&app, &headers, Command::Txn(txn), |outcome| render(outcome, branches)).await
+}
+
+/// `503 upgrade_in_progress` while a member is known to speak a peer protocol older
+/// than transactions (`raft::protocol`).
+fn refuse_during_upgrade(app: &AppState) -> Result<(), ApiError> {
+    let members: Vec<u64> = app.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
+    let others = members.into_iter().filter(|id| *id != app.node_id);
+    match app.peer_contacts.older_than(TXN_SINCE, others) {
+        None => Ok(()),
+        Some((node, spoken)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upgrade_in_progress",
+            format!(
+                "node {node} speaks peer protocol {spoken} (an older release), which cannot carry transactions; finish the rolling upgrade (docs/operations.md)"
+            ),
+        )),
+    }
+}
+
+/// What one request may name and hold.
+struct Checks<'a> {
+    app: &'a AppState,
+    caller: Option<&'a Caller>,
+}
+
+impl Checks<'_> {
+    /// A key, queue, topic, lock or ring name: valid, and the caller's to touch.
+    fn name(&self, what: &str, name: &str) -> Result<(), ApiError> {
+        kv::validate_key(name, &self.app.limits)?;
+        self.caller.map_or(Ok(()), |caller| caller.check_name(what, name))
+    }
+
+    fn value(&self, value: &str) -> Result<Vec<u8>, ApiError> {
+        kv::validate_value(value.as_bytes(), &self.app.limits)?;
+        Ok(value.as_bytes().to_vec())
+    }
+
+    fn condition(&self, compare: &Compare) -> Result<Condition, ApiError> {
+        let Compare { key, absent, exists, value, mod_revision, version, lease_alive, lock, token, ring, epoch, queue, receipt } = compare.clone();
+        let shape = || {
+            ApiError::bad_request(
+                "invalid_condition",
+                "a condition names one thing and one test of it: key with absent, exists, value, mod_revision or version; lease_alive; lock with token; ring with epoch; queue with receipt (docs/api.md)",
+            )
+        };
+        let condition = match (key, lease_alive, lock, ring, queue) {
+            (Some(key), None, None, None, None) if token.is_none() && epoch.is_none() && receipt.is_none() => {
+                self.name("key", &key)?;
+                let test = match (absent, exists, value, mod_revision, version) {
+                    (Some(true), None, None, None, None) => KeyTest::Absent,
+                    (None, Some(true), None, None, None) => KeyTest::Exists,
+                    (None, None, Some(value), None, None) => KeyTest::Value(self.value(&value)?),
+                    (None, None, None, Some(revision), None) => KeyTest::ModRevision(revision),
+                    (None, None, None, None, Some(version)) => KeyTest::Version(version),
+                    _ => return Err(shape()),
+                };
+                Condition::Key { key, test }
+            }
+            _ if absent.is_some() || exists.is_some() || value.is_some() || mod_revision.is_some() || version.is_some() => return Err(shape()),
+            (None, Some(lease), None, None, None) if token.is_none() && epoch.is_none() && receipt.is_none() => Condition::LeaseAlive { lease },
+            (None, None, Some(lock), None, None) if epoch.is_none() && receipt.is_none() => {
+                self.name("lock", &lock)?;
+                Condition::LockHeld { lock, token: token.ok_or_else(shape)? }
+            }
+            (None, None, None, Some(ring), None) if token.is_none() && receipt.is_none() => {
+                self.name("ring", &ring)?;
+                Condition::RingEpoch { ring, epoch: epoch.ok_or_else(shape)? }
+            }
+            (None, None, None, None, Some(queue)) if token.is_none() && epoch.is_none() => {
+                self.name("queue", &queue)?;
+                Condition::ReceiptValid { queue, receipt: parse_receipt(&receipt.ok_or_else(shape)?)? }
+            }
+            _ => return Err(shape()),
+        };
+        Ok(condition)
+    }
+
+    fn ops(&self, branch: &str, ops: &[Op]) -> Result<Vec<TxnOp>, ApiError> {
+        ops.iter().enumerate().map(|(at, op)| self.op(op).map_err(|e| e.with_prefix(&format!("{branch}[{at}]")))).collect()
+    }
+
+    fn op(&self, op: &Op) -> Result<TxnOp, ApiError> {
+        Ok(match op.clone() {
+            Op::Put { key, value, lease } => {
+                self.name("key", &key)?;
+                TxnOp::Put { key, value: self.value(&value)?, lease }
+            }
+            Op::Delete { key } => {
+                self.name("key", &key)?;
+                TxnOp::Delete { key }
+            }
+            Op::Get { key } => {
+                self.name("key", &key)?;
+                TxnOp::Get { key }
+            }
+            Op::List { prefix, limit } => {
+                if let Some(caller) = self.caller {
+                    caller.check_name("key", &prefix)?;
+                }
+                let limit = limit.unwrap_or(LIST_LIMIT_DEFAULT);
+                if limit == 0 {
+                    return Err(ApiError::bad_request("invalid_limit", "a list's limit is at least 1"));
+                }
+                TxnOp::List { prefix, limit }
+            }
+            Op::Enqueue { queue, value, delay_ms } => {
+                self.name("queue", &queue)?;
+                check_message_size(value.as_bytes(), queue::MESSAGE_BYTES_MAX)?;
+                TxnOp::Enqueue { queue, payload: value.into_bytes(), delay_ms }
+            }
+            Op::Ack { queue, receipt } => {
+                self.name("queue", &queue)?;
+                TxnOp::Ack { queue, receipt: parse_receipt(&receipt)? }
+            }
+            Op::Nack { queue, receipt, delay_ms } => {
+                self.name("queue", &queue)?;
+                TxnOp::Nack { queue, receipt: parse_receipt(&receipt)?, delay_ms }
+            }
+            Op::Extend { queue, receipt, visibility_ms } => {
+                self.name("queue", &queue)?;
+                TxnOp::Extend { queue, receipt: parse_receipt(&receipt)?, visibility_ms }
+            }
+            Op::Publish { topic, value } => {
+                self.name("topic", &topic)?;
+                check_message_size(value.as_bytes(), topic::MESSAGE_BYTES_MAX)?;
+                TxnOp::Publish { topic, payload: value.into_bytes() }
+            }
+            Op::Release { lock, token } => {
+                self.name("lock", &lock)?;
+                TxnOp::LockRelease { lock, token }
+            }
+            Op::Revoke { lease } => TxnOp::LeaseRevoke { lease },
+        })
+    }
+}
+
+fn item(key: String, record: KvRecord) -> Item {
+    let (value, encoding) = value_json(&record.value);
+    let value = value.as_str().unwrap_or_default().to_string();
+    let meta = record.meta;
+    Item {
+        key,
+        value,
+        encoding: encoding.to_string(),
+        create_revision: meta.create_revision,
+        mod_revision: meta.mod_revision,
+        version: meta.version,
+        lease: record.lease,
+    }
+}
+
+/// One operation's result, from the operation and what the core answered for it.
+fn result(op: TxnOp, result: TxnResult) -> Option<OpResult> {
+    Some(match (op, result) {
+        (TxnOp::Put { key, .. }, TxnResult::Wrote(Outcome::Put { meta, created, .. })) => {
+            OpResult::Put { key, created, create_revision: meta.create_revision, mod_revision: meta.mod_revision, version: meta.version }
+        }
+        (TxnOp::Delete { key }, TxnResult::Wrote(Outcome::Deleted { revision, .. })) => OpResult::Delete { key, revision },
+        (TxnOp::Get { .. }, TxnResult::Got { key, record }) => OpResult::Get { item: record.map(|record| item(key.clone(), record)), key },
+        (TxnOp::List { .. }, TxnResult::Listed { prefix, items, more }) => {
+            OpResult::List { prefix, items: items.into_iter().map(|(key, record)| item(key, record)).collect(), more }
+        }
+        (TxnOp::Enqueue { .. }, TxnResult::Wrote(Outcome::Enqueued { queue, id })) => OpResult::Enqueue { queue, id },
+        (TxnOp::Ack { .. }, TxnResult::Wrote(Outcome::Acked { queue, id })) => OpResult::Ack { queue, id },
+        (TxnOp::Nack { .. }, TxnResult::Wrote(Outcome::Nacked { queue, id, dead_lettered })) => OpResult::Nack { queue, id, dead_lettered },
+        (TxnOp::Extend { .. }, TxnResult::Wrote(Outcome::Extended { queue, receipt, until_ms })) => {
+            OpResult::Extend { queue, receipt: receipt_text(receipt), in_flight_until_ms: until_ms }
+        }
+        (TxnOp::Publish { .. }, TxnResult::Wrote(Outcome::Published { topic, offset })) => OpResult::Publish { topic, offset },
+        (TxnOp::LockRelease { .. }, TxnResult::Wrote(Outcome::LockReleased { name, next })) => {
+            OpResult::Release { lock: name, next_token: next.map(|h| h.token) }
+        }
+        (TxnOp::LeaseRevoke { .. }, TxnResult::Wrote(Outcome::LeaseRevoked { id, deleted_keys, .. })) => OpResult::Revoke { lease: id, deleted_keys },
+        _ => return None,
+    })
+}
+
+fn render(outcome: Outcome, (success, failure): (Vec<TxnOp>, Vec<TxnOp>)) -> Option<Response> {
+    let Outcome::Txn { succeeded, failed_condition, revision, results } = outcome else { return None };
+    let ops = if succeeded { success } else { failure };
+    if ops.len() != results.len() {
+        return None;
+    }
+    let results = ops.into_iter().zip(results).map(|(op, outcome)| result(op, outcome)).collect::<Option<Vec<_>>>()?;
+    Some(Json(TxnResponse { succeeded, failed_condition, revision, results }).into_response())
+}
