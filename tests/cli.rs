@@ -207,6 +207,28 @@ async fn queue_topic_and_watch_commands() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn txn_from_stdin_and_from_a_file() {
+    let (_cluster, cli) = cli().await;
+    let create = r#"{"compare": [{"key": "t/a", "absent": true}], "success": [{"put": {"key": "t/a", "value": "1"}}, {"get": {"key": "t/a"}}]}"#;
+    let out = cli.ok(&format!("echo '{create}' | concord txn"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("SUCCESS at revision "), "{out}");
+    assert!(
+        lines[1].starts_with(r#"{"op":"put","create_revision":"#) && lines[1].contains(r#""created":true"#) && lines[2].contains(r#""value":"1""#),
+        "{out}"
+    );
+    let file = std::env::temp_dir().join(format!("concord-txn-{}.json", std::process::id()));
+    std::fs::write(&file, create).unwrap();
+    let again = cli.json(&format!("concord txn {} --json --idempotency-key second", file.display()));
+    assert_eq!((again["succeeded"].as_bool(), again["failed_condition"].as_u64()), (Some(false), Some(0)), "{again}");
+    assert!(cli.ok(&format!("concord txn {}", file.display())).starts_with("FAILURE at revision "));
+    std::fs::remove_file(&file).unwrap();
+    let usage = cli.expect(2, "echo '{\"success\": [{\"frobnicate\": {}}]}' | concord txn");
+    assert!(usage.stderr.starts_with("error: the transaction is not valid JSON"), "{}", usage.stderr);
+    cli.refused(r#"echo '{"success": [{"delete": {"key": "t/none"}}]}' | concord txn"#, "404 key_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cluster_and_auth_commands() {
     let (mut cluster, cli) = cli().await;
     let status = cli.ok("concord cluster status");

@@ -121,24 +121,25 @@ pub enum Op {
 /// What a transaction did: the branch that ran and each of its operations' results.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct TxnResponse {
-    /// True when every condition held and `success` ran; false when `failure` ran.
-    pub succeeded: bool,
     /// The position in `compare` of the first condition that did not hold.
     pub failed_condition: Option<u32>,
-    /// The cluster revision after the transaction (every key it changed is at it).
-    pub revision: u64,
     /// One per operation of the branch that ran, in order.
     pub results: Vec<OpResult>,
+    /// The cluster revision after the transaction (every key it changed is at it).
+    pub revision: u64,
+    /// True when every condition held and `success` ran; false when `failure` ran.
+    pub succeeded: bool,
 }
 
-/// One operation's result, named by `op`.
+/// One operation's result, named by `op` (then its fields in alphabetical order, as
+/// in all of the API's JSON).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum OpResult {
     Put {
-        key: String,
-        created: bool,
         create_revision: u64,
+        created: bool,
+        key: String,
         mod_revision: u64,
         version: u64,
     },
@@ -148,35 +149,35 @@ pub enum OpResult {
     },
     /// `item` is null when the key does not exist.
     Get {
-        key: String,
         item: Option<Item>,
+        key: String,
     },
     List {
-        prefix: String,
         items: Vec<Item>,
         more: bool,
+        prefix: String,
     },
     Enqueue {
-        queue: String,
         id: u64,
+        queue: String,
     },
     Ack {
-        queue: String,
         id: u64,
+        queue: String,
     },
     Nack {
-        queue: String,
-        id: u64,
         dead_lettered: bool,
+        id: u64,
+        queue: String,
     },
     Extend {
+        in_flight_until_ms: u64,
         queue: String,
         receipt: String,
-        in_flight_until_ms: u64,
     },
     Publish {
-        topic: String,
         offset: u64,
+        topic: String,
     },
     /// `next_token`: the token of the waiter the lock went to, if any.
     Release {
@@ -184,20 +185,21 @@ pub enum OpResult {
         next_token: Option<u64>,
     },
     Revoke {
-        lease: u64,
         deleted_keys: u64,
+        lease: u64,
     },
 }
 
 /// A key as a read inside a transaction saw it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct Item {
+    pub create_revision: u64,
+    /// `utf8` or `base64`: how `value` is written.
+    pub encoding: String,
     pub key: String,
+    pub lease: Option<u64>,
+    pub mod_revision: u64,
     /// The value as text when it is UTF-8, else base64 (`encoding` says which).
     pub value: String,
-    pub encoding: String,
-    pub create_revision: u64,
-    pub mod_revision: u64,
     pub version: u64,
-    pub lease: Option<u64>,
 }
