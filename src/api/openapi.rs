@@ -71,7 +71,14 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count, "operation ids repeat");
-        assert_eq!(count, 48, "one operation per handler");
+        assert_eq!(count, 49, "one operation per handler");
         assert!(json["components"]["securitySchemes"]["token"].is_object());
+        // The transaction's bodies are typed all the way down: no bare objects.
+        let schemas = json["components"]["schemas"].as_object().expect("schemas");
+        for schema in ["TxnRequest", "Compare", "Op", "TxnResponse", "OpResult", "Item"] {
+            assert!(schemas.contains_key(schema), "{schema} missing");
+        }
+        let answer = &paths["/v1/txn"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(answer, "#/components/schemas/TxnResponse");
     }
 }
