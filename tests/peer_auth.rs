@@ -106,16 +106,17 @@ async fn a_peer_of_an_unknown_protocol_version_is_refused_before_decoding() {
         }
         request.send()
     };
-    let refused = send(Some("2"), body).await.unwrap();
+    let newer = (concord::raft::protocol::PROTOCOL_VERSION + 1).to_string();
+    let refused = send(Some(&newer), body).await.unwrap();
     assert_eq!(refused.status(), reqwest::StatusCode::UPGRADE_REQUIRED);
-    assert_eq!(refused.headers().get("concord-protocol").map(|v| v.to_str().unwrap()), Some("1"));
+    assert_eq!(refused.headers().get("concord-protocol").map(|v| v.to_str().unwrap()), Some("2"));
     let message = refused.text().await.unwrap();
-    assert!(message.contains("version 2") && message.contains("speaks 1 to 1"), "{message}");
+    assert!(message.contains(&format!("version {newer}")) && message.contains("speaks 1 to 2"), "{message}");
     let after = cluster.local_status(leader).await.unwrap();
     assert_eq!((after["term"].as_u64(), after["node"]["state"].as_str()), (Some(term), Some("leader")), "the refused vote reached nothing");
-    // The control: in version 1 (or none, as nodes from before the header send) the
-    // same route decodes, and refuses only the garbage.
-    for version in [Some("1"), None] {
+    // The control: in versions 2 and 1 (or none, as nodes from before the header
+    // send) the same route decodes, and refuses only the garbage.
+    for version in [Some("2"), Some("1"), None] {
         let decoded = send(version, b"not a frame".to_vec()).await.unwrap();
         assert_eq!(decoded.status(), reqwest::StatusCode::BAD_REQUEST, "{version:?}");
     }

@@ -8,8 +8,10 @@
 //! (final reads, draining), then write `history.jsonl`, `results.json` and the node
 //! logs into the run directory.
 
+mod bank;
 mod client;
 mod cluster;
+mod exactly_once;
 mod history;
 mod linear;
 mod lock;
@@ -40,6 +42,8 @@ enum Workload {
     Queue,
     Lock,
     Ring,
+    Bank,
+    ExactlyOnce,
 }
 
 /// Deliberately wrong client behaviour, to show a checker catches it.
@@ -51,6 +55,10 @@ enum Plant {
     SkipAcks,
     /// Lock holders' writes are sent without their fence.
     Unfenced,
+    /// Bank transfers are two separate writes instead of one transaction.
+    SplitTransfers,
+    /// Exactly-once workers write the result and ack the message in two requests.
+    SeparateAck,
 }
 
 #[derive(Parser, Debug)]
@@ -100,6 +108,8 @@ enum AnyClient {
     Queue(queue::Client),
     Lock(lock::Client),
     Ring(ring::Client),
+    Bank(bank::Client),
+    ExactlyOnce(exactly_once::Client),
 }
 
 impl AnyClient {
@@ -110,6 +120,8 @@ impl AnyClient {
             AnyClient::Queue(client) => client.step(history, next_value).await,
             AnyClient::Lock(client) => client.step(history).await,
             AnyClient::Ring(client) => client.step(history).await,
+            AnyClient::Bank(client) => client.step(history).await,
+            AnyClient::ExactlyOnce(client) => client.step(history, next_value).await,
         }
     }
 
@@ -143,6 +155,9 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     let mut cluster = cluster::Cluster::start(&net, &binary, &dir)?;
     let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).connect_timeout(Duration::from_millis(500)).build().map_err(|e| e.to_string())?;
     cluster.wait_ready(&http, Duration::from_secs(30)).await?;
+    if args.workload == Workload::Bank {
+        bank::setup(&http, &cluster.nodes[0].url(), Duration::from_secs(30)).await?;
+    }
 
     let history = Arc::new(History::new());
     let mut rng = Rng::new(seed);
@@ -160,6 +175,8 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
             Workload::Queue => AnyClient::Queue(queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed }),
             Workload::Lock => AnyClient::Lock(lock::Client::new(conn, args.plant == Some(Plant::Unfenced))),
             Workload::Ring => AnyClient::Ring(ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) }),
+            Workload::Bank => AnyClient::Bank(bank::Client { conn, split_transfers: args.plant == Some(Plant::SplitTransfers) }),
+            Workload::ExactlyOnce => AnyClient::ExactlyOnce(exactly_once::Client { conn, separate_ack: args.plant == Some(Plant::SeparateAck), seed }),
         };
         let handle = tokio::spawn(async move {
             while Instant::now() < deadline && client.step(&history, started, &next_value).await {
@@ -185,14 +202,17 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         let _ = client.await;
     }
     cluster.wait_ready(&http, RECOVERY_TIMEOUT).await?;
-    // The final phase, on the healed cluster.
+    // The final phase, on the healed cluster, by one more client.
+    let url = cluster.nodes[0].url();
+    let conn = client::Conn { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork() };
     let drained = match args.workload {
         Workload::Register | Workload::Lock | Workload::Ring => true,
-        Workload::Queue => {
-            let url = cluster.nodes[0].url();
-            let conn = client::Conn { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork() };
-            let mut drainer = queue::Client { conn, skip_acks: false, seed };
-            drainer.drain(&history, DRAIN_TIMEOUT).await
+        Workload::Queue => queue::Client { conn, skip_acks: false, seed }.drain(&history, DRAIN_TIMEOUT).await,
+        Workload::Bank => bank::Client { conn, split_transfers: false }.read(&history).await.is_some(),
+        Workload::ExactlyOnce => {
+            let mut worker = exactly_once::Client { conn, separate_ack: args.plant == Some(Plant::SeparateAck), seed };
+            let drained = worker.drain(&history, DRAIN_TIMEOUT).await;
+            worker.read_results(&history).await && drained
         }
     };
     drop(cluster);
@@ -205,6 +225,8 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         Workload::Queue => queue::check(&ops, drained),
         Workload::Lock => lock::check(&ops),
         Workload::Ring => ring::check(&ops, Duration::from_secs(args.check_budget)),
+        Workload::Bank => bank::check(&ops),
+        Workload::ExactlyOnce => exactly_once::check(&ops, drained),
     };
     let count = |kind: history::Type| ops.iter().filter(|o| o.kind == kind && o.process != history::Process::Nemesis).count();
     let results = json!({

@@ -40,25 +40,7 @@ impl Client {
     }
 
     async fn enqueue(&mut self, history: &History, next_value: &AtomicI64) -> bool {
-        let value = next_value.fetch_add(1, Ordering::Relaxed);
-        if !self.conn.record(history, Type::Invoke, "enqueue", Value::Null, json!(value), None) {
-            return false;
-        }
-        let key = format!("jepsen-{}-{value}", self.seed);
-        let mut outcome = Outcome::Info("not sent".into());
-        // An unknown outcome is retried with the same key: it must not enqueue twice.
-        for attempt in 0..3 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            outcome = send(self.conn.http.post(format!("{}/messages", self.base())).header("idempotency-key", &key).body(value.to_string())).await;
-            if !matches!(outcome, Outcome::Info(_)) {
-                break;
-            }
-        }
-        let (kind, error) = outcome_type(&outcome);
-        self.conn.record(history, kind, "enqueue", Value::Null, json!(value), error);
-        true
+        enqueue_unique(&self.conn, history, QUEUE, self.seed, next_value).await
     }
 
     /// One receive, then an ack of each message it got; how many it got (`None`
@@ -115,6 +97,30 @@ impl Client {
         }
         false
     }
+}
+
+/// Enqueues the next unique value to `queue`, recorded as `enqueue`; an unknown
+/// outcome is retried with the same `Idempotency-Key`, which must not enqueue twice.
+/// False when the history is full.
+pub async fn enqueue_unique(conn: &Conn, history: &History, queue: &str, seed: u64, next_value: &AtomicI64) -> bool {
+    let value = next_value.fetch_add(1, Ordering::Relaxed);
+    if !conn.record(history, Type::Invoke, "enqueue", Value::Null, json!(value), None) {
+        return false;
+    }
+    let key = format!("jepsen-{seed}-{value}");
+    let mut outcome = Outcome::Info("not sent".into());
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        outcome = send(conn.http.post(format!("{}/v1/queues/{queue}/messages", conn.url)).header("idempotency-key", &key).body(value.to_string())).await;
+        if !matches!(outcome, Outcome::Info(_)) {
+            break;
+        }
+    }
+    let (kind, error) = outcome_type(&outcome);
+    conn.record(history, kind, "enqueue", Value::Null, json!(value), error);
+    true
 }
 
 /// Checks a queue history (see the module doc). `drained`: the final drain emptied
