@@ -114,3 +114,48 @@ fn stale_ring_reads_are_caught() {
     assert_eq!(results["valid"], "invalid", "the checker must flag stale membership reads");
     assert_eq!(code, 1);
 }
+
+#[test]
+fn bank_transfers_in_transactions_keep_the_total() {
+    let Some((code, results)) = run("bank", &["--workload", "bank", "--nemesis", "partition,kill,pause", "--time-limit", "45", "--seed", "46"]) else { return };
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+    let checker = &results["checkers"][0];
+    assert!(checker["reads_ok"].as_u64().unwrap_or(0) > 200 && checker["transfers_ok"].as_u64().unwrap_or(0) > 50, "the run did work: {checker}");
+}
+
+#[test]
+fn transfers_split_into_two_writes_are_caught() {
+    let Some((code, results)) =
+        run("bank-split", &["--workload", "bank", "--nemesis", "partition", "--time-limit", "30", "--seed", "8", "--plant", "split-transfers"])
+    else {
+        return;
+    };
+    assert_eq!(results["valid"], "invalid", "the checker must flag reads that miss money");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn work_acked_and_recorded_in_one_transaction_happens_exactly_once() {
+    let Some((code, results)) = run("exactly-once", &["--workload", "exactly-once", "--nemesis", "partition,kill,pause", "--time-limit", "45", "--seed", "47"])
+    else {
+        return;
+    };
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+    let checker = &results["checkers"][0];
+    assert!(checker["results"].as_u64().unwrap_or(0) > 50, "the run did work: {checker}");
+    assert!(checker["commits_refused"].as_u64().unwrap_or(0) > 0, "some redelivered work was refused, not done twice: {checker}");
+}
+
+#[test]
+fn work_acked_apart_from_its_result_is_caught_done_twice() {
+    let Some((code, results)) =
+        run("exactly-once-separate", &["--workload", "exactly-once", "--nemesis", "partition", "--time-limit", "30", "--seed", "9", "--plant", "separate-ack"])
+    else {
+        return;
+    };
+    assert_eq!(results["valid"], "invalid", "the checker must flag a result written twice");
+    assert_eq!(code, 1);
+    assert_eq!(results["checkers"][0]["anomalies"][0]["kind"], "a result was written more than once");
+}
