@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs build prerequisites, checks the formatting
-# (rustfmt.toml) and lints (clippy, warnings as errors), runs every test (unit,
+# (rustfmt.toml), lints (clippy, warnings as errors) and the crates' layering, runs every test (unit,
 # openraft storage suite, real multi-process clusters, the CLI and the README's
 # quickstart), fuzzes the HTTP API from its OpenAPI description (scripts/api_fuzz.sh),
 # and ends with one line of totals. A hung step cannot hang CI: the cargo tests get
@@ -15,6 +15,19 @@ if ! cargo fmt --all --check >/dev/null; then
   echo "format: FAILED (cargo fmt --all --check; run cargo fmt --all)"
   status=1
 fi
+
+# The layering the crates promise (docs/architecture.md): the core builds without
+# HTTP, the client without RocksDB and openraft. Read from the dependency graph.
+layering() {
+  local crate=$1 forbidden=$2 found
+  found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -oE "^($forbidden) " | sort -u | tr '\n' ' ')
+  if [ -n "$found" ]; then
+    echo "layering: FAILED ($crate depends on ${found})"
+    status=1
+  fi
+}
+layering concord-core "axum|hyper|reqwest"
+layering concord-client "rocksdb|librocksdb-sys|openraft"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -24,7 +24,7 @@ const HEADER_BYTES_MIN: usize = 8 << 10;
 const HEADER_BYTES_MAX: usize = 256 << 10;
 
 /// Shortest `Idempotency-Key` limit accepted: room for the keys the client generates.
-pub const IDEMPOTENCY_KEY_BYTES_MIN: usize = 64;
+pub use concord_client::IDEMPOTENCY_KEY_BYTES_MIN;
 
 /// Bounds on client input and on waiting.
 #[derive(Clone, Debug, PartialEq, Eq)]

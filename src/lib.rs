@@ -1,26 +1,34 @@
-//! Concord: a Raft-replicated coordination store.
+//! Concord: a Raft-replicated coordination store. This crate is the server.
 //!
-//! One replicated state machine (`state`) behind openraft (`raft`), served over
-//! HTTP/JSON (`api`) and used through a Rust client (`client`). `node` wires one
-//! member together from its configuration (`config`) and `server` accepts its
-//! connections within their bounds, over TLS with `tls` (`dev_ca` makes throwaway
-//! certificates); on the leader, `ticker` advances the replicated clock. See
-//! `docs/architecture.md`.
+//! The workspace has three crates, so the compiler keeps the layers apart
+//! (`docs/architecture.md`):
+//! - `concord-core` (`crates/core`): the replicated state machine (`state`), its
+//!   commands and the one binary encoding (`codec`), the on-disk format versions;
+//!   no HTTP, no network;
+//! - `concord-client` (`crates/client`): the Rust client, the HTTP bodies shared
+//!   with the server (`wire`) and ring placement; no RocksDB, no openraft;
+//! - this one: openraft's glue (`raft`), the HTTP/JSON API (`api`), one member wired
+//!   together from its configuration (`node`, `config`), its connections within their
+//!   bounds (`server`), TLS (`tls`, with throwaway certificates from `dev_ca`), the
+//!   leader's replicated clock (`ticker`) and the CLI.
+//!
+//! The other two are re-exported under their old paths (`concord::state`,
+//! `concord::client`, ...), so programs and tests see one `concord`.
+
+pub use concord_client::{http_client, placement, wire};
+pub use concord_core::{codec, format_version, golden, state};
+
+/// The Rust client (`concord-client`): a program that needs only the client
+/// depends on that crate, which builds without RocksDB and openraft.
+pub mod client {
+    pub use concord_client::*;
+}
 
 pub mod api;
-pub mod client;
-pub mod codec;
 pub mod config;
 pub mod dev_ca;
-pub mod format_version;
-#[cfg(test)]
-mod golden;
-pub mod http_client;
 pub mod node;
-pub mod placement;
 pub mod raft;
 pub mod server;
-pub mod state;
 pub mod ticker;
 pub mod tls;
-pub mod wire;

@@ -9,8 +9,9 @@
 //! `--peer-mtls`, the peer routes answer `401` on a connection that presented none:
 //! only holders of a certificate from the cluster's CA can send Raft messages.
 //!
-//! `ClientTls` is the outgoing half (the CA to trust, and our certificate to present),
-//! shared by the peer network, the forwarder, the Rust client and `concord bench`.
+//! `ClientTls`, the outgoing half (the CA to trust, and our certificate to present),
+//! lives in the client crate (`concord_client::tls`) and is shared by the peer
+//! network, the forwarder, the Rust client and `concord bench`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,9 +23,12 @@ use axum::response::{IntoResponse, Response};
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+
+pub use concord_client::tls::ClientTls;
+use concord_client::tls::{certificates, read};
 
 use crate::api::error::ApiError;
 
@@ -43,13 +47,6 @@ impl std::fmt::Debug for NodeTls {
     }
 }
 
-/// The outgoing half: which CA to trust, and which certificate to present, if any.
-#[derive(Clone, Debug)]
-pub struct ClientTls {
-    ca_pem: Arc<[u8]>,
-    identity_pem: Option<Arc<[u8]>>,
-}
-
 /// Whether the connection a request came on presented a client certificate (which
 /// the handshake verified against the CA). Absent on plain HTTP.
 #[derive(Clone, Copy, Debug)]
@@ -59,40 +56,6 @@ pub struct ClientCertificate {
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn read(file: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(file).map_err(|e| format!("cannot read the {what} {}: {e}", file.display()))
-}
-
-fn certificates(pem: &[u8], file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| format!("{}: not PEM certificates: {e}", file.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no certificate", file.display()));
-    }
-    Ok(certs)
-}
-
-impl ClientTls {
-    /// Trusts the CA in `ca_file`.
-    pub fn read_ca(ca_file: &Path) -> Result<Self, String> {
-        let pem = read(ca_file, "CA file")?;
-        certificates(&pem, ca_file)?;
-        Ok(Self { ca_pem: pem.into(), identity_pem: None })
-    }
-
-    /// `builder` trusting only this CA (not the system's roots), presenting our
-    /// certificate if we have one.
-    pub fn configure(&self, builder: reqwest::ClientBuilder) -> reqwest::Result<reqwest::ClientBuilder> {
-        let mut builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
-        for certificate in reqwest::Certificate::from_pem_bundle(&self.ca_pem)? {
-            builder = builder.add_root_certificate(certificate);
-        }
-        if let Some(identity) = &self.identity_pem {
-            builder = builder.identity(reqwest::Identity::from_pem(identity)?);
-        }
-        Ok(builder)
-    }
 }
 
 impl NodeTls {
@@ -120,7 +83,7 @@ impl NodeTls {
         let mut identity = cert_pem;
         identity.extend_from_slice(b"\n");
         identity.extend_from_slice(&key_pem);
-        let outgoing = ClientTls { ca_pem: ca_pem.into(), identity_pem: Some(identity.into()) };
+        let outgoing = ClientTls::with_identity(ca_pem, identity);
         Ok(Self { acceptor: TlsAcceptor::from(Arc::new(config)), outgoing, peer_mtls })
     }
 }

@@ -8,13 +8,13 @@
 //! - epochs are monotonic in real time: an operation invoked after another completed
 //!   never reports a smaller epoch, and a change after another a larger one;
 //! - every read of a given epoch reports the same members, and every lookup's owners
-//!   are the placement (`concord::placement`) of the members a read reported for the
+//!   are the placement (`concord_client::placement`) of the members a read reported for the
 //!   epoch the lookup names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use concord::placement::Placement;
+use concord_client::placement::Placement;
 use serde_json::{Value, json};
 
 use crate::client::{Conn, Outcome, send};

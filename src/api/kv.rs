@@ -172,7 +172,7 @@ pub fn fence(app: &AppState, headers: &HeaderMap) -> Result<Option<Fence>, ApiEr
     let text = std::str::from_utf8(value.as_bytes()).map_err(|_| bad())?;
     let (lock, token) = text.rsplit_once(':').ok_or_else(bad)?;
     let token = token.trim().parse::<u64>().map_err(|_| bad())?;
-    kv::validate_key(lock, &app.limits)?;
+    kv::validate_key(lock, app.limits.key_bytes_max)?;
     Ok(Some(Fence { lock: lock.to_string(), token }))
 }
 
@@ -202,8 +202,8 @@ pub async fn put(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&key, &app.limits)?;
-    kv::validate_value(&body, &app.limits)?;
+    kv::validate_key(&key, app.limits.key_bytes_max)?;
+    kv::validate_value(&body, app.limits.value_bytes_max)?;
     let precondition = precondition(&headers)?;
     let fence = fence(&app, &headers)?;
     let command = Command::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease, fence };
@@ -217,7 +217,7 @@ pub async fn delete(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&key, &app.limits)?;
+    kv::validate_key(&key, app.limits.key_bytes_max)?;
     let precondition = precondition(&headers)?;
     let fence = fence(&app, &headers)?;
     let command = Command::Delete { key: key.clone(), precondition, fence };
@@ -226,7 +226,7 @@ pub async fn delete(
 
 #[utoipa::path(get, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_get", summary = "Read a key (JSON, or the raw bytes with raw=true)", params(("key" = String, Path, description = "The key (may contain slashes)"), GetQuery), responses((status = 200, description = "The key", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, ApiQuery(query): ApiQuery<GetQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&key, &app.limits)?;
+    kv::validate_key(&key, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.get(&key)?;
@@ -284,7 +284,7 @@ const DELETE_PREFIX_ROUNDS_MAX: usize = 100;
 #[utoipa::path(delete, path = "/v1/kv", tag = "kv", operation_id = "kv_delete_prefix", summary = "Delete every key under a prefix, in bounded entries", params(DeletePrefixQuery), responses((status = 200, description = "How many keys went, and whether more remain", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuery<DeletePrefixQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     if !query.prefix.is_empty() {
-        kv::validate_key(&query.prefix, &app.limits)?;
+        kv::validate_key(&query.prefix, app.limits.key_bytes_max)?;
     }
     refuse_idempotency_key(&headers, "a prefix delete may take several entries; repeat it instead (a repeat deletes what is left)")?;
     // Refused rather than ignored: a holder whose token went stale must not get an

@@ -68,7 +68,7 @@ pub async fn acquire(
     headers: HeaderMap,
     ApiJson(body): ApiJson<AcquireBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let wait = wait_bound(&app, Some(body.wait_ms))?;
     let command = Command::LockAcquire { name: name.clone(), lease: body.lease, wait: body.wait_ms > 0 };
     let first = submit(&app, &headers, command).await?;
@@ -117,13 +117,13 @@ pub async fn release(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     propose(&app, &headers, Command::LockRelease { name, token: body.token }, lock_answer).await
 }
 
 #[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", operation_id = "lock_get", summary = "Read a lock: holder and waiters", params(("name" = String, Path, description = "The lock name"), BlockingReadQuery), responses((status = 200, description = "The lock", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.lock(&name)?;
@@ -139,7 +139,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 /// For an outside resource: does `token` hold the lock now? 200 if so, 409 if not.
 #[utoipa::path(get, path = "/v1/locks/{name}/check", tag = "locks", operation_id = "lock_check", summary = "Does this token hold the lock now?", params(("name" = String, Path, description = "The lock name"), CheckQuery), responses((status = 200, description = "It does", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<CheckQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     app.read_at(query.consistency).await?;
     let holder = app.reader.lock(&name)?.value.holder;
     match holder {

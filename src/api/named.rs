@@ -46,7 +46,7 @@ pub async fn list<T>(
 ) -> Result<Response, ApiError> {
     let limit = super::kv::page_limit(app, query.limit)?;
     if let Some(after) = &query.after {
-        kv::validate_key(after, &app.limits)?;
+        kv::validate_key(after, app.limits.key_bytes_max)?;
     }
     app.read_at(query.consistency).await?;
     let read = read(&app.reader, query.after.as_deref(), limit)?;

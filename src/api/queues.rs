@@ -165,9 +165,9 @@ pub async fn configure(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     if let Some(dlq) = &body.dead_letter_queue {
-        kv::validate_key(dlq, &app.limits)?;
+        kv::validate_key(dlq, app.limits.key_bytes_max)?;
         // Dead-lettering writes to that queue: a confined token may only name its own.
         if let Some(Extension(caller)) = &caller {
             caller.check_name("queue", dlq)?;
@@ -195,7 +195,7 @@ pub async fn enqueue(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let delay_ms = check_ms("delay_ms", query.delay_ms, true)?;
     named::check_message_size(&body, queue::MESSAGE_BYTES_MAX)?;
     let now_ms = leader_now(&app).await?;
@@ -221,7 +221,7 @@ pub async fn receive(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ReceiveBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     refuse_idempotency_key(&headers, "a retried receive gets other messages, and unacknowledged ones come back after their visibility timeout")?;
     if !(1..=queue::RECEIVE_MAX).contains(&body.max) {
         return Err(ApiError::bad_request("invalid_max", format!("max must be between 1 and {}, got {}", queue::RECEIVE_MAX, body.max)));
@@ -260,7 +260,7 @@ pub async fn ack(
     headers: HeaderMap,
     ApiJson(body): ApiJson<AckBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     propose(&app, &headers, Command::QueueAck { queue: name, receipt }, queue_answer).await
 }
@@ -273,7 +273,7 @@ pub async fn nack(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NackBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     let delay_ms = check_ms("delay_ms", body.delay_ms, true)?;
     let now_ms = leader_now(&app).await?;
@@ -288,7 +288,7 @@ pub async fn extend(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ExtendBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     let visibility_ms = check_ms("visibility_ms", body.visibility_ms, false)?;
     let now_ms = leader_now(&app).await?;
@@ -304,7 +304,7 @@ pub async fn delete(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     // Enough rounds for a full queue and what dead-lettering may have added.
     let rounds = 2 * queue::LENGTH_MAX / queue::DELETE_BATCH_MAX as u64 + 2;
@@ -313,7 +313,7 @@ pub async fn delete(
 
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_get", summary = "Read a queue's counters and settings", params(("queue" = String, Path, description = "The queue name"), BlockingReadQuery), responses((status = 200, description = "The queue", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let version = |reader: &crate::state::StateReader| Ok(reader.queue(&name)?.value.map_or(0, |q| q.record.version));
     wait_past(&app, query.index, query.wait_ms, version).await?;
     app.read_at(query.consistency).await?;

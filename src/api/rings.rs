@@ -120,8 +120,8 @@ pub async fn join(
     headers: HeaderMap,
     ApiJson(body): ApiJson<JoinBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&ring, &app.limits)?;
-    kv::validate_key(&member, &app.limits)?;
+    kv::validate_key(&ring, app.limits.key_bytes_max)?;
+    kv::validate_key(&member, app.limits.key_bytes_max)?;
     if body.address.is_empty() || body.address.len() > ADDRESS_BYTES_MAX {
         return Err(ApiError::bad_request("invalid_address", format!("address must be 1 to {ADDRESS_BYTES_MAX} bytes")));
     }
@@ -142,8 +142,8 @@ pub async fn leave(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&ring, &app.limits)?;
-    kv::validate_key(&member, &app.limits)?;
+    kv::validate_key(&ring, app.limits.key_bytes_max)?;
+    kv::validate_key(&member, app.limits.key_bytes_max)?;
     let command = Command::RingLeave { ring: ring.clone(), member: member.clone() };
     propose(&app, &headers, command, |outcome| changed(&ring, &member, outcome)).await
 }
@@ -157,7 +157,7 @@ fn member_json(name: &str, view: &RingView) -> Value {
 
 #[utoipa::path(get, path = "/v1/rings/{ring}", tag = "rings", operation_id = "ring_get", summary = "Read a ring: epoch and members", params(("ring" = String, Path, description = "The ring name"), BlockingReadQuery), responses((status = 200, description = "The ring", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&ring, &app.limits)?;
+    kv::validate_key(&ring, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.ring(&ring)?;
@@ -174,8 +174,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, Ap
 
 #[utoipa::path(get, path = "/v1/rings/{ring}/lookup", tag = "rings", operation_id = "ring_lookup", summary = "The members that own a key", params(("ring" = String, Path, description = "The ring name"), LookupQuery), responses((status = 200, description = "The owners", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<LookupQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&ring, &app.limits)?;
-    kv::validate_key(&query.key, &app.limits)?;
+    kv::validate_key(&ring, app.limits.key_bytes_max)?;
+    kv::validate_key(&query.key, app.limits.key_bytes_max)?;
     if !(1..=REPLICAS_MAX).contains(&query.replicas) {
         return Err(ApiError::bad_request("invalid_replicas", format!("replicas must be between 1 and {REPLICAS_MAX}, got {}", query.replicas)));
     }

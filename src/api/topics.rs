@@ -133,7 +133,7 @@ pub async fn configure(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let defaults = TopicSettings::default();
     let settings = TopicSettings {
         max_messages: body.max_messages.unwrap_or(defaults.max_messages),
@@ -155,7 +155,7 @@ pub async fn publish(
     headers: HeaderMap,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     named::check_message_size(&body, topic::MESSAGE_BYTES_MAX)?;
     let now_ms = leader_now(&app).await?;
     propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms }, topic_answer).await
@@ -163,7 +163,7 @@ pub async fn publish(
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let limit = super::kv::page_limit(&app, query.limit)?;
     let wait = wait_bound(&app, Some(query.wait_ms))?;
     query.from.map(check_offset).transpose()?;
@@ -218,7 +218,7 @@ pub async fn subscribe(
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     let resume = stream::last_event_id(&headers)?;
     let permit = stream::permit(&app, client)?;
     let Some(record) = app.reader.topic(&name)?.value else {
@@ -235,7 +235,7 @@ pub async fn subscribe(
 
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.topic(&name)?;
     let record = read.value.ok_or_else(|| not_found(&name))?;
@@ -258,7 +258,7 @@ pub async fn delete(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    kv::validate_key(&name, &app.limits)?;
+    kv::validate_key(&name, app.limits.key_bytes_max)?;
     refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     let rounds = topic::MESSAGES_MAX / topic::DELETE_BATCH_MAX + 2;
     named::delete_in_rounds(&app, &name, rounds, || Command::TopicDelete { topic: name.clone() }).await

@@ -82,12 +82,12 @@ struct Checks<'a> {
 impl Checks<'_> {
     /// A key, queue, topic, lock or ring name: valid, and the caller's to touch.
     fn name(&self, what: &str, name: &str) -> Result<(), ApiError> {
-        kv::validate_key(name, &self.app.limits)?;
+        kv::validate_key(name, self.app.limits.key_bytes_max)?;
         self.caller.map_or(Ok(()), |caller| caller.check_name(what, name))
     }
 
     fn value(&self, value: &str) -> Result<Vec<u8>, ApiError> {
-        kv::validate_value(value.as_bytes(), &self.app.limits)?;
+        kv::validate_value(value.as_bytes(), self.app.limits.value_bytes_max)?;
         Ok(value.as_bytes().to_vec())
     }
 

@@ -369,6 +369,6 @@ mod tests {
             store.blocking_append([Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload }]).await.unwrap();
         }
         // Without the cap, up to RocksDB's default of 256 MB stays.
-        crate::state::store::tests::assert_wal_shrinks_to(dir.path(), 3 * 2 * LOG_MEMTABLE_BYTES as u64);
+        concord_core::wal_check::assert_wal_shrinks_to(dir.path(), 3 * 2 * LOG_MEMTABLE_BYTES as u64);
     }
 }

@@ -4,7 +4,7 @@
 //! lease: it leaves the ring when the lease ends (health-checked membership, like a
 //! Consul service registered with a session). Every change to a ring's membership
 //! bumps its `epoch`, so a lookup answered "at epoch E" can be checked against the
-//! membership at E. Placement itself is computed at read time (`crate::placement`).
+//! membership at E. Placement itself is computed at read time (the client crate's `placement`).
 //!
 //! Layout (`Cf::Rings`): `ring` → `RingMeta` (epoch, member count), and
 //! `ring` ++ `\0` ++ `member` → `RingMember`. Names are printable text (no `\0`), so a

@@ -28,7 +28,8 @@ pub fn line(name: &str, bytes: &[u8]) -> String {
 
 /// Compares `lines` with `tests/golden/<file>` (or rewrites it under `CONCORD_BLESS`).
 pub fn check(file: &str, lines: &[String]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
+    // The workspace's `tests/golden`, two levels above this crate.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(file);
     let text = lines.iter().map(|line| format!("{line}\n")).collect::<String>();
     if std::env::var_os("CONCORD_BLESS").is_some() {
         std::fs::write(&path, &text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));

@@ -1,4 +1,8 @@
-//! The Rust client: endpoints, failover, retries, typed calls.
+//! Concord's Rust client (`concord-client`): endpoints, failover, retries, typed
+//! calls. It builds without RocksDB and openraft: a program that talks to a cluster
+//! depends on this crate alone. With it: `wire` (the HTTP bodies the server uses
+//! too), `placement` (the ring placement, to compute owners yourself),
+//! `http_client` and `tls` (the HTTP client setup the server shares).
 //!
 //! Any node serves any request (followers forward to the leader), so the client's job
 //! is to keep going when a node is down or the cluster is electing, without ever
@@ -21,6 +25,11 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
+
+pub mod http_client;
+pub mod placement;
+pub mod tls;
+pub mod wire;
 
 mod auth;
 mod queues;
@@ -316,6 +325,10 @@ static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A unique idempotency key: process id, start time and a counter (under 64 bytes,
 /// the smallest key limit a node accepts).
+/// The shortest `Idempotency-Key` limit a server may be configured with: every key
+/// `new_idempotency_key` makes is shorter (the server's `config` refuses a smaller limit).
+pub const IDEMPOTENCY_KEY_BYTES_MIN: usize = 64;
+
 pub fn new_idempotency_key() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("cc-{}-{nanos:x}-{}", std::process::id(), KEY_COUNTER.fetch_add(1, Ordering::Relaxed))
@@ -779,6 +792,6 @@ mod tests {
         assert_eq!(encode_segment("a/b&c"), "a%2Fb%26c");
         assert_eq!(normalize("127.0.0.1:1/"), "http://127.0.0.1:1");
         assert_ne!(new_idempotency_key(), new_idempotency_key());
-        assert!(new_idempotency_key().len() < crate::config::IDEMPOTENCY_KEY_BYTES_MIN);
+        assert!(new_idempotency_key().len() < IDEMPOTENCY_KEY_BYTES_MIN);
     }
 }

@@ -457,28 +457,8 @@ impl Iterator for Scan<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Bytes in a RocksDB database's live WAL files (`*.log`).
-    fn wal_bytes(dir: &Path) -> u64 {
-        let entries = std::fs::read_dir(dir).unwrap();
-        entries
-            .map(|entry| entry.unwrap())
-            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"))
-            .map(|entry| entry.metadata().map_or(0, |meta| meta.len()))
-            .sum()
-    }
-
-    /// Asserts that the WAL in `dir` comes down to `bound` bytes. Flushes and WAL
-    /// deletion run in the background: this waits for them, for at most 30 s.
-    pub(crate) fn assert_wal_shrinks_to(dir: &Path, bound: u64) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while wal_bytes(dir) > bound && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        assert!(wal_bytes(dir) <= bound, "the WAL holds {} bytes, over {bound}", wal_bytes(dir));
-    }
 
     fn scanned(batch: &Batch<'_>, cf: Cf, from: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         batch.scan(cf, from).map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()).collect()
@@ -564,6 +544,6 @@ pub(crate) mod tests {
             batch.commit().unwrap();
         }
         // Without the cap the WAL stays at about the 40 MB written, forever.
-        assert_wal_shrinks_to(dir.path(), 3 * (cache_bytes as u64 / 2));
+        crate::wal_check::assert_wal_shrinks_to(dir.path(), 3 * (cache_bytes as u64 / 2));
     }
 }

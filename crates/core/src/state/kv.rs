@@ -14,7 +14,6 @@ use super::history::{self, Change};
 use super::lease;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
-use crate::config::Limits;
 
 /// A stored key: its value and its revision bookkeeping.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -38,12 +37,14 @@ pub enum InvalidInput {
     ValueTooLarge { len: usize, max: usize },
 }
 
-pub fn validate_key(key: &str, limits: &Limits) -> Result<(), InvalidInput> {
+/// Whether `key` is a key (or a lock, queue, topic, ring or member name) of at most
+/// `key_bytes_max` bytes (the server's `--key-bytes-max`).
+pub fn validate_key(key: &str, key_bytes_max: usize) -> Result<(), InvalidInput> {
     if key.is_empty() {
         return Err(InvalidInput::EmptyKey);
     }
-    if key.len() > limits.key_bytes_max {
-        return Err(InvalidInput::KeyTooLarge { len: key.len(), max: limits.key_bytes_max });
+    if key.len() > key_bytes_max {
+        return Err(InvalidInput::KeyTooLarge { len: key.len(), max: key_bytes_max });
     }
     if let Some((at, _)) = key.char_indices().find(|(_, c)| c.is_control()) {
         return Err(InvalidInput::KeyNotPrintable { at });
@@ -51,9 +52,9 @@ pub fn validate_key(key: &str, limits: &Limits) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-pub fn validate_value(value: &[u8], limits: &Limits) -> Result<(), InvalidInput> {
-    if value.len() > limits.value_bytes_max {
-        return Err(InvalidInput::ValueTooLarge { len: value.len(), max: limits.value_bytes_max });
+pub fn validate_value(value: &[u8], value_bytes_max: usize) -> Result<(), InvalidInput> {
+    if value.len() > value_bytes_max {
+        return Err(InvalidInput::ValueTooLarge { len: value.len(), max: value_bytes_max });
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ use super::kv::{self, InvalidInput};
 use super::machine::CACHE_BYTES_DEFAULT;
 use super::store::{Cf, KEY_INSTALLING};
 use super::{StateMachine, StateReader};
-use crate::config::Limits;
 use crate::raft::{Entry, LogId};
 
 pub(super) struct Fixture {
@@ -804,13 +803,13 @@ pub(super) async fn apply_one_by_one_and_batched(requests: &[Request]) -> (Fixtu
 
 #[test]
 fn input_validation_against_limits() {
-    let limits = Limits { key_bytes_max: 8, value_bytes_max: 4, ..Limits::default() };
-    assert_eq!(kv::validate_key("", &limits), Err(InvalidInput::EmptyKey));
-    assert_eq!(kv::validate_key("123456789", &limits), Err(InvalidInput::KeyTooLarge { len: 9, max: 8 }));
-    assert_eq!(kv::validate_key("a\nb", &limits), Err(InvalidInput::KeyNotPrintable { at: 1 }));
-    assert_eq!(kv::validate_key("a/b é", &limits), Ok(()));
-    assert_eq!(kv::validate_value(b"12345", &limits), Err(InvalidInput::ValueTooLarge { len: 5, max: 4 }));
-    assert_eq!(kv::validate_value(b"", &limits), Ok(()));
+    let (key_bytes_max, value_bytes_max) = (8, 4);
+    assert_eq!(kv::validate_key("", key_bytes_max), Err(InvalidInput::EmptyKey));
+    assert_eq!(kv::validate_key("123456789", key_bytes_max), Err(InvalidInput::KeyTooLarge { len: 9, max: 8 }));
+    assert_eq!(kv::validate_key("a\nb", key_bytes_max), Err(InvalidInput::KeyNotPrintable { at: 1 }));
+    assert_eq!(kv::validate_key("a/b é", key_bytes_max), Ok(()));
+    assert_eq!(kv::validate_value(b"12345", value_bytes_max), Err(InvalidInput::ValueTooLarge { len: 5, max: 4 }));
+    assert_eq!(kv::validate_value(b"", value_bytes_max), Ok(()));
 }
 
 fn keyed(key: Option<&str>, command: Command) -> Request {
