@@ -7,7 +7,9 @@
 //!   no HTTP, no network;
 //! - `concord-client` (`crates/client`): the Rust client, the HTTP bodies shared
 //!   with the server (`wire`) and ring placement; no RocksDB, no openraft;
-//! - this one: openraft's glue (`raft`), the HTTP/JSON API (`api`), one member wired
+//! - this one: openraft's glue (`raft`), the typed core every door calls
+//!   (`service`: writes and linearizable reads, with typed consensus errors), the
+//!   HTTP/JSON API (`api`), one member wired
 //!   together from its configuration (`node`, `config`), its connections within their
 //!   bounds (`server`), TLS (`tls`, with throwaway certificates from `dev_ca`), the
 //!   leader's replicated clock (`ticker`) and the CLI.
@@ -30,5 +32,6 @@ pub mod dev_ca;
 pub mod node;
 pub mod raft;
 pub mod server;
+pub mod service;
 pub mod ticker;
 pub mod tls;

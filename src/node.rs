@@ -19,9 +19,8 @@ use crate::config::NodeConfig;
 use crate::raft::identity::ClusterIdentity;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
-use crate::raft::proposer::Proposer;
-use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft, peer_server};
+use crate::service::Core;
 use crate::state::StateMachine;
 use crate::state::idempotency::IdempotencyBounds;
 
@@ -96,12 +95,15 @@ impl Node {
 
         let listener = TcpListener::bind(&config.listen).await.map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
         let local_addr = listener.local_addr()?;
+        let (limits, timing) = (Arc::new(config.limits.clone()), Arc::new(config.timing.clone()));
         let app = AppState::new(AppParts {
             node_id: config.id,
             raft: raft.clone(),
             reader,
-            limits: Arc::new(config.limits.clone()),
-            timing: Arc::new(config.timing.clone()),
+            // An entry is at most one request body, as the peer body limit assumes.
+            core: Core::new(raft.clone(), limits.clone(), timing.clone()),
+            limits,
+            timing,
             forwarder: Forwarder::new(outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
             streams: Arc::new(Semaphore::new(config.limits.streams_max)),
@@ -112,9 +114,6 @@ impl Node {
             placements: Default::default(),
             identity: identity.clone(),
             peer_contacts,
-            read_index: ReadIndex::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.read_timeout()),
-            // An entry is at most one request body, as the peer body limit assumes.
-            proposer: Proposer::spawn(raft.clone(), config.limits.concurrent_requests_max, config.limits.body_bytes_max, config.limits.write_timeout()),
         });
         let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
         let peers = peer_server::routes(raft.clone(), config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);

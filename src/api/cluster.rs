@@ -138,7 +138,7 @@ async fn settle_membership(app: &AppState) -> Result<(), ApiError> {
 /// The membership on a leader with quorum and no change in flight, as it concerns
 /// node `id`.
 async fn settled_membership(app: &AppState, id: NodeId) -> Result<SettledMembership, ApiError> {
-    app.ensure_leader_with_quorum()?;
+    app.core.ensure_leader_with_quorum()?;
     settle_membership(app).await?;
     let metrics = app.raft.metrics();
     let metrics = metrics.borrow();
@@ -261,7 +261,7 @@ pub async fn remove_member(State(app): State<AppState>, ApiPath(id): ApiPath<Nod
 /// behind it is then purged by openraft's usual rule (`max_in_snapshot_log_to_keep`).
 #[utoipa::path(post, path = "/v1/cluster/snapshot", tag = "cluster", operation_id = "cluster_snapshot", summary = "Build a snapshot on the leader now", responses((status = 200, description = "Built", body = Object), (status = 202, description = "Still being built", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn snapshot(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>) -> Result<Response, ApiError> {
-    app.ensure_leader_with_quorum()?;
+    app.core.ensure_leader_with_quorum()?;
     let applied = app.raft.metrics().borrow().last_applied.map(|id| id.index);
     app.raft.trigger().snapshot().await.map_err(|e| ApiError::unavailable(format!("raft is not running: {e}")))?;
     let wait = Duration::from_millis(app.limits.wait_ms_max);

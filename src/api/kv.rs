@@ -298,7 +298,7 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
     let (mut deleted_total, mut rounds) = (0, 0);
     loop {
         let request = Request { idempotency_key: None, command: Command::DeletePrefix { prefix: query.prefix.clone() } };
-        let Outcome::PrefixDeleted { deleted, revision, more } = app.write(request).await?.outcome else {
+        let Outcome::PrefixDeleted { deleted, revision, more } = app.core.write(request).await?.outcome else {
             return Err(ApiError::internal("a prefix delete produced an unexpected outcome"));
         };
         deleted_total += deleted;

@@ -90,10 +90,10 @@ pub async fn acquire(
     }
     // Time is up: leave the queue, unless the lock was granted meanwhile.
     let cancel = Command::LockCancelWait { name: name.clone(), lease: body.lease };
-    let outcome = app.write(Request { idempotency_key: None, command: cancel }).await.map_err(|e| {
+    let outcome = app.core.write(Request { idempotency_key: None, command: cancel }).await.map_err(|e| {
         ApiError::outcome_unknown(format!(
             "the wait ended but leaving the queue failed ({}); the lease may still be queued or granted: check GET /v1/locks/{name}",
-            e.message
+            e
         ))
     })?;
     match outcome.outcome {

@@ -100,10 +100,8 @@ pub struct AppParts {
     pub identity: crate::raft::identity::ClusterIdentity,
     /// How this node's last Raft RPC to each peer went (reported in `/v1/cluster`).
     pub peer_contacts: crate::raft::peer_contacts::PeerContacts,
-    /// One leadership check for many linearizable reads.
-    pub read_index: crate::raft::read_index::ReadIndex,
-    /// One entry for many puts and deletes.
-    pub proposer: crate::raft::proposer::Proposer,
+    /// Writes and linearizable reads through Raft (`service`).
+    pub core: crate::service::Core,
 }
 
 /// The client API's routes, each from its annotated handler, and their description.

@@ -63,7 +63,7 @@ pub const DELETE_NOT_IDEMPOTENT: &str = "a delete takes several entries; repeat 
 pub async fn delete_in_rounds(app: &AppState, name: &str, rounds: u64, command: impl Fn() -> Command) -> Result<Response, ApiError> {
     let mut deleted_messages = 0;
     for _ in 0..rounds {
-        let response = app.write(Request { idempotency_key: None, command: command() }).await?;
+        let response = app.core.write(Request { idempotency_key: None, command: command() }).await?;
         let (n, gone) = match response.outcome {
             Outcome::QueueDeleted { deleted_messages, deleted, .. } | Outcome::TopicDeleted { deleted_messages, deleted, .. } => (deleted_messages, deleted),
             // Not found on the first round is a 404; later, someone else finished it.

@@ -183,7 +183,7 @@ pub fn holding_json(holding: Option<Holding>) -> Value {
 /// it produced.
 pub async fn submit(app: &AppState, headers: &HeaderMap, command: Command) -> Result<StateResponse, ApiError> {
     let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
-    app.write(request).await
+    Ok(app.core.write(request).await?)
 }
 
 /// Marks an answer that the idempotency table replayed.

@@ -232,7 +232,7 @@ pub async fn receive(
         if has_visible(&app, &name).await? {
             let now_ms = leader_now(&app).await?;
             let command = Command::QueueReceive { queue: name.clone(), max: body.max, visibility_ms, now_ms };
-            let response = app.write(crate::state::command::Request { idempotency_key: None, command }).await?;
+            let response = app.core.write(crate::state::command::Request { idempotency_key: None, command }).await?;
             let Outcome::Received { messages, .. } = response.outcome else {
                 return Err(ApiError::internal("receive produced an unexpected outcome"));
             };
