@@ -44,7 +44,7 @@ async fn transactions_do_exactly_once_work_and_fenced_writes_through_any_node() 
     let done = client.txn(&work, None).await.unwrap();
     assert!(done.succeeded, "{done:?}");
     assert!(matches!(&done.results[1], OpResult::Put { created: true, mod_revision, .. } if *mod_revision == done.revision));
-    assert!(matches!(&done.results[3], OpResult::Get { item: Some(item), .. } if item.value == "42"), "reads see the writes before them");
+    assert!(matches!(&done.results[3], OpResult::Get { item: Some(item), .. } if item.value.as_deref() == Some("42")), "reads see the writes before them");
     // The same work again (a redelivery would look like this): the failure branch.
     let again = client.txn(&work, None).await.unwrap();
     assert_eq!((again.succeeded, again.failed_condition), (false, Some(0)));

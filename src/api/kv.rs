@@ -12,16 +12,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
 use super::blocking::wait_past;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
-use super::outcome::{meta_json, propose, refuse_idempotency_key};
+use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Request};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::reader::AtIndex;
+use crate::wire::kv::{DeleteAnswer, KeyAnswer, KeyItem, KeyRevisions, ListAnswer, PrefixDeletedAnswer, PutAnswer};
 
 #[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -112,16 +113,24 @@ pub fn value_json(value: &[u8]) -> (Value, &'static str) {
     }
 }
 
-fn record_json(key: &str, record: &KvRecord, with_value: bool) -> Value {
-    let mut item = meta_json(&record.meta);
-    item["key"] = Value::String(key.to_string());
-    item["lease"] = json!(record.lease);
-    if with_value {
-        let (value, encoding) = value_json(&record.value);
-        item["value"] = value;
-        item["encoding"] = Value::String(encoding.to_string());
-    }
-    item
+/// A stored key as the API shows it, with its value unless `with_value` is false.
+pub fn key_item(key: String, record: &KvRecord, with_value: bool) -> KeyItem {
+    let (value, encoding) = match with_value {
+        true => value_text(&record.value),
+        false => (None, None),
+    };
+    let meta = record.meta;
+    KeyItem { create_revision: meta.create_revision, encoding, key, lease: record.lease, mod_revision: meta.mod_revision, value, version: meta.version }
+}
+
+/// The value as text and the name of its encoding (`value_json`'s, as strings).
+fn value_text(value: &[u8]) -> (Option<String>, Option<String>) {
+    let (value, encoding) = value_json(value);
+    (value.as_str().map(str::to_string), Some(encoding.to_string()))
+}
+
+pub fn key_revisions(meta: &KeyMeta) -> KeyRevisions {
+    KeyRevisions { create_revision: meta.create_revision, mod_revision: meta.mod_revision, version: meta.version }
 }
 
 /// Says which applied entry and revision a read reflects, and how it was read.
@@ -180,21 +189,25 @@ pub fn fence(app: &AppState, headers: &HeaderMap) -> Result<Option<Fence>, ApiEr
 fn kv_answer(key: &str, outcome: Outcome) -> Option<Response> {
     match outcome {
         Outcome::Put { revision, meta, created } => {
-            let mut body = meta_json(&meta);
-            body["key"] = Value::String(key.to_string());
-            body["revision"] = json!(revision);
-            body["created"] = json!(created);
+            let body = PutAnswer {
+                create_revision: meta.create_revision,
+                created,
+                key: key.to_string(),
+                mod_revision: meta.mod_revision,
+                revision,
+                version: meta.version,
+            };
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             Some((status, [(header::ETAG, etag(&meta))], Json(body)).into_response())
         }
         Outcome::Deleted { revision, prev } => {
-            Some(Json(json!({ "key": key, "deleted": true, "revision": revision, "prev": meta_json(&prev) })).into_response())
+            Some(Json(DeleteAnswer { deleted: true, key: key.to_string(), prev: key_revisions(&prev), revision }).into_response())
         }
         _ => None,
     }
 }
 
-#[utoipa::path(put, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_put", summary = "Create or replace a key, optionally compare-and-swap", params(("key" = String, Path, description = "The key (may contain slashes)"), PutQuery, ("If-Match" = Option<String>, Header, description = "`<mod_revision>` or `*`: only if the key is at that revision, or exists"), ("If-None-Match" = Option<String>, Header, description = "`*`: only if the key does not exist"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once"), ("Concord-Fence" = Option<String>, Header, description = "`<lock>:<token>`: apply only while this token holds the lock")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_put", summary = "Create or replace a key, optionally compare-and-swap", params(("key" = String, Path, description = "The key (may contain slashes)"), PutQuery, ("If-Match" = Option<String>, Header, description = "`<mod_revision>` or `*`: only if the key is at that revision, or exists"), ("If-None-Match" = Option<String>, Header, description = "`*`: only if the key does not exist"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once"), ("Concord-Fence" = Option<String>, Header, description = "`<lock>:<token>`: apply only while this token holds the lock")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 200, description = "Replaced", body = PutAnswer), (status = 201, description = "Created", body = PutAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn put(
     State(app): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -210,7 +223,7 @@ pub async fn put(
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
-#[utoipa::path(delete, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_delete", summary = "Delete a key, optionally compare-and-delete", params(("key" = String, Path, description = "The key (may contain slashes)"), ("If-Match" = Option<String>, Header, description = "`<mod_revision>` or `*`: only if the key is at that revision, or exists"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once"), ("Concord-Fence" = Option<String>, Header, description = "`<lock>:<token>`: apply only while this token holds the lock")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_delete", summary = "Delete a key, optionally compare-and-delete", params(("key" = String, Path, description = "The key (may contain slashes)"), ("If-Match" = Option<String>, Header, description = "`<mod_revision>` or `*`: only if the key is at that revision, or exists"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once"), ("Concord-Fence" = Option<String>, Header, description = "`<lock>:<token>`: apply only while this token holds the lock")), responses((status = 200, description = "Done", body = DeleteAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -224,7 +237,7 @@ pub async fn delete(
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
-#[utoipa::path(get, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_get", summary = "Read a key (JSON, or the raw bytes with raw=true)", params(("key" = String, Path, description = "The key (may contain slashes)"), GetQuery), responses((status = 200, description = "The key", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_get", summary = "Read a key (JSON, or the raw bytes with raw=true)", params(("key" = String, Path, description = "The key (may contain slashes)"), GetQuery), responses((status = 200, description = "The key (JSON; with raw=true, its bytes)", body = KeyAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, ApiQuery(query): ApiQuery<GetQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&key, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
@@ -247,10 +260,20 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
         }
         response
     } else {
-        let mut body = record_json(&key, record, true);
-        body["revision"] = json!(read.revision);
-        body["applied_index"] = json!(read.applied_index);
-        Json(body).into_response()
+        let (value, encoding) = value_json(&record.value);
+        let meta = record.meta;
+        Json(KeyAnswer {
+            applied_index: read.applied_index,
+            create_revision: meta.create_revision,
+            encoding: encoding.to_string(),
+            key: key.clone(),
+            lease: record.lease,
+            mod_revision: meta.mod_revision,
+            revision: read.revision,
+            value: value.as_str().unwrap_or_default().to_string(),
+            version: meta.version,
+        })
+        .into_response()
     };
     response.headers_mut().insert(header::ETAG, etag(&record.meta));
     add_read_headers(&mut response, &read, query.consistency);
@@ -281,7 +304,7 @@ pub struct DeletePrefixQuery {
 /// request, so no request holds the leader, or outlasts a client's deadline, for long.
 const DELETE_PREFIX_ROUNDS_MAX: usize = 100;
 
-#[utoipa::path(delete, path = "/v1/kv", tag = "kv", operation_id = "kv_delete_prefix", summary = "Delete every key under a prefix, in bounded entries", params(DeletePrefixQuery), responses((status = 200, description = "How many keys went, and whether more remain", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/kv", tag = "kv", operation_id = "kv_delete_prefix", summary = "Delete every key under a prefix, in bounded entries", params(DeletePrefixQuery), responses((status = 200, description = "How many keys went, and whether more remain", body = PrefixDeletedAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuery<DeletePrefixQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     if !query.prefix.is_empty() {
         kv::validate_key(&query.prefix, app.limits.key_bytes_max)?;
@@ -304,12 +327,12 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
         deleted_total += deleted;
         rounds += 1;
         if !more || rounds == DELETE_PREFIX_ROUNDS_MAX || started.elapsed() >= app.limits.write_timeout() {
-            return Ok(Json(json!({ "prefix": query.prefix, "deleted": deleted_total, "revision": revision, "more": more })).into_response());
+            return Ok(Json(PrefixDeletedAnswer { deleted: deleted_total, more, prefix: query.prefix, revision }).into_response());
         }
     }
 }
 
-#[utoipa::path(get, path = "/v1/kv", tag = "kv", operation_id = "kv_list", summary = "List keys by prefix, paginated", params(ListQuery), responses((status = 200, description = "One page of keys", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/kv", tag = "kv", operation_id = "kv_list", summary = "List keys by prefix, paginated", params(ListQuery), responses((status = 200, description = "One page of keys", body = ListAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let limit = page_limit(&app, query.limit)?;
     for (name, text) in [("prefix", Some(query.prefix.as_str())), ("after", query.after.as_deref())] {
@@ -322,15 +345,9 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.list(&query.prefix, query.after.as_deref(), limit)?;
-    let items: Vec<Value> = read.value.items.iter().map(|(key, record)| record_json(key, record, !query.keys_only)).collect();
     let next_after = if read.value.more { read.value.items.last().map(|(key, _)| key.clone()) } else { None };
-    let body = json!({
-        "items": items,
-        "more": read.value.more,
-        "next_after": next_after,
-        "revision": read.revision,
-        "applied_index": read.applied_index,
-    });
+    let items = read.value.items.iter().map(|(key, record)| key_item(key.clone(), record, !query.keys_only)).collect();
+    let body = ListAnswer { applied_index: read.applied_index, items, more: read.value.more, next_after, revision: read.revision };
     let mut response = Json(body).into_response();
     add_read_headers(&mut response, &read, query.consistency);
     Ok(response)

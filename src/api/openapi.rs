@@ -73,9 +73,9 @@ mod tests {
         assert_eq!(ids.len(), count, "operation ids repeat");
         assert_eq!(count, 49, "one operation per handler");
         assert!(json["components"]["securitySchemes"]["token"].is_object());
-        // The transaction's bodies are typed all the way down: no bare objects.
+        // The transaction's and the keys' bodies are typed all the way down.
         let schemas = json["components"]["schemas"].as_object().expect("schemas");
-        for schema in ["TxnRequest", "Compare", "Op", "TxnResponse", "OpResult", "Item"] {
+        for schema in ["TxnRequest", "Compare", "Op", "TxnResponse", "OpResult", "KeyItem", "KeyAnswer", "PutAnswer", "ListAnswer"] {
             assert!(schemas.contains_key(schema), "{schema} missing");
         }
         let answer = &paths["/v1/txn"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];

@@ -20,17 +20,17 @@ use super::AppState;
 use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
-use super::kv::{WriteQuery, value_json};
+use super::kv::{WriteQuery, key_item};
 use super::leases::leader_now;
 use super::named::check_message_size;
 use super::outcome::propose;
 use super::queues::{parse_receipt, receipt_text};
 use crate::raft::protocol::TXN_SINCE;
 use crate::state::command::{Command, Outcome};
-use crate::state::kv::{self, KvRecord};
+use crate::state::kv;
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use crate::state::{queue, topic};
-use crate::wire::txn::{Compare, Item, Op, OpResult, TxnRequest, TxnResponse};
+use crate::wire::txn::{Compare, Op, OpResult, TxnRequest, TxnResponse};
 
 /// Keys a list operation returns when it names no `limit`.
 const LIST_LIMIT_DEFAULT: u32 = 100;
@@ -190,21 +190,6 @@ impl Checks<'_> {
     }
 }
 
-fn item(key: String, record: KvRecord) -> Item {
-    let (value, encoding) = value_json(&record.value);
-    let value = value.as_str().unwrap_or_default().to_string();
-    let meta = record.meta;
-    Item {
-        key,
-        value,
-        encoding: encoding.to_string(),
-        create_revision: meta.create_revision,
-        mod_revision: meta.mod_revision,
-        version: meta.version,
-        lease: record.lease,
-    }
-}
-
 /// One operation's result, from the operation and what the core answered for it.
 fn result(op: TxnOp, result: TxnResult) -> Option<OpResult> {
     Some(match (op, result) {
@@ -212,9 +197,9 @@ fn result(op: TxnOp, result: TxnResult) -> Option<OpResult> {
             OpResult::Put { key, created, create_revision: meta.create_revision, mod_revision: meta.mod_revision, version: meta.version }
         }
         (TxnOp::Delete { key }, TxnResult::Wrote(Outcome::Deleted { revision, .. })) => OpResult::Delete { key, revision },
-        (TxnOp::Get { .. }, TxnResult::Got { key, record }) => OpResult::Get { item: record.map(|record| item(key.clone(), record)), key },
+        (TxnOp::Get { .. }, TxnResult::Got { key, record }) => OpResult::Get { item: record.map(|record| key_item(key.clone(), &record, true)), key },
         (TxnOp::List { .. }, TxnResult::Listed { prefix, items, more }) => {
-            OpResult::List { prefix, items: items.into_iter().map(|(key, record)| item(key, record)).collect(), more }
+            OpResult::List { prefix, items: items.into_iter().map(|(key, record)| key_item(key, &record, true)).collect(), more }
         }
         (TxnOp::Enqueue { .. }, TxnResult::Wrote(Outcome::Enqueued { queue, id })) => OpResult::Enqueue { queue, id },
         (TxnOp::Ack { .. }, TxnResult::Wrote(Outcome::Acked { queue, id })) => OpResult::Ack { queue, id },

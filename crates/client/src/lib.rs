@@ -108,16 +108,8 @@ pub struct KeyValue {
     pub lease: Option<u64>,
 }
 
-/// The result of a put.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PutResult {
-    pub key: String,
-    pub revision: u64,
-    pub create_revision: u64,
-    pub mod_revision: u64,
-    pub version: u64,
-    pub created: bool,
-}
+/// The result of a put: the server's answer as it sends it.
+pub use wire::kv::PutAnswer as PutResult;
 
 /// What a prefix delete removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,13 +124,6 @@ pub struct PrefixDeleted {
 
 /// Most requests one `Client::delete_prefix` makes (each up to 100,000 keys).
 pub const DELETE_PREFIX_REQUESTS_MAX: usize = 100;
-
-#[derive(Deserialize)]
-struct PrefixDeletedJson {
-    deleted: u64,
-    revision: u64,
-    more: bool,
-}
 
 /// A read and where it was served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,20 +156,6 @@ struct ErrorFields {
     details: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct KeyJson {
-    key: String,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    encoding: Option<String>,
-    create_revision: u64,
-    mod_revision: u64,
-    version: u64,
-    #[serde(default)]
-    lease: Option<u64>,
-}
-
 /// Bytes sent as JSON: text, or base64 when `encoding` says so.
 fn decode_payload(text: String, encoding: Option<&str>) -> Result<Vec<u8>, ClientError> {
     match encoding {
@@ -193,22 +164,13 @@ fn decode_payload(text: String, encoding: Option<&str>) -> Result<Vec<u8>, Clien
     }
 }
 
-impl KeyJson {
-    fn into_key_value(self) -> Result<KeyValue, ClientError> {
-        let value = match self.value {
-            None => Vec::new(),
-            Some(text) => decode_payload(text, self.encoding.as_deref())?,
-        };
-        Ok(KeyValue { key: self.key, value, create_revision: self.create_revision, mod_revision: self.mod_revision, version: self.version, lease: self.lease })
-    }
-}
-
-#[derive(Deserialize)]
-struct ListJson {
-    items: Vec<KeyJson>,
-    more: bool,
-    next_after: Option<String>,
-    revision: u64,
+/// A key as the server sent it, its value decoded (empty in a `keys_only` listing).
+fn key_value(item: wire::kv::KeyItem) -> Result<KeyValue, ClientError> {
+    let value = match item.value {
+        None => Vec::new(),
+        Some(text) => decode_payload(text, item.encoding.as_deref())?,
+    };
+    Ok(KeyValue { key: item.key, value, create_revision: item.create_revision, mod_revision: item.mod_revision, version: item.version, lease: item.lease })
 }
 
 /// Options of one write.
@@ -526,9 +488,8 @@ impl Client {
     pub async fn delete_with(&self, key: &str, options: &WriteOptions) -> Result<Served<u64>, ClientError> {
         let path = format!("/v1/kv/{}", encode_key(key));
         let answer = self.call(Method::DELETE, &path, &Self::write_headers(options), None).await?;
-        let body: Value = decode_json(&answer)?;
-        let revision = body["revision"].as_u64().ok_or_else(|| ClientError::Protocol("delete answer has no revision".into()))?;
-        Ok(Served { value: revision, node: answer.node, replayed: answer.replayed })
+        let deleted: wire::kv::DeleteAnswer = decode_json(&answer)?;
+        Ok(Served { value: deleted.revision, node: answer.node, replayed: answer.replayed })
     }
 
     pub async fn delete(&self, key: &str) -> Result<Served<u64>, ClientError> {
@@ -545,7 +506,7 @@ impl Client {
         let path = format!("/v1/kv?prefix={}", encode_segment(prefix));
         let (mut deleted, mut requests) = (0, 0);
         loop {
-            let answer: PrefixDeletedJson = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
+            let answer: wire::kv::PrefixDeletedAnswer = decode_json(&self.call(Method::DELETE, &path, &[], None).await?)?;
             deleted += answer.deleted;
             requests += 1;
             if !answer.more || requests == DELETE_PREFIX_REQUESTS_MAX {
@@ -566,8 +527,11 @@ impl Client {
         let path = format!("/v1/kv/{}?consistency={consistency}", encode_key(key));
         match self.call(Method::GET, &path, &[], None).await {
             Ok(answer) => {
-                let found: KeyJson = decode_json(&answer)?;
-                Ok(Served { value: Some(found.into_key_value()?), node: answer.node, replayed: false })
+                let found: wire::kv::KeyAnswer = decode_json(&answer)?;
+                let value = decode_payload(found.value, Some(&found.encoding))?;
+                let (create_revision, mod_revision, version) = (found.create_revision, found.mod_revision, found.version);
+                let key_value = KeyValue { key: found.key, value, create_revision, mod_revision, version, lease: found.lease };
+                Ok(Served { value: Some(key_value), node: answer.node, replayed: false })
             }
             Err(ClientError::Api { status: 404, code, .. }) if code == "key_not_found" => Ok(Served { value: None, node: None, replayed: false }),
             Err(e) => Err(e),
@@ -583,8 +547,8 @@ impl Client {
             path.push_str(&format!("&limit={limit}"));
         }
         let answer = self.call(Method::GET, &path, &[], None).await?;
-        let page: ListJson = decode_json(&answer)?;
-        let items = page.items.into_iter().map(KeyJson::into_key_value).collect::<Result<_, _>>()?;
+        let page: wire::kv::ListAnswer = decode_json(&answer)?;
+        let items = page.items.into_iter().map(key_value).collect::<Result<_, _>>()?;
         Ok(ListPage { items, more: page.more, next_after: page.next_after, revision: page.revision })
     }
 

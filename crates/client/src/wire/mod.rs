@@ -3,4 +3,5 @@
 //! per resource; resources whose bodies are still built with `json!` move here as
 //! they are touched (issue 14, step 4).
 
+pub mod kv;
 pub mod txn;

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::kv::KeyItem;
+
 /// Conditions, then the operations to apply when all hold (`success`) or when one
 /// does not (`failure`): all in one log entry, all or nothing.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, ToSchema)]
@@ -149,11 +151,11 @@ pub enum OpResult {
     },
     /// `item` is null when the key does not exist.
     Get {
-        item: Option<Item>,
+        item: Option<KeyItem>,
         key: String,
     },
     List {
-        items: Vec<Item>,
+        items: Vec<KeyItem>,
         more: bool,
         prefix: String,
     },
@@ -188,18 +190,4 @@ pub enum OpResult {
         deleted_keys: u64,
         lease: u64,
     },
-}
-
-/// A key as a read inside a transaction saw it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
-pub struct Item {
-    pub create_revision: u64,
-    /// `utf8` or `base64`: how `value` is written.
-    pub encoding: String,
-    pub key: String,
-    pub lease: Option<u64>,
-    pub mod_revision: u64,
-    /// The value as text when it is UTF-8, else base64 (`encoding` says which).
-    pub value: String,
-    pub version: u64,
 }
