@@ -101,7 +101,7 @@ impl Node {
             raft: raft.clone(),
             reader,
             // An entry is at most one request body, as the peer body limit assumes.
-            core: Core::new(raft.clone(), limits.clone(), timing.clone()),
+            core: Core::new(raft.clone(), clock.clone(), limits.clone(), timing.clone()),
             limits,
             timing,
             forwarder: Forwarder::new(outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?,

@@ -3,8 +3,11 @@
 //! failure a `ConsensusError`, not an HTTP status. The HTTP API maps the errors to
 //! 503 and 504 (`api::error`); another door maps them to its own dialect.
 //!
-//! Writes go through the proposer (puts and deletes, batched into shared entries) or
-//! straight to openraft; reads through the batched ReadIndex (`raft::read_index`).
+//! A command that carries the leader's time stamp (`Command::now_ms_mut`: lease
+//! grants and keep-alives, queue and topic writes, transactions) is stamped here, as
+//! it is proposed, so a door builds commands without the leader's clock. Writes go
+//! through the proposer (puts and deletes, batched into shared entries) or straight
+//! to openraft; reads through the batched ReadIndex (`raft::read_index`).
 //! Both run on the leader. Before proposing, the leader checks that it heard from a
 //! quorum recently: if not, nothing is proposed. After proposing, any failure to get
 //! an answer leaves the outcome unknown, because the entry may still commit: that
@@ -21,6 +24,7 @@ use crate::raft::proposer::{self, ProposeError, Proposer};
 use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft};
 use crate::state::command::{Request, Response};
+use crate::ticker::LeaderClock;
 
 /// Why a write or a linearizable read did not complete. Every variant but
 /// `OutcomeUnknown` is definite: nothing was proposed, so a retry is safe.
@@ -34,6 +38,10 @@ pub enum ConsensusError {
     NoQuorum { silent_ms: u64, limit_ms: u64 },
     #[error("too many writes are waiting to be proposed; nothing was changed, retry")]
     Busy,
+    /// The leader cannot stamp the command with the replicated clock yet (it is taking
+    /// over, or a tick failed).
+    #[error("the leader cannot read the replicated clock right now (taking over, or a tick failed); retry")]
+    ClockNotReady,
     /// A linearizable read could not be confirmed (leadership, or the read index not
     /// applied here in time); says why.
     #[error("{0}")]
@@ -58,15 +66,17 @@ pub struct Core {
     proposer: Proposer,
     /// One leadership check for many linearizable reads.
     read_index: ReadIndex,
+    /// The leader's reading of the replicated clock, to stamp commands with.
+    clock: Arc<LeaderClock>,
     limits: Arc<Limits>,
     timing: Arc<RaftTiming>,
 }
 
 impl Core {
-    pub fn new(raft: Raft, limits: Arc<Limits>, timing: Arc<RaftTiming>) -> Self {
+    pub fn new(raft: Raft, clock: Arc<LeaderClock>, limits: Arc<Limits>, timing: Arc<RaftTiming>) -> Self {
         let proposer = Proposer::spawn(raft.clone(), limits.concurrent_requests_max, limits.body_bytes_max, limits.write_timeout());
         let read_index = ReadIndex::spawn(raft.clone(), limits.concurrent_requests_max, limits.read_timeout());
-        Self { raft, proposer, read_index, limits, timing }
+        Self { raft, proposer, read_index, clock, limits, timing }
     }
 
     /// `Ok` if this node is the leader and a quorum acknowledged it recently.
@@ -85,10 +95,14 @@ impl Core {
         }
     }
 
-    /// Proposes `request` (in a batch with other writes when it may share an entry)
-    /// and waits, at most the write timeout, for it to be applied.
-    pub async fn write(&self, request: Request) -> Result<Response, ConsensusError> {
+    /// Stamps `request` with the leader's clock if its command carries a stamp,
+    /// proposes it (in a batch with other writes when it may share an entry) and
+    /// waits, at most the write timeout, for it to be applied.
+    pub async fn write(&self, mut request: Request) -> Result<Response, ConsensusError> {
         self.ensure_leader_with_quorum()?;
+        if let Some(now_ms) = request.command.now_ms_mut() {
+            *now_ms = self.clock.fresh_now_ms(&self.raft).await.ok_or(ConsensusError::ClockNotReady)?;
+        }
         let limit = self.limits.write_timeout();
         let written = match request.command.is_batchable() {
             true => tokio::time::timeout(limit, self.proposer.propose(request)).await,

@@ -217,7 +217,7 @@ async fn a_stream_ends_when_its_token_is_revoked_and_other_streams_go_on() {
     let reader = create_token(&http, &base, None, json!({ "name": "dash", "role": "read" })).await;
     assert_eq!(http.post(format!("{base}/v1/auth/enable")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
     // The follower serves streams from its own state: wait until it knows the tokens.
-    wait_for("the follower to apply the tokens", Duration::from_secs(10), || async {
+    wait_for("the follower to apply the tokens", Duration::from_secs(30), || async {
         let read = http.get(format!("{other}/v1/kv/none?consistency=stale")).bearer_auth(&reader).send().await.unwrap();
         (read.status() == StatusCode::NOT_FOUND).then_some(())
     })

@@ -40,6 +40,7 @@ mod tests {
             ConsensusError::NoLeader,
             ConsensusError::NoQuorum { silent_ms: 900, limit_ms: 600 },
             ConsensusError::Busy,
+            ConsensusError::ClockNotReady,
             ConsensusError::ReadNotConfirmed("late".into()),
         ];
         for e in definite {

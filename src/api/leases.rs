@@ -28,15 +28,6 @@ pub struct GrantBody {
     ttl_ms: u64,
 }
 
-/// This leader's reading of the replicated clock, to stamp a grant, a keep-alive or
-/// a queue operation with (503 before the leader has taken over the clock, just after an election).
-pub(super) async fn leader_now(app: &AppState) -> Result<u64, ApiError> {
-    app.clock
-        .fresh_now_ms(&app.raft)
-        .await
-        .ok_or_else(|| ApiError::unavailable("the leader cannot read the replicated clock right now (taking over, or a tick failed); retry"))
-}
-
 fn lease_answer(status: StatusCode, outcome: Outcome) -> Option<Response> {
     match outcome {
         Outcome::Lease { id, ttl_ms, expires_at_ms } => {
@@ -60,8 +51,7 @@ pub async fn grant(
     if !(min..=max).contains(&body.ttl_ms) {
         return Err(ApiError::bad_request("invalid_ttl", format!("ttl_ms must be between {min} and {max}, got {}", body.ttl_ms)));
     }
-    let now_ms = leader_now(&app).await?;
-    propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
+    propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms: 0 }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
 }
 
 #[utoipa::path(post, path = "/v1/leases/{id}/keepalive", tag = "leases", operation_id = "lease_keep_alive", summary = "Restart a lease's TTL", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -71,8 +61,7 @@ pub async fn keep_alive(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let now_ms = leader_now(&app).await?;
-    propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms }, |outcome| lease_answer(StatusCode::OK, outcome)).await
+    propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms: 0 }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
 #[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_revoke", summary = "End a lease now, deleting its keys", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

@@ -92,7 +92,8 @@ pub struct AppParts {
     pub client_streams: Arc<client_slots::ClientSlots>,
     /// Counters of this node's log database (fsyncs), for `/v1/cluster`.
     pub log_stats: LogStats,
-    /// The leader's reading of the replicated clock, for stamping leases.
+    /// The leader's live reading of the replicated clock, for the time left that
+    /// reads report (`service::Core` stamps writes with it).
     pub clock: Arc<LeaderClock>,
     /// Consistent-hash circles of recently looked-up rings.
     pub placements: Arc<rings::PlacementCache>,

@@ -23,7 +23,6 @@ use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery, value_json};
-use super::leases::leader_now;
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Outcome, Receipt};
@@ -198,8 +197,7 @@ pub async fn enqueue(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let delay_ms = check_ms("delay_ms", query.delay_ms, true)?;
     named::check_message_size(&body, queue::MESSAGE_BYTES_MAX)?;
-    let now_ms = leader_now(&app).await?;
-    propose(&app, &headers, Command::QueueEnqueue { queue: name, payload: body.to_vec(), delay_ms, now_ms }, queue_answer).await
+    propose(&app, &headers, Command::QueueEnqueue { queue: name, payload: body.to_vec(), delay_ms, now_ms: 0 }, queue_answer).await
 }
 
 /// True when this node's state shows a visible message in `name`.
@@ -230,8 +228,7 @@ pub async fn receive(
     let deadline = tokio::time::Instant::now() + wait_bound(&app, Some(body.wait_ms))?;
     loop {
         if has_visible(&app, &name).await? {
-            let now_ms = leader_now(&app).await?;
-            let command = Command::QueueReceive { queue: name.clone(), max: body.max, visibility_ms, now_ms };
+            let command = Command::QueueReceive { queue: name.clone(), max: body.max, visibility_ms, now_ms: 0 };
             let response = app.core.write(crate::state::command::Request { idempotency_key: None, command }).await?;
             let Outcome::Received { messages, .. } = response.outcome else {
                 return Err(ApiError::internal("receive produced an unexpected outcome"));
@@ -276,8 +273,7 @@ pub async fn nack(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     let delay_ms = check_ms("delay_ms", body.delay_ms, true)?;
-    let now_ms = leader_now(&app).await?;
-    propose(&app, &headers, Command::QueueNack { queue: name, receipt, delay_ms, now_ms }, queue_answer).await
+    propose(&app, &headers, Command::QueueNack { queue: name, receipt, delay_ms, now_ms: 0 }, queue_answer).await
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/extend", tag = "queues", operation_id = "queue_extend", summary = "Keep a delivery in flight longer", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ExtendBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -291,8 +287,7 @@ pub async fn extend(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     let visibility_ms = check_ms("visibility_ms", body.visibility_ms, false)?;
-    let now_ms = leader_now(&app).await?;
-    propose(&app, &headers, Command::QueueExtend { queue: name, receipt, visibility_ms, now_ms }, queue_answer).await
+    propose(&app, &headers, Command::QueueExtend { queue: name, receipt, visibility_ms, now_ms: 0 }, queue_answer).await
 }
 
 /// Deletes the queue and its messages, in bounded entries (`queue::DELETE_BATCH_MAX`

@@ -21,7 +21,6 @@ use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, ConsistencyQuery, WriteQuery, value_json};
-use super::leases::leader_now;
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
 use super::stream::{self, Source, Step, error_event};
@@ -157,8 +156,7 @@ pub async fn publish(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     named::check_message_size(&body, topic::MESSAGE_BYTES_MAX)?;
-    let now_ms = leader_now(&app).await?;
-    propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms }, topic_answer).await
+    propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms: 0 }, topic_answer).await
 }
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

@@ -3,7 +3,7 @@
 //! The body (`wire::txn::TxnRequest`) is checked here the way each primitive's own
 //! route checks it (names, keys, values, receipts and every bound) and against the
 //! caller's token for every name it touches, then proposed as one `Command::Txn`
-//! stamped with the leader's clock. The answer renders the core's results as
+//! (which the core stamps with the leader's clock). The answer renders the core's results as
 //! `wire::txn::TxnResponse`; a refusal anywhere in it is the refusal's own error, led
 //! by which condition or operation met it (`outcome::rejection_error`).
 //!
@@ -21,7 +21,6 @@ use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::kv::{WriteQuery, key_item};
-use super::leases::leader_now;
 use super::named::check_message_size;
 use super::outcome::propose;
 use super::queues::{parse_receipt, receipt_text};
@@ -48,10 +47,9 @@ pub async fn txn(
         body.compare.iter().enumerate().map(|(at, c)| check.condition(c).map_err(|e| e.with_prefix(&format!("compare[{at}]")))).collect::<Result<_, _>>()?;
     let success = check.ops("success", &body.success)?;
     let failure = check.ops("failure", &body.failure)?;
-    let mut txn = Txn { compare, success, failure, now_ms: 0 };
+    let txn = Txn { compare, success, failure, now_ms: 0 };
     txn.check_shape().map_err(|reason| ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed")))?;
     refuse_during_upgrade(&app)?;
-    txn.now_ms = leader_now(&app).await?;
     let branches = (txn.success.clone(), txn.failure.clone());
     propose(&app, &headers, Command::Txn(txn), |outcome| render(outcome, branches)).await
 }

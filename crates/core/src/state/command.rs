@@ -498,28 +498,31 @@ impl Response {
 }
 
 impl Command {
-    /// The command as the client asked for it: without the leader's timestamp, which
+    /// The leader's time stamp the command carries, if it carries one: zero as a
+    /// client (or a door) builds it, set by the leader as it proposes
+    /// (`service::Core::write`), so a command can be built on any node.
+    pub fn now_ms_mut(&mut self) -> Option<&mut u64> {
+        match self {
+            Command::LeaseGrant { now_ms, .. }
+            | Command::LeaseKeepAlive { now_ms, .. }
+            | Command::QueueEnqueue { now_ms, .. }
+            | Command::QueueReceive { now_ms, .. }
+            | Command::QueueNack { now_ms, .. }
+            | Command::QueueExtend { now_ms, .. }
+            | Command::TopicPublish { now_ms, .. } => Some(now_ms),
+            Command::Txn(txn) => Some(&mut txn.now_ms),
+            _ => None,
+        }
+    }
+
+    /// The command as the client asked for it: without the leader's time stamp, which
     /// differs between retries of the same request (used for idempotency).
     pub fn as_requested(&self) -> Command {
-        match self {
-            Command::LeaseGrant { ttl_ms, .. } => Command::LeaseGrant { ttl_ms: *ttl_ms, now_ms: 0 },
-            Command::LeaseKeepAlive { id, .. } => Command::LeaseKeepAlive { id: *id, now_ms: 0 },
-            Command::QueueEnqueue { queue, payload, delay_ms, .. } => {
-                Command::QueueEnqueue { queue: queue.clone(), payload: payload.clone(), delay_ms: *delay_ms, now_ms: 0 }
-            }
-            Command::QueueReceive { queue, max, visibility_ms, .. } => {
-                Command::QueueReceive { queue: queue.clone(), max: *max, visibility_ms: *visibility_ms, now_ms: 0 }
-            }
-            Command::QueueNack { queue, receipt, delay_ms, .. } => {
-                Command::QueueNack { queue: queue.clone(), receipt: *receipt, delay_ms: *delay_ms, now_ms: 0 }
-            }
-            Command::QueueExtend { queue, receipt, visibility_ms, .. } => {
-                Command::QueueExtend { queue: queue.clone(), receipt: *receipt, visibility_ms: *visibility_ms, now_ms: 0 }
-            }
-            Command::TopicPublish { topic, payload, .. } => Command::TopicPublish { topic: topic.clone(), payload: payload.clone(), now_ms: 0 },
-            Command::Txn(txn) => Command::Txn(txn.as_requested()),
-            other => other.clone(),
+        let mut requested = self.clone();
+        if let Some(now_ms) = requested.now_ms_mut() {
+            *now_ms = 0;
         }
+        requested
     }
 
     /// True when it may share an entry with other requests (`Command::Batch`): its

@@ -416,3 +416,22 @@ async fn the_state_of_every_primitive_encodes_as_pinned() {
     assert_eq!(u64::from_le_bytes(rest[1..9].try_into().unwrap()) as usize, lines.len());
     golden::check("state.txt", &lines);
 }
+
+/// The commands that carry the leader's time stamp, and `as_requested` clearing it
+/// (a retry of the same request is stamped anew and must still match).
+#[test]
+fn the_leader_stamp_is_what_as_requested_clears() {
+    let mut stamped = Vec::new();
+    for command in commands() {
+        let mut requested = command.as_requested();
+        if let Some(now_ms) = requested.clone().now_ms_mut() {
+            stamped.push(command_variant(&command));
+            assert_eq!(*now_ms, 0, "{command:?}");
+            *requested.now_ms_mut().unwrap() = 77;
+            assert_ne!(requested.as_requested(), requested);
+        } else {
+            assert_eq!(requested, command, "nothing else changes");
+        }
+    }
+    assert_eq!(stamped, ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn"]);
+}

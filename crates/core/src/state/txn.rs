@@ -201,11 +201,6 @@ impl Txn {
         }
         Ok(())
     }
-
-    /// The transaction as the client asked for it, without the leader's time stamp.
-    pub fn as_requested(&self) -> Txn {
-        Txn { now_ms: 0, ..self.clone() }
-    }
 }
 
 /// Applies `txn` as entry `index`. A refusal leaves writes in `batch` that the
