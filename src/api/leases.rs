@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
@@ -18,6 +17,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{ConsistencyQuery, WriteQuery};
 use super::outcome::propose;
 use crate::state::command::{Command, Outcome};
+use crate::wire::leases::{LeaseAnswer, LeaseRead, LeaseRevoked, LeaseRingMember};
 
 /// Most attached keys a lease read lists (`key_count` says how many there are).
 const KEYS_LISTED_MAX: usize = 1000;
@@ -30,17 +30,13 @@ pub struct GrantBody {
 
 fn lease_answer(status: StatusCode, outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::Lease { id, ttl_ms, expires_at_ms } => {
-            Some((status, Json(json!({ "id": id, "ttl_ms": ttl_ms, "expires_at_ms": expires_at_ms }))).into_response())
-        }
-        Outcome::LeaseRevoked { id, deleted_keys, revision } => {
-            Some(Json(json!({ "id": id, "revoked": true, "deleted_keys": deleted_keys, "revision": revision })).into_response())
-        }
+        Outcome::Lease { id, ttl_ms, expires_at_ms } => Some((status, Json(LeaseAnswer { expires_at_ms, id, ttl_ms })).into_response()),
+        Outcome::LeaseRevoked { id, deleted_keys, revision } => Some(Json(LeaseRevoked { deleted_keys, id, revision, revoked: true }).into_response()),
         _ => None,
     }
 }
 
-#[utoipa::path(post, path = "/v1/leases", tag = "leases", operation_id = "lease_grant", summary = "Grant a lease", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = GrantBody, responses((status = 201, description = "Granted", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/leases", tag = "leases", operation_id = "lease_grant", summary = "Grant a lease", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = GrantBody, responses((status = 201, description = "Granted", body = LeaseAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn grant(
     State(app): State<AppState>,
     ApiQuery(_): ApiQuery<WriteQuery>,
@@ -54,7 +50,7 @@ pub async fn grant(
     propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms: 0 }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
 }
 
-#[utoipa::path(post, path = "/v1/leases/{id}/keepalive", tag = "leases", operation_id = "lease_keep_alive", summary = "Restart a lease's TTL", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/leases/{id}/keepalive", tag = "leases", operation_id = "lease_keep_alive", summary = "Restart a lease's TTL", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = LeaseAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn keep_alive(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -64,7 +60,7 @@ pub async fn keep_alive(
     propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms: 0 }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
-#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_revoke", summary = "End a lease now, deleting its keys", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_revoke", summary = "End a lease now, deleting its keys", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = LeaseRevoked), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn revoke(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -74,7 +70,7 @@ pub async fn revoke(
     propose(&app, &headers, Command::LeaseRevoke { id }, |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
-#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ConsistencyQuery), responses((status = 200, description = "The lease", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ConsistencyQuery), responses((status = 200, description = "The lease", body = LeaseRead), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     app.read_at(query.consistency).await?;
     let read = app.reader.lease(id, KEYS_LISTED_MAX)?;
@@ -85,18 +81,18 @@ pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuer
     // On the leader, its live reading of the clock; elsewhere (stale reads) the clock
     // as last ticked, which may trail real time by up to a tick interval.
     let clock_ms = app.clock.now_ms().unwrap_or(read.clock_ms).max(read.clock_ms);
-    Ok(Json(json!({
-        "id": id,
-        "ttl_ms": record.ttl_ms,
-        "expires_at_ms": record.expires_at_ms,
-        "remaining_ms": record.expires_at_ms.saturating_sub(clock_ms),
-        "clock_ms": clock_ms,
-        "key_count": record.key_count,
-        "keys": lease.keys,
-        "lock_count": record.lock_count,
-        "locks": lease.locks,
-        "ring_members": lease.ring_members.iter().map(|(ring, member)| json!({ "ring": ring, "member": member })).collect::<Vec<_>>(),
-        "applied_index": read.applied_index,
-    }))
+    Ok(Json(LeaseRead {
+        applied_index: read.applied_index,
+        clock_ms,
+        expires_at_ms: record.expires_at_ms,
+        id,
+        key_count: record.key_count,
+        keys: lease.keys,
+        lock_count: record.lock_count,
+        locks: lease.locks,
+        remaining_ms: record.expires_at_ms.saturating_sub(clock_ms),
+        ring_members: lease.ring_members.into_iter().map(|(ring, member)| LeaseRingMember { member, ring }).collect(),
+        ttl_ms: record.ttl_ms,
+    })
     .into_response())
 }

@@ -12,16 +12,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::AppState;
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, WriteQuery};
-use super::outcome::{holding_json, mark_replayed, propose, rejection_error, submit};
+use super::outcome::{mark_replayed, propose, rejection_error, submit};
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
+use crate::state::lock::Holding;
+use crate::wire::locks::{Holder, LockCheck, LockHeld, LockRead, LockReleased};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -49,18 +50,22 @@ pub struct CheckQuery {
 }
 
 fn held(name: &str, token: u64, lease: u64) -> Response {
-    Json(json!({ "name": name, "token": token, "lease": lease })).into_response()
+    Json(LockHeld { lease, name: name.to_string(), token }).into_response()
+}
+
+fn holder(holding: Option<Holding>) -> Option<Holder> {
+    holding.map(|h| Holder { lease: h.lease, token: h.token })
 }
 
 fn lock_answer(outcome: Outcome) -> Option<Response> {
     match outcome {
         Outcome::LockHeld { name, token, lease } => Some(held(&name, token, lease)),
-        Outcome::LockReleased { name, next } => Some(Json(json!({ "name": name, "released": true, "holder": holding_json(next) })).into_response()),
+        Outcome::LockReleased { name, next } => Some(Json(LockReleased { holder: holder(next), name, released: true }).into_response()),
         _ => None,
     }
 }
 
-#[utoipa::path(post, path = "/v1/locks/{name}/acquire", tag = "locks", operation_id = "lock_acquire", summary = "Take a lock for a lease, optionally waiting in line", params(("name" = String, Path, description = "The lock name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = AcquireBody, responses((status = 200, description = "Held: the fencing token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/locks/{name}/acquire", tag = "locks", operation_id = "lock_acquire", summary = "Take a lock for a lease, optionally waiting in line", params(("name" = String, Path, description = "The lock name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = AcquireBody, responses((status = 200, description = "Held: the fencing token", body = LockHeld), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn acquire(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -109,7 +114,7 @@ pub async fn acquire(
     }
 }
 
-#[utoipa::path(post, path = "/v1/locks/{name}/release", tag = "locks", operation_id = "lock_release", summary = "Let go of a lock held with a token", params(("name" = String, Path, description = "The lock name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ReleaseBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/locks/{name}/release", tag = "locks", operation_id = "lock_release", summary = "Let go of a lock held with a token", params(("name" = String, Path, description = "The lock name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ReleaseBody, responses((status = 200, description = "Done", body = LockReleased), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn release(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -121,29 +126,23 @@ pub async fn release(
     propose(&app, &headers, Command::LockRelease { name, token: body.token }, lock_answer).await
 }
 
-#[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", operation_id = "lock_get", summary = "Read a lock: holder and waiters", params(("name" = String, Path, description = "The lock name"), BlockingReadQuery), responses((status = 200, description = "The lock", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", operation_id = "lock_get", summary = "Read a lock: holder and waiters", params(("name" = String, Path, description = "The lock name"), BlockingReadQuery), responses((status = 200, description = "The lock", body = LockRead), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.lock(&name)?;
-    Ok(Json(json!({
-        "name": name,
-        "holder": holding_json(read.value.holder),
-        "waiters": read.value.waiters,
-        "applied_index": read.applied_index,
-    }))
-    .into_response())
+    Ok(Json(LockRead { applied_index: read.applied_index, holder: holder(read.value.holder), name, waiters: read.value.waiters }).into_response())
 }
 
 /// For an outside resource: does `token` hold the lock now? 200 if so, 409 if not.
-#[utoipa::path(get, path = "/v1/locks/{name}/check", tag = "locks", operation_id = "lock_check", summary = "Does this token hold the lock now?", params(("name" = String, Path, description = "The lock name"), CheckQuery), responses((status = 200, description = "It does", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/locks/{name}/check", tag = "locks", operation_id = "lock_check", summary = "Does this token hold the lock now?", params(("name" = String, Path, description = "The lock name"), CheckQuery), responses((status = 200, description = "It does", body = LockCheck), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<CheckQuery>) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     app.read_at(query.consistency).await?;
     let holder = app.reader.lock(&name)?.value.holder;
     match holder {
-        Some(h) if h.token == query.token => Ok(Json(json!({ "name": name, "token": query.token, "valid": true, "lease": h.lease })).into_response()),
+        Some(h) if h.token == query.token => Ok(Json(LockCheck { lease: h.lease, name, token: query.token, valid: true }).into_response()),
         current => Err(rejection_error(Rejection::StaleToken { name, token: query.token, current })),
     }
 }

@@ -75,7 +75,7 @@ mod tests {
         assert!(json["components"]["securitySchemes"]["token"].is_object());
         // The transaction's and the keys' bodies are typed all the way down.
         let schemas = json["components"]["schemas"].as_object().expect("schemas");
-        for schema in ["TxnRequest", "Compare", "Op", "TxnResponse", "OpResult", "KeyItem", "KeyAnswer", "PutAnswer", "ListAnswer"] {
+        for schema in ["TxnRequest", "Compare", "Op", "TxnResponse", "OpResult", "KeyItem", "KeyAnswer", "PutAnswer", "ListAnswer", "LeaseRead", "LockRead"] {
             assert!(schemas.contains_key(schema), "{schema} missing");
         }
         let answer = &paths["/v1/txn"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];

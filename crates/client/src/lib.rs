@@ -221,46 +221,14 @@ pub struct Lookup {
     pub owners: Vec<RingMember>,
 }
 
-/// A lock held: its fencing token and the lease holding it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct LockGrant {
-    pub name: String,
-    pub token: u64,
-    pub lease: u64,
-}
+/// A lock held: its name, the fencing token and the lease (the server's answer).
+pub use wire::locks::LockHeld as LockGrant;
 
-/// A lease as granted or kept alive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct Lease {
-    pub id: u64,
-    pub ttl_ms: u64,
-    /// On the replicated clock.
-    pub expires_at_ms: u64,
-}
+/// A lease as granted or kept alive (`expires_at_ms` on the replicated clock).
+pub use wire::leases::LeaseAnswer as Lease;
 
-/// A lease as read.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct LeaseStatus {
-    pub id: u64,
-    pub ttl_ms: u64,
-    pub remaining_ms: u64,
-    pub key_count: u64,
-    /// Up to 1000 attached keys, in order.
-    pub keys: Vec<String>,
-    /// Locks held or waited for, plus ring memberships.
-    pub lock_count: u64,
-    /// Up to 1000 locks it holds or waits for.
-    pub locks: Vec<String>,
-    /// Up to 1000 ring memberships.
-    pub ring_members: Vec<LeaseRingMember>,
-}
-
-/// A ring membership attached to a lease.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct LeaseRingMember {
-    pub ring: String,
-    pub member: String,
-}
+/// A lease as read: time left, attached keys, locks and ring memberships.
+pub use wire::leases::{LeaseRead as LeaseStatus, LeaseRingMember};
 
 /// A client of one cluster. Cheap to share behind an `Arc`; calls may run concurrently.
 pub struct Client {
@@ -576,8 +544,8 @@ impl Client {
     /// Ends a lease now; returns how many attached keys were deleted.
     pub async fn lease_revoke(&self, id: u64) -> Result<u64, ClientError> {
         let headers = [("idempotency-key", new_idempotency_key())];
-        let body: Value = decode_json(&self.call(Method::DELETE, &format!("/v1/leases/{id}"), &headers, None).await?)?;
-        body["deleted_keys"].as_u64().ok_or_else(|| ClientError::Protocol("revoke answer has no deleted_keys".into()))
+        let revoked: wire::leases::LeaseRevoked = decode_json(&self.call(Method::DELETE, &format!("/v1/leases/{id}"), &headers, None).await?)?;
+        Ok(revoked.deleted_keys)
     }
 
     /// Reads a lease; `None` when it does not exist (any more).
@@ -607,12 +575,8 @@ impl Client {
 
     /// Who holds lock `name`, if anyone.
     pub async fn lock_holder(&self, name: &str) -> Result<Option<LockGrant>, ClientError> {
-        let body: Value = decode_json(&self.call(Method::GET, &format!("/v1/locks/{}", encode_segment(name)), &[], None).await?)?;
-        if body["holder"].is_null() {
-            return Ok(None);
-        }
-        let field = |f: &str| body["holder"][f].as_u64().ok_or_else(|| ClientError::Protocol(format!("lock holder has no {f}")));
-        Ok(Some(LockGrant { name: name.to_string(), token: field("token")?, lease: field("lease")? }))
+        let read: wire::locks::LockRead = decode_json(&self.call(Method::GET, &format!("/v1/locks/{}", encode_segment(name)), &[], None).await?)?;
+        Ok(read.holder.map(|holder| LockGrant { lease: holder.lease, name: read.name, token: holder.token }))
     }
 
     /// True when `token` holds lock `name` now.

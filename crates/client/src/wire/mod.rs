@@ -4,4 +4,6 @@
 //! they are touched (issue 14, step 4).
 
 pub mod kv;
+pub mod leases;
+pub mod locks;
 pub mod txn;
