@@ -17,10 +17,11 @@ use tokio::sync::Semaphore;
 use crate::api::{self, AppParts, AppState, forward::Forwarder};
 use crate::config::NodeConfig;
 use crate::raft::identity::ClusterIdentity;
+use crate::raft::leader_link::LeaderLink;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::{NodeId, Raft, peer_server};
-use crate::service::Core;
+use crate::service::{Core, CoreParts};
 use crate::state::StateMachine;
 use crate::state::idempotency::IdempotencyBounds;
 
@@ -96,12 +97,21 @@ impl Node {
         let listener = TcpListener::bind(&config.listen).await.map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
         let local_addr = listener.local_addr()?;
         let (limits, timing) = (Arc::new(config.limits.clone()), Arc::new(config.timing.clone()));
+        let link = LeaderLink::new(identity.clone(), config.peer_secret.clone(), outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let core = Core::new(CoreParts {
+            node_id: config.id,
+            raft: raft.clone(),
+            clock: clock.clone(),
+            limits: limits.clone(),
+            timing: timing.clone(),
+            link,
+            contacts: peer_contacts.clone(),
+        });
         let app = AppState::new(AppParts {
             node_id: config.id,
             raft: raft.clone(),
             reader,
-            // An entry is at most one request body, as the peer body limit assumes.
-            core: Core::new(raft.clone(), clock.clone(), limits.clone(), timing.clone()),
+            core: core.clone(),
             limits,
             timing,
             forwarder: Forwarder::new(outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?,
@@ -116,7 +126,7 @@ impl Node {
             peer_contacts,
         });
         let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
-        let peers = peer_server::routes(raft.clone(), config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
+        let peers = peer_server::routes(raft.clone(), core, config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
         let routes = api::router(app).merge(peers);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());

@@ -1,7 +1,14 @@
 //! The typed core every door calls (issue 14's "one core, many doors"): propose a
 //! command and get its outcome, or make a read linearizable, with every consensus
 //! failure a `ConsensusError`, not an HTTP status. The HTTP API maps the errors to
-//! 503 and 504 (`api::error`); another door maps them to its own dialect.
+//! 503 and 504 (`api::consensus`); another door maps them to its own dialect.
+//!
+//! Any node serves any door's request: on a follower, a write goes to the leader as
+//! the typed request (`raft::leader_link`, `POST /raft/write`), where `write_here`
+//! proposes it; a linearizable read gets a read index from the leader
+//! (`POST /raft/read_index`) and waits until this node has applied it. One hop: the
+//! leader never sends either on, so a stale view of the leader cannot loop, and a
+//! node that is no longer leader answers `NotLeader` (definite).
 //!
 //! A command that carries the leader's time stamp (`Command::now_ms_mut`: lease
 //! grants and keep-alives, queue and topic writes, transactions) is stamped here, as
@@ -18,22 +25,35 @@
 use std::sync::Arc;
 
 use openraft::ServerState;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use crate::config::{Limits, RaftTiming};
+use crate::raft::leader_link::{LeaderLink, LinkError};
+use crate::raft::peer_contacts::PeerContacts;
 use crate::raft::proposer::{self, ProposeError, Proposer};
+use crate::raft::protocol::TXN_SINCE;
 use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft};
-use crate::state::command::{Request, Response};
+use crate::state::command::{Command, Request, Response};
 use crate::ticker::LeaderClock;
 
 /// Why a write or a linearizable read did not complete. Every variant but
 /// `OutcomeUnknown` is definite: nothing was proposed, so a retry is safe.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ConsensusError {
     #[error("this node is not the leader (node {0} is); retry")]
     NotLeader(NodeId),
     #[error("the cluster has no leader right now (election in progress or no quorum); retry")]
     NoLeader,
+    /// The leader could not be asked (no connection, or it refused the call before
+    /// taking it): nothing was proposed.
+    #[error("{0}")]
+    LeaderUnreachable(String),
+    /// A transaction while `node` speaks only peer protocol `spoken`, which cannot
+    /// carry one (a rolling upgrade is under way).
+    #[error("node {node} speaks peer protocol {spoken} (an older release), which cannot carry transactions; finish the rolling upgrade (docs/operations.md)")]
+    UpgradeInProgress { node: NodeId, spoken: u32 },
     #[error("the leader has not heard from a quorum for {silent_ms} ms (limit {limit_ms} ms); retry")]
     NoQuorum { silent_ms: u64, limit_ms: u64 },
     #[error("too many writes are waiting to be proposed; nothing was changed, retry")]
@@ -61,6 +81,7 @@ impl ConsensusError {
 /// The core service of one node: what a door needs to write and to read.
 #[derive(Clone)]
 pub struct Core {
+    node_id: NodeId,
     raft: Raft,
     /// One entry for many puts and deletes.
     proposer: Proposer,
@@ -70,13 +91,60 @@ pub struct Core {
     clock: Arc<LeaderClock>,
     limits: Arc<Limits>,
     timing: Arc<RaftTiming>,
+    /// Calls to the leader, from a follower.
+    link: LeaderLink,
+    /// The protocol version each peer speaks, for the transaction gate.
+    contacts: PeerContacts,
+    /// Writes other nodes sent here, in progress (`limits.concurrent_requests_max`;
+    /// `Busy` beyond it): each node bounds its own clients, and this bounds them all.
+    forwarded: Arc<Semaphore>,
+}
+
+/// Where the leader is, as this node knows it.
+enum Leader {
+    Here,
+    At { id: NodeId, addr: String },
+}
+
+/// What the parts of a node give its core.
+pub struct CoreParts {
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub clock: Arc<LeaderClock>,
+    pub limits: Arc<Limits>,
+    pub timing: Arc<RaftTiming>,
+    pub link: LeaderLink,
+    pub contacts: PeerContacts,
 }
 
 impl Core {
-    pub fn new(raft: Raft, clock: Arc<LeaderClock>, limits: Arc<Limits>, timing: Arc<RaftTiming>) -> Self {
+    pub fn new(parts: CoreParts) -> Self {
+        let CoreParts { node_id, raft, clock, limits, timing, link, contacts } = parts;
+        // An entry is at most one request body, as the peer body limit assumes.
         let proposer = Proposer::spawn(raft.clone(), limits.concurrent_requests_max, limits.body_bytes_max, limits.write_timeout());
         let read_index = ReadIndex::spawn(raft.clone(), limits.concurrent_requests_max, limits.read_timeout());
-        Self { raft, proposer, read_index, clock, limits, timing }
+        let forwarded = Arc::new(Semaphore::new(limits.concurrent_requests_max));
+        Self { node_id, raft, proposer, read_index, clock, limits, timing, link, contacts, forwarded }
+    }
+
+    /// The leader and its address, or `NoLeader` when no leader is known (or it is
+    /// not in this node's membership yet).
+    fn leader(&self) -> Result<Leader, ConsensusError> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.current_leader {
+            Some(id) if id == self.node_id => Ok(Leader::Here),
+            Some(id) => match metrics.membership_config.membership().get_node(&id) {
+                Some(node) => Ok(Leader::At { id, addr: node.addr.clone() }),
+                None => Err(ConsensusError::NoLeader),
+            },
+            None => Err(ConsensusError::NoLeader),
+        }
+    }
+
+    /// True when this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
     }
 
     /// `Ok` if this node is the leader and a quorum acknowledged it recently.
@@ -95,11 +163,37 @@ impl Core {
         }
     }
 
-    /// Stamps `request` with the leader's clock if its command carries a stamp,
-    /// proposes it (in a batch with other writes when it may share an entry) and
-    /// waits, at most the write timeout, for it to be applied.
-    pub async fn write(&self, mut request: Request) -> Result<Response, ConsensusError> {
+    /// Applies `request` through the leader: here, or sent to it.
+    pub async fn write(&self, request: Request) -> Result<Response, ConsensusError> {
+        match self.leader()? {
+            Leader::Here => self.write_here(request).await,
+            Leader::At { id, addr } => match self.link.call(&addr, "write", &request, self.limits.forward_timeout()).await {
+                Ok(answer) => answer,
+                Err(LinkError::NotSent(why)) => {
+                    Err(ConsensusError::LeaderUnreachable(format!("cannot ask leader {id} at {addr}: {why}; nothing was changed, retry")))
+                }
+                Err(LinkError::Lost(why)) => Err(ConsensusError::OutcomeUnknown(format!(
+                    "sent the write to leader {id}, then {why}; it may have applied. Retry with the same Idempotency-Key"
+                ))),
+            },
+        }
+    }
+
+    /// A write another node sent here (`POST /raft/write`): proposed only if this
+    /// node is the leader, never sent on.
+    pub async fn write_forwarded(&self, request: Request) -> Result<Response, ConsensusError> {
+        let Ok(_permit) = self.forwarded.try_acquire() else { return Err(ConsensusError::Busy) };
+        self.write_here(request).await
+    }
+
+    /// On the leader: stamps `request` with the leader's clock if its command carries
+    /// a stamp, proposes it (in a batch with other writes when it may share an entry)
+    /// and waits, at most the write timeout, for it to be applied.
+    async fn write_here(&self, mut request: Request) -> Result<Response, ConsensusError> {
         self.ensure_leader_with_quorum()?;
+        if matches!(request.command, Command::Txn(_)) {
+            self.refuse_transactions_during_upgrade()?;
+        }
         if let Some(now_ms) = request.command.now_ms_mut() {
             *now_ms = self.clock.fresh_now_ms(&self.raft).await.ok_or(ConsensusError::ClockNotReady)?;
         }
@@ -122,26 +216,53 @@ impl Core {
         }
     }
 
+    /// `UpgradeInProgress` while a member is known to speak a peer protocol older than
+    /// transactions (`raft::protocol`).
+    fn refuse_transactions_during_upgrade(&self) -> Result<(), ConsensusError> {
+        let members: Vec<NodeId> = self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        let others = members.into_iter().filter(|id| *id != self.node_id);
+        match self.contacts.older_than(TXN_SINCE, others) {
+            None => Ok(()),
+            Some((node, spoken)) => Err(ConsensusError::UpgradeInProgress { node, spoken }),
+        }
+    }
+
     /// Waits, at most the read timeout, until reading this node's state is
-    /// linearizable: ReadIndex (shared with the reads waiting alongside), then the
-    /// read index applied here.
+    /// linearizable: a read index from the leader (this node's own ReadIndex, shared
+    /// with the reads waiting alongside, or the leader's, asked for), then that index
+    /// applied here.
     pub async fn linearize(&self) -> Result<(), ConsensusError> {
-        self.ensure_leader_with_quorum()?;
         let limit = self.limits.read_timeout();
-        let timed_out = || ConsensusError::ReadNotConfirmed(format!("leadership not confirmed and read index not applied within {} ms", limit.as_millis()));
         let deadline = tokio::time::Instant::now() + limit;
-        let read_index = match tokio::time::timeout_at(deadline, self.read_index.confirm()).await {
-            Ok(Ok(read_index)) => read_index,
-            Ok(Err(reason)) => return Err(ConsensusError::ReadNotConfirmed(format!("cannot confirm leadership for a linearizable read: {reason}"))),
-            Err(_) => return Err(timed_out()),
+        let read_index = match self.leader()? {
+            Leader::Here => self.read_index_here().await?,
+            Leader::At { id, addr } => match self.link.call::<_, Result<u64, ConsensusError>>(&addr, "read_index", &(), limit).await {
+                Ok(answer) => answer?,
+                Err(e) => return Err(ConsensusError::ReadNotConfirmed(format!("cannot get a read index from leader {id} at {addr}: {e}"))),
+            },
         };
-        let Some(read_index) = read_index else { return Ok(()) };
+        if read_index == 0 {
+            return Ok(());
+        }
         let mut metrics = self.raft.metrics();
         let applied = metrics.wait_for(|m| m.last_applied.is_some_and(|id| id.index >= read_index));
         match tokio::time::timeout_at(deadline, applied).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(ConsensusError::ReadNotConfirmed("this node is shutting down".into())),
-            Err(_) => Err(timed_out()),
+            Err(_) => Err(ConsensusError::ReadNotConfirmed(format!("read index {read_index} not applied here within {} ms", limit.as_millis()))),
+        }
+    }
+
+    /// On the leader (`POST /raft/read_index` asks for it): confirms leadership with
+    /// a quorum (ReadIndex) and returns the index a linearizable read must wait for
+    /// (0: nothing to wait for).
+    pub async fn read_index_here(&self) -> Result<u64, ConsensusError> {
+        self.ensure_leader_with_quorum()?;
+        let limit = self.limits.read_timeout();
+        match tokio::time::timeout(limit, self.read_index.confirm()).await {
+            Ok(Ok(read_index)) => Ok(read_index.unwrap_or(0)),
+            Ok(Err(reason)) => Err(ConsensusError::ReadNotConfirmed(format!("cannot confirm leadership for a linearizable read: {reason}"))),
+            Err(_) => Err(ConsensusError::ReadNotConfirmed(format!("leadership not confirmed within {} ms", limit.as_millis()))),
         }
     }
 }

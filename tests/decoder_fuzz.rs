@@ -22,6 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use concord::codec;
 use concord::raft::{Entry, NodeId, TypeConfig};
+use concord::service::ConsensusError;
 use concord::state::command::{Outcome, Request, Response};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
@@ -102,6 +103,10 @@ fn target_of(name: &str) -> Option<Target> {
         "peer.vote.answer" => target::<Result<VoteResponse<NodeId>, RaftError<NodeId>>>("vote answer"),
         "peer.snapshot.request" => target::<InstallSnapshotRequest<TypeConfig>>("InstallSnapshotRequest"),
         _ if prefixed("peer.snapshot.answer.") => target::<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>>("snapshot answer"),
+        "peer.write.request" => target::<Request>("forwarded write"),
+        _ if prefixed("peer.write.answer.") => target::<Result<Response, ConsensusError>>("forwarded write's answer"),
+        "peer.read_index.request" => target::<()>("read index request"),
+        _ if prefixed("peer.read_index.answer.") => target::<Result<u64, ConsensusError>>("read index answer"),
         _ => return None,
     })
 }
@@ -147,6 +152,10 @@ const HUGE_VARINTS: [&[u8]; 3] =
 
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut bytes = seed.to_vec();
+    // An empty frame (the read-index request is `()`) grows a byte to mutate.
+    if bytes.is_empty() {
+        bytes.push(rng.next() as u8);
+    }
     match rng.below(6) {
         0 => {
             for _ in 0..=rng.below(4) {

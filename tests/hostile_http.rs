@@ -117,8 +117,8 @@ async fn one_client_address_cannot_hold_every_long_poll_or_stream() {
     let revision = cluster.client().put("polled", "0").await.unwrap().value.revision;
     let (greedy, other) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
 
-    // Each client parks two long polls on the follower, which forwards them: the
-    // leader counts them against the clients, not against the follower that relays all four.
+    // Each client parks two long polls on the follower, which serves them itself and
+    // counts them against each client, not against one address.
     let poll = format!("{via}/v1/kv/polled?index={revision}&wait_ms=20000");
     let mut polls = Vec::new();
     for client in [&greedy, &greedy, &other, &other] {

@@ -2,6 +2,8 @@
 //! mapped onto the core's reads, and the core's consensus errors onto HTTP. A
 //! definite failure (nothing was proposed) is a 503, an unknown outcome a 504.
 
+use axum::http::StatusCode;
+
 use super::AppState;
 use super::error::ApiError;
 use super::kv::Consistency;
@@ -9,9 +11,10 @@ use crate::service::ConsensusError;
 
 impl From<ConsensusError> for ApiError {
     fn from(e: ConsensusError) -> Self {
-        match e.is_definite() {
-            true => ApiError::unavailable(e.to_string()),
-            false => ApiError::outcome_unknown(e.to_string()),
+        match e {
+            ConsensusError::UpgradeInProgress { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upgrade_in_progress", e.to_string()),
+            e if e.is_definite() => ApiError::unavailable(e.to_string()),
+            e => ApiError::outcome_unknown(e.to_string()),
         }
     }
 }
@@ -29,8 +32,6 @@ impl AppState {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::StatusCode;
-
     use super::*;
 
     #[test]
@@ -38,6 +39,7 @@ mod tests {
         let definite = [
             ConsensusError::NotLeader(2),
             ConsensusError::NoLeader,
+            ConsensusError::LeaderUnreachable("connection refused".into()),
             ConsensusError::NoQuorum { silent_ms: 900, limit_ms: 600 },
             ConsensusError::Busy,
             ConsensusError::ClockNotReady,
@@ -48,6 +50,8 @@ mod tests {
             let api = ApiError::from(e);
             assert_eq!((api.status, api.code, api.message), (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message));
         }
+        let upgrading = ApiError::from(ConsensusError::UpgradeInProgress { node: 3, spoken: 1 });
+        assert_eq!((upgrading.status, upgrading.code), (StatusCode::SERVICE_UNAVAILABLE, "upgrade_in_progress"));
         let unknown = ApiError::from(ConsensusError::OutcomeUnknown("proposed, then silence".into()));
         assert_eq!((unknown.status, unknown.code), (StatusCode::GATEWAY_TIMEOUT, "outcome_unknown"));
     }

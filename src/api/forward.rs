@@ -1,12 +1,13 @@
-//! Any node accepts any request: this layer sends it to the leader when it must go there.
-//!
-//! Everything under `/v1` needs the leader (writes, linearizable reads, membership
-//! changes, cluster status) unless the query says `consistency=stale`, or it is a
-//! stream (`is_stream`). A follower
-//! forwards such a request once, as it came (method, path, query, headers, body), to
-//! the leader it knows, and relays the answer; the leader's `Concord-Node` header then
-//! names the node that served it. A forwarded request carries `Concord-Forwarded-By`
-//! and is never forwarded again, so a stale view of the leader cannot loop.
+//! Any node accepts any request. Writes and linearizable reads reach the leader at the
+//! command level (`service::Core`: a follower sends the typed command, or asks for a
+//! read index, over the peer transport), so every door works on every node. What is
+//! left here are the cluster routes that need the leader's own view and its Raft
+//! handle (`/v1/cluster` without `consistency=stale`, member changes, snapshots): a
+//! follower forwards such a request once, as it came (method, path, query, headers,
+//! body), to the leader it knows, and relays the answer; the leader's `Concord-Node`
+//! header then names the node that served it. A forwarded request carries
+//! `Concord-Forwarded-By` and is never forwarded again, so a stale view of the leader
+//! cannot loop.
 //!
 //! Failure mapping keeps the definite/unknown contract: no leader known, or the
 //! leader unreachable before the request was sent → 503 (not attempted); the
@@ -41,7 +42,7 @@ impl Forwarder {
     }
 }
 
-fn is_stale_read(request: &Request) -> bool {
+pub fn is_stale_read(request: &Request) -> bool {
     request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "consistency=stale"))
 }
 
@@ -55,9 +56,10 @@ pub fn is_stream(request: &Request) -> bool {
     path == "/v1/watch" || topic_stream
 }
 
+/// The cluster routes: membership, snapshots and the leader's view of the cluster.
 fn needs_leader(request: &Request) -> bool {
     let path = request.uri().path();
-    path.starts_with("/v1/") && path != OPENAPI_PATH && !is_stale_read(request) && !is_stream(request)
+    (path == "/v1/cluster" || path.starts_with("/v1/cluster/")) && !is_stale_read(request)
 }
 
 /// Hop-by-hop headers that must not be relayed.

@@ -8,12 +8,12 @@
 //! by which condition or operation met it (`outcome::rejection_error`).
 //!
 //! While a member is known to speak only peer protocol 1 (a rolling upgrade from the
-//! release before transactions), a transaction is refused with `503
-//! upgrade_in_progress`: that member could not decode its entry.
+//! release before transactions), the leader refuses a transaction with `503
+//! upgrade_in_progress` (`service::Core`): that member could not decode its entry.
 
 use axum::Json;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -24,7 +24,6 @@ use super::kv::{WriteQuery, key_item};
 use super::named::check_message_size;
 use super::outcome::propose;
 use super::queues::{parse_receipt, receipt_text};
-use crate::raft::protocol::TXN_SINCE;
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
@@ -49,26 +48,8 @@ pub async fn txn(
     let failure = check.ops("failure", &body.failure)?;
     let txn = Txn { compare, success, failure, now_ms: 0 };
     txn.check_shape().map_err(|reason| ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed")))?;
-    refuse_during_upgrade(&app)?;
     let branches = (txn.success.clone(), txn.failure.clone());
     propose(&app, &headers, Command::Txn(txn), |outcome| render(outcome, branches)).await
-}
-
-/// `503 upgrade_in_progress` while a member is known to speak a peer protocol older
-/// than transactions (`raft::protocol`).
-fn refuse_during_upgrade(app: &AppState) -> Result<(), ApiError> {
-    let members: Vec<u64> = app.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
-    let others = members.into_iter().filter(|id| *id != app.node_id);
-    match app.peer_contacts.older_than(TXN_SINCE, others) {
-        None => Ok(()),
-        Some((node, spoken)) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upgrade_in_progress",
-            format!(
-                "node {node} speaks peer protocol {spoken} (an older release), which cannot carry transactions; finish the rolling upgrade (docs/operations.md)"
-            ),
-        )),
-    }
 }
 
 /// What one request may name and hold.

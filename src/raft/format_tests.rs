@@ -12,7 +12,8 @@ use openraft::{CommittedLeaderId, EntryPayload, Membership, SnapshotSegmentId, V
 use super::{Entry, LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::codec::encode;
 use crate::golden;
-use crate::state::command::{Command, Precondition, Request};
+use crate::service::ConsensusError;
+use crate::state::command::{Command, KeyMeta, Outcome, Precondition, Request, Response};
 
 fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -81,5 +82,48 @@ fn the_log_and_every_peer_frame_encode_as_pinned() {
     for (name, answer) in snapshot_answers {
         lines.push(golden::line(&format!("peer.snapshot.answer.{name}"), &encode(&answer).unwrap()));
     }
+    // A follower's calls at the command level (`raft::leader_link`).
+    let Some((_, Entry { payload: EntryPayload::Normal(request), .. })) = entries().into_iter().nth(1) else { unreachable!("entry 1 is normal") };
+    lines.push(golden::line("peer.write.request", &encode(&request).unwrap()));
+    let written = Response::fresh(Outcome::Put { revision: 5, meta: KeyMeta { create_revision: 5, mod_revision: 5, version: 1 }, created: true });
+    lines.push(golden::line("peer.write.answer.ok", &encode(&Ok::<_, ConsensusError>(written)).unwrap()));
+    for error in consensus_errors() {
+        let name = consensus_error_variant(&error);
+        lines.push(golden::line(&format!("peer.write.answer.{name}"), &encode(&Err::<Response, _>(error)).unwrap()));
+    }
+    lines.push(golden::line("peer.read_index.request", &encode(&()).unwrap()));
+    lines.push(golden::line("peer.read_index.answer.ok", &encode(&Ok::<u64, ConsensusError>(42)).unwrap()));
     golden::check("raft.txt", &lines);
+}
+
+/// Names a consensus error by its variant; no wildcard, so a new one must be sampled.
+fn consensus_error_variant(error: &ConsensusError) -> &'static str {
+    match error {
+        ConsensusError::NotLeader(_) => "not_leader",
+        ConsensusError::NoLeader => "no_leader",
+        ConsensusError::LeaderUnreachable(_) => "leader_unreachable",
+        ConsensusError::UpgradeInProgress { .. } => "upgrade_in_progress",
+        ConsensusError::NoQuorum { .. } => "no_quorum",
+        ConsensusError::Busy => "busy",
+        ConsensusError::ClockNotReady => "clock_not_ready",
+        ConsensusError::ReadNotConfirmed(_) => "read_not_confirmed",
+        ConsensusError::OutcomeUnknown(_) => "outcome_unknown",
+    }
+}
+
+fn consensus_errors() -> Vec<ConsensusError> {
+    let errors = vec![
+        ConsensusError::NotLeader(2),
+        ConsensusError::NoLeader,
+        ConsensusError::LeaderUnreachable("no connection".into()),
+        ConsensusError::UpgradeInProgress { node: 3, spoken: 1 },
+        ConsensusError::NoQuorum { silent_ms: 900, limit_ms: 600 },
+        ConsensusError::Busy,
+        ConsensusError::ClockNotReady,
+        ConsensusError::ReadNotConfirmed("late".into()),
+        ConsensusError::OutcomeUnknown("lost".into()),
+    ];
+    let names: std::collections::BTreeSet<_> = errors.iter().map(consensus_error_variant).collect();
+    assert_eq!(names.len(), 9, "one sample per variant");
+    errors
 }

@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod format_tests;
 pub mod identity;
+pub mod leader_link;
 pub mod log_store;
 pub mod network;
 pub mod peer_auth;

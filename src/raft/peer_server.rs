@@ -1,4 +1,6 @@
-//! The server side of the peer transport: `/raft/*` routes on the node's listener.
+//! The server side of the peer transport: `/raft/*` routes on the node's listener:
+//! openraft's RPCs (append, vote, snapshot) and a follower's calls at the command
+//! level (`/raft/write`, `/raft/read_index`; see `service`).
 //!
 //! Requests on a connection without a client certificate when `--peer-mtls` asks for
 //! one (`tls`, 401), without the cluster secret (`peer_auth`, 401), from another cluster
@@ -24,19 +26,26 @@ use super::identity::{ClusterIdentity, require_same_cluster};
 use super::peer_auth::{PeerSecret, require_peer_secret};
 use crate::codec;
 use crate::server::{BodyLimits, read_body_in_time};
+use crate::service::Core;
 
-pub fn routes(raft: Raft, body: BodyLimits, identity: ClusterIdentity, secret: PeerSecret, client_certificate_required: bool) -> Router {
+pub fn routes(raft: Raft, core: Core, body: BodyLimits, identity: ClusterIdentity, secret: PeerSecret, client_certificate_required: bool) -> Router {
+    // A follower's calls at the command level (`raft::leader_link`).
+    let commands = Router::new()
+        .route("/raft/write", post(|State(core): State<Core>, body: Bytes| serve(body, move |req| async move { core.write_forwarded(req).await })))
+        .route("/raft/read_index", post(|State(core): State<Core>, body: Bytes| serve(body, move |(): ()| async move { core.read_index_here().await })))
+        .with_state(core);
     Router::new()
         .route("/raft/append", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.append_entries(req).await })))
         .route("/raft/vote", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.vote(req).await })))
         .route("/raft/snapshot", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.install_snapshot(req).await })))
+        .with_state(raft)
+        .merge(commands)
         .layer(DefaultBodyLimit::max(body.bytes_max))
         .layer(axum::middleware::from_fn_with_state(body, read_body_in_time))
         .layer(axum::middleware::from_fn_with_state(identity, require_same_cluster))
         .layer(axum::middleware::from_fn(super::protocol::require_known_protocol))
         .layer(axum::middleware::from_fn_with_state(secret, require_peer_secret))
         .layer(axum::middleware::from_fn_with_state(client_certificate_required, crate::tls::require_client_certificate))
-        .with_state(raft)
 }
 
 async fn serve<Req, Answer, F, Fut>(body: Bytes, handle: F) -> Response

@@ -10,7 +10,9 @@
 //! node older than the header itself, which spoke version 1.
 //!
 //! Versions: 1, the first; 2, log entries may carry transactions (`Command::Txn`),
-//! which a node of version 1 cannot decode. The frames are otherwise the same, so a
+//! which a node of version 1 cannot decode, and a follower sends writes and read-index
+//! requests to the leader at the command level (`/raft/write`, `/raft/read_index`;
+//! a leader of version 1 answers them 404, which the follower takes as "not sent"). The frames are otherwise the same, so a
 //! node talks to a peer in the newest version both speak (`network.rs` learns it from
 //! the peer's answers, a 426 included) and sends an old peer nothing it cannot read;
 //! the API refuses transactions while a member is known to speak only version 1.
