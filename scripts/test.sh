@@ -19,8 +19,13 @@ fi
 # The layering the crates promise (docs/architecture.md): the core builds without
 # HTTP, the client without RocksDB and openraft. Read from the dependency graph.
 layering() {
-  local crate=$1 forbidden=$2 found
-  found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -oE "^($forbidden) " | sort -u | tr '\n' ' ')
+  local crate=$1 forbidden=$2 tree found
+  if ! tree=$(cargo tree -p "$crate" -e normal --prefix none 2>&1); then
+    echo "layering: FAILED (cargo tree -p $crate: $tree)"
+    status=1
+    return
+  fi
+  found=$(printf '%s\n' "$tree" | { grep -oE "^($forbidden) " || true; } | sort -u | tr '\n' ' ')
   if [ -n "$found" ]; then
     echo "layering: FAILED ($crate depends on ${found})"
     status=1
