@@ -106,6 +106,7 @@ impl Node {
             timing: timing.clone(),
             link,
             contacts: peer_contacts.clone(),
+            reader: reader.clone(),
         });
         let app = AppState::new(AppParts {
             node_id: config.id,

@@ -35,6 +35,7 @@ use crate::raft::proposer::{self, ProposeError, Proposer};
 use crate::raft::protocol::TXN_SINCE;
 use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft};
+use crate::state::StateReader;
 use crate::state::command::{Command, Request, Response};
 use crate::ticker::LeaderClock;
 
@@ -50,6 +51,18 @@ pub enum ConsensusError {
     /// taking it): nothing was proposed.
     #[error("{0}")]
     LeaderUnreachable(String),
+    /// A request a follower took without a token while the leader's state requires
+    /// tokens (the follower had not applied the enable yet).
+    #[error("this cluster requires a token: send Authorization: Bearer <token>")]
+    TokenRequired,
+    /// A request a follower took with token `0`, which the leader's state no longer
+    /// holds (revoked; the follower had not applied the revoke yet).
+    #[error("token {0} does not exist, was revoked, or its secret is wrong")]
+    TokenRevoked(u64),
+    /// The leader has not applied an entry of its own term yet, so it cannot tell
+    /// which tokens hold.
+    #[error("the leader is taking over (it has not applied the log of earlier terms yet); retry")]
+    LeaderTakingOver,
     /// A transaction while `node` speaks only peer protocol `spoken`, which cannot
     /// carry one (a rolling upgrade is under way).
     #[error("node {node} speaks peer protocol {spoken} (an older release), which cannot carry transactions; finish the rolling upgrade (docs/operations.md)")]
@@ -95,9 +108,42 @@ pub struct Core {
     link: LeaderLink,
     /// The protocol version each peer speaks, for the transaction gate.
     contacts: PeerContacts,
+    /// This node's applied state: the tokens, for a follower's `Authority`.
+    reader: StateReader,
     /// Writes other nodes sent here, in progress (`limits.concurrent_requests_max`;
     /// `Busy` beyond it): each node bounds its own clients, and this bounds them all.
     forwarded: Arc<Semaphore>,
+}
+
+/// What the node that took a request decided its token check with: no token was
+/// required there, or token `id` passed. The leader re-checks both facts against its
+/// own state when a follower sends it the write or asks it for a read index: tokens
+/// never change once made (role and prefixes are fixed), so the follower's check of
+/// role and names stays valid, and only whether tokens are required and whether the
+/// token still exists can have moved since the follower's state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Authority {
+    NoTokenRequired,
+    Token(u64),
+}
+
+tokio::task_local! {
+    /// The token decision of the request this task serves, set by the door's token
+    /// check (`api::access`) around its handler. Read when a write or a read index
+    /// goes to the leader; absent, `NoTokenRequired` (the strictest for the leader).
+    pub static AUTHORITY: Authority;
+}
+
+fn authority() -> Authority {
+    AUTHORITY.try_with(|authority| *authority).unwrap_or(Authority::NoTokenRequired)
+}
+
+/// A write a follower sends the leader, with what the follower decided its token
+/// check with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ForwardedWrite {
+    pub authority: Authority,
+    pub request: Request,
 }
 
 /// Where the leader is, as this node knows it.
@@ -115,16 +161,17 @@ pub struct CoreParts {
     pub timing: Arc<RaftTiming>,
     pub link: LeaderLink,
     pub contacts: PeerContacts,
+    pub reader: StateReader,
 }
 
 impl Core {
     pub fn new(parts: CoreParts) -> Self {
-        let CoreParts { node_id, raft, clock, limits, timing, link, contacts } = parts;
+        let CoreParts { node_id, raft, clock, limits, timing, link, contacts, reader } = parts;
         // An entry is at most one request body, as the peer body limit assumes.
         let proposer = Proposer::spawn(raft.clone(), limits.concurrent_requests_max, limits.body_bytes_max, limits.write_timeout());
         let read_index = ReadIndex::spawn(raft.clone(), limits.concurrent_requests_max, limits.read_timeout());
         let forwarded = Arc::new(Semaphore::new(limits.concurrent_requests_max));
-        Self { node_id, raft, proposer, read_index, clock, limits, timing, link, contacts, forwarded }
+        Self { node_id, raft, proposer, read_index, clock, limits, timing, link, contacts, reader, forwarded }
     }
 
     /// The leader and its address, or `NoLeader` when no leader is known (or it is
@@ -167,23 +214,55 @@ impl Core {
     pub async fn write(&self, request: Request) -> Result<Response, ConsensusError> {
         match self.leader()? {
             Leader::Here => self.write_here(request).await,
-            Leader::At { id, addr } => match self.link.call(&addr, "write", &request, self.limits.forward_timeout()).await {
-                Ok(answer) => answer,
-                Err(LinkError::NotSent(why)) => {
-                    Err(ConsensusError::LeaderUnreachable(format!("cannot ask leader {id} at {addr}: {why}; nothing was changed, retry")))
+            Leader::At { id, addr } => {
+                let forwarded = ForwardedWrite { authority: authority(), request };
+                match self.link.call(&addr, "write", &forwarded, self.limits.forward_timeout()).await {
+                    Ok(answer) => answer,
+                    Err(LinkError::NotSent(why)) => {
+                        Err(ConsensusError::LeaderUnreachable(format!("cannot ask leader {id} at {addr}: {why}; nothing was changed, retry")))
+                    }
+                    Err(LinkError::Lost(why)) => Err(ConsensusError::OutcomeUnknown(format!(
+                        "sent the write to leader {id}, then {why}; it may have applied. Retry with the same Idempotency-Key"
+                    ))),
                 }
-                Err(LinkError::Lost(why)) => Err(ConsensusError::OutcomeUnknown(format!(
-                    "sent the write to leader {id}, then {why}; it may have applied. Retry with the same Idempotency-Key"
-                ))),
+            }
+        }
+    }
+
+    /// On the leader: whether a follower's token decision still holds here.
+    fn check_authority(&self, authority: Authority) -> Result<(), ConsensusError> {
+        let taken_over = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+        };
+        if !taken_over {
+            return Err(ConsensusError::LeaderTakingOver);
+        }
+        let read = |e: crate::state::store::ViewError| ConsensusError::ReadNotConfirmed(format!("cannot read the tokens: {e}"));
+        match authority {
+            Authority::NoTokenRequired if self.reader.tokens_required() => Err(ConsensusError::TokenRequired),
+            Authority::NoTokenRequired => Ok(()),
+            Authority::Token(id) => match self.reader.token(id).map_err(read)?.value {
+                Some(_) => Ok(()),
+                None => Err(ConsensusError::TokenRevoked(id)),
             },
         }
     }
 
     /// A write another node sent here (`POST /raft/write`): proposed only if this
     /// node is the leader, never sent on.
-    pub async fn write_forwarded(&self, request: Request) -> Result<Response, ConsensusError> {
+    pub async fn write_forwarded(&self, forwarded: ForwardedWrite) -> Result<Response, ConsensusError> {
         let Ok(_permit) = self.forwarded.try_acquire() else { return Err(ConsensusError::Busy) };
-        self.write_here(request).await
+        self.check_authority(forwarded.authority)?;
+        self.write_here(forwarded.request).await
+    }
+
+    /// A read index another node asked for (`POST /raft/read_index`), for a request
+    /// it took with `authority`.
+    pub async fn read_index_forwarded(&self, authority: Authority) -> Result<u64, ConsensusError> {
+        self.check_authority(authority)?;
+        self.read_index_here().await
     }
 
     /// On the leader: stamps `request` with the leader's clock if its command carries
@@ -236,7 +315,7 @@ impl Core {
         let deadline = tokio::time::Instant::now() + limit;
         let read_index = match self.leader()? {
             Leader::Here => self.read_index_here().await?,
-            Leader::At { id, addr } => match self.link.call::<_, Result<u64, ConsensusError>>(&addr, "read_index", &(), limit).await {
+            Leader::At { id, addr } => match self.link.call::<_, Result<u64, ConsensusError>>(&addr, "read_index", &authority(), limit).await {
                 Ok(answer) => answer?,
                 Err(e) => return Err(ConsensusError::ReadNotConfirmed(format!("cannot get a read index from leader {id} at {addr}: {e}"))),
             },

@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use concord::codec;
 use concord::raft::{Entry, NodeId, TypeConfig};
-use concord::service::ConsensusError;
+use concord::service::{Authority, ConsensusError, ForwardedWrite};
 use concord::state::command::{Outcome, Request, Response};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
@@ -103,9 +103,9 @@ fn target_of(name: &str) -> Option<Target> {
         "peer.vote.answer" => target::<Result<VoteResponse<NodeId>, RaftError<NodeId>>>("vote answer"),
         "peer.snapshot.request" => target::<InstallSnapshotRequest<TypeConfig>>("InstallSnapshotRequest"),
         _ if prefixed("peer.snapshot.answer.") => target::<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>>("snapshot answer"),
-        "peer.write.request" => target::<Request>("forwarded write"),
+        _ if prefixed("peer.write.request.") => target::<ForwardedWrite>("forwarded write"),
         _ if prefixed("peer.write.answer.") => target::<Result<Response, ConsensusError>>("forwarded write's answer"),
-        "peer.read_index.request" => target::<()>("read index request"),
+        "peer.read_index.request" => target::<Authority>("read index request"),
         _ if prefixed("peer.read_index.answer.") => target::<Result<u64, ConsensusError>>("read index answer"),
         _ => return None,
     })

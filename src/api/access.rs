@@ -10,15 +10,19 @@
 //! and not list all queues or topics. Leases carry no name: any `write` token may use
 //! them.
 //!
-//! The node that serves a request decides, from its applied state. A follower first
-//! applies the leader's read index (`Core::linearize`), so it decides from state at
-//! least as new as the leader's commit when the request came; only for the stale
-//! reads and streams it serves from its own state as it is does it decide from that,
-//! which may trail the leader's by the entries in flight. A leader decides only once
-//! it has applied an entry of its own term: a new leader's applied state may still
-//! lack a revoke (or the enable) its predecessor committed, and a write checked
-//! against it would apply after that revoke. The cluster routes still forwarded to
-//! the leader (`forward`) are decided there. The
+//! The node that serves a request decides, from its applied state, and runs the
+//! handler with what it decided (`service::AUTHORITY`: no token required, or token
+//! N). When a follower sends the write on, or asks the leader for a read index, the
+//! leader re-checks both facts against its own state (`Core::check_authority`):
+//! tokens never change once made, so the follower's check of role and names holds,
+//! and only "required" and "still exists" can have moved. So a write or a
+//! linearizable read is decided as of the leader's state; stale reads and streams,
+//! which a node serves from its own state, are decided from that, which may trail the
+//! leader's by the entries in flight. A leader decides only once it has applied an
+//! entry of its own term: a new leader's applied state may still lack a revoke (or
+//! the enable) its predecessor committed, and a write checked against it would apply
+//! after that revoke. The cluster routes still forwarded to the leader (`forward`)
+//! are decided there. The
 //! secret is compared by its SHA-256, in constant time.
 
 use axum::extract::{Request, State};
@@ -33,6 +37,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::raft::peer_auth::constant_time_eq;
 use crate::raft::{Node, NodeId};
+use crate::service::{AUTHORITY, Authority};
 use crate::state::auth::Role;
 
 /// Longest secret part of a presented token (ours are 43 characters).
@@ -212,20 +217,6 @@ async fn wait_tokens_applied(app: &AppState) -> Result<(), ApiError> {
         .map_err(|_| ApiError::unavailable(format!("this node became leader and has not applied the earlier log within {} ms; retry", timeout.as_millis())))
 }
 
-/// Waits until this node's applied state may decide `request`: on a leader, once it
-/// has applied an entry of its own term; on a follower, once it has applied the
-/// leader's read index (`Core::linearize`), except for the stale reads and streams
-/// it serves from its own state as it is (`served_as_is`).
-async fn state_fresh_enough(app: &AppState, served_as_is: bool) -> Result<(), ApiError> {
-    if app.core.is_leader() {
-        return wait_tokens_applied(app).await;
-    }
-    if served_as_is {
-        return Ok(());
-    }
-    Ok(app.core.linearize().await?)
-}
-
 /// The layer: passes the request on when tokens are not required or the caller's
 /// token covers it (recording the `Caller`), answers `401`/`403` otherwise.
 pub async fn require_token(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -235,13 +226,12 @@ pub async fn require_token(State(app): State<AppState>, mut request: Request, ne
     // Before anything is decided from the applied state, even whether tokens are
     // required: a new leader may not have applied an enable its predecessor committed,
     // and a follower may not have applied what the leader has.
-    let served_as_is = super::forward::is_stale_read(&request) || super::forward::is_stream(&request);
-    if let Err(error) = state_fresh_enough(&app, served_as_is).await {
+    if let Err(error) = wait_tokens_applied(&app).await {
         return error.into_response();
     }
     // Most clusters require no token: no read of the auth table at all then.
     if !app.reader.tokens_required() {
-        return next.run(request).await;
+        return AUTHORITY.scope(Authority::NoTokenRequired, next.run(request)).await;
     }
     let checked = app.reader.auth_settings().map_err(ApiError::from).and_then(|settings| {
         if !settings.value.enabled {
@@ -253,10 +243,11 @@ pub async fn require_token(State(app): State<AppState>, mut request: Request, ne
     });
     match checked {
         Ok(caller) => {
+            let authority = caller.as_ref().map_or(Authority::NoTokenRequired, |caller| Authority::Token(caller.id));
             if let Some(caller) = caller {
                 request.extensions_mut().insert(caller);
             }
-            next.run(request).await
+            AUTHORITY.scope(authority, next.run(request)).await
         }
         Err(error) => {
             let unauthorized = error.status == StatusCode::UNAUTHORIZED;

@@ -13,6 +13,8 @@ impl From<ConsensusError> for ApiError {
     fn from(e: ConsensusError) -> Self {
         match e {
             ConsensusError::UpgradeInProgress { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upgrade_in_progress", e.to_string()),
+            ConsensusError::TokenRequired => ApiError::new(StatusCode::UNAUTHORIZED, "token_required", e.to_string()),
+            ConsensusError::TokenRevoked(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
             e if e.is_definite() => ApiError::unavailable(e.to_string()),
             e => ApiError::outcome_unknown(e.to_string()),
         }
@@ -43,12 +45,17 @@ mod tests {
             ConsensusError::NoQuorum { silent_ms: 900, limit_ms: 600 },
             ConsensusError::Busy,
             ConsensusError::ClockNotReady,
+            ConsensusError::LeaderTakingOver,
             ConsensusError::ReadNotConfirmed("late".into()),
         ];
         for e in definite {
             let message = e.to_string();
             let api = ApiError::from(e);
             assert_eq!((api.status, api.code, api.message), (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message));
+        }
+        for (e, code) in [(ConsensusError::TokenRequired, "token_required"), (ConsensusError::TokenRevoked(7), "invalid_token")] {
+            let refused = ApiError::from(e);
+            assert_eq!((refused.status, refused.code), (StatusCode::UNAUTHORIZED, code), "the leader's token check is the same 401");
         }
         let upgrading = ApiError::from(ConsensusError::UpgradeInProgress { node: 3, spoken: 1 });
         assert_eq!((upgrading.status, upgrading.code), (StatusCode::SERVICE_UNAVAILABLE, "upgrade_in_progress"));

@@ -12,7 +12,7 @@ use openraft::{CommittedLeaderId, EntryPayload, Membership, SnapshotSegmentId, V
 use super::{Entry, LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::codec::encode;
 use crate::golden;
-use crate::service::ConsensusError;
+use crate::service::{Authority, ConsensusError, ForwardedWrite};
 use crate::state::command::{Command, KeyMeta, Outcome, Precondition, Request, Response};
 
 fn log_id(term: u64, index: u64) -> LogId {
@@ -84,14 +84,17 @@ fn the_log_and_every_peer_frame_encode_as_pinned() {
     }
     // A follower's calls at the command level (`raft::leader_link`).
     let Some((_, Entry { payload: EntryPayload::Normal(request), .. })) = entries().into_iter().nth(1) else { unreachable!("entry 1 is normal") };
-    lines.push(golden::line("peer.write.request", &encode(&request).unwrap()));
+    for (name, authority) in [("open", Authority::NoTokenRequired), ("token", Authority::Token(7))] {
+        let forwarded = ForwardedWrite { authority, request: request.clone() };
+        lines.push(golden::line(&format!("peer.write.request.{name}"), &encode(&forwarded).unwrap()));
+    }
     let written = Response::fresh(Outcome::Put { revision: 5, meta: KeyMeta { create_revision: 5, mod_revision: 5, version: 1 }, created: true });
     lines.push(golden::line("peer.write.answer.ok", &encode(&Ok::<_, ConsensusError>(written)).unwrap()));
     for error in consensus_errors() {
         let name = consensus_error_variant(&error);
         lines.push(golden::line(&format!("peer.write.answer.{name}"), &encode(&Err::<Response, _>(error)).unwrap()));
     }
-    lines.push(golden::line("peer.read_index.request", &encode(&()).unwrap()));
+    lines.push(golden::line("peer.read_index.request", &encode(&Authority::Token(7)).unwrap()));
     lines.push(golden::line("peer.read_index.answer.ok", &encode(&Ok::<u64, ConsensusError>(42)).unwrap()));
     golden::check("raft.txt", &lines);
 }
@@ -103,6 +106,9 @@ fn consensus_error_variant(error: &ConsensusError) -> &'static str {
         ConsensusError::NoLeader => "no_leader",
         ConsensusError::LeaderUnreachable(_) => "leader_unreachable",
         ConsensusError::UpgradeInProgress { .. } => "upgrade_in_progress",
+        ConsensusError::TokenRequired => "token_required",
+        ConsensusError::TokenRevoked(_) => "token_revoked",
+        ConsensusError::LeaderTakingOver => "leader_taking_over",
         ConsensusError::NoQuorum { .. } => "no_quorum",
         ConsensusError::Busy => "busy",
         ConsensusError::ClockNotReady => "clock_not_ready",
@@ -117,6 +123,9 @@ fn consensus_errors() -> Vec<ConsensusError> {
         ConsensusError::NoLeader,
         ConsensusError::LeaderUnreachable("no connection".into()),
         ConsensusError::UpgradeInProgress { node: 3, spoken: 1 },
+        ConsensusError::TokenRequired,
+        ConsensusError::TokenRevoked(7),
+        ConsensusError::LeaderTakingOver,
         ConsensusError::NoQuorum { silent_ms: 900, limit_ms: 600 },
         ConsensusError::Busy,
         ConsensusError::ClockNotReady,
@@ -124,6 +133,6 @@ fn consensus_errors() -> Vec<ConsensusError> {
         ConsensusError::OutcomeUnknown("lost".into()),
     ];
     let names: std::collections::BTreeSet<_> = errors.iter().map(consensus_error_variant).collect();
-    assert_eq!(names.len(), 9, "one sample per variant");
+    assert_eq!(names.len(), 12, "one sample per variant");
     errors
 }

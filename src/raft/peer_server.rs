@@ -32,7 +32,10 @@ pub fn routes(raft: Raft, core: Core, body: BodyLimits, identity: ClusterIdentit
     // A follower's calls at the command level (`raft::leader_link`).
     let commands = Router::new()
         .route("/raft/write", post(|State(core): State<Core>, body: Bytes| serve(body, move |req| async move { core.write_forwarded(req).await })))
-        .route("/raft/read_index", post(|State(core): State<Core>, body: Bytes| serve(body, move |(): ()| async move { core.read_index_here().await })))
+        .route(
+            "/raft/read_index",
+            post(|State(core): State<Core>, body: Bytes| serve(body, move |authority| async move { core.read_index_forwarded(authority).await })),
+        )
         .with_state(core);
     Router::new()
         .route("/raft/append", post(|State(raft): State<Raft>, body: Bytes| serve(body, move |req| async move { raft.append_entries(req).await })))
