@@ -299,3 +299,40 @@ async fn required_tokens_survive_kill_9_and_reach_nodes_by_snapshot_and_by_join(
     let members = cluster.local_status(leader).await.unwrap()["members"].clone();
     assert!(!members.as_array().unwrap().iter().any(|m| m["id"] == 5), "node 5 was added without a token: {members}");
 }
+
+/// What a follower that had not applied the latest token changes would send: the
+/// leader re-checks the follower's decision against its own state and refuses it,
+/// writing nothing; the same write with a token that still holds goes through.
+#[tokio::test]
+async fn the_leader_rechecks_the_token_decision_a_follower_sends_with_a_write() {
+    use concord::service::{Authority, ConsensusError, ForwardedWrite};
+    use concord::state::command::{Command, Precondition, Request, Response};
+
+    let (cluster, _, base, _) = three_nodes().await;
+    let http = reqwest::Client::new();
+    let admin = create_token(&http, &base, None, json!({ "name": "ops", "role": "admin" })).await;
+    let writer = create_token(&http, &base, None, json!({ "name": "app", "role": "write" })).await;
+    assert_eq!(http.post(format!("{base}/v1/auth/enable")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+    let (writer_id, _) = writer.split_once('.').unwrap();
+    let writer_id: u64 = writer_id.parse().unwrap();
+    assert_eq!(http.delete(format!("{base}/v1/auth/tokens/{writer_id}")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+    let (admin_id, _) = admin.split_once('.').unwrap();
+
+    let status: Value = http.get(format!("{base}/v1/cluster?consistency=stale")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let cluster_id = status["cluster_id"].as_str().unwrap().to_string();
+    let send = |authority: Authority, key: &str| {
+        let command = Command::Put { key: key.into(), value: b"x".to_vec(), precondition: Precondition::None, lease: None, fence: None };
+        let body = concord::codec::encode(&ForwardedWrite { authority, request: Request { idempotency_key: None, command } }).unwrap();
+        http.post(format!("{base}/raft/write")).header("concord-cluster", &cluster_id).header("concord-protocol", "2").body(body).send()
+    };
+    let answer = |bytes: &[u8]| concord::codec::decode::<Result<Response, ConsensusError>>(bytes).unwrap();
+    let unaware = send(Authority::NoTokenRequired, "unaware").await.unwrap().bytes().await.unwrap();
+    assert_eq!(answer(&unaware), Err(ConsensusError::TokenRequired), "a follower that had not applied the enable");
+    let revoked = send(Authority::Token(writer_id), "revoked").await.unwrap().bytes().await.unwrap();
+    assert_eq!(answer(&revoked), Err(ConsensusError::TokenRevoked(writer_id)), "a follower that had not applied the revoke");
+    let held = send(Authority::Token(admin_id.parse().unwrap()), "held").await.unwrap().bytes().await.unwrap();
+    assert!(answer(&held).is_ok(), "a token that still holds");
+    let client = cluster.client().with_token(Some(admin.clone()));
+    assert!(client.get("unaware").await.unwrap().value.is_none() && client.get("revoked").await.unwrap().value.is_none(), "refusals wrote nothing");
+    assert!(client.get("held").await.unwrap().value.is_some());
+}
