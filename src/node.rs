@@ -17,7 +17,6 @@ use tokio::sync::Semaphore;
 use crate::api::{self, AppParts, AppState, forward::Forwarder};
 use crate::config::NodeConfig;
 use crate::raft::identity::ClusterIdentity;
-use crate::raft::leader_link::LeaderLink;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::{NodeId, Raft, peer_server};
@@ -91,20 +90,20 @@ impl Node {
         let peer_contacts = crate::raft::peer_contacts::PeerContacts::default();
         let network =
             PeerNetwork::new(identity.clone(), config.peer_secret.clone(), outgoing_tls, peer_contacts.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let peers = network.clone();
         let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, machine).await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let raft_ready_ms = opening.elapsed().as_millis();
 
         let listener = TcpListener::bind(&config.listen).await.map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
         let local_addr = listener.local_addr()?;
         let (limits, timing) = (Arc::new(config.limits.clone()), Arc::new(config.timing.clone()));
-        let link = LeaderLink::new(identity.clone(), config.peer_secret.clone(), outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?;
         let core = Core::new(CoreParts {
             node_id: config.id,
             raft: raft.clone(),
             clock: clock.clone(),
             limits: limits.clone(),
             timing: timing.clone(),
-            link,
+            peers,
             contacts: peer_contacts.clone(),
             reader: reader.clone(),
         });

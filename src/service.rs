@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::config::{Limits, RaftTiming};
-use crate::raft::leader_link::{LeaderLink, LinkError};
+use crate::raft::leader_link::LinkError;
+use crate::raft::network::PeerNetwork;
 use crate::raft::peer_contacts::PeerContacts;
 use crate::raft::proposer::{self, ProposeError, Proposer};
 use crate::raft::protocol::TXN_SINCE;
@@ -104,8 +105,8 @@ pub struct Core {
     clock: Arc<LeaderClock>,
     limits: Arc<Limits>,
     timing: Arc<RaftTiming>,
-    /// Calls to the leader, from a follower.
-    link: LeaderLink,
+    /// Calls to the leader, from a follower (`raft::leader_link`).
+    peers: PeerNetwork,
     /// The protocol version each peer speaks, for the transaction gate.
     contacts: PeerContacts,
     /// This node's applied state: the tokens, for a follower's `Authority`.
@@ -113,6 +114,15 @@ pub struct Core {
     /// Writes other nodes sent here, in progress (`limits.concurrent_requests_max`;
     /// `Busy` beyond it): each node bounds its own clients, and this bounds them all.
     forwarded: Arc<Semaphore>,
+}
+
+/// Whether this node's applied tokens may decide a request: always on a follower
+/// (its decision goes to the leader with the request, `Authority`); on a leader, once
+/// it has applied an entry of its own term, and with it everything committed before
+/// (a new leader's state may still lack a revoke, or the enable, its predecessor
+/// committed).
+pub fn tokens_decidable(metrics: &openraft::RaftMetrics<NodeId, crate::raft::Node>) -> bool {
+    metrics.state != ServerState::Leader || metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
 }
 
 /// What the node that took a request decided its token check with: no token was
@@ -159,19 +169,19 @@ pub struct CoreParts {
     pub clock: Arc<LeaderClock>,
     pub limits: Arc<Limits>,
     pub timing: Arc<RaftTiming>,
-    pub link: LeaderLink,
+    pub peers: PeerNetwork,
     pub contacts: PeerContacts,
     pub reader: StateReader,
 }
 
 impl Core {
     pub fn new(parts: CoreParts) -> Self {
-        let CoreParts { node_id, raft, clock, limits, timing, link, contacts, reader } = parts;
+        let CoreParts { node_id, raft, clock, limits, timing, peers, contacts, reader } = parts;
         // An entry is at most one request body, as the peer body limit assumes.
         let proposer = Proposer::spawn(raft.clone(), limits.concurrent_requests_max, limits.body_bytes_max, limits.write_timeout());
         let read_index = ReadIndex::spawn(raft.clone(), limits.concurrent_requests_max, limits.read_timeout());
         let forwarded = Arc::new(Semaphore::new(limits.concurrent_requests_max));
-        Self { node_id, raft, proposer, read_index, clock, limits, timing, link, contacts, reader, forwarded }
+        Self { node_id, raft, proposer, read_index, clock, limits, timing, peers, contacts, reader, forwarded }
     }
 
     /// The leader and its address, or `NoLeader` when no leader is known (or it is
@@ -187,11 +197,6 @@ impl Core {
             },
             None => Err(ConsensusError::NoLeader),
         }
-    }
-
-    /// True when this node is the leader.
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
     }
 
     /// `Ok` if this node is the leader and a quorum acknowledged it recently.
@@ -216,7 +221,7 @@ impl Core {
             Leader::Here => self.write_here(request).await,
             Leader::At { id, addr } => {
                 let forwarded = ForwardedWrite { authority: authority(), request };
-                match self.link.call(&addr, "write", &forwarded, self.limits.forward_timeout()).await {
+                match self.peers.call_leader(&addr, "write", &forwarded, self.limits.forward_timeout()).await {
                     Ok(answer) => answer,
                     Err(LinkError::NotSent(why)) => {
                         Err(ConsensusError::LeaderUnreachable(format!("cannot ask leader {id} at {addr}: {why}; nothing was changed, retry")))
@@ -231,12 +236,7 @@ impl Core {
 
     /// On the leader: whether a follower's token decision still holds here.
     fn check_authority(&self, authority: Authority) -> Result<(), ConsensusError> {
-        let taken_over = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
-        };
-        if !taken_over {
+        if !tokens_decidable(&self.raft.metrics().borrow()) {
             return Err(ConsensusError::LeaderTakingOver);
         }
         let read = |e: crate::state::store::ViewError| ConsensusError::ReadNotConfirmed(format!("cannot read the tokens: {e}"));
@@ -315,7 +315,7 @@ impl Core {
         let deadline = tokio::time::Instant::now() + limit;
         let read_index = match self.leader()? {
             Leader::Here => self.read_index_here().await?,
-            Leader::At { id, addr } => match self.link.call::<_, Result<u64, ConsensusError>>(&addr, "read_index", &authority(), limit).await {
+            Leader::At { id, addr } => match self.peers.call_leader::<_, Result<u64, ConsensusError>>(&addr, "read_index", &authority(), limit).await {
                 Ok(answer) => answer?,
                 Err(e) => return Err(ConsensusError::ReadNotConfirmed(format!("cannot get a read index from leader {id} at {addr}: {e}"))),
             },
@@ -335,7 +335,7 @@ impl Core {
     /// On the leader (`POST /raft/read_index` asks for it): confirms leadership with
     /// a quorum (ReadIndex) and returns the index a linearizable read must wait for
     /// (0: nothing to wait for).
-    pub async fn read_index_here(&self) -> Result<u64, ConsensusError> {
+    async fn read_index_here(&self) -> Result<u64, ConsensusError> {
         self.ensure_leader_with_quorum()?;
         let limit = self.limits.read_timeout();
         match tokio::time::timeout(limit, self.read_index.confirm()).await {

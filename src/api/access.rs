@@ -36,8 +36,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use crate::raft::peer_auth::constant_time_eq;
-use crate::raft::{Node, NodeId};
-use crate::service::{AUTHORITY, Authority};
+use crate::service::{AUTHORITY, Authority, tokens_decidable};
 use crate::state::auth::Role;
 
 /// Longest secret part of a presented token (ours are 43 characters).
@@ -196,22 +195,15 @@ fn permits(caller: &Caller, need: &Need) -> Result<(), ApiError> {
     }
 }
 
-/// Whether this node's applied tokens may decide: always on a follower (it decides
-/// only what it serves itself, from its own state, as documented); on a leader, once
-/// it has applied an entry of its own term, and with it everything committed before.
-fn tokens_applied_for_term(metrics: &openraft::RaftMetrics<NodeId, Node>) -> bool {
-    metrics.state != openraft::ServerState::Leader || metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
-}
-
-/// Waits, within the read timeout, until `tokens_applied_for_term`; `503` if not.
+/// Waits, within the read timeout, until `service::tokens_decidable`; `503` if not.
 async fn wait_tokens_applied(app: &AppState) -> Result<(), ApiError> {
-    if tokens_applied_for_term(&app.raft.metrics().borrow()) {
+    if tokens_decidable(&app.raft.metrics().borrow()) {
         return Ok(());
     }
     let timeout = app.limits.read_timeout();
     app.raft
         .wait(Some(timeout))
-        .metrics(tokens_applied_for_term, "the new leader to apply the log of earlier terms")
+        .metrics(tokens_decidable, "the new leader to apply the log of earlier terms")
         .await
         .map(drop)
         .map_err(|_| ApiError::unavailable(format!("this node became leader and has not applied the earlier log within {} ms; retry", timeout.as_millis())))
@@ -341,10 +333,10 @@ mod tests {
             metrics
         };
         use openraft::ServerState::{Follower, Leader};
-        assert!(!tokens_applied_for_term(&metrics(Leader, 3, applied_in(2))), "a new leader with its predecessor's entries only");
-        assert!(!tokens_applied_for_term(&metrics(Leader, 1, None)));
-        assert!(tokens_applied_for_term(&metrics(Leader, 3, applied_in(3))));
-        assert!(tokens_applied_for_term(&metrics(Follower, 3, applied_in(2))), "a follower decides from its own state");
+        assert!(!tokens_decidable(&metrics(Leader, 3, applied_in(2))), "a new leader with its predecessor's entries only");
+        assert!(!tokens_decidable(&metrics(Leader, 1, None)));
+        assert!(tokens_decidable(&metrics(Leader, 3, applied_in(3))));
+        assert!(tokens_decidable(&metrics(Follower, 3, applied_in(2))), "a follower decides from its own state");
     }
 
     #[test]

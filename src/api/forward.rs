@@ -42,7 +42,7 @@ impl Forwarder {
     }
 }
 
-pub fn is_stale_read(request: &Request) -> bool {
+fn is_stale_read(request: &Request) -> bool {
     request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "consistency=stale"))
 }
 

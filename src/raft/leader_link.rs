@@ -1,8 +1,8 @@
 //! A follower's calls to the leader at the command level (`service::Core`): a typed
 //! write (`POST /raft/write`: a `Request` in, `Result<Response, ConsensusError>` back)
-//! and a read index (`POST /raft/read_index`), over the peer transport with everything
-//! a Raft RPC carries (cluster id, protocol version, cluster secret, TLS). So any door
-//! on any node works without proxying its own protocol.
+//! and a read index (`POST /raft/read_index`), through the peer network's connection
+//! pool with everything a Raft RPC carries (cluster id, protocol version, cluster
+//! secret, TLS). So any door on any node works without proxying its own protocol.
 //!
 //! What a failed call means for a write is the definite/unknown contract: an answer
 //! refused before the leader's handler ran (no connection, a 4xx of the peer guards)
@@ -14,13 +14,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::identity::{CLUSTER_HEADER, ClusterIdentity};
-use super::peer_auth::{PeerSecret, SECRET_HEADER};
-use super::protocol::{PROTOCOL_HEADER, PROTOCOL_VERSION};
+use super::network::PeerNetwork;
+use super::protocol::PROTOCOL_VERSION;
 use crate::codec;
-
-/// How long connecting to the leader may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Why a call to the leader brought no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,35 +29,19 @@ pub enum LinkError {
     Lost(String),
 }
 
-/// The connection pool and credentials for calls to the leader.
-#[derive(Clone)]
-pub struct LeaderLink {
-    http: reqwest::Client,
-    identity: ClusterIdentity,
-    secret: PeerSecret,
-    /// `http` or `https`, as the peers are reached.
-    scheme: &'static str,
-}
-
-impl LeaderLink {
-    pub fn new(identity: ClusterIdentity, secret: PeerSecret, tls: Option<&crate::tls::ClientTls>) -> Result<Self, reqwest::Error> {
-        Ok(Self { http: crate::http_client::pooled(CONNECT_TIMEOUT, tls)?, identity, secret, scheme: crate::http_client::scheme(tls) })
-    }
-
-    /// Sends `request` to `/raft/{rpc}` of the node at `addr` and decodes its answer,
-    /// within `timeout`.
-    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(&self, addr: &str, rpc: &str, request: &Req, timeout: Duration) -> Result<Resp, LinkError> {
+impl PeerNetwork {
+    /// Sends `request` to `/raft/{rpc}` of the node at `addr` (through the peer
+    /// network's connection pool, as a Raft RPC goes) and decodes its answer, within
+    /// `timeout`.
+    pub async fn call_leader<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        rpc: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, LinkError> {
         let body = codec::encode(request).map_err(|e| LinkError::NotSent(e.to_string()))?;
-        let mut sending = self
-            .http
-            .post(format!("{}://{addr}/raft/{rpc}", self.scheme))
-            .header("content-type", "application/octet-stream")
-            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default())
-            .header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-        if let Some(secret) = self.secret.header_value() {
-            sending = sending.header(SECRET_HEADER, secret);
-        }
-        let response = match sending.timeout(timeout).body(body).send().await {
+        let response = match self.post(addr, rpc, PROTOCOL_VERSION).timeout(timeout).body(body).send().await {
             Ok(response) => response,
             Err(e) if e.is_connect() => return Err(LinkError::NotSent(format!("no connection: {e}"))),
             Err(e) => return Err(LinkError::Lost(format!("the call was lost: {e}"))),
@@ -84,6 +64,8 @@ mod tests {
     use axum::http::StatusCode;
 
     use super::*;
+    use crate::raft::identity::ClusterIdentity;
+    use crate::raft::peer_auth::PeerSecret;
 
     /// A leader that answers every call with `status` and `body`.
     async fn leader(status: StatusCode, body: Vec<u8>) -> String {
@@ -99,20 +81,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_before_the_handler_is_not_sent_and_anything_after_is_lost() {
-        let link = LeaderLink::new(ClusterIdentity::default(), PeerSecret::default(), None).unwrap();
+        let link = PeerNetwork::new(ClusterIdentity::default(), PeerSecret::default(), None, Default::default()).unwrap();
         let timeout = Duration::from_secs(5);
         let answer = codec::encode(&Ok::<u64, String>(42)).unwrap();
-        let ok: Result<Result<u64, String>, _> = link.call(&leader(StatusCode::OK, answer).await, "read_index", &(), timeout).await;
+        let ok: Result<Result<u64, String>, _> = link.call_leader(&leader(StatusCode::OK, answer).await, "read_index", &(), timeout).await;
         assert_eq!(ok, Ok(Ok(42)));
         for (status, sent) in [(StatusCode::NOT_FOUND, false), (StatusCode::UPGRADE_REQUIRED, false), (StatusCode::INTERNAL_SERVER_ERROR, true)] {
-            let failed = link.call::<_, Result<u64, String>>(&leader(status, b"no".to_vec()).await, "write", &(), timeout).await.unwrap_err();
+            let failed = link.call_leader::<_, Result<u64, String>>(&leader(status, b"no".to_vec()).await, "write", &(), timeout).await.unwrap_err();
             assert_eq!(matches!(failed, LinkError::Lost(_)), sent, "{status}: {failed}");
         }
-        let garbled = link.call::<_, Result<u64, String>>(&leader(StatusCode::OK, vec![0xff; 3]).await, "write", &(), timeout).await;
+        let garbled = link.call_leader::<_, Result<u64, String>>(&leader(StatusCode::OK, vec![0xff; 3]).await, "write", &(), timeout).await;
         assert!(matches!(garbled, Err(LinkError::Lost(_))), "an answer that does not decode may follow an applied write: {garbled:?}");
         // Nobody listening: nothing was sent.
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
-        let refused = link.call::<_, Result<u64, String>>(&closed, "write", &(), timeout).await;
+        let refused = link.call_leader::<_, Result<u64, String>>(&closed, "write", &(), timeout).await;
         assert!(matches!(refused, Err(LinkError::NotSent(_))), "{refused:?}");
     }
 }

@@ -57,22 +57,35 @@ impl PeerNetwork {
     }
 }
 
+impl PeerNetwork {
+    /// A `POST /raft/{rpc}` to the node at `addr`, in protocol `version`, with what
+    /// every peer call carries: the cluster id and, when there is one, the secret.
+    pub(super) fn post(&self, addr: &str, rpc: &str, version: u32) -> reqwest::RequestBuilder {
+        let sending = self
+            .http
+            .post(format!("{}://{addr}/raft/{rpc}", self.scheme))
+            .header("content-type", "application/octet-stream")
+            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default())
+            .header(super::protocol::PROTOCOL_HEADER, version);
+        match self.secret.header_value() {
+            Some(secret) => sending.header(SECRET_HEADER, secret),
+            None => sending,
+        }
+    }
+}
+
 /// The connection to one peer.
 pub struct PeerClient {
-    http: reqwest::Client,
+    network: PeerNetwork,
     target: NodeId,
-    base_url: String,
-    identity: ClusterIdentity,
-    secret: PeerSecret,
-    contacts: PeerContacts,
+    addr: String,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        let base_url = format!("{}://{}/raft", self.scheme, node.addr);
-        PeerClient { http: self.http.clone(), target, base_url, identity: self.identity.clone(), secret: self.secret.clone(), contacts: self.contacts.clone() }
+        PeerClient { network: self.clone(), target, addr: node.addr.clone() }
     }
 }
 
@@ -87,17 +100,17 @@ impl PeerClient {
     {
         let network_error = |message: String| RPCError::Network(NetworkError::new(&std::io::Error::other(message)));
         let body = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut version = self.contacts.speaks(self.target).unwrap_or(PROTOCOL_VERSION).min(PROTOCOL_VERSION);
+        let mut version = self.network.contacts.speaks(self.target).unwrap_or(PROTOCOL_VERSION).min(PROTOCOL_VERSION);
         let response = loop {
             if version < needed {
                 let message = format!("it speaks peer protocol {version}, which cannot carry these entries (a transaction); upgrade it (docs/operations.md)");
-                self.contacts.refused(self.target, message.clone());
+                self.network.contacts.refused(self.target, message.clone());
                 return Err(network_error(format!("peer {}: {message}", self.target)));
             }
             let response = self.send(rpc, body.clone(), version, option).await?;
             let answered = super::protocol::check(response.headers());
             if let Ok(spoken) = answered {
-                self.contacts.spoke(self.target, spoken);
+                self.network.contacts.spoke(self.target, spoken);
                 // An older peer refused the newer version: say it again in its own.
                 if response.status() == reqwest::StatusCode::UPGRADE_REQUIRED && spoken < version {
                     version = spoken;
@@ -107,15 +120,15 @@ impl PeerClient {
             match answered {
                 Ok(_) => break response,
                 Err(message) => {
-                    self.contacts.refused(self.target, message.clone());
+                    self.network.contacts.refused(self.target, message.clone());
                     return Err(network_error(format!("peer {}: {message}", self.target)));
                 }
             }
         };
         let status = response.status();
         match status.is_success() {
-            true => self.contacts.answered(self.target),
-            false => self.contacts.refused(self.target, format!("answered {status} to {rpc}")),
+            true => self.network.contacts.answered(self.target),
+            false => self.network.contacts.refused(self.target, format!("answered {status} to {rpc}")),
         }
         let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
@@ -139,19 +152,10 @@ impl PeerClient {
     where
         E: std::error::Error,
     {
-        let mut sending = self
-            .http
-            .post(format!("{}/{rpc}", self.base_url))
-            .header("content-type", "application/octet-stream")
-            .header(CLUSTER_HEADER, self.identity.get().unwrap_or_default())
-            .header(super::protocol::PROTOCOL_HEADER, version);
-        if let Some(secret) = self.secret.header_value() {
-            sending = sending.header(SECRET_HEADER, secret);
-        }
-        match sending.timeout(option.hard_ttl()).body(body).send().await {
+        match self.network.post(&self.addr, rpc, version).timeout(option.hard_ttl()).body(body).send().await {
             Ok(response) => Ok(response),
             Err(e) => {
-                self.contacts.unreachable(self.target, crate::http_client::failure_reason(&e, CONNECT_TIMEOUT));
+                self.network.contacts.unreachable(self.target, crate::http_client::failure_reason(&e, CONNECT_TIMEOUT));
                 Err(if e.is_connect() { RPCError::Unreachable(Unreachable::new(&e)) } else { RPCError::Network(NetworkError::new(&e)) })
             }
         }
