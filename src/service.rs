@@ -10,7 +10,7 @@
 //! leader never sends either on, so a stale view of the leader cannot loop, and a
 //! node that is no longer leader answers `NotLeader` (definite).
 //!
-//! A command that carries the leader's time stamp (`Command::now_ms_mut`: lease
+//! A command that reads the clock (`Command::reads_clock`: lease
 //! grants and keep-alives, queue and topic writes, transactions) is stamped here, as
 //! it is proposed, so a door builds commands without the leader's clock. Writes go
 //! through the proposer (puts and deletes, batched into shared entries) or straight
@@ -273,8 +273,8 @@ impl Core {
         if matches!(request.command, Command::Txn(_)) {
             self.refuse_transactions_during_upgrade()?;
         }
-        if let Some(now_ms) = request.command.now_ms_mut() {
-            *now_ms = self.clock.fresh_now_ms(&self.raft).await.ok_or(ConsensusError::ClockNotReady)?;
+        if request.command.reads_clock() {
+            request.now_ms = self.clock.fresh_now_ms(&self.raft).await.ok_or(ConsensusError::ClockNotReady)?;
         }
         let limit = self.limits.write_timeout();
         let written = match request.command.is_batchable() {

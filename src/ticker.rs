@@ -102,7 +102,7 @@ impl LeaderClock {
 /// `TICK_TIMEOUT` (it may still commit); `Err`: refused (not the leader).
 async fn propose_tick(raft: &Raft, clock: &LeaderClock) -> Result<bool, String> {
     let advance_ms = clock.take_advance().ok_or("this node does not hold the clock")?;
-    let tick = Request { idempotency_key: None, command: Command::Tick { advance_ms } };
+    let tick = Request::from(Command::Tick { advance_ms });
     match tokio::time::timeout(TICK_TIMEOUT, raft.client_write(tick)).await {
         Ok(Ok(_)) => Ok(true),
         Ok(Err(e)) => Err(e.to_string()),

@@ -6,6 +6,7 @@
 
 mod common;
 
+use concord::state::kv::KvCommand;
 use std::time::Duration;
 
 use common::sse::SseReader;
@@ -321,8 +322,8 @@ async fn the_leader_rechecks_the_token_decision_a_follower_sends_with_a_write() 
     let status: Value = http.get(format!("{base}/v1/cluster?consistency=stale")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
     let cluster_id = status["cluster_id"].as_str().unwrap().to_string();
     let send = |authority: Authority, key: &str| {
-        let command = Command::Put { key: key.into(), value: b"x".to_vec(), precondition: Precondition::None, lease: None, fence: None };
-        let body = concord::codec::encode(&ForwardedWrite { authority, request: Request { idempotency_key: None, command } }).unwrap();
+        let command = Command::Kv(KvCommand::Put { key: key.into(), value: b"x".to_vec(), precondition: Precondition::None, lease: None, fence: None });
+        let body = concord::codec::encode(&ForwardedWrite { authority, request: Request::from(command) }).unwrap();
         http.post(format!("{base}/raft/write")).header("concord-cluster", &cluster_id).header("concord-protocol", "2").body(body).send()
     };
     let answer = |bytes: &[u8]| concord::codec::decode::<Result<Response, ConsensusError>>(bytes).unwrap();

@@ -21,6 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, ConsistencyQuery, WriteQuery};
 use super::outcome::{propose, refuse_idempotency_key};
+use crate::state::auth::{AuthCommand, AuthOutcome};
 use crate::state::auth::{Role, TokenRecord};
 use crate::state::command::{Command, Outcome};
 
@@ -73,9 +74,9 @@ pub async fn create(
         answer["token"] = json!(format!("{id}.{secret}"));
         answer
     };
-    let command = Command::TokenCreate(token.clone());
+    let command = Command::Auth(AuthCommand::TokenCreate(token.clone()));
     propose(&app, &headers, command, |outcome| match outcome {
-        Outcome::TokenCreated { id } => Some((StatusCode::CREATED, Json(shown(id))).into_response()),
+        Outcome::Auth(AuthOutcome::TokenCreated { id }) => Some((StatusCode::CREATED, Json(shown(id))).into_response()),
         _ => None,
     })
     .await
@@ -108,8 +109,8 @@ pub async fn revoke(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    propose(&app, &headers, Command::TokenRevoke { id }, |outcome| match outcome {
-        Outcome::TokenRevoked { id } => Some(Json(json!({ "id": id, "revoked": true })).into_response()),
+    propose(&app, &headers, Command::Auth(AuthCommand::TokenRevoke { id }), |outcome| match outcome {
+        Outcome::Auth(AuthOutcome::TokenRevoked { id }) => Some(Json(json!({ "id": id, "revoked": true })).into_response()),
         _ => None,
     })
     .await
@@ -126,7 +127,7 @@ pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<Consi
 
 fn changed(outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::AuthChanged { enabled } => Some(Json(json!({ "enabled": enabled })).into_response()),
+        Outcome::Auth(AuthOutcome::Changed { enabled }) => Some(Json(json!({ "enabled": enabled })).into_response()),
         _ => None,
     }
 }
@@ -139,12 +140,12 @@ pub async fn enable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuer
     if caller.role != Role::Admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not_admin_token", format!("token {} is not an admin token; requiring tokens takes one", caller.id)));
     }
-    propose(&app, &headers, Command::AuthEnable { by: caller.id }, changed).await
+    propose(&app, &headers, Command::Auth(AuthCommand::Enable { by: caller.id }), changed).await
 }
 
 #[utoipa::path(post, path = "/v1/auth/disable", tag = "auth", operation_id = "auth_disable", summary = "Stop requiring tokens", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn disable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
-    propose(&app, &headers, Command::AuthDisable, changed).await
+    propose(&app, &headers, Command::Auth(AuthCommand::Disable), changed).await
 }
 
 /// The presented token, checked (whether or not tokens are required).

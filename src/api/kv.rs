@@ -21,6 +21,7 @@ use super::extract::{ApiBody, ApiPath, ApiQuery};
 use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Request};
 use crate::state::kv::{self, InvalidInput, KvRecord};
+use crate::state::kv::{KvCommand, KvOutcome};
 use crate::state::reader::AtIndex;
 use crate::wire::kv::{DeleteAnswer, KeyAnswer, KeyItem, KeyRevisions, ListAnswer, PrefixDeletedAnswer, PutAnswer};
 
@@ -188,7 +189,7 @@ pub fn fence(app: &AppState, headers: &HeaderMap) -> Result<Option<Fence>, ApiEr
 /// Renders a KV write's outcome.
 fn kv_answer(key: &str, outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::Put { revision, meta, created } => {
+        Outcome::Kv(KvOutcome::Put { revision, meta, created }) => {
             let body = PutAnswer {
                 create_revision: meta.create_revision,
                 created,
@@ -200,7 +201,7 @@ fn kv_answer(key: &str, outcome: Outcome) -> Option<Response> {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             Some((status, [(header::ETAG, etag(&meta))], Json(body)).into_response())
         }
-        Outcome::Deleted { revision, prev } => {
+        Outcome::Kv(KvOutcome::Deleted { revision, prev }) => {
             Some(Json(DeleteAnswer { deleted: true, key: key.to_string(), prev: key_revisions(&prev), revision }).into_response())
         }
         _ => None,
@@ -219,7 +220,7 @@ pub async fn put(
     kv::validate_value(&body, app.limits.value_bytes_max)?;
     let precondition = precondition(&headers)?;
     let fence = fence(&app, &headers)?;
-    let command = Command::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease, fence };
+    let command = Command::Kv(KvCommand::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease, fence });
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
@@ -233,7 +234,7 @@ pub async fn delete(
     kv::validate_key(&key, app.limits.key_bytes_max)?;
     let precondition = precondition(&headers)?;
     let fence = fence(&app, &headers)?;
-    let command = Command::Delete { key: key.clone(), precondition, fence };
+    let command = Command::Kv(KvCommand::Delete { key: key.clone(), precondition, fence });
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
@@ -320,8 +321,8 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
     let started = tokio::time::Instant::now();
     let (mut deleted_total, mut rounds) = (0, 0);
     loop {
-        let request = Request { idempotency_key: None, command: Command::DeletePrefix { prefix: query.prefix.clone() } };
-        let Outcome::PrefixDeleted { deleted, revision, more } = app.core.write(request).await?.outcome else {
+        let request = Request::from(KvCommand::DeletePrefix { prefix: query.prefix.clone() });
+        let Outcome::Kv(KvOutcome::PrefixDeleted { deleted, revision, more }) = app.core.write(request).await?.outcome else {
             return Err(ApiError::internal("a prefix delete produced an unexpected outcome"));
         };
         deleted_total += deleted;

@@ -17,6 +17,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{ConsistencyQuery, WriteQuery};
 use super::outcome::propose;
 use crate::state::command::{Command, Outcome};
+use crate::state::lease::{LeaseCommand, LeaseOutcome};
 use crate::wire::leases::{LeaseAnswer, LeaseRead, LeaseRevoked, LeaseRingMember};
 
 /// Most attached keys a lease read lists (`key_count` says how many there are).
@@ -30,8 +31,10 @@ pub struct GrantBody {
 
 fn lease_answer(status: StatusCode, outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::Lease { id, ttl_ms, expires_at_ms } => Some((status, Json(LeaseAnswer { expires_at_ms, id, ttl_ms })).into_response()),
-        Outcome::LeaseRevoked { id, deleted_keys, revision } => Some(Json(LeaseRevoked { deleted_keys, id, revision, revoked: true }).into_response()),
+        Outcome::Lease(LeaseOutcome::Alive { id, ttl_ms, expires_at_ms }) => Some((status, Json(LeaseAnswer { expires_at_ms, id, ttl_ms })).into_response()),
+        Outcome::Lease(LeaseOutcome::Revoked { id, deleted_keys, revision }) => {
+            Some(Json(LeaseRevoked { deleted_keys, id, revision, revoked: true }).into_response())
+        }
         _ => None,
     }
 }
@@ -47,7 +50,7 @@ pub async fn grant(
     if !(min..=max).contains(&body.ttl_ms) {
         return Err(ApiError::bad_request("invalid_ttl", format!("ttl_ms must be between {min} and {max}, got {}", body.ttl_ms)));
     }
-    propose(&app, &headers, Command::LeaseGrant { ttl_ms: body.ttl_ms, now_ms: 0 }, |outcome| lease_answer(StatusCode::CREATED, outcome)).await
+    propose(&app, &headers, Command::Lease(LeaseCommand::Grant { ttl_ms: body.ttl_ms }), |outcome| lease_answer(StatusCode::CREATED, outcome)).await
 }
 
 #[utoipa::path(post, path = "/v1/leases/{id}/keepalive", tag = "leases", operation_id = "lease_keep_alive", summary = "Restart a lease's TTL", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = LeaseAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -57,7 +60,7 @@ pub async fn keep_alive(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    propose(&app, &headers, Command::LeaseKeepAlive { id, now_ms: 0 }, |outcome| lease_answer(StatusCode::OK, outcome)).await
+    propose(&app, &headers, Command::Lease(LeaseCommand::KeepAlive { id }), |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
 #[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_revoke", summary = "End a lease now, deleting its keys", params(("id" = u64, Path, description = "The lease id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = LeaseRevoked), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -67,7 +70,7 @@ pub async fn revoke(
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    propose(&app, &headers, Command::LeaseRevoke { id }, |outcome| lease_answer(StatusCode::OK, outcome)).await
+    propose(&app, &headers, Command::Lease(LeaseCommand::Revoke { id }), |outcome| lease_answer(StatusCode::OK, outcome)).await
 }
 
 #[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ConsistencyQuery), responses((status = 200, description = "The lease", body = LeaseRead), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

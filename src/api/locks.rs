@@ -22,6 +22,7 @@ use super::outcome::{mark_replayed, propose, rejection_error, submit};
 use crate::state::command::{Command, Outcome, Rejection, Request};
 use crate::state::kv;
 use crate::state::lock::Holding;
+use crate::state::lock::{LockCommand, LockOutcome, LockRejection};
 use crate::wire::locks::{Holder, LockCheck, LockHeld, LockRead, LockReleased};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
@@ -59,8 +60,8 @@ fn holder(holding: Option<Holding>) -> Option<Holder> {
 
 fn lock_answer(outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::LockHeld { name, token, lease } => Some(held(&name, token, lease)),
-        Outcome::LockReleased { name, next } => Some(Json(LockReleased { holder: holder(next), name, released: true }).into_response()),
+        Outcome::Lock(LockOutcome::Held { name, token, lease }) => Some(held(&name, token, lease)),
+        Outcome::Lock(LockOutcome::Released { name, next }) => Some(Json(LockReleased { holder: holder(next), name, released: true }).into_response()),
         _ => None,
     }
 }
@@ -75,10 +76,10 @@ pub async fn acquire(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let wait = wait_bound(&app, Some(body.wait_ms))?;
-    let command = Command::LockAcquire { name: name.clone(), lease: body.lease, wait: body.wait_ms > 0 };
+    let command = Command::Lock(LockCommand::Acquire { name: name.clone(), lease: body.lease, wait: body.wait_ms > 0 });
     let first = submit(&app, &headers, command).await?;
     match first.outcome {
-        Outcome::LockWaiting { .. } => {}
+        Outcome::Lock(LockOutcome::Waiting { .. }) => {}
         Outcome::Rejected(rejection) => return Ok(mark_replayed(rejection_error(rejection).into_response(), first.replayed)),
         outcome => {
             let answer = lock_answer(outcome).ok_or_else(|| ApiError::internal("acquire produced an unexpected outcome"))?;
@@ -94,20 +95,20 @@ pub async fn acquire(
         return Ok(held(&name, holder.token, body.lease));
     }
     // Time is up: leave the queue, unless the lock was granted meanwhile.
-    let cancel = Command::LockCancelWait { name: name.clone(), lease: body.lease };
-    let outcome = app.core.write(Request { idempotency_key: None, command: cancel }).await.map_err(|e| {
+    let cancel = Command::Lock(LockCommand::CancelWait { name: name.clone(), lease: body.lease });
+    let outcome = app.core.write(Request::from(cancel)).await.map_err(|e| {
         ApiError::outcome_unknown(format!(
             "the wait ended but leaving the queue failed ({}); the lease may still be queued or granted: check GET /v1/locks/{name}",
             e
         ))
     })?;
     match outcome.outcome {
-        Outcome::LockHeld { name, token, lease } => Ok(held(&name, token, lease)),
-        Outcome::LockWaitCancelled { name, holder: Some(holder) } => {
+        Outcome::Lock(LockOutcome::Held { name, token, lease }) => Ok(held(&name, token, lease)),
+        Outcome::Lock(LockOutcome::WaitCancelled { name, holder: Some(holder) }) => {
             let waiters = app.reader.lock(&name).map(|read| read.value.waiters.len() as u64).unwrap_or(0);
-            Err(rejection_error(Rejection::LockBusy { name, holder, waiters }).with_message_suffix(" (gave up waiting)"))
+            Err(rejection_error(Rejection::Lock(LockRejection::Busy { name, holder, waiters })).with_message_suffix(" (gave up waiting)"))
         }
-        Outcome::LockWaitCancelled { name, holder: None } => {
+        Outcome::Lock(LockOutcome::WaitCancelled { name, holder: None }) => {
             Err(ApiError::new(StatusCode::CONFLICT, "lock_busy", format!("lock {name:?} was not granted within {} ms; it is free now, retry", body.wait_ms)))
         }
         _ => Err(ApiError::internal("leaving the queue produced an unexpected outcome")),
@@ -123,7 +124,7 @@ pub async fn release(
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
-    propose(&app, &headers, Command::LockRelease { name, token: body.token }, lock_answer).await
+    propose(&app, &headers, Command::Lock(LockCommand::Release { name, token: body.token }), lock_answer).await
 }
 
 #[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", operation_id = "lock_get", summary = "Read a lock: holder and waiters", params(("name" = String, Path, description = "The lock name"), BlockingReadQuery), responses((status = 200, description = "The lock", body = LockRead), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -143,6 +144,6 @@ pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, 
     let holder = app.reader.lock(&name)?.value.holder;
     match holder {
         Some(h) if h.token == query.token => Ok(Json(LockCheck { lease: h.lease, name, token: query.token, valid: true }).into_response()),
-        current => Err(rejection_error(Rejection::StaleToken { name, token: query.token, current })),
+        current => Err(rejection_error(Rejection::Lock(LockRejection::StaleToken { name, token: query.token, current }))),
     }
 }

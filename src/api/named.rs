@@ -14,8 +14,10 @@ use super::outcome::rejection_error;
 use crate::state::StateReader;
 use crate::state::command::{Command, Outcome, Request};
 use crate::state::kv;
+use crate::state::queue::QueueOutcome;
 use crate::state::reader::AtIndex;
 use crate::state::store::{NamedPage, ViewError};
+use crate::state::topic::TopicOutcome;
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -63,9 +65,10 @@ pub const DELETE_NOT_IDEMPOTENT: &str = "a delete takes several entries; repeat 
 pub async fn delete_in_rounds(app: &AppState, name: &str, rounds: u64, command: impl Fn() -> Command) -> Result<Response, ApiError> {
     let mut deleted_messages = 0;
     for _ in 0..rounds {
-        let response = app.core.write(Request { idempotency_key: None, command: command() }).await?;
+        let response = app.core.write(Request::from(command())).await?;
         let (n, gone) = match response.outcome {
-            Outcome::QueueDeleted { deleted_messages, deleted, .. } | Outcome::TopicDeleted { deleted_messages, deleted, .. } => (deleted_messages, deleted),
+            Outcome::Queue(QueueOutcome::Deleted { deleted_messages, deleted, .. })
+            | Outcome::Topic(TopicOutcome::Deleted { deleted_messages, deleted, .. }) => (deleted_messages, deleted),
             // Not found on the first round is a 404; later, someone else finished it.
             Outcome::Rejected(rejection) if deleted_messages == 0 => return Err(rejection_error(rejection)),
             Outcome::Rejected(_) => (0, true),

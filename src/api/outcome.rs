@@ -11,8 +11,16 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::state::auth::AuthRejection;
 use crate::state::command::{Command, KeyMeta, Outcome, Rejection, Request, Response as StateResponse};
+use crate::state::kv::KvRejection;
+use crate::state::lease::LeaseRejection;
 use crate::state::lock::Holding;
+use crate::state::lock::LockRejection;
+use crate::state::queue::QueueRejection;
+use crate::state::ring::RingRejection;
+use crate::state::topic::TopicRejection;
+use crate::state::txn::TxnRejection;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -45,8 +53,8 @@ pub fn refuse_idempotency_key(headers: &HeaderMap, why: &str) -> Result<(), ApiE
 
 pub fn rejection_error(rejection: Rejection) -> ApiError {
     match rejection {
-        Rejection::NotFound { key } => ApiError::not_found("key_not_found", format!("key {key:?} does not exist")),
-        Rejection::PreconditionFailed { key, current } => ApiError::new(
+        Rejection::Kv(KvRejection::NotFound { key }) => ApiError::not_found("key_not_found", format!("key {key:?} does not exist")),
+        Rejection::Kv(KvRejection::PreconditionFailed { key, current }) => ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "precondition_failed",
             match current {
@@ -60,22 +68,24 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             "idempotency_key_reused",
             format!("Idempotency-Key {key:?} was already used for a different request; use a new key per distinct write"),
         ),
-        Rejection::LeaseNotFound { id } => ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)")),
-        Rejection::LeaseLimit { limit } => ApiError::new(
+        Rejection::Lease(LeaseRejection::NotFound { id }) => {
+            ApiError::not_found("lease_not_found", format!("lease {id} does not exist (never granted, expired or revoked)"))
+        }
+        Rejection::Lease(LeaseRejection::Limit { limit }) => ApiError::new(
             StatusCode::CONFLICT,
             "lease_limit",
             format!("the limit of {limit} is reached (leases in the cluster, keys on one lease, or locks and ring memberships on one lease)"),
         ),
-        Rejection::LockBusy { name, holder, waiters } => ApiError::new(
+        Rejection::Lock(LockRejection::Busy { name, holder, waiters }) => ApiError::new(
             StatusCode::CONFLICT,
             "lock_busy",
             format!("lock {name:?} is held by lease {} (token {}), with {waiters} waiting", holder.lease, holder.token),
         )
         .with_details(json!({ "holder": holding_json(Some(holder)), "waiters": waiters })),
-        Rejection::LockLimit { name, limit } => {
+        Rejection::Lock(LockRejection::Limit { name, limit }) => {
             ApiError::new(StatusCode::CONFLICT, "lock_limit", format!("lock {name:?} already has its maximum of {limit} waiters"))
         }
-        Rejection::StaleToken { name, token, current } => ApiError::new(
+        Rejection::Lock(LockRejection::StaleToken { name, token, current }) => ApiError::new(
             StatusCode::CONFLICT,
             "stale_token",
             format!(
@@ -87,31 +97,33 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             ),
         )
         .with_details(json!({ "holder": holding_json(current) })),
-        Rejection::FenceRejected { lock, token, current } => ApiError::new(
+        Rejection::Lock(LockRejection::FenceRejected { lock, token, current }) => ApiError::new(
             StatusCode::CONFLICT,
             "fence_rejected",
             format!("the write is fenced by lock {lock:?} token {token}, which no longer holds it; nothing was written"),
         )
         .with_details(json!({ "current_token": current })),
-        Rejection::RingFull { ring, limit } => {
+        Rejection::Ring(RingRejection::Full { ring, limit }) => {
             ApiError::new(StatusCode::CONFLICT, "ring_full", format!("ring {ring:?} already has its maximum of {limit} members"))
         }
-        Rejection::RingMemberInvalid { ring, member } => {
+        Rejection::Ring(RingRejection::MemberInvalid { ring, member }) => {
             ApiError::bad_request("invalid_member", format!("member {member:?} of ring {ring:?} is outside the bounds (weight, address or metadata size)"))
         }
-        Rejection::RingMemberNotFound { ring, member } => ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}")),
-        Rejection::QueueNotFound { queue } => ApiError::not_found("queue_not_found", format!("queue {queue:?} does not exist")),
-        Rejection::QueueLimit { limit } => {
+        Rejection::Ring(RingRejection::MemberNotFound { ring, member }) => {
+            ApiError::not_found("member_not_found", format!("ring {ring:?} has no member {member:?}"))
+        }
+        Rejection::Queue(QueueRejection::NotFound { queue }) => ApiError::not_found("queue_not_found", format!("queue {queue:?} does not exist")),
+        Rejection::Queue(QueueRejection::Limit { limit }) => {
             ApiError::new(StatusCode::CONFLICT, "queue_limit", format!("the cluster already holds its maximum of {limit} queues"))
         }
-        Rejection::QueueFull { queue, limit } => {
+        Rejection::Queue(QueueRejection::Full { queue, limit }) => {
             ApiError::new(StatusCode::CONFLICT, "queue_full", format!("queue {queue:?} holds its max_length of {limit} messages; nothing was enqueued"))
         }
-        Rejection::MessageTooLarge { queue, len, max } => {
+        Rejection::Queue(QueueRejection::MessageTooLarge { queue, len, max }) => {
             ApiError::too_large("message_too_large", format!("the message is {len} bytes, over queue {queue:?}'s max_message_bytes of {max}"))
         }
-        Rejection::QueueInvalid { queue, reason } => ApiError::bad_request("invalid_queue_settings", format!("queue {queue:?}: {reason}")),
-        Rejection::StaleReceipt { queue, receipt, current_delivery } => ApiError::new(
+        Rejection::Queue(QueueRejection::Invalid { queue, reason }) => ApiError::bad_request("invalid_queue_settings", format!("queue {queue:?}: {reason}")),
+        Rejection::Queue(QueueRejection::StaleReceipt { queue, receipt, current_delivery }) => ApiError::new(
             StatusCode::CONFLICT,
             "stale_receipt",
             format!(
@@ -127,36 +139,40 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
             ),
         )
         .with_details(json!({ "current_delivery": current_delivery })),
-        Rejection::TopicNotFound { topic } => ApiError::not_found("topic_not_found", format!("topic {topic:?} does not exist")),
-        Rejection::TopicLimit { limit } => {
+        Rejection::Topic(TopicRejection::NotFound { topic }) => ApiError::not_found("topic_not_found", format!("topic {topic:?} does not exist")),
+        Rejection::Topic(TopicRejection::Limit { limit }) => {
             ApiError::new(StatusCode::CONFLICT, "topic_limit", format!("the cluster already holds its maximum of {limit} topics"))
         }
-        Rejection::TopicMessageTooLarge { topic, len, max } => {
+        Rejection::Topic(TopicRejection::MessageTooLarge { topic, len, max }) => {
             ApiError::too_large("message_too_large", format!("the message is {len} bytes, over topic {topic:?}'s max_message_bytes of {max}"))
         }
-        Rejection::TopicInvalid { topic, reason } => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
+        Rejection::Topic(TopicRejection::Invalid { topic, reason }) => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
         // The proposer batches only batchable commands: this is a bug of ours.
         Rejection::NotBatchable => ApiError::internal("the request was proposed in a batch it may not be part of; nothing was changed"),
-        Rejection::TokenInvalid { reason } => ApiError::bad_request("invalid_token_settings", reason),
-        Rejection::TokenLimit { limit } => {
+        Rejection::Auth(AuthRejection::TokenInvalid { reason }) => ApiError::bad_request("invalid_token_settings", reason),
+        Rejection::Auth(AuthRejection::TokenLimit { limit }) => {
             ApiError::new(StatusCode::CONFLICT, "token_limit", format!("the cluster already holds its maximum of {limit} tokens; revoke some first"))
         }
-        Rejection::TokenNotFound { id } => ApiError::not_found("token_not_found", format!("token {id} does not exist (never created, or revoked)")),
-        Rejection::LastAdminToken { id } => ApiError::new(
+        Rejection::Auth(AuthRejection::TokenNotFound { id }) => {
+            ApiError::not_found("token_not_found", format!("token {id} does not exist (never created, or revoked)"))
+        }
+        Rejection::Auth(AuthRejection::LastAdminToken { id }) => ApiError::new(
             StatusCode::CONFLICT,
             "last_admin_token",
             format!("token {id} is the last admin token and tokens are required; create another admin token or disable auth first"),
         ),
-        Rejection::NotAdminToken { id } => ApiError::new(
+        Rejection::Auth(AuthRejection::NotAdminToken { id }) => ApiError::new(
             StatusCode::FORBIDDEN,
             "not_admin_token",
             format!("token {id} is not an admin token (or was revoked); requiring tokens takes an admin token"),
         ),
-        Rejection::TxnInvalid { reason } => ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed")),
-        Rejection::TxnConditionRefused { condition, rejection } => {
+        Rejection::Txn(TxnRejection::Invalid { reason }) => {
+            ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed"))
+        }
+        Rejection::Txn(TxnRejection::ConditionRefused { condition, rejection }) => {
             within_txn(*rejection, format!("compare[{condition}] cannot be tested"), json!({ "condition": condition }))
         }
-        Rejection::TxnOpRefused { succeeded, op, rejection } => {
+        Rejection::Txn(TxnRejection::OpRefused { succeeded, op, rejection }) => {
             let branch = if succeeded { "success" } else { "failure" };
             within_txn(*rejection, format!("{branch}[{op}] was refused, so none of the transaction was applied"), json!({ "branch": branch, "op": op }))
         }
@@ -182,7 +198,7 @@ pub fn holding_json(holding: Option<Holding>) -> Value {
 /// Proposes `command` with the request's `Idempotency-Key` and returns what applying
 /// it produced.
 pub async fn submit(app: &AppState, headers: &HeaderMap, command: Command) -> Result<StateResponse, ApiError> {
-    let request = Request { idempotency_key: idempotency_key(app, headers)?, command };
+    let request = Request { idempotency_key: idempotency_key(app, headers)?, ..Request::from(command) };
     Ok(app.core.write(request).await?)
 }
 

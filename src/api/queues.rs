@@ -28,6 +28,7 @@ use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Outcome, Receipt};
 use crate::state::kv;
 use crate::state::queue::{self, Delivered, QueueRecord, QueueSettings};
+use crate::state::queue::{QueueCommand, QueueOutcome};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -141,14 +142,16 @@ fn delivered_json(message: &Delivered) -> Value {
 
 fn queue_answer(outcome: Outcome) -> Option<Response> {
     Some(match outcome {
-        Outcome::QueueConfigured { queue, created, settings } => {
+        Outcome::Queue(QueueOutcome::Configured { queue, created, settings }) => {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             (status, Json(json!({ "name": queue, "created": created, "settings": settings_json(&settings) }))).into_response()
         }
-        Outcome::Enqueued { queue, id } => (StatusCode::CREATED, Json(json!({ "queue": queue, "id": id }))).into_response(),
-        Outcome::Acked { queue, id } => Json(json!({ "queue": queue, "id": id, "acked": true })).into_response(),
-        Outcome::Nacked { queue, id, dead_lettered } => Json(json!({ "queue": queue, "id": id, "dead_lettered": dead_lettered })).into_response(),
-        Outcome::Extended { queue, receipt, until_ms } => {
+        Outcome::Queue(QueueOutcome::Enqueued { queue, id }) => (StatusCode::CREATED, Json(json!({ "queue": queue, "id": id }))).into_response(),
+        Outcome::Queue(QueueOutcome::Acked { queue, id }) => Json(json!({ "queue": queue, "id": id, "acked": true })).into_response(),
+        Outcome::Queue(QueueOutcome::Nacked { queue, id, dead_lettered }) => {
+            Json(json!({ "queue": queue, "id": id, "dead_lettered": dead_lettered })).into_response()
+        }
+        Outcome::Queue(QueueOutcome::Extended { queue, receipt, until_ms }) => {
             Json(json!({ "queue": queue, "receipt": receipt_text(receipt), "in_flight_until_ms": until_ms })).into_response()
         }
         _ => return None,
@@ -183,7 +186,7 @@ pub async fn configure(
     if let Some(reason) = settings.invalid(&name) {
         return Err(ApiError::bad_request("invalid_queue_settings", format!("queue {name:?}: {reason}")));
     }
-    propose(&app, &headers, Command::QueueConfigure { queue: name, settings }, queue_answer).await
+    propose(&app, &headers, Command::Queue(QueueCommand::Configure { queue: name, settings }), queue_answer).await
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "queues", operation_id = "queue_enqueue", summary = "Enqueue a message", params(("queue" = String, Path, description = "The queue name"), EnqueueQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Enqueued", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -197,7 +200,7 @@ pub async fn enqueue(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let delay_ms = check_ms("delay_ms", query.delay_ms, true)?;
     named::check_message_size(&body, queue::MESSAGE_BYTES_MAX)?;
-    propose(&app, &headers, Command::QueueEnqueue { queue: name, payload: body.to_vec(), delay_ms, now_ms: 0 }, queue_answer).await
+    propose(&app, &headers, Command::Queue(QueueCommand::Enqueue { queue: name, payload: body.to_vec(), delay_ms }), queue_answer).await
 }
 
 /// True when this node's state shows a visible message in `name`.
@@ -228,9 +231,9 @@ pub async fn receive(
     let deadline = tokio::time::Instant::now() + wait_bound(&app, Some(body.wait_ms))?;
     loop {
         if has_visible(&app, &name).await? {
-            let command = Command::QueueReceive { queue: name.clone(), max: body.max, visibility_ms, now_ms: 0 };
-            let response = app.core.write(crate::state::command::Request { idempotency_key: None, command }).await?;
-            let Outcome::Received { messages, .. } = response.outcome else {
+            let command = Command::Queue(QueueCommand::Receive { queue: name.clone(), max: body.max, visibility_ms });
+            let response = app.core.write(command.into()).await?;
+            let Outcome::Queue(QueueOutcome::Received { messages, .. }) = response.outcome else {
                 return Err(ApiError::internal("receive produced an unexpected outcome"));
             };
             // Another consumer may have taken what was visible: then wait on.
@@ -259,7 +262,7 @@ pub async fn ack(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
-    propose(&app, &headers, Command::QueueAck { queue: name, receipt }, queue_answer).await
+    propose(&app, &headers, Command::Queue(QueueCommand::Ack { queue: name, receipt }), queue_answer).await
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/nack", tag = "queues", operation_id = "queue_nack", summary = "Give a delivery back", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = NackBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -273,7 +276,7 @@ pub async fn nack(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     let delay_ms = check_ms("delay_ms", body.delay_ms, true)?;
-    propose(&app, &headers, Command::QueueNack { queue: name, receipt, delay_ms, now_ms: 0 }, queue_answer).await
+    propose(&app, &headers, Command::Queue(QueueCommand::Nack { queue: name, receipt, delay_ms }), queue_answer).await
 }
 
 #[utoipa::path(post, path = "/v1/queues/{queue}/extend", tag = "queues", operation_id = "queue_extend", summary = "Keep a delivery in flight longer", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ExtendBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -287,7 +290,7 @@ pub async fn extend(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let receipt = parse_receipt(&body.receipt)?;
     let visibility_ms = check_ms("visibility_ms", body.visibility_ms, false)?;
-    propose(&app, &headers, Command::QueueExtend { queue: name, receipt, visibility_ms, now_ms: 0 }, queue_answer).await
+    propose(&app, &headers, Command::Queue(QueueCommand::Extend { queue: name, receipt, visibility_ms }), queue_answer).await
 }
 
 /// Deletes the queue and its messages, in bounded entries (`queue::DELETE_BATCH_MAX`
@@ -303,7 +306,7 @@ pub async fn delete(
     refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     // Enough rounds for a full queue and what dead-lettering may have added.
     let rounds = 2 * queue::LENGTH_MAX / queue::DELETE_BATCH_MAX as u64 + 2;
-    named::delete_in_rounds(&app, &name, rounds, || Command::QueueDelete { queue: name.clone() }).await
+    named::delete_in_rounds(&app, &name, rounds, || Command::Queue(QueueCommand::Delete { queue: name.clone() })).await
 }
 
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_get", summary = "Read a queue's counters and settings", params(("queue" = String, Path, description = "The queue name"), BlockingReadQuery), responses((status = 200, description = "The queue", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

@@ -27,6 +27,7 @@ use crate::placement::{Placement, VNODES_PER_WEIGHT};
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
 use crate::state::ring::{ADDRESS_BYTES_MAX, Join, METADATA_BYTES_MAX, RingView, WEIGHT_MAX};
+use crate::state::ring::{RingCommand, RingOutcome};
 
 /// Most circle points kept in memory across rings (16 bytes each: 64 MiB).
 const CACHED_POINTS_MAX: usize = 4 << 20;
@@ -105,7 +106,7 @@ fn default_replicas() -> usize {
 
 fn changed(ring: &str, member: &str, outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::RingChanged { epoch, members, .. } => {
+        Outcome::Ring(RingOutcome::Changed { epoch, members, .. }) => {
             Some(Json(json!({ "ring": ring, "member": member, "epoch": epoch, "members": members })).into_response())
         }
         _ => None,
@@ -132,7 +133,7 @@ pub async fn join(
         return Err(ApiError::too_large("metadata_too_large", format!("metadata is {} bytes, over the limit of {METADATA_BYTES_MAX}", body.metadata.len())));
     }
     let join = Join { ring: ring.clone(), member: member.clone(), address: body.address, weight: body.weight, metadata: body.metadata, lease: body.lease };
-    propose(&app, &headers, Command::RingJoin(join), |outcome| changed(&ring, &member, outcome)).await
+    propose(&app, &headers, Command::Ring(RingCommand::Join(join)), |outcome| changed(&ring, &member, outcome)).await
 }
 
 #[utoipa::path(delete, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_leave", summary = "Leave a ring", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -144,7 +145,7 @@ pub async fn leave(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&ring, app.limits.key_bytes_max)?;
     kv::validate_key(&member, app.limits.key_bytes_max)?;
-    let command = Command::RingLeave { ring: ring.clone(), member: member.clone() };
+    let command = Command::Ring(RingCommand::Leave { ring: ring.clone(), member: member.clone() });
     propose(&app, &headers, command, |outcome| changed(&ring, &member, outcome)).await
 }
 

@@ -30,6 +30,7 @@ use crate::state::command::{Command, Outcome};
 use crate::state::kv;
 use crate::state::store::ViewError;
 use crate::state::topic::{self, TopicMessage, TopicRead, TopicRecord, TopicSettings};
+use crate::state::topic::{TopicCommand, TopicOutcome};
 
 /// Payload bytes one read returns (at least one message).
 const READ_BYTES_MAX: usize = 4 << 20;
@@ -115,11 +116,11 @@ fn check_offset(from: u64) -> Result<(), ApiError> {
 
 fn topic_answer(outcome: Outcome) -> Option<Response> {
     Some(match outcome {
-        Outcome::TopicConfigured { topic, created, settings } => {
+        Outcome::Topic(TopicOutcome::Configured { topic, created, settings }) => {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             (status, Json(json!({ "name": topic, "created": created, "settings": settings_json(&settings) }))).into_response()
         }
-        Outcome::Published { topic, offset } => (StatusCode::CREATED, Json(json!({ "topic": topic, "offset": offset }))).into_response(),
+        Outcome::Topic(TopicOutcome::Published { topic, offset }) => (StatusCode::CREATED, Json(json!({ "topic": topic, "offset": offset }))).into_response(),
         _ => return None,
     })
 }
@@ -143,7 +144,7 @@ pub async fn configure(
     if let Some(reason) = settings.invalid() {
         return Err(ApiError::bad_request("invalid_topic_settings", format!("topic {name:?}: {reason}")));
     }
-    propose(&app, &headers, Command::TopicConfigure { topic: name, settings }, topic_answer).await
+    propose(&app, &headers, Command::Topic(TopicCommand::Configure { topic: name, settings }), topic_answer).await
 }
 
 #[utoipa::path(post, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_publish", summary = "Publish a message", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Published: its offset", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -156,7 +157,7 @@ pub async fn publish(
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     named::check_message_size(&body, topic::MESSAGE_BYTES_MAX)?;
-    propose(&app, &headers, Command::TopicPublish { topic: name, payload: body.to_vec(), now_ms: 0 }, topic_answer).await
+    propose(&app, &headers, Command::Topic(TopicCommand::Publish { topic: name, payload: body.to_vec() }), topic_answer).await
 }
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
@@ -259,5 +260,5 @@ pub async fn delete(
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     refuse_idempotency_key(&headers, named::DELETE_NOT_IDEMPOTENT)?;
     let rounds = topic::MESSAGES_MAX / topic::DELETE_BATCH_MAX + 2;
-    named::delete_in_rounds(&app, &name, rounds, || Command::TopicDelete { topic: name.clone() }).await
+    named::delete_in_rounds(&app, &name, rounds, || Command::Topic(TopicCommand::Delete { topic: name.clone() })).await
 }

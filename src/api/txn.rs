@@ -26,6 +26,12 @@ use super::outcome::propose;
 use super::queues::{parse_receipt, receipt_text};
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
+use crate::state::kv::KvOutcome;
+use crate::state::lease::LeaseOutcome;
+use crate::state::lock::LockOutcome;
+use crate::state::queue::QueueOutcome;
+use crate::state::topic::TopicOutcome;
+use crate::state::txn::TxnOutcome;
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use crate::state::{queue, topic};
 use crate::wire::txn::{Compare, Op, OpResult, TxnRequest, TxnResponse};
@@ -46,7 +52,7 @@ pub async fn txn(
         body.compare.iter().enumerate().map(|(at, c)| check.condition(c).map_err(|e| e.with_prefix(&format!("compare[{at}]")))).collect::<Result<_, _>>()?;
     let success = check.ops("success", &body.success)?;
     let failure = check.ops("failure", &body.failure)?;
-    let txn = Txn { compare, success, failure, now_ms: 0 };
+    let txn = Txn { compare, success, failure };
     txn.check_shape().map_err(|reason| ApiError::bad_request("invalid_txn", format!("the transaction is refused: {reason}; nothing was changed")))?;
     let branches = (txn.success.clone(), txn.failure.clone());
     propose(&app, &headers, Command::Txn(txn), |outcome| render(outcome, branches)).await
@@ -172,31 +178,35 @@ impl Checks<'_> {
 /// One operation's result, from the operation and what the core answered for it.
 fn result(op: TxnOp, result: TxnResult) -> Option<OpResult> {
     Some(match (op, result) {
-        (TxnOp::Put { key, .. }, TxnResult::Wrote(Outcome::Put { meta, created, .. })) => {
+        (TxnOp::Put { key, .. }, TxnResult::Wrote(Outcome::Kv(KvOutcome::Put { meta, created, .. }))) => {
             OpResult::Put { key, created, create_revision: meta.create_revision, mod_revision: meta.mod_revision, version: meta.version }
         }
-        (TxnOp::Delete { key }, TxnResult::Wrote(Outcome::Deleted { revision, .. })) => OpResult::Delete { key, revision },
+        (TxnOp::Delete { key }, TxnResult::Wrote(Outcome::Kv(KvOutcome::Deleted { revision, .. }))) => OpResult::Delete { key, revision },
         (TxnOp::Get { .. }, TxnResult::Got { key, record }) => OpResult::Get { item: record.map(|record| key_item(key.clone(), &record, true)), key },
         (TxnOp::List { .. }, TxnResult::Listed { prefix, items, more }) => {
             OpResult::List { prefix, items: items.into_iter().map(|(key, record)| key_item(key, &record, true)).collect(), more }
         }
-        (TxnOp::Enqueue { .. }, TxnResult::Wrote(Outcome::Enqueued { queue, id })) => OpResult::Enqueue { queue, id },
-        (TxnOp::Ack { .. }, TxnResult::Wrote(Outcome::Acked { queue, id })) => OpResult::Ack { queue, id },
-        (TxnOp::Nack { .. }, TxnResult::Wrote(Outcome::Nacked { queue, id, dead_lettered })) => OpResult::Nack { queue, id, dead_lettered },
-        (TxnOp::Extend { .. }, TxnResult::Wrote(Outcome::Extended { queue, receipt, until_ms })) => {
+        (TxnOp::Enqueue { .. }, TxnResult::Wrote(Outcome::Queue(QueueOutcome::Enqueued { queue, id }))) => OpResult::Enqueue { queue, id },
+        (TxnOp::Ack { .. }, TxnResult::Wrote(Outcome::Queue(QueueOutcome::Acked { queue, id }))) => OpResult::Ack { queue, id },
+        (TxnOp::Nack { .. }, TxnResult::Wrote(Outcome::Queue(QueueOutcome::Nacked { queue, id, dead_lettered }))) => {
+            OpResult::Nack { queue, id, dead_lettered }
+        }
+        (TxnOp::Extend { .. }, TxnResult::Wrote(Outcome::Queue(QueueOutcome::Extended { queue, receipt, until_ms }))) => {
             OpResult::Extend { queue, receipt: receipt_text(receipt), in_flight_until_ms: until_ms }
         }
-        (TxnOp::Publish { .. }, TxnResult::Wrote(Outcome::Published { topic, offset })) => OpResult::Publish { topic, offset },
-        (TxnOp::LockRelease { .. }, TxnResult::Wrote(Outcome::LockReleased { name, next })) => {
+        (TxnOp::Publish { .. }, TxnResult::Wrote(Outcome::Topic(TopicOutcome::Published { topic, offset }))) => OpResult::Publish { topic, offset },
+        (TxnOp::LockRelease { .. }, TxnResult::Wrote(Outcome::Lock(LockOutcome::Released { name, next }))) => {
             OpResult::Release { lock: name, next_token: next.map(|h| h.token) }
         }
-        (TxnOp::LeaseRevoke { .. }, TxnResult::Wrote(Outcome::LeaseRevoked { id, deleted_keys, .. })) => OpResult::Revoke { lease: id, deleted_keys },
+        (TxnOp::LeaseRevoke { .. }, TxnResult::Wrote(Outcome::Lease(LeaseOutcome::Revoked { id, deleted_keys, .. }))) => {
+            OpResult::Revoke { lease: id, deleted_keys }
+        }
         _ => return None,
     })
 }
 
 fn render(outcome: Outcome, (success, failure): (Vec<TxnOp>, Vec<TxnOp>)) -> Option<Response> {
-    let Outcome::Txn { succeeded, failed_condition, revision, results } = outcome else { return None };
+    let Outcome::Txn(TxnOutcome { succeeded, failed_condition, revision, results }) = outcome else { return None };
     let ops = if succeeded { success } else { failure };
     if ops.len() != results.len() {
         return None;

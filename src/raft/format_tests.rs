@@ -14,6 +14,7 @@ use crate::codec::encode;
 use crate::golden;
 use crate::service::{Authority, ConsensusError, ForwardedWrite};
 use crate::state::command::{Command, KeyMeta, Outcome, Precondition, Request, Response};
+use crate::state::kv::{KvCommand, KvOutcome};
 
 fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -25,10 +26,10 @@ fn membership() -> Membership<NodeId, Node> {
 }
 
 fn entries() -> Vec<(&'static str, Entry)> {
-    let put = Command::Put { key: "k".into(), value: b"v".to_vec(), precondition: Precondition::None, lease: None, fence: None };
+    let put = Command::Kv(KvCommand::Put { key: "k".into(), value: b"v".to_vec(), precondition: Precondition::None, lease: None, fence: None });
     vec![
         ("blank", Entry { log_id: log_id(2, 10), payload: EntryPayload::Blank }),
-        ("normal", Entry { log_id: log_id(2, 11), payload: EntryPayload::Normal(Request { idempotency_key: Some("key-1".into()), command: put }) }),
+        ("normal", Entry { log_id: log_id(2, 11), payload: EntryPayload::Normal(Request { idempotency_key: Some("key-1".into()), ..Request::from(put) }) }),
         ("membership", Entry { log_id: log_id(2, 12), payload: EntryPayload::Membership(membership()) }),
     ]
 }
@@ -88,7 +89,8 @@ fn the_log_and_every_peer_frame_encode_as_pinned() {
         let forwarded = ForwardedWrite { authority, request: request.clone() };
         lines.push(golden::line(&format!("peer.write.request.{name}"), &encode(&forwarded).unwrap()));
     }
-    let written = Response::fresh(Outcome::Put { revision: 5, meta: KeyMeta { create_revision: 5, mod_revision: 5, version: 1 }, created: true });
+    let written =
+        Response::fresh(Outcome::Kv(KvOutcome::Put { revision: 5, meta: KeyMeta { create_revision: 5, mod_revision: 5, version: 1 }, created: true }));
     lines.push(golden::line("peer.write.answer.ok", &encode(&Ok::<_, ConsensusError>(written)).unwrap()));
     for error in consensus_errors() {
         let name = consensus_error_variant(&error);

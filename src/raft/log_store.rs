@@ -323,6 +323,7 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
 
     use crate::state::command::{Command, Precondition, Request};
+    use crate::state::kv::KvCommand;
 
     use super::*;
 
@@ -364,8 +365,9 @@ mod tests {
         let mut store = LogStore::open(dir.path()).unwrap();
         store.save_vote(&Vote::new(1, 1)).await.unwrap();
         for index in 1..=160 {
-            let command = Command::Put { key: format!("k{index}"), value: vec![7; 1 << 20], precondition: Precondition::None, lease: None, fence: None };
-            let payload = EntryPayload::Normal(Request { idempotency_key: None, command });
+            let command =
+                Command::Kv(KvCommand::Put { key: format!("k{index}"), value: vec![7; 1 << 20], precondition: Precondition::None, lease: None, fence: None });
+            let payload = EntryPayload::Normal(Request::from(command));
             store.blocking_append([Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload }]).await.unwrap();
         }
         // Without the cap, up to RocksDB's default of 256 MB stays.

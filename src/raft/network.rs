@@ -224,7 +224,7 @@ mod tests {
 
     fn append_of(command: Command) -> AppendEntriesRequest<TypeConfig> {
         let log_id = openraft::LogId::new(CommittedLeaderId::new(1, 1), 5);
-        let entry = crate::raft::Entry { log_id, payload: EntryPayload::Normal(Request { idempotency_key: None, command }) };
+        let entry = crate::raft::Entry { log_id, payload: EntryPayload::Normal(Request::from(command)) };
         AppendEntriesRequest { vote: Vote::new_committed(1, 1), prev_log_id: None, leader_commit: None, entries: vec![entry] }
     }
 
@@ -241,7 +241,7 @@ mod tests {
         peer.append_entries(tick, option.clone()).await.expect("version 1 straight away now");
         assert_eq!(read.lock().unwrap().len(), 2);
 
-        let txn = crate::state::txn::Txn { compare: Vec::new(), success: Vec::new(), failure: Vec::new(), now_ms: 0 };
+        let txn = crate::state::txn::Txn { compare: Vec::new(), success: Vec::new(), failure: Vec::new() };
         let refused = peer.append_entries(append_of(Command::Txn(txn)), option).await.unwrap_err().to_string();
         assert!(refused.contains("speaks peer protocol 1, which cannot carry"), "{refused}");
         assert_eq!(read.lock().unwrap().len(), 2, "nothing the old peer cannot read was sent");

@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::Raft;
 use crate::state::command::{Command, Outcome, Request, Response};
+use crate::state::kv::KvCommand;
 
 /// Entries proposed and not yet answered, at most.
 const PROPOSALS_IN_FLIGHT: usize = 4;
@@ -72,8 +73,8 @@ impl Proposer {
 
 fn write_bytes(request: &Request) -> usize {
     let payload = match &request.command {
-        Command::Put { key, value, .. } => key.len() + value.len(),
-        Command::Delete { key, .. } => key.len(),
+        Command::Kv(KvCommand::Put { key, value, .. }) => key.len() + value.len(),
+        Command::Kv(KvCommand::Delete { key, .. }) => key.len(),
         _ => 0,
     };
     payload + request.idempotency_key.as_ref().map_or(0, String::len) + WRITE_OVERHEAD_BYTES
@@ -121,7 +122,7 @@ async fn propose_entry(raft: Raft, mut batch: Vec<Waiter>, _permit: OwnedSemapho
         return;
     }
     let (requests, answers): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
-    let entry = Request { idempotency_key: None, command: Command::Batch(requests) };
+    let entry = Request::from(Command::Batch(requests));
     match client_write(&raft, entry, entry_timeout).await {
         Ok(Response { outcome: Outcome::Batch(responses), .. }) if responses.len() == answers.len() => {
             for (answer, response) in answers.into_iter().zip(responses) {

@@ -13,9 +13,11 @@
 //!
 //! Layout in `Cf::Auth`: `s` → `AuthSettings`; `t` ++ id (big-endian) → `TokenRecord`.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::command::{Outcome, Rejection};
+use super::command::Outcome;
 use super::store::{Batch, Cf, View, ViewError};
 use crate::codec;
 
@@ -104,59 +106,127 @@ fn settings_in(batch: &Batch<'_>) -> Result<AuthSettings, ViewError> {
     Ok(batch.get_decoded(Cf::Auth, KEY_SETTINGS)?.unwrap_or_default())
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AuthCommand {
+    /// Create a client token; its id is the entry's log index.
+    TokenCreate(TokenRecord),
+    TokenRevoke {
+        id: u64,
+    },
+    /// Require tokens from now on; `by` is the admin token that asked.
+    Enable {
+        by: u64,
+    },
+    Disable,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    TokenCreated {
+        id: u64,
+    },
+    TokenRevoked {
+        id: u64,
+    },
+    /// Tokens are now required (`enabled`) or not.
+    Changed {
+        enabled: bool,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AuthRejection {
+    /// A token outside the fixed bounds (name, prefixes, an admin with prefixes).
+    TokenInvalid {
+        reason: String,
+    },
+    /// The cluster holds its maximum number of tokens.
+    TokenLimit {
+        limit: u64,
+    },
+    TokenNotFound {
+        id: u64,
+    },
+    /// Tokens are required and `id` is the last admin token.
+    LastAdminToken {
+        id: u64,
+    },
+    /// Requiring tokens was asked with `id`, which is not (or no longer) an admin token.
+    NotAdminToken {
+        id: u64,
+    },
+}
+
+impl fmt::Display for AuthCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Never the secret's hash: logs are read by more people than tokens should be.
+            AuthCommand::TokenCreate(token) => write!(f, "create token {:?} ({})", token.name, token.role.name()),
+            AuthCommand::TokenRevoke { id } => write!(f, "revoke token {id}"),
+            AuthCommand::Enable { by } => write!(f, "require tokens (asked by token {by})"),
+            AuthCommand::Disable => write!(f, "stop requiring tokens"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, index: u64, command: AuthCommand) -> Result<Outcome, ViewError> {
+    match command {
+        AuthCommand::TokenCreate(token) => create(batch, index, token),
+        AuthCommand::TokenRevoke { id } => revoke(batch, id),
+        AuthCommand::Enable { by } => enable(batch, by),
+        AuthCommand::Disable => set_enabled(batch, false),
+    }
+}
+
 fn token_in(batch: &Batch<'_>, id: u64) -> Result<Option<TokenRecord>, ViewError> {
     batch.get_decoded(Cf::Auth, &token_key(id))
 }
 
-/// Stores `token` (as `Command::TokenCreate` carries it) under id `index`.
-pub fn create(batch: &mut Batch<'_>, index: u64, token: TokenRecord) -> Result<Outcome, ViewError> {
+/// Stores `token` (as `AuthCommand::TokenCreate` carries it) under id `index`.
+fn create(batch: &mut Batch<'_>, index: u64, token: TokenRecord) -> Result<Outcome, ViewError> {
     if let Some(reason) = token.invalid() {
-        return Ok(Outcome::Rejected(Rejection::TokenInvalid { reason }));
+        return Ok(AuthRejection::TokenInvalid { reason }.into());
     }
     let mut settings = settings_in(batch)?;
     if settings.tokens >= TOKENS_MAX {
-        return Ok(Outcome::Rejected(Rejection::TokenLimit { limit: TOKENS_MAX }));
+        return Ok(AuthRejection::TokenLimit { limit: TOKENS_MAX }.into());
     }
     settings.tokens += 1;
     settings.admins += u64::from(token.role == Role::Admin);
     batch.put_encoded(Cf::Auth, &token_key(index), &token)?;
     batch.put_encoded(Cf::Auth, KEY_SETTINGS, &settings)?;
-    Ok(Outcome::TokenCreated { id: index })
+    Ok(AuthOutcome::TokenCreated { id: index }.into())
 }
 
-pub fn revoke(batch: &mut Batch<'_>, id: u64) -> Result<Outcome, ViewError> {
+fn revoke(batch: &mut Batch<'_>, id: u64) -> Result<Outcome, ViewError> {
     let Some(record) = token_in(batch, id)? else {
-        return Ok(Outcome::Rejected(Rejection::TokenNotFound { id }));
+        return Ok(AuthRejection::TokenNotFound { id }.into());
     };
     let mut settings = settings_in(batch)?;
     if settings.enabled && record.role == Role::Admin && settings.admins <= 1 {
-        return Ok(Outcome::Rejected(Rejection::LastAdminToken { id }));
+        return Ok(AuthRejection::LastAdminToken { id }.into());
     }
     settings.tokens = settings.tokens.saturating_sub(1);
     settings.admins = settings.admins.saturating_sub(u64::from(record.role == Role::Admin));
     batch.delete(Cf::Auth, &token_key(id));
     batch.put_encoded(Cf::Auth, KEY_SETTINGS, &settings)?;
-    Ok(Outcome::TokenRevoked { id })
+    Ok(AuthOutcome::TokenRevoked { id }.into())
 }
 
 /// Requires tokens from now on; `by` must be an admin token (checked again here:
 /// it may have been revoked since the API checked it).
-pub fn enable(batch: &mut Batch<'_>, by: u64) -> Result<Outcome, ViewError> {
+fn enable(batch: &mut Batch<'_>, by: u64) -> Result<Outcome, ViewError> {
     match token_in(batch, by)? {
         Some(record) if record.role == Role::Admin => {}
-        _ => return Ok(Outcome::Rejected(Rejection::NotAdminToken { id: by })),
+        _ => return Ok(AuthRejection::NotAdminToken { id: by }.into()),
     }
     set_enabled(batch, true)
-}
-
-pub fn disable(batch: &mut Batch<'_>) -> Result<Outcome, ViewError> {
-    set_enabled(batch, false)
 }
 
 fn set_enabled(batch: &mut Batch<'_>, enabled: bool) -> Result<Outcome, ViewError> {
     let settings = AuthSettings { enabled, ..settings_in(batch)? };
     batch.put_encoded(Cf::Auth, KEY_SETTINGS, &settings)?;
-    Ok(Outcome::AuthChanged { enabled })
+    Ok(AuthOutcome::Changed { enabled }.into())
 }
 
 pub fn settings(view: &View<'_>) -> Result<AuthSettings, ViewError> {

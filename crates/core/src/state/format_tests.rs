@@ -7,11 +7,19 @@
 //! The `*_variant` matches have no wildcard on purpose: a new variant does not compile
 //! here until it has a name, and the counts make the samples cover it.
 
+use super::auth::{AuthCommand, AuthOutcome, AuthRejection};
 use super::command::{Command, Fence, KeyMeta, Outcome, Precondition, Receipt, Rejection, Request, Response};
+use super::kv::{KvCommand, KvOutcome, KvRejection};
+use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
 use super::lock::Holding;
+use super::lock::{LockCommand, LockOutcome, LockRejection};
+use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
+use super::ring::{RingCommand, RingOutcome, RingRejection};
 use super::store::Cf;
-use super::tests::{Fixture, every_primitive, state_bytes};
+use super::tests::{Fixture, at, every_primitive, state_bytes};
+use super::topic::{TopicCommand, TopicOutcome, TopicRejection};
 use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
+use super::txn::{TxnOutcome, TxnRejection};
 use crate::golden;
 
 const COMMAND_VARIANTS: usize = 28;
@@ -20,33 +28,33 @@ const REJECTION_VARIANTS: usize = 31;
 
 fn command_variant(command: &Command) -> &'static str {
     match command {
-        Command::Put { .. } => "Put",
-        Command::Delete { .. } => "Delete",
+        Command::Kv(KvCommand::Put { .. }) => "Put",
+        Command::Kv(KvCommand::Delete { .. }) => "Delete",
         Command::Tick { .. } => "Tick",
-        Command::LeaseGrant { .. } => "LeaseGrant",
-        Command::LeaseKeepAlive { .. } => "LeaseKeepAlive",
-        Command::LeaseRevoke { .. } => "LeaseRevoke",
-        Command::LockAcquire { .. } => "LockAcquire",
-        Command::LockRelease { .. } => "LockRelease",
-        Command::LockCancelWait { .. } => "LockCancelWait",
-        Command::RingJoin(_) => "RingJoin",
-        Command::RingLeave { .. } => "RingLeave",
-        Command::QueueConfigure { .. } => "QueueConfigure",
-        Command::QueueEnqueue { .. } => "QueueEnqueue",
-        Command::QueueReceive { .. } => "QueueReceive",
-        Command::QueueAck { .. } => "QueueAck",
-        Command::QueueNack { .. } => "QueueNack",
-        Command::QueueExtend { .. } => "QueueExtend",
-        Command::QueueDelete { .. } => "QueueDelete",
-        Command::TopicConfigure { .. } => "TopicConfigure",
-        Command::TopicPublish { .. } => "TopicPublish",
-        Command::TopicDelete { .. } => "TopicDelete",
+        Command::Lease(LeaseCommand::Grant { .. }) => "LeaseGrant",
+        Command::Lease(LeaseCommand::KeepAlive { .. }) => "LeaseKeepAlive",
+        Command::Lease(LeaseCommand::Revoke { .. }) => "LeaseRevoke",
+        Command::Lock(LockCommand::Acquire { .. }) => "LockAcquire",
+        Command::Lock(LockCommand::Release { .. }) => "LockRelease",
+        Command::Lock(LockCommand::CancelWait { .. }) => "LockCancelWait",
+        Command::Ring(RingCommand::Join(_)) => "RingJoin",
+        Command::Ring(RingCommand::Leave { .. }) => "RingLeave",
+        Command::Queue(QueueCommand::Configure { .. }) => "QueueConfigure",
+        Command::Queue(QueueCommand::Enqueue { .. }) => "QueueEnqueue",
+        Command::Queue(QueueCommand::Receive { .. }) => "QueueReceive",
+        Command::Queue(QueueCommand::Ack { .. }) => "QueueAck",
+        Command::Queue(QueueCommand::Nack { .. }) => "QueueNack",
+        Command::Queue(QueueCommand::Extend { .. }) => "QueueExtend",
+        Command::Queue(QueueCommand::Delete { .. }) => "QueueDelete",
+        Command::Topic(TopicCommand::Configure { .. }) => "TopicConfigure",
+        Command::Topic(TopicCommand::Publish { .. }) => "TopicPublish",
+        Command::Topic(TopicCommand::Delete { .. }) => "TopicDelete",
         Command::Batch(_) => "Batch",
-        Command::TokenCreate(_) => "TokenCreate",
-        Command::TokenRevoke { .. } => "TokenRevoke",
-        Command::AuthEnable { .. } => "AuthEnable",
-        Command::AuthDisable => "AuthDisable",
-        Command::DeletePrefix { .. } => "DeletePrefix",
+        Command::Auth(AuthCommand::TokenCreate(_)) => "TokenCreate",
+        Command::Auth(AuthCommand::TokenRevoke { .. }) => "TokenRevoke",
+        Command::Auth(AuthCommand::Enable { .. }) => "AuthEnable",
+        Command::Auth(AuthCommand::Disable) => "AuthDisable",
+        Command::Kv(KvCommand::DeletePrefix { .. }) => "DeletePrefix",
         Command::Txn(_) => "Txn",
     }
 }
@@ -54,69 +62,69 @@ fn command_variant(command: &Command) -> &'static str {
 fn outcome_variant(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Noop => "Noop",
-        Outcome::Put { .. } => "Put",
-        Outcome::Deleted { .. } => "Deleted",
+        Outcome::Kv(KvOutcome::Put { .. }) => "Put",
+        Outcome::Kv(KvOutcome::Deleted { .. }) => "Deleted",
         Outcome::Ticked { .. } => "Ticked",
-        Outcome::Lease { .. } => "Lease",
-        Outcome::LeaseRevoked { .. } => "LeaseRevoked",
-        Outcome::LockHeld { .. } => "LockHeld",
-        Outcome::LockWaiting { .. } => "LockWaiting",
-        Outcome::LockReleased { .. } => "LockReleased",
-        Outcome::LockWaitCancelled { .. } => "LockWaitCancelled",
-        Outcome::RingChanged { .. } => "RingChanged",
-        Outcome::QueueConfigured { .. } => "QueueConfigured",
-        Outcome::Enqueued { .. } => "Enqueued",
-        Outcome::Received { .. } => "Received",
-        Outcome::Acked { .. } => "Acked",
-        Outcome::Nacked { .. } => "Nacked",
-        Outcome::Extended { .. } => "Extended",
-        Outcome::QueueDeleted { .. } => "QueueDeleted",
-        Outcome::TopicConfigured { .. } => "TopicConfigured",
-        Outcome::Published { .. } => "Published",
-        Outcome::TopicDeleted { .. } => "TopicDeleted",
+        Outcome::Lease(LeaseOutcome::Alive { .. }) => "Lease",
+        Outcome::Lease(LeaseOutcome::Revoked { .. }) => "LeaseRevoked",
+        Outcome::Lock(LockOutcome::Held { .. }) => "LockHeld",
+        Outcome::Lock(LockOutcome::Waiting { .. }) => "LockWaiting",
+        Outcome::Lock(LockOutcome::Released { .. }) => "LockReleased",
+        Outcome::Lock(LockOutcome::WaitCancelled { .. }) => "LockWaitCancelled",
+        Outcome::Ring(RingOutcome::Changed { .. }) => "RingChanged",
+        Outcome::Queue(QueueOutcome::Configured { .. }) => "QueueConfigured",
+        Outcome::Queue(QueueOutcome::Enqueued { .. }) => "Enqueued",
+        Outcome::Queue(QueueOutcome::Received { .. }) => "Received",
+        Outcome::Queue(QueueOutcome::Acked { .. }) => "Acked",
+        Outcome::Queue(QueueOutcome::Nacked { .. }) => "Nacked",
+        Outcome::Queue(QueueOutcome::Extended { .. }) => "Extended",
+        Outcome::Queue(QueueOutcome::Deleted { .. }) => "QueueDeleted",
+        Outcome::Topic(TopicOutcome::Configured { .. }) => "TopicConfigured",
+        Outcome::Topic(TopicOutcome::Published { .. }) => "Published",
+        Outcome::Topic(TopicOutcome::Deleted { .. }) => "TopicDeleted",
         Outcome::Rejected(_) => "Rejected",
         Outcome::Batch(_) => "Batch",
-        Outcome::TokenCreated { .. } => "TokenCreated",
-        Outcome::TokenRevoked { .. } => "TokenRevoked",
-        Outcome::AuthChanged { .. } => "AuthChanged",
-        Outcome::PrefixDeleted { .. } => "PrefixDeleted",
-        Outcome::Txn { .. } => "Txn",
+        Outcome::Auth(AuthOutcome::TokenCreated { .. }) => "TokenCreated",
+        Outcome::Auth(AuthOutcome::TokenRevoked { .. }) => "TokenRevoked",
+        Outcome::Auth(AuthOutcome::Changed { .. }) => "AuthChanged",
+        Outcome::Kv(KvOutcome::PrefixDeleted { .. }) => "PrefixDeleted",
+        Outcome::Txn(TxnOutcome { .. }) => "Txn",
     }
 }
 
 fn rejection_variant(rejection: &Rejection) -> &'static str {
     match rejection {
-        Rejection::NotFound { .. } => "NotFound",
-        Rejection::PreconditionFailed { .. } => "PreconditionFailed",
+        Rejection::Kv(KvRejection::NotFound { .. }) => "NotFound",
+        Rejection::Kv(KvRejection::PreconditionFailed { .. }) => "PreconditionFailed",
         Rejection::IdempotencyKeyReused { .. } => "IdempotencyKeyReused",
-        Rejection::LeaseNotFound { .. } => "LeaseNotFound",
-        Rejection::LeaseLimit { .. } => "LeaseLimit",
-        Rejection::LockBusy { .. } => "LockBusy",
-        Rejection::LockLimit { .. } => "LockLimit",
-        Rejection::StaleToken { .. } => "StaleToken",
-        Rejection::FenceRejected { .. } => "FenceRejected",
-        Rejection::RingFull { .. } => "RingFull",
-        Rejection::RingMemberNotFound { .. } => "RingMemberNotFound",
-        Rejection::RingMemberInvalid { .. } => "RingMemberInvalid",
-        Rejection::QueueNotFound { .. } => "QueueNotFound",
-        Rejection::QueueLimit { .. } => "QueueLimit",
-        Rejection::QueueFull { .. } => "QueueFull",
-        Rejection::MessageTooLarge { .. } => "MessageTooLarge",
-        Rejection::QueueInvalid { .. } => "QueueInvalid",
-        Rejection::StaleReceipt { .. } => "StaleReceipt",
-        Rejection::TopicNotFound { .. } => "TopicNotFound",
-        Rejection::TopicLimit { .. } => "TopicLimit",
-        Rejection::TopicMessageTooLarge { .. } => "TopicMessageTooLarge",
-        Rejection::TopicInvalid { .. } => "TopicInvalid",
+        Rejection::Lease(LeaseRejection::NotFound { .. }) => "LeaseNotFound",
+        Rejection::Lease(LeaseRejection::Limit { .. }) => "LeaseLimit",
+        Rejection::Lock(LockRejection::Busy { .. }) => "LockBusy",
+        Rejection::Lock(LockRejection::Limit { .. }) => "LockLimit",
+        Rejection::Lock(LockRejection::StaleToken { .. }) => "StaleToken",
+        Rejection::Lock(LockRejection::FenceRejected { .. }) => "FenceRejected",
+        Rejection::Ring(RingRejection::Full { .. }) => "RingFull",
+        Rejection::Ring(RingRejection::MemberNotFound { .. }) => "RingMemberNotFound",
+        Rejection::Ring(RingRejection::MemberInvalid { .. }) => "RingMemberInvalid",
+        Rejection::Queue(QueueRejection::NotFound { .. }) => "QueueNotFound",
+        Rejection::Queue(QueueRejection::Limit { .. }) => "QueueLimit",
+        Rejection::Queue(QueueRejection::Full { .. }) => "QueueFull",
+        Rejection::Queue(QueueRejection::MessageTooLarge { .. }) => "MessageTooLarge",
+        Rejection::Queue(QueueRejection::Invalid { .. }) => "QueueInvalid",
+        Rejection::Queue(QueueRejection::StaleReceipt { .. }) => "StaleReceipt",
+        Rejection::Topic(TopicRejection::NotFound { .. }) => "TopicNotFound",
+        Rejection::Topic(TopicRejection::Limit { .. }) => "TopicLimit",
+        Rejection::Topic(TopicRejection::MessageTooLarge { .. }) => "TopicMessageTooLarge",
+        Rejection::Topic(TopicRejection::Invalid { .. }) => "TopicInvalid",
         Rejection::NotBatchable => "NotBatchable",
-        Rejection::TokenInvalid { .. } => "TokenInvalid",
-        Rejection::TokenLimit { .. } => "TokenLimit",
-        Rejection::TokenNotFound { .. } => "TokenNotFound",
-        Rejection::LastAdminToken { .. } => "LastAdminToken",
-        Rejection::NotAdminToken { .. } => "NotAdminToken",
-        Rejection::TxnInvalid { .. } => "TxnInvalid",
-        Rejection::TxnConditionRefused { .. } => "TxnConditionRefused",
-        Rejection::TxnOpRefused { .. } => "TxnOpRefused",
+        Rejection::Auth(AuthRejection::TokenInvalid { .. }) => "TokenInvalid",
+        Rejection::Auth(AuthRejection::TokenLimit { .. }) => "TokenLimit",
+        Rejection::Auth(AuthRejection::TokenNotFound { .. }) => "TokenNotFound",
+        Rejection::Auth(AuthRejection::LastAdminToken { .. }) => "LastAdminToken",
+        Rejection::Auth(AuthRejection::NotAdminToken { .. }) => "NotAdminToken",
+        Rejection::Txn(TxnRejection::Invalid { .. }) => "TxnInvalid",
+        Rejection::Txn(TxnRejection::ConditionRefused { .. }) => "TxnConditionRefused",
+        Rejection::Txn(TxnRejection::OpRefused { .. }) => "TxnOpRefused",
     }
 }
 
@@ -179,28 +187,27 @@ fn txn_sample() -> Txn {
             TxnOp::LockRelease { lock: "db".into(), token: 42 },
             TxnOp::LeaseRevoke { lease: 12 },
         ],
-        now_ms: 84,
     }
 }
 
 fn txn_outcome_sample() -> Outcome {
     let record = super::kv::KvRecord { value: b"5".to_vec(), meta: KeyMeta { create_revision: 3, mod_revision: 9, version: 3 }, lease: None };
-    Outcome::Txn {
+    Outcome::Txn(TxnOutcome {
         succeeded: false,
         failed_condition: Some(3),
         revision: 9,
         results: vec![
-            TxnResult::Wrote(Outcome::Acked { queue: "jobs".into(), id: 7 }),
+            TxnResult::Wrote(Outcome::Queue(QueueOutcome::Acked { queue: "jobs".into(), id: 7 })),
             TxnResult::Got { key: "acct/a".into(), record: Some(record.clone()) },
             TxnResult::Listed { prefix: "acct/".into(), items: vec![("acct/a".into(), record)], more: true },
         ],
-    }
+    })
 }
 
 #[test]
 fn the_transaction_samples_hold_every_condition_operation_and_result() {
     let txn = txn_sample();
-    let Outcome::Txn { results, .. } = txn_outcome_sample() else { unreachable!("the sample is a transaction outcome") };
+    let Outcome::Txn(TxnOutcome { results, .. }) = txn_outcome_sample() else { unreachable!("the sample is a transaction outcome") };
     let parts: Vec<TxnPart> = (txn.compare.into_iter().map(TxnPart::Condition))
         .chain(txn.success.into_iter().chain(txn.failure).map(TxnPart::Op))
         .chain(results.into_iter().map(TxnPart::Result))
@@ -208,30 +215,34 @@ fn the_transaction_samples_hold_every_condition_operation_and_result() {
     named(&parts, txn_part_variant, TXN_PART_VARIANTS, "transaction part");
 }
 
-fn commands() -> Vec<Command> {
+/// Every command in its envelope, as the log carries it; the commands that read the
+/// clock carry the leader's stamp.
+fn commands() -> Vec<Request> {
     let receipt = Receipt { id: 7, delivery: 300 };
     let fence = Some(Fence { lock: "jobs/leader".into(), token: 42 });
-    let put = Command::Put { key: "config/a".into(), value: vec![0, 1, 255], precondition: Precondition::ModRevision(9), lease: Some(12), fence };
+    let put =
+        Command::Kv(KvCommand::Put { key: "config/a".into(), value: vec![0, 1, 255], precondition: Precondition::ModRevision(9), lease: Some(12), fence });
     vec![
-        put.clone(),
-        Command::Delete { key: "config/b".into(), precondition: Precondition::Exists, fence: None },
-        Command::Tick { advance_ms: 250 },
-        Command::LeaseGrant { ttl_ms: 10_000, now_ms: 77 },
-        Command::LeaseKeepAlive { id: 12, now_ms: 78 },
-        Command::LeaseRevoke { id: 12 },
-        Command::LockAcquire { name: "db".into(), lease: 12, wait: true },
-        Command::LockRelease { name: "db".into(), token: 41 },
-        Command::LockCancelWait { name: "db".into(), lease: 12 },
-        Command::RingJoin(super::ring::Join {
+        put.clone().into(),
+        Command::Kv(KvCommand::Delete { key: "config/b".into(), precondition: Precondition::Exists, fence: None }).into(),
+        Command::Tick { advance_ms: 250 }.into(),
+        at(77, LeaseCommand::Grant { ttl_ms: 10_000 }),
+        at(78, LeaseCommand::KeepAlive { id: 12 }),
+        Command::Lease(LeaseCommand::Revoke { id: 12 }).into(),
+        Command::Lock(LockCommand::Acquire { name: "db".into(), lease: 12, wait: true }).into(),
+        Command::Lock(LockCommand::Release { name: "db".into(), token: 41 }).into(),
+        Command::Lock(LockCommand::CancelWait { name: "db".into(), lease: 12 }).into(),
+        Command::Ring(RingCommand::Join(super::ring::Join {
             ring: "cache".into(),
             member: "m1".into(),
             address: "10.0.0.1:80".into(),
             weight: 2,
             metadata: "zone=a".into(),
             lease: Some(12),
-        }),
-        Command::RingLeave { ring: "cache".into(), member: "m1".into() },
-        Command::QueueConfigure {
+        }))
+        .into(),
+        Command::Ring(RingCommand::Leave { ring: "cache".into(), member: "m1".into() }).into(),
+        Command::Queue(QueueCommand::Configure {
             queue: "jobs".into(),
             settings: super::queue::QueueSettings {
                 visibility_ms: 30_000,
@@ -240,31 +251,34 @@ fn commands() -> Vec<Command> {
                 max_length: 1000,
                 max_message_bytes: 4096,
             },
-        },
-        Command::QueueEnqueue { queue: "jobs".into(), payload: b"job 1".to_vec(), delay_ms: 5, now_ms: 79 },
-        Command::QueueReceive { queue: "jobs".into(), max: 10, visibility_ms: Some(30_000), now_ms: 80 },
-        Command::QueueAck { queue: "jobs".into(), receipt },
-        Command::QueueNack { queue: "jobs".into(), receipt, delay_ms: 1, now_ms: 81 },
-        Command::QueueExtend { queue: "jobs".into(), receipt, visibility_ms: 1000, now_ms: 82 },
-        Command::QueueDelete { queue: "jobs".into() },
-        Command::TopicConfigure {
+        })
+        .into(),
+        at(79, QueueCommand::Enqueue { queue: "jobs".into(), payload: b"job 1".to_vec(), delay_ms: 5 }),
+        at(80, QueueCommand::Receive { queue: "jobs".into(), max: 10, visibility_ms: Some(30_000) }),
+        Command::Queue(QueueCommand::Ack { queue: "jobs".into(), receipt }).into(),
+        at(81, QueueCommand::Nack { queue: "jobs".into(), receipt, delay_ms: 1 }),
+        at(82, QueueCommand::Extend { queue: "jobs".into(), receipt, visibility_ms: 1000 }),
+        Command::Queue(QueueCommand::Delete { queue: "jobs".into() }).into(),
+        Command::Topic(TopicCommand::Configure {
             topic: "news".into(),
             settings: super::topic::TopicSettings { max_messages: 100, max_bytes: 1 << 20, max_age_ms: 60_000, max_message_bytes: 512 },
-        },
-        Command::TopicPublish { topic: "news".into(), payload: b"event".to_vec(), now_ms: 83 },
-        Command::TopicDelete { topic: "news".into() },
-        Command::Batch(vec![Request { idempotency_key: None, command: put.clone() }, Request { idempotency_key: Some("b".into()), command: put }]),
-        Command::TokenCreate(super::auth::TokenRecord {
+        })
+        .into(),
+        at(83, TopicCommand::Publish { topic: "news".into(), payload: b"event".to_vec() }),
+        Command::Topic(TopicCommand::Delete { topic: "news".into() }).into(),
+        Command::Batch(vec![Request::from(put.clone()), Request { idempotency_key: Some("b".into()), ..Request::from(put) }]).into(),
+        Command::Auth(AuthCommand::TokenCreate(super::auth::TokenRecord {
             name: "ci".into(),
             role: super::auth::Role::Write,
             prefixes: vec!["app/".into()],
             secret_sha256: [0xab; 32],
-        }),
-        Command::TokenRevoke { id: 3 },
-        Command::AuthEnable { by: 2 },
-        Command::AuthDisable,
-        Command::DeletePrefix { prefix: "jobs/".into() },
-        Command::Txn(txn_sample()),
+        }))
+        .into(),
+        Command::Auth(AuthCommand::TokenRevoke { id: 3 }).into(),
+        Command::Auth(AuthCommand::Enable { by: 2 }).into(),
+        Command::Auth(AuthCommand::Disable).into(),
+        Command::Kv(KvCommand::DeletePrefix { prefix: "jobs/".into() }).into(),
+        at(84, txn_sample()),
     ]
 }
 
@@ -274,19 +288,19 @@ fn outcomes() -> Vec<Outcome> {
     let receipt = Receipt { id: 7, delivery: 300 };
     vec![
         Outcome::Noop,
-        Outcome::Put { revision: 5, meta, created: false },
-        Outcome::Deleted { revision: 6, prev: meta },
+        Outcome::Kv(KvOutcome::Put { revision: 5, meta, created: false }),
+        Outcome::Kv(KvOutcome::Deleted { revision: 6, prev: meta }),
         Outcome::Ticked { clock_ms: 1250, expired: 1 },
-        Outcome::Lease { id: 12, ttl_ms: 10_000, expires_at_ms: 11_250 },
-        Outcome::LeaseRevoked { id: 12, deleted_keys: 2, revision: 8 },
-        Outcome::LockHeld { name: "db".into(), token: 42, lease: 12 },
-        Outcome::LockWaiting { name: "db".into(), position: 1 },
-        Outcome::LockReleased { name: "db".into(), next: Some(holding) },
-        Outcome::LockWaitCancelled { name: "db".into(), holder: None },
-        Outcome::RingChanged { ring: "cache".into(), epoch: 4, members: 2 },
-        Outcome::QueueConfigured { queue: "jobs".into(), created: true, settings: Default::default() },
-        Outcome::Enqueued { queue: "jobs".into(), id: 7 },
-        Outcome::Received {
+        Outcome::Lease(LeaseOutcome::Alive { id: 12, ttl_ms: 10_000, expires_at_ms: 11_250 }),
+        Outcome::Lease(LeaseOutcome::Revoked { id: 12, deleted_keys: 2, revision: 8 }),
+        Outcome::Lock(LockOutcome::Held { name: "db".into(), token: 42, lease: 12 }),
+        Outcome::Lock(LockOutcome::Waiting { name: "db".into(), position: 1 }),
+        Outcome::Lock(LockOutcome::Released { name: "db".into(), next: Some(holding) }),
+        Outcome::Lock(LockOutcome::WaitCancelled { name: "db".into(), holder: None }),
+        Outcome::Ring(RingOutcome::Changed { ring: "cache".into(), epoch: 4, members: 2 }),
+        Outcome::Queue(QueueOutcome::Configured { queue: "jobs".into(), created: true, settings: Default::default() }),
+        Outcome::Queue(QueueOutcome::Enqueued { queue: "jobs".into(), id: 7 }),
+        Outcome::Queue(QueueOutcome::Received {
             queue: "jobs".into(),
             messages: vec![super::queue::Delivered {
                 receipt,
@@ -296,20 +310,20 @@ fn outcomes() -> Vec<Outcome> {
                 until_ms: 30_080,
                 dead_lettered_from: Some(("old".into(), 3)),
             }],
-        },
-        Outcome::Acked { queue: "jobs".into(), id: 7 },
-        Outcome::Nacked { queue: "jobs".into(), id: 7, dead_lettered: true },
-        Outcome::Extended { queue: "jobs".into(), receipt, until_ms: 31_000 },
-        Outcome::QueueDeleted { queue: "jobs".into(), deleted_messages: 3, deleted: true },
-        Outcome::TopicConfigured { topic: "news".into(), created: false, settings: Default::default() },
-        Outcome::Published { topic: "news".into(), offset: 9 },
-        Outcome::TopicDeleted { topic: "news".into(), deleted_messages: 2, deleted: false },
+        }),
+        Outcome::Queue(QueueOutcome::Acked { queue: "jobs".into(), id: 7 }),
+        Outcome::Queue(QueueOutcome::Nacked { queue: "jobs".into(), id: 7, dead_lettered: true }),
+        Outcome::Queue(QueueOutcome::Extended { queue: "jobs".into(), receipt, until_ms: 31_000 }),
+        Outcome::Queue(QueueOutcome::Deleted { queue: "jobs".into(), deleted_messages: 3, deleted: true }),
+        Outcome::Topic(TopicOutcome::Configured { topic: "news".into(), created: false, settings: Default::default() }),
+        Outcome::Topic(TopicOutcome::Published { topic: "news".into(), offset: 9 }),
+        Outcome::Topic(TopicOutcome::Deleted { topic: "news".into(), deleted_messages: 2, deleted: false }),
         Outcome::Rejected(Rejection::NotBatchable),
         Outcome::Batch(vec![Response { replayed: true, outcome: Outcome::Noop }]),
-        Outcome::TokenCreated { id: 3 },
-        Outcome::TokenRevoked { id: 3 },
-        Outcome::AuthChanged { enabled: true },
-        Outcome::PrefixDeleted { deleted: 1000, revision: 2000, more: true },
+        Outcome::Auth(AuthOutcome::TokenCreated { id: 3 }),
+        Outcome::Auth(AuthOutcome::TokenRevoked { id: 3 }),
+        Outcome::Auth(AuthOutcome::Changed { enabled: true }),
+        Outcome::Kv(KvOutcome::PrefixDeleted { deleted: 1000, revision: 2000, more: true }),
         txn_outcome_sample(),
     ]
 }
@@ -318,41 +332,44 @@ fn rejections() -> Vec<Rejection> {
     let holding = Holding { token: 42, lease: 12 };
     let receipt = Receipt { id: 7, delivery: 300 };
     vec![
-        Rejection::NotFound { key: "k".into() },
-        Rejection::PreconditionFailed { key: "k".into(), current: Some(KeyMeta { create_revision: 1, mod_revision: 2, version: 2 }) },
+        Rejection::Kv(KvRejection::NotFound { key: "k".into() }),
+        Rejection::Kv(KvRejection::PreconditionFailed { key: "k".into(), current: Some(KeyMeta { create_revision: 1, mod_revision: 2, version: 2 }) }),
         Rejection::IdempotencyKeyReused { key: "order-42".into() },
-        Rejection::LeaseNotFound { id: 12 },
-        Rejection::LeaseLimit { limit: 100_000 },
-        Rejection::LockBusy { name: "db".into(), holder: holding, waiters: 2 },
-        Rejection::LockLimit { name: "db".into(), limit: 1000 },
-        Rejection::StaleToken { name: "db".into(), token: 41, current: Some(holding) },
-        Rejection::FenceRejected { lock: "db".into(), token: 41, current: Some(42) },
-        Rejection::RingFull { ring: "cache".into(), limit: 1000 },
-        Rejection::RingMemberNotFound { ring: "cache".into(), member: "m9".into() },
-        Rejection::RingMemberInvalid { ring: "cache".into(), member: "m9".into() },
-        Rejection::QueueNotFound { queue: "jobs".into() },
-        Rejection::QueueLimit { limit: 10_000 },
-        Rejection::QueueFull { queue: "jobs".into(), limit: 1000 },
-        Rejection::MessageTooLarge { queue: "jobs".into(), len: 5000, max: 4096 },
-        Rejection::QueueInvalid { queue: "jobs".into(), reason: "its own dead-letter queue".into() },
-        Rejection::StaleReceipt { queue: "jobs".into(), receipt, current_delivery: Some(301) },
-        Rejection::TopicNotFound { topic: "news".into() },
-        Rejection::TopicLimit { limit: 10_000 },
-        Rejection::TopicMessageTooLarge { topic: "news".into(), len: 600, max: 512 },
-        Rejection::TopicInvalid { topic: "news".into(), reason: "max_messages is 0".into() },
+        Rejection::Lease(LeaseRejection::NotFound { id: 12 }),
+        Rejection::Lease(LeaseRejection::Limit { limit: 100_000 }),
+        Rejection::Lock(LockRejection::Busy { name: "db".into(), holder: holding, waiters: 2 }),
+        Rejection::Lock(LockRejection::Limit { name: "db".into(), limit: 1000 }),
+        Rejection::Lock(LockRejection::StaleToken { name: "db".into(), token: 41, current: Some(holding) }),
+        Rejection::Lock(LockRejection::FenceRejected { lock: "db".into(), token: 41, current: Some(42) }),
+        Rejection::Ring(RingRejection::Full { ring: "cache".into(), limit: 1000 }),
+        Rejection::Ring(RingRejection::MemberNotFound { ring: "cache".into(), member: "m9".into() }),
+        Rejection::Ring(RingRejection::MemberInvalid { ring: "cache".into(), member: "m9".into() }),
+        Rejection::Queue(QueueRejection::NotFound { queue: "jobs".into() }),
+        Rejection::Queue(QueueRejection::Limit { limit: 10_000 }),
+        Rejection::Queue(QueueRejection::Full { queue: "jobs".into(), limit: 1000 }),
+        Rejection::Queue(QueueRejection::MessageTooLarge { queue: "jobs".into(), len: 5000, max: 4096 }),
+        Rejection::Queue(QueueRejection::Invalid { queue: "jobs".into(), reason: "its own dead-letter queue".into() }),
+        Rejection::Queue(QueueRejection::StaleReceipt { queue: "jobs".into(), receipt, current_delivery: Some(301) }),
+        Rejection::Topic(TopicRejection::NotFound { topic: "news".into() }),
+        Rejection::Topic(TopicRejection::Limit { limit: 10_000 }),
+        Rejection::Topic(TopicRejection::MessageTooLarge { topic: "news".into(), len: 600, max: 512 }),
+        Rejection::Topic(TopicRejection::Invalid { topic: "news".into(), reason: "max_messages is 0".into() }),
         Rejection::NotBatchable,
-        Rejection::TokenInvalid { reason: "a name over 128 bytes".into() },
-        Rejection::TokenLimit { limit: 1000 },
-        Rejection::TokenNotFound { id: 3 },
-        Rejection::LastAdminToken { id: 2 },
-        Rejection::NotAdminToken { id: 3 },
-        Rejection::TxnInvalid { reason: "129 operations".into() },
-        Rejection::TxnConditionRefused { condition: 2, rejection: Box::new(Rejection::QueueNotFound { queue: "jobs".into() }) },
-        Rejection::TxnOpRefused {
+        Rejection::Auth(AuthRejection::TokenInvalid { reason: "a name over 128 bytes".into() }),
+        Rejection::Auth(AuthRejection::TokenLimit { limit: 1000 }),
+        Rejection::Auth(AuthRejection::TokenNotFound { id: 3 }),
+        Rejection::Auth(AuthRejection::LastAdminToken { id: 2 }),
+        Rejection::Auth(AuthRejection::NotAdminToken { id: 3 }),
+        Rejection::Txn(TxnRejection::Invalid { reason: "129 operations".into() }),
+        Rejection::Txn(TxnRejection::ConditionRefused {
+            condition: 2,
+            rejection: Box::new(Rejection::Queue(QueueRejection::NotFound { queue: "jobs".into() })),
+        }),
+        Rejection::Txn(TxnRejection::OpRefused {
             succeeded: true,
             op: 1,
-            rejection: Box::new(Rejection::StaleReceipt { queue: "jobs".into(), receipt, current_delivery: None }),
-        },
+            rejection: Box::new(Rejection::Queue(QueueRejection::StaleReceipt { queue: "jobs".into(), receipt, current_delivery: None })),
+        }),
     ]
 }
 
@@ -368,9 +385,8 @@ fn named<T>(samples: &[T], variant: fn(&T) -> &'static str, variants: usize, wha
 fn every_command_outcome_and_rejection_encodes_as_pinned() {
     let mut lines = Vec::new();
     let commands = commands();
-    for (name, command) in named(&commands, command_variant, COMMAND_VARIANTS, "command").into_iter().zip(commands) {
-        // As the log carries it: in the request envelope.
-        let request = Request { idempotency_key: Some("key-1".into()), command };
+    for (name, sample) in named(&commands, |request| command_variant(&request.command), COMMAND_VARIANTS, "command").into_iter().zip(commands) {
+        let request = Request { idempotency_key: Some("key-1".into()), ..sample };
         lines.push(golden::line(&format!("command.{name}"), &crate::codec::encode(&request).unwrap()));
     }
     let outcomes = outcomes();
@@ -391,7 +407,8 @@ fn every_command_outcome_and_rejection_encodes_as_pinned() {
 async fn the_state_of_every_primitive_encodes_as_pinned() {
     let mut fixture = Fixture::new();
     for request in every_primitive() {
-        fixture.apply_keyed(request.idempotency_key.as_deref(), request.command).await;
+        let key = request.idempotency_key.clone();
+        fixture.apply_keyed(key.as_deref(), request).await;
     }
     let records = state_bytes(&mut fixture).await;
     let mut lines = Vec::new();
@@ -417,21 +434,13 @@ async fn the_state_of_every_primitive_encodes_as_pinned() {
     golden::check("state.txt", &lines);
 }
 
-/// The commands that carry the leader's time stamp, and `as_requested` clearing it
-/// (a retry of the same request is stamped anew and must still match).
+/// The commands the leader stamps are those that read the clock, and the samples
+/// stamp exactly those.
 #[test]
-fn the_leader_stamp_is_what_as_requested_clears() {
-    let mut stamped = Vec::new();
-    for command in commands() {
-        let mut requested = command.as_requested();
-        if let Some(now_ms) = requested.clone().now_ms_mut() {
-            stamped.push(command_variant(&command));
-            assert_eq!(*now_ms, 0, "{command:?}");
-            *requested.now_ms_mut().unwrap() = 77;
-            assert_ne!(requested.as_requested(), requested);
-        } else {
-            assert_eq!(requested, command, "nothing else changes");
-        }
-    }
+fn the_leader_stamps_the_commands_that_read_the_clock() {
+    let stamped: Vec<&str> = commands().iter().filter(|request| request.command.reads_clock()).map(|request| command_variant(&request.command)).collect();
     assert_eq!(stamped, ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn"]);
+    for request in commands() {
+        assert_eq!(request.now_ms != 0, request.command.reads_clock(), "{request:?}");
+    }
 }

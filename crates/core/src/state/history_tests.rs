@@ -3,10 +3,12 @@
 
 use super::command::{Command, Precondition};
 use super::history::{BYTES_MAX, Change, REVISIONS_MAX};
+use super::kv::KvCommand;
+use super::lease::LeaseCommand;
 use super::tests::{Fixture, tick};
 
 fn put(key: &str, value: &[u8]) -> Command {
-    Command::Put { key: key.into(), value: value.to_vec(), precondition: Precondition::None, lease: None, fence: None }
+    Command::Kv(KvCommand::Put { key: key.into(), value: value.to_vec(), precondition: Precondition::None, lease: None, fence: None })
 }
 
 /// `(revision, key, "put:<value>" | "delete")` of the events under `prefix` from `from`.
@@ -32,15 +34,16 @@ async fn every_change_is_recorded_in_revision_order_including_lease_expiry() {
     f.apply(put("a/1", b"x")).await;
     f.apply(put("b/1", b"y")).await;
     f.apply(put("a/1", b"z")).await;
-    f.apply(Command::Delete { key: "a/1".into(), precondition: Precondition::None, fence: None }).await;
+    f.apply(Command::Kv(KvCommand::Delete { key: "a/1".into(), precondition: Precondition::None, fence: None })).await;
     f.apply(put("a/1", b"refused")).await;
-    let refused = f.apply(Command::Put { key: "a/2".into(), value: b"no".to_vec(), precondition: Precondition::Exists, lease: None, fence: None }).await;
+    let refused =
+        f.apply(Command::Kv(KvCommand::Put { key: "a/2".into(), value: b"no".to_vec(), precondition: Precondition::Exists, lease: None, fence: None })).await;
     assert!(matches!(refused, super::command::Outcome::Rejected(_)), "a refused write records nothing");
     // A lease takes two keys with it: both deletions at one revision.
-    f.apply(Command::LeaseGrant { ttl_ms: 100, now_ms: 0 }).await;
+    f.apply(Command::Lease(LeaseCommand::Grant { ttl_ms: 100 })).await;
     let lease = 7;
-    f.apply(Command::Put { key: "a/3".into(), value: b"l".to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None }).await;
-    f.apply(Command::Put { key: "a/4".into(), value: b"l".to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None }).await;
+    f.apply(Command::Kv(KvCommand::Put { key: "a/3".into(), value: b"l".to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None })).await;
+    f.apply(Command::Kv(KvCommand::Put { key: "a/4".into(), value: b"l".to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None })).await;
     tick(&mut f, 100).await;
     let (all, next) = events(&f, "a/", 1, 100);
     let expected: Vec<(u64, String, String)> = [

@@ -63,10 +63,11 @@ pub enum Lookup {
     Reused,
 }
 
-/// FNV-1a over the encoding of the command as the client asked for it: stable
-/// across runs, replicas and retries.
+/// FNV-1a over the encoding of the command (the envelope's leader stamp, which
+/// differs between retries, is not part of it): stable across runs, replicas and
+/// retries.
 pub fn fingerprint(command: &Command) -> Result<u64, ViewError> {
-    let bytes = codec::encode(&command.as_requested())?;
+    let bytes = codec::encode(command)?;
     Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)))
 }
 

@@ -9,11 +9,84 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{KeyMeta, Outcome, Precondition, Rejection};
+use std::fmt;
+
+use super::command::{Fence, KeyMeta, Outcome, Precondition, Rejection};
 use super::history::{self, Change};
-use super::lease;
 use super::store::{Batch, Cf, Meta, View, ViewError};
+use super::{lease, lock};
 use crate::codec;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum KvCommand {
+    /// Create or replace `key` with `value`, if `precondition` holds; attached to
+    /// `lease` (deleted when it ends) if given, detached from any lease otherwise.
+    Put { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64>, fence: Option<Fence> },
+    /// Remove `key`, if it exists and `precondition` (and `fence`, if given) holds.
+    Delete { key: String, precondition: Precondition, fence: Option<Fence> },
+    /// Remove up to `DELETE_PREFIX_BATCH_MAX` keys starting with `prefix` (the API
+    /// proposes more entries until none is left).
+    DeletePrefix { prefix: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum KvOutcome {
+    Put {
+        revision: u64,
+        meta: KeyMeta,
+        created: bool,
+    },
+    Deleted {
+        revision: u64,
+        prev: KeyMeta,
+    },
+    /// `deleted` keys went, the last at `revision`; `more` when keys with the prefix
+    /// remain beyond this entry's bound.
+    PrefixDeleted {
+        deleted: u64,
+        revision: u64,
+        more: bool,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum KvRejection {
+    NotFound {
+        key: String,
+    },
+    /// The precondition did not hold; `current` is the key's state, if it exists.
+    PreconditionFailed {
+        key: String,
+        current: Option<KeyMeta>,
+    },
+}
+
+impl fmt::Display for KvCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvCommand::Put { key, value, precondition, lease, fence } => {
+                write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?}, fence {fence:?})", value.len())
+            }
+            KvCommand::Delete { key, precondition, fence } => write!(f, "delete {key:?} ({precondition:?}, fence {fence:?})"),
+            KvCommand::DeletePrefix { prefix } => write!(f, "delete keys under {prefix:?}"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, command: KvCommand) -> Result<Outcome, ViewError> {
+    let fence = match &command {
+        KvCommand::Put { fence, .. } | KvCommand::Delete { fence, .. } => fence.as_ref(),
+        KvCommand::DeletePrefix { .. } => None,
+    };
+    if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
+        return Ok(rejection.into());
+    }
+    match command {
+        KvCommand::Put { key, value, precondition, lease, .. } => apply_put(batch, meta, RevisionAt::Next, &key, value, precondition, lease),
+        KvCommand::Delete { key, precondition, .. } => apply_delete(batch, meta, RevisionAt::Next, &key, precondition),
+        KvCommand::DeletePrefix { prefix } => apply_delete_prefix(batch, meta, &prefix),
+    }
+}
 
 /// A stored key: its value and its revision bookkeeping.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -66,7 +139,7 @@ fn check(key: &str, current: Option<&KeyMeta>, precondition: Precondition) -> Re
         Precondition::Exists => current.is_some(),
         Precondition::ModRevision(expected) => current.is_some_and(|meta| meta.mod_revision == expected),
     };
-    if holds { Ok(()) } else { Err(Rejection::PreconditionFailed { key: key.to_string(), current: current.copied() }) }
+    if holds { Ok(()) } else { Err(KvRejection::PreconditionFailed { key: key.to_string(), current: current.copied() }.into()) }
 }
 
 /// Which revision a key change takes: the next one, or the one every change of its
@@ -121,18 +194,18 @@ pub fn apply_put(
     history::record(batch, meta, key, Change::Put { value: value.clone(), meta: key_meta, lease })?;
     batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta, lease })?;
     lease::reattach(batch, key, current_lease, lease)?;
-    Ok(Outcome::Put { revision, meta: key_meta, created: current_meta.is_none() })
+    Ok(KvOutcome::Put { revision, meta: key_meta, created: current_meta.is_none() }.into())
 }
 
 pub fn apply_delete(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str, precondition: Precondition) -> Result<Outcome, ViewError> {
     let Some(current) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? else {
-        return Ok(Outcome::Rejected(Rejection::NotFound { key: key.to_string() }));
+        return Ok(KvRejection::NotFound { key: key.to_string() }.into());
     };
     if let Err(rejection) = check(key, Some(&current.meta), precondition) {
         return Ok(Outcome::Rejected(rejection));
     }
     remove(batch, meta, at, key, current.lease)?;
-    Ok(Outcome::Deleted { revision: meta.revision, prev: current.meta })
+    Ok(KvOutcome::Deleted { revision: meta.revision, prev: current.meta }.into())
 }
 
 /// Deletes `key` at the revision `at` says, detaching it from `lease`.
@@ -155,7 +228,7 @@ pub fn apply_delete_prefix(batch: &mut Batch<'_>, meta: &mut Meta, prefix: &str)
     for (key, lease) in &doomed {
         remove(batch, meta, RevisionAt::Next, key, *lease)?;
     }
-    Ok(Outcome::PrefixDeleted { deleted: doomed.len() as u64, revision: meta.revision, more })
+    Ok(KvOutcome::PrefixDeleted { deleted: doomed.len() as u64, revision: meta.revision, more }.into())
 }
 
 /// The first `limit` records of `items` (the key family, read forward from a point at

@@ -25,9 +25,11 @@
 //! waiter) when it ends; both in the same entry that ends it. Leases are indexed by
 //! expiry (`Cf::LeaseExpiry`) so a tick finds what it ends in order, without a scan.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::command::{Outcome, Rejection};
+use super::command::{Outcome, Rejection, Stamp};
 use super::history::{self, Change};
 use super::kv::{KvRecord, RevisionAt};
 use super::lock;
@@ -106,6 +108,59 @@ fn parse_item(item: &[u8]) -> Result<(Attached, String), ViewError> {
     Ok((kind, name))
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LeaseCommand {
+    /// Start a lease of `ttl_ms` from the envelope's `now_ms`; its id is the entry's
+    /// log index.
+    Grant { ttl_ms: u64 },
+    /// Restart a lease's TTL from the envelope's `now_ms`.
+    KeepAlive { id: u64 },
+    /// End a lease now, deleting what is attached to it.
+    Revoke { id: u64 },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// A lease exists (granted or kept alive) and expires at `expires_at_ms` on the
+    /// replicated clock unless kept alive again.
+    Alive { id: u64, ttl_ms: u64, expires_at_ms: u64 },
+    /// A lease ended; `deleted_keys` keys went with it (at `revision`).
+    Revoked { id: u64, deleted_keys: u64, revision: u64 },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LeaseRejection {
+    /// No such lease (never granted, expired or revoked).
+    NotFound { id: u64 },
+    /// The cluster holds its maximum number of leases, or this lease its maximum
+    /// number of attached keys or locks.
+    Limit { limit: u64 },
+}
+
+impl LeaseCommand {
+    pub fn reads_clock(&self) -> bool {
+        matches!(self, LeaseCommand::Grant { .. } | LeaseCommand::KeepAlive { .. })
+    }
+}
+
+impl fmt::Display for LeaseCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeaseCommand::Grant { ttl_ms } => write!(f, "grant lease of {ttl_ms} ms"),
+            LeaseCommand::KeepAlive { id } => write!(f, "keep lease {id} alive"),
+            LeaseCommand::Revoke { id } => write!(f, "revoke lease {id}"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: LeaseCommand) -> Result<Outcome, ViewError> {
+    match command {
+        LeaseCommand::Grant { ttl_ms } => grant(batch, meta, stamp.index, ttl_ms, stamp.now_ms),
+        LeaseCommand::KeepAlive { id } => keep_alive(batch, meta, id, stamp.now_ms),
+        LeaseCommand::Revoke { id } => revoke(batch, meta, RevisionAt::Next, id, stamp.index),
+    }
+}
+
 pub fn record(batch: &Batch<'_>, id: u64) -> Result<Option<LeaseRecord>, ViewError> {
     batch.get_decoded(Cf::Leases, &id_key(id))
 }
@@ -119,27 +174,27 @@ fn expiry(meta: &Meta, now_ms: u64, ttl_ms: u64) -> u64 {
     meta.clock_ms.max(now_ms).saturating_add(ttl_ms)
 }
 
-pub fn grant(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, ttl_ms: u64, now_ms: u64) -> Result<Outcome, ViewError> {
+fn grant(batch: &mut Batch<'_>, meta: &mut Meta, id: u64, ttl_ms: u64, now_ms: u64) -> Result<Outcome, ViewError> {
     if meta.lease_count >= LEASES_MAX {
-        return Ok(Outcome::Rejected(Rejection::LeaseLimit { limit: LEASES_MAX }));
+        return Ok(LeaseRejection::Limit { limit: LEASES_MAX }.into());
     }
     let expires_at_ms = expiry(meta, now_ms, ttl_ms);
     save(batch, id, &LeaseRecord { ttl_ms, expires_at_ms, key_count: 0, lock_count: 0 })?;
     batch.put(Cf::LeaseExpiry, &expiry_key(expires_at_ms, id), Vec::new());
     meta.lease_count += 1;
-    Ok(Outcome::Lease { id, ttl_ms, expires_at_ms })
+    Ok(LeaseOutcome::Alive { id, ttl_ms, expires_at_ms }.into())
 }
 
-pub fn keep_alive(batch: &mut Batch<'_>, meta: &Meta, id: u64, now_ms: u64) -> Result<Outcome, ViewError> {
+fn keep_alive(batch: &mut Batch<'_>, meta: &Meta, id: u64, now_ms: u64) -> Result<Outcome, ViewError> {
     let Some(mut lease) = record(batch, id)? else {
-        return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
+        return Ok(LeaseRejection::NotFound { id }.into());
     };
     batch.delete(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id));
     // Never shortens a lease (a new leader's reading may trail its predecessor's).
     lease.expires_at_ms = lease.expires_at_ms.max(expiry(meta, now_ms, lease.ttl_ms));
     batch.put(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id), Vec::new());
     save(batch, id, &lease)?;
-    Ok(Outcome::Lease { id, ttl_ms: lease.ttl_ms, expires_at_ms: lease.expires_at_ms })
+    Ok(LeaseOutcome::Alive { id, ttl_ms: lease.ttl_ms, expires_at_ms: lease.expires_at_ms }.into())
 }
 
 /// Moves `key` from lease `from` to lease `to` (either may be none).
@@ -167,9 +222,9 @@ fn count_of(lease: &mut LeaseRecord, kind: Attached) -> &mut u64 {
 /// Checks that lease `id` exists and can take one more attachment of `kind`.
 pub fn check_attach_kind(batch: &Batch<'_>, id: u64, kind: Attached) -> Result<Result<(), Rejection>, ViewError> {
     Ok(match record(batch, id)? {
-        None => Err(Rejection::LeaseNotFound { id }),
-        Some(lease) if kind == Attached::Key && lease.key_count >= KEYS_PER_LEASE_MAX => Err(Rejection::LeaseLimit { limit: KEYS_PER_LEASE_MAX }),
-        Some(lease) if kind != Attached::Key && lease.lock_count >= LOCKS_PER_LEASE_MAX => Err(Rejection::LeaseLimit { limit: LOCKS_PER_LEASE_MAX }),
+        None => Err(LeaseRejection::NotFound { id }.into()),
+        Some(lease) if kind == Attached::Key && lease.key_count >= KEYS_PER_LEASE_MAX => Err(LeaseRejection::Limit { limit: KEYS_PER_LEASE_MAX }.into()),
+        Some(lease) if kind != Attached::Key && lease.lock_count >= LOCKS_PER_LEASE_MAX => Err(LeaseRejection::Limit { limit: LOCKS_PER_LEASE_MAX }.into()),
         Some(_) => Ok(()),
     })
 }
@@ -239,10 +294,10 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &
 
 pub fn revoke(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, index: u64) -> Result<Outcome, ViewError> {
     let Some(lease) = record(batch, id)? else {
-        return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id }));
+        return Ok(LeaseRejection::NotFound { id }.into());
     };
     let deleted_keys = end(batch, meta, at, id, &lease, index)?;
-    Ok(Outcome::LeaseRevoked { id, deleted_keys, revision: meta.revision })
+    Ok(LeaseOutcome::Revoked { id, deleted_keys, revision: meta.revision }.into())
 }
 
 /// Advances the clock and ends the leases that expire by the new time.

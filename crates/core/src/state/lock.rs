@@ -13,6 +13,8 @@
 //! is fair. A waiter is itself attached to its lease, so a waiter that goes away (its
 //! lease ends) leaves the queue too. A lock with no holder and no waiters has no record.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use super::command::{Outcome, Rejection};
@@ -37,6 +39,58 @@ pub struct LockRecord {
     pub waiters: Vec<u64>,
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LockCommand {
+    /// Take lock `name` for `lease`; if another lease holds it, queue when `wait`.
+    Acquire { name: String, lease: u64, wait: bool },
+    /// Let go of lock `name`, if `token` still holds it.
+    Release { name: String, token: u64 },
+    /// Leave the queue of lock `name` (a waiter that stopped waiting).
+    CancelWait { name: String, lease: u64 },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// `lease` holds lock `name` with fencing token `token`.
+    Held { name: String, token: u64, lease: u64 },
+    /// The lease is queued for lock `name`, at `position` (1 = next).
+    Waiting { name: String, position: u64 },
+    /// Lock `name` was let go; `next` is who holds it now, if anyone.
+    Released { name: String, next: Option<Holding> },
+    /// The lease left the queue of lock `name`, which `holder` holds.
+    WaitCancelled { name: String, holder: Option<Holding> },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LockRejection {
+    /// Lock `name` is held by another lease (and the caller did not ask to wait).
+    Busy { name: String, holder: Holding, waiters: u64 },
+    /// Lock `name` has its maximum number of waiters.
+    Limit { name: String, limit: u64 },
+    /// `token` does not hold lock `name` (any more); `current` does, if anyone.
+    StaleToken { name: String, token: u64, current: Option<Holding> },
+    /// A fenced write whose token no longer holds its lock.
+    FenceRejected { lock: String, token: u64, current: Option<u64> },
+}
+
+impl fmt::Display for LockCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockCommand::Acquire { name, lease, wait } => write!(f, "acquire lock {name:?} for lease {lease} (wait {wait})"),
+            LockCommand::Release { name, token } => write!(f, "release lock {name:?} token {token}"),
+            LockCommand::CancelWait { name, lease } => write!(f, "stop waiting for lock {name:?} (lease {lease})"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, index: u64, command: LockCommand) -> Result<Outcome, ViewError> {
+    match command {
+        LockCommand::Acquire { name, lease, wait } => acquire(batch, &name, lease, wait, index),
+        LockCommand::Release { name, token } => release(batch, &name, token, index),
+        LockCommand::CancelWait { name, lease } => cancel_wait(batch, &name, lease),
+    }
+}
+
 fn load(batch: &Batch<'_>, name: &str) -> Result<LockRecord, ViewError> {
     Ok(batch.get_decoded(Cf::Locks, name.as_bytes())?.unwrap_or_default())
 }
@@ -55,23 +109,23 @@ fn grant_next(lock: &mut LockRecord, index: u64) {
     lock.holder = (!lock.waiters.is_empty()).then(|| Holding { token: index, lease: lock.waiters.remove(0) });
 }
 
-pub fn acquire(batch: &mut Batch<'_>, name: &str, lease_id: u64, wait: bool, index: u64) -> Result<Outcome, ViewError> {
+fn acquire(batch: &mut Batch<'_>, name: &str, lease_id: u64, wait: bool, index: u64) -> Result<Outcome, ViewError> {
     if lease::record(batch, lease_id)?.is_none() {
-        return Ok(Outcome::Rejected(Rejection::LeaseNotFound { id: lease_id }));
+        return Ok(lease::LeaseRejection::NotFound { id: lease_id }.into());
     }
     let mut lock = load(batch, name)?;
     if let Some(holder) = lock.holder {
         if holder.lease == lease_id {
-            return Ok(Outcome::LockHeld { name: name.to_string(), token: holder.token, lease: lease_id });
+            return Ok(LockOutcome::Held { name: name.to_string(), token: holder.token, lease: lease_id }.into());
         }
         if let Some(position) = lock.waiters.iter().position(|waiter| *waiter == lease_id) {
-            return Ok(Outcome::LockWaiting { name: name.to_string(), position: position as u64 + 1 });
+            return Ok(LockOutcome::Waiting { name: name.to_string(), position: position as u64 + 1 }.into());
         }
         if !wait {
-            return Ok(Outcome::Rejected(Rejection::LockBusy { name: name.to_string(), holder, waiters: lock.waiters.len() as u64 }));
+            return Ok(Outcome::from(LockRejection::Busy { name: name.to_string(), holder, waiters: lock.waiters.len() as u64 }));
         }
         if lock.waiters.len() >= WAITERS_PER_LOCK_MAX {
-            return Ok(Outcome::Rejected(Rejection::LockLimit { name: name.to_string(), limit: WAITERS_PER_LOCK_MAX as u64 }));
+            return Ok(Outcome::from(LockRejection::Limit { name: name.to_string(), limit: WAITERS_PER_LOCK_MAX as u64 }));
         }
     }
     if let Err(rejection) = lease::attach_lock(batch, lease_id, name)? {
@@ -80,11 +134,11 @@ pub fn acquire(batch: &mut Batch<'_>, name: &str, lease_id: u64, wait: bool, ind
     if lock.holder.is_some() {
         lock.waiters.push(lease_id);
         store(batch, name, &lock)?;
-        return Ok(Outcome::LockWaiting { name: name.to_string(), position: lock.waiters.len() as u64 });
+        return Ok(LockOutcome::Waiting { name: name.to_string(), position: lock.waiters.len() as u64 }.into());
     }
     lock.holder = Some(Holding { token: index, lease: lease_id });
     store(batch, name, &lock)?;
-    Ok(Outcome::LockHeld { name: name.to_string(), token: index, lease: lease_id })
+    Ok(LockOutcome::Held { name: name.to_string(), token: index, lease: lease_id }.into())
 }
 
 pub fn release(batch: &mut Batch<'_>, name: &str, token: u64, index: u64) -> Result<Outcome, ViewError> {
@@ -94,24 +148,24 @@ pub fn release(batch: &mut Batch<'_>, name: &str, token: u64, index: u64) -> Res
             lease::detach(batch, holder.lease, lease::Attached::Lock, name)?;
             grant_next(&mut lock, index);
             store(batch, name, &lock)?;
-            Ok(Outcome::LockReleased { name: name.to_string(), next: lock.holder })
+            Ok(LockOutcome::Released { name: name.to_string(), next: lock.holder }.into())
         }
-        current => Ok(Outcome::Rejected(Rejection::StaleToken { name: name.to_string(), token, current })),
+        current => Ok(Outcome::from(LockRejection::StaleToken { name: name.to_string(), token, current })),
     }
 }
 
 /// A waiter gives up. If the lock was granted to it meanwhile, says so instead.
-pub fn cancel_wait(batch: &mut Batch<'_>, name: &str, lease_id: u64) -> Result<Outcome, ViewError> {
+fn cancel_wait(batch: &mut Batch<'_>, name: &str, lease_id: u64) -> Result<Outcome, ViewError> {
     let mut lock = load(batch, name)?;
     if let Some(holder) = lock.holder.filter(|holder| holder.lease == lease_id) {
-        return Ok(Outcome::LockHeld { name: name.to_string(), token: holder.token, lease: lease_id });
+        return Ok(LockOutcome::Held { name: name.to_string(), token: holder.token, lease: lease_id }.into());
     }
     if let Some(position) = lock.waiters.iter().position(|waiter| *waiter == lease_id) {
         lock.waiters.remove(position);
         lease::detach(batch, lease_id, lease::Attached::Lock, name)?;
         store(batch, name, &lock)?;
     }
-    Ok(Outcome::LockWaitCancelled { name: name.to_string(), holder: lock.holder })
+    Ok(LockOutcome::WaitCancelled { name: name.to_string(), holder: lock.holder }.into())
 }
 
 /// Lease `lease_id` ended: it no longer holds or waits for `name` (its attachment is
@@ -130,7 +184,7 @@ pub fn fence_holds(batch: &Batch<'_>, name: &str, token: u64) -> Result<Result<(
     let current = load(batch, name)?.holder;
     Ok(match current {
         Some(holder) if holder.token == token => Ok(()),
-        current => Err(Rejection::FenceRejected { lock: name.to_string(), token, current: current.map(|h| h.token) }),
+        current => Err(LockRejection::FenceRejected { lock: name.to_string(), token, current: current.map(|h| h.token) }.into()),
     })
 }
 

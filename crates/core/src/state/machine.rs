@@ -15,8 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
-use super::auth;
-use super::command::{Command, Outcome, Rejection, Request, Response};
+use super::auth::{self, AuthCommand};
+use super::command::{Command, Outcome, Rejection, Request, Response, Stamp};
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
@@ -111,16 +111,17 @@ impl StateMachine {
             }
             return Ok(Response::fresh(Outcome::Batch(responses)));
         }
+        let stamp = Stamp { index, now_ms: request.now_ms };
         idempotency::evict(batch, meta, index, self.bounds)?;
         let Some(key) = request.idempotency_key else {
-            return Ok(Response::fresh(apply_all_or_nothing(batch, meta, index, request.command)?));
+            return Ok(Response::fresh(apply_all_or_nothing(batch, meta, stamp, request.command)?));
         };
         let fingerprint = idempotency::fingerprint(&request.command)?;
         match idempotency::lookup(batch, &key, fingerprint)? {
             Lookup::Replay(outcome) => Ok(Response { replayed: true, outcome }),
             Lookup::Reused => Ok(Response::fresh(Outcome::Rejected(Rejection::IdempotencyKeyReused { key }))),
             Lookup::Fresh => {
-                let outcome = apply_all_or_nothing(batch, meta, index, request.command)?;
+                let outcome = apply_all_or_nothing(batch, meta, stamp, request.command)?;
                 idempotency::remember(batch, meta, &key, fingerprint, index, &outcome)?;
                 idempotency::evict(batch, meta, index, self.bounds)?;
                 Ok(Response::fresh(outcome))
@@ -131,10 +132,10 @@ impl StateMachine {
 
 /// `apply_command`, undone if it is refused: a refusal changes nothing (the contract
 /// of `Outcome::Rejected`), even one a command reaches after it began writing.
-fn apply_all_or_nothing(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Command) -> Result<Outcome, ViewError> {
+fn apply_all_or_nothing(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: Command) -> Result<Outcome, ViewError> {
     let meta_before = meta.clone();
     batch.savepoint();
-    let outcome = apply_command(batch, meta, index, command)?;
+    let outcome = apply_command(batch, meta, stamp, command)?;
     match outcome {
         Outcome::Rejected(_) => {
             batch.rollback();
@@ -145,51 +146,23 @@ fn apply_all_or_nothing(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, comm
     Ok(outcome)
 }
 
-fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, command: Command) -> Result<Outcome, ViewError> {
+fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: Command) -> Result<Outcome, ViewError> {
     match command {
-        Command::Put { key, value, precondition, lease, fence } => {
-            if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
-                return Ok(Outcome::Rejected(rejection));
-            }
-            kv::apply_put(batch, meta, kv::RevisionAt::Next, &key, value, precondition, lease)
-        }
-        Command::Delete { key, precondition, fence } => {
-            if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
-                return Ok(Outcome::Rejected(rejection));
-            }
-            kv::apply_delete(batch, meta, kv::RevisionAt::Next, &key, precondition)
-        }
+        Command::Kv(command) => kv::apply(batch, meta, command),
+        Command::Lease(command) => lease::apply(batch, meta, stamp, command),
+        Command::Lock(command) => lock::apply(batch, stamp.index, command),
+        Command::Ring(command) => ring::apply(batch, command),
+        Command::Queue(command) => queue::apply(batch, meta, stamp, command),
+        Command::Topic(command) => topic::apply(batch, meta, stamp, command),
+        Command::Auth(command) => auth::apply(batch, stamp.index, command),
         Command::Tick { advance_ms } => {
-            let outcome = lease::tick(batch, meta, advance_ms, index)?;
+            let outcome = lease::tick(batch, meta, advance_ms, stamp.index)?;
             queue::tick(batch, meta)?;
             Ok(outcome)
         }
-        Command::LeaseGrant { ttl_ms, now_ms } => lease::grant(batch, meta, index, ttl_ms, now_ms),
-        Command::LeaseKeepAlive { id, now_ms } => lease::keep_alive(batch, meta, id, now_ms),
-        Command::LeaseRevoke { id } => lease::revoke(batch, meta, kv::RevisionAt::Next, id, index),
-        Command::LockAcquire { name, lease, wait } => lock::acquire(batch, &name, lease, wait, index),
-        Command::LockRelease { name, token } => lock::release(batch, &name, token, index),
-        Command::LockCancelWait { name, lease } => lock::cancel_wait(batch, &name, lease),
-        Command::RingJoin(join) => ring::join(batch, join),
-        Command::RingLeave { ring, member } => ring::leave(batch, &ring, &member),
-        Command::QueueConfigure { queue, settings } => queue::configure(batch, meta, &queue, settings),
-        Command::QueueEnqueue { queue, payload, delay_ms, now_ms } => queue::enqueue(batch, meta, &queue, payload, delay_ms, now_ms),
-        Command::QueueReceive { queue, max, visibility_ms, now_ms } => queue::receive(batch, meta, index, &queue, max, visibility_ms, now_ms),
-        Command::QueueAck { queue, receipt } => queue::ack(batch, &queue, receipt),
-        Command::QueueNack { queue, receipt, delay_ms, now_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms),
-        Command::QueueExtend { queue, receipt, visibility_ms, now_ms } => queue::extend(batch, meta, &queue, receipt, visibility_ms, now_ms),
-        Command::QueueDelete { queue } => queue::delete(batch, meta, &queue),
-        Command::TopicConfigure { topic, settings } => topic::configure(batch, meta, &topic, settings),
-        Command::TopicPublish { topic, payload, now_ms } => topic::publish(batch, meta, &topic, payload, now_ms),
-        Command::TopicDelete { topic } => topic::delete(batch, meta, &topic),
         // `apply_request` unpacks a batch; one met here was nested in another.
         Command::Batch(_) => Ok(Outcome::Rejected(Rejection::NotBatchable)),
-        Command::TokenCreate(token) => auth::create(batch, index, token),
-        Command::TokenRevoke { id } => auth::revoke(batch, id),
-        Command::AuthEnable { by } => auth::enable(batch, by),
-        Command::AuthDisable => auth::disable(batch),
-        Command::DeletePrefix { prefix } => kv::apply_delete_prefix(batch, meta, &prefix),
-        Command::Txn(txn) => txn::apply(batch, meta, index, txn),
+        Command::Txn(txn) => txn::apply(batch, meta, stamp, txn),
     }
 }
 
@@ -238,7 +211,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let apply_err = |e: ViewError| StorageError::from(StorageIOError::apply(log_id, &e));
             meta.last_applied = Some(log_id);
             if let EntryPayload::Normal(request) = &entry.payload {
-                auth_switched |= matches!(request.command, Command::AuthEnable { .. } | Command::AuthDisable);
+                auth_switched |= matches!(request.command, Command::Auth(AuthCommand::Enable { .. } | AuthCommand::Disable));
             }
             let response = match entry.payload {
                 EntryPayload::Blank => Response::fresh(Outcome::Noop),

@@ -23,9 +23,11 @@
 //! `Cf::QueueTimers` time ++ name ++ `\0` ++ id → empty, the others by when they
 //! become visible. Names are printable text (no `\0`).
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::command::{Outcome, Rejection};
+use super::command::{Outcome, Rejection, Stamp};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
 
@@ -195,6 +197,133 @@ fn message_id(key: &[u8]) -> Result<u64, ViewError> {
     Ok(u64::from_be_bytes(key[tail..].try_into().unwrap_or_default()))
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum QueueCommand {
+    /// Create queue `queue` or change its settings.
+    Configure { queue: String, settings: QueueSettings },
+    /// Append a message, visible `delay_ms` after the envelope's `now_ms`.
+    Enqueue { queue: String, payload: Vec<u8>, delay_ms: u64 },
+    /// Take up to `max` visible messages, in flight for `visibility_ms` (the queue's
+    /// default if none); their receipts carry the entry's log index.
+    Receive { queue: String, max: u32, visibility_ms: Option<u64> },
+    /// Delete the message of an in-flight delivery.
+    Ack { queue: String, receipt: Receipt },
+    /// Give an in-flight delivery back, visible again after `delay_ms`.
+    Nack { queue: String, receipt: Receipt, delay_ms: u64 },
+    /// Keep an in-flight delivery invisible for `visibility_ms` from now.
+    Extend { queue: String, receipt: Receipt, visibility_ms: u64 },
+    /// Delete a queue (a bounded number of its messages per entry; see `delete`).
+    Delete { queue: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum QueueOutcome {
+    Configured {
+        queue: String,
+        created: bool,
+        settings: QueueSettings,
+    },
+    Enqueued {
+        queue: String,
+        id: u64,
+    },
+    Received {
+        queue: String,
+        messages: Vec<Delivered>,
+    },
+    Acked {
+        queue: String,
+        id: u64,
+    },
+    /// The delivery was given back; `dead_lettered` if it was the last one allowed.
+    Nacked {
+        queue: String,
+        id: u64,
+        dead_lettered: bool,
+    },
+    /// The delivery stays in flight until `until_ms` on the replicated clock.
+    Extended {
+        queue: String,
+        receipt: Receipt,
+        until_ms: u64,
+    },
+    /// `deleted_messages` went; the queue itself is gone when `deleted`.
+    Deleted {
+        queue: String,
+        deleted_messages: u64,
+        deleted: bool,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum QueueRejection {
+    NotFound {
+        queue: String,
+    },
+    /// The cluster holds its maximum number of queues.
+    Limit {
+        limit: u64,
+    },
+    /// The queue holds `max_length` messages.
+    Full {
+        queue: String,
+        limit: u64,
+    },
+    MessageTooLarge {
+        queue: String,
+        len: u64,
+        max: u64,
+    },
+    /// Settings outside the bounds, or inconsistent.
+    Invalid {
+        queue: String,
+        reason: String,
+    },
+    /// The receipt's delivery is not in flight: the message was acked, timed out,
+    /// was nacked or delivered again (`current_delivery`: its latest delivery, if it
+    /// still exists; 0 if never delivered).
+    StaleReceipt {
+        queue: String,
+        receipt: Receipt,
+        current_delivery: Option<u64>,
+    },
+}
+
+impl QueueCommand {
+    pub fn reads_clock(&self) -> bool {
+        matches!(self, QueueCommand::Enqueue { .. } | QueueCommand::Receive { .. } | QueueCommand::Nack { .. } | QueueCommand::Extend { .. })
+    }
+}
+
+impl fmt::Display for QueueCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueCommand::Configure { queue, settings } => write!(f, "configure queue {queue:?}: {settings:?}"),
+            QueueCommand::Enqueue { queue, payload, delay_ms } => write!(f, "enqueue {} bytes to {queue:?} (delay {delay_ms} ms)", payload.len()),
+            QueueCommand::Receive { queue, max, visibility_ms } => write!(f, "receive up to {max} from {queue:?} (visibility {visibility_ms:?})"),
+            QueueCommand::Ack { queue, receipt } => write!(f, "ack {}.{} on {queue:?}", receipt.id, receipt.delivery),
+            QueueCommand::Nack { queue, receipt, delay_ms } => write!(f, "nack {}.{} on {queue:?} (delay {delay_ms} ms)", receipt.id, receipt.delivery),
+            QueueCommand::Extend { queue, receipt, visibility_ms } => {
+                write!(f, "extend {}.{} on {queue:?} by {visibility_ms} ms", receipt.id, receipt.delivery)
+            }
+            QueueCommand::Delete { queue } => write!(f, "delete queue {queue:?}"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: QueueCommand) -> Result<Outcome, ViewError> {
+    let now_ms = stamp.now_ms;
+    match command {
+        QueueCommand::Configure { queue, settings } => configure(batch, meta, &queue, settings),
+        QueueCommand::Enqueue { queue, payload, delay_ms } => enqueue(batch, meta, &queue, payload, delay_ms, now_ms),
+        QueueCommand::Receive { queue, max, visibility_ms } => receive(batch, meta, stamp.index, &queue, max, visibility_ms, now_ms),
+        QueueCommand::Ack { queue, receipt } => ack(batch, &queue, receipt),
+        QueueCommand::Nack { queue, receipt, delay_ms } => nack(batch, meta, &queue, receipt, delay_ms, now_ms),
+        QueueCommand::Extend { queue, receipt, visibility_ms } => extend(batch, meta, &queue, receipt, visibility_ms, now_ms),
+        QueueCommand::Delete { queue } => delete(batch, meta, &queue),
+    }
+}
+
 pub fn record(batch: &Batch<'_>, queue: &str) -> Result<Option<QueueRecord>, ViewError> {
     batch.get_decoded(Cf::Queues, queue.as_bytes())
 }
@@ -252,9 +381,9 @@ fn store(batch: &mut Batch<'_>, queue: &str, id: u64, message: &Message, record:
 }
 
 /// Creates or reconfigures `queue`. A dead-letter queue it names is created too.
-pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: QueueSettings) -> Result<Outcome, ViewError> {
+fn configure(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: QueueSettings) -> Result<Outcome, ViewError> {
     if let Some(reason) = settings.invalid(queue) {
-        return Ok(Outcome::Rejected(Rejection::QueueInvalid { queue: queue.to_string(), reason }));
+        return Ok(QueueRejection::Invalid { queue: queue.to_string(), reason }.into());
     }
     let existing = record(batch, queue)?;
     let dlq_missing = match &settings.dead_letter_queue {
@@ -263,7 +392,7 @@ pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: 
     };
     let new_queues = u64::from(existing.is_none()) + u64::from(dlq_missing);
     if meta.queue_count + new_queues > QUEUES_MAX {
-        return Ok(Outcome::Rejected(Rejection::QueueLimit { limit: QUEUES_MAX }));
+        return Ok(QueueRejection::Limit { limit: QUEUES_MAX }.into());
     }
     if let Some(dlq) = settings.dead_letter_queue.as_deref().filter(|_| dlq_missing) {
         create(batch, meta, dlq, QueueSettings::default())?;
@@ -272,7 +401,7 @@ pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: 
     let mut record = existing.unwrap_or_else(|| new_record(meta, settings.clone()));
     record.settings = settings.clone();
     save(batch, queue, &mut record)?;
-    Ok(Outcome::QueueConfigured { queue: queue.to_string(), created, settings })
+    Ok(QueueOutcome::Configured { queue: queue.to_string(), created, settings }.into())
 }
 
 /// A new, empty queue's record, counted in `meta` (not yet saved).
@@ -293,15 +422,15 @@ fn create(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, settings: QueueSe
 pub fn enqueue(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, payload: Vec<u8>, delay_ms: u64, now_ms: u64) -> Result<Outcome, ViewError> {
     let existing = record(batch, queue)?;
     if existing.is_none() && meta.queue_count >= QUEUES_MAX {
-        return Ok(Outcome::Rejected(Rejection::QueueLimit { limit: QUEUES_MAX }));
+        return Ok(QueueRejection::Limit { limit: QUEUES_MAX }.into());
     }
     let settings = existing.as_ref().map_or_else(QueueSettings::default, |record| record.settings.clone());
     if payload.len() as u64 > settings.max_message_bytes {
-        return Ok(Outcome::Rejected(Rejection::MessageTooLarge { queue: queue.to_string(), len: payload.len() as u64, max: settings.max_message_bytes }));
+        return Ok(QueueRejection::MessageTooLarge { queue: queue.to_string(), len: payload.len() as u64, max: settings.max_message_bytes }.into());
     }
     let mut record = match existing {
         Some(record) if record.length() >= record.settings.max_length => {
-            return Ok(Outcome::Rejected(Rejection::QueueFull { queue: queue.to_string(), limit: record.settings.max_length }));
+            return Ok(QueueRejection::Full { queue: queue.to_string(), limit: record.settings.max_length }.into());
         }
         Some(record) => record,
         None => create(batch, meta, queue, settings)?,
@@ -310,7 +439,7 @@ pub fn enqueue(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, payload: Vec
     let message = Message { payload, enqueued_at_ms: meta.clock_ms.max(now_ms), deliveries: 0, delivered_at: 0, state, dead_lettered_from: None };
     let id = append(batch, queue, &mut record, message)?;
     save(batch, queue, &mut record)?;
-    Ok(Outcome::Enqueued { queue: queue.to_string(), id })
+    Ok(QueueOutcome::Enqueued { queue: queue.to_string(), id }.into())
 }
 
 fn append(batch: &mut Batch<'_>, queue: &str, record: &mut QueueRecord, message: Message) -> Result<u64, ViewError> {
@@ -322,9 +451,9 @@ fn append(batch: &mut Batch<'_>, queue: &str, record: &mut QueueRecord, message:
 
 /// Hands out up to `max` visible messages in id order, in flight for `visibility_ms`
 /// (the queue's default if none).
-pub fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max: u32, visibility_ms: Option<u64>, now_ms: u64) -> Result<Outcome, ViewError> {
+fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max: u32, visibility_ms: Option<u64>, now_ms: u64) -> Result<Outcome, ViewError> {
     let Some(mut record) = record(batch, queue)? else {
-        return Ok(Outcome::Received { queue: queue.to_string(), messages: Vec::new() });
+        return Ok(QueueOutcome::Received { queue: queue.to_string(), messages: Vec::new() }.into());
     };
     let until_ms = after(meta, now_ms, visibility_ms.unwrap_or(record.settings.visibility_ms));
     let prefix = message_key(queue, 0);
@@ -363,19 +492,19 @@ pub fn receive(batch: &mut Batch<'_>, meta: &Meta, index: u64, queue: &str, max:
     if !messages.is_empty() {
         save(batch, queue, &mut record)?;
     }
-    Ok(Outcome::Received { queue: queue.to_string(), messages })
+    Ok(QueueOutcome::Received { queue: queue.to_string(), messages }.into())
 }
 
 /// The in-flight message `receipt` names, or why the receipt is not valid.
 pub(super) fn in_flight(batch: &Batch<'_>, queue: &str, receipt: Receipt) -> Result<Result<(QueueRecord, Message), Rejection>, ViewError> {
     let Some(record) = record(batch, queue)? else {
-        return Ok(Err(Rejection::QueueNotFound { queue: queue.to_string() }));
+        return Ok(Err(QueueRejection::NotFound { queue: queue.to_string() }.into()));
     };
     let message = message(batch, queue, receipt.id)?;
     let current = message.as_ref().map(|m| m.delivered_at);
     match message {
         Some(message) if message.delivered_at == receipt.delivery && matches!(message.state, MessageState::InFlight { .. }) => Ok(Ok((record, message))),
-        _ => Ok(Err(Rejection::StaleReceipt { queue: queue.to_string(), receipt, current_delivery: current })),
+        _ => Ok(Err(QueueRejection::StaleReceipt { queue: queue.to_string(), receipt, current_delivery: current }.into())),
     }
 }
 
@@ -388,7 +517,7 @@ pub fn ack(batch: &mut Batch<'_>, queue: &str, receipt: Receipt) -> Result<Outco
     unindex(batch, queue, receipt.id, message.state, &mut record);
     batch.delete(Cf::QueueMessages, &message_key(queue, receipt.id));
     save(batch, queue, &mut record)?;
-    Ok(Outcome::Acked { queue: queue.to_string(), id: receipt.id })
+    Ok(QueueOutcome::Acked { queue: queue.to_string(), id: receipt.id }.into())
 }
 
 /// Gives a delivery back: visible again after `delay_ms`, or dead-lettered if it was
@@ -408,7 +537,7 @@ pub fn nack(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str, receipt: Receip
         false
     };
     save(batch, queue, &mut record)?;
-    Ok(Outcome::Nacked { queue: queue.to_string(), id: receipt.id, dead_lettered })
+    Ok(QueueOutcome::Nacked { queue: queue.to_string(), id: receipt.id, dead_lettered }.into())
 }
 
 /// Keeps a delivery in flight for `visibility_ms` from now (never shortens it).
@@ -425,7 +554,7 @@ pub fn extend(batch: &mut Batch<'_>, meta: &Meta, queue: &str, receipt: Receipt,
     message.state = MessageState::InFlight { until_ms };
     store(batch, queue, receipt.id, &message, &mut record)?;
     save(batch, queue, &mut record)?;
-    Ok(Outcome::Extended { queue: queue.to_string(), receipt, until_ms })
+    Ok(QueueOutcome::Extended { queue: queue.to_string(), receipt, until_ms }.into())
 }
 
 fn exhausted(record: &QueueRecord, message: &Message) -> bool {
@@ -482,9 +611,9 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta) -> Result<u64, ViewError> {
 
 /// Deletes up to `DELETE_BATCH_MAX` messages of `queue`, and the queue once it has
 /// none left.
-pub fn delete(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str) -> Result<Outcome, ViewError> {
+fn delete(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str) -> Result<Outcome, ViewError> {
     let Some(mut record) = record(batch, queue)? else {
-        return Ok(Outcome::Rejected(Rejection::QueueNotFound { queue: queue.to_string() }));
+        return Ok(QueueRejection::NotFound { queue: queue.to_string() }.into());
     };
     let prefix = message_key(queue, 0);
     let prefix = &prefix[..queue.len() + 1];
@@ -508,7 +637,7 @@ pub fn delete(batch: &mut Batch<'_>, meta: &mut Meta, queue: &str) -> Result<Out
     } else {
         save(batch, queue, &mut record)?;
     }
-    Ok(Outcome::QueueDeleted { queue: queue.to_string(), deleted_messages, deleted })
+    Ok(QueueOutcome::Deleted { queue: queue.to_string(), deleted_messages, deleted }.into())
 }
 
 /// A queue as read: its record and its oldest message's enqueue time.

@@ -10,9 +10,11 @@
 //! `ring` ++ `\0` ++ `member` → `RingMember`. Names are printable text (no `\0`), so a
 //! ring's meta sorts just before its members.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::command::{Outcome, Rejection};
+use super::command::Outcome;
 use super::lease;
 use super::store::{Batch, Cf, View, ViewError};
 use crate::codec;
@@ -76,17 +78,65 @@ fn save_meta(batch: &mut Batch<'_>, ring: &str, meta: &RingMeta) -> Result<(), V
 pub const ADDRESS_BYTES_MAX: usize = 256;
 pub const METADATA_BYTES_MAX: usize = 4096;
 
-pub fn join(batch: &mut Batch<'_>, join: Join) -> Result<Outcome, ViewError> {
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum RingCommand {
+    /// Join (or update) a ring member.
+    Join(Join),
+    /// Remove a ring member.
+    Leave { ring: String, member: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum RingOutcome {
+    /// Ring `ring` changed: it is now at `epoch` with `members` members.
+    Changed { ring: String, epoch: u64, members: u64 },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum RingRejection {
+    /// Ring `ring` has its maximum number of members.
+    Full {
+        ring: String,
+        limit: u64,
+    },
+    MemberNotFound {
+        ring: String,
+        member: String,
+    },
+    /// A join outside the fixed bounds (weight, address, metadata).
+    MemberInvalid {
+        ring: String,
+        member: String,
+    },
+}
+
+impl fmt::Display for RingCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RingCommand::Join(join) => write!(f, "ring {:?}: join {:?} at {:?}", join.ring, join.member, join.address),
+            RingCommand::Leave { ring, member } => write!(f, "ring {ring:?}: {member:?} leaves"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, command: RingCommand) -> Result<Outcome, ViewError> {
+    match command {
+        RingCommand::Join(member) => join(batch, member),
+        RingCommand::Leave { ring, member } => leave(batch, &ring, &member),
+    }
+}
+
+fn join(batch: &mut Batch<'_>, join: Join) -> Result<Outcome, ViewError> {
     // Re-checked here (the API checks first): a weight bounds the circle's size.
     if !(1..=WEIGHT_MAX).contains(&join.weight) || join.address.is_empty() || join.address.len() > ADDRESS_BYTES_MAX || join.metadata.len() > METADATA_BYTES_MAX
     {
-        return Ok(Outcome::Rejected(Rejection::RingMemberInvalid { ring: join.ring, member: join.member }));
+        return Ok(RingRejection::MemberInvalid { ring: join.ring, member: join.member }.into());
     }
     let key = member_key(&join.ring, &join.member);
     let current: Option<RingMember> = batch.get_decoded(Cf::Rings, &key)?;
     let mut ring = meta(batch, &join.ring)?;
     if current.is_none() && ring.members >= MEMBERS_PER_RING_MAX {
-        return Ok(Outcome::Rejected(Rejection::RingFull { ring: join.ring, limit: MEMBERS_PER_RING_MAX }));
+        return Ok(RingRejection::Full { ring: join.ring, limit: MEMBERS_PER_RING_MAX }.into());
     }
     let current_lease = current.as_ref().and_then(|m| m.lease);
     let name = attachment(&join.ring, &join.member);
@@ -110,19 +160,19 @@ pub fn join(batch: &mut Batch<'_>, join: Join) -> Result<Outcome, ViewError> {
     let member = RingMember { address: join.address, weight: join.weight, metadata: join.metadata, lease: join.lease };
     batch.put_encoded(Cf::Rings, &key, &member)?;
     save_meta(batch, &join.ring, &ring)?;
-    Ok(Outcome::RingChanged { ring: join.ring, epoch: ring.epoch, members: ring.members })
+    Ok(RingOutcome::Changed { ring: join.ring, epoch: ring.epoch, members: ring.members }.into())
 }
 
-pub fn leave(batch: &mut Batch<'_>, ring_name: &str, member: &str) -> Result<Outcome, ViewError> {
+fn leave(batch: &mut Batch<'_>, ring_name: &str, member: &str) -> Result<Outcome, ViewError> {
     let key = member_key(ring_name, member);
     let Some(current) = batch.get_decoded::<RingMember>(Cf::Rings, &key)? else {
-        return Ok(Outcome::Rejected(Rejection::RingMemberNotFound { ring: ring_name.to_string(), member: member.to_string() }));
+        return Ok(RingRejection::MemberNotFound { ring: ring_name.to_string(), member: member.to_string() }.into());
     };
     if let Some(id) = current.lease {
         lease::detach(batch, id, lease::Attached::RingMember, &attachment(ring_name, member))?;
     }
     let ring = remove(batch, ring_name, member)?;
-    Ok(Outcome::RingChanged { ring: ring_name.to_string(), epoch: ring.epoch, members: ring.members })
+    Ok(RingOutcome::Changed { ring: ring_name.to_string(), epoch: ring.epoch, members: ring.members }.into())
 }
 
 /// Removes a member (its lease attachment is the caller's business) and bumps the epoch.

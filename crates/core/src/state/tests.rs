@@ -4,11 +4,18 @@ use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, EntryPayload, Membership, RaftSnapshotBuilder};
 use tempfile::TempDir;
 
+use super::auth::AuthCommand;
 use super::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request, Response};
 use super::idempotency::IdempotencyBounds;
 use super::kv::{self, InvalidInput};
+use super::kv::{KvCommand, KvOutcome, KvRejection};
+use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
+use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::machine::CACHE_BYTES_DEFAULT;
+use super::queue::QueueCommand;
+use super::ring::{RingCommand, RingOutcome, RingRejection};
 use super::store::{Cf, KEY_INSTALLING};
+use super::topic::TopicCommand;
 use super::{StateMachine, StateReader};
 use crate::raft::{Entry, LogId};
 
@@ -24,19 +31,19 @@ fn log_id(index: u64) -> LogId {
 }
 
 fn put(key: &str, value: &str) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence: None }
+    Command::Kv(KvCommand::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence: None })
 }
 
 fn put_if(key: &str, value: &str, precondition: Precondition) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition, lease: None, fence: None }
+    Command::Kv(KvCommand::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition, lease: None, fence: None })
 }
 
 fn put_leased(key: &str, value: &str, lease: u64) -> Command {
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None }
+    Command::Kv(KvCommand::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: Some(lease), fence: None })
 }
 
 fn del(key: &str, precondition: Precondition) -> Command {
-    Command::Delete { key: key.into(), precondition, fence: None }
+    Command::Kv(KvCommand::Delete { key: key.into(), precondition, fence: None })
 }
 
 impl Fixture {
@@ -63,13 +70,13 @@ impl Fixture {
         self.machine.apply(entries).await.unwrap()
     }
 
-    pub(super) async fn apply_keyed(&mut self, key: Option<&str>, command: Command) -> Response {
-        let request = Request { idempotency_key: key.map(String::from), command };
+    pub(super) async fn apply_keyed(&mut self, key: Option<&str>, request: impl Into<Request>) -> Response {
+        let request = Request { idempotency_key: key.map(String::from), ..request.into() };
         self.apply_entries(vec![EntryPayload::Normal(request)]).await.remove(0)
     }
 
-    pub(super) async fn apply(&mut self, command: Command) -> Outcome {
-        self.apply_keyed(None, command).await.outcome
+    pub(super) async fn apply(&mut self, request: impl Into<Request>) -> Outcome {
+        self.apply_keyed(None, request).await.outcome
     }
 
     fn value(&self, key: &str) -> Option<Vec<u8>> {
@@ -88,14 +95,14 @@ fn meta(create_revision: u64, mod_revision: u64, version: u64) -> KeyMeta {
 #[tokio::test]
 async fn put_get_delete_track_revisions() {
     let mut f = Fixture::new();
-    assert_eq!(f.apply(put("a", "1")).await, Outcome::Put { revision: 1, meta: meta(1, 1, 1), created: true });
-    assert_eq!(f.apply(put("a", "2")).await, Outcome::Put { revision: 2, meta: meta(1, 2, 2), created: false });
-    assert_eq!(f.apply(put("b", "x")).await, Outcome::Put { revision: 3, meta: meta(3, 3, 1), created: true });
+    assert_eq!(f.apply(put("a", "1")).await, Outcome::Kv(KvOutcome::Put { revision: 1, meta: meta(1, 1, 1), created: true }));
+    assert_eq!(f.apply(put("a", "2")).await, Outcome::Kv(KvOutcome::Put { revision: 2, meta: meta(1, 2, 2), created: false }));
+    assert_eq!(f.apply(put("b", "x")).await, Outcome::Kv(KvOutcome::Put { revision: 3, meta: meta(3, 3, 1), created: true }));
     assert_eq!(f.value("a"), Some(b"2".to_vec()));
-    assert_eq!(f.apply(del("a", Precondition::None)).await, Outcome::Deleted { revision: 4, prev: meta(1, 2, 2) });
+    assert_eq!(f.apply(del("a", Precondition::None)).await, Outcome::Kv(KvOutcome::Deleted { revision: 4, prev: meta(1, 2, 2) }));
     assert_eq!(f.value("a"), None);
     // Re-created: a new create_revision and version 1.
-    assert_eq!(f.apply(put("a", "3")).await, Outcome::Put { revision: 5, meta: meta(5, 5, 1), created: true });
+    assert_eq!(f.apply(put("a", "3")).await, Outcome::Kv(KvOutcome::Put { revision: 5, meta: meta(5, 5, 1), created: true }));
     let read = f.reader.get("a").unwrap();
     assert_eq!((read.applied_index, read.revision), (5, 5));
 }
@@ -105,15 +112,15 @@ async fn refusals_change_nothing_not_even_the_revision() {
     let mut f = Fixture::new();
     f.apply(put("k", "v1")).await;
     let before = f.revision();
-    assert_eq!(f.apply(del("missing", Precondition::None)).await, Outcome::Rejected(Rejection::NotFound { key: "missing".into() }));
+    assert_eq!(f.apply(del("missing", Precondition::None)).await, Outcome::Rejected(Rejection::Kv(KvRejection::NotFound { key: "missing".into() })));
     let wrong = f.apply(put_if("k", "v2", Precondition::ModRevision(99))).await;
-    assert_eq!(wrong, Outcome::Rejected(Rejection::PreconditionFailed { key: "k".into(), current: Some(meta(1, 1, 1)) }));
+    assert_eq!(wrong, Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { key: "k".into(), current: Some(meta(1, 1, 1)) })));
     let exists = f.apply(put_if("k", "v2", Precondition::Absent)).await;
-    assert!(matches!(exists, Outcome::Rejected(Rejection::PreconditionFailed { .. })));
+    assert!(matches!(exists, Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { .. }))));
     let absent = f.apply(put_if("nope", "v", Precondition::Exists)).await;
-    assert_eq!(absent, Outcome::Rejected(Rejection::PreconditionFailed { key: "nope".into(), current: None }));
+    assert_eq!(absent, Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { key: "nope".into(), current: None })));
     let wrong_delete = f.apply(del("k", Precondition::ModRevision(7))).await;
-    assert!(matches!(wrong_delete, Outcome::Rejected(Rejection::PreconditionFailed { .. })));
+    assert!(matches!(wrong_delete, Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { .. }))));
     assert_eq!(f.revision(), before);
     assert_eq!(f.value("k"), Some(b"v1".to_vec()));
     assert_eq!(f.value("nope"), None);
@@ -122,23 +129,23 @@ async fn refusals_change_nothing_not_even_the_revision() {
 #[tokio::test]
 async fn compare_and_swap_succeeds_on_the_current_revision() {
     let mut f = Fixture::new();
-    assert!(matches!(f.apply(put_if("k", "v1", Precondition::Absent)).await, Outcome::Put { created: true, .. }));
-    let Outcome::Put { meta: first, .. } = f.apply(put_if("k", "v2", Precondition::ModRevision(1))).await else { panic!("CAS failed") };
+    assert!(matches!(f.apply(put_if("k", "v1", Precondition::Absent)).await, Outcome::Kv(KvOutcome::Put { created: true, .. })));
+    let Outcome::Kv(KvOutcome::Put { meta: first, .. }) = f.apply(put_if("k", "v2", Precondition::ModRevision(1))).await else { panic!("CAS failed") };
     assert_eq!(first, meta(1, 2, 2));
-    assert!(matches!(f.apply(put_if("k", "v3", Precondition::Exists)).await, Outcome::Put { .. }));
-    assert!(matches!(f.apply(del("k", Precondition::ModRevision(3))).await, Outcome::Deleted { .. }));
+    assert!(matches!(f.apply(put_if("k", "v3", Precondition::Exists)).await, Outcome::Kv(KvOutcome::Put { .. })));
+    assert!(matches!(f.apply(del("k", Precondition::ModRevision(3))).await, Outcome::Kv(KvOutcome::Deleted { .. })));
 }
 
 #[tokio::test]
 async fn entries_in_one_batch_see_each_other() {
     let mut f = Fixture::new();
     let requests = [put("k", "1"), put("k", "2"), put_if("k", "3", Precondition::ModRevision(2)), del("k", Precondition::None)];
-    let payloads = requests.into_iter().map(|command| EntryPayload::Normal(Request { idempotency_key: None, command })).collect();
+    let payloads = requests.into_iter().map(|command| EntryPayload::Normal(Request::from(command))).collect();
     let responses = f.apply_entries(payloads).await;
     let outcomes: Vec<_> = responses.into_iter().map(|r| r.outcome).collect();
-    assert_eq!(outcomes[1], Outcome::Put { revision: 2, meta: meta(1, 2, 2), created: false });
-    assert_eq!(outcomes[2], Outcome::Put { revision: 3, meta: meta(1, 3, 3), created: false });
-    assert_eq!(outcomes[3], Outcome::Deleted { revision: 4, prev: meta(1, 3, 3) });
+    assert_eq!(outcomes[1], Outcome::Kv(KvOutcome::Put { revision: 2, meta: meta(1, 2, 2), created: false }));
+    assert_eq!(outcomes[2], Outcome::Kv(KvOutcome::Put { revision: 3, meta: meta(1, 3, 3), created: false }));
+    assert_eq!(outcomes[3], Outcome::Kv(KvOutcome::Deleted { revision: 4, prev: meta(1, 3, 3) }));
     assert_eq!(f.value("k"), None);
 }
 
@@ -176,13 +183,13 @@ async fn a_prefix_delete_takes_bounded_entries_and_spares_other_keys() {
         f.apply(put(key, "kept")).await;
     }
     let before = f.revision();
-    let first = f.apply(Command::DeletePrefix { prefix: "jobs/".into() }).await;
+    let first = f.apply(Command::Kv(KvCommand::DeletePrefix { prefix: "jobs/".into() })).await;
     let batch = kv::DELETE_PREFIX_BATCH_MAX as u64;
-    assert_eq!(first, Outcome::PrefixDeleted { deleted: batch, revision: before + batch, more: true });
-    let second = f.apply(Command::DeletePrefix { prefix: "jobs/".into() }).await;
-    assert_eq!(second, Outcome::PrefixDeleted { deleted: 5, revision: before + n, more: false });
-    let third = f.apply(Command::DeletePrefix { prefix: "jobs/".into() }).await;
-    assert_eq!(third, Outcome::PrefixDeleted { deleted: 0, revision: before + n, more: false });
+    assert_eq!(first, Outcome::Kv(KvOutcome::PrefixDeleted { deleted: batch, revision: before + batch, more: true }));
+    let second = f.apply(Command::Kv(KvCommand::DeletePrefix { prefix: "jobs/".into() })).await;
+    assert_eq!(second, Outcome::Kv(KvOutcome::PrefixDeleted { deleted: 5, revision: before + n, more: false }));
+    let third = f.apply(Command::Kv(KvCommand::DeletePrefix { prefix: "jobs/".into() })).await;
+    assert_eq!(third, Outcome::Kv(KvOutcome::PrefixDeleted { deleted: 0, revision: before + n, more: false }));
     assert!(f.reader.list("jobs/", None, 10).unwrap().value.items.is_empty());
     for key in ["job", "jobs", "jobsx", "k"] {
         assert_eq!(f.value(key), Some(b"kept".to_vec()), "{key}");
@@ -386,7 +393,7 @@ fn workload(len: usize) -> Vec<Request> {
             _ => del(&key, Precondition::None),
         };
         let idempotency_key = (i % 5 == 0).then(|| format!("req-{i}"));
-        requests.push(Request { idempotency_key, command });
+        requests.push(Request { idempotency_key, ..Request::from(command) });
     }
     requests
 }
@@ -436,8 +443,8 @@ async fn replicas_fed_the_same_log_agree_whatever_the_batching() {
 
 /// Grants a lease and returns its id (the log index of the grant).
 async fn grant(f: &mut Fixture, ttl_ms: u64) -> u64 {
-    match f.apply(Command::LeaseGrant { ttl_ms, now_ms: 0 }).await {
-        Outcome::Lease { id, .. } => id,
+    match f.apply(Command::Lease(LeaseCommand::Grant { ttl_ms })).await {
+        Outcome::Lease(LeaseOutcome::Alive { id, .. }) => id,
         other => panic!("grant failed: {other:?}"),
     }
 }
@@ -461,7 +468,7 @@ async fn leases_expire_only_when_ticks_pass_their_ttl() {
     assert_eq!(f.value("plain"), Some(b"y".to_vec()));
     assert_eq!(f.revision(), revision + 1, "the deletion is a change");
     assert!(f.reader.lease(id, 10).unwrap().value.is_none());
-    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 0 }).await, Outcome::Rejected(Rejection::LeaseNotFound { id }));
+    assert_eq!(f.apply(Command::Lease(LeaseCommand::KeepAlive { id })).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id })));
 }
 
 #[tokio::test]
@@ -469,7 +476,7 @@ async fn keep_alive_restarts_the_ttl_from_the_current_clock() {
     let mut f = Fixture::new();
     let id = grant(&mut f, 1000).await;
     tick(&mut f, 800).await;
-    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 0 }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 1800 });
+    assert_eq!(f.apply(Command::Lease(LeaseCommand::KeepAlive { id })).await, Outcome::Lease(LeaseOutcome::Alive { id, ttl_ms: 1000, expires_at_ms: 1800 }));
     assert_eq!(tick(&mut f, 900).await, Outcome::Ticked { clock_ms: 1700, expired: 0 });
     assert_eq!(tick(&mut f, 100).await, Outcome::Ticked { clock_ms: 1800, expired: 1 });
 }
@@ -480,16 +487,16 @@ async fn leases_count_from_the_leaders_stamp_not_the_last_tick() {
     tick(&mut f, 100).await;
     // The leader stamped the grant at 700: 600 ms passed since the last tick, which
     // the next tick will count. The TTL runs from 700.
-    let Outcome::Lease { id, expires_at_ms, .. } = f.apply(Command::LeaseGrant { ttl_ms: 1000, now_ms: 700 }).await else { panic!() };
+    let Outcome::Lease(LeaseOutcome::Alive { id, expires_at_ms, .. }) = f.apply(at(700, LeaseCommand::Grant { ttl_ms: 1000 })).await else { panic!() };
     assert_eq!(expires_at_ms, 1700);
     assert_eq!(tick(&mut f, 1599).await, Outcome::Ticked { clock_ms: 1699, expired: 0 });
     // A stamp behind the clock (a new leader's) counts from the clock instead, and a
     // keep-alive never shortens a lease.
-    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 5 }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 2699 });
-    assert_eq!(f.apply(Command::LeaseKeepAlive { id, now_ms: 0 }).await, Outcome::Lease { id, ttl_ms: 1000, expires_at_ms: 2699 });
+    assert_eq!(f.apply(at(5, LeaseCommand::KeepAlive { id })).await, Outcome::Lease(LeaseOutcome::Alive { id, ttl_ms: 1000, expires_at_ms: 2699 }));
+    assert_eq!(f.apply(Command::Lease(LeaseCommand::KeepAlive { id })).await, Outcome::Lease(LeaseOutcome::Alive { id, ttl_ms: 1000, expires_at_ms: 2699 }));
     // A retried keep-alive carries a new stamp but is the same request.
-    let first = f.apply_keyed(Some("ka-1"), Command::LeaseKeepAlive { id, now_ms: 1800 }).await;
-    let retry = f.apply_keyed(Some("ka-1"), Command::LeaseKeepAlive { id, now_ms: 1900 }).await;
+    let first = f.apply_keyed(Some("ka-1"), at(1800, LeaseCommand::KeepAlive { id })).await;
+    let retry = f.apply_keyed(Some("ka-1"), at(1900, LeaseCommand::KeepAlive { id })).await;
     assert!(retry.replayed, "{retry:?}");
     assert_eq!(retry.outcome, first.outcome);
 }
@@ -500,9 +507,9 @@ async fn a_keep_alive_and_a_tick_in_one_batch_apply_in_order() {
     let id = grant(&mut f, 1000).await;
     tick(&mut f, 900).await;
     // The keep-alive is still a pending write when the tick scans for expiries.
-    let payloads = vec![Command::LeaseKeepAlive { id, now_ms: 0 }, Command::Tick { advance_ms: 500 }]
+    let payloads = vec![Command::Lease(LeaseCommand::KeepAlive { id }), Command::Tick { advance_ms: 500 }]
         .into_iter()
-        .map(|command| EntryPayload::Normal(Request { idempotency_key: None, command }))
+        .map(|command| EntryPayload::Normal(Request::from(command)))
         .collect();
     let responses = f.apply_entries(payloads).await;
     assert_eq!(responses[1].outcome, Outcome::Ticked { clock_ms: 1400, expired: 0 });
@@ -520,17 +527,19 @@ async fn revoking_deletes_attached_keys_and_detached_keys_survive() {
     f.apply(del("c", Precondition::None)).await; // detaches c
     let lease = f.reader.lease(id, 10).unwrap().value.unwrap();
     assert_eq!((lease.keys.clone(), lease.record.key_count), (vec!["a".to_string()], 1));
-    let Outcome::LeaseRevoked { deleted_keys, .. } = f.apply(Command::LeaseRevoke { id }).await else { panic!("revoke failed") };
+    let Outcome::Lease(LeaseOutcome::Revoked { deleted_keys, .. }) = f.apply(Command::Lease(LeaseCommand::Revoke { id })).await else {
+        panic!("revoke failed")
+    };
     assert_eq!(deleted_keys, 1);
     assert_eq!(f.value("a"), None);
     assert_eq!(f.value("b"), Some(b"now unleased".to_vec()));
-    assert_eq!(f.apply(Command::LeaseRevoke { id }).await, Outcome::Rejected(Rejection::LeaseNotFound { id }));
+    assert_eq!(f.apply(Command::Lease(LeaseCommand::Revoke { id })).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id })));
 }
 
 #[tokio::test]
 async fn a_key_cannot_attach_to_a_missing_lease_and_moves_between_leases() {
     let mut f = Fixture::new();
-    assert_eq!(f.apply(put_leased("k", "v", 42)).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 42 }));
+    assert_eq!(f.apply(put_leased("k", "v", 42)).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id: 42 })));
     assert_eq!(f.value("k"), None);
     let first = grant(&mut f, 1000).await;
     let second = grant(&mut f, 5000).await;
@@ -560,12 +569,12 @@ async fn leases_and_the_clock_travel_in_snapshots() {
 }
 
 fn acquire(name: &str, lease: u64, wait: bool) -> Command {
-    Command::LockAcquire { name: name.into(), lease, wait }
+    Command::Lock(LockCommand::Acquire { name: name.into(), lease, wait })
 }
 
 fn fenced_put(key: &str, value: &str, lock: &str, token: u64) -> Command {
     let fence = Some(super::command::Fence { lock: lock.into(), token });
-    Command::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence }
+    Command::Kv(KvCommand::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence })
 }
 
 fn holding(token: u64, lease: u64) -> Option<super::lock::Holding> {
@@ -576,32 +585,40 @@ fn holding(token: u64, lease: u64) -> Option<super::lock::Holding> {
 async fn locks_grant_in_order_with_growing_tokens() {
     let mut f = Fixture::new();
     let (a, b, c) = (grant(&mut f, 10_000).await, grant(&mut f, 10_000).await, grant(&mut f, 10_000).await);
-    let Outcome::LockHeld { token: first, .. } = f.apply(acquire("job", a, false)).await else { panic!("free lock not granted") };
+    let Outcome::Lock(LockOutcome::Held { token: first, .. }) = f.apply(acquire("job", a, false)).await else { panic!("free lock not granted") };
     assert_eq!(first, 4, "the token is the granting entry's index");
     // Asking again as the holder is answered with the same holding.
-    assert_eq!(f.apply(acquire("job", a, true)).await, Outcome::LockHeld { name: "job".into(), token: first, lease: a });
-    assert!(matches!(f.apply(acquire("job", b, false)).await, Outcome::Rejected(Rejection::LockBusy { waiters: 0, .. })));
-    assert_eq!(f.apply(acquire("job", b, true)).await, Outcome::LockWaiting { name: "job".into(), position: 1 });
-    assert_eq!(f.apply(acquire("job", c, true)).await, Outcome::LockWaiting { name: "job".into(), position: 2 });
+    assert_eq!(f.apply(acquire("job", a, true)).await, Outcome::Lock(LockOutcome::Held { name: "job".into(), token: first, lease: a }));
+    assert!(matches!(f.apply(acquire("job", b, false)).await, Outcome::Rejected(Rejection::Lock(LockRejection::Busy { waiters: 0, .. }))));
+    assert_eq!(f.apply(acquire("job", b, true)).await, Outcome::Lock(LockOutcome::Waiting { name: "job".into(), position: 1 }));
+    assert_eq!(f.apply(acquire("job", c, true)).await, Outcome::Lock(LockOutcome::Waiting { name: "job".into(), position: 2 }));
     // A stale token cannot release.
-    let stale = f.apply(Command::LockRelease { name: "job".into(), token: first - 1 }).await;
-    assert!(matches!(stale, Outcome::Rejected(Rejection::StaleToken { current: Some(_), .. })));
-    let Outcome::LockReleased { next: Some(next), .. } = f.apply(Command::LockRelease { name: "job".into(), token: first }).await else {
+    let stale = f.apply(Command::Lock(LockCommand::Release { name: "job".into(), token: first - 1 })).await;
+    assert!(matches!(stale, Outcome::Rejected(Rejection::Lock(LockRejection::StaleToken { current: Some(_), .. }))));
+    let Outcome::Lock(LockOutcome::Released { next: Some(next), .. }) = f.apply(Command::Lock(LockCommand::Release { name: "job".into(), token: first })).await
+    else {
         panic!("release failed")
     };
     assert_eq!(next.lease, b, "first come, first served");
     assert!(next.token > first);
     // The next one in line: c, after b releases.
-    let Outcome::LockReleased { next: Some(after), .. } = f.apply(Command::LockRelease { name: "job".into(), token: next.token }).await else { panic!() };
+    let Outcome::Lock(LockOutcome::Released { next: Some(after), .. }) =
+        f.apply(Command::Lock(LockCommand::Release { name: "job".into(), token: next.token })).await
+    else {
+        panic!()
+    };
     assert_eq!(after.lease, c);
     assert!(after.token > next.token);
-    let Outcome::LockReleased { next: None, .. } = f.apply(Command::LockRelease { name: "job".into(), token: after.token }).await else { panic!() };
+    let Outcome::Lock(LockOutcome::Released { next: None, .. }) = f.apply(Command::Lock(LockCommand::Release { name: "job".into(), token: after.token })).await
+    else {
+        panic!()
+    };
     assert_eq!(f.reader.lock("job").unwrap().value, Default::default(), "a free lock with no waiters has no record");
     // The same lease taking the lock again gets a new, larger token; its old one is dead.
-    let Outcome::LockHeld { token: again, .. } = f.apply(acquire("job", a, false)).await else { panic!() };
+    let Outcome::Lock(LockOutcome::Held { token: again, .. }) = f.apply(acquire("job", a, false)).await else { panic!() };
     assert!(again > after.token && again != first);
-    assert!(matches!(f.apply(fenced_put("out", "x", "job", first)).await, Outcome::Rejected(Rejection::FenceRejected { .. })));
-    assert!(matches!(f.apply(fenced_put("out", "x", "job", again)).await, Outcome::Put { .. }));
+    assert!(matches!(f.apply(fenced_put("out", "x", "job", first)).await, Outcome::Rejected(Rejection::Lock(LockRejection::FenceRejected { .. }))));
+    assert!(matches!(f.apply(fenced_put("out", "x", "job", again)).await, Outcome::Kv(KvOutcome::Put { .. })));
 }
 
 #[tokio::test]
@@ -610,11 +627,11 @@ async fn a_lease_that_ends_lets_go_of_its_lock_and_its_place_in_line() {
     let holder = grant(&mut f, 1000).await;
     let waiter = grant(&mut f, 60_000).await;
     let dropped = grant(&mut f, 60_000).await;
-    let Outcome::LockHeld { token, .. } = f.apply(acquire("leader", holder, false)).await else { panic!() };
+    let Outcome::Lock(LockOutcome::Held { token, .. }) = f.apply(acquire("leader", holder, false)).await else { panic!() };
     f.apply(acquire("leader", dropped, true)).await;
     f.apply(acquire("leader", waiter, true)).await;
     // A waiter whose lease is revoked leaves the line.
-    f.apply(Command::LeaseRevoke { id: dropped }).await;
+    f.apply(Command::Lease(LeaseCommand::Revoke { id: dropped })).await;
     assert_eq!(f.reader.lock("leader").unwrap().value.waiters, [waiter]);
     // The holder's lease expires: the tick that ends it grants the lock on.
     let index_of_tick = f.next_index;
@@ -629,56 +646,64 @@ async fn fenced_writes_apply_only_while_the_token_holds() {
     let mut f = Fixture::new();
     let first = grant(&mut f, 1000).await;
     let second = grant(&mut f, 60_000).await;
-    let Outcome::LockHeld { token, .. } = f.apply(acquire("res", first, false)).await else { panic!() };
-    assert!(matches!(f.apply(fenced_put("data", "from first", "res", token)).await, Outcome::Put { .. }));
+    let Outcome::Lock(LockOutcome::Held { token, .. }) = f.apply(acquire("res", first, false)).await else { panic!() };
+    assert!(matches!(f.apply(fenced_put("data", "from first", "res", token)).await, Outcome::Kv(KvOutcome::Put { .. })));
     tick(&mut f, 1000).await; // first's lease expires
-    let Outcome::LockHeld { token: newer, .. } = f.apply(acquire("res", second, false)).await else { panic!() };
+    let Outcome::Lock(LockOutcome::Held { token: newer, .. }) = f.apply(acquire("res", second, false)).await else { panic!() };
     assert!(newer > token);
     // The paused first holder wakes up and writes with its old token: refused.
     let late = f.apply(fenced_put("data", "late write", "res", token)).await;
-    assert_eq!(late, Outcome::Rejected(Rejection::FenceRejected { lock: "res".into(), token, current: Some(newer) }));
+    assert_eq!(late, Outcome::Rejected(Rejection::Lock(LockRejection::FenceRejected { lock: "res".into(), token, current: Some(newer) })));
     assert_eq!(f.value("data"), Some(b"from first".to_vec()));
-    assert!(matches!(f.apply(fenced_put("data", "from second", "res", newer)).await, Outcome::Put { .. }));
+    assert!(matches!(f.apply(fenced_put("data", "from second", "res", newer)).await, Outcome::Kv(KvOutcome::Put { .. })));
     // A fence on a lock nobody holds is refused too.
-    assert!(matches!(f.apply(fenced_put("data", "x", "nothing", 1)).await, Outcome::Rejected(Rejection::FenceRejected { current: None, .. })));
+    assert!(matches!(
+        f.apply(fenced_put("data", "x", "nothing", 1)).await,
+        Outcome::Rejected(Rejection::Lock(LockRejection::FenceRejected { current: None, .. }))
+    ));
 }
 
 #[tokio::test]
 async fn a_waiter_that_gives_up_leaves_the_line_unless_it_was_granted() {
     let mut f = Fixture::new();
     let (a, b) = (grant(&mut f, 60_000).await, grant(&mut f, 60_000).await);
-    let Outcome::LockHeld { token, .. } = f.apply(acquire("q", a, false)).await else { panic!() };
+    let Outcome::Lock(LockOutcome::Held { token, .. }) = f.apply(acquire("q", a, false)).await else { panic!() };
     f.apply(acquire("q", b, true)).await;
-    let cancelled = f.apply(Command::LockCancelWait { name: "q".into(), lease: b }).await;
-    assert_eq!(cancelled, Outcome::LockWaitCancelled { name: "q".into(), holder: holding(token, a) });
+    let cancelled = f.apply(Command::Lock(LockCommand::CancelWait { name: "q".into(), lease: b })).await;
+    assert_eq!(cancelled, Outcome::Lock(LockOutcome::WaitCancelled { name: "q".into(), holder: holding(token, a) }));
     assert!(f.reader.lock("q").unwrap().value.waiters.is_empty());
     assert_eq!(f.reader.lease(b, 10).unwrap().value.unwrap().record.lock_count, 0);
     // Granted before it gave up: the cancel reports the grant instead.
     f.apply(acquire("q", b, true)).await;
-    let Outcome::LockReleased { next: Some(next), .. } = f.apply(Command::LockRelease { name: "q".into(), token }).await else { panic!() };
-    assert_eq!(f.apply(Command::LockCancelWait { name: "q".into(), lease: b }).await, Outcome::LockHeld { name: "q".into(), token: next.token, lease: b });
-    assert_eq!(f.apply(acquire("q", 999, false)).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 999 }));
+    let Outcome::Lock(LockOutcome::Released { next: Some(next), .. }) = f.apply(Command::Lock(LockCommand::Release { name: "q".into(), token })).await else {
+        panic!()
+    };
+    assert_eq!(
+        f.apply(Command::Lock(LockCommand::CancelWait { name: "q".into(), lease: b })).await,
+        Outcome::Lock(LockOutcome::Held { name: "q".into(), token: next.token, lease: b })
+    );
+    assert_eq!(f.apply(acquire("q", 999, false)).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id: 999 })));
 }
 
 pub(super) fn join(ring: &str, member: &str, lease: Option<u64>) -> Command {
-    Command::RingJoin(super::ring::Join {
+    Command::Ring(RingCommand::Join(super::ring::Join {
         ring: ring.into(),
         member: member.into(),
         address: format!("{member}.local:7000"),
         weight: 1,
         metadata: String::new(),
         lease,
-    })
+    }))
 }
 
 #[tokio::test]
 async fn ring_changes_bump_the_epoch_and_leases_take_members_away() {
     let mut f = Fixture::new();
-    assert_eq!(f.apply(join("cache", "a", None)).await, Outcome::RingChanged { ring: "cache".into(), epoch: 1, members: 1 });
+    assert_eq!(f.apply(join("cache", "a", None)).await, Outcome::Ring(RingOutcome::Changed { ring: "cache".into(), epoch: 1, members: 1 }));
     let lease = grant(&mut f, 1000).await;
-    assert_eq!(f.apply(join("cache", "b", Some(lease))).await, Outcome::RingChanged { ring: "cache".into(), epoch: 2, members: 2 });
+    assert_eq!(f.apply(join("cache", "b", Some(lease))).await, Outcome::Ring(RingOutcome::Changed { ring: "cache".into(), epoch: 2, members: 2 }));
     // An update (same member) bumps the epoch but not the count.
-    assert_eq!(f.apply(join("cache", "a", None)).await, Outcome::RingChanged { ring: "cache".into(), epoch: 3, members: 2 });
+    assert_eq!(f.apply(join("cache", "a", None)).await, Outcome::Ring(RingOutcome::Changed { ring: "cache".into(), epoch: 3, members: 2 }));
     assert_eq!(f.reader.lease(lease, 10).unwrap().value.unwrap().ring_members, [("cache".to_string(), "b".to_string())]);
     // b's holder stops renewing: b leaves with the lease, and the epoch moves.
     tick(&mut f, 1000).await;
@@ -686,14 +711,14 @@ async fn ring_changes_bump_the_epoch_and_leases_take_members_away() {
     assert_eq!(ring.epoch, 4);
     assert_eq!(ring.members.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a"]);
     assert_eq!(
-        f.apply(Command::RingLeave { ring: "cache".into(), member: "b".into() }).await,
-        Outcome::Rejected(Rejection::RingMemberNotFound { ring: "cache".into(), member: "b".into() })
+        f.apply(Command::Ring(RingCommand::Leave { ring: "cache".into(), member: "b".into() })).await,
+        Outcome::Rejected(Rejection::Ring(RingRejection::MemberNotFound { ring: "cache".into(), member: "b".into() }))
     );
     assert_eq!(
-        f.apply(Command::RingLeave { ring: "cache".into(), member: "a".into() }).await,
-        Outcome::RingChanged { ring: "cache".into(), epoch: 5, members: 0 }
+        f.apply(Command::Ring(RingCommand::Leave { ring: "cache".into(), member: "a".into() })).await,
+        Outcome::Ring(RingOutcome::Changed { ring: "cache".into(), epoch: 5, members: 0 })
     );
-    assert_eq!(f.apply(join("cache", "c", Some(4242))).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 4242 }));
+    assert_eq!(f.apply(join("cache", "c", Some(4242))).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id: 4242 })));
     assert_eq!(f.reader.ring("cache").unwrap().value.epoch, 5, "a refused join changes nothing");
 }
 
@@ -703,13 +728,16 @@ async fn a_ring_is_bounded() {
     for i in 0..super::ring::MEMBERS_PER_RING_MAX {
         f.apply(join("big", &format!("m{i:03}"), None)).await;
     }
-    assert!(matches!(f.apply(join("big", "one-too-many", None)).await, Outcome::Rejected(Rejection::RingFull { .. })));
-    assert!(matches!(f.apply(join("big", "m000", None)).await, Outcome::RingChanged { .. }), "updating a member is fine");
+    assert!(matches!(f.apply(join("big", "one-too-many", None)).await, Outcome::Rejected(Rejection::Ring(RingRejection::Full { .. }))));
+    assert!(matches!(f.apply(join("big", "m000", None)).await, Outcome::Ring(RingOutcome::Changed { .. })), "updating a member is fine");
     // Apply re-checks the fixed bounds itself, whatever the API let through.
     for weight in [0, super::ring::WEIGHT_MAX + 1, u32::MAX] {
-        let Command::RingJoin(mut heavy) = join("big", "m001", None) else { unreachable!() };
+        let Command::Ring(RingCommand::Join(mut heavy)) = join("big", "m001", None) else { unreachable!() };
         heavy.weight = weight;
-        assert!(matches!(f.apply(Command::RingJoin(heavy)).await, Outcome::Rejected(Rejection::RingMemberInvalid { .. })), "weight {weight}");
+        assert!(
+            matches!(f.apply(Command::Ring(RingCommand::Join(heavy))).await, Outcome::Rejected(Rejection::Ring(RingRejection::MemberInvalid { .. }))),
+            "weight {weight}"
+        );
     }
 }
 
@@ -725,63 +753,71 @@ pub(super) async fn state_bytes(f: &mut Fixture) -> Vec<u8> {
 /// every third request keyed. Applied one request per entry from index 1, request
 /// `i` is entry `i + 1` (the queue's receipt below counts on it).
 pub(super) fn every_primitive() -> Vec<Request> {
-    let mut commands = vec![
-        Command::LeaseGrant { ttl_ms: 1000, now_ms: 0 },
-        Command::LeaseGrant { ttl_ms: 5000, now_ms: 10 },
-        put_leased("session/1", "a", 1),
-        put("plain", "b"),
-        Command::LockAcquire { name: "leader".into(), lease: 1, wait: false },
-        Command::LockAcquire { name: "leader".into(), lease: 2, wait: true },
-        join("ring", "m1", Some(1)),
-        join("ring", "m2", None),
-        fenced_put("guarded", "x", "leader", 5),
-        Command::Tick { advance_ms: 600 },
-        Command::LeaseKeepAlive { id: 2, now_ms: 650 },
-        Command::Tick { advance_ms: 500 }, // lease 1 ends: key, ring member and lock go
-        put_if("plain", "c", Precondition::ModRevision(99)),
-        del("plain", Precondition::None),
-        Command::RingLeave { ring: "ring".into(), member: "m2".into() },
+    let mut requests: Vec<Request> = vec![
+        LeaseCommand::Grant { ttl_ms: 1000 }.into(),
+        at(10, LeaseCommand::Grant { ttl_ms: 5000 }),
+        put_leased("session/1", "a", 1).into(),
+        put("plain", "b").into(),
+        LockCommand::Acquire { name: "leader".into(), lease: 1, wait: false }.into(),
+        LockCommand::Acquire { name: "leader".into(), lease: 2, wait: true }.into(),
+        join("ring", "m1", Some(1)).into(),
+        join("ring", "m2", None).into(),
+        fenced_put("guarded", "x", "leader", 5).into(),
+        Command::Tick { advance_ms: 600 }.into(),
+        at(650, LeaseCommand::KeepAlive { id: 2 }),
+        Command::Tick { advance_ms: 500 }.into(), // lease 1 ends: key, ring member and lock go
+        put_if("plain", "c", Precondition::ModRevision(99)).into(),
+        del("plain", Precondition::None).into(),
+        RingCommand::Leave { ring: "ring".into(), member: "m2".into() }.into(),
         // A lease granted, given a key and revoked within the same batch.
-        Command::LeaseGrant { ttl_ms: 9000, now_ms: 1200 },
-        put_leased("short/1", "gone soon", 16),
-        Command::LeaseRevoke { id: 16 },
+        at(1200, LeaseCommand::Grant { ttl_ms: 9000 }),
+        put_leased("short/1", "gone soon", 16).into(),
+        LeaseCommand::Revoke { id: 16 }.into(),
         // Topics: retention by count trims in the batch that publishes.
-        Command::TopicConfigure { topic: "news".into(), settings: crate::state::topic::TopicSettings { max_messages: 2, ..Default::default() } },
-        Command::TopicPublish { topic: "news".into(), payload: b"1".to_vec(), now_ms: 1300 },
-        Command::TopicPublish { topic: "news".into(), payload: b"2".to_vec(), now_ms: 1310 },
-        Command::TopicPublish { topic: "news".into(), payload: b"3".to_vec(), now_ms: 1320 },
-        Command::TopicPublish { topic: "gone".into(), payload: b"x".to_vec(), now_ms: 1330 },
-        Command::TopicDelete { topic: "gone".into() },
+        TopicCommand::Configure { topic: "news".into(), settings: crate::state::topic::TopicSettings { max_messages: 2, ..Default::default() } }.into(),
+        at(1300, TopicCommand::Publish { topic: "news".into(), payload: b"1".to_vec() }),
+        at(1310, TopicCommand::Publish { topic: "news".into(), payload: b"2".to_vec() }),
+        at(1320, TopicCommand::Publish { topic: "news".into(), payload: b"3".to_vec() }),
+        at(1330, TopicCommand::Publish { topic: "gone".into(), payload: b"x".to_vec() }),
+        TopicCommand::Delete { topic: "gone".into() }.into(),
     ];
-    commands.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string())));
+    requests.extend((0..40).map(|i| put(&format!("bulk/{i}"), &i.to_string()).into()));
     // Queues, with a delivery acked and one given back; tokens; a prefix delete.
     let settings = super::queue::QueueSettings { max_deliveries: Some(2), dead_letter_queue: Some("dead".into()), ..Default::default() };
-    commands.push(Command::QueueConfigure { queue: "jobs".into(), settings });
-    commands.extend((0..3).map(|i| Command::QueueEnqueue { queue: "jobs".into(), payload: vec![i; 3], delay_ms: 100 * i as u64, now_ms: 1400 }));
-    commands.push(Command::QueueReceive { queue: "jobs".into(), max: 2, visibility_ms: Some(5000), now_ms: 1500 });
-    let received_at = commands.len() as u64;
-    commands.push(Command::QueueAck { queue: "jobs".into(), receipt: super::queue::Receipt { id: 1, delivery: received_at } });
-    commands.push(Command::QueueNack { queue: "jobs".into(), receipt: super::queue::Receipt { id: 2, delivery: received_at }, delay_ms: 50, now_ms: 1510 });
+    requests.push(QueueCommand::Configure { queue: "jobs".into(), settings }.into());
+    requests.extend((0..3).map(|i| at(1400, QueueCommand::Enqueue { queue: "jobs".into(), payload: vec![i; 3], delay_ms: 100 * i as u64 })));
+    requests.push(at(1500, QueueCommand::Receive { queue: "jobs".into(), max: 2, visibility_ms: Some(5000) }));
+    let received_at = requests.len() as u64;
+    requests.push(QueueCommand::Ack { queue: "jobs".into(), receipt: super::queue::Receipt { id: 1, delivery: received_at } }.into());
+    requests.push(at(1510, QueueCommand::Nack { queue: "jobs".into(), receipt: super::queue::Receipt { id: 2, delivery: received_at }, delay_ms: 50 }));
     let token = super::auth::TokenRecord { name: "ops".into(), role: super::auth::Role::Admin, prefixes: Vec::new(), secret_sha256: [7; 32] };
-    commands.push(Command::TokenCreate(token));
-    commands.push(Command::DeletePrefix { prefix: "bulk/1".into() });
+    requests.push(AuthCommand::TokenCreate(token).into());
+    requests.push(KvCommand::DeletePrefix { prefix: "bulk/1".into() }.into());
     // Transactions: exactly-once work, then the same again (its receipt is stale now,
     // so the failure branch runs), then one refused at its second operation.
-    commands.push(Command::QueueEnqueue { queue: "work".into(), payload: b"w1".to_vec(), delay_ms: 0, now_ms: 1600 });
-    commands.push(Command::QueueReceive { queue: "work".into(), max: 1, visibility_ms: Some(5000), now_ms: 1600 });
-    let receipt = super::queue::Receipt { id: 1, delivery: commands.len() as u64 };
-    let work = super::txn_tests::exactly_once(receipt, 1610);
-    commands.push(Command::Txn(work.clone()));
-    commands.push(Command::Txn(work));
-    commands.push(Command::Txn(super::txn_tests::refused_at_second_op(receipt)));
-    commands.into_iter().enumerate().map(|(i, command)| Request { idempotency_key: (i % 3 == 0).then(|| format!("k{i}")), command }).collect()
+    requests.push(at(1600, QueueCommand::Enqueue { queue: "work".into(), payload: b"w1".to_vec(), delay_ms: 0 }));
+    requests.push(at(1600, QueueCommand::Receive { queue: "work".into(), max: 1, visibility_ms: Some(5000) }));
+    let receipt = super::queue::Receipt { id: 1, delivery: requests.len() as u64 };
+    let work = super::txn_tests::exactly_once(receipt);
+    requests.push(at(1610, work.clone()));
+    requests.push(at(1610, work));
+    requests.push(super::txn_tests::refused_at_second_op(receipt).into());
+    for (i, request) in requests.iter_mut().enumerate() {
+        request.idempotency_key = (i % 3 == 0).then(|| format!("k{i}"));
+    }
+    requests
+}
+
+/// `command` as the leader stamps it at `now_ms`.
+pub(super) fn at(now_ms: u64, command: impl Into<Command>) -> Request {
+    Request { now_ms, ..Request::from(command.into()) }
 }
 
 #[tokio::test]
 async fn the_same_entries_give_byte_identical_state() {
     let requests = every_primitive();
     let (mut one_by_one, mut all_at_once, responses) = apply_one_by_one_and_batched(&requests).await;
-    assert!(matches!(responses[17].outcome, Outcome::LeaseRevoked { deleted_keys: 1, .. }), "{:?}", responses[17]);
+    assert!(matches!(responses[17].outcome, Outcome::Lease(LeaseOutcome::Revoked { deleted_keys: 1, .. })), "{:?}", responses[17]);
     assert_eq!(one_by_one.value("short/1"), None);
     assert_eq!(one_by_one.reader.lock("leader").unwrap().value.holder.map(|h| h.lease), Some(2), "the workload handed the lock on");
     assert_eq!(state_bytes(&mut one_by_one).await, state_bytes(&mut all_at_once).await);
@@ -813,7 +849,7 @@ fn input_validation_against_limits() {
 }
 
 fn keyed(key: Option<&str>, command: Command) -> Request {
-    Request { idempotency_key: key.map(String::from), command }
+    Request { idempotency_key: key.map(String::from), ..Request::from(command) }
 }
 
 /// A batch entry applies its requests in order, each as if it were an entry of its
@@ -834,11 +870,11 @@ async fn a_batch_applies_each_request_in_order_with_its_own_outcome() {
     assert_eq!(
         outcomes,
         vec![
-            Outcome::Put { revision: 1, meta: meta(1, 1, 1), created: true },
-            Outcome::Put { revision: 2, meta: meta(2, 2, 1), created: true },
-            Outcome::Put { revision: 3, meta: meta(1, 3, 2), created: false },
-            Outcome::Rejected(Rejection::PreconditionFailed { key: "c".into(), current: None }),
-            Outcome::Deleted { revision: 4, prev: meta(2, 2, 1) },
+            Outcome::Kv(KvOutcome::Put { revision: 1, meta: meta(1, 1, 1), created: true }),
+            Outcome::Kv(KvOutcome::Put { revision: 2, meta: meta(2, 2, 1), created: true }),
+            Outcome::Kv(KvOutcome::Put { revision: 3, meta: meta(1, 3, 2), created: false }),
+            Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { key: "c".into(), current: None })),
+            Outcome::Kv(KvOutcome::Deleted { revision: 4, prev: meta(2, 2, 1) }),
         ]
     );
     assert_eq!((f.value("a"), f.value("b"), f.value("c")), (Some(b"2".to_vec()), None, None));
@@ -848,7 +884,7 @@ async fn a_batch_applies_each_request_in_order_with_its_own_outcome() {
     let retry = Command::Batch(vec![keyed(Some("k1"), put("b", "1")), keyed(None, put("d", "1"))]);
     let Outcome::Batch(responses) = f.apply(retry).await else { panic!("a batch answers with a batch") };
     assert!(responses[0].replayed);
-    assert_eq!(responses[0].outcome, Outcome::Put { revision: 2, meta: meta(2, 2, 1), created: true });
+    assert_eq!(responses[0].outcome, Outcome::Kv(KvOutcome::Put { revision: 2, meta: meta(2, 2, 1), created: true }));
     assert!(!responses[1].replayed);
     assert_eq!((f.value("b"), f.revision()), (None, 5));
 }
@@ -859,8 +895,8 @@ async fn a_batch_applies_each_request_in_order_with_its_own_outcome() {
 async fn a_batch_refuses_what_may_not_share_an_entry() {
     let mut f = Fixture::new();
     let batch = Command::Batch(vec![
-        keyed(None, Command::LeaseGrant { ttl_ms: 10_000, now_ms: 0 }),
-        keyed(None, Command::LeaseGrant { ttl_ms: 10_000, now_ms: 0 }),
+        keyed(None, Command::Lease(LeaseCommand::Grant { ttl_ms: 10_000 })),
+        keyed(None, Command::Lease(LeaseCommand::Grant { ttl_ms: 10_000 })),
         keyed(None, Command::Batch(vec![keyed(None, put("nested", "1"))])),
         keyed(None, put("a", "1")),
     ]);
@@ -868,7 +904,7 @@ async fn a_batch_refuses_what_may_not_share_an_entry() {
     let outcomes: Vec<Outcome> = responses.into_iter().map(|r| r.outcome).collect();
     let refused = Outcome::Rejected(Rejection::NotBatchable);
     assert_eq!(outcomes[..3], [refused.clone(), refused.clone(), refused]);
-    assert_eq!(outcomes[3], Outcome::Put { revision: 1, meta: meta(1, 1, 1), created: true });
+    assert_eq!(outcomes[3], Outcome::Kv(KvOutcome::Put { revision: 1, meta: meta(1, 1, 1), created: true }));
     assert_eq!(f.value("nested"), None);
-    assert_eq!(f.apply(Command::LeaseRevoke { id: 1 }).await, Outcome::Rejected(Rejection::LeaseNotFound { id: 1 }));
+    assert_eq!(f.apply(Command::Lease(LeaseCommand::Revoke { id: 1 })).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id: 1 })));
 }

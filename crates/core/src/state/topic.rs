@@ -11,9 +11,11 @@
 //! Layout: `Cf::Topics` name → `TopicRecord`; `Cf::TopicMessages` name ++ `\0` ++
 //! offset (big-endian) → `TopicMessage`.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
-use super::command::{Outcome, Rejection};
+use super::command::{Outcome, Stamp};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
 
@@ -95,19 +97,80 @@ fn new_record(meta: &mut Meta, settings: TopicSettings) -> TopicRecord {
     TopicRecord { settings, first_offset: 1, next_offset: 1, bytes: 0 }
 }
 
-pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, settings: TopicSettings) -> Result<Outcome, ViewError> {
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TopicCommand {
+    /// Create topic `topic` or change its retention.
+    Configure { topic: String, settings: TopicSettings },
+    /// Append a message; the envelope's `now_ms` dates it (for age retention).
+    Publish { topic: String, payload: Vec<u8> },
+    /// Delete a topic (a bounded number of its messages per entry).
+    Delete { topic: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Configured { topic: String, created: bool, settings: TopicSettings },
+    Published { topic: String, offset: u64 },
+    Deleted { topic: String, deleted_messages: u64, deleted: bool },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TopicRejection {
+    NotFound {
+        topic: String,
+    },
+    /// The cluster holds its maximum number of topics.
+    Limit {
+        limit: u64,
+    },
+    MessageTooLarge {
+        topic: String,
+        len: u64,
+        max: u64,
+    },
+    Invalid {
+        topic: String,
+        reason: String,
+    },
+}
+
+impl TopicCommand {
+    pub fn reads_clock(&self) -> bool {
+        matches!(self, TopicCommand::Publish { .. })
+    }
+}
+
+impl fmt::Display for TopicCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicCommand::Configure { topic, settings } => write!(f, "configure topic {topic:?}: {settings:?}"),
+            TopicCommand::Publish { topic, payload } => write!(f, "publish {} bytes to {topic:?}", payload.len()),
+            TopicCommand::Delete { topic } => write!(f, "delete topic {topic:?}"),
+        }
+    }
+}
+
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: TopicCommand) -> Result<Outcome, ViewError> {
+    match command {
+        TopicCommand::Configure { topic, settings } => configure(batch, meta, &topic, settings),
+        TopicCommand::Publish { topic, payload } => publish(batch, meta, &topic, payload, stamp.now_ms),
+        TopicCommand::Delete { topic } => delete(batch, meta, &topic),
+    }
+}
+
+fn configure(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, settings: TopicSettings) -> Result<Outcome, ViewError> {
     if let Some(reason) = settings.invalid() {
-        return Ok(Outcome::Rejected(Rejection::TopicInvalid { topic: topic.to_string(), reason }));
+        return Ok(TopicRejection::Invalid { topic: topic.to_string(), reason }.into());
     }
     let existing = record(batch, topic)?;
     let created = existing.is_none();
     if created && meta.topic_count >= TOPICS_MAX {
-        return Ok(Outcome::Rejected(Rejection::TopicLimit { limit: TOPICS_MAX }));
+        return Ok(TopicRejection::Limit { limit: TOPICS_MAX }.into());
     }
     let mut record = existing.unwrap_or_else(|| new_record(meta, settings.clone()));
     record.settings = settings.clone();
     batch.put_encoded(Cf::Topics, topic.as_bytes(), &record)?;
-    Ok(Outcome::TopicConfigured { topic: topic.to_string(), created, settings })
+    Ok(TopicOutcome::Configured { topic: topic.to_string(), created, settings }.into())
 }
 
 /// Appends a message (creating the topic with default settings on first use, unless
@@ -115,12 +178,12 @@ pub fn configure(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, settings: 
 pub fn publish(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, payload: Vec<u8>, now_ms: u64) -> Result<Outcome, ViewError> {
     let existing = record(batch, topic)?;
     if existing.is_none() && meta.topic_count >= TOPICS_MAX {
-        return Ok(Outcome::Rejected(Rejection::TopicLimit { limit: TOPICS_MAX }));
+        return Ok(TopicRejection::Limit { limit: TOPICS_MAX }.into());
     }
     let len = payload.len() as u64;
     let max = existing.as_ref().map_or(TopicSettings::default().max_message_bytes, |record| record.settings.max_message_bytes);
     if len > max {
-        return Ok(Outcome::Rejected(Rejection::TopicMessageTooLarge { topic: topic.to_string(), len, max }));
+        return Ok(TopicRejection::MessageTooLarge { topic: topic.to_string(), len, max }.into());
     }
     // Created only now that the message is accepted.
     let mut record = existing.unwrap_or_else(|| new_record(meta, TopicSettings::default()));
@@ -148,14 +211,14 @@ pub fn publish(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str, payload: Vec
         record.first_offset += 1;
     }
     batch.put_encoded(Cf::Topics, topic.as_bytes(), &record)?;
-    Ok(Outcome::Published { topic: topic.to_string(), offset })
+    Ok(TopicOutcome::Published { topic: topic.to_string(), offset }.into())
 }
 
 /// Deletes up to `DELETE_BATCH_MAX` of the topic's messages, and the topic once none
 /// is left. Needs no scan: retained offsets are contiguous.
-pub fn delete(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str) -> Result<Outcome, ViewError> {
+fn delete(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str) -> Result<Outcome, ViewError> {
     let Some(mut record) = record(batch, topic)? else {
-        return Ok(Outcome::Rejected(Rejection::TopicNotFound { topic: topic.to_string() }));
+        return Ok(TopicRejection::NotFound { topic: topic.to_string() }.into());
     };
     let end = record.next_offset.min(record.first_offset.saturating_add(DELETE_BATCH_MAX));
     let deleted_messages = end - record.first_offset;
@@ -170,7 +233,7 @@ pub fn delete(batch: &mut Batch<'_>, meta: &mut Meta, topic: &str) -> Result<Out
     } else {
         batch.put_encoded(Cf::Topics, topic.as_bytes(), &record)?;
     }
-    Ok(Outcome::TopicDeleted { topic: topic.to_string(), deleted_messages, deleted })
+    Ok(TopicOutcome::Deleted { topic: topic.to_string(), deleted_messages, deleted }.into())
 }
 
 pub fn get(view: &View<'_>, topic: &str) -> Result<Option<TopicRecord>, ViewError> {

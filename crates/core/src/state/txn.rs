@@ -18,10 +18,11 @@
 //! and is checked again in `apply`, so every replica refuses the same transactions.
 
 use std::collections::HashSet;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{Outcome, Receipt, Rejection};
+use super::command::{Outcome, Receipt, Rejection, Stamp};
 use super::kv::{self, KvRecord, RevisionAt};
 use super::store::{Batch, Cf, Meta, ViewError};
 use super::{lease, lock, queue, ring, topic};
@@ -40,9 +41,6 @@ pub struct Txn {
     pub compare: Vec<Condition>,
     pub success: Vec<TxnOp>,
     pub failure: Vec<TxnOp>,
-    /// The leader's replicated time at proposal, for queue delays and visibility and
-    /// topic ages (as `Command::QueueEnqueue::now_ms`).
-    pub now_ms: u64,
 }
 
 /// A test of the state before the transaction.
@@ -111,6 +109,34 @@ pub enum TxnResult {
         items: Vec<(String, KvRecord)>,
         more: bool,
     },
+}
+
+/// A transaction applied `success` (when every condition held) or `failure` (when
+/// `failed_condition`, the first that did not hold, failed); `results` has one entry
+/// per operation of that branch. `revision` is the cluster revision after it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TxnOutcome {
+    pub succeeded: bool,
+    pub failed_condition: Option<u32>,
+    pub revision: u64,
+    pub results: Vec<TxnResult>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TxnRejection {
+    /// A transaction outside the bounds, or changing one thing twice.
+    Invalid { reason: String },
+    /// Condition `condition` (its position) could not be tested.
+    ConditionRefused { condition: u32, rejection: Box<Rejection> },
+    /// Operation `op` of the branch that ran (`succeeded`: success) was refused, so
+    /// none of the transaction was applied.
+    OpRefused { succeeded: bool, op: u32, rejection: Box<Rejection> },
+}
+
+impl fmt::Display for Txn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transaction: {} conditions, {} + {} operations", self.compare.len(), self.success.len(), self.failure.len())
+    }
 }
 
 impl TxnOp {
@@ -203,11 +229,11 @@ impl Txn {
     }
 }
 
-/// Applies `txn` as entry `index`. A refusal leaves writes in `batch` that the
-/// caller must roll back (`machine::apply_all_or_nothing` does).
-pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, txn: Txn) -> Result<Outcome, ViewError> {
+/// Applies `txn` as its entry's `stamp` says. A refusal leaves writes in `batch` that
+/// the caller must roll back (`machine::apply_all_or_nothing` does).
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, txn: Txn) -> Result<Outcome, ViewError> {
     if let Err(reason) = txn.check_shape() {
-        return Ok(Outcome::Rejected(Rejection::TxnInvalid { reason }));
+        return Ok(TxnRejection::Invalid { reason }.into());
     }
     let mut failed_condition = None;
     for (at, condition) in txn.compare.iter().enumerate() {
@@ -217,7 +243,7 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, txn: Txn) -> Re
                 failed_condition = Some(at as u32);
                 break;
             }
-            Err(rejection) => return Ok(Outcome::Rejected(Rejection::TxnConditionRefused { condition: at as u32, rejection: Box::new(rejection) })),
+            Err(rejection) => return Ok(TxnRejection::ConditionRefused { condition: at as u32, rejection: Box::new(rejection) }.into()),
         }
     }
     let succeeded = failed_condition.is_none();
@@ -225,14 +251,14 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, txn: Txn) -> Re
     let revision = RevisionAt::Shared { before: meta.revision };
     let mut results = Vec::with_capacity(ops.len());
     for (at, op) in ops.into_iter().enumerate() {
-        match apply_op(batch, meta, index, txn.now_ms, revision, op)? {
+        match apply_op(batch, meta, stamp, revision, op)? {
             TxnResult::Wrote(Outcome::Rejected(rejection)) => {
-                return Ok(Outcome::Rejected(Rejection::TxnOpRefused { succeeded, op: at as u32, rejection: Box::new(rejection) }));
+                return Ok(TxnRejection::OpRefused { succeeded, op: at as u32, rejection: Box::new(rejection) }.into());
             }
             result => results.push(result),
         }
     }
-    Ok(Outcome::Txn { succeeded, failed_condition, revision: meta.revision, results })
+    Ok(Outcome::Txn(TxnOutcome { succeeded, failed_condition, revision: meta.revision, results }))
 }
 
 /// Whether `condition` holds; a refusal when it names a queue that does not exist.
@@ -254,13 +280,14 @@ fn holds(batch: &Batch<'_>, condition: &Condition) -> Result<Result<bool, Reject
         Condition::RingEpoch { ring: name, epoch } => ring::epoch(batch, name)? == *epoch,
         Condition::ReceiptValid { queue: name, receipt } => match queue::in_flight(batch, name, *receipt)? {
             Ok(_) => true,
-            Err(Rejection::StaleReceipt { .. }) => false,
+            Err(Rejection::Queue(queue::QueueRejection::StaleReceipt { .. })) => false,
             Err(refusal) => return Ok(Err(refusal)),
         },
     }))
 }
 
-fn apply_op(batch: &mut Batch<'_>, meta: &mut Meta, index: u64, now_ms: u64, revision: RevisionAt, op: TxnOp) -> Result<TxnResult, ViewError> {
+fn apply_op(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, revision: RevisionAt, op: TxnOp) -> Result<TxnResult, ViewError> {
+    let Stamp { index, now_ms } = stamp;
     let outcome = match op {
         TxnOp::Get { key } => {
             let record = batch.get_decoded(Cf::Kv, key.as_bytes())?;
