@@ -104,7 +104,6 @@ impl Node {
             limits: limits.clone(),
             timing: timing.clone(),
             peers,
-            contacts: peer_contacts.clone(),
             reader: reader.clone(),
         });
         let app = AppState::new(AppParts {

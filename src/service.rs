@@ -31,13 +31,11 @@ use tokio::sync::Semaphore;
 use crate::config::{Limits, RaftTiming};
 use crate::raft::leader_link::LinkError;
 use crate::raft::network::PeerNetwork;
-use crate::raft::peer_contacts::PeerContacts;
 use crate::raft::proposer::{self, ProposeError, Proposer};
-use crate::raft::protocol::TXN_SINCE;
 use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft};
 use crate::state::StateReader;
-use crate::state::command::{Command, Request, Response};
+use crate::state::command::{Request, Response};
 use crate::ticker::LeaderClock;
 
 /// Why a write or a linearizable read did not complete. Every variant but
@@ -65,7 +63,9 @@ pub enum ConsensusError {
     #[error("the leader is taking over (it has not applied the log of earlier terms yet); retry")]
     LeaderTakingOver,
     /// A transaction while `node` speaks only peer protocol `spoken`, which cannot
-    /// carry one (a rolling upgrade is under way).
+    /// carry one (a rolling upgrade is under way). Only a leader of protocol 2 sends it
+    /// (about a member of protocol 1); kept so the encoding of the variants after it
+    /// stays as protocol 2 has it.
     #[error("node {node} speaks peer protocol {spoken} (an older release), which cannot carry transactions; finish the rolling upgrade (docs/operations.md)")]
     UpgradeInProgress { node: NodeId, spoken: u32 },
     #[error("the leader has not heard from a quorum for {silent_ms} ms (limit {limit_ms} ms); retry")]
@@ -107,8 +107,6 @@ pub struct Core {
     timing: Arc<RaftTiming>,
     /// Calls to the leader, from a follower (`raft::leader_link`).
     peers: PeerNetwork,
-    /// The protocol version each peer speaks, for the transaction gate.
-    contacts: PeerContacts,
     /// This node's applied state: the tokens, for a follower's `Authority`.
     reader: StateReader,
     /// Writes other nodes sent here, in progress (`limits.concurrent_requests_max`;
@@ -170,18 +168,17 @@ pub struct CoreParts {
     pub limits: Arc<Limits>,
     pub timing: Arc<RaftTiming>,
     pub peers: PeerNetwork,
-    pub contacts: PeerContacts,
     pub reader: StateReader,
 }
 
 impl Core {
     pub fn new(parts: CoreParts) -> Self {
-        let CoreParts { node_id, raft, clock, limits, timing, peers, contacts, reader } = parts;
+        let CoreParts { node_id, raft, clock, limits, timing, peers, reader } = parts;
         // An entry is at most one request body, as the peer body limit assumes.
         let proposer = Proposer::spawn(raft.clone(), limits.concurrent_requests_max, limits.body_bytes_max, limits.write_timeout());
         let read_index = ReadIndex::spawn(raft.clone(), limits.concurrent_requests_max, limits.read_timeout());
         let forwarded = Arc::new(Semaphore::new(limits.concurrent_requests_max));
-        Self { node_id, raft, proposer, read_index, clock, limits, timing, peers, contacts, reader, forwarded }
+        Self { node_id, raft, proposer, read_index, clock, limits, timing, peers, reader, forwarded }
     }
 
     /// The leader and its address, or `NoLeader` when no leader is known (or it is
@@ -221,7 +218,7 @@ impl Core {
             Leader::Here => self.write_here(request).await,
             Leader::At { id, addr } => {
                 let forwarded = ForwardedWrite { authority: authority(), request };
-                match self.peers.call_leader(&addr, "write", &forwarded, self.limits.forward_timeout()).await {
+                match self.peers.call_leader(id, &addr, "write", &forwarded, self.limits.forward_timeout()).await {
                     Ok(answer) => answer,
                     Err(LinkError::NotSent(why)) => {
                         Err(ConsensusError::LeaderUnreachable(format!("cannot ask leader {id} at {addr}: {why}; nothing was changed, retry")))
@@ -270,9 +267,6 @@ impl Core {
     /// and waits, at most the write timeout, for it to be applied.
     async fn write_here(&self, mut request: Request) -> Result<Response, ConsensusError> {
         self.ensure_leader_with_quorum()?;
-        if matches!(request.command, Command::Txn(_)) {
-            self.refuse_transactions_during_upgrade()?;
-        }
         if request.command.reads_clock() {
             request.now_ms = self.clock.fresh_now_ms(&self.raft).await.ok_or(ConsensusError::ClockNotReady)?;
         }
@@ -295,17 +289,6 @@ impl Core {
         }
     }
 
-    /// `UpgradeInProgress` while a member is known to speak a peer protocol older than
-    /// transactions (`raft::protocol`).
-    fn refuse_transactions_during_upgrade(&self) -> Result<(), ConsensusError> {
-        let members: Vec<NodeId> = self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
-        let others = members.into_iter().filter(|id| *id != self.node_id);
-        match self.contacts.older_than(TXN_SINCE, others) {
-            None => Ok(()),
-            Some((node, spoken)) => Err(ConsensusError::UpgradeInProgress { node, spoken }),
-        }
-    }
-
     /// Waits, at most the read timeout, until reading this node's state is
     /// linearizable: a read index from the leader (this node's own ReadIndex, shared
     /// with the reads waiting alongside, or the leader's, asked for), then that index
@@ -315,7 +298,7 @@ impl Core {
         let deadline = tokio::time::Instant::now() + limit;
         let read_index = match self.leader()? {
             Leader::Here => self.read_index_here().await?,
-            Leader::At { id, addr } => match self.peers.call_leader::<_, Result<u64, ConsensusError>>(&addr, "read_index", &authority(), limit).await {
+            Leader::At { id, addr } => match self.peers.call_leader::<_, Result<u64, ConsensusError>>(id, &addr, "read_index", &authority(), limit).await {
                 Ok(answer) => answer?,
                 Err(e) => return Err(ConsensusError::ReadNotConfirmed(format!("cannot get a read index from leader {id} at {addr}: {e}"))),
             },

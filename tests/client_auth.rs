@@ -324,7 +324,11 @@ async fn the_leader_rechecks_the_token_decision_a_follower_sends_with_a_write() 
     let send = |authority: Authority, key: &str| {
         let command = Command::Kv(KvCommand::Put { key: key.into(), value: b"x".to_vec(), precondition: Precondition::None, lease: None, fence: None });
         let body = concord::codec::encode(&ForwardedWrite { authority, request: Request::from(command) }).unwrap();
-        http.post(format!("{base}/raft/write")).header("concord-cluster", &cluster_id).header("concord-protocol", "2").body(body).send()
+        http.post(format!("{base}/raft/write"))
+            .header("concord-cluster", &cluster_id)
+            .header("concord-protocol", concord::raft::protocol::PROTOCOL_VERSION)
+            .body(body)
+            .send()
     };
     let answer = |bytes: &[u8]| concord::codec::decode::<Result<Response, ConsensusError>>(bytes).unwrap();
     let unaware = send(Authority::NoTokenRequired, "unaware").await.unwrap().bytes().await.unwrap();

@@ -21,9 +21,11 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use concord::codec;
+use concord::raft::frames::Frame;
 use concord::raft::{Entry, NodeId, TypeConfig};
 use concord::service::{Authority, ConsensusError, ForwardedWrite};
 use concord::state::command::{Outcome, Request, Response};
+use concord::state::v2;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, LogId, SnapshotMeta, Vote};
@@ -111,12 +113,37 @@ fn target_of(name: &str) -> Option<Target> {
     })
 }
 
+/// The decoder of a sample the previous release pinned (`*-v2.txt`), as a node reads
+/// it from a peer of that release (`raft::frames`) or from a database it upgrades.
+fn target_of_v2(name: &str) -> Option<Target> {
+    let prefixed = |prefix: &str| name.starts_with(prefix);
+    Some(match name {
+        _ if prefixed("command.") => target::<v2::Request>("version-2 Request"),
+        _ if prefixed("outcome.") => target::<v2::Response>("version-2 Response"),
+        _ if prefixed("rejection.") => target::<v2::Outcome>("version-2 Outcome"),
+        _ if prefixed("log.entry.") => target::<v2::Entry>("version-2 Entry"),
+        "peer.append.request" => frame::<AppendEntriesRequest<TypeConfig>>("version-2 AppendEntriesRequest"),
+        _ if prefixed("peer.write.request.") => frame::<ForwardedWrite>("version-2 forwarded write"),
+        _ if prefixed("peer.write.answer.") => frame::<Result<Response, ConsensusError>>("version-2 forwarded write's answer"),
+        _ => return target_of(name),
+    })
+}
+
+/// How a golden file's samples find their decoders.
+type TargetOf = fn(&str) -> Option<Target>;
+
+fn frame<F: Frame>(name: &'static str) -> Target {
+    Target { name, decode: |bytes| F::decode_in(bytes, 2).is_ok() }
+}
+
 /// Valid encodings of every frame, each with the decoder that reads it: the samples
 /// pinned in `tests/golden/` (every command, outcome and rejection; the vote, log
-/// entries, and every peer frame and answer), so whatever is pinned is fuzzed too.
+/// entries, and every peer frame and answer), so whatever is pinned is fuzzed too;
+/// and those of the previous release, which a node still reads.
 fn seeds() -> Vec<(Vec<u8>, Target)> {
     let mut seeds = Vec::new();
-    for file in ["commands.txt", "raft.txt"] {
+    let files: [(&str, TargetOf); 4] = [("commands.txt", target_of), ("raft.txt", target_of), ("commands-v2.txt", target_of_v2), ("raft-v2.txt", target_of_v2)];
+    for (file, target_of) in files {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for line in text.lines() {

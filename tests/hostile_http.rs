@@ -89,7 +89,10 @@ async fn oversized_headers_and_slow_bodies_are_refused_and_change_nothing() {
     let status = cluster.local_status(1).await.unwrap();
     let cluster_id = status["cluster_id"].as_str().unwrap().to_string();
     let mut slow_peer = TcpStream::connect(&addr).await.unwrap();
-    let head = format!("POST /raft/append HTTP/1.1\r\nHost: concord\r\nConcord-Cluster: {cluster_id}\r\nContent-Length: 1000\r\n\r\nxx");
+    let head = format!(
+        "POST /raft/append HTTP/1.1\r\nHost: concord\r\nConcord-Cluster: {cluster_id}\r\nConcord-Protocol: {}\r\nContent-Length: 1000\r\n\r\nxx",
+        concord::raft::protocol::PROTOCOL_VERSION
+    );
     slow_peer.write_all(head.as_bytes()).await.unwrap();
     let (received, _) = read_until_closed(&mut slow_peer, Duration::from_secs(10)).await;
     assert!(received.starts_with("HTTP/1.1 408"), "{received}");

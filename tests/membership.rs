@@ -144,7 +144,7 @@ async fn peer_rpcs_from_another_cluster_are_refused_before_raft_sees_them() {
     let http = reqwest::Client::new();
     let url = format!("{}/raft/append", cluster.node(leader).url());
     for (what, header) in [("no cluster id", None), ("another cluster's id", Some("0123456789abcdef"))] {
-        let mut request = http.post(&url).body(vec![0u8; 16]);
+        let mut request = http.post(&url).header("concord-protocol", concord::raft::protocol::PROTOCOL_VERSION).body(vec![0u8; 16]);
         if let Some(id) = header {
             request = request.header("concord-cluster", id);
         }
@@ -153,7 +153,14 @@ async fn peer_rpcs_from_another_cluster_are_refused_before_raft_sees_them() {
         assert!(answer.text().await.unwrap().contains(&own), "{what}: names the node's cluster");
     }
     // The right id gets through to the frame decoder (this body is not a frame).
-    let answer = http.post(&url).header("concord-cluster", &own).body(vec![0u8; 16]).send().await.unwrap();
+    let answer = http
+        .post(&url)
+        .header("concord-cluster", &own)
+        .header("concord-protocol", concord::raft::protocol::PROTOCOL_VERSION)
+        .body(vec![0u8; 16])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST);
     cluster.client().put("still/fine", "yes").await.unwrap();
 }

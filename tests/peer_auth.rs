@@ -36,7 +36,11 @@ async fn forged_raft_messages_without_the_secret_are_refused_and_change_nothing(
     let forged = [("vote", concord::codec::encode(&vote).unwrap()), ("append", concord::codec::encode(&append).unwrap())];
     let http = reqwest::Client::new();
     let send = |rpc: &str, body: &Vec<u8>, secret: Option<&str>| {
-        let mut request = http.post(format!("{}/raft/{rpc}", cluster.node(leader).url())).header("concord-cluster", &cluster_id).body(body.clone());
+        let mut request = http
+            .post(format!("{}/raft/{rpc}", cluster.node(leader).url()))
+            .header("concord-cluster", &cluster_id)
+            .header("concord-protocol", concord::raft::protocol::PROTOCOL_VERSION)
+            .body(body.clone());
         if let Some(secret) = secret {
             request = request.header("concord-peer-secret", secret);
         }
@@ -109,15 +113,21 @@ async fn a_peer_of_an_unknown_protocol_version_is_refused_before_decoding() {
     let newer = (concord::raft::protocol::PROTOCOL_VERSION + 1).to_string();
     let refused = send(Some(&newer), body).await.unwrap();
     assert_eq!(refused.status(), reqwest::StatusCode::UPGRADE_REQUIRED);
-    assert_eq!(refused.headers().get("concord-protocol").map(|v| v.to_str().unwrap()), Some("2"));
+    assert_eq!(refused.headers().get("concord-protocol").map(|v| v.to_str().unwrap()), Some(concord::raft::protocol::PROTOCOL_VERSION.to_string().as_str()));
     let message = refused.text().await.unwrap();
-    assert!(message.contains(&format!("version {newer}")) && message.contains("speaks 1 to 2"), "{message}");
+    assert!(message.contains(&format!("version {newer}")) && message.contains("speaks 2 to 3"), "{message}");
     let after = cluster.local_status(leader).await.unwrap();
     assert_eq!((after["term"].as_u64(), after["node"]["state"].as_str()), (Some(term), Some("leader")), "the refused vote reached nothing");
-    // The control: in versions 2 and 1 (or none, as nodes from before the header
-    // send) the same route decodes, and refuses only the garbage.
-    for version in [Some("2"), Some("1"), None] {
+    // The control: in versions 3 and 2 the same route decodes, and refuses only the
+    // garbage; version 1 (or none, as nodes from before the header send) is refused
+    // before decoding, as the newer one was.
+    for version in [Some("3"), Some("2")] {
         let decoded = send(version, b"not a frame".to_vec()).await.unwrap();
         assert_eq!(decoded.status(), reqwest::StatusCode::BAD_REQUEST, "{version:?}");
+    }
+    for version in [Some("1"), None] {
+        let older = send(version, b"not a frame".to_vec()).await.unwrap();
+        assert_eq!(older.status(), reqwest::StatusCode::UPGRADE_REQUIRED, "{version:?}");
+        assert!(older.text().await.unwrap().contains("upgrade it first"), "{version:?}");
     }
 }

@@ -81,7 +81,8 @@ async fn a_tls_cluster_serves_only_https_trusted_through_its_ca_and_only_certifi
     // next check (no cluster id: 403), so the 401 above was the missing certificate.
     let (member_cert, member_key) = ca.issue(&["127.0.0.1"]).unwrap();
     let member = client_with(Some(&ca.certificate_pem()), Some(format!("{member_cert}\n{member_key}")));
-    assert_eq!(member.post(&vote).body(vec![0u8; 8]).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let version = concord::raft::protocol::PROTOCOL_VERSION;
+    assert_eq!(member.post(&vote).header("concord-protocol", version).body(vec![0u8; 8]).send().await.unwrap().status(), StatusCode::FORBIDDEN);
 
     // The leader is still the leader: nothing above reached Raft.
     assert_eq!(cluster.local_status(leader).await.unwrap()["node"]["state"], "leader");

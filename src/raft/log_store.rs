@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::codec;
+use crate::format_version::Upgrade;
 
 const CF_LOGS: &str = "logs";
 const CF_META: &str = "meta";
@@ -165,7 +166,8 @@ impl LogStore {
         let families = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
         let db = Arc::new(DB::open_cf_descriptors(&options, dir, families)?);
         let meta = db.cf_handle(CF_META).expect("column family created at open");
-        crate::format_version::LOG_FORMAT.check_or_stamp(&db, meta)?;
+        let logs = db.cf_handle(CF_LOGS).expect("column family created at open");
+        crate::format_version::LOG_FORMAT.check_or_stamp(&db, meta, Upgrade { family: logs, rewrite: &upgrade_entry })?;
         let syncer = WalSyncer::spawn(Arc::downgrade(&db))?;
         Ok(Self { db, options: Arc::new(options), syncer })
     }
@@ -315,6 +317,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
         .await
     }
+}
+
+/// Rewrites a log entry of log format 2 (or 1) in the current format.
+fn upgrade_entry(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let old: crate::state::v2::Entry = codec::decode(bytes).map_err(|e| format!("a log entry does not decode as version 2: {e}"))?;
+    codec::encode(&crate::state::v2::entry_up(old)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

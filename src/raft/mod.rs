@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 mod format_tests;
+pub mod frames;
 pub mod identity;
 pub mod leader_link;
 pub mod log_store;
@@ -18,6 +19,8 @@ pub mod peer_server;
 pub mod proposer;
 pub mod protocol;
 pub mod read_index;
+#[cfg(test)]
+mod upgrade_tests;
 
 /// The type configuration and the types built from it live with the state machine,
 /// which implements openraft's storage traits with them.

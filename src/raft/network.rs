@@ -13,8 +13,8 @@
 //! version, as this node refuses an answer in a version it does not speak. The
 //! version sent is the one the peer last answered in (this node's own until it has
 //! answered): a peer of the previous release refuses the newer one with a 426 that
-//! names its own, and the call is sent again in that one, unless its entries need
-//! the newer version, which an old peer could not read.
+//! names its own, and the call is sent again in that one, encoded for it (`frames`),
+//! unless that version cannot carry it (a snapshot), which the old peer could not read.
 //!
 //! Failure mapping matters to openraft: a connection that cannot be made is
 //! `Unreachable` (openraft backs off), anything else transport-level is `Network`,
@@ -25,15 +25,13 @@ use std::time::Duration;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+use super::frames::{Frame, FrameError};
 use super::identity::{CLUSTER_HEADER, ClusterIdentity};
 use super::peer_auth::{PeerSecret, SECRET_HEADER};
 use super::peer_contacts::PeerContacts;
-use super::protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_OLDEST};
+use super::protocol::PROTOCOL_VERSION;
 use super::{Node, NodeId, TypeConfig};
-use crate::codec;
 
 /// Creates per-peer clients that share one connection pool.
 #[derive(Clone)]
@@ -44,7 +42,7 @@ pub struct PeerNetwork {
     /// `http` or `https` (`tls`).
     scheme: &'static str,
     /// How each peer's last RPC went, for `/v1/cluster`.
-    contacts: PeerContacts,
+    pub(super) contacts: PeerContacts,
 }
 
 /// How long connecting to a peer may take.
@@ -90,24 +88,25 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 }
 
 impl PeerClient {
-    /// Sends `request` in the newest protocol version the peer speaks, which must be
-    /// at least `needed` (the oldest that can carry it).
-    async fn call<Req, Resp, E>(&self, rpc: &str, request: &Req, needed: u32, option: &RPCOption) -> Result<Resp, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    /// Sends `request` in the newest protocol version the peer speaks, encoded for it.
+    async fn call<Req, Resp, E>(&self, rpc: &str, request: &Req, option: &RPCOption) -> Result<Resp, RPCError<NodeId, Node, RaftError<NodeId, E>>>
     where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        Req: Frame,
+        Result<Resp, RaftError<NodeId, E>>: Frame,
+        E: std::error::Error,
     {
         let network_error = |message: String| RPCError::Network(NetworkError::new(&std::io::Error::other(message)));
-        let body = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut version = self.network.contacts.speaks(self.target).unwrap_or(PROTOCOL_VERSION).min(PROTOCOL_VERSION);
         let response = loop {
-            if version < needed {
-                let message = format!("it speaks peer protocol {version}, which cannot carry these entries (a transaction); upgrade it (docs/operations.md)");
-                self.network.contacts.refused(self.target, message.clone());
-                return Err(network_error(format!("peer {}: {message}", self.target)));
-            }
-            let response = self.send(rpc, body.clone(), version, option).await?;
+            let body = match request.encode_in(version) {
+                Ok(body) => body,
+                Err(FrameError::NotCarried(message)) => {
+                    self.network.contacts.refused(self.target, message.clone());
+                    return Err(network_error(format!("peer {}: {message}", self.target)));
+                }
+                Err(FrameError::Codec(e)) => return Err(RPCError::Network(NetworkError::new(&e))),
+            };
+            let response = self.send(rpc, body, version, option).await?;
             let answered = super::protocol::check(response.headers());
             if let Ok(spoken) = answered {
                 self.network.contacts.spoke(self.target, spoken);
@@ -136,7 +135,7 @@ impl PeerClient {
             let e = std::io::Error::other(format!("peer {} answered {status} to {rpc}: {text}", self.target));
             return Err(RPCError::Network(NetworkError::new(&e)));
         }
-        let answer: Result<Resp, RaftError<NodeId, E>> = codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer = <Result<Resp, RaftError<NodeId, E>>>::decode_in(&bytes, version).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -168,8 +167,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        let needed = super::protocol::needed_for(&request.entries);
-        self.call("append", &request, needed, &option).await
+        self.call("append", &request, &option).await
     }
 
     async fn install_snapshot(
@@ -177,11 +175,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         request: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>> {
-        self.call("snapshot", &request, PROTOCOL_VERSION_OLDEST, &option).await
+        self.call("snapshot", &request, &option).await
     }
 
     async fn vote(&mut self, request: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.call("vote", &request, PROTOCOL_VERSION_OLDEST, &option).await
+        self.call("vote", &request, &option).await
     }
 }
 
@@ -194,57 +192,63 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload, Vote};
 
     use super::*;
+    use crate::codec;
     use crate::raft::protocol::PROTOCOL_HEADER;
-    use crate::state::command::{Command, Request};
+    use crate::state::command::Request;
+    use crate::state::topic::TopicCommand;
+    use crate::state::v2;
 
-    /// A peer of the previous release: it speaks version 1 only and refuses anything
-    /// newer with a 426 naming its own, as `protocol::require_known_protocol` did then.
-    /// Records the version of every append it read.
-    async fn old_peer() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    /// A peer of the previous release: it speaks version 2 only and refuses anything
+    /// newer with a 426 naming its own, as `protocol::require_known_protocol` does.
+    /// Records every append it read, decoded as version 2 frames.
+    async fn old_peer() -> (std::net::SocketAddr, Arc<Mutex<Vec<AppendEntriesRequest<v2::Config>>>>) {
         let read = Arc::new(Mutex::new(Vec::new()));
         let seen = read.clone();
-        let append = move |headers: HeaderMap| {
+        let append = move |headers: HeaderMap, body: axum::body::Bytes| {
             let seen = seen.clone();
             async move {
-                let version = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("1").to_string();
-                if version != "1" {
-                    return (StatusCode::UPGRADE_REQUIRED, [(PROTOCOL_HEADER, "1")], b"peer protocol version 2 is not spoken here".to_vec());
+                if headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok()) != Some("2") {
+                    return (StatusCode::UPGRADE_REQUIRED, [(PROTOCOL_HEADER, "2")], b"peer protocol version 3 is not spoken here".to_vec());
                 }
-                seen.lock().unwrap().push(version);
+                seen.lock().unwrap().push(codec::decode(&body).expect("a version 2 frame"));
                 let answer: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> = Ok(AppendEntriesResponse::Success);
-                (StatusCode::OK, [(PROTOCOL_HEADER, "1")], codec::encode(&answer).unwrap())
+                (StatusCode::OK, [(PROTOCOL_HEADER, "2")], codec::encode(&answer).unwrap())
             }
         };
+        let snapshot = || async { (StatusCode::INTERNAL_SERVER_ERROR, "no snapshot should reach an old peer") };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route("/raft/append", axum::routing::post(append));
+        let app = axum::Router::new().route("/raft/append", axum::routing::post(append)).route("/raft/snapshot", axum::routing::post(snapshot));
         tokio::spawn(async move { axum::serve(listener, app).await });
         (addr, read)
     }
 
-    fn append_of(command: Command) -> AppendEntriesRequest<TypeConfig> {
+    fn append_of(request: Request) -> AppendEntriesRequest<TypeConfig> {
         let log_id = openraft::LogId::new(CommittedLeaderId::new(1, 1), 5);
-        let entry = crate::raft::Entry { log_id, payload: EntryPayload::Normal(Request::from(command)) };
+        let entry = crate::raft::Entry { log_id, payload: EntryPayload::Normal(request) };
         AppendEntriesRequest { vote: Vote::new_committed(1, 1), prev_log_id: None, leader_commit: None, entries: vec![entry] }
     }
 
     #[tokio::test]
-    async fn an_old_peer_is_spoken_to_in_its_version_and_sent_no_transaction() {
+    async fn an_old_peer_is_spoken_to_in_its_version_and_sent_no_snapshot() {
         let (addr, read) = old_peer().await;
         let contacts = PeerContacts::default();
         let mut network = PeerNetwork::new(ClusterIdentity::default(), PeerSecret::default(), None, contacts.clone()).unwrap();
         let mut peer = network.new_client(2, &Node { addr: addr.to_string() }).await;
         let option = RPCOption::new(Duration::from_secs(5));
-        let tick = append_of(Command::Tick { advance_ms: 1 });
-        peer.append_entries(tick.clone(), option.clone()).await.expect("sent again in version 1 after the 426");
-        assert_eq!((contacts.speaks(2), read.lock().unwrap().clone()), (Some(1), vec!["1".to_string()]));
-        peer.append_entries(tick, option.clone()).await.expect("version 1 straight away now");
-        assert_eq!(read.lock().unwrap().len(), 2);
+        let publish = Request { now_ms: 1234, ..Request::from(TopicCommand::Publish { topic: "news".into(), payload: b"x".to_vec() }) };
+        peer.append_entries(append_of(publish.clone()), option.clone()).await.expect("sent again in version 2 after the 426");
+        assert_eq!(contacts.speaks(2), Some(2));
+        peer.append_entries(append_of(publish.clone()), option.clone()).await.expect("version 2 straight away now");
+        let read = read.lock().unwrap().clone();
+        assert_eq!(read.len(), 2);
+        let EntryPayload::Normal(carried) = &read[0].entries[0].payload else { panic!("{read:?}") };
+        assert_eq!(*carried, v2::Request::from(publish), "the entry in its version-2 encoding, the stamp inside the command");
 
-        let txn = crate::state::txn::Txn { compare: Vec::new(), success: Vec::new(), failure: Vec::new() };
-        let refused = peer.append_entries(append_of(Command::Txn(txn)), option).await.unwrap_err().to_string();
-        assert!(refused.contains("speaks peer protocol 1, which cannot carry"), "{refused}");
-        assert_eq!(read.lock().unwrap().len(), 2, "nothing the old peer cannot read was sent");
-        assert!(contacts.last(2).unwrap().failure.unwrap().contains("upgrade it"));
+        let meta = openraft::SnapshotMeta::default();
+        let snapshot = InstallSnapshotRequest { vote: Vote::new_committed(1, 1), meta, offset: 0, data: vec![1, 2, 3], done: true };
+        let refused = peer.install_snapshot(snapshot, option).await.unwrap_err().to_string();
+        assert!(refused.contains("speaks peer protocol 2, which cannot install"), "{refused}");
+        assert!(contacts.last(2).unwrap().failure.unwrap().contains("once upgraded"));
     }
 }

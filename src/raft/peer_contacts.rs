@@ -72,13 +72,6 @@ impl PeerContacts {
     pub fn speaks(&self, peer: NodeId) -> Option<u32> {
         self.peers().spoken.get(&peer).copied()
     }
-
-    /// The first of `peers` known to speak an older protocol than `version`, and
-    /// what it speaks.
-    pub fn older_than(&self, version: u32, peers: impl IntoIterator<Item = NodeId>) -> Option<(NodeId, u32)> {
-        let known = self.peers();
-        peers.into_iter().find_map(|peer| known.spoken.get(&peer).filter(|spoken| **spoken < version).map(|spoken| (peer, *spoken)))
-    }
 }
 
 #[cfg(test)]
@@ -102,14 +95,12 @@ mod tests {
     #[test]
     fn the_version_a_peer_spoke_outlives_its_unreachability() {
         let contacts = PeerContacts::default();
-        assert_eq!((contacts.speaks(2), contacts.older_than(2, [2, 3])), (None, None), "unknown is not older");
-        contacts.spoke(2, 1);
-        contacts.spoke(3, 2);
-        contacts.unreachable(2, "connection refused".into());
-        assert_eq!(contacts.speaks(2), Some(1));
-        assert_eq!(contacts.older_than(2, [3, 2]), Some((2, 1)));
-        assert_eq!(contacts.older_than(1, [3, 2]), None);
+        assert_eq!(contacts.speaks(2), None);
         contacts.spoke(2, 2);
-        assert_eq!(contacts.older_than(2, [3, 2]), None);
+        contacts.spoke(3, 3);
+        contacts.unreachable(2, "connection refused".into());
+        assert_eq!((contacts.speaks(2), contacts.speaks(3)), (Some(2), Some(3)));
+        contacts.spoke(2, 3);
+        assert_eq!(contacts.speaks(2), Some(3));
     }
 }

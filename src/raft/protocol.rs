@@ -9,13 +9,12 @@
 //! releases runs with both in one cluster. A message without the header comes from a
 //! node older than the header itself, which spoke version 1.
 //!
-//! Versions: 1, the first; 2, log entries may carry transactions (`Command::Txn`),
-//! which a node of version 1 cannot decode, and a follower sends writes and read-index
-//! requests to the leader at the command level (`/raft/write`, `/raft/read_index`;
-//! a leader of version 1 answers them 404, which the follower takes as "not sent"). The frames are otherwise the same, so a
-//! node talks to a peer in the newest version both speak (`network.rs` learns it from
-//! the peer's answers, a 426 included) and sends an old peer nothing it cannot read;
-//! the API refuses transactions while a member is known to speak only version 1.
+//! Versions: 1, the first; 2, log entries may carry transactions, and a follower
+//! sends writes and read-index requests to the leader at the command level
+//! (`/raft/write`, `/raft/read_index`); 3, requests and outcomes re-encoded with the
+//! commands grouped by primitive (`frames`). A node talks to a peer in the newest
+//! version both speak (`network.rs` learns it from the peer's answers, a 426
+//! included) and encodes each frame for that version (`frames`).
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -24,22 +23,17 @@ use axum::response::{IntoResponse, Response};
 
 pub const PROTOCOL_HEADER: &str = "concord-protocol";
 /// The version this node sends.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The oldest version it still reads.
-pub const PROTOCOL_VERSION_OLDEST: u32 = 1;
-/// The first version whose log entries may carry transactions.
-pub const TXN_SINCE: u32 = 2;
-
-/// The oldest version that can carry `entries`.
-pub fn needed_for(entries: &[crate::raft::Entry]) -> u32 {
-    let txn = |entry: &crate::raft::Entry| matches!(&entry.payload, openraft::EntryPayload::Normal(request) if matches!(request.command, crate::state::command::Command::Txn(_)));
-    if entries.iter().any(txn) { TXN_SINCE } else { PROTOCOL_VERSION_OLDEST }
-}
+pub const PROTOCOL_VERSION_OLDEST: u32 = 2;
+/// The first version whose requests and outcomes are grouped by primitive.
+pub const GROUPED_SINCE: u32 = 3;
 
 /// The version `headers` say their message carries, if this node speaks it; if not,
 /// what to tell the operator.
 pub fn check(headers: &HeaderMap) -> Result<u32, String> {
     let version = match headers.get(PROTOCOL_HEADER) {
+        // From a node older than the header itself, which spoke version 1.
         None => 1,
         Some(value) => {
             value.to_str().ok().and_then(|v| v.trim().parse::<u32>().ok()).ok_or_else(|| format!("{PROTOCOL_HEADER} is not a version number: {value:?}"))?
@@ -86,12 +80,12 @@ mod tests {
 
     #[test]
     fn only_the_versions_spoken_here_pass() {
-        assert_eq!(check(&with(None)), Ok(1), "a peer from before the header spoke version 1");
-        assert_eq!(check(&with(Some("1"))), Ok(1));
+        assert!(check(&with(None)).unwrap_err().contains("version 1"), "a peer from before the header spoke version 1");
+        assert!(check(&with(Some("1"))).unwrap_err().contains("upgrade it first"));
         assert_eq!(check(&with(Some("2"))), Ok(2));
-        let newer = check(&with(Some("3"))).unwrap_err();
-        assert!(newer.contains("version 3") && newer.contains("upgrade this node"), "{newer}");
-        assert!(check(&with(Some("0"))).unwrap_err().contains("upgrade it first"));
+        assert_eq!(check(&with(Some("3"))), Ok(3));
+        let newer = check(&with(Some("4"))).unwrap_err();
+        assert!(newer.contains("version 4") && newer.contains("upgrade this node"), "{newer}");
         assert!(check(&with(Some("one"))).is_err());
     }
 }

@@ -11,15 +11,21 @@
 //! The upgrade rule (docs/operations.md): a release that changes a format bumps its
 //! version, reads the version before it and rewrites it at open (or as it applies),
 //! so an upgrade between adjacent releases needs no other step. A downgrade across a
-//! format change is refused.
+//! format change is refused. The rewrite (`Upgrade`) goes in atomic chunks, each
+//! recording how far it got, and the new version is stamped with the last one, so a
+//! crash during it resumes where it stopped.
 //!
 //! A snapshot carries the sender's state `format_version` with the rest of the meta
 //! family, so an installed state is stamped with the version that wrote it; a release
 //! that reads two versions upgrades what it installs as it upgrades at open.
 
-use rocksdb::{ColumnFamily, DB};
+use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch};
 
 pub const FORMAT_VERSION_KEY: &[u8] = b"format_version";
+/// The last key an interrupted upgrade rewrote (in the metadata family).
+const UPGRADE_PROGRESS_KEY: &[u8] = b"upgrade_progress";
+/// Most bytes an upgrade rewrites in one atomic write.
+const UPGRADE_CHUNK_BYTES: usize = 16 << 20;
 
 /// One database's format: its current version, and the oldest it reads.
 pub struct Format {
@@ -29,11 +35,24 @@ pub struct Format {
 }
 
 /// The state database (`state/`): records, keys and their layout. Version 2: the
-/// idempotency table may hold transactions' outcomes (`Outcome::Txn`).
-pub const STATE_FORMAT: Format = Format { what: "state database", current: 2, oldest: 1 };
+/// idempotency table may hold transactions' outcomes. Version 3: outcomes grouped by
+/// primitive, and each record says which encoding its fingerprint hashed.
+pub const STATE_FORMAT: Format = Format { what: "state database", current: 3, oldest: 1 };
 /// The log database (`log/`): the vote, log ids and entries. Version 2: entries may
-/// carry transactions (`Command::Txn`).
-pub const LOG_FORMAT: Format = Format { what: "log database", current: 2, oldest: 1 };
+/// carry transactions. Version 3: commands grouped by primitive, the leader's stamp
+/// in the request envelope.
+pub const LOG_FORMAT: Format = Format { what: "log database", current: 3, oldest: 1 };
+
+/// How a database of an older version becomes current: every value of `family` is
+/// rewritten by `rewrite` (versions 1 and 2 differ only in what version 2 added, so
+/// one rewrite serves both).
+pub struct Upgrade<'a> {
+    pub family: &'a ColumnFamily,
+    pub rewrite: &'a Rewrite,
+}
+
+/// The upgrade of one stored value, or why it cannot be upgraded.
+pub type Rewrite = dyn Fn(&[u8]) -> Result<Vec<u8>, String>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
@@ -43,6 +62,8 @@ pub enum FormatError {
     Malformed { what: &'static str, len: usize },
     #[error("cannot read or stamp the {what}'s format version: {source}")]
     Store { what: &'static str, source: rocksdb::Error },
+    #[error("cannot upgrade the {what} from format version {from}: {reason}")]
+    Upgrade { what: &'static str, from: u32, reason: String },
 }
 
 impl Format {
@@ -52,11 +73,15 @@ impl Format {
     }
 
     /// Checks the version stamped in `family` of `db`, or stamps the current one on a
-    /// database that has none or an older one it reads. Returns the version now stamped.
-    pub fn check_or_stamp(&self, db: &DB, family: &ColumnFamily) -> Result<u32, FormatError> {
+    /// database that has none; a database of an older version this binary reads is
+    /// upgraded first (`upgrade`). Returns the version found.
+    pub fn check_or_stamp(&self, db: &DB, family: &ColumnFamily, upgrade: Upgrade<'_>) -> Result<u32, FormatError> {
         let store = |source| FormatError::Store { what: self.what, source };
         let found = match db.get_cf(family, FORMAT_VERSION_KEY).map_err(store)? {
             Some(bytes) => u32::from_le_bytes(bytes.as_slice().try_into().map_err(|_| FormatError::Malformed { what: self.what, len: bytes.len() })?),
+            // Written before versions were stamped (version 1), unless there is nothing
+            // to upgrade: then it is new, or holds nothing of the changed formats.
+            None if db.iterator_cf(upgrade.family, IteratorMode::Start).next().is_some() => 1,
             None => {
                 db.put_cf(family, FORMAT_VERSION_KEY, self.current.to_le_bytes()).map_err(store)?;
                 db.flush_wal(true).map_err(store)?;
@@ -67,13 +92,9 @@ impl Format {
             return Ok(found);
         }
         if (self.oldest..self.current).contains(&found) {
-            // Version 1 is version 2 without transactions: nothing to rewrite. Stamped
-            // now, so the previous release refuses the database from here on instead
-            // of failing on the first transaction it cannot decode.
-            db.put_cf(family, FORMAT_VERSION_KEY, self.current.to_le_bytes()).map_err(store)?;
-            db.flush_wal(true).map_err(store)?;
-            tracing::info!(what = self.what, from = found, to = self.current, "upgraded the format version");
-            return Ok(self.current);
+            let rewritten = self.upgrade(db, family, found, upgrade)?;
+            tracing::info!(what = self.what, from = found, to = self.current, rewritten, "upgraded the format");
+            return Ok(found);
         }
         let advice = if found > self.current {
             "it was written by a newer Concord; run that release (or a newer one) on this data directory"
@@ -84,32 +105,110 @@ impl Format {
     }
 }
 
+impl Format {
+    /// Rewrites every value of `upgrade.family` and stamps the current version (see
+    /// the module doc); returns how many values it rewrote.
+    fn upgrade(&self, db: &DB, meta: &ColumnFamily, from: u32, upgrade: Upgrade<'_>) -> Result<u64, FormatError> {
+        let store = |source| FormatError::Store { what: self.what, source };
+        let resume = db.get_cf(meta, UPGRADE_PROGRESS_KEY).map_err(store)?;
+        let start = match &resume {
+            Some(key) => IteratorMode::From(key, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut rewritten = 0;
+        let mut batch = WriteBatch::default();
+        // An iterator reads the database as it was when it began, so the writes below
+        // do not disturb it.
+        for item in db.iterator_cf(upgrade.family, start) {
+            let (key, value) = item.map_err(store)?;
+            if resume.as_deref() == Some(&key[..]) {
+                continue;
+            }
+            let value = (upgrade.rewrite)(&value).map_err(|reason| FormatError::Upgrade { what: self.what, from, reason })?;
+            batch.put_cf(upgrade.family, &key, value);
+            rewritten += 1;
+            if batch.size_in_bytes() >= UPGRADE_CHUNK_BYTES {
+                batch.put_cf(meta, UPGRADE_PROGRESS_KEY, &key);
+                db.write(std::mem::take(&mut batch)).map_err(store)?;
+            }
+        }
+        batch.put_cf(meta, FORMAT_VERSION_KEY, self.current.to_le_bytes());
+        batch.delete_cf(meta, UPGRADE_PROGRESS_KEY);
+        db.write(batch).map_err(store)?;
+        db.flush_wal(true).map_err(store)?;
+        Ok(rewritten)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_database_is_stamped_once_and_refused_in_a_version_not_read_here() {
-        let dir = tempfile::tempdir().unwrap();
+    fn open(dir: &std::path::Path) -> DB {
         let mut options = rocksdb::Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let db = DB::open_cf(&options, dir.path(), ["meta"]).unwrap();
-        let meta = db.cf_handle("meta").unwrap();
-        // New (or from before versions were stamped): stamped with the current one.
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 2);
-        assert_eq!(db.get_cf(meta, FORMAT_VERSION_KEY).unwrap(), Some(2u32.to_le_bytes().to_vec()));
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 2);
-        // The previous version is read, and upgraded.
+        DB::open_cf(&options, dir, ["meta", "records"]).unwrap()
+    }
+
+    /// The test's upgrade: a record of the old format is lower case; one that is not
+    /// cannot be upgraded.
+    fn to_upper(value: &[u8]) -> Result<Vec<u8>, String> {
+        match value.iter().all(u8::is_ascii_lowercase) {
+            true => Ok(value.to_ascii_uppercase()),
+            false => Err(format!("{value:?} is not of the old format")),
+        }
+    }
+
+    fn records(db: &DB) -> Vec<String> {
+        let family = db.cf_handle("records").unwrap();
+        db.iterator_cf(family, IteratorMode::Start).map(|item| String::from_utf8(item.unwrap().1.to_vec()).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_database_is_stamped_once_upgraded_from_an_older_version_and_refused_in_one_not_read_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let (meta, family) = (db.cf_handle("meta").unwrap(), db.cf_handle("records").unwrap());
+        let upgrade = || Upgrade { family, rewrite: &to_upper };
+        let stamped = || db.get_cf(meta, FORMAT_VERSION_KEY).unwrap();
+        // New: stamped with the current one.
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 3);
+        assert_eq!(stamped(), Some(3u32.to_le_bytes().to_vec()));
+        // From before versions were stamped, with records: version 1, upgraded.
+        db.put_cf(family, "z", "zz").unwrap();
+        db.delete_cf(meta, FORMAT_VERSION_KEY).unwrap();
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 1);
+        assert_eq!((records(&db), stamped()), (vec!["ZZ".to_string()], Some(3u32.to_le_bytes().to_vec())));
+        db.delete_cf(family, "z").unwrap();
+        // An older version it reads: every record rewritten, then stamped.
+        for key in ["a", "b", "c"] {
+            db.put_cf(family, key, key.repeat(2)).unwrap();
+        }
+        db.put_cf(meta, FORMAT_VERSION_KEY, 2u32.to_le_bytes()).unwrap();
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 2);
+        assert_eq!((records(&db), stamped()), (vec!["AA".to_string(), "BB".into(), "CC".into()], Some(3u32.to_le_bytes().to_vec())));
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 3, "nothing to do the second time");
+        // An upgrade that stopped after "b" resumes after it (rewriting "a" or "b"
+        // again would fail: they are upper case already).
+        db.put_cf(family, "c", "cc").unwrap();
+        db.put_cf(family, "d", "dd").unwrap();
         db.put_cf(meta, FORMAT_VERSION_KEY, 1u32.to_le_bytes()).unwrap();
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta).unwrap(), 2);
-        assert_eq!(db.get_cf(meta, FORMAT_VERSION_KEY).unwrap(), Some(2u32.to_le_bytes().to_vec()));
-        for (stamped, says) in [(3u32, "newer Concord"), (0, "too old")] {
+        db.put_cf(meta, UPGRADE_PROGRESS_KEY, "b").unwrap();
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 1);
+        assert_eq!(records(&db), ["AA", "BB", "CC", "DD"]);
+        assert_eq!(db.get_cf(meta, UPGRADE_PROGRESS_KEY).unwrap(), None);
+        // A record that does not upgrade: refused, and the version stays.
+        db.put_cf(meta, FORMAT_VERSION_KEY, 2u32.to_le_bytes()).unwrap();
+        let refused = STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap_err().to_string();
+        assert!(refused.contains("cannot upgrade the state database from format version 2") && refused.contains("not of the old format"), "{refused}");
+        assert_eq!(stamped(), Some(2u32.to_le_bytes().to_vec()));
+        for (stamped, says) in [(4u32, "newer Concord"), (0, "too old")] {
             db.put_cf(meta, FORMAT_VERSION_KEY, stamped.to_le_bytes()).unwrap();
-            let refused = STATE_FORMAT.check_or_stamp(&db, meta).unwrap_err().to_string();
+            let refused = STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap_err().to_string();
             assert!(refused.contains(&format!("format version {stamped}")) && refused.contains(says), "{refused}");
         }
         db.put_cf(meta, FORMAT_VERSION_KEY, b"v1").unwrap();
-        assert!(matches!(STATE_FORMAT.check_or_stamp(&db, meta), Err(FormatError::Malformed { len: 2, .. })));
+        assert!(matches!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()), Err(FormatError::Malformed { len: 2, .. })));
     }
 }

@@ -26,10 +26,28 @@ pub fn line(name: &str, bytes: &[u8]) -> String {
     text
 }
 
+/// `tests/golden/<file>` of the workspace, two levels above this crate.
+fn path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(file)
+}
+
+/// The samples pinned in `tests/golden/<file>`: each line's name and bytes (a record
+/// line, `family key = value`, is named by `family key`).
+pub fn read(file: &str) -> Vec<(String, Vec<u8>)> {
+    let path = path(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let hex = |text: &str| (0..text.len()).step_by(2).map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex bytes")).collect::<Vec<u8>>();
+    text.lines()
+        .map(|line| match line.split_once(" = ") {
+            Some((name, value)) => (name.to_string(), hex(value)),
+            None => line.rsplit_once(' ').map(|(name, value)| (name.to_string(), hex(value))).expect("name and bytes"),
+        })
+        .collect()
+}
+
 /// Compares `lines` with `tests/golden/<file>` (or rewrites it under `CONCORD_BLESS`).
 pub fn check(file: &str, lines: &[String]) {
-    // The workspace's `tests/golden`, two levels above this crate.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(file);
+    let path = path(file);
     let text = lines.iter().map(|line| format!("{line}\n")).collect::<String>();
     if std::env::var_os("CONCORD_BLESS").is_some() {
         std::fs::write(&path, &text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));

@@ -15,8 +15,7 @@ use super::lock::Holding;
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
 use super::ring::{RingCommand, RingOutcome, RingRejection};
-use super::store::Cf;
-use super::tests::{Fixture, at, every_primitive, state_bytes};
+use super::tests::{Fixture, at, every_primitive, state_lines};
 use super::topic::{TopicCommand, TopicOutcome, TopicRejection};
 use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use super::txn::{TxnOutcome, TxnRejection};
@@ -410,27 +409,7 @@ async fn the_state_of_every_primitive_encodes_as_pinned() {
         let key = request.idempotency_key.clone();
         fixture.apply_keyed(key.as_deref(), request).await;
     }
-    let records = state_bytes(&mut fixture).await;
-    let mut lines = Vec::new();
-    let mut rest = &records[..];
-    let take = |rest: &mut &[u8], n: usize| {
-        let (head, tail) = rest.split_at(n);
-        *rest = tail;
-        head.to_vec()
-    };
-    let length = |bytes: Vec<u8>| u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize;
-    while rest.first().is_some_and(|cf| *cf != 0) {
-        let cf = take(&mut rest, 1)[0];
-        let name = Cf::ALL.iter().find(|c| **c as u8 == cf).map_or("?", |c| c.name());
-        let key_len = length(take(&mut rest, 4));
-        let key = take(&mut rest, key_len);
-        let value_len = length(take(&mut rest, 4));
-        let value = take(&mut rest, value_len);
-        lines.push(format!("{} = {}", golden::line(name, &key), golden::line("", &value).trim_start()));
-    }
-    // The end byte, the record count and the checksum close the file.
-    assert_eq!(rest.len(), 1 + 8 + 8, "after the records: end byte, count, checksum");
-    assert_eq!(u64::from_le_bytes(rest[1..9].try_into().unwrap()) as usize, lines.len());
+    let lines = state_lines(&mut fixture).await;
     golden::check("state.txt", &lines);
 }
 

@@ -13,12 +13,16 @@
 //!
 //! A key reused with a *different* command is refused rather than answered with the
 //! other command's result: that is a client bug, and saying so is kinder than a
-//! success that did not do what was asked.
+//! success that did not do what was asked. A record tells the command by a
+//! fingerprint of its encoding; a record written before the upgrade to state format 3
+//! holds the fingerprint of the version-2 encoding (`Fingerprint::V2`), so a retry
+//! that crosses the upgrade is still recognised.
 
 use serde::{Deserialize, Serialize};
 
 use super::command::{Command, Outcome};
 use super::store::{Batch, Cf, Meta, ViewError};
+use super::v2;
 use crate::codec;
 
 /// How much the table remembers. Identical on every replica (not a runtime flag).
@@ -43,9 +47,32 @@ const EVICTIONS_PER_ENTRY_MAX: usize = 8;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 struct Remembered {
-    fingerprint: u64,
+    fingerprint: Fingerprint,
     index: u64,
     outcome: Outcome,
+}
+
+/// Which encoding of the command a record's fingerprint hashed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+enum Fingerprint {
+    Current(u64),
+    /// Written before the upgrade to state format 3 (`v2::fingerprinted_bytes`).
+    V2(u64),
+}
+
+/// A record as state format 2 (and 1) stored it.
+#[derive(Deserialize)]
+struct RememberedV2 {
+    fingerprint: u64,
+    index: u64,
+    outcome: v2::Outcome,
+}
+
+/// Rewrites a record of state format 2 in the current format (`format_version`).
+pub fn upgrade_record(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let old: RememberedV2 = codec::decode(bytes).map_err(|e| format!("an idempotency record does not decode as version 2: {e}"))?;
+    let record = Remembered { fingerprint: Fingerprint::V2(old.fingerprint), index: old.index, outcome: old.outcome.into() };
+    codec::encode(&record).map_err(|e| e.to_string())
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -66,22 +93,25 @@ pub enum Lookup {
 /// FNV-1a over the encoding of the command (the envelope's leader stamp, which
 /// differs between retries, is not part of it): stable across runs, replicas and
 /// retries.
-pub fn fingerprint(command: &Command) -> Result<u64, ViewError> {
-    let bytes = codec::encode(command)?;
-    Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)))
+fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-pub fn lookup(batch: &Batch<'_>, key: &str, fingerprint: u64) -> Result<Lookup, ViewError> {
-    Ok(match batch.get_decoded::<Remembered>(Cf::Idem, key.as_bytes())? {
-        None => Lookup::Fresh,
-        Some(found) if found.fingerprint == fingerprint => Lookup::Replay(found.outcome),
-        Some(_) => Lookup::Reused,
-    })
+pub fn lookup(batch: &Batch<'_>, key: &str, command: &Command) -> Result<Lookup, ViewError> {
+    let Some(found) = batch.get_decoded::<Remembered>(Cf::Idem, key.as_bytes())? else {
+        return Ok(Lookup::Fresh);
+    };
+    let same = match found.fingerprint {
+        Fingerprint::Current(hash) => hash == fingerprint(&codec::encode(command)?),
+        Fingerprint::V2(hash) => hash == fingerprint(&v2::fingerprinted_bytes(command)?),
+    };
+    Ok(if same { Lookup::Replay(found.outcome) } else { Lookup::Reused })
 }
 
-pub fn remember(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, fingerprint: u64, index: u64, outcome: &Outcome) -> Result<(), ViewError> {
+pub fn remember(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, command: &Command, index: u64, outcome: &Outcome) -> Result<(), ViewError> {
     let seq = meta.idem_next_seq;
     meta.idem_next_seq += 1;
+    let fingerprint = Fingerprint::Current(fingerprint(&codec::encode(command)?));
     batch.put_encoded(Cf::Idem, key.as_bytes(), &Remembered { fingerprint, index, outcome: outcome.clone() })?;
     batch.put_encoded(Cf::IdemOrder, &seq.to_be_bytes(), &OrderRecord { key: key.to_string(), index })?;
     Ok(())

@@ -70,11 +70,12 @@ impl StateMachine {
     /// `cache_bytes` bounds the memory of the state database (`StateStore::open`).
     pub fn open(dir: &Path, bounds: IdempotencyBounds, cache_bytes: usize) -> Result<Self, OpenError> {
         let store = StateStore::open(&dir.join("state"), cache_bytes)?;
-        crate::format_version::STATE_FORMAT.check_or_stamp(store.db(), store.cf(Cf::Meta))?;
+        check_format(&store)?;
         let files = Arc::new(SnapshotFiles::open(&dir.join("snapshots"))?);
         if SnapshotFiles::install_interrupted(&store)? {
             tracing::warn!("a snapshot install was interrupted; installing it again");
             files.recover(&store)?;
+            check_format(&store)?;
         }
         let meta = store.view().meta()?;
         let machine = Self { store, files, meta, bounds, tokens_required: Arc::default() };
@@ -116,13 +117,12 @@ impl StateMachine {
         let Some(key) = request.idempotency_key else {
             return Ok(Response::fresh(apply_all_or_nothing(batch, meta, stamp, request.command)?));
         };
-        let fingerprint = idempotency::fingerprint(&request.command)?;
-        match idempotency::lookup(batch, &key, fingerprint)? {
+        match idempotency::lookup(batch, &key, &request.command)? {
             Lookup::Replay(outcome) => Ok(Response { replayed: true, outcome }),
             Lookup::Reused => Ok(Response::fresh(Outcome::Rejected(Rejection::IdempotencyKeyReused { key }))),
             Lookup::Fresh => {
-                let outcome = apply_all_or_nothing(batch, meta, stamp, request.command)?;
-                idempotency::remember(batch, meta, &key, fingerprint, index, &outcome)?;
+                let outcome = apply_all_or_nothing(batch, meta, stamp, request.command.clone())?;
+                idempotency::remember(batch, meta, &key, &request.command, index, &outcome)?;
                 idempotency::evict(batch, meta, index, self.bounds)?;
                 Ok(Response::fresh(outcome))
             }
@@ -164,6 +164,13 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: 
         Command::Batch(_) => Ok(Outcome::Rejected(Rejection::NotBatchable)),
         Command::Txn(txn) => txn::apply(batch, meta, stamp, txn),
     }
+}
+
+/// Checks the state database's format version, upgrading an older one (at open, and
+/// after installing a snapshot, which carries the version of the node that built it).
+fn check_format(store: &StateStore) -> Result<u32, crate::format_version::FormatError> {
+    let upgrade = crate::format_version::Upgrade { family: store.cf(Cf::Idem), rewrite: &idempotency::upgrade_record };
+    crate::format_version::STATE_FORMAT.check_or_stamp(store.db(), store.cf(Cf::Meta), upgrade)
 }
 
 fn snapshot_err(meta: Option<&SnapshotMeta>, e: impl std::error::Error + 'static) -> StorageError {
@@ -249,6 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| snapshot_err(Some(meta), e))?
             .map_err(|e| snapshot_err(Some(meta), e))?;
         tracing::info!(snapshot = %meta, "installed snapshot");
+        check_format(&self.store).map_err(|e| snapshot_err(Some(meta), e))?;
         self.meta = installed;
         self.publish_tokens_required().map_err(|e| snapshot_err(Some(meta), e))?;
         Ok(())

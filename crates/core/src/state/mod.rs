@@ -23,6 +23,7 @@ pub mod snapshot;
 pub mod store;
 pub mod topic;
 pub mod txn;
+pub mod v2;
 
 pub use machine::StateMachine;
 pub use reader::StateReader;
@@ -41,3 +42,5 @@ mod tests;
 mod topic_tests;
 #[cfg(test)]
 mod txn_tests;
+#[cfg(test)]
+mod upgrade_tests;

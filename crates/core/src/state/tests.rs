@@ -58,6 +58,15 @@ impl Fixture {
         Self { dir, machine, reader, next_index: 1 }
     }
 
+    /// The state machine over `dir`, as a node opens it; entries continue after the
+    /// last it applied.
+    pub(super) async fn open_in(dir: TempDir) -> Self {
+        let mut machine = StateMachine::open(dir.path(), IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).unwrap();
+        let next_index = machine.applied_state().await.unwrap().0.map_or(1, |applied| applied.index + 1);
+        let reader = machine.reader();
+        Self { dir, machine, reader, next_index }
+    }
+
     pub(super) async fn apply_entries(&mut self, payloads: Vec<EntryPayload<crate::raft::TypeConfig>>) -> Vec<Response> {
         let entries: Vec<Entry> = payloads
             .into_iter()
@@ -747,6 +756,33 @@ pub(super) async fn state_bytes(f: &mut Fixture) -> Vec<u8> {
     let magic = b"CONCORD-SNAPSHOT-1\n".len();
     let meta_len = u32::from_le_bytes(bytes[magic..magic + 4].try_into().unwrap()) as usize;
     bytes[magic + 4 + meta_len..].to_vec()
+}
+
+/// Every record of `f`'s state, one per line (`family key = value`, in hex), in the
+/// order a snapshot carries them.
+pub(super) async fn state_lines(f: &mut Fixture) -> Vec<String> {
+    let records = state_bytes(f).await;
+    let mut lines = Vec::new();
+    let mut rest = &records[..];
+    let take = |rest: &mut &[u8], n: usize| {
+        let (head, tail) = rest.split_at(n);
+        *rest = tail;
+        head.to_vec()
+    };
+    let length = |bytes: Vec<u8>| u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize;
+    while rest.first().is_some_and(|cf| *cf != 0) {
+        let cf = take(&mut rest, 1)[0];
+        let name = Cf::ALL.iter().find(|c| **c as u8 == cf).map_or("?", |c| c.name());
+        let key_len = length(take(&mut rest, 4));
+        let key = take(&mut rest, key_len);
+        let value_len = length(take(&mut rest, 4));
+        let value = take(&mut rest, value_len);
+        lines.push(format!("{} = {}", crate::golden::line(name, &key), crate::golden::line("", &value).trim_start()));
+    }
+    // The end byte, the record count and the checksum close the file.
+    assert_eq!(rest.len(), 1 + 8 + 8, "after the records: end byte, count, checksum");
+    assert_eq!(u64::from_le_bytes(rest[1..9].try_into().unwrap()) as usize, lines.len());
+    lines
 }
 
 /// Every primitive, with refusals, expiries and a lock handed on by a lease's end;

@@ -243,6 +243,44 @@ impl Command {
     }
 }
 
+/// The bytes version 2 fingerprinted for `command` (`state::idempotency`): its
+/// encoding as the client asked for it, without the leader's stamp.
+pub fn fingerprinted_bytes(command: &current::Command) -> Result<Vec<u8>, crate::codec::CodecError> {
+    crate::codec::encode(&Command::from_current(command.clone(), 0))
+}
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration with version-2 requests: what a version-2 log
+    /// entry and a version-2 append frame carry.
+    pub Config:
+        D = Request,
+        R = Response,
+        NodeId = crate::raft::NodeId,
+        Node = crate::raft::Node,
+        SnapshotData = tokio::fs::File,
+);
+
+/// A log entry as version 2 encodes it.
+pub type Entry = openraft::Entry<Config>;
+
+pub fn entry_up(entry: Entry) -> crate::raft::Entry {
+    let payload = match entry.payload {
+        openraft::EntryPayload::Blank => openraft::EntryPayload::Blank,
+        openraft::EntryPayload::Normal(request) => openraft::EntryPayload::Normal(request.into()),
+        openraft::EntryPayload::Membership(membership) => openraft::EntryPayload::Membership(membership),
+    };
+    crate::raft::Entry { log_id: entry.log_id, payload }
+}
+
+pub fn entry_down(entry: crate::raft::Entry) -> Entry {
+    let payload = match entry.payload {
+        openraft::EntryPayload::Blank => openraft::EntryPayload::Blank,
+        openraft::EntryPayload::Normal(request) => openraft::EntryPayload::Normal(request.into()),
+        openraft::EntryPayload::Membership(membership) => openraft::EntryPayload::Membership(membership),
+    };
+    Entry { log_id: entry.log_id, payload }
+}
+
 impl From<Response> for current::Response {
     fn from(response: Response) -> Self {
         current::Response { replayed: response.replayed, outcome: response.outcome.into() }

@@ -1,0 +1,140 @@
+//! Peer frames in every peer protocol version this node speaks (`protocol`).
+//!
+//! Version 3 re-encoded the requests and outcomes that log entries, forwarded writes
+//! and their answers carry (commands grouped by primitive, the leader's stamp in the
+//! request envelope); version 2 is the encoding `state::v2` keeps. A node talks to
+//! each peer in the newest version both speak, so a frame is encoded for the peer's
+//! version and decoded in the version its sender names. Frames that did not change
+//! are the same bytes in both. A snapshot is sent only in the current version: its
+//! records are in this node's state format, which an older node cannot read (it gets
+//! the snapshot once it is upgraded; a node that receives an older snapshot upgrades
+//! it as it installs it).
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
+use serde::{Deserialize, Serialize};
+
+use super::protocol::GROUPED_SINCE;
+use super::{NodeId, TypeConfig};
+use crate::codec::{self, CodecError};
+use crate::service::{Authority, ConsensusError, ForwardedWrite};
+use crate::state::command::Response;
+use crate::state::v2;
+
+/// Why a frame could not be encoded for a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("{0}")]
+    Codec(#[from] CodecError),
+    /// The peer's version cannot carry this frame.
+    #[error("{0}")]
+    NotCarried(String),
+}
+
+/// A peer frame, as each protocol version encodes it.
+pub trait Frame: Sized {
+    fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError>;
+    fn decode_in(bytes: &[u8], version: u32) -> Result<Self, CodecError>;
+}
+
+/// Frames whose encoding no version changed.
+macro_rules! same_in_every_version {
+    ($($frame:ty),* $(,)?) => {$(
+        impl Frame for $frame {
+            fn encode_in(&self, _version: u32) -> Result<Vec<u8>, FrameError> {
+                Ok(codec::encode(self)?)
+            }
+            fn decode_in(bytes: &[u8], _version: u32) -> Result<Self, CodecError> {
+                codec::decode(bytes)
+            }
+        }
+    )*};
+}
+
+same_in_every_version!(
+    VoteRequest<NodeId>,
+    Authority,
+    Result<u64, ConsensusError>,
+    Result<VoteResponse<NodeId>, RaftError<NodeId>>,
+    Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>,
+    Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+);
+
+impl Frame for AppendEntriesRequest<TypeConfig> {
+    fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        if version >= GROUPED_SINCE {
+            return Ok(codec::encode(self)?);
+        }
+        let entries = self.entries.iter().cloned().map(v2::entry_down).collect();
+        let old = AppendEntriesRequest::<v2::Config> { vote: self.vote, prev_log_id: self.prev_log_id, entries, leader_commit: self.leader_commit };
+        Ok(codec::encode(&old)?)
+    }
+
+    fn decode_in(bytes: &[u8], version: u32) -> Result<Self, CodecError> {
+        if version >= GROUPED_SINCE {
+            return codec::decode(bytes);
+        }
+        let old: AppendEntriesRequest<v2::Config> = codec::decode(bytes)?;
+        let entries = old.entries.into_iter().map(v2::entry_up).collect();
+        Ok(AppendEntriesRequest { vote: old.vote, prev_log_id: old.prev_log_id, entries, leader_commit: old.leader_commit })
+    }
+}
+
+impl Frame for InstallSnapshotRequest<TypeConfig> {
+    fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        if version >= GROUPED_SINCE {
+            return Ok(codec::encode(self)?);
+        }
+        Err(FrameError::NotCarried(format!(
+            "it needs a snapshot, and it speaks peer protocol {version}, which cannot install one of this release; it gets one once upgraded (docs/operations.md)"
+        )))
+    }
+
+    /// An older sender's snapshot frame is the same; its records are upgraded as they
+    /// are installed (`state::machine`).
+    fn decode_in(bytes: &[u8], _version: u32) -> Result<Self, CodecError> {
+        codec::decode(bytes)
+    }
+}
+
+/// A forwarded write as version 2 encodes it.
+#[derive(Serialize, Deserialize)]
+struct ForwardedWriteV2 {
+    authority: Authority,
+    request: v2::Request,
+}
+
+impl Frame for ForwardedWrite {
+    fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        if version >= GROUPED_SINCE {
+            return Ok(codec::encode(self)?);
+        }
+        Ok(codec::encode(&ForwardedWriteV2 { authority: self.authority, request: self.request.clone().into() })?)
+    }
+
+    fn decode_in(bytes: &[u8], version: u32) -> Result<Self, CodecError> {
+        if version >= GROUPED_SINCE {
+            return codec::decode(bytes);
+        }
+        let old: ForwardedWriteV2 = codec::decode(bytes)?;
+        Ok(ForwardedWrite { authority: old.authority, request: old.request.into() })
+    }
+}
+
+impl Frame for Result<Response, ConsensusError> {
+    fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        if version >= GROUPED_SINCE {
+            return Ok(codec::encode(self)?);
+        }
+        let old: Result<v2::Response, ConsensusError> = self.clone().map(v2::Response::from);
+        Ok(codec::encode(&old)?)
+    }
+
+    fn decode_in(bytes: &[u8], version: u32) -> Result<Self, CodecError> {
+        if version >= GROUPED_SINCE {
+            return codec::decode(bytes);
+        }
+        let old: Result<v2::Response, ConsensusError> = codec::decode(bytes)?;
+        Ok(old.map(Response::from))
+    }
+}
