@@ -26,6 +26,7 @@ pub mod client {
     pub use concord_client::*;
 }
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod dev_ca;

@@ -14,7 +14,8 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::api::{self, AppParts, AppState, forward::Forwarder};
+use crate::admin::Admin;
+use crate::api::{self, AppParts, AppState};
 use crate::config::NodeConfig;
 use crate::raft::identity::ClusterIdentity;
 use crate::raft::log_store::LogStore;
@@ -106,6 +107,7 @@ impl Node {
             peers,
             reader: reader.clone(),
         });
+        let admin = Admin { node_id: config.id, raft: raft.clone(), core: core.clone(), log_stats, identity: identity.clone(), peer_contacts };
         let app = AppState::new(AppParts {
             node_id: config.id,
             raft: raft.clone(),
@@ -113,19 +115,16 @@ impl Node {
             core: core.clone(),
             limits,
             timing,
-            forwarder: Forwarder::new(outgoing_tls).map_err(|e| NodeError::Raft(e.to_string()))?,
             in_flight: Arc::new(Semaphore::new(config.limits.concurrent_requests_max)),
             streams: Arc::new(Semaphore::new(config.limits.streams_max)),
             client_requests: crate::api::client_slots::ClientSlots::new(config.limits.requests_per_client_max, "requests in progress"),
             client_streams: crate::api::client_slots::ClientSlots::new(config.limits.streams_per_client_max, "open streams"),
-            log_stats,
             clock: clock.clone(),
             placements: Default::default(),
-            identity: identity.clone(),
-            peer_contacts,
+            admin: admin.clone(),
         });
         let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
-        let peers = peer_server::routes(raft.clone(), core, config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
+        let peers = peer_server::routes(raft.clone(), core, admin, config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
         let routes = api::router(app).merge(peers);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());
@@ -225,7 +224,7 @@ async fn join_cluster(url: String, client: crate::client::Client, id: NodeId, ad
     let mut delay = Duration::from_millis(200);
     // First learn which cluster this is, so its peers' RPCs are accepted.
     while identity.get().is_none() {
-        match client.cluster_status(false).await.map(|status| status.value["cluster_id"].as_str().map(String::from)) {
+        match client.cluster_status(false).await.map(|status| status.value.cluster_id) {
             Ok(Some(cluster)) => match identity.learn(cluster) {
                 Ok(()) => tracing::info!(cluster = identity.get().unwrap_or_default(), "learned the cluster's id"),
                 Err(e) => tracing::warn!(error = %e, "cannot store the cluster id; retrying"),

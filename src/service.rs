@@ -142,7 +142,8 @@ tokio::task_local! {
     pub static AUTHORITY: Authority;
 }
 
-fn authority() -> Authority {
+/// The token decision of the request this task serves (`AUTHORITY`).
+pub fn authority() -> Authority {
     AUTHORITY.try_with(|authority| *authority).unwrap_or(Authority::NoTokenRequired)
 }
 
@@ -155,7 +156,7 @@ pub struct ForwardedWrite {
 }
 
 /// Where the leader is, as this node knows it.
-enum Leader {
+pub enum Leader {
     Here,
     At { id: NodeId, addr: String },
 }
@@ -181,9 +182,18 @@ impl Core {
         Self { node_id, raft, proposer, read_index, clock, limits, timing, peers, reader, forwarded }
     }
 
+    /// The calls to the leader (`raft::leader_link`), for what else runs on it (`admin`).
+    pub fn peers(&self) -> &PeerNetwork {
+        &self.peers
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The leader and its address, or `NoLeader` when no leader is known (or it is
     /// not in this node's membership yet).
-    fn leader(&self) -> Result<Leader, ConsensusError> {
+    pub fn leader(&self) -> Result<Leader, ConsensusError> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         match metrics.current_leader {
@@ -247,11 +257,18 @@ impl Core {
         }
     }
 
+    /// Admits work another node sent here to run on the leader, which it took with
+    /// `authority`: within the bound of such work, once the leader's re-check holds.
+    pub fn admit_forwarded(&self, authority: Authority) -> Result<tokio::sync::SemaphorePermit<'_>, ConsensusError> {
+        let Ok(permit) = self.forwarded.try_acquire() else { return Err(ConsensusError::Busy) };
+        self.check_authority(authority)?;
+        Ok(permit)
+    }
+
     /// A write another node sent here (`POST /raft/write`): proposed only if this
     /// node is the leader, never sent on.
     pub async fn write_forwarded(&self, forwarded: ForwardedWrite) -> Result<Response, ConsensusError> {
-        let Ok(_permit) = self.forwarded.try_acquire() else { return Err(ConsensusError::Busy) };
-        self.check_authority(forwarded.authority)?;
+        let _permit = self.admit_forwarded(forwarded.authority)?;
         self.write_here(forwarded.request).await
     }
 

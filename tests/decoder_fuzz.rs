@@ -20,6 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use concord::admin::{AdminAnswer, AdminError, ForwardedAdmin};
 use concord::codec;
 use concord::raft::frames::Frame;
 use concord::raft::{Entry, NodeId, TypeConfig};
@@ -109,6 +110,8 @@ fn target_of(name: &str) -> Option<Target> {
         _ if prefixed("peer.write.answer.") => target::<Result<Response, ConsensusError>>("forwarded write's answer"),
         "peer.read_index.request" => target::<Authority>("read index request"),
         _ if prefixed("peer.read_index.answer.") => target::<Result<u64, ConsensusError>>("read index answer"),
+        _ if prefixed("peer.admin.request.") => target::<ForwardedAdmin>("administration request"),
+        _ if prefixed("peer.admin.answer.") => target::<Result<AdminAnswer, AdminError>>("administration answer"),
         _ => return None,
     })
 }

@@ -58,6 +58,16 @@ async fn writes_through_a_follower_reach_the_leader_and_reads_see_them_everywher
     // status says how often its log has synced.
     let status = json(http.get(format!("{}/v1/cluster", cluster.node(leader).url())).send().await.unwrap()).await;
     assert!(status["node"]["log_fsyncs"].as_u64().unwrap() >= 21, "{status}");
+    // Asked of a follower, the status is the leader's (sent to it as a typed request,
+    // not proxied): built by the leader, with what it has replicated to each member;
+    // with `consistency=stale`, the follower's own.
+    let through = http.get(format!("{}/v1/cluster", cluster.node(follower).url())).send().await.unwrap();
+    assert_eq!(through.headers()["concord-node"].to_str().unwrap(), follower.to_string(), "served by the node asked");
+    let through = json(through).await;
+    assert_eq!(through["node"]["id"].as_u64(), Some(leader), "{through}");
+    assert!(through["members"].as_array().unwrap().iter().all(|m| m["matched_index"].as_u64().is_some()), "{through}");
+    let own = json(http.get(format!("{}/v1/cluster?consistency=stale", cluster.node(follower).url())).send().await.unwrap()).await;
+    assert_eq!(own["node"]["id"].as_u64(), Some(follower), "{own}");
 
     // A stale read answers locally and says what it reflects.
     let stale = wait_for("a stale read on a follower to catch up", Duration::from_secs(5), || async {

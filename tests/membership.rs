@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{Cluster, wait_for};
+use concord::client::ClusterStatus;
 use tokio::sync::Mutex;
 
 #[tokio::test]
@@ -32,10 +33,7 @@ async fn add_a_fourth_node_and_remove_an_old_one_while_writes_continue() {
     wait_for("writes before the change", Duration::from_secs(10), || async { (acked.lock().await.len() > 30).then_some(()) }).await;
 
     cluster.start_joiner(4, 2);
-    let voters = |status: serde_json::Value| -> Option<Vec<u64>> {
-        let members = status["members"].as_array()?;
-        Some(members.iter().filter(|m| m["role"] != "learner").filter_map(|m| m["id"].as_u64()).collect())
-    };
+    let voters = |status: ClusterStatus| -> Option<Vec<u64>> { Some(status.members.iter().filter(|m| m.role != "learner").map(|m| m.id).collect()) };
     wait_for("node 4 to become a voter", Duration::from_secs(30), || async {
         let status = client.cluster_status(false).await.ok()?.value;
         voters(status).filter(|v| v.contains(&4)).map(|_| ())
@@ -44,7 +42,7 @@ async fn add_a_fourth_node_and_remove_an_old_one_while_writes_continue() {
 
     // Remove node 1, whatever its role (it may be the leader).
     let removed = client.remove_member(1).await.expect("remove node 1");
-    assert_eq!(removed["removed"], true);
+    assert!(removed.removed, "{removed:?}");
     cluster.kill(1);
     let writes_before = acked.lock().await.len();
     wait_for("writes to continue after the change", Duration::from_secs(15), || async { (acked.lock().await.len() > writes_before + 30).then_some(()) }).await;
@@ -180,8 +178,10 @@ async fn a_snapshot_asked_for_covers_every_write_acknowledged_before() {
     let http = reqwest::Client::new();
     let url = format!("{}/v1/cluster/snapshot", cluster.node(follower).url());
     let answer = http.post(&url).send().await.unwrap();
-    assert_eq!(answer.status(), reqwest::StatusCode::OK);
-    let body: serde_json::Value = answer.json().await.unwrap();
+    let status_code = answer.status();
+    let text = answer.text().await.unwrap();
+    assert_eq!(status_code, reqwest::StatusCode::OK, "{text}");
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["built"], true, "{body}");
     assert!(body["snapshot_index"].as_u64().unwrap() >= applied, "{body} covers {applied}");
     let status = cluster.local_status(leader).await.unwrap();

@@ -155,7 +155,7 @@ fn query_prefix(query: Option<&str>) -> String {
 fn need(method: &Method, path: &str, query: Option<&str>) -> Option<Need> {
     let reading = method == Method::GET || method == Method::HEAD;
     let data_role = if reading { Role::Read } else { Role::Write };
-    if path == super::forward::OPENAPI_PATH {
+    if path == super::openapi::OPENAPI_PATH {
         return None;
     }
     let Some(rest) = path.strip_prefix("/v1/") else {

@@ -7,11 +7,10 @@
 //! one: lock acquires waiting in line, queue receives and blocking reads) and open
 //! streams, each with its own bound.
 //!
-//! The client is the address of the connection. A request a follower forwarded is
-//! counted by the follower against its own client, so the leader does not count it
-//! again when it comes from a member's address (`forwarded_by_member`). Entries exist
-//! only while an address holds something, so the table is no larger than the node's
-//! own bound on what is held.
+//! The client is the address of the connection (what a follower sends the leader goes
+//! over the peer transport, and is bounded there). Entries exist only while an address
+//! holds something, so the table is no larger than the node's own bound on what is
+//! held.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -3,16 +3,18 @@
 //! One file per resource (`kv`, `watch`, `leases`, `locks`, `queues`, `topics`, `rings`, `txn`, `cluster`, `auth`), plus the machinery every route
 //! shares: `error` (the JSON error shape), `extract` (extractors that fail with it),
 //! `outcome` (propose a command and answer with its outcome), `stream` (SSE streams), `named` (listing and deleting queues and topics),
-//! `forward` (send to the leader), `access` (client tokens, checked per request),
-//! `consensus` (propose a write, linearize a read).
+//! `access` (client tokens, checked per request), `consensus` (propose a write,
+//! linearize a read). Any node serves any request: writes, linearizable reads and
+//! cluster administration reach the leader through the typed core (`service`,
+//! `admin`), never as proxied HTTP.
 //! The API never touches RocksDB: it reads through `StateReader` and writes through
 //! Raft.
 //!
 //! Layers, outermost first: the `Concord-Node` header naming the node that served the
 //! answer, reading the body within its deadline and size (`server::read_body_in_time`:
 //! a slow body holds no request slot), the bounds on requests in progress, for the
-//! node (503 beyond it) and per client address (429, `client_slots`), forwarding to
-//! the leader, and the token check (`access`; on the node that serves the request).
+//! node (503 beyond it) and per client address (429, `client_slots`), and the token
+//! check (`access`; on the node asked, re-checked by the leader for what it runs).
 
 pub mod access;
 pub mod auth;
@@ -22,7 +24,6 @@ pub mod cluster;
 pub mod consensus;
 pub mod error;
 pub mod extract;
-pub mod forward;
 pub mod kv;
 pub mod leases;
 pub mod locks;
@@ -47,12 +48,10 @@ use axum::routing::get;
 use tokio::sync::Semaphore;
 
 use crate::config::{Limits, RaftTiming};
-use crate::raft::log_store::LogStats;
 use crate::raft::{NodeId, Raft};
 use crate::state::StateReader;
 use crate::ticker::LeaderClock;
 use error::ApiError;
-use forward::Forwarder;
 
 pub const NODE_HEADER: &str = "concord-node";
 
@@ -82,7 +81,6 @@ pub struct AppParts {
     pub reader: StateReader,
     pub limits: Arc<Limits>,
     pub timing: Arc<RaftTiming>,
-    pub forwarder: Forwarder,
     pub in_flight: Arc<Semaphore>,
     /// Open streams (watches, topic subscriptions), bounded by `Limits::streams_max`.
     pub streams: Arc<Semaphore>,
@@ -90,19 +88,15 @@ pub struct AppParts {
     pub client_requests: Arc<client_slots::ClientSlots>,
     /// Open streams per client address (`Limits::streams_per_client_max`).
     pub client_streams: Arc<client_slots::ClientSlots>,
-    /// Counters of this node's log database (fsyncs), for `/v1/cluster`.
-    pub log_stats: LogStats,
     /// The leader's live reading of the replicated clock, for the time left that
     /// reads report (`service::Core` stamps writes with it).
     pub clock: Arc<LeaderClock>,
     /// Consistent-hash circles of recently looked-up rings.
     pub placements: Arc<rings::PlacementCache>,
-    /// The cluster this node belongs to (reported in `/v1/cluster`).
-    pub identity: crate::raft::identity::ClusterIdentity,
-    /// How this node's last Raft RPC to each peer went (reported in `/v1/cluster`).
-    pub peer_contacts: crate::raft::peer_contacts::PeerContacts,
     /// Writes and linearizable reads through Raft (`service`).
     pub core: crate::service::Core,
+    /// Cluster administration, on the leader (`admin`).
+    pub admin: crate::admin::Admin,
 }
 
 /// The client API's routes, each from its annotated handler, and their description.
@@ -167,12 +161,11 @@ pub fn router(app: AppState) -> Router {
     });
     let description = axum::body::Bytes::from(description);
     let v1 = routes
-        .route(forward::OPENAPI_PATH, get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], description) }))
+        .route(openapi::OPENAPI_PATH, get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], description) }))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(app.limits.body_bytes_max));
     v1.layer(middleware::from_fn_with_state(app.clone(), access::require_token))
-        .layer(middleware::from_fn_with_state(app.clone(), forward::route_to_leader))
         .layer(middleware::from_fn_with_state(app.clone(), bound_in_flight))
         .layer(middleware::from_fn_with_state(app.limits.bodies(false), crate::server::read_body_in_time))
         .layer(middleware::from_fn_with_state(app.clone(), name_the_node))
@@ -205,22 +198,11 @@ async fn wrong_method(request: Request) -> ApiError {
     )
 }
 
-/// Adds `Concord-Node: <id>` unless a forwarded answer already names its server.
+/// Adds `Concord-Node: <id>`, the node that served the answer.
 async fn name_the_node(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    response.headers_mut().entry(NODE_HEADER).or_insert_with(|| HeaderValue::from(app.node_id));
+    response.headers_mut().insert(NODE_HEADER, HeaderValue::from(app.node_id));
     response
-}
-
-/// A request a member forwarded: its client was counted by that member.
-fn forwarded_by_member(app: &AppState, request: &Request, client: std::net::IpAddr) -> bool {
-    if !request.headers().contains_key(forward::FORWARDED_BY) {
-        return false;
-    }
-    let metrics = app.raft.metrics();
-    let metrics = metrics.borrow();
-    let mut members = metrics.membership_config.membership().nodes();
-    members.any(|(_, node)| node.addr.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip() == client))
 }
 
 /// Holds one of the node's `concurrent_requests_max` slots (`503` beyond it) and one
@@ -232,8 +214,7 @@ async fn bound_in_flight(State(app): State<AppState>, request: Request, next: Ne
         let message = format!("this node is serving its maximum of {} concurrent requests; retry shortly", app.limits.concurrent_requests_max);
         return ApiError::unavailable(message).into_response();
     };
-    let client = request.extensions().get::<crate::server::ClientAddr>().map(|addr| addr.0.ip());
-    let Some(client) = client.filter(|client| !forwarded_by_member(&app, &request, *client)) else {
+    let Some(client) = request.extensions().get::<crate::server::ClientAddr>().map(|addr| addr.0.ip()) else {
         return next.run(request).await;
     };
     match app.client_requests.take(client) {

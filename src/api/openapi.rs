@@ -14,6 +14,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 
+/// Where the description is served: the same on every node, and open without a token.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+
 #[derive(OpenApi)]
 #[openapi(
     info(

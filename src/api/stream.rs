@@ -4,7 +4,7 @@
 //! returns, and when there is nothing new it waits until this node applies another
 //! entry (Raft's metrics change), so a stream never polls on a timer and never misses
 //! a change (a change made between a read and the wait wakes the wait at once).
-//! Streams are served by the node asked (see `forward::is_stream`); each holds one of
+//! Streams are served by the node asked; each holds one of
 //! `Limits::streams_max` permits until the client goes away, and a comment line every
 //! 15 s keeps idle connections alive through proxies.
 //!

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use concord::client::{Client, ClientError, KeyValue, Precondition, RingJoin, WriteOptions};
+use concord::client::{Client, ClientError, KeyValue, LastContact, Precondition, RingJoin, WriteOptions};
 use serde_json::json;
 
 use super::out;
@@ -488,8 +488,8 @@ pub(super) fn not_found(code: &str, message: String) -> ExitCode {
     fail(ClientError::Api { status: 404, code: code.to_string(), message, details: None })
 }
 
-pub(super) fn print_json(value: &serde_json::Value) {
-    out!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+pub(super) fn print_json(value: &impl serde::Serialize) {
+    out!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(cannot print the answer: {e})")));
 }
 
 /// The same shape as the API's: binary values are base64 with `"encoding": "base64"`.
@@ -612,48 +612,50 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
 pub async fn run_cluster(args: ClusterArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
-    let asked_status = matches!(args.command, ClusterCommand::Status { .. });
     let result = match args.command {
         ClusterCommand::Status { stale } => client.cluster_status(stale).await.map(|served| served.value),
-        ClusterCommand::Add { id, addr } => client.add_member(id, &addr).await,
-        ClusterCommand::Remove { id } => client.remove_member(id).await,
+        ClusterCommand::Add { id, addr } => return answer(client.add_member(id, &addr).await),
+        ClusterCommand::Remove { id } => return answer(client.remove_member(id).await),
     };
     match result {
-        Err(e) if asked_status && e.status() == Some(503) => {
+        Err(e) if e.status() == Some(503) => {
             let code = fail(e);
             eprintln!("(with no leader, `concord cluster status --stale` shows what the node asked knows)");
             code
         }
         Err(e) => fail(e),
-        Ok(value) if json || value.get("members").is_none() => {
-            print_json(&value);
+        Ok(status) if json => {
+            print_json(&status);
             ExitCode::SUCCESS
         }
         Ok(status) => {
-            let number = |value: &serde_json::Value| value.as_u64().map_or("-".to_string(), |n| n.to_string());
-            let leader = status["leader"].as_u64().map_or("none (an election is under way, or no quorum)".to_string(), |id| format!("node {id}"));
-            out!("leader {leader}  term {}  commit {}  applied {}", number(&status["term"]), number(&status["commit_index"]), number(&status["applied_index"]));
-            for member in status["members"].as_array().into_iter().flatten() {
+            let number = |value: Option<u64>| value.map_or("-".to_string(), |n| n.to_string());
+            let leader = status.leader.map_or("none (an election is under way, or no quorum)".to_string(), |id| format!("node {id}"));
+            out!("leader {leader}  term {}  commit {}  applied {}", status.term, number(status.commit_index), number(status.applied_index));
+            for member in &status.members {
                 // What the answering node's last Raft call to the member came to.
-                let contact = &member["last_contact"];
-                let age = match contact["ms_ago"].as_u64() {
-                    Some(ms) if ms >= 1000 => format!(" ({} s ago)", ms / 1000),
+                let contact = match &member.last_contact {
+                    Some(LastContact { ok: false, answered, error: Some(error), ms_ago }) => {
+                        let age = if *ms_ago >= 1000 { format!(" ({} s ago)", ms_ago / 1000) } else { String::new() };
+                        let what = if *answered { "REFUSING RAFT CALLS" } else { "UNREACHABLE" };
+                        format!("  {what}: {error}{age}")
+                    }
                     _ => String::new(),
                 };
-                let contact = match (contact["ok"].as_bool(), contact["answered"].as_bool(), contact["error"].as_str()) {
-                    (Some(false), Some(false), Some(error)) => format!("  UNREACHABLE: {error}{age}"),
-                    (Some(false), Some(true), Some(error)) => format!("  REFUSING RAFT CALLS: {error}{age}"),
-                    _ => String::new(),
-                };
-                out!(
-                    "  node {:<3} {:<22} {:<9} matched {}{contact}",
-                    number(&member["id"]),
-                    member["addr"].as_str().unwrap_or("?"),
-                    member["role"].as_str().unwrap_or("?"),
-                    number(&member["matched_index"]),
-                );
+                out!("  node {:<3} {:<22} {:<9} matched {}{contact}", member.id, member.addr, member.role, number(member.matched_index));
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Prints a cluster change's answer as JSON, or why it failed.
+fn answer<T: serde::Serialize>(result: Result<T, ClientError>) -> ExitCode {
+    match result {
+        Ok(answer) => {
+            print_json(&answer);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }

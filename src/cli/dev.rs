@@ -220,7 +220,7 @@ fn status_client(urls: Vec<String>, tls: Option<&concord::dev_ca::DevFiles>) -> 
 
 /// The leader as the nodes that answer see it (`None`: no leader right now).
 async fn current_leader(client: &Client) -> Option<u64> {
-    client.cluster_status(true).await.ok().and_then(|status| status.value["leader"].as_u64())
+    client.cluster_status(true).await.ok().and_then(|status| status.value.leader)
 }
 
 /// Starts every member in `members` again, then waits, for all of them at once, until

@@ -10,11 +10,13 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapsho
 use openraft::{CommittedLeaderId, EntryPayload, Membership, SnapshotSegmentId, Vote};
 
 use super::{Entry, LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::admin::{AdminAnswer, AdminError, AdminRequest, ForwardedAdmin};
 use crate::codec::encode;
 use crate::golden;
 use crate::service::{Authority, ConsensusError, ForwardedWrite};
 use crate::state::command::{Command, KeyMeta, Outcome, Precondition, Request, Response};
 use crate::state::kv::{KvCommand, KvOutcome};
+use crate::wire::cluster::{ClusterStatus, LastContact, MemberAdded, MemberRemoved, MemberStatus, NodeStatus, SnapshotBuilt};
 
 fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -98,7 +100,74 @@ fn the_log_and_every_peer_frame_encode_as_pinned() {
     }
     lines.push(golden::line("peer.read_index.request", &encode(&Authority::Token(7)).unwrap()));
     lines.push(golden::line("peer.read_index.answer.ok", &encode(&Ok::<u64, ConsensusError>(42)).unwrap()));
+    lines.extend(admin_frames());
     golden::check("raft.txt", &lines);
+}
+
+/// Cluster administration sent to the leader (`/raft/admin`): every request and every
+/// answer, by its variant (no wildcard, so a new one must be sampled).
+fn admin_frames() -> Vec<String> {
+    let requests =
+        [AdminRequest::Status, AdminRequest::AddMember { id: 4, addr: "127.0.0.1:7004".into() }, AdminRequest::RemoveMember { id: 4 }, AdminRequest::Snapshot];
+    let mut lines = Vec::new();
+    for request in requests {
+        let name = match request {
+            AdminRequest::Status => "status",
+            AdminRequest::AddMember { .. } => "add_member",
+            AdminRequest::RemoveMember { .. } => "remove_member",
+            AdminRequest::Snapshot => "snapshot",
+        };
+        lines.push(golden::line(&format!("peer.admin.request.{name}"), &encode(&ForwardedAdmin { authority: Authority::Token(7), request }).unwrap()));
+    }
+    let contact = LastContact { ok: false, answered: true, error: Some("answered 401".into()), ms_ago: 1500 };
+    let member = |id: u64, role: &str| MemberStatus { id, addr: format!("127.0.0.1:700{id}"), role: role.into(), matched_index: Some(12), last_contact: None };
+    let status = ClusterStatus {
+        node: NodeStatus { id: 1, state: "leader".into(), log_fsyncs: 99 },
+        cluster_id: Some("0123456789abcdef".into()),
+        leader: Some(1),
+        term: 2,
+        last_log_index: Some(12),
+        commit_index: Some(12),
+        applied_index: Some(12),
+        snapshot_index: None,
+        purged_index: None,
+        membership_log_index: Some(1),
+        members: vec![member(1, "leader"), MemberStatus { last_contact: Some(contact), ..member(2, "learner") }],
+    };
+    let answers = vec![
+        Ok(AdminAnswer::Status(status)),
+        Ok(AdminAnswer::Added(MemberAdded { id: 4, addr: "127.0.0.1:7004".into(), role: "voter".into(), changed: false, membership_log_index: None })),
+        Ok(AdminAnswer::Removed(MemberRemoved { id: 4, removed: true, membership_log_index: 15 })),
+        Ok(AdminAnswer::Snapshot(SnapshotBuilt { built: true, snapshot_index: Some(12), requested_index: None })),
+        Err(AdminError::Consensus(ConsensusError::NotLeader(2))),
+        Err(AdminError::InvalidId),
+        Err(AdminError::InvalidAddr("nowhere".into())),
+        Err(AdminError::MemberIdInUse { id: 4, known: "127.0.0.1:7005".into() }),
+        Err(AdminError::MemberNotFound(4)),
+        Err(AdminError::LastVoter),
+        Err(AdminError::MembershipConflict("in progress".into())),
+        Err(AdminError::Unavailable("raft is not running".into())),
+        Err(AdminError::OutcomeUnknown("lost".into())),
+    ];
+    for answer in answers {
+        let name = match &answer {
+            Ok(AdminAnswer::Status(_)) => "status",
+            Ok(AdminAnswer::Added(_)) => "added",
+            Ok(AdminAnswer::Removed(_)) => "removed",
+            Ok(AdminAnswer::Snapshot(_)) => "snapshot",
+            Err(AdminError::Consensus(_)) => "consensus",
+            Err(AdminError::InvalidId) => "invalid_id",
+            Err(AdminError::InvalidAddr(_)) => "invalid_addr",
+            Err(AdminError::MemberIdInUse { .. }) => "member_id_in_use",
+            Err(AdminError::MemberNotFound(_)) => "member_not_found",
+            Err(AdminError::LastVoter) => "last_voter",
+            Err(AdminError::MembershipConflict(_)) => "membership_conflict",
+            Err(AdminError::Unavailable(_)) => "unavailable",
+            Err(AdminError::OutcomeUnknown(_)) => "outcome_unknown",
+        };
+        lines.push(golden::line(&format!("peer.admin.answer.{name}"), &encode(&answer).unwrap()));
+    }
+    lines
 }
 
 /// Names a consensus error by its variant; no wildcard, so a new one must be sampled.

@@ -14,8 +14,9 @@ use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
 use serde::{Deserialize, Serialize};
 
-use super::protocol::GROUPED_SINCE;
+use super::protocol::{ADMIN_SINCE, GROUPED_SINCE};
 use super::{NodeId, TypeConfig};
+use crate::admin::{AdminAnswer, AdminError, ForwardedAdmin};
 use crate::codec::{self, CodecError};
 use crate::service::{Authority, ConsensusError, ForwardedWrite};
 use crate::state::command::Response;
@@ -55,10 +56,28 @@ same_in_every_version!(
     VoteRequest<NodeId>,
     Authority,
     Result<u64, ConsensusError>,
+    Result<AdminAnswer, AdminError>,
     Result<VoteResponse<NodeId>, RaftError<NodeId>>,
     Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>,
     Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
 );
+
+/// A request to the leader's administration (`admin`), which a leader of version 2
+/// does not take from a follower.
+impl Frame for ForwardedAdmin {
+    fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        if version >= ADMIN_SINCE {
+            return Ok(codec::encode(self)?);
+        }
+        Err(FrameError::NotCarried(format!(
+            "the leader speaks peer protocol {version} (the previous release), which takes cluster administration only directly: send the request to the leader"
+        )))
+    }
+
+    fn decode_in(bytes: &[u8], _version: u32) -> Result<Self, CodecError> {
+        codec::decode(bytes)
+    }
+}
 
 impl Frame for AppendEntriesRequest<TypeConfig> {
     fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {

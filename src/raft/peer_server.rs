@@ -1,6 +1,6 @@
 //! The server side of the peer transport: `/raft/*` routes on the node's listener:
 //! openraft's RPCs (append, vote, snapshot) and a follower's calls at the command
-//! level (`/raft/write`, `/raft/read_index`; see `service`).
+//! level (`/raft/write`, `/raft/read_index`, see `service`; `/raft/admin`, see `admin`).
 //!
 //! Requests on a connection without a client certificate when `--peer-mtls` asks for
 //! one (`tls`, 401), without the cluster secret (`peer_auth`, 401), from another cluster
@@ -23,10 +23,25 @@ use super::Raft;
 use super::frames::Frame;
 use super::identity::{ClusterIdentity, require_same_cluster};
 use super::peer_auth::{PeerSecret, require_peer_secret};
+use crate::admin::Admin;
 use crate::server::{BodyLimits, read_body_in_time};
 use crate::service::Core;
 
-pub fn routes(raft: Raft, core: Core, body: BodyLimits, identity: ClusterIdentity, secret: PeerSecret, client_certificate_required: bool) -> Router {
+pub fn routes(
+    raft: Raft,
+    core: Core,
+    admin: Admin,
+    body: BodyLimits,
+    identity: ClusterIdentity,
+    secret: PeerSecret,
+    client_certificate_required: bool,
+) -> Router {
+    let administration = Router::new()
+        .route(
+            "/raft/admin",
+            post(|State(admin): State<Admin>, headers: HeaderMap, body: Bytes| serve(headers, body, move |req| async move { admin.run_forwarded(req).await })),
+        )
+        .with_state(admin);
     // A follower's calls at the command level (`raft::leader_link`).
     let commands = Router::new()
         .route(
@@ -55,6 +70,7 @@ pub fn routes(raft: Raft, core: Core, body: BodyLimits, identity: ClusterIdentit
         )
         .with_state(raft)
         .merge(commands)
+        .merge(administration)
         .layer(DefaultBodyLimit::max(body.bytes_max))
         .layer(axum::middleware::from_fn_with_state(body, read_body_in_time))
         .layer(axum::middleware::from_fn_with_state(identity, require_same_cluster))

@@ -12,7 +12,8 @@
 //! Versions: 1, the first; 2, log entries may carry transactions, and a follower
 //! sends writes and read-index requests to the leader at the command level
 //! (`/raft/write`, `/raft/read_index`); 3, requests and outcomes re-encoded with the
-//! commands grouped by primitive (`frames`). A node talks to a peer in the newest
+//! commands grouped by primitive (`frames`), and cluster administration sent to the
+//! leader as typed requests (`/raft/admin`). A node talks to a peer in the newest
 //! version both speak (`network.rs` learns it from the peer's answers, a 426
 //! included) and encodes each frame for that version (`frames`).
 
@@ -28,6 +29,9 @@ pub const PROTOCOL_VERSION: u32 = 3;
 pub const PROTOCOL_VERSION_OLDEST: u32 = 2;
 /// The first version whose requests and outcomes are grouped by primitive.
 pub const GROUPED_SINCE: u32 = 3;
+/// The first version in which a follower sends cluster administration to the leader
+/// (`/raft/admin`).
+pub const ADMIN_SINCE: u32 = 3;
 
 /// The version `headers` say their message carries, if this node speaks it; if not,
 /// what to tell the operator.

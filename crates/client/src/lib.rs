@@ -227,6 +227,7 @@ pub use wire::locks::LockHeld as LockGrant;
 /// A lease as granted or kept alive (`expires_at_ms` on the replicated clock).
 pub use wire::leases::LeaseAnswer as Lease;
 
+pub use wire::cluster::{ClusterStatus, LastContact, MemberAdded, MemberRemoved, MemberStatus};
 /// A lease as read: time left, attached keys, locks and ring memberships.
 pub use wire::leases::{LeaseRead as LeaseStatus, LeaseRingMember};
 
@@ -520,8 +521,8 @@ impl Client {
         Ok(ListPage { items, more: page.more, next_after: page.next_after, revision: page.revision })
     }
 
-    /// `GET /v1/cluster` as JSON (`stale` answers from the node reached).
-    pub async fn cluster_status(&self, stale: bool) -> Result<Served<Value>, ClientError> {
+    /// `GET /v1/cluster`: the leader's view (`stale`: the view of the node reached).
+    pub async fn cluster_status(&self, stale: bool) -> Result<Served<ClusterStatus>, ClientError> {
         let path = if stale { "/v1/cluster?consistency=stale" } else { "/v1/cluster" };
         let answer = self.call(Method::GET, path, &[], None).await?;
         Ok(Served { value: decode_json(&answer)?, node: answer.node, replayed: false })
@@ -616,14 +617,14 @@ impl Client {
         decode_json(&self.call(Method::GET, &path, &[], None).await?)
     }
 
-    pub async fn add_member(&self, id: u64, addr: &str) -> Result<Value, ClientError> {
+    pub async fn add_member(&self, id: u64, addr: &str) -> Result<MemberAdded, ClientError> {
         let body = json_body(&serde_json::json!({ "id": id, "addr": addr }));
         let headers = [("content-type", "application/json".to_string())];
         let answer = self.call(Method::POST, "/v1/cluster/members", &headers, Some(body)).await?;
         decode_json(&answer)
     }
 
-    pub async fn remove_member(&self, id: u64) -> Result<Value, ClientError> {
+    pub async fn remove_member(&self, id: u64) -> Result<MemberRemoved, ClientError> {
         let answer = self.call(Method::DELETE, &format!("/v1/cluster/members/{id}"), &[], None).await?;
         decode_json(&answer)
     }
