@@ -28,6 +28,8 @@ use crate::raft::log_store::LogStats;
 use crate::raft::peer_contacts::PeerContacts;
 use crate::raft::{Node, NodeId, Raft};
 use crate::service::{Authority, ConsensusError, Core, Leader};
+use crate::state::access::Access;
+use crate::state::auth::Role;
 use crate::wire::cluster::{ClusterStatus, LastContact, MemberAdded, MemberRemoved, MemberStatus, NodeStatus, SnapshotBuilt};
 
 /// How long adding a member waits for the learner to catch up. With the settle waits,
@@ -48,6 +50,16 @@ pub enum AdminRequest {
     AddMember { id: NodeId, addr: String },
     RemoveMember { id: NodeId },
     Snapshot,
+}
+
+impl AdminRequest {
+    /// Any token may read the cluster's status; changing it needs `admin`.
+    pub fn access(&self) -> Access {
+        match self {
+            AdminRequest::Status => Access::unnamed(Role::Read),
+            AdminRequest::AddMember { .. } | AdminRequest::RemoveMember { .. } | AdminRequest::Snapshot => Access::unnamed(Role::Admin),
+        }
+    }
 }
 
 /// An administration request a follower sends the leader, with the token decision it
@@ -104,13 +116,14 @@ pub struct Admin {
 impl Admin {
     /// Runs `request` on the leader: here, or sent to it.
     pub async fn run(&self, request: AdminRequest) -> Result<AdminAnswer, AdminError> {
+        crate::authorize::authorize(&request.access())?;
         let (id, addr) = match self.core.leader()? {
             Leader::Here => return self.run_here(request).await,
             Leader::At { id, addr } => (id, addr),
         };
         let changes = request != AdminRequest::Status;
         let timeout = self.core.limits().forward_timeout();
-        let forwarded = ForwardedAdmin { authority: crate::service::authority(), request };
+        let forwarded = ForwardedAdmin { authority: crate::authorize::authority(), request };
         match self.core.peers().call_leader(id, &addr, "admin", &forwarded, timeout).await {
             Ok(answer) => answer,
             Err(LinkError::NotSent(why)) => {

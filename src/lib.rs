@@ -28,6 +28,7 @@ pub mod client {
 
 pub mod admin;
 pub mod api;
+pub mod authorize;
 pub mod config;
 pub mod dev_ca;
 pub mod node;

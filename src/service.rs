@@ -28,6 +28,7 @@ use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::authorize::{authority, authorize};
 use crate::config::{Limits, RaftTiming};
 use crate::raft::leader_link::LinkError;
 use crate::raft::network::PeerNetwork;
@@ -83,6 +84,10 @@ pub enum ConsensusError {
     /// The write was proposed and no answer came: it may or may not apply.
     #[error("{0}")]
     OutcomeUnknown(String),
+    /// The caller's token does not cover the command (`state::access`); decided on
+    /// the node asked, never sent to a peer.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ConsensusError {
@@ -133,18 +138,6 @@ pub fn tokens_decidable(metrics: &openraft::RaftMetrics<NodeId, crate::raft::Nod
 pub enum Authority {
     NoTokenRequired,
     Token(u64),
-}
-
-tokio::task_local! {
-    /// The token decision of the request this task serves, set by the door's token
-    /// check (`api::access`) around its handler. Read when a write or a read index
-    /// goes to the leader; absent, `NoTokenRequired` (the strictest for the leader).
-    pub static AUTHORITY: Authority;
-}
-
-/// The token decision of the request this task serves (`AUTHORITY`).
-pub fn authority() -> Authority {
-    AUTHORITY.try_with(|authority| *authority).unwrap_or(Authority::NoTokenRequired)
 }
 
 /// A write a follower sends the leader, with what the follower decided its token
@@ -224,6 +217,7 @@ impl Core {
 
     /// Applies `request` through the leader: here, or sent to it.
     pub async fn write(&self, request: Request) -> Result<Response, ConsensusError> {
+        authorize(&request.command.access())?;
         match self.leader()? {
             Leader::Here => self.write_here(request).await,
             Leader::At { id, addr } => {

@@ -341,3 +341,54 @@ async fn the_leader_rechecks_the_token_decision_a_follower_sends_with_a_write() 
     assert!(client.get("unaware").await.unwrap().value.is_none() && client.get("revoked").await.unwrap().value.is_none(), "refusals wrote nothing");
     assert!(client.get("held").await.unwrap().value.is_some());
 }
+
+/// Every route of the API, asked by a read token confined to `app/` about names
+/// outside it, is refused (`403`, or a `4xx` for the request itself), never served
+/// (but the two any token may call) and never a `500`; asked by an admin token, none is withheld for not checking the
+/// token. So every route checks the token on its typed request (`authorize`), and
+/// one that forgot would fail closed.
+#[tokio::test]
+async fn every_route_checks_the_token_on_what_it_asks() {
+    let cluster = Cluster::start(1, &[]).await;
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let base = cluster.node(1).url();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let admin = create_token(&http, &base, None, json!({ "name": "ops", "role": "admin" })).await;
+    let confined = create_token(&http, &base, None, json!({ "name": "dash", "role": "read", "prefixes": ["app/"] })).await;
+    assert_eq!(http.post(format!("{base}/v1/auth/enable")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+
+    let description: Value = http.get(format!("{base}/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut routes = Vec::new();
+    // `/health` and `/ready` are open to anyone.
+    for (path, item) in description["paths"].as_object().unwrap().iter().filter(|(path, _)| path.starts_with("/v1/")) {
+        for method in item.as_object().unwrap().keys().filter(|m| ["get", "put", "post", "delete"].contains(&m.as_str())) {
+            let concrete = path.replace("{key}", "other/k").replace("{member}", "m").replace("{id}", "1");
+            let concrete = ["{name}", "{queue}", "{topic}", "{ring}"].iter().fold(concrete, |p, param| p.replace(param, "other"));
+            let query = if path == "/v1/kv" || path == "/v1/watch" { "?prefix=other/" } else { "" };
+            routes.push((method.to_uppercase(), format!("{base}{concrete}{query}")));
+        }
+    }
+    assert!(routes.len() >= 40, "{} routes", routes.len());
+    let mut forbidden = 0;
+    for (method, url) in &routes {
+        let ask = |token: &str| http.request(method.parse().unwrap(), url).bearer_auth(token).header("content-type", "application/json").body("{}").send();
+        // Any token may ask who it is and read the cluster's status.
+        let open_to_any = method == "GET" && (url.ends_with("/v1/auth/whoami") || url.ends_with("/v1/cluster"));
+        match ask(&confined).await {
+            Ok(answer) => {
+                let status = answer.status();
+                assert_eq!(status.is_success(), open_to_any, "{method} {url}: {status} for a confined read token");
+                assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {url}");
+                forbidden += usize::from(status == StatusCode::FORBIDDEN);
+            }
+            Err(e) => panic!("{method} {url}: {e}"),
+        }
+        // A stream or a long poll may outlast the client's timeout: it was served, so checked.
+        if let Ok(answer) = ask(&admin).await {
+            let status = answer.status();
+            let text = if status == StatusCode::INTERNAL_SERVER_ERROR { answer.text().await.unwrap_or_default() } else { String::new() };
+            assert!(!text.contains("did not check the token"), "{method} {url}: {text}");
+        }
+    }
+    assert!(forbidden * 2 > routes.len(), "{forbidden} of {} routes refused with 403", routes.len());
+}

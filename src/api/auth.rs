@@ -84,6 +84,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_list", summary = "List tokens, never their secrets", params(ListQuery), responses((status = 200, description = "One page of tokens", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    access::need(Role::Admin)?;
     let limit = super::kv::page_limit(&app, query.limit)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.tokens(query.after, limit)?;
@@ -95,6 +96,7 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
 
 #[utoipa::path(get, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_get", summary = "Read a token", params(("id" = u64, Path, description = "The token id"), ConsistencyQuery), responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
+    access::need(Role::Admin)?;
     app.read_at(query.consistency).await?;
     match app.reader.token(id)?.value {
         Some(record) => Ok(Json(record_json(id, &record)).into_response()),
@@ -118,6 +120,7 @@ pub async fn revoke(
 
 #[utoipa::path(get, path = "/v1/auth", tag = "auth", operation_id = "auth_status", summary = "Are tokens required? How many exist?", params(ConsistencyQuery), responses((status = 200, description = "The settings", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
+    access::need(Role::Admin)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.auth_settings()?;
     let settings = read.value;
@@ -151,6 +154,7 @@ pub async fn disable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQue
 /// The presented token, checked (whether or not tokens are required).
 #[utoipa::path(get, path = "/v1/auth/whoami", tag = "auth", operation_id = "auth_whoami", summary = "Check the token sent", responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn whoami(State(app): State<AppState>, caller: Option<axum::Extension<Caller>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    access::need(Role::Read)?;
     let caller = match caller {
         Some(axum::Extension(caller)) => caller,
         None => access::authenticate(&app, &headers)?,

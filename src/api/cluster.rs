@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, ConsistencyQuery, WriteQuery};
+use super::{AppState, access};
 use crate::admin::{AdminAnswer, AdminError, AdminRequest};
 use crate::raft::NodeId;
+use crate::state::auth::Role;
 use crate::wire::cluster::{ClusterStatus, Health, MemberAdded, MemberRemoved, Ready, SnapshotBuilt};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
@@ -48,6 +49,7 @@ fn mismatched(answer: AdminAnswer) -> ApiError {
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster", operation_id = "cluster_status", summary = "Members, roles, leader, term and progress", params(ConsistencyQuery), responses((status = 200, description = "The cluster, as the leader sees it (with `consistency=stale`, as the node asked does)", body = ClusterStatus), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Json<ClusterStatus>, ApiError> {
     if query.consistency == Consistency::Stale {
+        access::need(Role::Read)?;
         return Ok(Json(app.admin.status().await?));
     }
     match app.admin.run(AdminRequest::Status).await? {

@@ -15,6 +15,7 @@ impl From<ConsensusError> for ApiError {
             ConsensusError::UpgradeInProgress { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "upgrade_in_progress", e.to_string()),
             ConsensusError::TokenRequired => ApiError::new(StatusCode::UNAUTHORIZED, "token_required", e.to_string()),
             ConsensusError::TokenRevoked(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
+            ConsensusError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
             e if e.is_definite() => ApiError::unavailable(e.to_string()),
             e => ApiError::outcome_unknown(e.to_string()),
         }

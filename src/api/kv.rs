@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
+use super::access;
 use super::blocking::wait_past;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
@@ -240,6 +241,7 @@ pub async fn delete(
 
 #[utoipa::path(get, path = "/v1/kv/{*key}", tag = "kv", operation_id = "kv_get", summary = "Read a key (JSON, or the raw bytes with raw=true)", params(("key" = String, Path, description = "The key (may contain slashes)"), GetQuery), responses((status = 200, description = "The key (JSON; with raw=true, its bytes)", body = KeyAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, ApiQuery(query): ApiQuery<GetQuery>) -> Result<Response, ApiError> {
+    access::read_name("key", &key)?;
     kv::validate_key(&key, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;
@@ -335,6 +337,7 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
 
 #[utoipa::path(get, path = "/v1/kv", tag = "kv", operation_id = "kv_list", summary = "List keys by prefix, paginated", params(ListQuery), responses((status = 200, description = "One page of keys", body = ListAnswer), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    access::read_prefix(&query.prefix)?;
     let limit = page_limit(&app, query.limit)?;
     for (name, text) in [("prefix", Some(query.prefix.as_str())), ("after", query.after.as_deref())] {
         if let Some(text) = text

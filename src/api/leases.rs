@@ -12,10 +12,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use super::access;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::{ConsistencyQuery, WriteQuery};
 use super::outcome::propose;
+use crate::state::auth::Role;
 use crate::state::command::{Command, Outcome};
 use crate::state::lease::{LeaseCommand, LeaseOutcome};
 use crate::wire::leases::{LeaseAnswer, LeaseRead, LeaseRevoked, LeaseRingMember};
@@ -75,6 +77,7 @@ pub async fn revoke(
 
 #[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "lease_get", summary = "Read a lease", params(("id" = u64, Path, description = "The lease id"), ConsistencyQuery), responses((status = 200, description = "The lease", body = LeaseRead), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
+    access::need(Role::Read)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.lease(id, KEYS_LISTED_MAX)?;
     let Some(lease) = read.value else {

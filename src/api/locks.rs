@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use super::access;
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -129,6 +130,7 @@ pub async fn release(
 
 #[utoipa::path(get, path = "/v1/locks/{name}", tag = "locks", operation_id = "lock_get", summary = "Read a lock: holder and waiters", params(("name" = String, Path, description = "The lock name"), BlockingReadQuery), responses((status = 200, description = "The lock", body = LockRead), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
+    access::read_name("lock", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.applied_index)).await?;
     app.read_at(query.consistency).await?;
@@ -139,6 +141,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 /// For an outside resource: does `token` hold the lock now? 200 if so, 409 if not.
 #[utoipa::path(get, path = "/v1/locks/{name}/check", tag = "locks", operation_id = "lock_check", summary = "Does this token hold the lock now?", params(("name" = String, Path, description = "The lock name"), CheckQuery), responses((status = 200, description = "It does", body = LockCheck), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn check(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<CheckQuery>) -> Result<Response, ApiError> {
+    access::read_name("lock", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     app.read_at(query.consistency).await?;
     let holder = app.reader.lock(&name)?.value.holder;

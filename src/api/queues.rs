@@ -11,14 +11,14 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::access::Caller;
+use super::access;
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
@@ -163,17 +163,13 @@ pub async fn configure(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(_): ApiQuery<WriteQuery>,
-    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     if let Some(dlq) = &body.dead_letter_queue {
+        // Dead-lettering writes to that queue: the command names it (`QueueCommand::access`).
         kv::validate_key(dlq, app.limits.key_bytes_max)?;
-        // Dead-lettering writes to that queue: a confined token may only name its own.
-        if let Some(Extension(caller)) = &caller {
-            caller.check_name("queue", dlq)?;
-        }
     }
     let defaults = QueueSettings::default();
     let settings = QueueSettings {
@@ -311,6 +307,7 @@ pub async fn delete(
 
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_get", summary = "Read a queue's counters and settings", params(("queue" = String, Path, description = "The queue name"), BlockingReadQuery), responses((status = 200, description = "The queue", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
+    access::read_name("queue", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let version = |reader: &crate::state::StateReader| Ok(reader.queue(&name)?.value.map_or(0, |q| q.record.version));
     wait_past(&app, query.index, query.wait_ms, version).await?;
@@ -333,5 +330,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 
 #[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "queue_list", summary = "List queues by name", params(named::ListQuery), responses((status = 200, description = "One page of queues", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
+    // Queues are named by their users: listing them all is listing under "".
+    access::read_prefix("")?;
     named::list(&app, query, |reader, after, limit| reader.queues(after, limit), counts_json).await
 }

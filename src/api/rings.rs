@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access;
 use super::blocking::{BlockingReadQuery, wait_past};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -158,6 +159,7 @@ fn member_json(name: &str, view: &RingView) -> Value {
 
 #[utoipa::path(get, path = "/v1/rings/{ring}", tag = "rings", operation_id = "ring_get", summary = "Read a ring: epoch and members", params(("ring" = String, Path, description = "The ring name"), BlockingReadQuery), responses((status = 200, description = "The ring", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
+    access::read_name("ring", &ring)?;
     kv::validate_key(&ring, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
     app.read_at(query.consistency).await?;
@@ -175,6 +177,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, Ap
 
 #[utoipa::path(get, path = "/v1/rings/{ring}/lookup", tag = "rings", operation_id = "ring_lookup", summary = "The members that own a key", params(("ring" = String, Path, description = "The ring name"), LookupQuery), responses((status = 200, description = "The owners", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<LookupQuery>) -> Result<Response, ApiError> {
+    access::read_name("ring", &ring)?;
     kv::validate_key(&ring, app.limits.key_bytes_max)?;
     kv::validate_key(&query.key, app.limits.key_bytes_max)?;
     if !(1..=REPLICAS_MAX).contains(&query.replicas) {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::access::Caller;
+use super::access::{self, Caller};
 use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
@@ -162,6 +162,7 @@ pub async fn publish(
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
+    access::read_name("topic", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let limit = super::kv::page_limit(&app, query.limit)?;
     let wait = wait_bound(&app, Some(query.wait_ms))?;
@@ -217,6 +218,7 @@ pub async fn subscribe(
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    access::read_name("topic", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let resume = stream::last_event_id(&headers)?;
     let permit = stream::permit(&app, client)?;
@@ -234,6 +236,7 @@ pub async fn subscribe(
 
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
+    access::read_name("topic", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.topic(&name)?;
@@ -246,6 +249,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 
 #[utoipa::path(get, path = "/v1/topics", tag = "topics", operation_id = "topic_list", summary = "List topics by name", params(named::ListQuery), responses((status = 200, description = "One page of topics", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
+    access::read_prefix("")?;
     named::list(&app, query, |reader, after, limit| reader.topics(after, limit), record_json).await
 }
 

@@ -12,12 +12,11 @@
 //! upgrade_in_progress` (`service::Core`): that member could not decode its entry.
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::access::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::kv::{WriteQuery, key_item};
@@ -43,11 +42,10 @@ const LIST_LIMIT_DEFAULT: u32 = 100;
 pub async fn txn(
     State(app): State<AppState>,
     ApiQuery(_): ApiQuery<WriteQuery>,
-    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TxnRequest>,
 ) -> Result<Response, ApiError> {
-    let check = Checks { app: &app, caller: caller.as_ref().map(|Extension(caller)| caller) };
+    let check = Checks { app: &app };
     let compare =
         body.compare.iter().enumerate().map(|(at, c)| check.condition(c).map_err(|e| e.with_prefix(&format!("compare[{at}]")))).collect::<Result<_, _>>()?;
     let success = check.ops("success", &body.success)?;
@@ -58,17 +56,16 @@ pub async fn txn(
     propose(&app, &headers, Command::Txn(txn), |outcome| render(outcome, branches)).await
 }
 
-/// What one request may name and hold.
+/// What one request may hold. Whether the caller may touch every name is decided on
+/// the whole transaction (`Txn::access`, checked by `Core::write`).
 struct Checks<'a> {
     app: &'a AppState,
-    caller: Option<&'a Caller>,
 }
 
 impl Checks<'_> {
-    /// A key, queue, topic, lock or ring name: valid, and the caller's to touch.
-    fn name(&self, what: &str, name: &str) -> Result<(), ApiError> {
-        kv::validate_key(name, self.app.limits.key_bytes_max)?;
-        self.caller.map_or(Ok(()), |caller| caller.check_name(what, name))
+    /// A key, queue, topic, lock or ring name: valid.
+    fn name(&self, name: &str) -> Result<(), ApiError> {
+        Ok(kv::validate_key(name, self.app.limits.key_bytes_max)?)
     }
 
     fn value(&self, value: &str) -> Result<Vec<u8>, ApiError> {
@@ -86,7 +83,7 @@ impl Checks<'_> {
         };
         let condition = match (key, lease_alive, lock, ring, queue) {
             (Some(key), None, None, None, None) if token.is_none() && epoch.is_none() && receipt.is_none() => {
-                self.name("key", &key)?;
+                self.name(&key)?;
                 let test = match (absent, exists, value, mod_revision, version) {
                     (Some(true), None, None, None, None) => KeyTest::Absent,
                     (None, Some(true), None, None, None) => KeyTest::Exists,
@@ -100,15 +97,15 @@ impl Checks<'_> {
             _ if absent.is_some() || exists.is_some() || value.is_some() || mod_revision.is_some() || version.is_some() => return Err(shape()),
             (None, Some(lease), None, None, None) if token.is_none() && epoch.is_none() && receipt.is_none() => Condition::LeaseAlive { lease },
             (None, None, Some(lock), None, None) if epoch.is_none() && receipt.is_none() => {
-                self.name("lock", &lock)?;
+                self.name(&lock)?;
                 Condition::LockHeld { lock, token: token.ok_or_else(shape)? }
             }
             (None, None, None, Some(ring), None) if token.is_none() && receipt.is_none() => {
-                self.name("ring", &ring)?;
+                self.name(&ring)?;
                 Condition::RingEpoch { ring, epoch: epoch.ok_or_else(shape)? }
             }
             (None, None, None, None, Some(queue)) if token.is_none() && epoch.is_none() => {
-                self.name("queue", &queue)?;
+                self.name(&queue)?;
                 Condition::ReceiptValid { queue, receipt: parse_receipt(&receipt.ok_or_else(shape)?)? }
             }
             _ => return Err(shape()),
@@ -123,21 +120,18 @@ impl Checks<'_> {
     fn op(&self, op: &Op) -> Result<TxnOp, ApiError> {
         Ok(match op.clone() {
             Op::Put { key, value, lease } => {
-                self.name("key", &key)?;
+                self.name(&key)?;
                 TxnOp::Put { key, value: self.value(&value)?, lease }
             }
             Op::Delete { key } => {
-                self.name("key", &key)?;
+                self.name(&key)?;
                 TxnOp::Delete { key }
             }
             Op::Get { key } => {
-                self.name("key", &key)?;
+                self.name(&key)?;
                 TxnOp::Get { key }
             }
             Op::List { prefix, limit } => {
-                if let Some(caller) = self.caller {
-                    caller.check_name("key", &prefix)?;
-                }
                 let limit = limit.unwrap_or(LIST_LIMIT_DEFAULT);
                 if limit == 0 {
                     return Err(ApiError::bad_request("invalid_limit", "a list's limit is at least 1"));
@@ -145,29 +139,29 @@ impl Checks<'_> {
                 TxnOp::List { prefix, limit }
             }
             Op::Enqueue { queue, value, delay_ms } => {
-                self.name("queue", &queue)?;
+                self.name(&queue)?;
                 check_message_size(value.as_bytes(), queue::MESSAGE_BYTES_MAX)?;
                 TxnOp::Enqueue { queue, payload: value.into_bytes(), delay_ms }
             }
             Op::Ack { queue, receipt } => {
-                self.name("queue", &queue)?;
+                self.name(&queue)?;
                 TxnOp::Ack { queue, receipt: parse_receipt(&receipt)? }
             }
             Op::Nack { queue, receipt, delay_ms } => {
-                self.name("queue", &queue)?;
+                self.name(&queue)?;
                 TxnOp::Nack { queue, receipt: parse_receipt(&receipt)?, delay_ms }
             }
             Op::Extend { queue, receipt, visibility_ms } => {
-                self.name("queue", &queue)?;
+                self.name(&queue)?;
                 TxnOp::Extend { queue, receipt: parse_receipt(&receipt)?, visibility_ms }
             }
             Op::Publish { topic, value } => {
-                self.name("topic", &topic)?;
+                self.name(&topic)?;
                 check_message_size(value.as_bytes(), topic::MESSAGE_BYTES_MAX)?;
                 TxnOp::Publish { topic, payload: value.into_bytes() }
             }
             Op::Release { lock, token } => {
-                self.name("lock", &lock)?;
+                self.name(&lock)?;
                 TxnOp::LockRelease { lock, token }
             }
             Op::Revoke { lease } => TxnOp::LeaseRevoke { lease },

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::access::Caller;
+use super::access::{self, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::kv::value_json;
@@ -101,6 +101,7 @@ pub async fn watch(
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    access::read_prefix(&query.prefix)?;
     if query.prefix.len() > app.limits.key_bytes_max {
         return Err(ApiError::too_large(
             "key_too_large",

@@ -185,6 +185,7 @@ fn consensus_error_variant(error: &ConsensusError) -> &'static str {
         ConsensusError::ClockNotReady => "clock_not_ready",
         ConsensusError::ReadNotConfirmed(_) => "read_not_confirmed",
         ConsensusError::OutcomeUnknown(_) => "outcome_unknown",
+        ConsensusError::Forbidden(_) => "forbidden",
     }
 }
 
@@ -202,8 +203,9 @@ fn consensus_errors() -> Vec<ConsensusError> {
         ConsensusError::ClockNotReady,
         ConsensusError::ReadNotConfirmed("late".into()),
         ConsensusError::OutcomeUnknown("lost".into()),
+        ConsensusError::Forbidden("token 7 has role read".into()),
     ];
     let names: std::collections::BTreeSet<_> = errors.iter().map(consensus_error_variant).collect();
-    assert_eq!(names.len(), 12, "one sample per variant");
+    assert_eq!(names.len(), 13, "one sample per variant");
     errors
 }

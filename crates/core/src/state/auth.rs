@@ -17,6 +17,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
 use super::command::Outcome;
 use super::store::{Batch, Cf, View, ViewError};
 use crate::codec;
@@ -155,6 +156,13 @@ pub enum AuthRejection {
     NotAdminToken {
         id: u64,
     },
+}
+
+impl AuthCommand {
+    /// Tokens are managed with an `admin` token.
+    pub fn access(&self) -> Access {
+        Access::unnamed(Role::Admin)
+    }
 }
 
 impl fmt::Display for AuthCommand {

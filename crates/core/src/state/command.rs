@@ -19,7 +19,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::{AuthCommand, AuthOutcome, AuthRejection};
+use super::access::Access;
+use super::auth::{AuthCommand, AuthOutcome, AuthRejection, Role};
 use super::kv::{KvCommand, KvOutcome, KvRejection};
 use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
 use super::lock::{LockCommand, LockOutcome, LockRejection};
@@ -224,6 +225,23 @@ impl<C: Into<Command>> From<C> for Request {
 }
 
 impl Command {
+    /// What it needs of the caller's token (`state::access`), as its primitive says.
+    pub fn access(&self) -> Access {
+        match self {
+            Command::Kv(command) => command.access(),
+            Command::Lease(command) => command.access(),
+            Command::Lock(command) => command.access(),
+            Command::Ring(command) => command.access(),
+            Command::Queue(command) => command.access(),
+            Command::Topic(command) => command.access(),
+            Command::Auth(command) => command.access(),
+            // Proposed by the leader itself, never by a client.
+            Command::Tick { .. } => Access::unnamed(Role::Admin),
+            Command::Batch(requests) => requests.iter().map(|request| request.command.access()).fold(Access::unnamed(Role::Write), Access::and),
+            Command::Txn(txn) => txn.access(),
+        }
+    }
+
     /// True when its outcome depends on the replicated clock, so the leader stamps
     /// the envelope's `now_ms` as it proposes it.
     pub fn reads_clock(&self) -> bool {

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use std::fmt;
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::{Fence, KeyMeta, Outcome, Precondition, Rejection};
 use super::history::{self, Change};
 use super::store::{Batch, Cf, Meta, View, ViewError};
@@ -69,6 +71,23 @@ impl fmt::Display for KvCommand {
             }
             KvCommand::Delete { key, precondition, fence } => write!(f, "delete {key:?} ({precondition:?}, fence {fence:?})"),
             KvCommand::DeletePrefix { prefix } => write!(f, "delete keys under {prefix:?}"),
+        }
+    }
+}
+
+impl KvCommand {
+    /// What it needs of a token (`state::access`): the key, or the prefix; a fenced
+    /// write reads the lock too.
+    pub fn access(&self) -> Access {
+        match self {
+            KvCommand::Put { key, fence, .. } | KvCommand::Delete { key, fence, .. } => {
+                let access = Access::name(Role::Write, "key", key);
+                match fence {
+                    Some(fence) => access.and(Access::name(Role::Write, "lock", &fence.lock)),
+                    None => access,
+                }
+            }
+            KvCommand::DeletePrefix { prefix } => Access::prefix(Role::Write, prefix),
         }
     }
 }

@@ -29,6 +29,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::{Outcome, Rejection, Stamp};
 use super::history::{self, Change};
 use super::kv::{KvRecord, RevisionAt};
@@ -138,6 +140,11 @@ pub enum LeaseRejection {
 }
 
 impl LeaseCommand {
+    /// Leases carry no name: any `write` token may use them.
+    pub fn access(&self) -> Access {
+        Access::unnamed(Role::Write)
+    }
+
     pub fn reads_clock(&self) -> bool {
         matches!(self, LeaseCommand::Grant { .. } | LeaseCommand::KeepAlive { .. })
     }

@@ -17,6 +17,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::{Outcome, Rejection};
 use super::lease;
 use super::store::{Batch, Cf, View, ViewError};
@@ -71,6 +73,16 @@ pub enum LockRejection {
     StaleToken { name: String, token: u64, current: Option<Holding> },
     /// A fenced write whose token no longer holds its lock.
     FenceRejected { lock: String, token: u64, current: Option<u64> },
+}
+
+impl LockCommand {
+    pub fn access(&self) -> Access {
+        match self {
+            LockCommand::Acquire { name, .. } | LockCommand::Release { name, .. } | LockCommand::CancelWait { name, .. } => {
+                Access::name(Role::Write, "lock", name)
+            }
+        }
+    }
 }
 
 impl fmt::Display for LockCommand {

@@ -8,6 +8,7 @@
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
 //! `reader` (reads for the API).
 
+pub mod access;
 pub mod auth;
 pub mod command;
 pub mod history;

@@ -27,6 +27,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::{Outcome, Rejection, Stamp};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
@@ -290,6 +292,25 @@ pub enum QueueRejection {
 }
 
 impl QueueCommand {
+    /// The queue; a configuration names its dead-letter queue too.
+    pub fn access(&self) -> Access {
+        match self {
+            QueueCommand::Configure { queue, settings } => {
+                let access = Access::name(Role::Write, "queue", queue);
+                match &settings.dead_letter_queue {
+                    Some(dead) => access.and(Access::name(Role::Write, "queue", dead)),
+                    None => access,
+                }
+            }
+            QueueCommand::Enqueue { queue, .. }
+            | QueueCommand::Receive { queue, .. }
+            | QueueCommand::Ack { queue, .. }
+            | QueueCommand::Nack { queue, .. }
+            | QueueCommand::Extend { queue, .. }
+            | QueueCommand::Delete { queue } => Access::name(Role::Write, "queue", queue),
+        }
+    }
+
     pub fn reads_clock(&self) -> bool {
         matches!(self, QueueCommand::Enqueue { .. } | QueueCommand::Receive { .. } | QueueCommand::Nack { .. } | QueueCommand::Extend { .. })
     }

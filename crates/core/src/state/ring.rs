@@ -14,6 +14,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::Outcome;
 use super::lease;
 use super::store::{Batch, Cf, View, ViewError};
@@ -108,6 +110,14 @@ pub enum RingRejection {
         ring: String,
         member: String,
     },
+}
+
+impl RingCommand {
+    pub fn access(&self) -> Access {
+        match self {
+            RingCommand::Join(Join { ring, .. }) | RingCommand::Leave { ring, .. } => Access::name(Role::Write, "ring", ring),
+        }
+    }
 }
 
 impl fmt::Display for RingCommand {

@@ -15,6 +15,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::{Outcome, Stamp};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
@@ -135,6 +137,14 @@ pub enum TopicRejection {
 }
 
 impl TopicCommand {
+    pub fn access(&self) -> Access {
+        match self {
+            TopicCommand::Configure { topic, .. } | TopicCommand::Publish { topic, .. } | TopicCommand::Delete { topic } => {
+                Access::name(Role::Write, "topic", topic)
+            }
+        }
+    }
+
     pub fn reads_clock(&self) -> bool {
         matches!(self, TopicCommand::Publish { .. })
     }

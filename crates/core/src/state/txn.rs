@@ -22,6 +22,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::Access;
+use super::auth::Role;
 use super::command::{Outcome, Receipt, Rejection, Stamp};
 use super::kv::{self, KvRecord, RevisionAt};
 use super::store::{Batch, Cf, Meta, ViewError};
@@ -131,6 +133,30 @@ pub enum TxnRejection {
     /// Operation `op` of the branch that ran (`succeeded`: success) was refused, so
     /// none of the transaction was applied.
     OpRefused { succeeded: bool, op: u32, rejection: Box<Rejection> },
+}
+
+impl Txn {
+    /// `write`, and every name its conditions and operations touch.
+    pub fn access(&self) -> Access {
+        let conditions = self.compare.iter().filter_map(|condition| match condition {
+            Condition::Key { key, .. } => Some(Access::name(Role::Write, "key", key)),
+            Condition::LockHeld { lock, .. } => Some(Access::name(Role::Write, "lock", lock)),
+            Condition::RingEpoch { ring, .. } => Some(Access::name(Role::Write, "ring", ring)),
+            Condition::ReceiptValid { queue, .. } => Some(Access::name(Role::Write, "queue", queue)),
+            Condition::LeaseAlive { .. } => None,
+        });
+        let ops = self.success.iter().chain(&self.failure).filter_map(|op| match op {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => Some(Access::name(Role::Write, "key", key)),
+            TxnOp::List { prefix, .. } => Some(Access::prefix(Role::Write, prefix)),
+            TxnOp::Enqueue { queue, .. } | TxnOp::Ack { queue, .. } | TxnOp::Nack { queue, .. } | TxnOp::Extend { queue, .. } => {
+                Some(Access::name(Role::Write, "queue", queue))
+            }
+            TxnOp::Publish { topic, .. } => Some(Access::name(Role::Write, "topic", topic)),
+            TxnOp::LockRelease { lock, .. } => Some(Access::name(Role::Write, "lock", lock)),
+            TxnOp::LeaseRevoke { .. } => None,
+        });
+        conditions.chain(ops).fold(Access::unnamed(Role::Write), Access::and)
+    }
 }
 
 impl fmt::Display for Txn {
