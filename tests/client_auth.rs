@@ -234,6 +234,13 @@ async fn a_stream_ends_when_its_token_is_revoked_and_other_streams_go_on() {
 
     let (reader_id, _) = reader.split_once('.').unwrap();
     assert_eq!(http.delete(format!("{base}/v1/auth/tokens/{reader_id}")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
+    // The follower ends the stream when it applies the revoke; under load, its log may
+    // trail the leader's by seconds (the revoke commits with the other follower).
+    wait_for("the follower to apply the revoke", Duration::from_secs(30), || async {
+        let tokens: Value = http.get(format!("{other}/v1/auth/tokens?consistency=stale")).bearer_auth(&admin).send().await.ok()?.json().await.ok()?;
+        tokens["items"].as_array()?.iter().all(|t| t["id"].to_string() != reader_id).then_some(())
+    })
+    .await;
     let (kind, _, data) = read_stream.next().await;
     assert_eq!((kind.as_str(), data["error"]["code"].as_str()), ("error", Some("token_revoked")), "{data}");
     assert!(read_stream.closed().await, "the revoked token's stream stays open");
