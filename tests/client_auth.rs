@@ -238,7 +238,8 @@ async fn a_stream_ends_when_its_token_is_revoked_and_other_streams_go_on() {
     // trail the leader's by seconds (the revoke commits with the other follower).
     wait_for("the follower to apply the revoke", Duration::from_secs(30), || async {
         let tokens: Value = http.get(format!("{other}/v1/auth/tokens?consistency=stale")).bearer_auth(&admin).send().await.ok()?.json().await.ok()?;
-        tokens["items"].as_array()?.iter().all(|t| t["id"].to_string() != reader_id).then_some(())
+        let revoked: u64 = reader_id.parse().ok()?;
+        tokens["items"].as_array()?.iter().all(|t| t["id"].as_u64() != Some(revoked)).then_some(())
     })
     .await;
     let (kind, _, data) = read_stream.next().await;

@@ -109,9 +109,15 @@ fn etag(meta: &KeyMeta) -> HeaderValue {
 /// The value as JSON: text when it is UTF-8, base64 otherwise (the second element
 /// names the encoding).
 pub fn value_json(value: &[u8]) -> (Value, &'static str) {
+    let (text, encoding) = value_string(value);
+    (Value::String(text), encoding)
+}
+
+/// `value` as JSON text: as it is when UTF-8 (`utf8`), in base64 otherwise.
+pub fn value_string(value: &[u8]) -> (String, &'static str) {
     match std::str::from_utf8(value) {
-        Ok(text) => (Value::String(text.to_string()), "utf8"),
-        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(value)), "base64"),
+        Ok(text) => (text.to_string(), "utf8"),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(value), "base64"),
     }
 }
 

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
@@ -18,6 +17,7 @@ use crate::state::queue::QueueOutcome;
 use crate::state::reader::AtIndex;
 use crate::state::store::{NamedPage, ViewError};
 use crate::state::topic::TopicOutcome;
+use crate::wire::queues::Deleted;
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,13 +39,21 @@ pub fn check_message_size(body: &[u8], max: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Answers a listing: `read` one page after `query.after`, each item as `render`s it.
-pub async fn list<T>(
+/// One page of a listing, each item as its resource renders it.
+pub struct Listed<I> {
+    pub items: Vec<I>,
+    pub more: bool,
+    pub next_after: Option<String>,
+    pub applied_index: u64,
+}
+
+/// Reads a listing: `read` one page after `query.after`, each item as `render`s it.
+pub async fn list<T, I>(
     app: &AppState,
     query: ListQuery,
     read: impl Fn(&StateReader, Option<&str>, usize) -> Result<AtIndex<NamedPage<T>>, ViewError>,
-    render: impl Fn(&str, &T) -> Value,
-) -> Result<Response, ApiError> {
+    render: impl Fn(&str, &T) -> I,
+) -> Result<Listed<I>, ApiError> {
     let limit = super::kv::page_limit(app, query.limit)?;
     if let Some(after) = &query.after {
         kv::validate_key(after, app.limits.key_bytes_max)?;
@@ -54,8 +62,8 @@ pub async fn list<T>(
     let read = read(&app.reader, query.after.as_deref(), limit)?;
     let (page, more) = read.value;
     let next_after = if more { page.last().map(|(name, _)| name.clone()) } else { None };
-    let items: Vec<Value> = page.iter().map(|(name, record)| render(name, record)).collect();
-    Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
+    let items = page.iter().map(|(name, record)| render(name, record)).collect();
+    Ok(Listed { items, more, next_after, applied_index: read.applied_index })
 }
 
 /// Why a delete takes no `Idempotency-Key`.
@@ -76,7 +84,7 @@ pub async fn delete_in_rounds(app: &AppState, name: &str, rounds: u64, command: 
         };
         deleted_messages += n;
         if gone {
-            return Ok(Json(json!({ "name": name, "deleted": true, "deleted_messages": deleted_messages })).into_response());
+            return Ok(Json(Deleted { name: name.to_string(), deleted: true, deleted_messages }).into_response());
         }
     }
     Err(ApiError::new(

@@ -15,30 +15,23 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::access;
 use super::blocking::{BlockingReadQuery, wait_bound, wait_past, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
-use super::kv::{Consistency, WriteQuery, value_json};
+use super::kv::{Consistency, WriteQuery, value_string};
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Outcome, Receipt};
 use crate::state::kv;
 use crate::state::queue::{self, Delivered, QueueRecord, QueueSettings};
 use crate::state::queue::{QueueCommand, QueueOutcome};
-
-#[derive(Deserialize, Debug, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsBody {
-    visibility_ms: Option<u64>,
-    max_deliveries: Option<u32>,
-    dead_letter_queue: Option<String>,
-    max_length: Option<u64>,
-    max_message_bytes: Option<u64>,
-}
+use crate::wire::queues::{
+    self as wire, Acked, DeadLetteredFrom, Deleted, Delivery, Enqueued, Extended, Nacked, QueueConfigured, QueueCounts, QueuePage, QueueSettingsBody,
+    QueueStatus, Received,
+};
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -104,67 +97,65 @@ fn check_ms(name: &str, ms: u64, zero_ok: bool) -> Result<u64, ApiError> {
     Ok(ms)
 }
 
-fn settings_json(settings: &QueueSettings) -> Value {
-    json!({
-        "visibility_ms": settings.visibility_ms,
-        "max_deliveries": settings.max_deliveries,
-        "dead_letter_queue": settings.dead_letter_queue,
-        "max_length": settings.max_length,
-        "max_message_bytes": settings.max_message_bytes,
-    })
+fn settings_body(settings: &QueueSettings) -> wire::QueueSettings {
+    wire::QueueSettings {
+        visibility_ms: settings.visibility_ms,
+        max_deliveries: settings.max_deliveries,
+        dead_letter_queue: settings.dead_letter_queue.clone(),
+        max_length: settings.max_length,
+        max_message_bytes: settings.max_message_bytes,
+    }
 }
 
-fn counts_json(name: &str, record: &QueueRecord) -> Value {
-    json!({
-        "name": name,
-        "visible": record.visible,
-        "in_flight": record.in_flight,
-        "delayed": record.delayed,
-        "length": record.length(),
-        "dead_lettered": record.dead_lettered,
-        "index": record.version,
-    })
+fn counts(name: &str, record: &QueueRecord) -> QueueCounts {
+    QueueCounts {
+        name: name.to_string(),
+        visible: record.visible,
+        in_flight: record.in_flight,
+        delayed: record.delayed,
+        length: record.length(),
+        dead_lettered: record.dead_lettered,
+        index: record.version,
+    }
 }
 
-fn delivered_json(message: &Delivered) -> Value {
-    let (payload, encoding) = value_json(&message.payload);
-    json!({
-        "id": message.receipt.id,
-        "receipt": receipt_text(message.receipt),
-        "delivery": message.deliveries,
-        "payload": payload,
-        "encoding": encoding,
-        "enqueued_at_ms": message.enqueued_at_ms,
-        "in_flight_until_ms": message.until_ms,
-        "dead_lettered_from": message.dead_lettered_from.as_ref().map(|(queue, id)| json!({ "queue": queue, "id": id })),
-    })
+fn delivery(message: &Delivered) -> Delivery {
+    let (payload, encoding) = value_string(&message.payload);
+    Delivery {
+        id: message.receipt.id,
+        receipt: receipt_text(message.receipt),
+        delivery: message.deliveries,
+        payload,
+        encoding: encoding.to_string(),
+        enqueued_at_ms: message.enqueued_at_ms,
+        in_flight_until_ms: message.until_ms,
+        dead_lettered_from: message.dead_lettered_from.as_ref().map(|(queue, id)| DeadLetteredFrom { queue: queue.clone(), id: *id }),
+    }
 }
 
 fn queue_answer(outcome: Outcome) -> Option<Response> {
     Some(match outcome {
         Outcome::Queue(QueueOutcome::Configured { queue, created, settings }) => {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            (status, Json(json!({ "name": queue, "created": created, "settings": settings_json(&settings) }))).into_response()
+            (status, Json(QueueConfigured { name: queue, created, settings: settings_body(&settings) })).into_response()
         }
-        Outcome::Queue(QueueOutcome::Enqueued { queue, id }) => (StatusCode::CREATED, Json(json!({ "queue": queue, "id": id }))).into_response(),
-        Outcome::Queue(QueueOutcome::Acked { queue, id }) => Json(json!({ "queue": queue, "id": id, "acked": true })).into_response(),
-        Outcome::Queue(QueueOutcome::Nacked { queue, id, dead_lettered }) => {
-            Json(json!({ "queue": queue, "id": id, "dead_lettered": dead_lettered })).into_response()
-        }
+        Outcome::Queue(QueueOutcome::Enqueued { queue, id }) => (StatusCode::CREATED, Json(Enqueued { queue, id })).into_response(),
+        Outcome::Queue(QueueOutcome::Acked { queue, id }) => Json(Acked { queue, id, acked: true }).into_response(),
+        Outcome::Queue(QueueOutcome::Nacked { queue, id, dead_lettered }) => Json(Nacked { queue, id, dead_lettered }).into_response(),
         Outcome::Queue(QueueOutcome::Extended { queue, receipt, until_ms }) => {
-            Json(json!({ "queue": queue, "receipt": receipt_text(receipt), "in_flight_until_ms": until_ms })).into_response()
+            Json(Extended { queue, receipt: receipt_text(receipt), in_flight_until_ms: until_ms }).into_response()
         }
         _ => return None,
     })
 }
 
-#[utoipa::path(put, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_configure", summary = "Create a queue or replace its settings", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = SettingsBody, responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_configure", summary = "Create a queue or replace its settings", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = QueueSettingsBody, responses((status = 200, description = "Replaced", body = QueueConfigured), (status = 201, description = "Created", body = QueueConfigured), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn configure(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<SettingsBody>,
+    ApiJson(body): ApiJson<QueueSettingsBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     if let Some(dlq) = &body.dead_letter_queue {
@@ -185,7 +176,7 @@ pub async fn configure(
     propose(&app, &headers, Command::Queue(QueueCommand::Configure { queue: name, settings }), queue_answer).await
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "queues", operation_id = "queue_enqueue", summary = "Enqueue a message", params(("queue" = String, Path, description = "The queue name"), EnqueueQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Enqueued", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "queues", operation_id = "queue_enqueue", summary = "Enqueue a message", params(("queue" = String, Path, description = "The queue name"), EnqueueQuery, ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Enqueued", body = Enqueued), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn enqueue(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -210,7 +201,7 @@ async fn has_visible(app: &AppState, name: &str) -> Result<bool, ApiError> {
     Ok(visible_here(&app.reader, name)?)
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "queues", operation_id = "queue_receive", summary = "Take visible messages and their receipts", params(("queue" = String, Path, description = "The queue name")), request_body = ReceiveBody, responses((status = 200, description = "The messages (maybe none)", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "queues", operation_id = "queue_receive", summary = "Take visible messages and their receipts", params(("queue" = String, Path, description = "The queue name")), request_body = ReceiveBody, responses((status = 200, description = "The messages (maybe none)", body = Received), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn receive(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -234,13 +225,12 @@ pub async fn receive(
             };
             // Another consumer may have taken what was visible: then wait on.
             if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
-                let messages: Vec<Value> = messages.iter().map(delivered_json).collect();
-                return Ok(Json(json!({ "queue": name, "messages": messages })).into_response());
+                return Ok(Json(Received { queue: name, messages: messages.iter().map(delivery).collect() }).into_response());
             }
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            return Ok(Json(json!({ "queue": name, "messages": [] })).into_response());
+            return Ok(Json(Received { queue: name, messages: Vec::new() }).into_response());
         }
         let visible = |reader: &crate::state::StateReader| visible_here(reader, &name);
         // Looks again at least every second: a leadership change may have moved the queue.
@@ -248,7 +238,7 @@ pub async fn receive(
     }
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/ack", tag = "queues", operation_id = "queue_ack", summary = "Delete the message of an in-flight delivery", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = AckBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/queues/{queue}/ack", tag = "queues", operation_id = "queue_ack", summary = "Delete the message of an in-flight delivery", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = AckBody, responses((status = 200, description = "Done", body = Acked), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn ack(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -261,7 +251,7 @@ pub async fn ack(
     propose(&app, &headers, Command::Queue(QueueCommand::Ack { queue: name, receipt }), queue_answer).await
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/nack", tag = "queues", operation_id = "queue_nack", summary = "Give a delivery back", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = NackBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/queues/{queue}/nack", tag = "queues", operation_id = "queue_nack", summary = "Give a delivery back", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = NackBody, responses((status = 200, description = "Done", body = Nacked), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn nack(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -275,7 +265,7 @@ pub async fn nack(
     propose(&app, &headers, Command::Queue(QueueCommand::Nack { queue: name, receipt, delay_ms }), queue_answer).await
 }
 
-#[utoipa::path(post, path = "/v1/queues/{queue}/extend", tag = "queues", operation_id = "queue_extend", summary = "Keep a delivery in flight longer", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ExtendBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/queues/{queue}/extend", tag = "queues", operation_id = "queue_extend", summary = "Keep a delivery in flight longer", params(("queue" = String, Path, description = "The queue name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = ExtendBody, responses((status = 200, description = "Done", body = Extended), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn extend(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -291,7 +281,7 @@ pub async fn extend(
 
 /// Deletes the queue and its messages, in bounded entries (`queue::DELETE_BATCH_MAX`
 /// messages each) until it is gone.
-#[utoipa::path(delete, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_delete", summary = "Delete a queue and its messages", params(("queue" = String, Path, description = "The queue name")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_delete", summary = "Delete a queue and its messages", params(("queue" = String, Path, description = "The queue name")), responses((status = 200, description = "Done", body = Deleted), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -305,7 +295,7 @@ pub async fn delete(
     named::delete_in_rounds(&app, &name, rounds, || Command::Queue(QueueCommand::Delete { queue: name.clone() })).await
 }
 
-#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_get", summary = "Read a queue's counters and settings", params(("queue" = String, Path, description = "The queue name"), BlockingReadQuery), responses((status = 200, description = "The queue", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "queue_get", summary = "Read a queue's counters and settings", params(("queue" = String, Path, description = "The queue name"), BlockingReadQuery), responses((status = 200, description = "The queue", body = QueueStatus), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     access::read_name("queue", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
@@ -318,19 +308,29 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
     };
     // The leader's reading of the clock includes time not yet ticked.
     let now_ms = app.clock.now_ms().unwrap_or(read.clock_ms).max(read.clock_ms);
-    let mut body = counts_json(&name, &view.record);
-    body["settings"] = settings_json(&view.record.settings);
-    body["next_id"] = json!(view.record.next_id);
-    body["oldest_enqueued_at_ms"] = json!(view.oldest_enqueued_at_ms);
-    body["oldest_age_ms"] = json!(view.oldest_enqueued_at_ms.map(|at| now_ms.saturating_sub(at)));
-    body["clock_ms"] = json!(now_ms);
-    body["applied_index"] = json!(read.applied_index);
-    Ok(Json(body).into_response())
+    let QueueCounts { name, visible, in_flight, delayed, length, dead_lettered, index } = counts(&name, &view.record);
+    Ok(Json(QueueStatus {
+        name,
+        visible,
+        in_flight,
+        delayed,
+        length,
+        dead_lettered,
+        index,
+        settings: settings_body(&view.record.settings),
+        next_id: view.record.next_id,
+        oldest_enqueued_at_ms: view.oldest_enqueued_at_ms,
+        oldest_age_ms: view.oldest_enqueued_at_ms.map(|at| now_ms.saturating_sub(at)),
+        clock_ms: now_ms,
+        applied_index: read.applied_index,
+    })
+    .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "queue_list", summary = "List queues by name", params(named::ListQuery), responses((status = 200, description = "One page of queues", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "queue_list", summary = "List queues by name", params(named::ListQuery), responses((status = 200, description = "One page of queues", body = QueuePage), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
     // Queues are named by their users: listing them all is listing under "".
     access::read_prefix("")?;
-    named::list(&app, query, |reader, after, limit| reader.queues(after, limit), counts_json).await
+    let page = named::list(&app, query, |reader, after, limit| reader.queues(after, limit), counts).await?;
+    Ok(Json(QueuePage { items: page.items, more: page.more, next_after: page.next_after, applied_index: page.applied_index }).into_response())
 }

@@ -250,7 +250,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
 #[utoipa::path(get, path = "/v1/topics", tag = "topics", operation_id = "topic_list", summary = "List topics by name", params(named::ListQuery), responses((status = 200, description = "One page of topics", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
     access::read_prefix("")?;
-    named::list(&app, query, |reader, after, limit| reader.topics(after, limit), record_json).await
+    let page = named::list(&app, query, |reader, after, limit| reader.topics(after, limit), record_json).await?;
+    Ok(Json(json!({ "items": page.items, "more": page.more, "next_after": page.next_after, "applied_index": page.applied_index })).into_response())
 }
 
 /// Deletes the topic and its messages, in bounded entries until it is gone.

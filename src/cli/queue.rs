@@ -137,7 +137,7 @@ pub async fn run(args: QueueArgs) -> ExitCode {
                     print_json(&answer);
                     ExitCode::SUCCESS
                 }
-                Ok(answer) => done(format!("OK {queue:?}: {}", answer["settings"])),
+                Ok(answer) => done(format!("OK {queue:?}: {}", serde_json::to_string(&answer.settings).unwrap_or_default())),
             }
         }
         QueueCommand::Send { queue, message, delay_ms } => {
@@ -216,8 +216,8 @@ pub async fn run(args: QueueArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(page) => {
-                for item in page["items"].as_array().into_iter().flatten() {
-                    out!("{} {}", item["name"].as_str().unwrap_or("?"), item["length"]);
+                for item in &page.items {
+                    out!("{} {}", item.name, item.length);
                 }
                 ExitCode::SUCCESS
             }

@@ -38,7 +38,7 @@ mod topics;
 mod txn;
 mod unreachable;
 pub use auth::{CreatedToken, TokenInfo};
-pub use queues::{DeadLetteredFrom, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
+pub use queues::{DeadLetteredFrom, QueueConfigured, QueueMessage, QueuePage, QueueSettings, QueueStats, ReceiveOptions};
 pub use sse::{EventStream, RawEvent, WatchEvent};
 pub use topics::{TopicMessage, TopicPage, TopicSettings};
 

@@ -7,47 +7,17 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::wire::queues as wire;
 
 use super::{Client, ClientError, decode_json, decode_payload, encode_segment, json_body, keyed_json_headers, new_idempotency_key};
 
 /// How a queue behaves (`None` fields take the server's defaults on configure).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueSettings {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub visibility_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_deliveries: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dead_letter_queue: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_length: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_message_bytes: Option<u64>,
-}
-
-/// A queue's counters and settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct QueueStats {
-    pub name: String,
-    pub visible: u64,
-    pub in_flight: u64,
-    pub delayed: u64,
-    pub length: u64,
-    pub dead_lettered: u64,
-    /// Grows with every change (for blocking reads).
-    pub index: u64,
-    pub settings: QueueSettings,
-    pub oldest_age_ms: Option<u64>,
-}
-
-/// Where a dead-lettered message came from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DeadLetteredFrom {
-    pub queue: String,
-    pub id: u64,
-}
+pub use crate::wire::queues::QueueSettingsBody as QueueSettings;
+/// A queue's counters, settings and age.
+pub use crate::wire::queues::QueueStatus as QueueStats;
+pub use crate::wire::queues::{DeadLetteredFrom, QueueConfigured, QueuePage};
 
 /// One delivery of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,22 +30,6 @@ pub struct QueueMessage {
     pub payload: Vec<u8>,
     pub in_flight_until_ms: u64,
     pub dead_lettered_from: Option<DeadLetteredFrom>,
-}
-
-#[derive(Deserialize)]
-struct MessageJson {
-    id: u64,
-    receipt: String,
-    delivery: u32,
-    payload: String,
-    encoding: String,
-    in_flight_until_ms: u64,
-    dead_lettered_from: Option<DeadLetteredFrom>,
-}
-
-#[derive(Deserialize)]
-struct ReceivedJson {
-    messages: Vec<MessageJson>,
 }
 
 /// Options of one receive.
@@ -101,7 +55,7 @@ fn queue_path(queue: &str, tail: &str) -> String {
 
 impl Client {
     /// Creates `queue` or changes its settings.
-    pub async fn queue_configure(&self, queue: &str, settings: &QueueSettings) -> Result<Value, ClientError> {
+    pub async fn queue_configure(&self, queue: &str, settings: &QueueSettings) -> Result<QueueConfigured, ClientError> {
         let body = serde_json::to_vec(settings).map_err(|e| ClientError::Protocol(e.to_string()))?;
         decode_json(&self.call(Method::PUT, &queue_path(queue, ""), &keyed_json_headers(), Some(body)).await?)
     }
@@ -116,8 +70,8 @@ impl Client {
     pub async fn enqueue_keyed(&self, queue: &str, payload: impl Into<Vec<u8>>, delay_ms: u64, key: &str) -> Result<u64, ClientError> {
         let headers = [("idempotency-key", key.to_string())];
         let path = queue_path(queue, &format!("/messages?delay_ms={delay_ms}"));
-        let body: Value = decode_json(&self.call(Method::POST, &path, &headers, Some(payload.into())).await?)?;
-        body["id"].as_u64().ok_or_else(|| ClientError::Protocol("enqueue answer has no id".into()))
+        let enqueued: wire::Enqueued = decode_json(&self.call(Method::POST, &path, &headers, Some(payload.into())).await?)?;
+        Ok(enqueued.id)
     }
 
     /// Takes up to `options.max` visible messages, waiting up to `options.wait_ms`.
@@ -126,7 +80,7 @@ impl Client {
         let headers = [("content-type", "application/json".to_string())];
         let wait = Duration::from_millis(options.wait_ms);
         let answer = self.call_waiting(Method::POST, &queue_path(queue, "/receive"), &headers, Some(body), wait).await?;
-        let received: ReceivedJson = decode_json(&answer)?;
+        let received: wire::Received = decode_json(&answer)?;
         received
             .messages
             .into_iter()
@@ -145,23 +99,23 @@ impl Client {
 
     /// Deletes the message of an in-flight delivery (`stale_receipt` once it is not).
     pub async fn ack(&self, queue: &str, receipt: &str) -> Result<(), ClientError> {
-        self.receipt_call(queue, "/ack", json!({ "receipt": receipt })).await.map(drop)
+        self.receipt_call::<wire::Acked>(queue, "/ack", json!({ "receipt": receipt })).await.map(drop)
     }
 
     /// Gives a delivery back, visible again after `delay_ms`; true when it was the
     /// last delivery allowed and the message went to the dead-letter queue.
     pub async fn nack(&self, queue: &str, receipt: &str, delay_ms: u64) -> Result<bool, ClientError> {
-        let body = self.receipt_call(queue, "/nack", json!({ "receipt": receipt, "delay_ms": delay_ms })).await?;
-        Ok(body["dead_lettered"].as_bool().unwrap_or(false))
+        let nacked: wire::Nacked = self.receipt_call(queue, "/nack", json!({ "receipt": receipt, "delay_ms": delay_ms })).await?;
+        Ok(nacked.dead_lettered)
     }
 
     /// Keeps a delivery in flight for `visibility_ms` from now; returns until when.
     pub async fn extend(&self, queue: &str, receipt: &str, visibility_ms: u64) -> Result<u64, ClientError> {
-        let body = self.receipt_call(queue, "/extend", json!({ "receipt": receipt, "visibility_ms": visibility_ms })).await?;
-        body["in_flight_until_ms"].as_u64().ok_or_else(|| ClientError::Protocol("extend answer has no in_flight_until_ms".into()))
+        let extended: wire::Extended = self.receipt_call(queue, "/extend", json!({ "receipt": receipt, "visibility_ms": visibility_ms })).await?;
+        Ok(extended.in_flight_until_ms)
     }
 
-    async fn receipt_call(&self, queue: &str, tail: &str, body: Value) -> Result<Value, ClientError> {
+    async fn receipt_call<T: serde::de::DeserializeOwned>(&self, queue: &str, tail: &str, body: Value) -> Result<T, ClientError> {
         decode_json(&self.call(Method::POST, &queue_path(queue, tail), &keyed_json_headers(), Some(json_body(&body))).await?)
     }
 
@@ -176,12 +130,12 @@ impl Client {
 
     /// Deletes a queue and its messages; returns how many messages went.
     pub async fn queue_delete(&self, queue: &str) -> Result<u64, ClientError> {
-        let body: Value = decode_json(&self.call(Method::DELETE, &queue_path(queue, ""), &[], None).await?)?;
-        body["deleted_messages"].as_u64().ok_or_else(|| ClientError::Protocol("delete answer has no deleted_messages".into()))
+        let deleted: wire::Deleted = decode_json(&self.call(Method::DELETE, &queue_path(queue, ""), &[], None).await?)?;
+        Ok(deleted.deleted_messages)
     }
 
     /// Queue names and counters, in name order, after `after`.
-    pub async fn queues(&self, after: Option<&str>) -> Result<Value, ClientError> {
+    pub async fn queues(&self, after: Option<&str>) -> Result<QueuePage, ClientError> {
         let path = match after {
             Some(after) => format!("/v1/queues?after={}", encode_segment(after)),
             None => "/v1/queues".to_string(),

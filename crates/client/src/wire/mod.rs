@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod kv;
 pub mod leases;
 pub mod locks;
+pub mod queues;
 pub mod txn;
