@@ -29,7 +29,7 @@ use crate::state::kv;
 use crate::state::queue::{self, Delivered, QueueRecord, QueueSettings};
 use crate::state::queue::{QueueCommand, QueueOutcome};
 use crate::wire::queues::{
-    self as wire, Acked, DeadLetteredFrom, Deleted, Delivery, Enqueued, Extended, Nacked, QueueConfigured, QueueCounts, QueuePage, QueueSettingsBody,
+    self as wire, Acked, DeadLetteredFrom, Deleted, Delivery, Enqueued, Extended, Nacked, QueueConfigured, QueueCounts, QueueListing, QueueSettingsBody,
     QueueStatus, Received,
 };
 
@@ -327,10 +327,10 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, Ap
     .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "queue_list", summary = "List queues by name", params(named::ListQuery), responses((status = 200, description = "One page of queues", body = QueuePage), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "queue_list", summary = "List queues by name", params(named::ListQuery), responses((status = 200, description = "One page of queues", body = QueueListing), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
     // Queues are named by their users: listing them all is listing under "".
     access::read_prefix("")?;
     let page = named::list(&app, query, |reader, after, limit| reader.queues(after, limit), counts).await?;
-    Ok(Json(QueuePage { items: page.items, more: page.more, next_after: page.next_after, applied_index: page.applied_index }).into_response())
+    Ok(Json(QueueListing { items: page.items, more: page.more, next_after: page.next_after, applied_index: page.applied_index }).into_response())
 }

@@ -13,14 +13,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::AppState;
 use super::access::{self, Caller};
 use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
-use super::kv::{Consistency, ConsistencyQuery, WriteQuery, value_json};
+use super::kv::{Consistency, ConsistencyQuery, WriteQuery, value_string};
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
 use super::stream::{self, Source, Step, error_event};
@@ -31,20 +31,13 @@ use crate::state::kv;
 use crate::state::store::ViewError;
 use crate::state::topic::{self, TopicMessage, TopicRead, TopicRecord, TopicSettings};
 use crate::state::topic::{TopicCommand, TopicOutcome};
+use crate::wire::queues::Deleted;
+use crate::wire::topics::{self as wire, Message, Messages, Published, TopicConfigured, TopicCounts, TopicListing, TopicSettingsBody, TopicStatus};
 
 /// Payload bytes one read returns (at least one message).
 const READ_BYTES_MAX: usize = 4 << 20;
 /// Most messages one stream read hands on.
 const STREAM_BATCH: usize = 100;
-
-#[derive(Deserialize, Debug, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsBody {
-    max_messages: Option<u64>,
-    max_bytes: Option<u64>,
-    max_age_ms: Option<u64>,
-    max_message_bytes: Option<u64>,
-}
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -69,28 +62,28 @@ pub struct StreamQuery {
     from: Option<u64>,
 }
 
-fn settings_json(settings: &TopicSettings) -> Value {
-    json!({
-        "max_messages": settings.max_messages,
-        "max_bytes": settings.max_bytes,
-        "max_age_ms": settings.max_age_ms,
-        "max_message_bytes": settings.max_message_bytes,
-    })
+fn settings_body(settings: &TopicSettings) -> wire::TopicSettings {
+    wire::TopicSettings {
+        max_messages: settings.max_messages,
+        max_bytes: settings.max_bytes,
+        max_age_ms: settings.max_age_ms,
+        max_message_bytes: settings.max_message_bytes,
+    }
 }
 
-fn record_json(name: &str, record: &TopicRecord) -> Value {
-    json!({
-        "name": name,
-        "first_offset": record.first_offset,
-        "next_offset": record.next_offset,
-        "messages": record.next_offset - record.first_offset,
-        "bytes": record.bytes,
-    })
+fn counts(name: &str, record: &TopicRecord) -> TopicCounts {
+    TopicCounts {
+        name: name.to_string(),
+        first_offset: record.first_offset,
+        next_offset: record.next_offset,
+        messages: record.next_offset - record.first_offset,
+        bytes: record.bytes,
+    }
 }
 
-fn message_json(offset: u64, message: &TopicMessage) -> Value {
-    let (payload, encoding) = value_json(&message.payload);
-    json!({ "offset": offset, "payload": payload, "encoding": encoding, "published_at_ms": message.published_at_ms })
+fn message(offset: u64, message: &TopicMessage) -> Message {
+    let (payload, encoding) = value_string(&message.payload);
+    Message { offset, payload, encoding: encoding.to_string(), published_at_ms: message.published_at_ms }
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -118,20 +111,20 @@ fn topic_answer(outcome: Outcome) -> Option<Response> {
     Some(match outcome {
         Outcome::Topic(TopicOutcome::Configured { topic, created, settings }) => {
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            (status, Json(json!({ "name": topic, "created": created, "settings": settings_json(&settings) }))).into_response()
+            (status, Json(TopicConfigured { name: topic, created, settings: settings_body(&settings) })).into_response()
         }
-        Outcome::Topic(TopicOutcome::Published { topic, offset }) => (StatusCode::CREATED, Json(json!({ "topic": topic, "offset": offset }))).into_response(),
+        Outcome::Topic(TopicOutcome::Published { topic, offset }) => (StatusCode::CREATED, Json(Published { topic, offset })).into_response(),
         _ => return None,
     })
 }
 
-#[utoipa::path(put, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_configure", summary = "Create a topic or replace its retention", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = SettingsBody, responses((status = 200, description = "Replaced", body = Object), (status = 201, description = "Created", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_configure", summary = "Create a topic or replace its retention", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = TopicSettingsBody, responses((status = 200, description = "Replaced", body = TopicConfigured), (status = 201, description = "Created", body = TopicConfigured), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn configure(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(_): ApiQuery<WriteQuery>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<SettingsBody>,
+    ApiJson(body): ApiJson<TopicSettingsBody>,
 ) -> Result<Response, ApiError> {
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let defaults = TopicSettings::default();
@@ -147,7 +140,7 @@ pub async fn configure(
     propose(&app, &headers, Command::Topic(TopicCommand::Configure { topic: name, settings }), topic_answer).await
 }
 
-#[utoipa::path(post, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_publish", summary = "Publish a message", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Published: its offset", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_publish", summary = "Publish a message", params(("topic" = String, Path, description = "The topic name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body(content = String, content_type = "application/octet-stream", description = "The raw bytes"), responses((status = 201, description = "Published: its offset", body = Published), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn publish(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -160,7 +153,7 @@ pub async fn publish(
     propose(&app, &headers, Command::Topic(TopicCommand::Publish { topic: name, payload: body.to_vec() }), topic_answer).await
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "topics", operation_id = "topic_read", summary = "Read messages from an offset", params(("topic" = String, Path, description = "The topic name"), ReadQuery), responses((status = 200, description = "The messages", body = Messages), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ReadQuery>) -> Result<Response, ApiError> {
     access::read_name("topic", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
@@ -180,8 +173,8 @@ pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, A
         TopicRead::NotFound => Err(not_found(&name)),
         TopicRead::Compacted { first_offset } => Err(compacted(&name, from, first_offset)),
         TopicRead::Messages { messages, next_offset } => {
-            let items: Vec<Value> = messages.iter().map(|(offset, message)| message_json(*offset, message)).collect();
-            Ok(Json(json!({ "topic": name, "messages": items, "next_offset": next_offset, "applied_index": read.applied_index })).into_response())
+            let messages = messages.iter().map(|(offset, stored)| message(*offset, stored)).collect();
+            Ok(Json(Messages { topic: name, messages, next_offset, applied_index: read.applied_index }).into_response())
         }
     }
 }
@@ -201,7 +194,7 @@ impl Source for Subscription {
                 self.next_offset = messages.last().map_or(self.next_offset, |(offset, _)| offset + 1);
                 let events = messages
                     .iter()
-                    .map(|(offset, message)| SseEvent::default().event("message").id(offset.to_string()).data(message_json(*offset, message).to_string()))
+                    .map(|(offset, stored)| SseEvent::default().event("message").id(offset.to_string()).json_data(message(*offset, stored)).unwrap_or_default())
                     .collect();
                 Ok(Step::Events(events))
             }
@@ -234,28 +227,27 @@ pub async fn subscribe(
     Ok(stream::serve(&app, permit, caller, Subscription { topic: name, next_offset: from }))
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = TopicStatus), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     access::read_name("topic", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.topic(&name)?;
     let record = read.value.ok_or_else(|| not_found(&name))?;
-    let mut body = record_json(&name, &record);
-    body["settings"] = settings_json(&record.settings);
-    body["applied_index"] = json!(read.applied_index);
-    Ok(Json(body).into_response())
+    let TopicCounts { name, first_offset, next_offset, messages, bytes } = counts(&name, &record);
+    let settings = settings_body(&record.settings);
+    Ok(Json(TopicStatus { name, first_offset, next_offset, messages, bytes, settings, applied_index: read.applied_index }).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/topics", tag = "topics", operation_id = "topic_list", summary = "List topics by name", params(named::ListQuery), responses((status = 200, description = "One page of topics", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/topics", tag = "topics", operation_id = "topic_list", summary = "List topics by name", params(named::ListQuery), responses((status = 200, description = "One page of topics", body = TopicListing), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<named::ListQuery>) -> Result<Response, ApiError> {
     access::read_prefix("")?;
-    let page = named::list(&app, query, |reader, after, limit| reader.topics(after, limit), record_json).await?;
-    Ok(Json(json!({ "items": page.items, "more": page.more, "next_after": page.next_after, "applied_index": page.applied_index })).into_response())
+    let page = named::list(&app, query, |reader, after, limit| reader.topics(after, limit), counts).await?;
+    Ok(Json(TopicListing { items: page.items, more: page.more, next_after: page.next_after, applied_index: page.applied_index }).into_response())
 }
 
 /// Deletes the topic and its messages, in bounded entries until it is gone.
-#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_delete", summary = "Delete a topic and its messages", params(("topic" = String, Path, description = "The topic name")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_delete", summary = "Delete a topic and its messages", params(("topic" = String, Path, description = "The topic name")), responses((status = 200, description = "Done", body = Deleted), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn delete(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,

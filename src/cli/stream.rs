@@ -107,7 +107,7 @@ pub async fn run_topic(args: TopicArgs) -> ExitCode {
                     print_json(&answer);
                     ExitCode::SUCCESS
                 }
-                Ok(answer) => done(format!("OK {topic:?}: {}", answer["settings"])),
+                Ok(answer) => done(format!("OK {topic:?}: {}", serde_json::to_string(&answer.settings).unwrap_or_default())),
             }
         }
         TopicCommand::Publish { topic, message } => match client.publish(&topic, message).await {

@@ -38,9 +38,9 @@ mod topics;
 mod txn;
 mod unreachable;
 pub use auth::{CreatedToken, TokenInfo};
-pub use queues::{DeadLetteredFrom, QueueConfigured, QueueMessage, QueuePage, QueueSettings, QueueStats, ReceiveOptions};
+pub use queues::{DeadLetteredFrom, QueueConfigured, QueueListing, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
 pub use sse::{EventStream, RawEvent, WatchEvent};
-pub use topics::{TopicMessage, TopicPage, TopicSettings};
+pub use topics::{TopicConfigured, TopicMessage, TopicPage, TopicSettings, TopicStatus};
 
 /// What went wrong with a call.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -17,7 +17,7 @@ use super::{Client, ClientError, decode_json, decode_payload, encode_segment, js
 pub use crate::wire::queues::QueueSettingsBody as QueueSettings;
 /// A queue's counters, settings and age.
 pub use crate::wire::queues::QueueStatus as QueueStats;
-pub use crate::wire::queues::{DeadLetteredFrom, QueueConfigured, QueuePage};
+pub use crate::wire::queues::{DeadLetteredFrom, QueueConfigured, QueueListing};
 
 /// One delivery of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ impl Client {
     }
 
     /// Queue names and counters, in name order, after `after`.
-    pub async fn queues(&self, after: Option<&str>) -> Result<QueuePage, ClientError> {
+    pub async fn queues(&self, after: Option<&str>) -> Result<QueueListing, ClientError> {
         let path = match after {
             Some(after) => format!("/v1/queues?after={}", encode_segment(after)),
             None => "/v1/queues".to_string(),

@@ -4,25 +4,15 @@
 
 use std::time::Duration;
 
+use crate::wire::topics as wire;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::sse::EventStream;
 use super::{Client, ClientError, decode_json, decode_payload, encode_segment, keyed_json_headers, new_idempotency_key};
 
 /// Retention of a topic (`None` fields take the server's defaults on configure).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicSettings {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_messages: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_age_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_message_bytes: Option<u64>,
-}
+pub use crate::wire::topics::TopicSettingsBody as TopicSettings;
+pub use crate::wire::topics::{TopicConfigured, TopicStatus};
 
 /// One message of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,24 +22,9 @@ pub struct TopicMessage {
     pub published_at_ms: u64,
 }
 
-#[derive(Deserialize)]
-struct MessageJson {
-    offset: u64,
-    payload: String,
-    encoding: String,
-    published_at_ms: u64,
-}
-
-impl MessageJson {
-    fn into_message(self) -> Result<TopicMessage, ClientError> {
-        Ok(TopicMessage { offset: self.offset, payload: decode_payload(self.payload, Some(&self.encoding))?, published_at_ms: self.published_at_ms })
-    }
-}
-
-#[derive(Deserialize)]
-struct ReadJson {
-    messages: Vec<MessageJson>,
-    next_offset: u64,
+/// A message as the API sends it, its payload decoded.
+fn decoded(message: wire::Message) -> Result<TopicMessage, ClientError> {
+    Ok(TopicMessage { offset: message.offset, payload: decode_payload(message.payload, Some(&message.encoding))?, published_at_ms: message.published_at_ms })
 }
 
 /// Messages read from an offset, and the topic's next offset.
@@ -65,7 +40,7 @@ fn topic_path(topic: &str, tail: &str) -> String {
 
 impl Client {
     /// Creates `topic` or changes its retention.
-    pub async fn topic_configure(&self, topic: &str, settings: &TopicSettings) -> Result<Value, ClientError> {
+    pub async fn topic_configure(&self, topic: &str, settings: &TopicSettings) -> Result<TopicConfigured, ClientError> {
         let body = serde_json::to_vec(settings).map_err(|e| ClientError::Protocol(e.to_string()))?;
         decode_json(&self.call(Method::PUT, &topic_path(topic, ""), &keyed_json_headers(), Some(body)).await?)
     }
@@ -73,8 +48,8 @@ impl Client {
     /// Appends a message; returns its offset.
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<u64, ClientError> {
         let headers = [("idempotency-key", new_idempotency_key())];
-        let body: Value = decode_json(&self.call(Method::POST, &topic_path(topic, "/messages"), &headers, Some(payload.into())).await?)?;
-        body["offset"].as_u64().ok_or_else(|| ClientError::Protocol("publish answer has no offset".into()))
+        let published: wire::Published = decode_json(&self.call(Method::POST, &topic_path(topic, "/messages"), &headers, Some(payload.into())).await?)?;
+        Ok(published.offset)
     }
 
     /// Up to `limit` messages from offset `from` (the oldest retained if `None`),
@@ -84,8 +59,8 @@ impl Client {
         let from = from.map(|from| format!("&from={from}")).unwrap_or_default();
         let path = topic_path(topic, &format!("/messages?limit={limit}&wait_ms={wait_ms}{from}"));
         let answer = self.call_waiting(Method::GET, &path, &[], None, Duration::from_millis(wait_ms)).await?;
-        let read: ReadJson = decode_json(&answer)?;
-        let messages = read.messages.into_iter().map(MessageJson::into_message).collect::<Result<_, _>>()?;
+        let read: wire::Messages = decode_json(&answer)?;
+        let messages = read.messages.into_iter().map(decoded).collect::<Result<_, _>>()?;
         Ok(TopicPage { messages, next_offset: read.next_offset })
     }
 
@@ -99,7 +74,7 @@ impl Client {
     }
 
     /// A topic's offsets, size and retention; `None` when it does not exist.
-    pub async fn topic_stats(&self, topic: &str) -> Result<Option<Value>, ClientError> {
+    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStatus>, ClientError> {
         match self.call(Method::GET, &topic_path(topic, ""), &[], None).await {
             Ok(answer) => Ok(Some(decode_json(&answer)?)),
             Err(ClientError::Api { status: 404, code, .. }) if code == "topic_not_found" => Ok(None),
@@ -109,8 +84,8 @@ impl Client {
 
     /// Deletes a topic and its messages; returns how many messages went.
     pub async fn topic_delete(&self, topic: &str) -> Result<u64, ClientError> {
-        let body: Value = decode_json(&self.call(Method::DELETE, &topic_path(topic, ""), &[], None).await?)?;
-        body["deleted_messages"].as_u64().ok_or_else(|| ClientError::Protocol("delete answer has no deleted_messages".into()))
+        let deleted: crate::wire::queues::Deleted = decode_json(&self.call(Method::DELETE, &topic_path(topic, ""), &[], None).await?)?;
+        Ok(deleted.deleted_messages)
     }
 }
 
@@ -118,7 +93,7 @@ impl EventStream {
     /// The next message of a subscription.
     pub async fn next_message(&mut self) -> Result<Option<TopicMessage>, ClientError> {
         let Some(raw) = self.next_raw().await? else { return Ok(None) };
-        let json: MessageJson = serde_json::from_value(raw.data).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        json.into_message().map(Some)
+        let message: wire::Message = serde_json::from_value(raw.data).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        decoded(message).map(Some)
     }
 }

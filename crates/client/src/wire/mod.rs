@@ -8,4 +8,5 @@ pub mod kv;
 pub mod leases;
 pub mod locks;
 pub mod queues;
+pub mod topics;
 pub mod txn;

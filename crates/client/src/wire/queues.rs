@@ -135,7 +135,7 @@ pub struct QueueStatus {
 
 /// `GET /v1/queues`: one page of queues in name order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
-pub struct QueuePage {
+pub struct QueueListing {
     pub items: Vec<QueueCounts>,
     pub more: bool,
     /// Pass as `after` for the next page, when `more`.
