@@ -15,7 +15,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::access;
@@ -28,7 +27,8 @@ use crate::placement::{Placement, VNODES_PER_WEIGHT};
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
 use crate::state::ring::{ADDRESS_BYTES_MAX, Join, METADATA_BYTES_MAX, RingView, WEIGHT_MAX};
-use crate::state::ring::{RingCommand, RingOutcome};
+use crate::state::ring::{RingCommand, RingMember as RingMemberRecord, RingOutcome};
+use crate::wire::rings::{self as wire, RingChanged, RingLookup, RingMember, RingStatus};
 
 /// Most circle points kept in memory across rings (16 bytes each: 64 MiB).
 const CACHED_POINTS_MAX: usize = 4 << 20;
@@ -108,13 +108,13 @@ fn default_replicas() -> usize {
 fn changed(ring: &str, member: &str, outcome: Outcome) -> Option<Response> {
     match outcome {
         Outcome::Ring(RingOutcome::Changed { epoch, members, .. }) => {
-            Some(Json(json!({ "ring": ring, "member": member, "epoch": epoch, "members": members })).into_response())
+            Some(Json(RingChanged { ring: ring.to_string(), member: member.to_string(), epoch, members }).into_response())
         }
         _ => None,
     }
 }
 
-#[utoipa::path(put, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_join", summary = "Join a ring, or update a member", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = JoinBody, responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_join", summary = "Join a ring, or update a member", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), request_body = JoinBody, responses((status = 200, description = "Done", body = RingChanged), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn join(
     State(app): State<AppState>,
     ApiPath((ring, member)): ApiPath<(String, String)>,
@@ -137,7 +137,7 @@ pub async fn join(
     propose(&app, &headers, Command::Ring(RingCommand::Join(join)), |outcome| changed(&ring, &member, outcome)).await
 }
 
-#[utoipa::path(delete, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_leave", summary = "Leave a ring", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/rings/{ring}/members/{member}", tag = "rings", operation_id = "ring_leave", summary = "Leave a ring", params(("ring" = String, Path, description = "The ring name"), ("member" = String, Path, description = "The member name"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = RingChanged), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn leave(
     State(app): State<AppState>,
     ApiPath((ring, member)): ApiPath<(String, String)>,
@@ -150,32 +150,23 @@ pub async fn leave(
     propose(&app, &headers, command, |outcome| changed(&ring, &member, outcome)).await
 }
 
-fn member_json(name: &str, view: &RingView) -> Value {
-    match view.members.iter().find(|(n, _)| n == name) {
-        Some((name, m)) => json!({ "name": name, "address": m.address, "weight": m.weight, "metadata": m.metadata, "lease": m.lease }),
-        None => Value::Null,
-    }
+fn member(name: &str, m: &RingMemberRecord) -> RingMember {
+    RingMember { name: name.to_string(), address: m.address.clone(), weight: m.weight, metadata: m.metadata.clone(), lease: m.lease }
 }
 
-#[utoipa::path(get, path = "/v1/rings/{ring}", tag = "rings", operation_id = "ring_get", summary = "Read a ring: epoch and members", params(("ring" = String, Path, description = "The ring name"), BlockingReadQuery), responses((status = 200, description = "The ring", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rings/{ring}", tag = "rings", operation_id = "ring_get", summary = "Read a ring: epoch and members", params(("ring" = String, Path, description = "The ring name"), BlockingReadQuery), responses((status = 200, description = "The ring", body = RingStatus), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<BlockingReadQuery>) -> Result<Response, ApiError> {
     access::read_name("ring", &ring)?;
     kv::validate_key(&ring, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.ring(&ring)?.value.epoch)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.ring(&ring)?;
-    let members: Vec<Value> = read.value.members.iter().map(|(name, _)| member_json(name, &read.value)).collect();
-    Ok(Json(json!({
-        "ring": ring,
-        "epoch": read.value.epoch,
-        "members": members,
-        "placement": { "hash": "fnv1a64+splitmix64", "vnodes_per_weight": VNODES_PER_WEIGHT, "point": "{member}#{i}" },
-        "applied_index": read.applied_index,
-    }))
-    .into_response())
+    let members = read.value.members.iter().map(|(name, m)| member(name, m)).collect();
+    let placement = wire::Placement { hash: "fnv1a64+splitmix64".into(), vnodes_per_weight: VNODES_PER_WEIGHT, point: "{member}#{i}".into() };
+    Ok(Json(RingStatus { ring, epoch: read.value.epoch, members, placement, applied_index: read.applied_index }).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/rings/{ring}/lookup", tag = "rings", operation_id = "ring_lookup", summary = "The members that own a key", params(("ring" = String, Path, description = "The ring name"), LookupQuery), responses((status = 200, description = "The owners", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/rings/{ring}/lookup", tag = "rings", operation_id = "ring_lookup", summary = "The members that own a key", params(("ring" = String, Path, description = "The ring name"), LookupQuery), responses((status = 200, description = "The owners", body = RingLookup), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>, ApiQuery(query): ApiQuery<LookupQuery>) -> Result<Response, ApiError> {
     access::read_name("ring", &ring)?;
     kv::validate_key(&ring, app.limits.key_bytes_max)?;
@@ -186,6 +177,11 @@ pub async fn lookup(State(app): State<AppState>, ApiPath(ring): ApiPath<String>,
     app.read_at(query.consistency).await?;
     let read = app.reader.ring(&ring)?;
     let placement = app.placements.get(&ring, &read.value).await?;
-    let owners: Vec<Value> = placement.owners(&query.key, query.replicas).into_iter().map(|name| member_json(name, &read.value)).collect();
-    Ok(Json(json!({ "ring": ring, "key": query.key, "epoch": read.value.epoch, "owners": owners })).into_response())
+    let owners = placement
+        .owners(&query.key, query.replicas)
+        .into_iter()
+        .filter_map(|name| read.value.members.iter().find(|(n, _)| n == name))
+        .map(|(name, m)| member(name, m))
+        .collect();
+    Ok(Json(RingLookup { ring, key: query.key, epoch: read.value.epoch, owners }).into_response())
 }

@@ -186,14 +186,7 @@ pub struct WriteOptions {
 }
 
 /// A ring member as read.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct RingMember {
-    pub name: String,
-    pub address: String,
-    pub weight: u32,
-    pub metadata: String,
-    pub lease: Option<u64>,
-}
+pub use wire::rings::RingMember;
 
 /// What a member joins a ring with (a join replaces all of it).
 #[derive(Debug, Clone, Copy)]
@@ -205,21 +198,10 @@ pub struct RingJoin<'a> {
 }
 
 /// A ring's membership at one epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Ring {
-    pub ring: String,
-    pub epoch: u64,
-    pub members: Vec<RingMember>,
-}
+pub use wire::rings::RingStatus as Ring;
 
 /// The owners of a key, computed at `epoch`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Lookup {
-    pub ring: String,
-    pub key: String,
-    pub epoch: u64,
-    pub owners: Vec<RingMember>,
-}
+pub use wire::rings::RingLookup as Lookup;
 
 /// A lock held: its name, the fencing token and the lease (the server's answer).
 pub use wire::locks::LockHeld as LockGrant;
@@ -595,16 +577,16 @@ impl Client {
         let body = json_body(&body);
         let headers = keyed_json_headers();
         let path = format!("/v1/rings/{}/members/{}", encode_segment(ring), encode_segment(member));
-        let answer: Value = decode_json(&self.call(Method::PUT, &path, &headers, Some(body)).await?)?;
-        answer["epoch"].as_u64().ok_or_else(|| ClientError::Protocol("join answer has no epoch".into()))
+        let changed: wire::rings::RingChanged = decode_json(&self.call(Method::PUT, &path, &headers, Some(body)).await?)?;
+        Ok(changed.epoch)
     }
 
     /// Removes `member` from `ring`; returns the ring's new epoch.
     pub async fn ring_leave(&self, ring: &str, member: &str) -> Result<u64, ClientError> {
         let headers = [("idempotency-key", new_idempotency_key())];
         let path = format!("/v1/rings/{}/members/{}", encode_segment(ring), encode_segment(member));
-        let answer: Value = decode_json(&self.call(Method::DELETE, &path, &headers, None).await?)?;
-        answer["epoch"].as_u64().ok_or_else(|| ClientError::Protocol("leave answer has no epoch".into()))
+        let changed: wire::rings::RingChanged = decode_json(&self.call(Method::DELETE, &path, &headers, None).await?)?;
+        Ok(changed.epoch)
     }
 
     pub async fn ring(&self, ring: &str) -> Result<Ring, ClientError> {

@@ -8,5 +8,6 @@ pub mod kv;
 pub mod leases;
 pub mod locks;
 pub mod queues;
+pub mod rings;
 pub mod topics;
 pub mod txn;
