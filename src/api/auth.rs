@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::{self, Caller};
@@ -24,6 +23,7 @@ use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::auth::{AuthCommand, AuthOutcome};
 use crate::state::auth::{Role, TokenRecord};
 use crate::state::command::{Command, Outcome};
+use crate::wire::auth::{AuthChanged, AuthStatus, CreatedToken, TokenInfo, TokenListing, TokenRevoked, WhoAmI};
 
 #[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,15 +48,11 @@ pub struct ListQuery {
     consistency: Consistency,
 }
 
-fn token_json(id: u64, name: &str, role: Role, prefixes: &[String]) -> Value {
-    json!({ "id": id, "name": name, "role": role.name(), "prefixes": prefixes })
+fn info(id: u64, name: &str, role: Role, prefixes: &[String]) -> TokenInfo {
+    TokenInfo { id, name: name.to_string(), role: role.name().to_string(), prefixes: prefixes.to_vec() }
 }
 
-fn record_json(id: u64, record: &TokenRecord) -> Value {
-    token_json(id, &record.name, record.role, &record.prefixes)
-}
-
-#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_create", summary = "Make a client token (its secret is shown once)", request_body = CreateBody, responses((status = 201, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_create", summary = "Make a client token (its secret is shown once)", request_body = CreateBody, responses((status = 201, description = "The token", body = CreatedToken), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     ApiQuery(_): ApiQuery<WriteQuery>,
@@ -69,10 +65,12 @@ pub async fn create(
     if let Some(reason) = token.invalid() {
         return Err(ApiError::bad_request("invalid_token_settings", reason));
     }
-    let shown = |id| {
-        let mut answer = token_json(id, &token.name, token.role, &token.prefixes);
-        answer["token"] = json!(format!("{id}.{secret}"));
-        answer
+    let shown = |id| CreatedToken {
+        id,
+        name: token.name.clone(),
+        role: token.role.name().to_string(),
+        prefixes: token.prefixes.clone(),
+        token: format!("{id}.{secret}"),
     };
     let command = Command::Auth(AuthCommand::TokenCreate(token.clone()));
     propose(&app, &headers, command, |outcome| match outcome {
@@ -82,7 +80,7 @@ pub async fn create(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_list", summary = "List tokens, never their secrets", params(ListQuery), responses((status = 200, description = "One page of tokens", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/auth/tokens", tag = "auth", operation_id = "token_list", summary = "List tokens, never their secrets", params(ListQuery), responses((status = 200, description = "One page of tokens", body = TokenListing), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     access::need(Role::Admin)?;
     let limit = super::kv::page_limit(&app, query.limit)?;
@@ -90,21 +88,21 @@ pub async fn list(State(app): State<AppState>, ApiQuery(query): ApiQuery<ListQue
     let read = app.reader.tokens(query.after, limit)?;
     let (page, more) = read.value;
     let next_after = if more { page.last().map(|(id, _)| *id) } else { None };
-    let items: Vec<Value> = page.iter().map(|(id, record)| record_json(*id, record)).collect();
-    Ok(Json(json!({ "items": items, "more": more, "next_after": next_after, "applied_index": read.applied_index })).into_response())
+    let items = page.iter().map(|(id, record)| info(*id, &record.name, record.role, &record.prefixes)).collect();
+    Ok(Json(TokenListing { items, more, next_after, applied_index: read.applied_index }).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_get", summary = "Read a token", params(("id" = u64, Path, description = "The token id"), ConsistencyQuery), responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_get", summary = "Read a token", params(("id" = u64, Path, description = "The token id"), ConsistencyQuery), responses((status = 200, description = "The token", body = TokenInfo), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<u64>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     access::need(Role::Admin)?;
     app.read_at(query.consistency).await?;
     match app.reader.token(id)?.value {
-        Some(record) => Ok(Json(record_json(id, &record)).into_response()),
+        Some(record) => Ok(Json(info(id, &record.name, record.role, &record.prefixes)).into_response()),
         None => Err(ApiError::not_found("token_not_found", format!("token {id} does not exist (never created, or revoked)"))),
     }
 }
 
-#[utoipa::path(delete, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_revoke", summary = "Revoke a token", params(("id" = u64, Path, description = "The token id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/auth/tokens/{id}", tag = "auth", operation_id = "token_revoke", summary = "Revoke a token", params(("id" = u64, Path, description = "The token id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = TokenRevoked), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn revoke(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<u64>,
@@ -112,32 +110,32 @@ pub async fn revoke(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     propose(&app, &headers, Command::Auth(AuthCommand::TokenRevoke { id }), |outcome| match outcome {
-        Outcome::Auth(AuthOutcome::TokenRevoked { id }) => Some(Json(json!({ "id": id, "revoked": true })).into_response()),
+        Outcome::Auth(AuthOutcome::TokenRevoked { id }) => Some(Json(TokenRevoked { id, revoked: true }).into_response()),
         _ => None,
     })
     .await
 }
 
-#[utoipa::path(get, path = "/v1/auth", tag = "auth", operation_id = "auth_status", summary = "Are tokens required? How many exist?", params(ConsistencyQuery), responses((status = 200, description = "The settings", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/auth", tag = "auth", operation_id = "auth_status", summary = "Are tokens required? How many exist?", params(ConsistencyQuery), responses((status = 200, description = "The settings", body = AuthStatus), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn status(State(app): State<AppState>, ApiQuery(query): ApiQuery<ConsistencyQuery>) -> Result<Response, ApiError> {
     access::need(Role::Admin)?;
     app.read_at(query.consistency).await?;
     let read = app.reader.auth_settings()?;
     let settings = read.value;
-    Ok(Json(json!({ "enabled": settings.enabled, "tokens": settings.tokens, "admin_tokens": settings.admins, "applied_index": read.applied_index }))
+    Ok(Json(AuthStatus { enabled: settings.enabled, tokens: settings.tokens, admin_tokens: settings.admins, applied_index: read.applied_index })
         .into_response())
 }
 
 fn changed(outcome: Outcome) -> Option<Response> {
     match outcome {
-        Outcome::Auth(AuthOutcome::Changed { enabled }) => Some(Json(json!({ "enabled": enabled })).into_response()),
+        Outcome::Auth(AuthOutcome::Changed { enabled }) => Some(Json(AuthChanged { enabled }).into_response()),
         _ => None,
     }
 }
 
 /// Requires tokens from now on. Takes an admin token even while none is required,
 /// so whoever turns it on can still get in afterwards.
-#[utoipa::path(post, path = "/v1/auth/enable", tag = "auth", operation_id = "auth_enable", summary = "Require tokens (takes an admin token)", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/auth/enable", tag = "auth", operation_id = "auth_enable", summary = "Require tokens (takes an admin token)", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = AuthChanged), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn enable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = access::authenticate(&app, &headers)?;
     if caller.role != Role::Admin {
@@ -146,13 +144,13 @@ pub async fn enable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuer
     propose(&app, &headers, Command::Auth(AuthCommand::Enable { by: caller.id }), changed).await
 }
 
-#[utoipa::path(post, path = "/v1/auth/disable", tag = "auth", operation_id = "auth_disable", summary = "Stop requiring tokens", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/auth/disable", tag = "auth", operation_id = "auth_disable", summary = "Stop requiring tokens", params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this write apply at most once")), responses((status = 200, description = "Done", body = AuthChanged), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn disable(State(app): State<AppState>, ApiQuery(_): ApiQuery<WriteQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
     propose(&app, &headers, Command::Auth(AuthCommand::Disable), changed).await
 }
 
 /// The presented token, checked (whether or not tokens are required).
-#[utoipa::path(get, path = "/v1/auth/whoami", tag = "auth", operation_id = "auth_whoami", summary = "Check the token sent", responses((status = 200, description = "The token", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/auth/whoami", tag = "auth", operation_id = "auth_whoami", summary = "Check the token sent", responses((status = 200, description = "The token", body = WhoAmI), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn whoami(State(app): State<AppState>, caller: Option<axum::Extension<Caller>>, headers: HeaderMap) -> Result<Response, ApiError> {
     access::need(Role::Read)?;
     let caller = match caller {
@@ -160,7 +158,6 @@ pub async fn whoami(State(app): State<AppState>, caller: Option<axum::Extension<
         None => access::authenticate(&app, &headers)?,
     };
     let enabled = app.reader.auth_settings()?.value.enabled;
-    let mut answer = token_json(caller.id, &caller.name, caller.role, &caller.prefixes);
-    answer["auth_enabled"] = json!(enabled);
-    Ok(Json(answer).into_response())
+    let TokenInfo { id, name, role, prefixes } = info(caller.id, &caller.name, caller.role, &caller.prefixes);
+    Ok(Json(WhoAmI { id, name, role, prefixes, auth_enabled: enabled }).into_response())
 }

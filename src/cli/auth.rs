@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::client::{Connection, fail, print_json};
+use super::client::{Connection, answer};
 use super::out;
 
 #[derive(Args, Debug)]
@@ -62,35 +62,28 @@ pub enum TokenCommand {
 pub async fn run(args: AuthArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
-    let result = match args.command {
+    match args.command {
         AuthCommand::Token { command: TokenCommand::Create { role, name, prefixes } } => match client.token_create(&name, &role, &prefixes).await {
             Ok(created) if !json => {
                 out!("{}", created.token);
                 eprintln!("token {} ({}), shown once: keep it", created.id, created.role);
-                return ExitCode::SUCCESS;
+                ExitCode::SUCCESS
             }
-            other => other.map(|created| serde_json::json!({ "id": created.id, "name": created.name, "role": created.role, "prefixes": created.prefixes, "token": created.token })),
+            other => answer(other),
         },
         AuthCommand::Token { command: TokenCommand::List } => match client.tokens().await {
             Ok(tokens) if !json => {
                 for token in tokens {
                     out!("{:<8} {:<6} {:<24} {}", token.id, token.role, token.name, token.prefixes.join(","));
                 }
-                return ExitCode::SUCCESS;
+                ExitCode::SUCCESS
             }
-            other => other.map(|tokens| serde_json::json!(tokens.iter().map(|t| serde_json::json!({ "id": t.id, "name": t.name, "role": t.role, "prefixes": t.prefixes })).collect::<Vec<_>>())),
+            other => answer(other),
         },
-        AuthCommand::Token { command: TokenCommand::Revoke { id } } => client.token_revoke(id).await,
-        AuthCommand::Enable => client.auth_enable().await,
-        AuthCommand::Disable => client.auth_disable().await,
-        AuthCommand::Status => client.auth_status().await,
-        AuthCommand::Whoami => client.whoami().await,
-    };
-    match result {
-        Ok(value) => {
-            print_json(&value);
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e),
+        AuthCommand::Token { command: TokenCommand::Revoke { id } } => answer(client.token_revoke(id).await),
+        AuthCommand::Enable => answer(client.auth_enable().await),
+        AuthCommand::Disable => answer(client.auth_disable().await),
+        AuthCommand::Status => answer(client.auth_status().await),
+        AuthCommand::Whoami => answer(client.whoami().await),
     }
 }

@@ -649,8 +649,8 @@ pub async fn run_cluster(args: ClusterArgs) -> ExitCode {
     }
 }
 
-/// Prints a cluster change's answer as JSON, or why it failed.
-fn answer<T: serde::Serialize>(result: Result<T, ClientError>) -> ExitCode {
+/// Prints an answer as JSON, or why the call failed.
+pub(super) fn answer<T: serde::Serialize>(result: Result<T, ClientError>) -> ExitCode {
     match result {
         Ok(answer) => {
             print_json(&answer);

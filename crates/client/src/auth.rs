@@ -5,36 +5,11 @@
 //! harmless, listed, and revoked like any other.
 
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Client, ClientError, decode_json, json_body, keyed_json_headers};
 
-/// A token as listed: everything but its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TokenInfo {
-    pub id: u64,
-    pub name: String,
-    /// `read`, `write` or `admin`.
-    pub role: String,
-    pub prefixes: Vec<String>,
-}
-
-/// A token just made: `token` (`<id>.<secret>`) is shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CreatedToken {
-    pub id: u64,
-    pub name: String,
-    pub role: String,
-    pub prefixes: Vec<String>,
-    pub token: String,
-}
-
-#[derive(Deserialize)]
-struct TokenPage {
-    items: Vec<TokenInfo>,
-    next_after: Option<u64>,
-}
+pub use crate::wire::auth::{AuthChanged, AuthStatus, CreatedToken, TokenInfo, TokenRevoked, WhoAmI};
 
 impl Client {
     /// Makes a token with `role` (`read`, `write`, `admin`), confined to `prefixes` if any.
@@ -53,7 +28,7 @@ impl Client {
                 None => "/v1/auth/tokens".to_string(),
                 Some(after) => format!("/v1/auth/tokens?after={after}"),
             };
-            let page: TokenPage = decode_json(&self.call(Method::GET, &path, &[], None).await?)?;
+            let page: crate::wire::auth::TokenListing = decode_json(&self.call(Method::GET, &path, &[], None).await?)?;
             tokens.extend(page.items);
             match page.next_after {
                 Some(next) => after = Some(next),
@@ -62,26 +37,26 @@ impl Client {
         }
     }
 
-    pub async fn token_revoke(&self, id: u64) -> Result<Value, ClientError> {
+    pub async fn token_revoke(&self, id: u64) -> Result<TokenRevoked, ClientError> {
         decode_json(&self.call(Method::DELETE, &format!("/v1/auth/tokens/{id}"), &keyed_json_headers(), None).await?)
     }
 
     /// Requires tokens from now on (this client's token must be an admin token).
-    pub async fn auth_enable(&self) -> Result<Value, ClientError> {
+    pub async fn auth_enable(&self) -> Result<AuthChanged, ClientError> {
         decode_json(&self.call(Method::POST, "/v1/auth/enable", &keyed_json_headers(), None).await?)
     }
 
-    pub async fn auth_disable(&self) -> Result<Value, ClientError> {
+    pub async fn auth_disable(&self) -> Result<AuthChanged, ClientError> {
         decode_json(&self.call(Method::POST, "/v1/auth/disable", &keyed_json_headers(), None).await?)
     }
 
     /// Whether tokens are required, and how many exist (admin).
-    pub async fn auth_status(&self) -> Result<Value, ClientError> {
+    pub async fn auth_status(&self) -> Result<AuthStatus, ClientError> {
         decode_json(&self.call(Method::GET, "/v1/auth", &[], None).await?)
     }
 
     /// The token this client sends, as the cluster knows it.
-    pub async fn whoami(&self) -> Result<Value, ClientError> {
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
         decode_json(&self.call(Method::GET, "/v1/auth/whoami", &[], None).await?)
     }
 }

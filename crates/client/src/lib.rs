@@ -37,7 +37,7 @@ mod sse;
 mod topics;
 mod txn;
 mod unreachable;
-pub use auth::{CreatedToken, TokenInfo};
+pub use auth::{AuthChanged, AuthStatus, CreatedToken, TokenInfo, TokenRevoked, WhoAmI};
 pub use queues::{DeadLetteredFrom, QueueConfigured, QueueListing, QueueMessage, QueueSettings, QueueStats, ReceiveOptions};
 pub use sse::{EventStream, RawEvent, WatchEvent};
 pub use topics::{TopicConfigured, TopicMessage, TopicPage, TopicSettings, TopicStatus};

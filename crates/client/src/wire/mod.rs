@@ -3,6 +3,7 @@
 //! per resource; resources whose bodies are still built with `json!` move here as
 //! they are touched (issue 14, step 4).
 
+pub mod auth;
 pub mod cluster;
 pub mod kv;
 pub mod leases;
