@@ -1,7 +1,6 @@
 //! JSON bodies of the HTTP API as types, shared by the server (`api`), the Rust client
 //! (`client`) and the OpenAPI description, so the three cannot drift apart. One file
-//! per resource; resources whose bodies are still built with `json!` move here as
-//! they are touched (issue 14, step 4).
+//! per resource. The event streams' events (watches, subscriptions) are not here yet.
 
 pub mod auth;
 pub mod cluster;
