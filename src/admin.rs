@@ -116,7 +116,7 @@ pub struct Admin {
 impl Admin {
     /// Runs `request` on the leader: here, or sent to it.
     pub async fn run(&self, request: AdminRequest) -> Result<AdminAnswer, AdminError> {
-        crate::authorize::authorize(&request.access())?;
+        crate::authorize::authorize(|| request.access())?;
         let (id, addr) = match self.core.leader()? {
             Leader::Here => return self.run_here(request).await,
             Leader::At { id, addr } => (id, addr),

@@ -63,13 +63,15 @@ pub fn authority() -> Authority {
 
 /// Whether this task's request may do what `access` says: yes when no token is
 /// required, otherwise when the caller's token covers it (`Forbidden` if not).
-pub fn authorize(access: &Access) -> Result<(), ConsensusError> {
+/// `access` is built only when there is a token to check it against: most clusters
+/// require none, and a write should not pay for naming what it touches.
+pub fn authorize(access: impl FnOnce() -> Access) -> Result<(), ConsensusError> {
     DECIDED
         .try_with(|decided| {
             decided.checked.set(true);
             match &decided.decision {
                 Decision::NoTokenRequired => Ok(()),
-                Decision::Token(caller) => caller.permits(access).map_err(ConsensusError::Forbidden),
+                Decision::Token(caller) => caller.permits(&access()).map_err(ConsensusError::Forbidden),
             }
         })
         .unwrap_or(Ok(()))
@@ -84,13 +86,13 @@ mod tests {
     async fn a_check_runs_against_the_decision_and_is_recorded() {
         let caller = Caller { id: 3, name: "ci".into(), role: Role::Read, prefixes: vec!["app/".into()] };
         let read_app = Access::name(Role::Read, "key", "app/x");
-        let (allowed, checked) = decided(Decision::Token(caller.clone()), async { (authorize(&read_app), authority()) }).await;
+        let (allowed, checked) = decided(Decision::Token(caller.clone()), async { (authorize(|| read_app.clone()), authority()) }).await;
         assert_eq!((allowed, checked), ((Ok(()), Authority::Token(3)), true));
-        let (refused, _) = decided(Decision::Token(caller.clone()), async { authorize(&Access::name(Role::Write, "key", "app/x")) }).await;
+        let (refused, _) = decided(Decision::Token(caller.clone()), async { authorize(|| Access::name(Role::Write, "key", "app/x")) }).await;
         assert!(matches!(refused, Err(ConsensusError::Forbidden(ref why)) if why.contains("needs write")), "{refused:?}");
         let (nothing, checked) = decided(Decision::Token(caller), async {}).await;
         assert_eq!((nothing, checked), ((), false), "nothing checked is recorded as such");
-        let (open, checked) = decided(Decision::NoTokenRequired, async { authorize(&Access::unnamed(Role::Admin)) }).await;
+        let (open, checked) = decided(Decision::NoTokenRequired, async { authorize(|| Access::unnamed(Role::Admin)) }).await;
         assert_eq!((open, checked), (Ok(()), true));
         assert_eq!(authority(), Authority::NoTokenRequired, "outside a request");
     }

@@ -217,7 +217,7 @@ impl Core {
 
     /// Applies `request` through the leader: here, or sent to it.
     pub async fn write(&self, request: Request) -> Result<Response, ConsensusError> {
-        authorize(&request.command.access())?;
+        authorize(|| request.command.access())?;
         match self.leader()? {
             Leader::Here => self.write_here(request).await,
             Leader::At { id, addr } => {

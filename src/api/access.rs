@@ -97,17 +97,17 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiEr
 
 /// Checks that the request may read the `what` called `name` (`authorize`).
 pub fn read_name(what: &'static str, name: &str) -> Result<(), ApiError> {
-    Ok(authorize(&Access::name(Role::Read, what, name))?)
+    Ok(authorize(|| Access::name(Role::Read, what, name))?)
 }
 
 /// Checks that the request may read everything under `prefix`.
 pub fn read_prefix(prefix: &str) -> Result<(), ApiError> {
-    Ok(authorize(&Access::prefix(Role::Read, prefix))?)
+    Ok(authorize(|| Access::prefix(Role::Read, prefix))?)
 }
 
 /// Checks that the request's token has `role` (for what has no name).
 pub fn need(role: Role) -> Result<(), ApiError> {
-    Ok(authorize(&Access::unnamed(role))?)
+    Ok(authorize(|| Access::unnamed(role))?)
 }
 
 /// The routes open to anyone, tokens or not.

@@ -90,28 +90,32 @@ pub enum Lookup {
     Reused,
 }
 
-/// FNV-1a over the encoding of the command (the envelope's leader stamp, which
-/// differs between retries, is not part of it): stable across runs, replicas and
-/// retries.
-fn fingerprint(bytes: &[u8]) -> u64 {
+/// The fingerprint of `command` (the envelope's leader stamp, which differs between
+/// retries, is not part of it): stable across runs, replicas and retries.
+pub fn fingerprint(command: &Command) -> Result<u64, ViewError> {
+    Ok(fnv1a(&codec::encode(command)?))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-pub fn lookup(batch: &Batch<'_>, key: &str, command: &Command) -> Result<Lookup, ViewError> {
+/// What the table says of `key` for `command`, whose `fingerprint` the caller took.
+pub fn lookup(batch: &Batch<'_>, key: &str, command: &Command, fingerprint: u64) -> Result<Lookup, ViewError> {
     let Some(found) = batch.get_decoded::<Remembered>(Cf::Idem, key.as_bytes())? else {
         return Ok(Lookup::Fresh);
     };
     let same = match found.fingerprint {
-        Fingerprint::Current(hash) => hash == fingerprint(&codec::encode(command)?),
-        Fingerprint::V2(hash) => hash == fingerprint(&v2::fingerprinted_bytes(command)?),
+        Fingerprint::Current(hash) => hash == fingerprint,
+        Fingerprint::V2(hash) => hash == fnv1a(&v2::fingerprinted_bytes(command)?),
     };
     Ok(if same { Lookup::Replay(found.outcome) } else { Lookup::Reused })
 }
 
-pub fn remember(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, command: &Command, index: u64, outcome: &Outcome) -> Result<(), ViewError> {
+pub fn remember(batch: &mut Batch<'_>, meta: &mut Meta, key: &str, fingerprint: u64, index: u64, outcome: &Outcome) -> Result<(), ViewError> {
     let seq = meta.idem_next_seq;
     meta.idem_next_seq += 1;
-    let fingerprint = Fingerprint::Current(fingerprint(&codec::encode(command)?));
+    let fingerprint = Fingerprint::Current(fingerprint);
     batch.put_encoded(Cf::Idem, key.as_bytes(), &Remembered { fingerprint, index, outcome: outcome.clone() })?;
     batch.put_encoded(Cf::IdemOrder, &seq.to_be_bytes(), &OrderRecord { key: key.to_string(), index })?;
     Ok(())

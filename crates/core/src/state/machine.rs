@@ -117,12 +117,13 @@ impl StateMachine {
         let Some(key) = request.idempotency_key else {
             return Ok(Response::fresh(apply_all_or_nothing(batch, meta, stamp, request.command)?));
         };
-        match idempotency::lookup(batch, &key, &request.command)? {
+        let fingerprint = idempotency::fingerprint(&request.command)?;
+        match idempotency::lookup(batch, &key, &request.command, fingerprint)? {
             Lookup::Replay(outcome) => Ok(Response { replayed: true, outcome }),
             Lookup::Reused => Ok(Response::fresh(Outcome::Rejected(Rejection::IdempotencyKeyReused { key }))),
             Lookup::Fresh => {
-                let outcome = apply_all_or_nothing(batch, meta, stamp, request.command.clone())?;
-                idempotency::remember(batch, meta, &key, &request.command, index, &outcome)?;
+                let outcome = apply_all_or_nothing(batch, meta, stamp, request.command)?;
+                idempotency::remember(batch, meta, &key, fingerprint, index, &outcome)?;
                 idempotency::evict(batch, meta, index, self.bounds)?;
                 Ok(Response::fresh(outcome))
             }
