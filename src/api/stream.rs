@@ -2,9 +2,8 @@
 //!
 //! A `Source` reads what is new from this node's applied state. The loop sends what it
 //! returns, and when there is nothing new it waits until this node applies another
-//! entry (Raft's metrics change), so a stream does not poll (a change made between a
-//! read and the wait wakes the wait at once). It also looks again after a second
-//! without a wake-up (`RECHECK`): see `Driver::next_event`.
+//! entry (Raft's metrics change), so a stream never polls on a timer and never misses
+//! a change (a change made between a read and the wait wakes the wait at once).
 //! Streams are served by the node asked; each holds one of
 //! `Limits::streams_max` permits until the client goes away, and a comment line every
 //! 15 s keeps idle connections alive through proxies.
@@ -78,9 +77,6 @@ pub fn error_event(error: ApiError) -> Event {
     Event::default().event("error").data(body.to_string())
 }
 
-/// Longest a waiting stream goes without looking at the state again.
-const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
-
 struct Driver<S> {
     source: S,
     pending: VecDeque<Event>,
@@ -110,11 +106,8 @@ impl<S: Source> Driver<S> {
             match self.source.next(&self.reader) {
                 Ok(Step::Events(events)) => self.pending.extend(events),
                 // A snapshot being installed: the state is back after the next entry.
-                // Looks again at least every `RECHECK`: in a few full test runs a
-                // stream missed the wake-up of its token's revoke (the cause is not
-                // found yet); this bounds such a miss.
                 Ok(Step::Wait) | Err(ViewError::Installing) => {
-                    if let Ok(Err(_)) = tokio::time::timeout(RECHECK, self.applied.changed()).await {
+                    if self.applied.changed().await.is_err() {
                         return None;
                     }
                 }
