@@ -211,19 +211,26 @@ async fn tokens_roles_and_prefixes_are_enforced_on_every_node_and_refusals_chang
 }
 
 #[tokio::test]
-async fn a_stream_ends_when_its_token_is_revoked_and_other_streams_go_on() {
+async fn a_stream_ends_when_tokens_become_required_or_its_token_is_revoked_and_other_streams_go_on() {
     let (_cluster, _, base, other) = three_nodes().await;
     let http = reqwest::Client::new();
+    let watch = format!("{other}/v1/watch?prefix=s/");
+    // Opened while no token is required: it ends once the follower applies the enable.
+    let mut anonymous_stream = SseReader::send(http.get(&watch)).await;
     let admin = create_token(&http, &base, None, json!({ "name": "ops", "role": "admin" })).await;
     let reader = create_token(&http, &base, None, json!({ "name": "dash", "role": "read" })).await;
     assert_eq!(http.post(format!("{base}/v1/auth/enable")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::OK);
-    // The follower serves streams from its own state: wait until it knows the tokens.
-    wait_for("the follower to apply the tokens", Duration::from_secs(30), || async {
-        let read = http.get(format!("{other}/v1/kv/none?consistency=stale")).bearer_auth(&reader).send().await.unwrap();
-        (read.status() == StatusCode::NOT_FOUND).then_some(())
+    // The follower serves streams from its own state, and takes a token only once it
+    // requires them: wait until it refuses a read without one.
+    wait_for("the follower to apply the enable", Duration::from_secs(30), || async {
+        let read = http.get(format!("{other}/v1/kv/none?consistency=stale")).send().await.unwrap();
+        (read.status() == StatusCode::UNAUTHORIZED).then_some(())
     })
     .await;
-    let watch = format!("{other}/v1/watch?prefix=s/");
+    let (kind, _, data) = anonymous_stream.next().await;
+    assert_eq!((kind.as_str(), data["error"]["code"].as_str()), ("error", Some("token_required")), "{data}");
+    assert!(anonymous_stream.closed().await, "the stream opened without a token stays open");
+
     let mut read_stream = SseReader::send(http.get(&watch).bearer_auth(&reader)).await;
     let mut admin_stream = SseReader::send(http.get(&watch).bearer_auth(&admin)).await;
     let put = |key: &str| http.put(format!("{base}/v1/kv/{key}")).bearer_auth(&admin).body("1").send();

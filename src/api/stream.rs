@@ -9,9 +9,11 @@
 //! 15 s keeps idle connections alive through proxies.
 //!
 //! A stream opened with a token (`access::Caller`) ends with a `401 token_revoked`
-//! error event once this node applies that token's revoke: the token is checked
-//! again whenever the stream is woken, which every applied entry does, the revoke
-//! included. Token ids never repeat, so "the id still exists" is "not revoked".
+//! error event once this node applies that token's revoke, and a stream opened while
+//! no token was required ends with `401 token_required` once this node applies the
+//! enable: the check runs again whenever the stream is woken, which every applied
+//! entry does, the revoke and the enable included. Token ids never repeat, so "the id
+//! still exists" is "not revoked".
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -98,8 +100,8 @@ impl<S: Source> Driver<S> {
             if self.ended {
                 return None;
             }
-            if let Some(revoked) = self.token_revoked() {
-                self.pending.push_back(error_event(revoked));
+            if let Some(refused) = self.access_ended() {
+                self.pending.push_back(error_event(refused));
                 self.ended = true;
                 continue;
             }
@@ -125,14 +127,17 @@ impl<S: Source> Driver<S> {
 }
 
 impl<S> Driver<S> {
-    /// The error that ends the stream when tokens are required and the stream's token
-    /// is gone. A read that fails (a snapshot being installed) decides nothing: the
-    /// source meets the same state and waits for the next entry, and the check runs again.
-    fn token_revoked(&self) -> Option<ApiError> {
-        let id = self.token_id?;
+    /// The error that ends the stream when tokens are required and the stream was
+    /// opened without one, or its token is gone. A read that fails (a snapshot being
+    /// installed) decides nothing: the source meets the same state and waits for the
+    /// next entry, and the check runs again.
+    fn access_ended(&self) -> Option<ApiError> {
         if !self.reader.tokens_required() {
             return None;
         }
+        let Some(id) = self.token_id else {
+            return Some(unauthenticated("token_required", "this node now requires tokens, and this stream was opened without one; reconnect with a token"));
+        };
         match self.reader.token(id) {
             Ok(found) if found.value.is_none() => {
                 Some(unauthenticated("token_revoked", format!("token {id}, which opened this stream, was revoked; reconnect with another token")))
