@@ -8,7 +8,8 @@
 //! - `concord-client` (`crates/client`): the Rust client, the HTTP bodies shared
 //!   with the server (`wire`) and ring placement; no RocksDB, no openraft;
 //! - this one: openraft's glue (`raft`), the typed core every door calls
-//!   (`service`: writes and linearizable reads, with typed consensus errors), the
+//!   (`service`: writes and linearizable reads, with typed consensus errors), its
+//!   typed streams of applied changes (`streams`: watches, subscriptions), the
 //!   HTTP/JSON API (`api`), one member wired
 //!   together from its configuration (`node`, `config`), its connections within their
 //!   bounds (`server`), TLS (`tls`, with throwaway certificates from `dev_ca`), the
@@ -35,5 +36,6 @@ pub mod node;
 pub mod raft;
 pub mod server;
 pub mod service;
+pub mod streams;
 pub mod ticker;
 pub mod tls;

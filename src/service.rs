@@ -10,6 +10,9 @@
 //! leader never sends either on, so a stale view of the leader cannot loop, and a
 //! node that is no longer leader answers `NotLeader` (definite).
 //!
+//! Streams (watches, topic subscriptions) are read from this node's applied state
+//! (`streams`), with the token decision of the request that opened them.
+//!
 //! A command that reads the clock (`Command::reads_clock`: lease
 //! grants and keep-alives, queue and topic writes, transactions) is stamped here, as
 //! it is proposed, so a door builds commands without the leader's clock. Writes go
@@ -24,6 +27,7 @@
 
 use std::sync::Arc;
 
+use futures_util::Stream;
 use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -37,6 +41,7 @@ use crate::raft::read_index::ReadIndex;
 use crate::raft::{NodeId, Raft};
 use crate::state::StateReader;
 use crate::state::command::{Request, Response};
+use crate::streams::{self, Ended, Source};
 use crate::ticker::LeaderClock;
 
 /// Why a write or a linearizable read did not complete. Every variant but
@@ -324,6 +329,12 @@ impl Core {
             Ok(Err(_)) => Err(ConsensusError::ReadNotConfirmed("this node is shutting down".into())),
             Err(_) => Err(ConsensusError::ReadNotConfirmed(format!("read index {read_index} not applied here within {} ms", limit.as_millis()))),
         }
+    }
+
+    /// `source`'s items as this node applies them (`streams`), for as long as this node
+    /// grants the token decision this task's request was taken with; then why it ended.
+    pub fn follow<S: Source>(&self, source: S) -> impl Stream<Item = Result<S::Item, Ended<S::End>>> + Send + 'static {
+        streams::follow(self.reader.clone(), self.raft.metrics(), authority(), source)
     }
 
     /// On the leader (`POST /raft/read_index` asks for it): confirms leadership with

@@ -22,6 +22,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The error as its answer's body shows it.
+    pub fn body(self) -> ErrorBody {
+        ErrorBody { error: ErrorFields { code: self.code, details: self.details, message: self.message } }
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), details: None }
     }
@@ -89,9 +94,9 @@ pub struct ErrorFields {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorFields { code: self.code, details: self.details, message: self.message } };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let status = self.status;
+        let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

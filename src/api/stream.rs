@@ -1,21 +1,12 @@
-//! Server-sent event streams (watches, topic subscriptions): one loop for all.
+//! Server-sent events: how the HTTP API serves the core's typed streams (`streams`:
+//! watches, topic subscriptions).
 //!
-//! A `Source` reads what is new from this node's applied state. The loop sends what it
-//! returns, and when there is nothing new it waits until this node applies another
-//! entry (Raft's metrics change), so a stream never polls on a timer and never misses
-//! a change (a change made between a read and the wait wakes the wait at once).
-//! Streams are served by the node asked; each holds one of
-//! `Limits::streams_max` permits until the client goes away, and a comment line every
-//! 15 s keeps idle connections alive through proxies.
-//!
-//! A stream opened with a token (`access::Caller`) ends with a `401 token_revoked`
-//! error event once this node applies that token's revoke, and a stream opened while
-//! no token was required ends with `401 token_required` once this node applies the
-//! enable: the check runs again whenever the stream is woken, which every applied
-//! entry does, the revoke and the enable included. Token ids never repeat, so "the id
-//! still exists" is "not revoked".
+//! Each item of a stream becomes one or more events; the reason a stream ended becomes
+//! a last `event: error` in the API's error shape, and the connection closes.
+//! Streams are served by the node asked; each holds one of `Limits::streams_max`
+//! permits (and one of its client's `streams_per_client_max`) until the client goes
+//! away, and a comment line every 15 s keeps idle connections alive through proxies.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::Extension;
@@ -23,28 +14,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::access::{Caller, unauthenticated};
+use futures_util::{Stream, StreamExt};
+
+use super::access::unauthenticated;
 use super::client_slots::ClientSlot;
 use crate::server::ClientAddr;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::state::StateReader;
-use crate::state::store::ViewError;
-
-/// What a source has for the stream now.
-pub enum Step {
-    /// Events to send (possibly none, when the source wants to be asked again at once).
-    Events(Vec<Event>),
-    /// Nothing new: ask again after the next applied entry.
-    Wait,
-    /// Send this last event and close the stream.
-    End(Event),
-}
-
-pub trait Source: Send + 'static {
-    fn next(&mut self, reader: &StateReader) -> Result<Step, ViewError>;
-}
+use crate::streams::Ended;
 
 /// What an open stream holds: one of the node's stream permits and, when the
 /// client's address is known, one of that client's.
@@ -74,87 +52,39 @@ pub fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<u64>, Api
 }
 
 /// An event that ends a stream with an error, in the API's error shape.
-pub fn error_event(error: ApiError) -> Event {
-    let body = serde_json::json!({ "error": { "code": error.code, "message": error.message, "details": error.details } });
-    Event::default().event("error").data(body.to_string())
+fn error_event(error: ApiError) -> Event {
+    Event::default().event("error").json_data(error.body()).unwrap_or_default()
 }
 
-struct Driver<S> {
-    source: S,
-    pending: VecDeque<Event>,
-    reader: StateReader,
-    applied: tokio::sync::watch::Receiver<openraft::RaftMetrics<crate::raft::NodeId, crate::raft::Node>>,
-    /// The id of the token that opened the stream, if one did.
-    token_id: Option<u64>,
-    ended: bool,
-    _permit: StreamPermit,
-}
-
-impl<S: Source> Driver<S> {
-    /// The next event, or `None` when the stream is over.
-    async fn next_event(&mut self) -> Option<Event> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
-            }
-            if self.ended {
-                return None;
-            }
-            if let Some(refused) = self.access_ended() {
-                self.pending.push_back(error_event(refused));
-                self.ended = true;
-                continue;
-            }
-            match self.source.next(&self.reader) {
-                Ok(Step::Events(events)) => self.pending.extend(events),
-                // A snapshot being installed: the state is back after the next entry.
-                Ok(Step::Wait) | Err(ViewError::Installing) => {
-                    if self.applied.changed().await.is_err() {
-                        return None;
-                    }
-                }
-                Ok(Step::End(event)) => {
-                    self.pending.push_back(event);
-                    self.ended = true;
-                }
-                Err(e) => {
-                    self.pending.push_back(error_event(ApiError::from(e)));
-                    self.ended = true;
-                }
-            }
+/// The error a stream's end is sent as; `source_error` says the source's own.
+fn end_error<E>(ended: Ended<E>, source_error: impl FnOnce(E) -> ApiError) -> ApiError {
+    match ended {
+        Ended::Source(end) => source_error(end),
+        Ended::TokenRevoked(id) => unauthenticated("token_revoked", format!("token {id}, which opened this stream, was revoked; reconnect with another token")),
+        Ended::TokenRequired => {
+            unauthenticated("token_required", "this node now requires tokens, and this stream was opened without one; reconnect with a token")
         }
+        Ended::Failed(e) => ApiError::from(e),
     }
 }
 
-impl<S> Driver<S> {
-    /// The error that ends the stream when tokens are required and the stream was
-    /// opened without one, or its token is gone. A read that fails (a snapshot being
-    /// installed) decides nothing: the source meets the same state and waits for the
-    /// next entry, and the check runs again.
-    fn access_ended(&self) -> Option<ApiError> {
-        if !self.reader.tokens_required() {
-            return None;
-        }
-        let Some(id) = self.token_id else {
-            return Some(unauthenticated("token_required", "this node now requires tokens, and this stream was opened without one; reconnect with a token"));
+/// Answers with `stream` as server-sent events, each item as `events` makes them and
+/// the end as an error event (`source_error` for the source's own reasons), holding
+/// `permit` while the client reads.
+pub fn serve<T, E>(
+    permit: StreamPermit,
+    stream: impl Stream<Item = Result<T, Ended<E>>> + Send + 'static,
+    events: impl Fn(T) -> Vec<Event> + Send + 'static,
+    source_error: impl Fn(E) -> ApiError + Send + 'static,
+) -> Response {
+    let sse = stream.flat_map(move |item| {
+        // The closure owns the permit: it is held for as long as the stream exists.
+        let _held = &permit;
+        let sent = match item {
+            Ok(item) => events(item),
+            Err(ended) => vec![error_event(end_error(ended, &source_error))],
         };
-        match self.reader.token(id) {
-            Ok(found) if found.value.is_none() => {
-                Some(unauthenticated("token_revoked", format!("token {id}, which opened this stream, was revoked; reconnect with another token")))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Answers with the stream of `source`'s events, for as long as `caller`'s token (if
-/// the request carried one) is not revoked.
-pub fn serve(app: &AppState, permit: StreamPermit, caller: Option<Extension<Caller>>, source: impl Source) -> Response {
-    let token_id = caller.map(|Extension(caller)| caller.id);
-    let driver = Driver { source, pending: VecDeque::new(), reader: app.reader.clone(), applied: app.raft.metrics(), token_id, ended: false, _permit: permit };
-    let events = futures_util::stream::unfold(driver, |mut driver| async move {
-        let event = driver.next_event().await?;
-        Some((Ok::<_, Infallible>(event), driver))
+        futures_util::stream::iter(sent.into_iter().map(Ok::<_, Infallible>))
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
+    Sse::new(sse).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
 }

@@ -16,28 +16,26 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::access::{self, Caller};
+use super::access;
 use super::blocking::{wait_bound, wait_until};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use super::kv::{Consistency, ConsistencyQuery, WriteQuery, value_string};
 use super::named;
 use super::outcome::{propose, refuse_idempotency_key};
-use super::stream::{self, Source, Step, error_event};
+use super::stream;
 use crate::server::ClientAddr;
 use crate::state::StateReader;
 use crate::state::command::{Command, Outcome};
 use crate::state::kv;
-use crate::state::store::ViewError;
 use crate::state::topic::{self, TopicMessage, TopicRead, TopicRecord, TopicSettings};
 use crate::state::topic::{TopicCommand, TopicOutcome};
+use crate::streams::subscription::{Subscription, SubscriptionEnd};
 use crate::wire::queues::Deleted;
 use crate::wire::topics::{self as wire, Message, Messages, Published, TopicConfigured, TopicCounts, TopicListing, TopicSettingsBody, TopicStatus};
 
 /// Payload bytes one read returns (at least one message).
 const READ_BYTES_MAX: usize = 4 << 20;
-/// Most messages one stream read hands on.
-const STREAM_BATCH: usize = 100;
 
 #[derive(Deserialize, Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -179,52 +177,37 @@ pub async fn read(State(app): State<AppState>, ApiPath(name): ApiPath<String>, A
     }
 }
 
-struct Subscription {
-    topic: String,
-    next_offset: u64,
-}
-
-impl Source for Subscription {
-    fn next(&mut self, reader: &StateReader) -> Result<Step, ViewError> {
-        match reader.topic_messages(&self.topic, self.next_offset, STREAM_BATCH, READ_BYTES_MAX)?.value {
-            TopicRead::NotFound => Ok(Step::End(error_event(not_found(&self.topic)))),
-            TopicRead::Compacted { first_offset } => Ok(Step::End(error_event(compacted(&self.topic, self.next_offset, first_offset)))),
-            TopicRead::Messages { messages, .. } if messages.is_empty() => Ok(Step::Wait),
-            TopicRead::Messages { messages, .. } => {
-                self.next_offset = messages.last().map_or(self.next_offset, |(offset, _)| offset + 1);
-                let events = messages
-                    .iter()
-                    .map(|(offset, stored)| SseEvent::default().event("message").id(offset.to_string()).json_data(message(*offset, stored)).unwrap_or_default())
-                    .collect();
-                Ok(Step::Events(events))
-            }
-        }
+/// Why a subscription cannot open or go on, as the API says it.
+fn subscription_error(topic: &str, end: SubscriptionEnd) -> ApiError {
+    match end {
+        SubscriptionEnd::TopicNotFound => not_found(topic),
+        SubscriptionEnd::Compacted { from, first_offset } => compacted(topic, from, first_offset),
     }
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}/stream", tag = "topics", operation_id = "topic_subscribe", summary = "Stream the messages from an offset on (server-sent events)", params(("topic" = String, Path, description = "The topic name"), StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by EventSource when it reconnects)")), responses((status = 200, description = "An event stream (text/event-stream)", body = Object), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
+/// A message as its event: `event: message`, `id: <offset>`.
+fn message_event((offset, stored): (u64, TopicMessage)) -> SseEvent {
+    SseEvent::default().event("message").id(offset.to_string()).json_data(message(offset, &stored)).unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/stream", tag = "topics", operation_id = "topic_subscribe", summary = "Stream the messages from an offset on (server-sent events)", params(("topic" = String, Path, description = "The topic name"), StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (sent by EventSource when it reconnects)")), responses((status = 200, description = "An event stream: each event's data is a message", content_type = "text/event-stream", body = Message), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]
 pub async fn subscribe(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     client: Option<Extension<ClientAddr>>,
-    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     access::read_name("topic", &name)?;
     kv::validate_key(&name, app.limits.key_bytes_max)?;
     let resume = stream::last_event_id(&headers)?;
     let permit = stream::permit(&app, client)?;
-    let Some(record) = app.reader.topic(&name)?.value else {
-        return Err(not_found(&name));
-    };
     // A reconnecting client's Last-Event-ID wins over the URL it reconnects to.
-    let from = resume.map(|last| last.saturating_add(1)).or(query.from).unwrap_or(record.next_offset);
-    check_offset(from)?;
-    if from < record.first_offset {
-        return Err(compacted(&name, from, record.first_offset));
-    }
-    Ok(stream::serve(&app, permit, caller, Subscription { topic: name, next_offset: from }))
+    let from = resume.map(|last| last.saturating_add(1)).or(query.from);
+    from.map(check_offset).transpose()?;
+    let subscription = Subscription::open(&app.reader, name.clone(), from)?.map_err(|end| subscription_error(&name, end))?;
+    let events = move |message| vec![message_event(message)];
+    Ok(stream::serve(permit, app.core.follow(subscription), events, move |end| subscription_error(&name, end)))
 }
 
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "topic_get", summary = "Read a topic's offsets, size and settings", params(("topic" = String, Path, description = "The topic name"), ConsistencyQuery), responses((status = 200, description = "The topic", body = TopicStatus), (status = "default", description = "An error; `code` says which (docs/api.md#error-codes)", body = ErrorBody)))]

@@ -6,10 +6,10 @@
 //! can reopen with `resume_from()` and miss nothing the server still holds.
 
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Client, ClientError, decode_payload, encode_segment};
+use crate::wire::watch::{KeyDeleted, KeyPut};
 
 /// Most bytes buffered for one event: the largest value a node can be configured to
 /// take (64 MiB), as base64, and its framing.
@@ -58,6 +58,7 @@ impl EventStream {
                     let status = match code {
                         "compacted" | "offset_compacted" => 410,
                         "topic_not_found" => 404,
+                        "token_revoked" | "token_required" => 401,
                         "unavailable" => 503,
                         _ => 500,
                     };
@@ -99,25 +100,22 @@ pub struct WatchEvent {
     pub value: Option<Vec<u8>>,
 }
 
-#[derive(Deserialize)]
-struct WatchJson {
-    revision: u64,
-    key: String,
-    value: Option<String>,
-    encoding: Option<String>,
-}
-
 impl EventStream {
     /// The next key change of a watch.
     pub async fn next_change(&mut self) -> Result<Option<WatchEvent>, ClientError> {
         let Some(raw) = self.next_raw().await? else { return Ok(None) };
-        let json: WatchJson = serde_json::from_value(raw.data).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let value = match (raw.event.as_str(), json.value) {
-            ("put", Some(text)) => Some(decode_payload(text, json.encoding.as_deref())?),
-            ("delete", _) => None,
-            (other, _) => return Err(ClientError::Protocol(format!("unexpected watch event {other:?}"))),
-        };
-        Ok(Some(WatchEvent { revision: json.revision, key: json.key, value }))
+        let protocol = |e: serde_json::Error| ClientError::Protocol(format!("a watch event's data is not what its name says: {e}"));
+        Ok(Some(match raw.event.as_str() {
+            "put" => {
+                let put: KeyPut = serde_json::from_value(raw.data).map_err(protocol)?;
+                WatchEvent { revision: put.revision, value: Some(decode_payload(put.value, Some(&put.encoding))?), key: put.key }
+            }
+            "delete" => {
+                let deleted: KeyDeleted = serde_json::from_value(raw.data).map_err(protocol)?;
+                WatchEvent { revision: deleted.revision, key: deleted.key, value: None }
+            }
+            other => return Err(ClientError::Protocol(format!("unexpected watch event {other:?}"))),
+        }))
     }
 }
 
