@@ -11,6 +11,10 @@
 //! token id goes to the leader with what a follower sends it (`service::Authority`),
 //! and the leader re-checks it there.
 //!
+//! `authenticate` is the check of a presented token (`<id>.<secret>`) that every door
+//! makes against this node's applied state, once `Core::wait_tokens_decidable` says
+//! the state can decide. The secret is compared by its SHA-256, in constant time.
+//!
 //! `authorize` also records that a check ran: a door that requires tokens does not
 //! pass on the success of a handler that checked nothing (`api::access`), so a route
 //! that forgets its check fails closed.
@@ -18,8 +22,42 @@
 use std::cell::Cell;
 use std::future::Future;
 
+use sha2::{Digest, Sha256};
+
+use crate::raft::peer_auth::constant_time_eq;
 use crate::service::{Authority, ConsensusError};
+use crate::state::StateReader;
 use crate::state::access::{Access, Caller};
+use crate::state::store::ViewError;
+
+/// Longest secret part of a presented token (ours are 43 characters).
+const SECRET_CHARS_MAX: usize = 256;
+
+/// The SHA-256 of a token's secret, as the state keeps it.
+pub fn secret_sha256(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The id and secret of a presented token, `<id>.<secret>`; `None` if it is not one.
+pub fn parse_token(presented: &str) -> Option<(u64, &str)> {
+    let (id, secret) = presented.trim().split_once('.')?;
+    let id = id.parse::<u64>().ok()?;
+    (!secret.is_empty() && secret.len() <= SECRET_CHARS_MAX).then_some((id, secret))
+}
+
+/// The caller token `id` with `secret` names in this node's applied state; `None`
+/// unless the token exists and its secret matches.
+pub fn authenticate(reader: &StateReader, id: u64, secret: &str) -> Result<Option<Caller>, ViewError> {
+    let record = reader.token(id)?.value;
+    // Hash even for an unknown id, so timing does not tell which ids exist.
+    let presented = secret_sha256(secret);
+    Ok(match record {
+        Some(record) if constant_time_eq(&record.secret_sha256, &presented) => {
+            Some(Caller { id, name: record.name, role: record.role, prefixes: record.prefixes })
+        }
+        _ => None,
+    })
+}
 
 /// What the door decided for the request.
 #[derive(Clone, Debug)]

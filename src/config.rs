@@ -222,6 +222,8 @@ pub struct NodeConfig {
     pub listen: String,
     /// Address peers and clients use to reach this node (`host:port`).
     pub advertise: String,
+    /// Address the Redis door (`resp`) binds, if it is on.
+    pub redis_listen: Option<String>,
     pub data_dir: PathBuf,
     /// The first membership of a new cluster (id → `host:port`); empty with `join`.
     pub initial_cluster: BTreeMap<NodeId, String>,

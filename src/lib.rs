@@ -34,6 +34,7 @@ pub mod config;
 pub mod dev_ca;
 pub mod node;
 pub mod raft;
+pub mod resp;
 pub mod server;
 pub mod service;
 pub mod streams;

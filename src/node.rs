@@ -64,6 +64,8 @@ pub struct Node {
     pub id: NodeId,
     pub raft: Raft,
     pub local_addr: std::net::SocketAddr,
+    /// Where the Redis door listens, when it is on.
+    pub redis_addr: Option<std::net::SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -107,6 +109,18 @@ impl Node {
             peers,
             reader: reader.clone(),
         });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let redis_addr = match &config.redis_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await.map_err(|source| NodeError::Listen { addr: addr.clone(), source })?;
+                let bound = listener.local_addr()?;
+                let door = crate::resp::Door::new(config.id, core.clone(), reader.clone(), raft.clone(), limits.clone(), bound.port());
+                let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());
+                tokio::spawn(crate::resp::serve(listener, Arc::new(door), acceptor, stopped.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
         let admin = Admin { node_id: config.id, raft: raft.clone(), core: core.clone(), log_stats, identity: identity.clone(), peer_contacts };
         let app = AppState::new(AppParts {
             node_id: config.id,
@@ -126,7 +140,6 @@ impl Node {
         let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
         let peers = peer_server::routes(raft.clone(), core, admin, config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
         let routes = api::router(app).merge(peers);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());
         let server = tokio::spawn(crate::server::serve(listener, routes, config.limits.connections(), acceptor, stopped));
 
@@ -141,7 +154,7 @@ impl Node {
             tokio::spawn(join_cluster(url, client, config.id, config.advertise.clone(), raft.clone(), identity));
         }
         tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), stores_open_ms, raft_ready_ms, "node started");
-        Ok(Self { id: config.id, raft, local_addr, server, stop })
+        Ok(Self { id: config.id, raft, local_addr, redis_addr, server, stop })
     }
 
     /// Stops serving and shuts Raft down.

@@ -331,6 +331,16 @@ impl Core {
         }
     }
 
+    /// Waits, at most the read timeout, until this node can decide a token check
+    /// (`tokens_decidable`); `LeaderTakingOver` if it cannot yet.
+    pub async fn wait_tokens_decidable(&self) -> Result<(), ConsensusError> {
+        if tokens_decidable(&self.raft.metrics().borrow()) {
+            return Ok(());
+        }
+        let wait = self.raft.wait(Some(self.limits.read_timeout()));
+        wait.metrics(tokens_decidable, "the new leader to apply the log of earlier terms").await.map(drop).map_err(|_| ConsensusError::LeaderTakingOver)
+    }
+
     /// `source`'s items as this node applies them (`streams`), for as long as this node
     /// grants the token decision this task's request was taken with; then why it ended.
     pub fn follow<S: Source>(&self, source: S) -> impl Stream<Item = Result<S::Item, Ended<S::End>>> + Send + 'static {
@@ -348,5 +358,25 @@ impl Core {
             Ok(Err(reason)) => Err(ConsensusError::ReadNotConfirmed(format!("cannot confirm leadership for a linearizable read: {reason}"))),
             Err(_) => Err(ConsensusError::ReadNotConfirmed(format!("leadership not confirmed within {} ms", limit.as_millis()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_decides_only_after_applying_an_entry_of_its_term() {
+        let applied_in = |term: u64| Some(openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), 10));
+        let metrics = |state, current_term, last_applied| {
+            let mut metrics = openraft::RaftMetrics::new_initial(1);
+            (metrics.state, metrics.current_term, metrics.last_applied) = (state, current_term, last_applied);
+            metrics
+        };
+        use openraft::ServerState::{Follower, Leader};
+        assert!(!tokens_decidable(&metrics(Leader, 3, applied_in(2))), "a new leader with its predecessor's entries only");
+        assert!(!tokens_decidable(&metrics(Leader, 1, None)));
+        assert!(tokens_decidable(&metrics(Leader, 3, applied_in(3))));
+        assert!(tokens_decidable(&metrics(Follower, 3, applied_in(2))), "a follower decides from its own state");
     }
 }

@@ -18,29 +18,25 @@
 //! exists" can have moved. So a write or a linearizable read is decided as of the
 //! leader's state; stale reads and streams, which a node serves from its own state,
 //! are decided from that, which may trail the leader's by the entries in flight. A
-//! leader decides only once it has applied an entry of its own term: a new leader's
-//! applied state may still lack a revoke (or the enable) its predecessor committed,
-//! and a write checked against it would apply after that revoke. The secret is
-//! compared by its SHA-256, in constant time.
+//! leader decides only once it has applied an entry of its own term
+//! (`Core::wait_tokens_decidable`): a new leader's applied state may still lack a
+//! revoke (or the enable) its predecessor committed, and a write checked against it
+//! would apply after that revoke. The token itself is checked by
+//! `authorize::authenticate`, as every door checks it.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::authorize::{Decision, authorize, decided};
-use crate::raft::peer_auth::constant_time_eq;
-use crate::service::tokens_decidable;
+use crate::authorize::{self, Decision, authorize, decided};
 use crate::state::access::Access;
 pub use crate::state::access::Caller;
 use crate::state::auth::Role;
 
-/// Longest secret part of a presented token (ours are 43 characters).
-const SECRET_CHARS_MAX: usize = 256;
 /// Random bytes in a new token's secret.
 const SECRET_BYTES: usize = 32;
 
@@ -49,12 +45,8 @@ pub fn new_secret() -> Result<(String, [u8; 32]), ApiError> {
     let mut bytes = [0u8; SECRET_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("cannot draw random bytes for a token: {e}")))?;
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = sha256(&secret);
+    let hash = authorize::secret_sha256(&secret);
     Ok((secret, hash))
-}
-
-fn sha256(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
 }
 
 pub(super) fn unauthenticated(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -72,27 +64,15 @@ fn bearer(headers: &HeaderMap) -> Result<(u64, &str), ApiError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(malformed());
     }
-    let (id, secret) = token.trim().split_once('.').ok_or_else(malformed)?;
-    let id = id.parse::<u64>().map_err(|_| malformed())?;
-    if secret.is_empty() || secret.len() > SECRET_CHARS_MAX {
-        return Err(malformed());
-    }
-    Ok((id, secret))
+    authorize::parse_token(token).ok_or_else(malformed)
 }
 
 /// Checks the request's bearer token against the applied state: `401` unless it
 /// names a token that exists and its secret matches.
 pub fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let (id, secret) = bearer(headers)?;
-    let record = app.reader.token(id)?.value;
-    // Hash even for an unknown id, so timing does not tell which ids exist.
-    let presented = sha256(secret);
-    match record {
-        Some(record) if constant_time_eq(&record.secret_sha256, &presented) => {
-            Ok(Caller { id, name: record.name, role: record.role, prefixes: record.prefixes })
-        }
-        _ => Err(unauthenticated("invalid_token", format!("token {id} does not exist, was revoked, or its secret is wrong"))),
-    }
+    authorize::authenticate(&app.reader, id, secret)?
+        .ok_or_else(|| unauthenticated("invalid_token", format!("token {id} does not exist, was revoked, or its secret is wrong")))
 }
 
 /// Checks that the request may read the `what` called `name` (`authorize`).
@@ -115,20 +95,6 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | super::openapi::OPENAPI_PATH)
 }
 
-/// Waits, within the read timeout, until `service::tokens_decidable`; `503` if not.
-async fn wait_tokens_applied(app: &AppState) -> Result<(), ApiError> {
-    if tokens_decidable(&app.raft.metrics().borrow()) {
-        return Ok(());
-    }
-    let timeout = app.limits.read_timeout();
-    app.raft
-        .wait(Some(timeout))
-        .metrics(tokens_decidable, "the new leader to apply the log of earlier terms")
-        .await
-        .map(drop)
-        .map_err(|_| ApiError::unavailable(format!("this node became leader and has not applied the earlier log within {} ms; retry", timeout.as_millis())))
-}
-
 /// The layer: runs the handler with "no token required" while tokens are not
 /// required, and with the caller once its token is authenticated (recording the
 /// `Caller` for handlers that show it); `401` without a valid token.
@@ -139,8 +105,8 @@ pub async fn require_token(State(app): State<AppState>, mut request: Request, ne
     // Before anything is decided from the applied state, even whether tokens are
     // required: a new leader may not have applied an enable its predecessor committed,
     // and a follower may not have applied what the leader has.
-    if let Err(error) = wait_tokens_applied(&app).await {
-        return error.into_response();
+    if let Err(error) = app.core.wait_tokens_decidable().await {
+        return ApiError::from(error).into_response();
     }
     // Most clusters require no token: no read of the auth table at all then.
     if !app.reader.tokens_required() {
@@ -189,23 +155,8 @@ mod tests {
         for bad in ["Basic 12.abc", "Bearer 12", "Bearer x.abc", "Bearer 12.", "Bearer", "Bearer -1.abc"] {
             assert_eq!(bearer(&headers(bad)).map_err(|e| e.code), Err("invalid_token"), "{bad}");
         }
-        assert_eq!(bearer(&headers(&format!("Bearer 1.{}", "a".repeat(SECRET_CHARS_MAX + 1)))).map_err(|e| e.code), Err("invalid_token"));
+        assert_eq!(bearer(&headers(&format!("Bearer 1.{}", "a".repeat(256 + 1)))).map_err(|e| e.code), Err("invalid_token"));
         assert_eq!(bearer(&HeaderMap::new()).map_err(|e| e.code), Err("token_required"));
-    }
-
-    #[test]
-    fn a_leader_decides_only_after_applying_an_entry_of_its_term() {
-        let applied_in = |term: u64| Some(openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), 10));
-        let metrics = |state, current_term, last_applied| {
-            let mut metrics = openraft::RaftMetrics::new_initial(1);
-            (metrics.state, metrics.current_term, metrics.last_applied) = (state, current_term, last_applied);
-            metrics
-        };
-        use openraft::ServerState::{Follower, Leader};
-        assert!(!tokens_decidable(&metrics(Leader, 3, applied_in(2))), "a new leader with its predecessor's entries only");
-        assert!(!tokens_decidable(&metrics(Leader, 1, None)));
-        assert!(tokens_decidable(&metrics(Leader, 3, applied_in(3))));
-        assert!(tokens_decidable(&metrics(Follower, 3, applied_in(2))), "a follower decides from its own state");
     }
 
     #[test]
@@ -214,6 +165,6 @@ mod tests {
         let (b, _) = new_secret().expect("random bytes");
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert_eq!(sha256(&a), hash_a);
+        assert_eq!(authorize::secret_sha256(&a), hash_a);
     }
 }

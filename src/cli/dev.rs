@@ -13,6 +13,10 @@
 //! a node crashed (its log says why); with it, the cluster resumes from that
 //! directory next time.
 //!
+//! Every member also speaks Redis's protocol (`--redis-listen`), on the ports 1000
+//! below the HTTP ones (6001, 6002, 6003 by default), and the banner prints a
+//! `redis-cli` line for each.
+//!
 //! With `--tls`, it first makes a throwaway CA and a certificate for 127.0.0.1 in
 //! `<data dir>/tls` (`dev_ca`; kept and reused with `--data-dir`), and starts the
 //! members with HTTPS and mutual TLS between them.
@@ -189,6 +193,8 @@ async fn control(base_port: u16, action: DevAction) -> ExitCode {
 }
 
 /// How long `restart` waits for the node to serve again before answering.
+/// How far below its HTTP port a member's Redis door listens.
+const REDIS_PORT_OFFSET: u16 = 1000;
 const RESTART_SERVING_WAIT: Duration = Duration::from_secs(20);
 
 /// Waits until the node at `url` answers and knows a leader, so that what the person
@@ -320,6 +326,10 @@ async fn supervise(args: DevArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     let addrs: Vec<String> = (args.base_port..=last_port).map(|port| format!("127.0.0.1:{port}")).collect();
+    let Some(redis_ports) = redis_ports(&args) else {
+        eprintln!("error: --base-port {} leaves no room for the Redis ports, {REDIS_PORT_OFFSET} below the HTTP ones", args.base_port);
+        return ExitCode::from(2);
+    };
     let initial_cluster = addrs.iter().enumerate().map(|(i, addr)| format!("{}={addr}", i + 1)).collect::<Vec<_>>().join(",");
     let tls = match args.tls.then(|| dev_tls_files(&data_dir.join("tls"))).transpose() {
         Ok(tls) => tls,
@@ -335,6 +345,7 @@ async fn supervise(args: DevArgs) -> ExitCode {
         let mut serve_args: Vec<std::ffi::OsString> =
             ["serve", "--id", &id.to_string(), "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"].map(Into::into).into();
         serve_args.push(data_dir.join(format!("node-{id}")).into());
+        serve_args.extend(["--redis-listen".into(), format!("127.0.0.1:{}", redis_ports[i]).into()]);
         if let Some(files) = &tls {
             serve_args.extend(["--tls-cert".into(), files.cert.clone().into(), "--tls-key".into(), files.key.clone().into()]);
             serve_args.extend(["--tls-ca".into(), files.ca.clone().into(), "--peer-mtls".into()]);
@@ -426,6 +437,12 @@ async fn supervise(args: DevArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The port of each member's Redis door, `REDIS_PORT_OFFSET` below its HTTP port.
+fn redis_ports(args: &DevArgs) -> Option<Vec<u16>> {
+    let first = args.base_port.checked_sub(REDIS_PORT_OFFSET)?;
+    Some((0..args.nodes as u16).map(|i| first + i).collect())
+}
+
 fn print_banner(
     args: &DevArgs,
     leader: u64,
@@ -438,6 +455,8 @@ fn print_banner(
     let (first, last) = (&urls[0], &urls[urls.len() - 1]);
     println!("\nConcord dev cluster: {} nodes, leader is node {leader}", args.nodes);
     println!("  endpoints: {}", urls.join(" "));
+    let redis: Vec<String> = redis_ports(args).unwrap_or_default().iter().map(|port| format!("redis-cli -p {port}")).collect();
+    println!("  redis:     {}{}", redis.join(" | "), if tls.is_some() { " (with --tls --cacert <CA>)" } else { "" });
     println!("  data:      {}{}", data_dir.display(), if temporary { " (temporary: removed at exit, unless a node crashed)" } else { "" });
     println!("  logs:      {}/node-N.log", data_dir.display());
     let curl = match tls {

@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Address other members and clients use to reach this one (default: --listen).
     #[arg(long)]
     pub advertise: Option<String>,
+    /// Also speak Redis's protocol (RESP2 and RESP3) on this address, for Redis
+    /// clients such as redis-py and redis-cli (docs/redis.md). Off unless given.
+    #[arg(long)]
+    pub redis_listen: Option<String>,
     /// Directory for the Raft log, the state and snapshots (created if missing).
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -199,6 +203,7 @@ impl ServeArgs {
             id: self.id,
             listen: self.listen,
             advertise,
+            redis_listen: self.redis_listen,
             data_dir: self.data_dir,
             initial_cluster,
             join: self.join,

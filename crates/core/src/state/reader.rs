@@ -64,6 +64,11 @@ impl StateReader {
         self.read(|view, _| kv::get(view, key))
     }
 
+    /// Several keys read from one point-in-time view (Redis's `MGET`, `EXISTS`).
+    pub fn get_all(&self, keys: &[String]) -> Result<AtIndex<Vec<Option<KvRecord>>>, ViewError> {
+        self.read(|view, _| keys.iter().map(|key| kv::get(view, key)).collect())
+    }
+
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<Page>, ViewError> {
         self.read(|view, _| kv::list(view, prefix, after, limit))
     }
