@@ -3,8 +3,9 @@
 # (rustfmt.toml), lints (clippy, warnings as errors) and the crates' layering, runs every test (unit,
 # openraft storage suite, real multi-process clusters, the CLI and the README's
 # quickstart), fuzzes the HTTP API from its OpenAPI description (scripts/api_fuzz.sh),
-# and ends with one line of totals. A hung step cannot hang CI: the cargo tests get
-# 70 minutes, clippy 20, the fuzzer 10.
+# runs the Redis door's tests with redis-py and against a real redis-server
+# (scripts/redis_tests.sh), and ends with one line of totals. A hung step cannot hang
+# CI: the cargo tests get 70 minutes, clippy 20, the fuzzer 10, the Redis tests 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
@@ -44,22 +45,37 @@ if ! timeout 20m cargo clippy --workspace --all-targets -- -D warnings; then
   echo "clippy: FAILED"
   status=1
 fi
-# The HTTP API fuzzed from its OpenAPI description (schemathesis), about 2 minutes:
-# its summary, or everything it said if it failed.
 fuzz_log=$(mktemp)
-trap 'rm -f "$log" "$fuzz_log"' EXIT
-echo
-echo "api fuzz (schemathesis against a 3-node cluster):"
-if timeout 10m ./scripts/api_fuzz.sh >"$fuzz_log" 2>&1; then
-  tail -14 "$fuzz_log"
-else
-  status=1
-  cat "$fuzz_log"
-  echo "api fuzz: FAILED"
-fi
+redis_log=$(mktemp)
+trap 'rm -f "$log" "$fuzz_log" "$redis_log"' EXIT
+# A step that says much: under `title`, the last `lines` lines of what it said
+# (kept in `out`), or all of it if it failed; at most 10 minutes.
+step() {
+  local title=$1 lines=$2 out=$3
+  shift 3
+  echo
+  echo "$title:"
+  if timeout 10m "$@" >"$out" 2>&1; then
+    tail -"$lines" "$out"
+  else
+    status=1
+    cat "$out"
+    echo "$title: FAILED"
+  fi
+}
+# The HTTP API fuzzed from its OpenAPI description (schemathesis), about 2 minutes.
+step "api fuzz (schemathesis against a 3-node cluster)" 14 "$fuzz_log" ./scripts/api_fuzz.sh
+# The Redis door with the clients Redis users have, about 30 seconds.
+step "redis door (redis-py, and a differential test against redis-server)" 1 "$redis_log" ./scripts/redis_tests.sh
 
-# Totals over every test binary (awk, present on every Debian base system).
-read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
+# Totals over every test binary and the pytest suite (awk, present on every Debian
+# base system): cargo's "test result: ok. N passed; M failed" lines and pytest's last
+# line, "N passed, M failed in S s".
+count='{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }'
+read -r passed failed < <(awk "/^test result:/ $count" "$log")
+read -r redis_passed redis_failed < <(tail -1 "$redis_log" | awk "/ in [0-9.]+s/ $count")
+passed=$((passed + redis_passed))
+failed=$((failed + redis_failed))
 echo
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

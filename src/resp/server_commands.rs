@@ -127,6 +127,18 @@ fn hello(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply {
     ])
 }
 
+/// The error of a subcommand of `command` that is not one of `known`, or that is
+/// but was given the wrong number of arguments: Redis's two messages.
+fn subcommand_refused(command: &str, subcommand: &[u8], known: &[&str]) -> Reply {
+    match known.iter().find(|name| name.as_bytes().eq_ignore_ascii_case(subcommand)) {
+        Some(name) => Reply::err(format!("wrong number of arguments for '{command}|{name}' command")),
+        None => Reply::err(format!("unknown subcommand '{}'. Try {} HELP.", String::from_utf8_lossy(subcommand), command.to_uppercase())),
+    }
+}
+
+const CLIENT_SUBCOMMANDS: &[&str] = &["id", "getname", "setname", "setinfo", "info"];
+const COMMAND_SUBCOMMANDS: &[&str] = &["count", "info", "docs"];
+
 /// `CLIENT SETNAME|GETNAME|ID|SETINFO|INFO`.
 fn client(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply {
     let subcommand = args[0].to_ascii_lowercase();
@@ -149,7 +161,7 @@ fn client(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply {
             Reply::ok()
         }
         (b"info", []) => Reply::Bulk(client_info(door, session).into_bytes()),
-        _ => Reply::err(format!("unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&args[0]))),
+        _ => subcommand_refused("client", &args[0], CLIENT_SUBCOMMANDS),
     }
 }
 
@@ -179,7 +191,7 @@ fn command(args: &[Vec<u8>]) -> Reply {
         b"count" if args.len() == 1 => Reply::Integer(COMMANDS.len() as i64),
         b"info" => Reply::Array(args[1..].iter().map(|name| commands::find(name).map_or(Reply::NullArray, commands::describe)).collect()),
         b"docs" => Reply::Map(Vec::new()),
-        _ => Reply::err(format!("unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.", String::from_utf8_lossy(subcommand))),
+        _ => subcommand_refused("command", subcommand, COMMAND_SUBCOMMANDS),
     }
 }
 

@@ -71,9 +71,17 @@ fn value(door: &Door, arg: &[u8]) -> Step<Vec<u8>> {
     Ok(arg.to_vec())
 }
 
-/// A signed 64-bit integer, as Redis parses one.
+/// A signed 64-bit integer written as Redis writes one: digits with an optional
+/// `-`, no `+`, no leading zero, no space (Redis's `string2ll`).
 fn integer(arg: &[u8]) -> Step<i64> {
-    std::str::from_utf8(arg).ok().and_then(|text| text.parse().ok()).ok_or_else(|| Reply::err("value is not an integer or out of range"))
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = match digits {
+        [b'0'] => arg.len() == 1,
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
+        [] => false,
+    };
+    let parsed = canonical.then(|| std::str::from_utf8(arg).ok()?.parse().ok()).flatten();
+    parsed.ok_or_else(|| Reply::err("value is not an integer or out of range"))
 }
 
 /// The keys, checked and with the caller's right to read each, after a
@@ -290,4 +298,19 @@ async fn append(door: &Door, key_arg: &[u8], suffix: &[u8]) -> Step<Reply> {
     })
     .await?;
     Ok(Reply::Integer(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_read_as_redis_reads_them() {
+        for (text, read) in [("0", Some(0)), ("-7", Some(-7)), ("9223372036854775807", Some(i64::MAX)), ("-9223372036854775808", Some(i64::MIN))] {
+            assert_eq!(integer(text.as_bytes()).ok(), read, "{text}");
+        }
+        for text in ["", "-", "+1", "01", "-0", " 1", "1 ", "1.5", "9223372036854775808", "abc"] {
+            assert!(integer(text.as_bytes()).is_err(), "{text:?} is not an integer to Redis");
+        }
+    }
 }

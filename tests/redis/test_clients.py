@@ -1,0 +1,223 @@
+"""redis-py against a 3-node Concord cluster through the Redis door, in RESP2 and
+RESP3: the commands Redis users write, across nodes, and with Concord's own API."""
+
+import json
+import socket
+import threading
+
+import pytest
+import redis
+
+
+def test_strings_set_over_redis_are_concord_keys_and_back(cluster, r, key):
+    assert r.set(f"{key}greeting", "hello") is True
+    leader = cluster.leader()
+    status, body = leader.http(f"/v1/kv/{key}greeting")
+    assert (status, json.loads(body)["value"]) == (200, "hello")
+    assert leader.http(f"/v1/kv/{key}from-http", method="PUT", body=b"\x00\xffbinary")[0] in (200, 201)
+    assert r.get(f"{key}from-http") == b"\x00\xffbinary"
+    assert r.get(f"{key}missing") is None
+    assert r.type(f"{key}greeting") in (b"string", "string") and r.type(f"{key}missing") in (b"none", "none")
+
+
+def test_every_node_answers_and_sees_the_others_writes(cluster, protocol, key):
+    clients = [node.client(protocol=protocol) for node in cluster.nodes]
+    for i, client in enumerate(clients):
+        client.set(f"{key}{i}", i)
+    for client in clients:
+        assert client.mget([f"{key}{i}" for i in range(3)]) == [b"0", b"1", b"2"]
+
+
+def test_set_options_and_the_read_and_write_commands(r, key):
+    k = f"{key}k"
+    assert r.set(k, "1", nx=True) is True
+    assert r.set(k, "2", nx=True) is None
+    assert r.set(f"{key}absent", "2", xx=True) is None
+    assert r.set(k, "3", xx=True) is True
+    assert r.set(k, "4", get=True) == b"3"
+    assert r.getset(k, "5") == b"4"
+    assert r.getdel(k) == b"5" and r.getdel(k) is None
+    assert r.setnx(k, "6") is True and r.setnx(k, "7") is False
+    assert r.msetnx({k: "8", f"{key}other": "9"}) is False and r.get(f"{key}other") is None
+    assert r.mset({f"{key}a": "1", f"{key}b": "2"}) is True
+    assert r.exists(f"{key}a", f"{key}b", f"{key}a", f"{key}none") == 3
+    assert r.strlen(f"{key}a") == 1 and r.strlen(f"{key}none") == 0
+    assert r.append(f"{key}a", "23") == 3 and r.get(f"{key}a") == b"123"
+    assert r.delete(f"{key}a", f"{key}b", f"{key}none") == 2
+
+
+def test_counters_count_every_increment_from_every_node(cluster, protocol, key):
+    counter = f"{key}counter"
+    errors = []
+
+    def bump(node):
+        client = node.client(protocol=protocol)
+        try:
+            for _ in range(25):
+                client.incr(counter)
+        except redis.RedisError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=bump, args=(node,)) for node in cluster.nodes for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert int(cluster.nodes[0].client().get(counter)) == 150
+
+
+def test_a_pipeline_is_answered_in_order(r, key):
+    pipe = r.pipeline(transaction=False)
+    for i in range(50):
+        pipe.set(f"{key}{i}", i).get(f"{key}{i}").incr(f"{key}{i}")
+    answers = pipe.execute()
+    assert answers == [value for i in range(50) for value in (True, str(i).encode(), i + 1)]
+
+
+def test_errors_have_redis_classes_and_change_nothing(r, key):
+    r.set(f"{key}text", "abc")
+    for call, message in [
+        (lambda: r.incr(f"{key}text"), "value is not an integer or out of range"),
+        (lambda: r.execute_command("NOSUCH", "x"), "unknown command 'NOSUCH', with args beginning with: 'x' "),
+        (lambda: r.execute_command("GET"), "wrong number of arguments for 'get' command"),
+        (lambda: r.execute_command("SELECT", "1"), "Concord has one database: SELECT 0 only"),
+        (lambda: r.set(f"{key}t", "1", ex=10), "TTL options"),
+        (lambda: r.execute_command("SET", f"{key}t", "1", "NX", "XX"), "syntax error"),
+    ]:
+        with pytest.raises(redis.ResponseError) as raised:
+            call()
+        assert message in str(raised.value)
+    assert r.get(f"{key}text") == b"abc" and r.get(f"{key}t") is None
+
+
+def test_hello_and_client_commands(cluster, protocol):
+    client = cluster.nodes[0].client(protocol=protocol, client_name="worker-1")
+    assert client.client_getname() in (b"worker-1", "worker-1")
+    info = client.client_info()
+    assert info["name"] == "worker-1" and info["lib-name"].startswith("redis-py") and int(info["resp"]) == protocol
+    hello = client.execute_command("HELLO", str(protocol))
+    if isinstance(hello, list):  # RESP2 has no maps: keys and values alternate
+        hello = dict(zip(hello[::2], hello[1::2]))
+    assert hello[b"proto"] == protocol and hello[b"server"] == b"redis"
+    assert client.info("replication")["role"] in ("master", "slave")
+    assert client.ping() and client.echo("hi") == b"hi"
+
+
+def raw(port, payload, read_bytes=4096):
+    """Sends `payload` on a new connection; returns all the node answered before closing
+    (or before 2 s of silence)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+        connection.sendall(payload)
+        answer = b""
+        try:
+            while chunk := connection.recv(read_bytes):
+                answer += chunk
+        except socket.timeout:
+            pass
+        return answer
+
+
+def test_bad_framing_is_answered_and_the_node_keeps_serving(cluster, key):
+    node = cluster.nodes[1]
+    cases = {
+        b"*1\r\n$999999999999\r\n": b"-ERR Protocol error: invalid bulk length\r\n",
+        b"*99999999\r\n": b"-ERR Protocol error: invalid multibulk length\r\n",
+        b"*1\r\n:5\r\n": b"-ERR Protocol error: expected '$', got ':'\r\n",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nabc": b"-ERR Protocol error: bulk string not followed by CRLF\r\n",
+        b"*" + b"9" * 70000: b"-ERR Protocol error: too big mbulk count string\r\n",
+    }
+    for payload, answer in cases.items():
+        assert raw(node.redis_port, payload) == answer, payload[:40]
+    # Binary garbage as an inline command is an unknown command, and the session goes on.
+    assert raw(node.redis_port, b"\x01\x02\x03\r\nPING\r\n").endswith(b"+PONG\r\n")
+    client = node.client()
+    assert client.set(f"{key}after", "ok") and client.get(f"{key}after") == b"ok"
+
+
+def test_tokens_apply_to_the_redis_door():
+    from conftest import Cluster
+
+    cluster = Cluster()
+    try:
+        leader = cluster.leader()
+        status, body = leader.http("/v1/auth/tokens", method="POST", body=json.dumps({"name": "ops", "role": "admin"}).encode())
+        admin = json.loads(body)["token"]
+        status, body = leader.http("/v1/auth/tokens", method="POST", body=json.dumps({"name": "app", "role": "write", "prefixes": ["app/"]}).encode())
+        app = json.loads(body)["token"]
+        request = __import__("urllib.request").request.Request(
+            f"http://127.0.0.1:{leader.http_port}/v1/auth/enable", method="POST", headers={"Authorization": f"Bearer {admin}"})
+        __import__("urllib.request").request.urlopen(request, timeout=10)
+        node = cluster.followers()[0]
+        anonymous = node.client()
+        # The follower may apply the enable a moment after the leader.
+        from conftest import wait_until
+        wait_until("the follower to require tokens", lambda: _refused(anonymous))
+        with pytest.raises(redis.AuthenticationError):
+            node.client(password="1.wrong").ping()
+        for protocol in (2, 3):
+            client = node.client(password=app, protocol=protocol)
+            assert client.set("app/x", "1") and client.get("app/x") == b"1"
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.set("other/x", "1")
+        assert node.client(password=admin).get("other/x") is None
+    finally:
+        cluster.stop()
+
+
+def _refused(client):
+    try:
+        client.get("app/x")
+    except redis.AuthenticationError:
+        return True
+    return False
+
+
+def test_concord_dev_serves_redis_on_every_node_over_tls(tmp_path):
+    """`concord dev --tls` puts the Redis door on every member, 1000 ports below the
+    HTTP ones, and it speaks TLS with the cluster's certificates."""
+    import os
+    import signal
+    import subprocess
+
+    from conftest import BIN, wait_until
+
+    base = _free_run(3, also_below=1000)
+    dev = subprocess.Popen([BIN, "dev", "--tls", "--base-port", str(base), "--data-dir", str(tmp_path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = []
+        wait_until("the dev banner", lambda: banner.append(dev.stdout.readline()) or "redis:" in banner[-1], timeout_s=60)
+        assert banner[-1].split() == ["redis:", "redis-cli", "-p", str(base - 1000), "|", "redis-cli", "-p", str(base - 999), "|",
+                                      "redis-cli", "-p", str(base - 998), "(with", "--tls", "--cacert", "<CA>)"]
+        ca = os.path.join(tmp_path, "tls", "ca.pem")
+        clients = [redis.Redis(port=base - 1000 + i, ssl=True, ssl_ca_certs=ca, socket_timeout=10) for i in range(3)]
+        assert clients[0].set("over-tls", "yes")
+        assert [client.get("over-tls") for client in clients] == [b"yes"] * 3
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(port=base - 1000, socket_timeout=2).ping()
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        dev.wait(timeout=30)
+
+
+def _free_run(count, also_below):
+    """A port with `count` free ports from it, and the same `also_below` lower."""
+    import random
+
+    for _ in range(200):
+        base = random.randint(20000, 40000)
+        ports = [base + i for i in range(count)] + [base - also_below + i for i in range(count)]
+        try:
+            sockets = []
+            for port in ports:
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no free run of ports")

@@ -1,0 +1,125 @@
+"""The differential test: the same command sequences sent to a real redis-server
+(Debian's 7.0) and to Concord's Redis door, in RESP2 and in RESP3; every reply must
+be the same bytes. The commands whose answers differ on purpose (docs/redis.md,
+"Differences") are not in these sequences; test_clients.py checks them.
+
+Each sequence runs on keys of its own, so it starts from nothing on both servers."""
+
+import socket
+
+import pytest
+
+SEQUENCES = {
+    "strings": [
+        ["SET", "k", "v"], ["GET", "k"], ["GET", "missing"], ["STRLEN", "k"], ["STRLEN", "missing"],
+        ["TYPE", "k"], ["TYPE", "missing"], ["EXISTS", "k", "missing", "k"], ["APPEND", "k", "xyz"], ["GET", "k"],
+        ["APPEND", "new", "abc"], ["DEL", "k", "new", "missing"], ["EXISTS", "k"], ["SET", "bin", "\x00\xff\r\n"],
+        ["GET", "bin"], ["UNLINK", "bin", "bin"],
+    ],
+    "set options": [
+        ["SET", "k", "1", "NX"], ["SET", "k", "2", "NX"], ["SET", "k", "3", "XX"], ["SET", "m", "1", "XX"],
+        ["SET", "k", "4", "GET"], ["SET", "k", "5", "NX", "GET"], ["SET", "n", "6", "NX", "GET"], ["SET", "n", "7", "xx", "get"],
+        ["SET", "k", "1", "NX", "XX"], ["SET", "k", "1", "FOO"], ["SET", "k"], ["GETSET", "k", "9"], ["GETSET", "nokey", "1"],
+        ["GETDEL", "k"], ["GETDEL", "k"], ["SETNX", "k", "a"], ["SETNX", "k", "b"], ["GET", "k"], ["GET", "nokey"],
+    ],
+    "several keys": [
+        ["MSET", "a", "1", "b", "2"], ["MGET", "a", "b", "c"], ["MSET", "a"], ["MSET", "a", "1", "b"],
+        ["MSETNX", "a", "1", "c", "3"], ["MSETNX", "c", "3", "d", "4"], ["MGET", "a", "b", "c", "d"],
+        ["MSETNX", "e", "1", "e", "2"], ["GET", "e"], ["MSET", "x", "1", "x", "2"], ["GET", "x"], ["DEL", "a", "b", "c", "d", "e", "x"],
+    ],
+    "counters": [
+        ["INCR", "c"], ["INCRBY", "c", "10"], ["DECR", "c"], ["DECRBY", "c", "5"], ["INCRBY", "c", "abc"],
+        ["INCRBY", "c", "1.5"], ["SET", "c", "9223372036854775807"], ["INCR", "c"], ["SET", "c", "-9223372036854775808"],
+        ["DECR", "c"], ["DECRBY", "c", "-9223372036854775808"], ["SET", "c", "abc"], ["INCR", "c"], ["SET", "c", " 1"],
+        ["INCR", "c"], ["SET", "c", "01"], ["INCR", "c"], ["SET", "c", "+1"], ["INCR", "c"], ["SET", "c", "-0"], ["INCR", "c"],
+        ["SET", "c", "0"], ["INCR", "c"], ["SET", "c", "-7"], ["INCRBY", "c", "-3"], ["GET", "c"], ["APPEND", "c", "0"], ["INCR", "c"],
+    ],
+    "connection and errors": [
+        ["PING"], ["PING", "hello"], ["ECHO", "x"], ["SELECT", "0"], ["GET"], ["NOSUCH", "a", "b"], ["ECHO"],
+        ["CLIENT", "SETNAME", "has space"], ["CLIENT", "SETNAME", "tester"], ["CLIENT", "GETNAME"], ["CLIENT", "NOSUCH"],
+        ["CLIENT", "ID", "x"], ["COMMAND", "NOSUCH"], ["COMMAND", "COUNT", "x"], ["HELLO", "4"],
+        ["QUIT"],
+    ],
+}
+
+
+def encode(args):
+    out = b"*%d\r\n" % len(args)
+    for arg in args:
+        data = arg.encode("latin-1") if isinstance(arg, str) else arg
+        out += b"$%d\r\n%s\r\n" % (len(data), data)
+    return out
+
+
+class Raw:
+    """A connection that reads each reply whole, as the bytes the server sent."""
+
+    def __init__(self, port):
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buffer:
+            chunk = self.socket.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line + b"\r\n"
+
+    def _exactly(self, count):
+        while len(self.buffer) < count:
+            chunk = self.socket.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:-2]
+        if kind in b"$=!" and rest != b"-1":
+            return line + self._exactly(int(rest) + 2)
+        if kind in b"*~>" and rest != b"-1":
+            return line + b"".join(self.reply() for _ in range(int(rest)))
+        if kind == b"%" or kind == b"|":
+            return line + b"".join(self.reply() for _ in range(2 * int(rest)))
+        return line
+
+    def call(self, args):
+        self.socket.sendall(encode(args))
+        return self.reply()
+
+    def close(self):
+        self.socket.close()
+
+
+def with_keys(command, prefix):
+    """The command with its key arguments under `prefix`."""
+    name = command[0].upper()
+    keyed = {"GET", "SET", "STRLEN", "TYPE", "APPEND", "SETNX", "GETSET", "GETDEL", "INCR", "INCRBY", "DECR", "DECRBY"}
+    if name in keyed and len(command) > 1:
+        return [command[0], prefix + command[1], *command[2:]]
+    if name in {"DEL", "UNLINK", "EXISTS", "MGET"}:
+        return [command[0], *(prefix + key for key in command[1:])]
+    if name in {"MSET", "MSETNX"}:
+        return [command[0], *(prefix + arg if i % 2 == 0 else arg for i, arg in enumerate(command[1:]))]
+    return command
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_replies_match_redis_byte_for_byte(cluster, redis_server, protocol, name):
+    prefix = f"diff/{protocol}/{name.replace(' ', '-')}/"
+    redis_conn, concord = Raw(redis_server), Raw(cluster.followers()[0].redis_port)
+    try:
+        if protocol == 3:
+            redis_conn.call(["HELLO", "3"])
+            concord.call(["HELLO", "3"])
+        for command in SEQUENCES[name]:
+            command = with_keys(command, prefix)
+            expected, got = redis_conn.call(command), concord.call(command)
+            assert got == expected, f"{command}: redis {expected!r}, concord {got!r}"
+    finally:
+        redis_conn.close()
+        concord.close()
