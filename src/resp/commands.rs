@@ -5,9 +5,12 @@
 //! before a command runs, with Redis's message. A command not in the table is
 //! `-ERR unknown command`, as in Redis, with nothing changed.
 
+use std::collections::BTreeSet;
+
 use super::connection::Session;
+use super::keyspace::{self, Keyspace, Ran, Watched};
 use super::reply::Reply;
-use super::{Door, server_commands, strings};
+use super::{Door, server_commands, strings, transaction};
 
 /// What `COMMAND` says of one command.
 pub struct Spec {
@@ -40,7 +43,9 @@ pub const COMMANDS: &[Spec] = &[
     spec("decr", 2, WRITE, ONE_KEY),
     spec("decrby", 3, WRITE, ONE_KEY),
     spec("del", -2, &["write"], ALL_KEYS),
+    spec("discard", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
     spec("echo", 2, &["fast"], NO_KEYS),
+    spec("exec", 1, &["noscript", "loading", "stale"], NO_KEYS),
     spec("exists", -2, READ, ALL_KEYS),
     spec("get", 2, READ, ONE_KEY),
     spec("getdel", 2, &["write", "fast"], ONE_KEY),
@@ -52,6 +57,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("mget", -2, READ, ALL_KEYS),
     spec("mset", -3, WRITE, PAIRS),
     spec("msetnx", -3, WRITE, PAIRS),
+    spec("multi", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
     spec("ping", -1, &["fast"], NO_KEYS),
     spec("quit", -1, CONNECTION, NO_KEYS),
     spec("reset", 1, CONNECTION, NO_KEYS),
@@ -62,6 +68,8 @@ pub const COMMANDS: &[Spec] = &[
     spec("time", 1, &["loading", "stale", "fast"], NO_KEYS),
     spec("type", 2, READ, ONE_KEY),
     spec("unlink", -2, &["write", "fast"], ALL_KEYS),
+    spec("unwatch", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
+    spec("watch", -2, &["noscript", "loading", "stale", "fast"], ALL_KEYS),
 ];
 
 /// The entry of `name` (any case).
@@ -75,13 +83,62 @@ pub fn arity_holds(spec: &Spec, args: &[Vec<u8>]) -> bool {
     if spec.arity >= 0 { count == spec.arity } else { count >= -spec.arity }
 }
 
-/// Runs a command whose name and arity are checked.
-pub async fn run(door: &Door, session: &mut Session, spec: &Spec, args: &[Vec<u8>]) -> Reply {
+/// Whether `spec` is a command on keys (the string commands): one that runs on the
+/// image of its keys (`keyspace`). `WATCH` names keys but only reads revisions.
+pub fn on_keys(spec: &Spec) -> bool {
+    spec.keys != NO_KEYS && spec.name != "watch"
+}
+
+/// The arguments of `args` that are keys, by `spec`'s key positions.
+pub fn key_args<'a>(spec: &Spec, args: &'a [Vec<u8>]) -> impl Iterator<Item = &'a [u8]> {
+    let (first, last, step) = spec.keys;
+    let last = if last < 0 { args.len() as i64 + last } else { last };
+    // A command without keys has first = 0: an empty range.
+    let (first, step) = if first > 0 && step > 0 { (first, step) } else { (last + 1, 1) };
+    (first..=last).step_by(step as usize).filter_map(move |at| args.get(at as usize).map(Vec::as_slice))
+}
+
+/// Runs one queued or single command on the keyspace; what an error answer changed is
+/// undone. `PING` and `ECHO` may be queued too, and touch nothing.
+pub fn on_space(space: &mut Keyspace, spec: &Spec, args: &[Vec<u8>]) -> Reply {
     match spec.name {
-        "auth" | "client" | "command" | "echo" | "hello" | "info" | "ping" | "quit" | "reset" | "select" | "time" => {
-            server_commands::run(door, session, spec.name, args).await
+        "ping" => args.get(1).map_or(Reply::Simple("PONG".into()), |message| Reply::Bulk(message.clone())),
+        "echo" => Reply::Bulk(args[1].clone()),
+        name => space.attempt(|space| strings::run(space, name, args)),
+    }
+}
+
+/// Runs a command whose name and arity are checked.
+pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: &[Vec<u8>]) -> Reply {
+    match spec.name {
+        "multi" if session.multi.is_some() => Reply::err("MULTI calls can not be nested"),
+        "multi" => {
+            session.multi = Some(transaction::Queue::default());
+            Reply::ok()
         }
-        _ => strings::run(door, spec.name, args).await,
+        "exec" => transaction::exec(door, session).await,
+        "discard" => match session.multi.take() {
+            Some(_) => transaction::unwatch(&mut session.watched),
+            None => Reply::err("DISCARD without MULTI"),
+        },
+        "watch" => transaction::watch(door, session, args).await,
+        "unwatch" => transaction::unwatch(&mut session.watched),
+        _ if on_keys(spec) => single(door, spec, args).await,
+        name => server_commands::run(door, session, name, args).await,
+    }
+}
+
+/// One command on keys, alone: an atomic step of its own.
+async fn single(door: &Door, spec: &Spec, args: &[Vec<u8>]) -> Reply {
+    let keys = match key_args(spec, args).map(|arg| keyspace::key(door, arg)).collect::<Result<BTreeSet<String>, Reply>>() {
+        Ok(keys) => keys,
+        Err(refused) => return refused,
+    };
+    let command = |space: &mut Keyspace| vec![on_space(space, spec, args)];
+    match keyspace::run(door, keys, &Watched::new(), command).await {
+        Ok(Ran::Replies(mut replies)) => replies.pop().unwrap_or_else(|| Reply::err("a command answered nothing (a bug of Concord's)")),
+        Ok(Ran::Aborted) => Reply::err("a command watched nothing and was aborted (a bug of Concord's)"),
+        Err(refused) => refused,
     }
 }
 
@@ -114,5 +171,19 @@ mod tests {
         let set = find(b"set").unwrap();
         assert!(!arity_holds(set, &[b"set".to_vec(), b"k".to_vec()]));
         assert!(arity_holds(set, &[b"set".to_vec(), b"k".to_vec(), b"v".to_vec(), b"NX".to_vec()]));
+    }
+
+    #[test]
+    fn key_arguments_follow_each_commands_key_positions() {
+        let args = |words: &[&str]| words.iter().map(|word| word.as_bytes().to_vec()).collect::<Vec<_>>();
+        let keys = |name: &str, words: &[&str]| {
+            let words = args(words);
+            key_args(find(name.as_bytes()).unwrap(), &words).map(<[u8]>::to_vec).collect::<Vec<_>>()
+        };
+        assert_eq!(keys("get", &["get", "k"]), args(&["k"]));
+        assert_eq!(keys("set", &["set", "k", "v", "NX"]), args(&["k"]));
+        assert_eq!(keys("mget", &["mget", "a", "b", "c"]), args(&["a", "b", "c"]));
+        assert_eq!(keys("mset", &["mset", "a", "1", "b", "2"]), args(&["a", "b"]));
+        assert_eq!(keys("ping", &["ping", "x"]), Vec::<Vec<u8>>::new());
     }
 }

@@ -18,7 +18,9 @@ use super::Door;
 use super::commands::{self, Spec};
 use super::errors;
 use super::frame::{self, ProtocolError};
+use super::keyspace::Watched;
 use super::reply::Reply;
+use super::transaction;
 use crate::authorize::{self, Decision};
 
 /// Bytes asked of the socket per read.
@@ -40,11 +42,28 @@ pub struct Session {
     pub last_command: &'static str,
     /// Set by `QUIT`: close once its answer is written.
     pub closing: bool,
+    /// The commands queued since `MULTI`, while one is open.
+    pub multi: Option<transaction::Queue>,
+    /// The keys `WATCH`ed for the next `EXEC`.
+    pub watched: Watched,
 }
 
 impl Session {
     fn new(id: u64, addr: SocketAddr) -> Self {
-        Self { id, addr, resp3: false, name: None, lib_name: None, lib_ver: None, token: None, opened: Instant::now(), last_command: "", closing: false }
+        Self {
+            id,
+            addr,
+            resp3: false,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            token: None,
+            opened: Instant::now(),
+            last_command: "",
+            closing: false,
+            multi: None,
+            watched: Watched::new(),
+        }
     }
 
     /// Back to a new connection's state (`RESET`), keeping its id and address.
@@ -122,12 +141,21 @@ fn unknown(args: &[Vec<u8>]) -> Reply {
 
 /// Runs one command and returns its answer.
 async fn execute(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply {
-    let Some(spec) = commands::find(&args[0]) else {
-        return unknown(args);
+    let checked = match commands::find(&args[0]) {
+        None => Err(unknown(args)),
+        Some(spec) if !commands::arity_holds(spec, args) => Err(Reply::err(format!("wrong number of arguments for '{}' command", spec.name))),
+        Some(spec) => Ok(spec),
     };
-    if !commands::arity_holds(spec, args) {
-        return Reply::err(format!("wrong number of arguments for '{}' command", spec.name));
-    }
+    let spec = match (checked, session.multi.as_mut()) {
+        (Ok(spec), _) if matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") => spec,
+        (Ok(spec), Some(queue)) => return transaction::queue(door, queue, spec, args),
+        (Err(refused), Some(queue)) => {
+            transaction::spoil(queue);
+            return refused;
+        }
+        (Ok(spec), None) => spec,
+        (Err(refused), None) => return refused,
+    };
     session.last_command = spec.name;
     if let Err(e) = door.core.wait_tokens_decidable().await {
         return errors::consensus(e);

@@ -13,16 +13,20 @@
 //!
 //! Files: `frame` reads commands off the stream, `reply` writes answers in either
 //! protocol, `connection` runs one client's session, `commands` is the table of
-//! commands and their dispatch, `server_commands` and `strings` implement them, and
-//! `errors` says Concord's failures in Redis's error classes.
+//! commands and their dispatch, `keyspace` runs commands on keys as atomic steps,
+//! `strings` and `server_commands` implement the commands, `transaction` is
+//! `MULTI`/`EXEC`/`WATCH`, and `errors` says Concord's failures in Redis's error
+//! classes.
 
 mod commands;
 mod connection;
 mod errors;
 mod frame;
+mod keyspace;
 mod reply;
 mod server_commands;
 mod strings;
+mod transaction;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -221,3 +221,54 @@ def _free_run(count, also_below):
             for s in sockets:
                 s.close()
     raise AssertionError("no free run of ports")
+
+
+def test_a_watched_key_changed_by_another_client_aborts_exec(cluster, protocol, key):
+    first, second = (node.client(protocol=protocol) for node in cluster.nodes[:2])
+    balance = f"{key}balance"
+    first.set(balance, 100)
+    with first.pipeline() as pipe:
+        pipe.watch(balance)
+        seen = int(pipe.get(balance))
+        second.incrby(balance, 5)  # another client, on another node, in between
+        pipe.multi()
+        pipe.set(balance, seen - 30)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert int(first.get(balance)) == 105
+
+
+def test_check_and_set_with_watch_loses_no_update_under_contention(cluster, protocol, key):
+    """redis-py's transaction helper (WATCH, read, MULTI, write, EXEC, retry on
+    WatchError) from six clients on three nodes: every update counts once."""
+    counter = f"{key}cas"
+    cluster.nodes[0].client().set(counter, 0)
+    errors = []
+
+    def update(node):
+        client = node.client(protocol=protocol)
+
+        def add_one(pipe):
+            value = int(pipe.get(counter))
+            pipe.multi()
+            pipe.set(counter, value + 1)
+
+        try:
+            for _ in range(10):
+                client.transaction(add_one, counter)
+        except redis.RedisError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=update, args=(node,)) for node in cluster.nodes for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert int(cluster.nodes[2].client().get(counter)) == 60
+
+
+def test_a_transactional_pipeline_applies_all_at_once(r, key):
+    pipe = r.pipeline(transaction=True)
+    pipe.set(f"{key}a", "1").incr(f"{key}a").mset({f"{key}b": "2", f"{key}c": "3"}).mget(f"{key}a", f"{key}b", f"{key}c")
+    assert pipe.execute() == [True, 2, True, [b"2", b"2", b"3"]]

@@ -40,6 +40,15 @@ SEQUENCES = {
         ["CLIENT", "ID", "x"], ["COMMAND", "NOSUCH"], ["COMMAND", "COUNT", "x"], ["HELLO", "4"],
         ["QUIT"],
     ],
+    "transactions": [
+    ["EXEC"], ["DISCARD"], ["MULTI"], ["SET", "a", "1"], ["INCR", "a"], ["GET", "a"], ["PING"], ["EXEC"],
+    ["MULTI"], ["MULTI"], ["SET", "b", "x"], ["INCR", "b"], ["GET", "b"], ["EXEC"], ["GET", "b"],
+    ["MULTI"], ["SET", "c", "1"], ["NOSUCH"], ["EXEC"], ["GET", "c"],
+    ["MULTI"], ["GET"], ["EXEC"], ["MULTI"], ["SET", "d", "1"], ["DISCARD"], ["GET", "d"],
+    ["WATCH", "w"], ["MULTI"], ["WATCH", "w"], ["SET", "w", "1"], ["EXEC"], ["GET", "w"],
+    ["WATCH", "w", "v"], ["UNWATCH"], ["MULTI"], ["EXEC"], ["MSET", "m1", "1", "m2", "2"],
+    ["MULTI"], ["MSETNX", "m2", "x", "m3", "y"], ["DEL", "m1", "m2", "m3"], ["EXISTS", "m1"], ["EXEC"],
+],
 }
 
 
@@ -101,7 +110,7 @@ def with_keys(command, prefix):
     keyed = {"GET", "SET", "STRLEN", "TYPE", "APPEND", "SETNX", "GETSET", "GETDEL", "INCR", "INCRBY", "DECR", "DECRBY"}
     if name in keyed and len(command) > 1:
         return [command[0], prefix + command[1], *command[2:]]
-    if name in {"DEL", "UNLINK", "EXISTS", "MGET"}:
+    if name in {"DEL", "UNLINK", "EXISTS", "MGET", "WATCH"}:
         return [command[0], *(prefix + key for key in command[1:])]
     if name in {"MSET", "MSETNX"}:
         return [command[0], *(prefix + arg if i % 2 == 0 else arg for i, arg in enumerate(command[1:]))]
@@ -123,3 +132,7 @@ def test_replies_match_redis_byte_for_byte(cluster, redis_server, protocol, name
     finally:
         redis_conn.close()
         concord.close()
+
+
+def test_redis_keys_in_transactions_are_prefixed_too():
+    assert with_keys(["WATCH", "a", "b"], "p/") == ["WATCH", "p/a", "p/b"]

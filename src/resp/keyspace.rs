@@ -1,0 +1,217 @@
+//! How the Redis door runs commands on keys: against an image of the keys they name,
+//! read from one linearizable view, changed in memory, then committed as one
+//! conditional write. Redis runs every command alone against its one copy of the
+//! data; this gives a Concord cluster the same effect.
+//!
+//! `run` loads the keys (`Keyspace`), runs the commands on them synchronously (a
+//! command reads with `get` or `exists`, which records what it saw, and writes with
+//! `set` or `delete`), and commits what changed on the condition that nothing the
+//! commands saw, nor any `WATCH`ed key, has moved since:
+//!
+//! - nothing changed: nothing to commit (the view was linearizable);
+//! - one key changed, and only it was seen: one put or delete with its precondition
+//!   (`mod_revision`, or absent), which the proposer can batch with others;
+//! - otherwise: one core transaction (`Command::Txn`), its conditions the seen and
+//!   watched keys, its operations the changes.
+//!
+//! If a condition fails, another client wrote in between: the commands run again on a
+//! fresh view, up to `ATTEMPTS_MAX` times (`TRYAGAIN` then). Their replies are given
+//! only once their effect is committed, so a client never sees an answer whose write
+//! did not happen. A watched key that moved makes the batch abort instead (`EXEC`'s
+//! null), as in Redis.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Door;
+use super::errors;
+use super::reply::Reply;
+use crate::authorize::authorize;
+use crate::state::access::Access;
+use crate::state::auth::Role;
+use crate::state::command::{Command, Outcome, Precondition, Rejection, Request};
+use crate::state::kv::{self, KvCommand, KvOutcome, KvRecord, KvRejection};
+use crate::state::txn::{Condition, KeyTest, Txn, TxnOp};
+
+/// Views a batch of commands is run on before it gives up to contention.
+const ATTEMPTS_MAX: usize = 64;
+
+/// A key's new state: its value and lease, or gone.
+type Change = Option<(Vec<u8>, Option<u64>)>;
+
+/// The keys a batch names, as read and as changed.
+pub struct Keyspace {
+    read: BTreeMap<String, Option<KvRecord>>,
+    changed: BTreeMap<String, Change>,
+    /// The keys a command looked at: the commit is conditioned on them.
+    seen: BTreeSet<String>,
+    value_bytes_max: usize,
+}
+
+impl Keyspace {
+    fn record(&self, key: &str) -> Option<(&[u8], Option<u64>)> {
+        match self.changed.get(key) {
+            Some(change) => change.as_ref().map(|(value, lease)| (value.as_slice(), *lease)),
+            None => self.read.get(key).and_then(Option::as_ref).map(|record| (record.value.as_slice(), record.lease)),
+        }
+    }
+
+    /// The value of `key` (`None`: absent), as a command sees it.
+    pub fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.seen.insert(key.to_string());
+        self.record(key).map(|(value, _)| value.to_vec())
+    }
+
+    pub fn exists(&mut self, key: &str) -> bool {
+        self.seen.insert(key.to_string());
+        self.record(key).is_some()
+    }
+
+    /// Sets `key`; `keep_lease` keeps the lease it has (as Redis keeps a TTL on
+    /// `INCR`), else it is detached (as `SET` drops a TTL). An error if the value is
+    /// over the node's bound.
+    pub fn set(&mut self, key: &str, value: Vec<u8>, keep_lease: bool) -> Result<(), Reply> {
+        kv::validate_value(&value, self.value_bytes_max).map_err(|e| Reply::err(e.to_string()))?;
+        let lease = if keep_lease { self.record(key).and_then(|(_, lease)| lease) } else { None };
+        self.changed.insert(key.to_string(), Some((value, lease)));
+        Ok(())
+    }
+
+    /// Runs one command on the keyspace: if it answers an error, what it changed is
+    /// undone, so a refused command changes nothing (as in Redis).
+    pub fn attempt(&mut self, command: impl FnOnce(&mut Self) -> Reply) -> Reply {
+        let before = self.changed.clone();
+        let reply = command(self);
+        if matches!(reply, Reply::Error(_)) {
+            self.changed = before;
+        }
+        reply
+    }
+
+    /// Deletes `key`; whether it existed.
+    pub fn delete(&mut self, key: &str) -> bool {
+        let existed = self.exists(key);
+        if existed {
+            self.changed.insert(key.to_string(), None);
+        }
+        existed
+    }
+
+    /// The changes against what was read: a key set back to nothing it had, or deleted
+    /// after being created within the batch, is no change.
+    fn changes(&self) -> Vec<(&String, &Change)> {
+        let was_absent = |key: &String| self.read.get(key).is_none_or(Option::is_none);
+        self.changed.iter().filter(|(key, change)| !(change.is_none() && was_absent(key))).collect()
+    }
+
+    /// The condition that `key` is still as read.
+    fn unchanged(&self, key: &str) -> KeyTest {
+        match self.read.get(key).and_then(Option::as_ref) {
+            Some(record) => KeyTest::ModRevision(record.meta.mod_revision),
+            None => KeyTest::Absent,
+        }
+    }
+}
+
+/// A key's `mod_revision` when a client `WATCH`ed it (`None`: absent).
+pub type Watched = BTreeMap<String, Option<u64>>;
+
+/// What a batch came to.
+pub enum Ran {
+    /// Committed: each command's reply, in order.
+    Replies(Vec<Reply>),
+    /// A watched key moved: nothing was done.
+    Aborted,
+}
+
+/// Checks that `arg` names a key Concord can hold.
+pub fn key(door: &Door, arg: &[u8]) -> Result<String, Reply> {
+    let key = std::str::from_utf8(arg).map_err(|_| errors::not_a_key("Concord keys are UTF-8 text"))?;
+    kv::validate_key(key, door.limits.key_bytes_max).map_err(errors::not_a_key)?;
+    Ok(key.to_string())
+}
+
+/// Reads `keys` from one linearizable view, after checking that the caller may read
+/// each: their records, keyed by name.
+pub async fn read(door: &Door, keys: &BTreeSet<String>) -> Result<BTreeMap<String, Option<KvRecord>>, Reply> {
+    for key in keys {
+        authorize(|| Access::name(Role::Read, "key", key)).map_err(errors::consensus)?;
+    }
+    door.core.linearize().await.map_err(errors::consensus)?;
+    let names: Vec<String> = keys.iter().cloned().collect();
+    let records = door.reader.get_all(&names).map_err(errors::view)?.value;
+    Ok(names.into_iter().zip(records).collect())
+}
+
+/// Runs `commands` (each given the keyspace, answering its reply) over `keys` as one
+/// atomic step, aborted if a `watched` key has moved.
+pub async fn run(door: &Door, keys: BTreeSet<String>, watched: &Watched, mut commands: impl FnMut(&mut Keyspace) -> Vec<Reply> + Send) -> Result<Ran, Reply> {
+    let keys: BTreeSet<String> = keys.into_iter().chain(watched.keys().cloned()).collect();
+    for _ in 0..ATTEMPTS_MAX {
+        let read = read(door, &keys).await?;
+        let moved = watched.iter().any(|(key, revision)| read.get(key).and_then(Option::as_ref).map(|r| r.meta.mod_revision) != *revision);
+        if moved {
+            return Ok(Ran::Aborted);
+        }
+        let mut space = Keyspace { read, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max };
+        let replies = commands(&mut space);
+        if commit(door, &space, watched).await? {
+            return Ok(Ran::Replies(replies));
+        }
+    }
+    Err(Reply::Error(format!("TRYAGAIN the keys changed under each of {ATTEMPTS_MAX} attempts; retry")))
+}
+
+/// Commits what `space` changed on the condition that what it saw and `watched` have
+/// not moved; false when a condition failed.
+async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool, Reply> {
+    let changes = space.changes();
+    let conditioned: BTreeSet<&String> = space.seen.iter().chain(watched.keys()).collect();
+    // Nothing to write: the view was linearizable, and the watched keys were as
+    // watched in it.
+    if changes.is_empty() {
+        return Ok(true);
+    }
+    if let [(key, change)] = changes.as_slice()
+        && conditioned.iter().all(|seen| seen == key)
+    {
+        let precondition = match space.unchanged(key) {
+            _ if !conditioned.contains(key) => Precondition::None,
+            KeyTest::ModRevision(revision) => Precondition::ModRevision(revision),
+            _ => Precondition::Absent,
+        };
+        let command = match change {
+            Some((value, lease)) => KvCommand::Put { key: (*key).clone(), value: value.clone(), precondition, lease: *lease, fence: None },
+            None => KvCommand::Delete { key: (*key).clone(), precondition, fence: None },
+        };
+        return match propose(door, Command::Kv(command)).await? {
+            Outcome::Kv(KvOutcome::Put { .. } | KvOutcome::Deleted { .. }) => Ok(true),
+            Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { .. } | KvRejection::NotFound { .. })) => Ok(false),
+            other => Err(refused(other)),
+        };
+    }
+
+    let compare = conditioned.iter().map(|key| Condition::Key { key: (*key).clone(), test: space.unchanged(key) }).collect();
+    let success = changes
+        .into_iter()
+        .map(|(key, change)| match change {
+            Some((value, lease)) => TxnOp::Put { key: key.clone(), value: value.clone(), lease: *lease },
+            None => TxnOp::Delete { key: key.clone() },
+        })
+        .collect();
+    match propose(door, Command::Txn(Txn { compare, success, failure: Vec::new() })).await? {
+        Outcome::Txn(outcome) => Ok(outcome.succeeded),
+        other => Err(refused(other)),
+    }
+}
+
+async fn propose(door: &Door, command: Command) -> Result<Outcome, Reply> {
+    Ok(door.core.write(Request::from(command)).await.map_err(errors::consensus)?.outcome)
+}
+
+/// The reply to an outcome a commit does not expect: a refusal, or a bug.
+fn refused(outcome: Outcome) -> Reply {
+    match outcome {
+        Outcome::Rejected(rejection) => errors::rejection(rejection),
+        other => Reply::err(format!("the write produced an unexpected outcome ({other:?}); a bug of Concord's")),
+    }
+}
