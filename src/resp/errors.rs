@@ -15,6 +15,7 @@ use crate::service::ConsensusError;
 use crate::state::command::Rejection;
 use crate::state::kv::KvRejection;
 use crate::state::store::ViewError;
+use crate::state::txn::TxnRejection;
 
 /// The reply to a command the core could not carry out.
 pub fn consensus(error: ConsensusError) -> Reply {
@@ -40,6 +41,9 @@ pub fn view(error: ViewError) -> Reply {
 pub fn rejection(rejection: Rejection) -> Reply {
     match rejection {
         Rejection::Kv(KvRejection::NotFound { key }) => Reply::err(format!("no such key {key:?}")),
+        Rejection::Txn(TxnRejection::Invalid { reason }) => {
+            Reply::err(format!("this command or transaction is over what one atomic step of Concord's takes ({reason}); nothing was changed"))
+        }
         other => Reply::err(format!("the command was refused: {other:?}")),
     }
 }

@@ -272,3 +272,12 @@ def test_a_transactional_pipeline_applies_all_at_once(r, key):
     pipe = r.pipeline(transaction=True)
     pipe.set(f"{key}a", "1").incr(f"{key}a").mset({f"{key}b": "2", f"{key}c": "3"}).mget(f"{key}a", f"{key}b", f"{key}c")
     assert pipe.execute() == [True, 2, True, [b"2", b"2", b"3"]]
+
+
+def test_a_step_over_the_transaction_bounds_is_refused_and_changes_nothing(r, key):
+    many = {f"{key}{i}": i for i in range(129)}
+    with pytest.raises(redis.ResponseError, match="over what one atomic step of Concord's takes"):
+        r.mset(many)
+    assert r.exists(*many) == 0
+    r.mset(dict(list(many.items())[:128]))
+    assert r.exists(*many) == 128
