@@ -135,7 +135,8 @@ async fn single(door: &Door, spec: &Spec, args: &[Vec<u8>]) -> Reply {
         Err(refused) => return refused,
     };
     let command = |space: &mut Keyspace| vec![on_space(space, spec, args)];
-    match keyspace::run(door, keys, &Watched::new(), command).await {
+    let write = spec.flags.contains(&"write");
+    match keyspace::run(door, keys, write, &Watched::new(), command).await {
         Ok(Ran::Replies(mut replies)) => replies.pop().unwrap_or_else(|| Reply::err("a command answered nothing (a bug of Concord's)")),
         Ok(Ran::Aborted) => Reply::err("a command watched nothing and was aborted (a bug of Concord's)"),
         Err(refused) => refused,

@@ -143,9 +143,17 @@ pub async fn read(door: &Door, keys: &BTreeSet<String>) -> Result<BTreeMap<Strin
 }
 
 /// Runs `commands` (each given the keyspace, answering its reply) over `keys` as one
-/// atomic step, aborted if a `watched` key has moved.
-pub async fn run(door: &Door, keys: BTreeSet<String>, watched: &Watched, mut commands: impl FnMut(&mut Keyspace) -> Vec<Reply> + Send) -> Result<Ran, Reply> {
+/// atomic step, aborted if a `watched` key has moved. Commands that may `write` first
+/// take their keys' turns on this node (`key_locks`).
+pub async fn run(
+    door: &Door,
+    keys: BTreeSet<String>,
+    write: bool,
+    watched: &Watched,
+    mut commands: impl FnMut(&mut Keyspace) -> Vec<Reply> + Send,
+) -> Result<Ran, Reply> {
     let keys: BTreeSet<String> = keys.into_iter().chain(watched.keys().cloned()).collect();
+    let _turns = if write { Some(door.key_locks.take(&keys).await) } else { None };
     for _ in 0..ATTEMPTS_MAX {
         let read = read(door, &keys).await?;
         let moved = watched.iter().any(|(key, revision)| read.get(key).and_then(Option::as_ref).map(|r| r.meta.mod_revision) != *revision);

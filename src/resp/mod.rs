@@ -13,7 +13,8 @@
 //!
 //! Files: `frame` reads commands off the stream, `reply` writes answers in either
 //! protocol, `connection` runs one client's session, `commands` is the table of
-//! commands and their dispatch, `keyspace` runs commands on keys as atomic steps,
+//! commands and their dispatch, `keyspace` runs commands on keys as atomic steps (`key_locks` lines up this
+//! node's writers of a key),
 //! `strings` and `server_commands` implement the commands, `transaction` is
 //! `MULTI`/`EXEC`/`WATCH`, and `errors` says Concord's failures in Redis's error
 //! classes.
@@ -22,6 +23,7 @@ mod commands;
 mod connection;
 mod errors;
 mod frame;
+mod key_locks;
 mod keyspace;
 mod reply;
 mod server_commands;
@@ -88,6 +90,8 @@ pub struct Door {
     /// The port clients reach this door on, for `INFO`.
     pub port: u16,
     started: Instant,
+    /// This node's writers of a key take turns (`key_locks`).
+    key_locks: key_locks::KeyLocks,
     next_client_id: AtomicU64,
     connected: AtomicUsize,
 }
@@ -95,7 +99,19 @@ pub struct Door {
 impl Door {
     pub fn new(node_id: NodeId, core: Core, reader: StateReader, raft: Raft, limits: Arc<Limits>, port: u16) -> Self {
         let resp = RespLimits::for_node(&limits);
-        Self { node_id, core, reader, raft, limits, resp, port, started: Instant::now(), next_client_id: AtomicU64::new(1), connected: AtomicUsize::new(0) }
+        Self {
+            node_id,
+            core,
+            reader,
+            raft,
+            limits,
+            resp,
+            port,
+            started: Instant::now(),
+            key_locks: Default::default(),
+            next_client_id: AtomicU64::new(1),
+            connected: AtomicUsize::new(0),
+        }
     }
 }
 

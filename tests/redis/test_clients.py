@@ -281,3 +281,25 @@ def test_a_step_over_the_transaction_bounds_is_refused_and_changes_nothing(r, ke
     assert r.exists(*many) == 0
     r.mset(dict(list(many.items())[:128]))
     assert r.exists(*many) == 128
+
+
+def test_many_clients_of_one_node_on_one_hot_counter_all_count(cluster, protocol, key):
+    """Writers of one key on one node take turns: 32 clients at once give no TRYAGAIN."""
+    counter, node = f"{key}hot", cluster.nodes[0]
+    errors = []
+
+    def bump():
+        client = node.client(protocol=protocol)
+        try:
+            for _ in range(10):
+                client.incr(counter)
+        except redis.RedisError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=bump) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert int(node.client().get(counter)) == 320
