@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::connection::Session;
 use super::keyspace::{self, Keyspace, Ran, Watched};
 use super::reply::Reply;
-use super::{Door, server_commands, strings, transaction};
+use super::{Door, keys, server_commands, strings, transaction};
 
 /// What `COMMAND` says of one command.
 pub struct Spec {
@@ -54,6 +54,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("incr", 2, WRITE, ONE_KEY),
     spec("incrby", 3, WRITE, ONE_KEY),
     spec("info", -1, &["loading", "stale"], NO_KEYS),
+    spec("keys", 2, &["readonly"], NO_KEYS),
     spec("mget", -2, READ, ALL_KEYS),
     spec("mset", -3, WRITE, PAIRS),
     spec("msetnx", -3, WRITE, PAIRS),
@@ -61,6 +62,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("ping", -1, &["fast"], NO_KEYS),
     spec("quit", -1, CONNECTION, NO_KEYS),
     spec("reset", 1, CONNECTION, NO_KEYS),
+    spec("scan", -2, &["readonly"], NO_KEYS),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS),
     spec("set", -3, WRITE, ONE_KEY),
     spec("setnx", 3, WRITE, ONE_KEY),
@@ -123,6 +125,8 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
         },
         "watch" => transaction::watch(door, session, args).await,
         "unwatch" => transaction::unwatch(&mut session.watched),
+        "keys" => keys::keys(door, &args[1]).await,
+        "scan" => keys::scan(door, args).await,
         _ if on_keys(spec) => single(door, spec, args).await,
         name => server_commands::run(door, session, name, args).await,
     }

@@ -15,7 +15,7 @@
 //! protocol, `connection` runs one client's session, `commands` is the table of
 //! commands and their dispatch, `keyspace` runs commands on keys as atomic steps (`key_locks` lines up this
 //! node's writers of a key),
-//! `strings` and `server_commands` implement the commands, `transaction` is
+//! `strings`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
 //! `MULTI`/`EXEC`/`WATCH`, and `errors` says Concord's failures in Redis's error
 //! classes.
 
@@ -23,7 +23,9 @@ mod commands;
 mod connection;
 mod errors;
 mod frame;
+mod glob;
 mod key_locks;
+mod keys;
 mod keyspace;
 mod reply;
 mod server_commands;
@@ -92,6 +94,8 @@ pub struct Door {
     started: Instant,
     /// This node's writers of a key take turns (`key_locks`).
     key_locks: key_locks::KeyLocks,
+    /// Where this node's unfinished `SCAN`s are (`keys`).
+    scans: keys::Cursors,
     next_client_id: AtomicU64,
     connected: AtomicUsize,
 }
@@ -109,6 +113,7 @@ impl Door {
             port,
             started: Instant::now(),
             key_locks: Default::default(),
+            scans: Default::default(),
             next_client_id: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
         }

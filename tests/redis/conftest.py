@@ -135,8 +135,9 @@ def r(cluster, protocol):
 
 @pytest.fixture
 def key(request, protocol):
-    """A key name no other test uses."""
-    return f"{request.node.name}/{protocol}/"
+    """A key name no other test uses (without the glob characters of `[resp2]`)."""
+    name = request.node.name.replace("[", "-").replace("]", "")
+    return f"{name}/{protocol}/"
 
 
 @pytest.fixture(scope="session")

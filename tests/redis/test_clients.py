@@ -303,3 +303,19 @@ def test_many_clients_of_one_node_on_one_hot_counter_all_count(cluster, protocol
         thread.join()
     assert errors == []
     assert int(node.client().get(counter)) == 320
+
+
+def test_keys_and_scan_find_every_key_once_on_any_node(cluster, protocol, key):
+    writer = cluster.nodes[0].client(protocol=protocol)
+    names = {f"{key}user:{i:03}" for i in range(57)} | {f"{key}order:{i}" for i in range(5)}
+    writer.mset({name: "x" for name in names})
+    reader = cluster.nodes[2].client(protocol=protocol)
+    users = {name.decode() for name in reader.keys(f"{key}user:*")}
+    assert users == {name for name in names if ":user:" in name or "/user:" in name}
+    scanned = [name.decode() for name in reader.scan_iter(match=f"{key}*", count=7)]
+    assert sorted(scanned) == sorted(names), "every key exactly once"
+    assert sorted(name.decode() for name in reader.scan_iter(match=f"{key}order:?", count=3)) == sorted(n for n in names if "order:" in n)
+    assert list(reader.scan_iter(match=f"{key}*", _type="list")) == []
+    assert reader.keys(f"{key}h[ae]llo") == []
+    with pytest.raises(redis.ResponseError, match="invalid cursor"):
+        reader.scan(cursor=987654321)

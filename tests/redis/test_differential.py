@@ -40,6 +40,10 @@ SEQUENCES = {
         ["CLIENT", "ID", "x"], ["COMMAND", "NOSUCH"], ["COMMAND", "COUNT", "x"], ["HELLO", "4"],
         ["QUIT"],
     ],
+    "scan errors": [
+        ["SCAN", "abc"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"], ["SCAN", "0", "FOO"],
+        ["SCAN", "0", "MATCH"], ["KEYS"], ["SCAN"],
+    ],
     "transactions": [
     ["EXEC"], ["DISCARD"], ["MULTI"], ["SET", "a", "1"], ["INCR", "a"], ["GET", "a"], ["PING"], ["EXEC"],
     ["MULTI"], ["MULTI"], ["SET", "b", "x"], ["INCR", "b"], ["GET", "b"], ["EXEC"], ["GET", "b"],
