@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::connection::Session;
 use super::keyspace::{self, Keyspace, Ran, Watched};
 use super::reply::Reply;
-use super::{Door, keys, server_commands, strings, transaction};
+use super::{Door, keys, pubsub, server_commands, strings, transaction};
 
 /// What `COMMAND` says of one command.
 pub struct Spec {
@@ -32,6 +32,7 @@ const ALL_KEYS: (i64, i64, i64) = (1, -1, 1);
 const PAIRS: (i64, i64, i64) = (1, -1, 2);
 const READ: &[&str] = &["readonly", "fast"];
 const WRITE: &[&str] = &["write", "denyoom"];
+const PUBSUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth"];
 
 /// Every command the door speaks, in name order.
@@ -60,6 +61,10 @@ pub const COMMANDS: &[Spec] = &[
     spec("msetnx", -3, WRITE, PAIRS),
     spec("multi", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
     spec("ping", -1, &["fast"], NO_KEYS),
+    spec("psubscribe", -2, PUBSUB, NO_KEYS),
+    spec("publish", 3, &["pubsub", "loading", "stale", "fast"], NO_KEYS),
+    spec("pubsub", -2, &["pubsub", "loading", "stale"], NO_KEYS),
+    spec("punsubscribe", -1, PUBSUB, NO_KEYS),
     spec("quit", -1, CONNECTION, NO_KEYS),
     spec("reset", 1, CONNECTION, NO_KEYS),
     spec("scan", -2, &["readonly"], NO_KEYS),
@@ -67,9 +72,11 @@ pub const COMMANDS: &[Spec] = &[
     spec("set", -3, WRITE, ONE_KEY),
     spec("setnx", 3, WRITE, ONE_KEY),
     spec("strlen", 2, READ, ONE_KEY),
+    spec("subscribe", -2, PUBSUB, NO_KEYS),
     spec("time", 1, &["loading", "stale", "fast"], NO_KEYS),
     spec("type", 2, READ, ONE_KEY),
     spec("unlink", -2, &["write", "fast"], ALL_KEYS),
+    spec("unsubscribe", -1, PUBSUB, NO_KEYS),
     spec("unwatch", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
     spec("watch", -2, &["noscript", "loading", "stale", "fast"], ALL_KEYS),
 ];
@@ -126,6 +133,14 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
         "watch" => transaction::watch(door, session, args).await,
         "unwatch" => transaction::unwatch(&mut session.watched),
         "keys" => keys::keys(door, &args[1]).await,
+        "publish" => pubsub::publish(door, &args[1], &args[2]).await,
+        "subscribe" | "psubscribe" => Reply::Frames(pubsub::subscribe(door, session, &args[1..], spec.name == "psubscribe")),
+        "unsubscribe" | "punsubscribe" => Reply::Frames(pubsub::unsubscribe(session, &args[1..], spec.name == "punsubscribe")),
+        "pubsub" => pubsub::pubsub(door, args),
+        // RESP2's subscribed context answers PING as a message.
+        "ping" if session.subscriptions.is_some() && !session.resp3 => {
+            Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(args.get(1).cloned().unwrap_or_default())])
+        }
         "scan" => keys::scan(door, args).await,
         _ if on_keys(spec) => single(door, spec, args).await,
         name => server_commands::run(door, session, name, args).await,

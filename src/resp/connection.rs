@@ -19,12 +19,18 @@ use super::commands::{self, Spec};
 use super::errors;
 use super::frame::{self, ProtocolError};
 use super::keyspace::Watched;
+use super::pubsub::{self, Subscriptions};
 use super::reply::Reply;
 use super::transaction;
 use crate::authorize::{self, Decision};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a subscribed connection may stay silent (a day: in effect, while the
+/// client lives; the kernel's keep-alive finds dead peers).
+const SUBSCRIBER_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// What a RESP2 connection may run while subscribed, as in Redis.
+const SUBSCRIBED_COMMANDS: &[&str] = &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
 
 /// What the door knows of one connection.
 pub struct Session {
@@ -46,6 +52,8 @@ pub struct Session {
     pub multi: Option<transaction::Queue>,
     /// The keys `WATCH`ed for the next `EXEC`.
     pub watched: Watched,
+    /// The channels and patterns subscribed to, and their feed, once any is.
+    pub subscriptions: Option<Subscriptions>,
 }
 
 impl Session {
@@ -63,6 +71,7 @@ impl Session {
             closing: false,
             multi: None,
             watched: Watched::new(),
+            subscriptions: None,
         }
     }
 
@@ -121,8 +130,22 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             out.clear();
         }
         buffer.reserve(READ_CHUNK_BYTES);
+        // A subscriber may wait for messages for as long as it likes.
+        let idle_timeout = if session.subscriptions.is_some() { SUBSCRIBER_IDLE_TIMEOUT } else { door.resp.idle_timeout };
         let read = tokio::select! {
-            read = tokio::time::timeout(door.resp.idle_timeout, input.read_buf(&mut buffer)) => read,
+            read = tokio::time::timeout(idle_timeout, input.read_buf(&mut buffer)) => read,
+            message = pubsub::next_message(&mut session.subscriptions) => {
+                match message {
+                    Ok(frames) => frames.iter().for_each(|frame| frame.encode(session.resp3, &mut out)),
+                    Err(ended) => {
+                        ended.encode(session.resp3, &mut out);
+                        return output.write_all(&out).await;
+                    }
+                }
+                output.write_all(&out).await?;
+                out.clear();
+                continue;
+            }
             () = super::stopped(&mut stop) => return Ok(()),
         };
         match read {
@@ -156,6 +179,9 @@ async fn execute(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply 
         (Ok(spec), None) => spec,
         (Err(refused), None) => return refused,
     };
+    if session.subscriptions.is_some() && !session.resp3 && !SUBSCRIBED_COMMANDS.contains(&spec.name) {
+        return Reply::err(format!("Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name));
+    }
     session.last_command = spec.name;
     if let Err(e) = door.core.wait_tokens_decidable().await {
         return errors::consensus(e);

@@ -16,7 +16,7 @@
 //! commands and their dispatch, `keyspace` runs commands on keys as atomic steps (`key_locks` lines up this
 //! node's writers of a key),
 //! `strings`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
-//! `MULTI`/`EXEC`/`WATCH`, and `errors` says Concord's failures in Redis's error
+//! `MULTI`/`EXEC`/`WATCH`, `pubsub` is publish/subscribe, and `errors` says Concord's failures in Redis's error
 //! classes.
 
 mod commands;
@@ -27,6 +27,7 @@ mod glob;
 mod key_locks;
 mod keys;
 mod keyspace;
+mod pubsub;
 mod reply;
 mod server_commands;
 mod strings;
@@ -96,6 +97,8 @@ pub struct Door {
     key_locks: key_locks::KeyLocks,
     /// Where this node's unfinished `SCAN`s are (`keys`).
     scans: keys::Cursors,
+    /// This node's subscriptions, counted for `PUBLISH` and `PUBSUB` (`pubsub`).
+    pubsub: Arc<pubsub::Registry>,
     next_client_id: AtomicU64,
     connected: AtomicUsize,
 }
@@ -114,6 +117,7 @@ impl Door {
             started: Instant::now(),
             key_locks: Default::default(),
             scans: Default::default(),
+            pubsub: Default::default(),
             next_client_id: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
         }

@@ -23,6 +23,11 @@ pub enum Reply {
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
+    /// An out-of-band message (pub/sub) in RESP3; an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several frames answering one command (`SUBSCRIBE a b` confirms each channel),
+    /// written one after the other.
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -68,6 +73,8 @@ impl Reply {
             Reply::NullArray => write!(out, "*-1\r\n"),
             Reply::Array(items) => Self::aggregate(b'*', items, resp3, out),
             Reply::Set(items) => Self::aggregate(if resp3 { b'~' } else { b'*' }, items, resp3, out),
+            Reply::Push(items) => Self::aggregate(if resp3 { b'>' } else { b'*' }, items, resp3, out),
+            Reply::Frames(frames) => frames.iter().try_for_each(|frame| frame.write(resp3, out)),
             Reply::Map(pairs) => {
                 if resp3 {
                     write!(out, "%{}\r\n", pairs.len())?;
@@ -117,5 +124,7 @@ mod tests {
         assert_eq!(both(Reply::Null), ("$-1\r\n".into(), "_\r\n".into()));
         assert_eq!(both(Reply::NullArray), ("*-1\r\n".into(), "_\r\n".into()));
         assert_eq!(both(Reply::Set(vec![Reply::bulk("a")])), ("*1\r\n$1\r\na\r\n".into(), "~1\r\n$1\r\na\r\n".into()));
+        assert_eq!(both(Reply::Push(vec![Reply::Integer(1)])), ("*1\r\n:1\r\n".into(), ">1\r\n:1\r\n".into()));
+        same(Reply::Frames(vec![Reply::Integer(1), Reply::ok()]), ":1\r\n+OK\r\n");
     }
 }

@@ -319,3 +319,63 @@ def test_keys_and_scan_find_every_key_once_on_any_node(cluster, protocol, key):
     assert reader.keys(f"{key}h[ae]llo") == []
     with pytest.raises(redis.ResponseError, match="invalid cursor"):
         reader.scan(cursor=987654321)
+
+
+def _messages(pubsub, count, timeout_s=10):
+    import time
+
+    got, deadline = [], time.monotonic() + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if message:
+            got.append(message)
+    return got
+
+
+def test_pubsub_reaches_subscribers_on_every_node_in_one_order(cluster, protocol, key):
+    channel = f"{key}news"
+    subscribers = []
+    for node in cluster.nodes:
+        pubsub = node.client(protocol=protocol).pubsub()
+        pubsub.subscribe(channel)
+        pubsub.psubscribe(f"{key}n*")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+        subscribers.append(pubsub)
+    publishers = [node.client(protocol=protocol) for node in cluster.nodes]
+    for i in range(12):
+        receivers = publishers[i % 3].publish(channel, f"m{i}")
+        assert receivers == 2, "the subscription and the pattern on the node that took it"
+    publishers[0].publish(f"{key}other", "not for them")
+    for pubsub in subscribers:
+        got = _messages(pubsub, 24)
+        assert [m["data"] for m in got if m["type"] == "message"] == [f"m{i}".encode() for i in range(12)]
+        assert [m["data"] for m in got if m["type"] == "pmessage"] == [f"m{i}".encode() for i in range(12)]
+        assert {m["pattern"] for m in got if m["type"] == "pmessage"} == {f"{key}n*".encode()}
+    node = cluster.nodes[0].client(protocol=protocol)
+    assert node.pubsub_numsub(channel) == [(channel.encode(), 1)]
+    assert channel.encode() in node.pubsub_channels(f"{key}*")
+    for pubsub in subscribers:
+        pubsub.unsubscribe()
+        pubsub.punsubscribe()
+        pubsub.close()
+
+
+def test_a_subscribed_resp2_connection_runs_only_pubsub_commands(cluster, key):
+    import socket as sockets
+
+    connection = sockets.create_connection(("127.0.0.1", cluster.nodes[1].redis_port), timeout=5)
+    connection.sendall(b"SUBSCRIBE a b\r\nGET x\r\nPING\r\nUNSUBSCRIBE\r\nGET x\r\n")
+    expected = (b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+                b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n"
+                b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+                b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n"
+                b"$-1\r\n")
+    answer = b""
+    while len(answer) < len(expected):
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    connection.close()
+    assert answer == expected

@@ -140,3 +140,32 @@ def test_replies_match_redis_byte_for_byte(cluster, redis_server, protocol, name
 
 def test_redis_keys_in_transactions_are_prefixed_too():
     assert with_keys(["WATCH", "a", "b"], "p/") == ["WATCH", "p/a", "p/b"]
+
+
+PUBSUB_SEQUENCE = [
+    (["SUBSCRIBE", "a", "b"], 2), (["PING"], 1), (["SUBSCRIBE", "a"], 1), (["UNSUBSCRIBE", "b", "c"], 2),
+    # All at once, with one left: Redis unsubscribes several in its hash table's order.
+    (["UNSUBSCRIBE"], 1), (["UNSUBSCRIBE"], 1),
+    (["PSUBSCRIBE", "p*", "q?"], 2), (["PUNSUBSCRIBE", "q?", "zz"], 2), (["PUNSUBSCRIBE"], 1), (["PUNSUBSCRIBE"], 1),
+    (["PUBLISH", "nobody-listens", "m"], 1), (["PUBSUB", "NUMSUB", "nobody-listens"], 1), (["PUBSUB", "FOO"], 1),
+    (["PUBSUB", "NUMPAT", "x"], 1), (["PUBSUB", "CHANNELS", "nobody-*"], 1), (["SUBSCRIBE"], 1),
+]
+
+
+def test_pubsub_replies_match_redis_byte_for_byte(cluster, redis_server, protocol):
+    prefix = f"diff/{protocol}/pubsub/"
+    redis_conn, concord = Raw(redis_server), Raw(cluster.followers()[0].redis_port)
+    try:
+        if protocol == 3:
+            redis_conn.call(["HELLO", "3"])
+            concord.call(["HELLO", "3"])
+        for command, frames in PUBSUB_SEQUENCE:
+            named = [command[0], *(prefix + arg if command[0] != "PUBSUB" and i > 0 or arg.startswith("nobody") else arg for i, arg in enumerate(command[1:], 1))]
+            for connection in (redis_conn, concord):
+                connection.socket.sendall(encode(named))
+            expected = b"".join(redis_conn.reply() for _ in range(frames))
+            got = b"".join(concord.reply() for _ in range(frames))
+            assert got == expected, f"{named}: redis {expected!r}, concord {got!r}"
+    finally:
+        redis_conn.close()
+        concord.close()
