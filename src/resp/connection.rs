@@ -18,7 +18,7 @@ use super::Door;
 use super::commands::{self, Spec};
 use super::errors;
 use super::frame::{self, ProtocolError};
-use super::keyspace::Watched;
+use super::keyspace::{self, Watched};
 use super::pubsub::{self, Subscriptions};
 use super::reply::Reply;
 use super::transaction;
@@ -98,36 +98,48 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut session = Session::new(id, addr);
     let (mut buffer, mut out) = (Vec::with_capacity(READ_CHUNK_BYTES), Vec::new());
     loop {
-        let mut at = 0;
-        let mut answered = 0;
-        loop {
-            let parsed = match frame::parse(&buffer[at..], &door.resp.frame) {
-                Ok(Some(parsed)) => parsed,
+        // Every whole command that arrived (a pipeline), up to the depth bound.
+        let (mut at, mut commands, mut broken) = (0, Vec::new(), None);
+        while commands.len() < door.resp.pipeline_depth_max {
+            match frame::parse(&buffer[at..], &door.resp.frame) {
+                Ok(Some(parsed)) => {
+                    at += parsed.consumed;
+                    if !parsed.args.is_empty() {
+                        commands.push(parsed.args);
+                    }
+                }
                 Ok(None) => break,
                 Err(ProtocolError(text)) => {
-                    Reply::err(text).encode(session.resp3, &mut out);
-                    return output.write_all(&out).await;
+                    broken = Some(text);
+                    break;
                 }
-            };
-            at += parsed.consumed;
-            if parsed.args.is_empty() {
-                continue;
             }
-            execute(door, &mut session, &parsed.args).await.encode(session.resp3, &mut out);
-            answered += 1;
+        }
+        let mut rest = commands.as_slice();
+        while !rest.is_empty() {
+            let grouped = groupable_run(door, &session, rest);
+            let replies = match grouped {
+                0 | 1 => vec![execute(door, &mut session, &rest[0]).await],
+                count => execute_group(door, &mut session, &rest[..count]).await,
+            };
+            rest = &rest[grouped.max(1)..];
+            replies.iter().for_each(|reply| reply.encode(session.resp3, &mut out));
             if session.closing {
                 return output.write_all(&out).await;
             }
-            if answered == door.resp.pipeline_depth_max {
-                output.write_all(&out).await?;
-                out.clear();
-                answered = 0;
-            }
+        }
+        if let Some(text) = broken {
+            Reply::err(text).encode(session.resp3, &mut out);
+            return output.write_all(&out).await;
         }
         buffer.drain(..at);
         if !out.is_empty() {
             output.write_all(&out).await?;
             out.clear();
+        }
+        // A pipeline deeper than the bound: answer the rest before reading more.
+        if commands.len() == door.resp.pipeline_depth_max {
+            continue;
         }
         buffer.reserve(READ_CHUNK_BYTES);
         // A subscriber may wait for messages for as long as it likes.
@@ -153,6 +165,65 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
+    }
+}
+
+/// Most commands of a pipeline run as one group.
+const GROUP_COMMANDS_MAX: usize = 64;
+/// Most key arguments in one group: its commit is one transaction, conditioned on at
+/// most 64 keys (`txn::CONDITIONS_MAX`).
+const GROUP_KEYS_MAX: usize = 64;
+/// Most argument bytes in one group: a quarter of a transaction's 4 MiB
+/// (`txn::BYTES_MAX`), which counts a little more than the bytes of each operation.
+const GROUP_BYTES_MAX: usize = 1 << 20;
+
+/// How many commands at the head of `commands` can run as one group: commands on keys,
+/// outside `MULTI` and subscriptions, within the group bounds.
+fn groupable_run(door: &Door, session: &Session, commands: &[Vec<Vec<u8>>]) -> usize {
+    if session.multi.is_some() || session.subscriptions.is_some() {
+        return 0;
+    }
+    let (mut count, mut keys, mut bytes) = (0, 0, 0);
+    for args in commands.iter().take(GROUP_COMMANDS_MAX) {
+        let Some(spec) = commands::find(&args[0]).filter(|spec| commands::on_keys(spec) && commands::arity_holds(spec, args)) else {
+            break;
+        };
+        let named: Vec<&[u8]> = commands::key_args(spec, args).collect();
+        let size: usize = args.iter().map(Vec::len).sum();
+        if keys + named.len() > GROUP_KEYS_MAX || bytes + size > GROUP_BYTES_MAX || named.iter().any(|arg| keyspace::key(door, arg).is_err()) {
+            break;
+        }
+        keys += named.len();
+        bytes += size;
+        count += 1;
+    }
+    count
+}
+
+/// Runs pipelined commands on keys as one step: one view, one commit, their replies in
+/// order, as if each ran alone in turn. The group bounds keep its commit within those
+/// of one transaction, so the group as a whole is never refused for its size.
+async fn execute_group(door: &Door, session: &mut Session, commands: &[Vec<Vec<u8>>]) -> Vec<Reply> {
+    if let Err(e) = door.core.wait_tokens_decidable().await {
+        return vec![errors::consensus(e); commands.len()];
+    }
+    let specs: Vec<&'static Spec> = commands.iter().filter_map(|args| commands::find(&args[0])).collect();
+    let decision = match decide(door, session, specs[0]) {
+        Ok(decision) => decision,
+        Err(refused) => return vec![refused; commands.len()],
+    };
+    let keys =
+        commands.iter().zip(&specs).flat_map(|(args, spec)| commands::key_args(spec, args).map(|arg| String::from_utf8_lossy(arg).into_owned())).collect();
+    let write = specs.iter().any(|spec| spec.flags.contains(&"write"));
+    let run_all = |space: &mut keyspace::Keyspace| commands.iter().zip(&specs).map(|(args, spec)| commands::on_space(space, spec, args)).collect();
+    let ran = authorize::decided(decision, keyspace::run(door, keys, write, &Watched::new(), run_all)).await.0;
+    session.last_command = specs[specs.len() - 1].name;
+    match ran {
+        Ok(keyspace::Ran::Replies(replies)) => replies,
+        Ok(keyspace::Ran::Aborted) => vec![Reply::err("a group watched nothing and was aborted (a bug of Concord's)"); commands.len()],
+        // Nothing of the group was done (or, for UNCERTAIN, perhaps all of it): each
+        // command gets the one answer.
+        Err(refused) => vec![refused; commands.len()],
     }
 }
 

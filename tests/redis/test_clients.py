@@ -379,3 +379,24 @@ def test_a_subscribed_resp2_connection_runs_only_pubsub_commands(cluster, key):
         answer += chunk
     connection.close()
     assert answer == expected
+
+
+def test_a_pipeline_of_writes_shares_log_entries_and_keeps_its_order(cluster, protocol, key):
+    """60 pipelined writes take far fewer than 60 log entries, and each command sees the
+    ones before it, as when they run one by one."""
+    leader = cluster.leader()
+
+    def last_log_index():
+        status, body = leader.http("/v1/cluster")
+        return json.loads(body)["last_log_index"]
+
+    client = leader.client(protocol=protocol)
+    before = last_log_index()
+    pipe = client.pipeline(transaction=False)
+    for i in range(20):
+        pipe.set(f"{key}{i}", i).incr(f"{key}{i}").get(f"{key}{i}")
+    answers = pipe.execute()
+    entries = last_log_index() - before
+    assert answers == [value for i in range(20) for value in (True, i + 1, str(i + 1).encode())]
+    # Ticks of the replicated clock may add an entry or two; one entry per write would be 40.
+    assert entries <= 10, f"{entries} log entries for 40 pipelined writes"
