@@ -118,12 +118,12 @@ for clients in $CLIENTS; do
         # Expected rates, only to size the runs: about 800 writes a second per
         # unpipelined client on Concord (one fsync each), far more on redis-server.
         measure concord-resp "$concord_resp" "$clients" "$pipeline" $((clients * pipeline * 800 < 20000 ? clients * pipeline * 800 : 20000))
-        measure redis-always $REDIS_ALWAYS_PORT "$clients" "$pipeline" 20000
+        measure redis-always $REDIS_ALWAYS_PORT "$clients" "$pipeline" $((clients * pipeline * 5000 < 100000 ? clients * pipeline * 5000 : 100000))
         measure redis-everysec $REDIS_EVERYSEC_PORT "$clients" "$pipeline" 100000
     done
     # The same operations over Concord's HTTP API (no pipelining there).
     for workload in put get; do
-        "$CONCORD_BIN" bench --endpoints "$concord_http" --workload "$workload" --connections "$clients" --duration-s "$SECONDS_PER_RUN" --value-bytes 3 --json |
+        "$CONCORD_BIN" bench --endpoints "$concord_http" --workload "$workload" --connections "$clients" --duration-s "$SECONDS_PER_RUN" --value-bytes 3 --json 2>>"$BENCH_DIR/concord-bench.log" |
             python3 -c '
 import json, sys
 d = json.load(sys.stdin)

@@ -14,6 +14,9 @@
 //! - otherwise: one core transaction (`Command::Txn`), its conditions the seen and
 //!   watched keys, its operations the changes.
 //!
+//! Commands that look at no key (`SET`, `MSET`) skip the view: run on an empty image,
+//! they answer the same, and their writes commit with no condition.
+//!
 //! If a condition fails, another client wrote in between: the commands run again on a
 //! fresh view, up to `ATTEMPTS_MAX` times (`TRYAGAIN` then). Their replies are given
 //! only once their effect is committed, so a client never sees an answer whose write
@@ -48,6 +51,10 @@ pub struct Keyspace {
 }
 
 impl Keyspace {
+    fn on(read: BTreeMap<String, Option<KvRecord>>, door: &Door) -> Self {
+        Self { read, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max }
+    }
+
     fn record(&self, key: &str) -> Option<(&[u8], Option<u64>)> {
         match self.changed.get(key) {
             Some(change) => change.as_ref().map(|(value, lease)| (value.as_slice(), *lease)),
@@ -71,7 +78,13 @@ impl Keyspace {
     /// over the node's bound.
     pub fn set(&mut self, key: &str, value: Vec<u8>, keep_lease: bool) -> Result<(), Reply> {
         kv::validate_value(&value, self.value_bytes_max).map_err(|e| Reply::err(e.to_string()))?;
-        let lease = if keep_lease { self.record(key).and_then(|(_, lease)| lease) } else { None };
+        let lease = match keep_lease {
+            true => {
+                self.seen.insert(key.to_string());
+                self.record(key).and_then(|(_, lease)| lease)
+            }
+            false => None,
+        };
         self.changed.insert(key.to_string(), Some((value, lease)));
         Ok(())
     }
@@ -152,6 +165,16 @@ pub async fn run(
     watched: &Watched,
     mut commands: impl FnMut(&mut Keyspace) -> Vec<Reply> + Send,
 ) -> Result<Ran, Reply> {
+    // Commands that look at nothing (`SET`, `MSET`) answer the same on any image: run
+    // them on an empty one, and commit their writes with no view, no turn and no
+    // condition, as the HTTP API's puts are.
+    if watched.is_empty() {
+        let mut blind = Keyspace::on(BTreeMap::new(), door);
+        let replies = commands(&mut blind);
+        if blind.seen.is_empty() && commit(door, &blind, watched).await? {
+            return Ok(Ran::Replies(replies));
+        }
+    }
     let keys: BTreeSet<String> = keys.into_iter().chain(watched.keys().cloned()).collect();
     let _turns = if write { Some(door.key_locks.take(&keys).await) } else { None };
     for _ in 0..ATTEMPTS_MAX {
@@ -160,7 +183,7 @@ pub async fn run(
         if moved {
             return Ok(Ran::Aborted);
         }
-        let mut space = Keyspace { read, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max };
+        let mut space = Keyspace::on(read, door);
         let replies = commands(&mut space);
         if commit(door, &space, watched).await? {
             return Ok(Ran::Replies(replies));
