@@ -18,12 +18,14 @@
 //! they answer the same, and their writes commit with no condition.
 //!
 //! If a condition fails, another client wrote in between: the commands run again on a
-//! fresh view, up to `ATTEMPTS_MAX` times (`TRYAGAIN` then). Their replies are given
+//! fresh view after a random wait (`backoff`), up to `ATTEMPTS_MAX` times (`TRYAGAIN`
+//! then). Their replies are given
 //! only once their effect is committed, so a client never sees an answer whose write
 //! did not happen. A watched key that moved makes the batch abort instead (`EXEC`'s
 //! null), as in Redis.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use super::Door;
 use super::errors;
@@ -37,6 +39,9 @@ use crate::state::txn::{Condition, KeyTest, Txn, TxnOp};
 
 /// Views a batch of commands is run on before it gives up to contention.
 const ATTEMPTS_MAX: usize = 64;
+/// The bound of the first wait after a conflict, and of any.
+const BACKOFF_FIRST: Duration = Duration::from_micros(500);
+const BACKOFF_MAX: Duration = Duration::from_millis(50);
 
 /// A key's new state: its value and lease, or gone.
 type Change = Option<(Vec<u8>, Option<u64>)>;
@@ -177,7 +182,10 @@ pub async fn run(
     }
     let keys: BTreeSet<String> = keys.into_iter().chain(watched.keys().cloned()).collect();
     let _turns = if write { Some(door.key_locks.take(&keys).await) } else { None };
-    for _ in 0..ATTEMPTS_MAX {
+    for attempt in 0..ATTEMPTS_MAX {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
         let read = read(door, &keys).await?;
         let moved = watched.iter().any(|(key, revision)| read.get(key).and_then(Option::as_ref).map(|r| r.meta.mod_revision) != *revision);
         if moved {
@@ -190,6 +198,16 @@ pub async fn run(
         }
     }
     Err(Reply::Error(format!("TRYAGAIN the keys changed under each of {ATTEMPTS_MAX} attempts; retry")))
+}
+
+/// How long to wait before attempt `attempt` (from 1) after a conflict: a random part
+/// of a bound that doubles up to `BACKOFF_MAX`, so writers on several nodes that keep
+/// meeting on one key fall out of step instead of meeting again.
+fn backoff(attempt: usize) -> Duration {
+    let bound_us = (BACKOFF_FIRST.as_micros() << attempt.min(16)).min(BACKOFF_MAX.as_micros()) as u64;
+    // The clock's nanoseconds are random enough to spread a few writers apart.
+    let spread = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos());
+    Duration::from_micros(spread % bound_us.max(1))
 }
 
 /// Commits what `space` changed on the condition that what it saw and `watched` have
@@ -244,5 +262,60 @@ fn refused(outcome: Outcome) -> Reply {
     match outcome {
         Outcome::Rejected(rejection) => errors::rejection(rejection),
         other => Reply::err(format!("the write produced an unexpected outcome ({other:?}); a bug of Concord's")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_after_conflicts_stay_under_a_bound_that_doubles_to_its_cap() {
+        for attempt in 1..40 {
+            let bound = (BACKOFF_FIRST * 2u32.pow(attempt.min(16) as u32)).min(BACKOFF_MAX);
+            assert!(backoff(attempt) < bound, "attempt {attempt}");
+        }
+    }
+
+    fn keyspace(read: &[(&str, &str)]) -> Keyspace {
+        let record = |value: &str| KvRecord {
+            value: value.as_bytes().to_vec(),
+            meta: crate::state::command::KeyMeta { create_revision: 1, mod_revision: 7, version: 1 },
+            lease: Some(3),
+        };
+        Keyspace {
+            read: read.iter().map(|(key, value)| (key.to_string(), Some(record(value)))).chain([("absent".to_string(), None)]).collect(),
+            changed: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            value_bytes_max: 8,
+        }
+    }
+
+    #[test]
+    fn commands_see_their_own_changes_and_only_real_changes_are_committed() {
+        let mut space = keyspace(&[("k", "old")]);
+        assert_eq!(space.get("k"), Some(b"old".to_vec()));
+        space.set("k", b"new".to_vec(), true).unwrap();
+        assert_eq!(space.get("k"), Some(b"new".to_vec()));
+        // Created and deleted within the batch: no change to commit.
+        space.set("absent", b"x".to_vec(), false).unwrap();
+        assert!(space.delete("absent"));
+        let changes: Vec<(String, Change)> = space.changes().into_iter().map(|(key, change)| (key.clone(), change.clone())).collect();
+        assert_eq!(changes, vec![("k".to_string(), Some((b"new".to_vec(), Some(3))))], "the lease kept");
+        assert_eq!(space.unchanged("k"), KeyTest::ModRevision(7));
+        assert_eq!(space.unchanged("absent"), KeyTest::Absent);
+        assert_eq!(space.seen, ["absent", "k"].iter().map(|key| key.to_string()).collect());
+    }
+
+    #[test]
+    fn a_command_that_answers_an_error_leaves_nothing_changed() {
+        let mut space = keyspace(&[("k", "old")]);
+        let reply = space.attempt(|space| {
+            space.set("k", b"new".to_vec(), false).unwrap();
+            space.set("other", b"too long for the bound".to_vec(), false).err().unwrap()
+        });
+        assert!(matches!(reply, Reply::Error(_)));
+        assert_eq!(space.get("k"), Some(b"old".to_vec()));
+        assert!(space.changes().is_empty());
     }
 }
