@@ -13,6 +13,8 @@ use crate::net::Net;
 
 /// The port every node listens on, inside its own namespace.
 pub const PORT: u16 = 7000;
+/// The port of every node's Redis door (`--redis-listen`), for `redis_register`.
+pub const REDIS_PORT: u16 = 6379;
 
 /// One host's node. Hosts are numbered 1..=n; the Raft id of the node on a host
 /// starts equal to the host number and changes when the membership nemesis replaces
@@ -85,12 +87,13 @@ impl Cluster {
         let log = File::options().create(true).append(true).open(&node.log).map_err(|e| format!("{}: {e}", node.log.display()))?;
         let stderr = log.try_clone().map_err(|e| e.to_string())?;
         let listen = format!("{}:{PORT}", node.ip);
+        let redis_listen = format!("{}:{REDIS_PORT}", node.ip);
         let data_dir = node.dir.join(format!("node-{host}-id{}", node.id));
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &node.namespace])
             .arg(&binary)
-            .args(["serve", "--id", &node.id.to_string(), "--listen", &listen, "--data-dir"])
+            .args(["serve", "--id", &node.id.to_string(), "--listen", &listen, "--redis-listen", &redis_listen, "--data-dir"])
             .arg(&data_dir)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())

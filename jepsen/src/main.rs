@@ -18,8 +18,10 @@ mod lock;
 mod nemesis;
 mod net;
 mod queue;
+mod redis_register;
 mod register;
 mod report;
+mod resp;
 mod ring;
 mod rng;
 
@@ -39,6 +41,8 @@ use rng::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Workload {
     Register,
+    /// The register through the Redis door: GET, SET, and WATCH/MULTI/EXEC swaps.
+    RedisRegister,
     Queue,
     Lock,
     Ring,
@@ -59,6 +63,8 @@ enum Plant {
     SplitTransfers,
     /// Exactly-once workers write the result and ack the message in two requests.
     SeparateAck,
+    /// Redis register swaps read and then write without WATCH and MULTI.
+    UnwatchedSwaps,
 }
 
 #[derive(Parser, Debug)]
@@ -105,6 +111,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// One client process of the run's workload.
 enum AnyClient {
     Register(register::Client),
+    RedisRegister(redis_register::Client),
     Queue(queue::Client),
     Lock(lock::Client),
     Ring(ring::Client),
@@ -117,6 +124,7 @@ impl AnyClient {
     async fn step(&mut self, history: &History, started: Instant, next_value: &AtomicI64) -> bool {
         match self {
             AnyClient::Register(client) => client.step(history, started, next_value).await,
+            AnyClient::RedisRegister(client) => client.step(history, started, next_value).await,
             AnyClient::Queue(client) => client.step(history, next_value).await,
             AnyClient::Lock(client) => client.step(history).await,
             AnyClient::Ring(client) => client.step(history).await,
@@ -172,6 +180,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         let conn = client::Conn { process, node, url, http: http.clone(), rng: rng.fork() };
         let mut client = match args.workload {
             Workload::Register => AnyClient::Register(register::Client::new(conn, args.plant == Some(Plant::StaleReads))),
+            Workload::RedisRegister => AnyClient::RedisRegister(redis_register::Client::new(conn, args.plant == Some(Plant::UnwatchedSwaps))),
             Workload::Queue => AnyClient::Queue(queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed }),
             Workload::Lock => AnyClient::Lock(lock::Client::new(conn, args.plant == Some(Plant::Unfenced))),
             Workload::Ring => AnyClient::Ring(ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) }),
@@ -206,7 +215,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     let url = cluster.nodes[0].url();
     let conn = client::Conn { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork() };
     let drained = match args.workload {
-        Workload::Register | Workload::Lock | Workload::Ring => true,
+        Workload::Register | Workload::RedisRegister | Workload::Lock | Workload::Ring => true,
         Workload::Queue => queue::Client { conn, skip_acks: false, seed }.drain(&history, DRAIN_TIMEOUT).await,
         Workload::Bank => bank::Client { conn, split_transfers: false }.read(&history).await.is_some(),
         Workload::ExactlyOnce => {
@@ -221,7 +230,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     history.write_jsonl(&dir.join("history.jsonl")).map_err(|e| e.to_string())?;
     let ops = history.ops();
     let checked = match args.workload {
-        Workload::Register => register::check(&ops, Duration::from_secs(args.check_budget)),
+        Workload::Register | Workload::RedisRegister => register::check(&ops, Duration::from_secs(args.check_budget)),
         Workload::Queue => queue::check(&ops, drained),
         Workload::Lock => lock::check(&ops),
         Workload::Ring => ring::check(&ops, Duration::from_secs(args.check_budget)),

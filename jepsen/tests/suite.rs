@@ -56,6 +56,32 @@ fn stale_reads_during_partitions_are_caught() {
 }
 
 #[test]
+fn register_through_the_redis_door_under_partitions_kills_and_pauses_is_linearizable() {
+    let Some((code, results)) =
+        run("redis-register", &["--workload", "redis-register", "--nemesis", "partition,kill,pause", "--time-limit", "45", "--seed", "44"])
+    else {
+        return;
+    };
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+    assert!(results["ops"]["ok"].as_u64().unwrap_or(0) > 500, "the run did work: {}", results["ops"]);
+}
+
+#[test]
+fn redis_swaps_without_watch_are_caught() {
+    let Some((code, results)) = run(
+        "redis-register-unwatched",
+        &["--workload", "redis-register", "--nemesis", "partition", "--time-limit", "30", "--seed", "7", "--plant", "unwatched-swaps"],
+    ) else {
+        return;
+    };
+    assert_eq!(results["valid"], "invalid", "the checker must flag swaps that lose updates");
+    assert_eq!(code, 1);
+    let anomalies = results["checkers"][0]["anomalies"].as_array().map_or(0, Vec::len);
+    assert!(anomalies > 0);
+}
+
+#[test]
 fn queue_under_faults_loses_and_duplicates_nothing() {
     let Some((code, results)) = run("queue", &["--workload", "queue", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "43"]) else {
         return;
