@@ -30,6 +30,18 @@ fn run(name: &str, args: &[&str]) -> Option<(i32, serde_json::Value)> {
     }
 }
 
+/// A run every checker found valid (exit 0).
+fn expect_valid(code: i32, results: &serde_json::Value) {
+    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
+    assert_eq!(code, 0);
+}
+
+/// A run with a planted bug that a checker caught (exit 1); `why` says what it must flag.
+fn expect_caught(code: i32, results: &serde_json::Value, why: &str) {
+    assert_eq!(results["valid"], "invalid", "the checker must flag {why}");
+    assert_eq!(code, 1);
+}
+
 #[test]
 fn register_under_partitions_kills_pauses_and_membership_changes_is_linearizable() {
     let Some((code, results)) =
@@ -37,8 +49,7 @@ fn register_under_partitions_kills_pauses_and_membership_changes_is_linearizable
     else {
         return;
     };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     assert!(results["ops"]["ok"].as_u64().unwrap_or(0) > 500, "the run did work: {}", results["ops"]);
 }
 
@@ -49,8 +60,7 @@ fn stale_reads_during_partitions_are_caught() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag stale reads");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "stale reads");
     let anomalies = results["checkers"][0]["anomalies"].as_array().map_or(0, Vec::len);
     assert!(anomalies > 0);
 }
@@ -62,8 +72,7 @@ fn register_through_the_redis_door_under_partitions_kills_and_pauses_is_lineariz
     else {
         return;
     };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     assert!(results["ops"]["ok"].as_u64().unwrap_or(0) > 500, "the run did work: {}", results["ops"]);
 }
 
@@ -75,8 +84,7 @@ fn redis_swaps_without_watch_are_caught() {
     ) else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag swaps that lose updates");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "swaps that lose updates");
     let anomalies = results["checkers"][0]["anomalies"].as_array().map_or(0, Vec::len);
     assert!(anomalies > 0);
 }
@@ -86,8 +94,7 @@ fn queue_under_faults_loses_and_duplicates_nothing() {
     let Some((code, results)) = run("queue", &["--workload", "queue", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "43"]) else {
         return;
     };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     assert!(results["checkers"][0]["enqueue_ok"].as_u64().unwrap_or(0) > 100, "the run did work: {}", results["checkers"][0]);
 }
 
@@ -98,16 +105,14 @@ fn acks_reported_but_not_applied_are_caught() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag acks that did not take effect");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "acks that did not take effect");
     assert_eq!(results["checkers"][0]["anomalies"][0]["kind"], "received again after a successful ack");
 }
 
 #[test]
 fn lock_under_faults_keeps_tokens_ordered_and_fences_stale_holders() {
     let Some((code, results)) = run("lock", &["--workload", "lock", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "44"]) else { return };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     assert!(results["checkers"][0]["grants"].as_u64().unwrap_or(0) > 20, "the run did work: {}", results["checkers"][0]);
 }
 
@@ -118,15 +123,13 @@ fn unfenced_writes_of_stale_holders_are_caught() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag a stale holder's accepted write");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "a stale holder's accepted write");
 }
 
 #[test]
 fn ring_membership_epochs_and_lookups_stay_consistent() {
     let Some((code, results)) = run("ring", &["--workload", "ring", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "45"]) else { return };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     assert!(results["checkers"][0]["lookups_checked"].as_u64().unwrap_or(0) > 50, "the run did work: {}", results["checkers"][0]);
 }
 
@@ -137,15 +140,13 @@ fn stale_ring_reads_are_caught() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag stale membership reads");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "stale membership reads");
 }
 
 #[test]
 fn bank_transfers_in_transactions_keep_the_total() {
     let Some((code, results)) = run("bank", &["--workload", "bank", "--nemesis", "partition,kill,pause", "--time-limit", "45", "--seed", "46"]) else { return };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     let checker = &results["checkers"][0];
     assert!(checker["reads_ok"].as_u64().unwrap_or(0) > 200 && checker["transfers_ok"].as_u64().unwrap_or(0) > 50, "the run did work: {checker}");
 }
@@ -157,8 +158,7 @@ fn transfers_split_into_two_writes_are_caught() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag reads that miss money");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "reads that miss money");
 }
 
 #[test]
@@ -167,8 +167,7 @@ fn work_acked_and_recorded_in_one_transaction_happens_exactly_once() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "valid", "{}", serde_json::to_string_pretty(&results["checkers"]).unwrap_or_default());
-    assert_eq!(code, 0);
+    expect_valid(code, &results);
     let checker = &results["checkers"][0];
     assert!(checker["results"].as_u64().unwrap_or(0) > 50, "the run did work: {checker}");
     assert!(checker["commits_refused"].as_u64().unwrap_or(0) > 0, "some redelivered work was refused, not done twice: {checker}");
@@ -181,7 +180,6 @@ fn work_acked_apart_from_its_result_is_caught_done_twice() {
     else {
         return;
     };
-    assert_eq!(results["valid"], "invalid", "the checker must flag a result written twice");
-    assert_eq!(code, 1);
+    expect_caught(code, &results, "a result written twice");
     assert_eq!(results["checkers"][0]["anomalies"][0]["kind"], "a result was written more than once");
 }

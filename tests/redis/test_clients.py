@@ -9,6 +9,25 @@ import pytest
 import redis
 
 
+def run_at_once(workers):
+    """Runs each of `workers` (functions of no argument) in its own thread, all at once;
+    returns the Redis errors they raised."""
+    errors = []
+
+    def guarded(work):
+        try:
+            work()
+        except redis.RedisError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_strings_set_over_redis_are_concord_keys_and_back(cluster, r, key):
     assert r.set(f"{key}greeting", "hello") is True
     leader = cluster.leader()
@@ -48,22 +67,13 @@ def test_set_options_and_the_read_and_write_commands(r, key):
 
 def test_counters_count_every_increment_from_every_node(cluster, protocol, key):
     counter = f"{key}counter"
-    errors = []
 
     def bump(node):
         client = node.client(protocol=protocol)
-        try:
-            for _ in range(25):
-                client.incr(counter)
-        except redis.RedisError as error:
-            errors.append(error)
+        for _ in range(25):
+            client.incr(counter)
 
-    threads = [threading.Thread(target=bump, args=(node,)) for node in cluster.nodes for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_at_once([lambda node=node: bump(node) for node in cluster.nodes for _ in range(2)]) == []
     assert int(cluster.nodes[0].client().get(counter)) == 150
 
 
@@ -243,7 +253,6 @@ def test_check_and_set_with_watch_loses_no_update_under_contention(cluster, prot
     WatchError) from six clients on three nodes: every update counts once."""
     counter = f"{key}cas"
     cluster.nodes[0].client().set(counter, 0)
-    errors = []
 
     def update(node):
         client = node.client(protocol=protocol)
@@ -253,18 +262,10 @@ def test_check_and_set_with_watch_loses_no_update_under_contention(cluster, prot
             pipe.multi()
             pipe.set(counter, value + 1)
 
-        try:
-            for _ in range(10):
-                client.transaction(add_one, counter)
-        except redis.RedisError as error:
-            errors.append(error)
+        for _ in range(10):
+            client.transaction(add_one, counter)
 
-    threads = [threading.Thread(target=update, args=(node,)) for node in cluster.nodes for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_at_once([lambda node=node: update(node) for node in cluster.nodes for _ in range(2)]) == []
     assert int(cluster.nodes[2].client().get(counter)) == 60
 
 
@@ -286,22 +287,13 @@ def test_a_step_over_the_transaction_bounds_is_refused_and_changes_nothing(r, ke
 def test_many_clients_of_one_node_on_one_hot_counter_all_count(cluster, protocol, key):
     """Writers of one key on one node take turns: 32 clients at once give no TRYAGAIN."""
     counter, node = f"{key}hot", cluster.nodes[0]
-    errors = []
 
     def bump():
         client = node.client(protocol=protocol)
-        try:
-            for _ in range(10):
-                client.incr(counter)
-        except redis.RedisError as error:
-            errors.append(error)
+        for _ in range(10):
+            client.incr(counter)
 
-    threads = [threading.Thread(target=bump) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_at_once([bump] * 32) == []
     assert int(node.client().get(counter)) == 320
 
 

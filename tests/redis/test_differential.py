@@ -108,6 +108,15 @@ class Raw:
         self.socket.close()
 
 
+def connect_both(cluster, redis_server, protocol):
+    """A connection to redis-server and one to a Concord follower, both in `protocol`."""
+    redis_conn, concord = Raw(redis_server), Raw(cluster.followers()[0].redis_port)
+    if protocol == 3:
+        redis_conn.call(["HELLO", "3"])
+        concord.call(["HELLO", "3"])
+    return redis_conn, concord
+
+
 def with_keys(command, prefix):
     """The command with its key arguments under `prefix`."""
     name = command[0].upper()
@@ -124,11 +133,8 @@ def with_keys(command, prefix):
 @pytest.mark.parametrize("name", sorted(SEQUENCES))
 def test_replies_match_redis_byte_for_byte(cluster, redis_server, protocol, name):
     prefix = f"diff/{protocol}/{name.replace(' ', '-')}/"
-    redis_conn, concord = Raw(redis_server), Raw(cluster.followers()[0].redis_port)
+    redis_conn, concord = connect_both(cluster, redis_server, protocol)
     try:
-        if protocol == 3:
-            redis_conn.call(["HELLO", "3"])
-            concord.call(["HELLO", "3"])
         for command in SEQUENCES[name]:
             command = with_keys(command, prefix)
             expected, got = redis_conn.call(command), concord.call(command)
@@ -154,11 +160,8 @@ PUBSUB_SEQUENCE = [
 
 def test_pubsub_replies_match_redis_byte_for_byte(cluster, redis_server, protocol):
     prefix = f"diff/{protocol}/pubsub/"
-    redis_conn, concord = Raw(redis_server), Raw(cluster.followers()[0].redis_port)
+    redis_conn, concord = connect_both(cluster, redis_server, protocol)
     try:
-        if protocol == 3:
-            redis_conn.call(["HELLO", "3"])
-            concord.call(["HELLO", "3"])
         for command, frames in PUBSUB_SEQUENCE:
             named = [command[0], *(prefix + arg if command[0] != "PUBSUB" and i > 0 or arg.startswith("nobody") else arg for i, arg in enumerate(command[1:], 1))]
             for connection in (redis_conn, concord):
