@@ -147,15 +147,19 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
     }
 }
 
+/// Runs commands on keys, in order, as one atomic step (`keyspace::run`): one command
+/// alone, a pipeline's group, or `EXEC`'s queue with its `watched` keys.
+pub async fn together(door: &Door, commands: &[(&Spec, &[Vec<u8>])], watched: &Watched) -> Result<Ran, Reply> {
+    let keys =
+        commands.iter().flat_map(|(spec, args)| key_args(spec, args)).map(|arg| keyspace::key(door, arg)).collect::<Result<BTreeSet<String>, Reply>>()?;
+    let write = commands.iter().any(|(spec, _)| spec.flags.contains(&"write"));
+    let run_all = |space: &mut Keyspace| commands.iter().map(|(spec, args)| on_space(space, spec, args)).collect();
+    keyspace::run(door, keys, write, watched, run_all).await
+}
+
 /// One command on keys, alone: an atomic step of its own.
 async fn single(door: &Door, spec: &Spec, args: &[Vec<u8>]) -> Reply {
-    let keys = match key_args(spec, args).map(|arg| keyspace::key(door, arg)).collect::<Result<BTreeSet<String>, Reply>>() {
-        Ok(keys) => keys,
-        Err(refused) => return refused,
-    };
-    let command = |space: &mut Keyspace| vec![on_space(space, spec, args)];
-    let write = spec.flags.contains(&"write");
-    match keyspace::run(door, keys, write, &Watched::new(), command).await {
+    match together(door, &[(spec, args)], &Watched::new()).await {
         Ok(Ran::Replies(mut replies)) => replies.pop().unwrap_or_else(|| Reply::err("a command answered nothing (a bug of Concord's)")),
         Ok(Ran::Aborted) => Reply::err("a command watched nothing and was aborted (a bug of Concord's)"),
         Err(refused) => refused,

@@ -204,20 +204,13 @@ fn groupable_run(door: &Door, session: &Session, commands: &[Vec<Vec<u8>>]) -> u
 /// order, as if each ran alone in turn. The group bounds keep its commit within those
 /// of one transaction, so the group as a whole is never refused for its size.
 async fn execute_group(door: &Door, session: &mut Session, commands: &[Vec<Vec<u8>>]) -> Vec<Reply> {
-    if let Err(e) = door.core.wait_tokens_decidable().await {
-        return vec![errors::consensus(e); commands.len()];
-    }
-    let specs: Vec<&'static Spec> = commands.iter().filter_map(|args| commands::find(&args[0])).collect();
-    let decision = match decide(door, session, specs[0]) {
+    let grouped: Vec<(&'static Spec, &[Vec<u8>])> = commands.iter().filter_map(|args| Some((commands::find(&args[0])?, args.as_slice()))).collect();
+    let decision = match decide(door, session.token.as_deref(), grouped[0].0).await {
         Ok(decision) => decision,
         Err(refused) => return vec![refused; commands.len()],
     };
-    let keys =
-        commands.iter().zip(&specs).flat_map(|(args, spec)| commands::key_args(spec, args).map(|arg| String::from_utf8_lossy(arg).into_owned())).collect();
-    let write = specs.iter().any(|spec| spec.flags.contains(&"write"));
-    let run_all = |space: &mut keyspace::Keyspace| commands.iter().zip(&specs).map(|(args, spec)| commands::on_space(space, spec, args)).collect();
-    let ran = authorize::decided(decision, keyspace::run(door, keys, write, &Watched::new(), run_all)).await.0;
-    session.last_command = specs[specs.len() - 1].name;
+    let ran = authorize::decided(decision, commands::together(door, &grouped, &Watched::new())).await.0;
+    session.last_command = grouped[grouped.len() - 1].0.name;
     match ran {
         Ok(keyspace::Ran::Replies(replies)) => replies,
         Ok(keyspace::Ran::Aborted) => vec![Reply::err("a group watched nothing and was aborted (a bug of Concord's)"); commands.len()],
@@ -254,22 +247,22 @@ async fn execute(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply 
         return Reply::err(format!("Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name));
     }
     session.last_command = spec.name;
-    if let Err(e) = door.core.wait_tokens_decidable().await {
-        return errors::consensus(e);
-    }
-    let decision = match decide(door, session, spec) {
+    let decision = match decide(door, session.token.as_deref(), spec).await {
         Ok(decision) => decision,
         Err(refused) => return refused,
     };
     authorize::decided(decision, commands::run(door, session, spec, args)).await.0
 }
 
-/// The token decision a command of this session runs with, once this node can decide.
-fn decide(door: &Door, session: &Session, spec: &Spec) -> Result<Decision, Reply> {
+/// The token decision a command runs with (`token`: the one its session presented),
+/// once this node can decide
+/// (`Core::wait_tokens_decidable`).
+async fn decide(door: &Door, token: Option<&str>, spec: &Spec) -> Result<Decision, Reply> {
+    door.core.wait_tokens_decidable().await.map_err(errors::consensus)?;
     if !door.reader.tokens_required() {
         return Ok(Decision::NoTokenRequired);
     }
-    let Some(token) = session.token.as_deref() else {
+    let Some(token) = token else {
         // `AUTH`, `HELLO`, `QUIT` and `RESET` read nothing of the state: they run without a token.
         if spec.flags.contains(&"no_auth") {
             return Ok(Decision::NoTokenRequired);

@@ -12,7 +12,7 @@
 
 use super::reply::Reply;
 use crate::service::ConsensusError;
-use crate::state::command::Rejection;
+use crate::state::command::{Outcome, Rejection};
 use crate::state::kv::KvRejection;
 use crate::state::store::ViewError;
 use crate::state::txn::TxnRejection;
@@ -45,6 +45,14 @@ pub fn rejection(rejection: Rejection) -> Reply {
             Reply::err(format!("this command or transaction is over what one atomic step of Concord's takes ({reason}); nothing was changed"))
         }
         other => Reply::err(format!("the command was refused: {other:?}")),
+    }
+}
+
+/// The reply to an outcome a write does not expect: a refusal, or a bug.
+pub fn unexpected(outcome: Outcome) -> Reply {
+    match outcome {
+        Outcome::Rejected(refused) => rejection(refused),
+        other => Reply::err(format!("the write produced an unexpected outcome ({other:?}); a bug of Concord's")),
     }
 }
 

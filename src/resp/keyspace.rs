@@ -33,7 +33,7 @@ use super::reply::Reply;
 use crate::authorize::authorize;
 use crate::state::access::Access;
 use crate::state::auth::Role;
-use crate::state::command::{Command, Outcome, Precondition, Rejection, Request};
+use crate::state::command::{Command, Outcome, Precondition, Rejection};
 use crate::state::kv::{self, KvCommand, KvOutcome, KvRecord, KvRejection};
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp};
 
@@ -173,7 +173,7 @@ pub async fn run(
     // Commands that look at nothing (`SET`, `MSET`) answer the same on any image: run
     // them on an empty one, and commit their writes with no view, no turn and no
     // condition, as the HTTP API's puts are.
-    if watched.is_empty() {
+    if watched.is_empty() && write {
         let mut blind = Keyspace::on(BTreeMap::new(), door);
         let replies = commands(&mut blind);
         if blind.seen.is_empty() && commit(door, &blind, watched).await? {
@@ -232,10 +232,10 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
             Some((value, lease)) => KvCommand::Put { key: (*key).clone(), value: value.clone(), precondition, lease: *lease, fence: None },
             None => KvCommand::Delete { key: (*key).clone(), precondition, fence: None },
         };
-        return match propose(door, Command::Kv(command)).await? {
+        return match door.propose(Command::Kv(command)).await? {
             Outcome::Kv(KvOutcome::Put { .. } | KvOutcome::Deleted { .. }) => Ok(true),
             Outcome::Rejected(Rejection::Kv(KvRejection::PreconditionFailed { .. } | KvRejection::NotFound { .. })) => Ok(false),
-            other => Err(refused(other)),
+            other => Err(errors::unexpected(other)),
         };
     }
 
@@ -247,21 +247,9 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
             None => TxnOp::Delete { key: key.clone() },
         })
         .collect();
-    match propose(door, Command::Txn(Txn { compare, success, failure: Vec::new() })).await? {
+    match door.propose(Command::Txn(Txn { compare, success, failure: Vec::new() })).await? {
         Outcome::Txn(outcome) => Ok(outcome.succeeded),
-        other => Err(refused(other)),
-    }
-}
-
-async fn propose(door: &Door, command: Command) -> Result<Outcome, Reply> {
-    Ok(door.core.write(Request::from(command)).await.map_err(errors::consensus)?.outcome)
-}
-
-/// The reply to an outcome a commit does not expect: a refusal, or a bug.
-fn refused(outcome: Outcome) -> Reply {
-    match outcome {
-        Outcome::Rejected(rejection) => errors::rejection(rejection),
-        other => Reply::err(format!("the write produced an unexpected outcome ({other:?}); a bug of Concord's")),
+        other => Err(errors::unexpected(other)),
     }
 }
 

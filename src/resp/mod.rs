@@ -45,6 +45,7 @@ use crate::config::Limits;
 use crate::raft::{NodeId, Raft};
 use crate::service::Core;
 use crate::state::StateReader;
+use crate::state::command::{Command, Outcome, Request};
 pub use frame::FrameLimits;
 
 /// Pause after a failed accept (out of file descriptors, say) before the next one.
@@ -104,6 +105,12 @@ pub struct Door {
 }
 
 impl Door {
+    /// Proposes `command` through the core: its outcome (a refusal included), or the
+    /// consensus error as a reply.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, reply::Reply> {
+        Ok(self.core.write(Request::from(command)).await.map_err(errors::consensus)?.outcome)
+    }
+
     pub fn new(node_id: NodeId, core: Core, reader: StateReader, raft: Raft, limits: Arc<Limits>, port: u16) -> Self {
         let resp = RespLimits::for_node(&limits);
         Self {

@@ -30,7 +30,7 @@ use crate::authorize::authorize;
 use crate::state::StateReader;
 use crate::state::access::Access;
 use crate::state::auth::Role;
-use crate::state::command::{Command, Outcome, Request};
+use crate::state::command::{Command, Outcome};
 use crate::state::store::ViewError;
 use crate::state::topic::{TopicCommand, TopicOutcome, TopicRead};
 use crate::streams::{Ended, Source, Step};
@@ -215,13 +215,10 @@ pub async fn next_message(subscriptions: &mut Option<Subscriptions>) -> Result<V
 /// `PUBLISH channel message`.
 pub async fn publish(door: &Door, channel: &[u8], message: &[u8]) -> Reply {
     let command = Command::Topic(TopicCommand::Publish { topic: PUBSUB_TOPIC.to_string(), payload: encode(channel, message) });
-    match door.core.write(Request::from(command)).await {
-        Ok(response) => match response.outcome {
-            Outcome::Topic(TopicOutcome::Published { .. }) => Reply::Integer(door.pubsub.receivers(channel) as i64),
-            Outcome::Rejected(rejection) => errors::rejection(rejection),
-            other => Reply::err(format!("the publish produced an unexpected outcome ({other:?}); a bug of Concord's")),
-        },
-        Err(e) => errors::consensus(e),
+    match door.propose(command).await {
+        Ok(Outcome::Topic(TopicOutcome::Published { .. })) => Reply::Integer(door.pubsub.receivers(channel) as i64),
+        Ok(other) => errors::unexpected(other),
+        Err(refused) => refused,
     }
 }
 

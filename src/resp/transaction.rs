@@ -70,11 +70,8 @@ pub async fn exec(door: &Door, session: &mut Session) -> Reply {
     if queue.spoiled {
         return Reply::Error("EXECABORT Transaction discarded because of previous errors.".into());
     }
-    let keys: BTreeSet<String> =
-        queue.commands.iter().flat_map(|(spec, args)| commands::key_args(spec, args).map(|arg| String::from_utf8_lossy(arg).into_owned())).collect();
-    let run_all = |space: &mut keyspace::Keyspace| queue.commands.iter().map(|(spec, args)| commands::on_space(space, spec, args)).collect();
-    let write = queue.commands.iter().any(|(spec, _)| spec.flags.contains(&"write"));
-    match keyspace::run(door, keys, write, &watched, run_all).await {
+    let queued: Vec<(&Spec, &[Vec<u8>])> = queue.commands.iter().map(|(spec, args)| (*spec, args.as_slice())).collect();
+    match commands::together(door, &queued, &watched).await {
         Ok(Ran::Replies(replies)) => Reply::Array(replies),
         Ok(Ran::Aborted) => Reply::NullArray,
         Err(refused) => refused,
