@@ -38,6 +38,7 @@ if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/pip" show redis 2>/dev/null | gre
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "redis==$redis_py_version" "pytest==$pytest_version"
 fi
+# Built every time (a no-op when it is up to date), so the tests never run an old binary.
+cargo build -q --bin concord
 bin=$target_dir/debug/concord
-[ -x "$bin" ] || cargo build --bin concord
 CONCORD_BIN=$bin exec "$venv/bin/pytest" -q -p no:cacheprovider tests/redis "$@"

@@ -68,11 +68,12 @@ pub enum ConsensusError {
     /// which tokens hold.
     #[error("the leader is taking over (it has not applied the log of earlier terms yet); retry")]
     LeaderTakingOver,
-    /// A transaction while `node` speaks only peer protocol `spoken`, which cannot
-    /// carry one (a rolling upgrade is under way). Only a leader of protocol 2 sends it
-    /// (about a member of protocol 1); kept so the encoding of the variants after it
-    /// stays as protocol 2 has it.
-    #[error("node {node} speaks peer protocol {spoken} (an older release), which cannot carry transactions; finish the rolling upgrade (docs/operations.md)")]
+    /// A command while `node` speaks only peer protocol `spoken` (0: not heard from
+    /// yet), which cannot carry it: a rolling upgrade is under way, or the member is
+    /// down. (A leader of protocol 2 sent it for transactions.)
+    #[error(
+        "node {node} speaks peer protocol {spoken} (0: not heard from since this leader started), which cannot carry this command; finish the rolling upgrade, or bring the node back (docs/operations.md)"
+    )]
     UpgradeInProgress { node: NodeId, spoken: u32 },
     #[error("the leader has not heard from a quorum for {silent_ms} ms (limit {limit_ms} ms); retry")]
     NoQuorum { silent_ms: u64, limit_ms: u64 },
@@ -278,11 +279,28 @@ impl Core {
         self.read_index_here().await
     }
 
+    /// On the leader: refuses a command of a log format some member may not read yet
+    /// (a rolling upgrade under way, `raft::protocol`), before anything is proposed. A
+    /// member not heard from since this node started counts as not reading it.
+    fn check_members_carry(&self, request: &Request) -> Result<(), ConsensusError> {
+        let format = request.command.format_since();
+        if crate::raft::protocol::carrying(format) <= crate::raft::protocol::PROTOCOL_VERSION_OLDEST {
+            return Ok(());
+        }
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let peers = membership.nodes().map(|(id, _)| *id).filter(|id| *id != self.node_id);
+        match crate::raft::protocol::peer_behind(format, peers, |peer| self.peers.speaks(peer)) {
+            None => Ok(()),
+            Some((node, spoken)) => Err(ConsensusError::UpgradeInProgress { node, spoken }),
+        }
+    }
+
     /// On the leader: stamps `request` with the leader's clock if its command carries
     /// a stamp, proposes it (in a batch with other writes when it may share an entry)
     /// and waits, at most the write timeout, for it to be applied.
     async fn write_here(&self, mut request: Request) -> Result<Response, ConsensusError> {
         self.ensure_leader_with_quorum()?;
+        self.check_members_carry(&request)?;
         if request.command.reads_clock() {
             request.now_ms = self.clock.fresh_now_ms(&self.raft).await.ok_or(ConsensusError::ClockNotReady)?;
         }

@@ -15,7 +15,8 @@
 //!   stamped with, so time not yet ticked still counts for them, and a stamp is never
 //!   far ahead of the clock a next leader would continue from.
 //!
-//! Deadlines are lease expiries and queue timers (in-flight and delayed messages).
+//! Deadlines are lease expiries, key expiries and queue timers (in-flight and delayed
+//! messages).
 //! Ticks cost log entries, so there are none while nothing has a deadline (an idle
 //! cluster writes nothing); with deadlines pending, the ticker ticks when the next one
 //! falls due and at least every `TICK_INTERVAL_MAX`, so remaining TTLs read fresh.

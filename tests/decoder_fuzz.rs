@@ -26,6 +26,7 @@ use concord::raft::frames::Frame;
 use concord::raft::{Entry, NodeId, TypeConfig};
 use concord::service::{Authority, ConsensusError, ForwardedWrite};
 use concord::state::command::{Outcome, Request, Response};
+use concord::state::txn::TxnOp;
 use concord::state::v2;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
@@ -96,6 +97,7 @@ fn target_of(name: &str) -> Option<Target> {
         _ if prefixed("command.") => target::<Request>("Request"),
         _ if prefixed("outcome.") => target::<Response>("Response"),
         _ if prefixed("rejection.") => target::<Outcome>("Outcome"),
+        _ if prefixed("txn_op.") => target::<TxnOp>("TxnOp"),
         _ if prefixed("log.vote") => target::<Vote<NodeId>>("Vote"),
         "log.log_id" => target::<Option<LogId<NodeId>>>("log id"),
         _ if prefixed("log.entry.") => target::<Entry>("Entry"),

@@ -21,6 +21,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
 use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Request};
+use crate::state::expiry::{Expiring, Ttl};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::kv::{KvCommand, KvOutcome};
 use crate::state::reader::AtIndex;
@@ -88,6 +89,10 @@ pub struct WriteQuery {}
 pub struct PutQuery {
     /// Attach the key to this lease (it is deleted when the lease ends).
     lease: Option<u64>,
+    /// Delete the key this many ms after the write, on the replicated clock (at the
+    /// first tick after; a leader change neither resets nor shortens it). Without it,
+    /// a put takes away any expiry the key had.
+    ttl_ms: Option<u64>,
 }
 
 impl From<InvalidInput> for ApiError {
@@ -227,7 +232,13 @@ pub async fn put(
     kv::validate_value(&body, app.limits.value_bytes_max)?;
     let precondition = precondition(&headers)?;
     let fence = fence(&app, &headers)?;
-    let command = Command::Kv(KvCommand::Put { key: key.clone(), value: body.to_vec(), precondition, lease: query.lease, fence });
+    let (value, lease) = (body.to_vec(), query.lease);
+    let command = match query.ttl_ms {
+        None => KvCommand::Put { key: key.clone(), value, precondition, lease, fence },
+        Some(0) => return Err(ApiError::bad_request("invalid_ttl", "ttl_ms must be at least 1")),
+        Some(ttl_ms) => KvCommand::PutWithTtl { key: key.clone(), value, precondition, lease, fence, ttl: Ttl::After { ttl_ms } },
+    };
+    let command = Command::Kv(command);
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
 }
 
@@ -251,8 +262,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
     kv::validate_key(&key, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;
-    let read = app.reader.get(&key)?;
-    let Some(record) = &read.value else {
+    let read = app.reader.get_expiring(&key)?;
+    let Some(Expiring { record, expiry }) = &read.value else {
         let mut error = ApiError::not_found("key_not_found", format!("key {key:?} does not exist")).into_response();
         add_read_headers(&mut error, &read, query.consistency);
         return Ok(error);
@@ -264,7 +275,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
             ("concord-version", record.meta.version),
         ];
         let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], record.value.clone()).into_response();
-        for (name, value) in meta {
+        let ttl_ms = expiry.map(|expiry| ("concord-ttl-ms", expiry.left_ms(read.clock_ms)));
+        for (name, value) in meta.into_iter().chain(ttl_ms) {
             response.headers_mut().insert(name, HeaderValue::from(value));
         }
         response
@@ -279,6 +291,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
             lease: record.lease,
             mod_revision: meta.mod_revision,
             revision: read.revision,
+            ttl_ms: expiry.map(|expiry| expiry.left_ms(read.clock_ms)),
             value: value.as_str().unwrap_or_default().to_string(),
             version: meta.version,
         })

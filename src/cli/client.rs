@@ -89,6 +89,9 @@ pub enum KvCommand {
         /// Attach the key to this lease: it is deleted when the lease ends.
         #[arg(long, value_name = "LEASE_ID")]
         lease: Option<u64>,
+        /// Delete the key MS after this write, on the cluster's replicated clock.
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+        ttl_ms: Option<u64>,
         /// Write only while TOKEN still holds LOCK (a fenced write).
         #[arg(long, value_name = "LOCK:TOKEN", value_parser = parse_fence)]
         fence: Option<(String, u64)>,
@@ -510,7 +513,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
     let client = args.connection.client();
     let json = args.connection.json;
     match args.command {
-        KvCommand::Put { key, value, if_match, if_absent, idempotency_key, lease, fence } => {
+        KvCommand::Put { key, value, if_match, if_absent, idempotency_key, lease, ttl_ms, fence } => {
             let value = match value {
                 Some(value) => value.into_bytes(),
                 None => {
@@ -530,7 +533,7 @@ pub async fn run_kv(args: KvArgs) -> ExitCode {
                 (None, true) => Precondition::Absent,
                 (None, false) => Precondition::None,
             };
-            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key, lease, fence }).await {
+            match client.put_with(&key, value, &WriteOptions { precondition, idempotency_key, lease, ttl_ms, fence }).await {
                 Err(e) => fail(e),
                 Ok(put) if json => {
                     print_json(&json!({ "key": put.value.key, "revision": put.value.revision, "mod_revision": put.value.mod_revision,

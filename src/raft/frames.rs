@@ -10,16 +10,17 @@
 //! the snapshot once it is upgraded; a node that receives an older snapshot upgrades
 //! it as it installs it).
 
+use openraft::EntryPayload;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{ADMIN_SINCE, GROUPED_SINCE};
+use super::protocol::{ADMIN_SINCE, GROUPED_SINCE, carrying};
 use super::{NodeId, TypeConfig};
 use crate::admin::{AdminAnswer, AdminError, ForwardedAdmin};
 use crate::codec::{self, CodecError};
 use crate::service::{Authority, ConsensusError, ForwardedWrite};
-use crate::state::command::Response;
+use crate::state::command::{FORMAT_FIRST, Request, Response};
 use crate::state::v2;
 
 /// Why a frame could not be encoded for a peer.
@@ -79,8 +80,26 @@ impl Frame for ForwardedAdmin {
     }
 }
 
+/// Refuses `requests` for a peer of `version` if one of them is of a log format
+/// newer than it carries (a leader does not propose one then, `service`; this is the
+/// backstop).
+fn check_carried<'a>(requests: impl IntoIterator<Item = &'a Request>, version: u32) -> Result<(), FrameError> {
+    let format = requests.into_iter().map(|request| request.command.format_since()).max().unwrap_or(FORMAT_FIRST);
+    match carrying(format) <= version {
+        true => Ok(()),
+        false => Err(FrameError::NotCarried(format!(
+            "it speaks peer protocol {version}, which cannot carry commands of log format {format}; it gets them once upgraded (docs/operations.md)"
+        ))),
+    }
+}
+
 impl Frame for AppendEntriesRequest<TypeConfig> {
     fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        let requests = self.entries.iter().filter_map(|entry| match &entry.payload {
+            EntryPayload::Normal(request) => Some(request),
+            _ => None,
+        });
+        check_carried(requests, version)?;
         if version >= GROUPED_SINCE {
             return Ok(codec::encode(self)?);
         }
@@ -125,6 +144,7 @@ struct ForwardedWriteV2 {
 
 impl Frame for ForwardedWrite {
     fn encode_in(&self, version: u32) -> Result<Vec<u8>, FrameError> {
+        check_carried([&self.request], version)?;
         if version >= GROUPED_SINCE {
             return Ok(codec::encode(self)?);
         }
@@ -155,5 +175,42 @@ impl Frame for Result<Response, ConsensusError> {
         }
         let old: Result<v2::Response, ConsensusError> = codec::decode(bytes)?;
         Ok(old.map(Response::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Vote};
+
+    use super::*;
+    use crate::raft::Entry;
+    use crate::state::command::{Command, Precondition};
+    use crate::state::expiry::Ttl;
+    use crate::state::kv::KvCommand;
+
+    fn put(ttl: Option<Ttl>) -> Request {
+        let (key, value, precondition, fence) = ("k".to_string(), b"v".to_vec(), Precondition::None, None);
+        Request::from(Command::Kv(match ttl {
+            None => KvCommand::Put { key, value, precondition, lease: None, fence },
+            Some(ttl) => KvCommand::PutWithTtl { key, value, precondition, lease: None, fence, ttl },
+        }))
+    }
+
+    fn append(request: Request) -> AppendEntriesRequest<TypeConfig> {
+        let entry = Entry { log_id: openraft::LogId::new(CommittedLeaderId::new(2, 1), 7), payload: EntryPayload::Normal(request) };
+        AppendEntriesRequest { vote: Vote::new_committed(2, 1), prev_log_id: None, entries: vec![entry], leader_commit: None }
+    }
+
+    #[test]
+    fn a_command_of_format_4_goes_only_to_a_peer_of_protocol_4() {
+        let ttl = Some(Ttl::After { ttl_ms: 10 });
+        for version in [2, 3] {
+            assert!(matches!(append(put(ttl)).encode_in(version), Err(FrameError::NotCarried(_))), "append, protocol {version}");
+            let forwarded = ForwardedWrite { authority: Authority::NoTokenRequired, request: put(ttl) };
+            assert!(matches!(forwarded.encode_in(version), Err(FrameError::NotCarried(_))), "forwarded write, protocol {version}");
+            assert!(append(put(None)).encode_in(version).is_ok(), "a plain put still goes in protocol {version}");
+        }
+        let carried = append(put(ttl)).encode_in(4).unwrap();
+        assert_eq!(AppendEntriesRequest::<TypeConfig>::decode_in(&carried, 4).unwrap().entries, append(put(ttl)).entries);
     }
 }

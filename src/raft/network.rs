@@ -49,6 +49,11 @@ pub struct PeerNetwork {
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl PeerNetwork {
+    /// The newest peer protocol version `peer` was last heard speaking, if it was.
+    pub fn speaks(&self, peer: NodeId) -> Option<u32> {
+        self.contacts.speaks(peer)
+    }
+
     pub fn new(identity: ClusterIdentity, secret: PeerSecret, tls: Option<&crate::tls::ClientTls>, contacts: PeerContacts) -> Result<Self, reqwest::Error> {
         let http = crate::http_client::pooled(CONNECT_TIMEOUT, tls)?;
         Ok(Self { http, identity, secret, scheme: crate::http_client::scheme(tls), contacts })

@@ -13,7 +13,9 @@
 //! sends writes and read-index requests to the leader at the command level
 //! (`/raft/write`, `/raft/read_index`); 3, requests and outcomes re-encoded with the
 //! commands grouped by primitive (`frames`), and cluster administration sent to the
-//! leader as typed requests (`/raft/admin`). A node talks to a peer in the newest
+//! leader as typed requests (`/raft/admin`); 4, entries, forwarded writes and their
+//! answers may carry the commands of log format 4 (puts with a time to live), which
+//! a leader proposes only once every member speaks 4. A node talks to a peer in the newest
 //! version both speak (`network.rs` learns it from the peer's answers, a 426
 //! included) and encodes each frame for that version (`frames`).
 
@@ -22,9 +24,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::NodeId;
+
 pub const PROTOCOL_HEADER: &str = "concord-protocol";
 /// The version this node sends.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The oldest version it still reads.
 pub const PROTOCOL_VERSION_OLDEST: u32 = 2;
 /// The first version whose requests and outcomes are grouped by primitive.
@@ -32,6 +36,23 @@ pub const GROUPED_SINCE: u32 = 3;
 /// The first version in which a follower sends cluster administration to the leader
 /// (`/raft/admin`).
 pub const ADMIN_SINCE: u32 = 3;
+
+/// The first version that carries the commands of log format 4.
+pub const FORMAT_4_SINCE: u32 = 4;
+
+/// The oldest version that carries a command of log format `format`
+/// (`Command::format_since`): version 4 carries format 4; every version spoken here
+/// carries the formats before it.
+pub fn carrying(format: u32) -> u32 {
+    if format >= 4 { FORMAT_4_SINCE } else { PROTOCOL_VERSION_OLDEST }
+}
+
+/// The first of `peers` that may not carry a command of log format `format`, and the
+/// version it was last heard speaking (0: never heard from), as `speaks` says.
+pub fn peer_behind(format: u32, peers: impl IntoIterator<Item = NodeId>, speaks: impl Fn(NodeId) -> Option<u32>) -> Option<(NodeId, u32)> {
+    let needed = carrying(format);
+    peers.into_iter().map(|peer| (peer, speaks(peer).unwrap_or(0))).find(|(_, spoken)| *spoken < needed)
+}
 
 /// The version `headers` say their message carries, if this node speaks it; if not,
 /// what to tell the operator.
@@ -83,13 +104,24 @@ mod tests {
     }
 
     #[test]
+    fn a_format_4_command_waits_for_every_peer_to_speak_4_and_older_ones_for_none() {
+        let speaks = |peer: NodeId| [(2, 4), (3, 3)].into_iter().find(|(id, _)| *id == peer).map(|(_, version)| version);
+        assert_eq!(peer_behind(4, [2], speaks), None);
+        assert_eq!(peer_behind(4, [2, 3], speaks), Some((3, 3)), "one member still speaks 3");
+        assert_eq!(peer_behind(4, [2, 9], speaks), Some((9, 0)), "a member never heard from counts as behind");
+        assert_eq!(peer_behind(3, [2, 3, 9], speaks).map(|(peer, _)| peer), Some(9), "even format 3 wants to have heard from it");
+        assert_eq!(carrying(3), PROTOCOL_VERSION_OLDEST, "which is why the leader asks only for format 4");
+    }
+
+    #[test]
     fn only_the_versions_spoken_here_pass() {
         assert!(check(&with(None)).unwrap_err().contains("version 1"), "a peer from before the header spoke version 1");
         assert!(check(&with(Some("1"))).unwrap_err().contains("upgrade it first"));
         assert_eq!(check(&with(Some("2"))), Ok(2));
         assert_eq!(check(&with(Some("3"))), Ok(3));
-        let newer = check(&with(Some("4"))).unwrap_err();
-        assert!(newer.contains("version 4") && newer.contains("upgrade this node"), "{newer}");
+        assert_eq!(check(&with(Some("4"))), Ok(4));
+        let newer = check(&with(Some("5"))).unwrap_err();
+        assert!(newer.contains("version 5") && newer.contains("upgrade this node"), "{newer}");
         assert!(check(&with(Some("one"))).is_err());
     }
 }

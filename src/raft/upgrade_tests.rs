@@ -83,5 +83,5 @@ async fn a_version_2_log_is_rewritten_as_it_is_opened() {
     drop(log);
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), ["logs", "meta"]).unwrap();
     let stamped = db.get_cf(db.cf_handle("meta").unwrap(), crate::format_version::FORMAT_VERSION_KEY).unwrap();
-    assert_eq!(stamped, Some(3u32.to_le_bytes().to_vec()));
+    assert_eq!(stamped, Some(crate::format_version::LOG_FORMAT.current().to_le_bytes().to_vec()));
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::connection::Session;
 use super::keyspace::{self, Keyspace, Ran, Watched};
 use super::reply::Reply;
-use super::{Door, keys, pubsub, server_commands, strings, transaction};
+use super::{Door, expiry, keys, pubsub, server_commands, strings, transaction};
 
 /// What `COMMAND` says of one command.
 pub struct Spec {
@@ -48,6 +48,8 @@ pub const COMMANDS: &[Spec] = &[
     spec("echo", 2, &["fast"], NO_KEYS),
     spec("exec", 1, &["noscript", "loading", "stale"], NO_KEYS),
     spec("exists", -2, READ, ALL_KEYS),
+    spec("expire", -3, &["write", "fast"], ONE_KEY),
+    spec("expireat", -3, &["write", "fast"], ONE_KEY),
     spec("get", 2, READ, ONE_KEY),
     spec("getdel", 2, &["write", "fast"], ONE_KEY),
     spec("getset", 3, WRITE, ONE_KEY),
@@ -60,8 +62,13 @@ pub const COMMANDS: &[Spec] = &[
     spec("mset", -3, WRITE, PAIRS),
     spec("msetnx", -3, WRITE, PAIRS),
     spec("multi", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
+    spec("persist", 2, &["write", "fast"], ONE_KEY),
+    spec("pexpire", -3, &["write", "fast"], ONE_KEY),
+    spec("pexpireat", -3, &["write", "fast"], ONE_KEY),
     spec("ping", -1, &["fast"], NO_KEYS),
+    spec("psetex", 4, WRITE, ONE_KEY),
     spec("psubscribe", -2, PUBSUB, NO_KEYS),
+    spec("pttl", 2, READ, ONE_KEY),
     spec("publish", 3, &["pubsub", "loading", "stale", "fast"], NO_KEYS),
     spec("pubsub", -2, &["pubsub", "loading", "stale"], NO_KEYS),
     spec("punsubscribe", -1, PUBSUB, NO_KEYS),
@@ -70,10 +77,12 @@ pub const COMMANDS: &[Spec] = &[
     spec("scan", -2, &["readonly"], NO_KEYS),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS),
     spec("set", -3, WRITE, ONE_KEY),
+    spec("setex", 4, WRITE, ONE_KEY),
     spec("setnx", 3, WRITE, ONE_KEY),
     spec("strlen", 2, READ, ONE_KEY),
     spec("subscribe", -2, PUBSUB, NO_KEYS),
     spec("time", 1, &["loading", "stale", "fast"], NO_KEYS),
+    spec("ttl", 2, READ, ONE_KEY),
     spec("type", 2, READ, ONE_KEY),
     spec("unlink", -2, &["write", "fast"], ALL_KEYS),
     spec("unsubscribe", -1, PUBSUB, NO_KEYS),
@@ -113,6 +122,7 @@ pub fn on_space(space: &mut Keyspace, spec: &Spec, args: &[Vec<u8>]) -> Reply {
     match spec.name {
         "ping" => args.get(1).map_or(Reply::Simple("PONG".into()), |message| Reply::Bulk(message.clone())),
         "echo" => Reply::Bulk(args[1].clone()),
+        name if expiry::serves(name) => space.attempt(|space| expiry::run(space, name, args)),
         name => space.attempt(|space| strings::run(space, name, args)),
     }
 }

@@ -34,7 +34,8 @@ use crate::authorize::authorize;
 use crate::state::access::Access;
 use crate::state::auth::Role;
 use crate::state::command::{Command, Outcome, Precondition, Rejection};
-use crate::state::kv::{self, KvCommand, KvOutcome, KvRecord, KvRejection};
+use crate::state::expiry::{Expiring, Expiry, Ttl};
+use crate::state::kv::{self, KvCommand, KvOutcome, KvRejection};
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp};
 
 /// Views a batch of commands is run on before it gives up to contention.
@@ -43,34 +44,73 @@ const ATTEMPTS_MAX: usize = 64;
 const BACKOFF_FIRST: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_millis(50);
 
-/// A key's new state: its value and lease, or gone.
-type Change = Option<(Vec<u8>, Option<u64>)>;
+/// A key's new state: its value, lease and expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Written {
+    value: Vec<u8>,
+    lease: Option<u64>,
+    ttl: Ttl,
+}
+
+/// A key's new state, or gone.
+type Change = Option<Written>;
+
+/// The keys a batch names as one view read them, and the replicated clock then.
+pub struct Image {
+    keys: BTreeMap<String, Option<Expiring>>,
+    clock_ms: u64,
+}
+
+impl Image {
+    /// Each key's `mod_revision` (`None`: absent).
+    pub fn revisions(self) -> impl Iterator<Item = (String, Option<u64>)> {
+        self.keys.into_iter().map(|(key, read)| (key, read.map(|read| read.record.meta.mod_revision)))
+    }
+}
 
 /// The keys a batch names, as read and as changed.
 pub struct Keyspace {
-    read: BTreeMap<String, Option<KvRecord>>,
+    read: BTreeMap<String, Option<Expiring>>,
+    /// The replicated clock of the read: expiries are reported against it.
+    clock_ms: u64,
     changed: BTreeMap<String, Change>,
     /// The keys a command looked at: the commit is conditioned on them.
     seen: BTreeSet<String>,
     value_bytes_max: usize,
 }
 
+/// A key as a command sees it.
+struct Current<'a> {
+    value: &'a [u8],
+    lease: Option<u64>,
+    expiry: Option<Expiry>,
+}
+
 impl Keyspace {
-    fn on(read: BTreeMap<String, Option<KvRecord>>, door: &Door) -> Self {
-        Self { read, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max }
+    fn on(image: Image, door: &Door) -> Self {
+        Self { read: image.keys, clock_ms: image.clock_ms, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max }
     }
 
-    fn record(&self, key: &str) -> Option<(&[u8], Option<u64>)> {
+    fn record(&self, key: &str) -> Option<Current<'_>> {
+        let read = self.read.get(key).and_then(Option::as_ref);
         match self.changed.get(key) {
-            Some(change) => change.as_ref().map(|(value, lease)| (value.as_slice(), *lease)),
-            None => self.read.get(key).and_then(Option::as_ref).map(|record| (record.value.as_slice(), record.lease)),
+            Some(change) => change.as_ref().map(|written| Current {
+                value: &written.value,
+                lease: written.lease,
+                expiry: match written.ttl {
+                    Ttl::Clear => None,
+                    Ttl::Keep => read.and_then(|read| read.expiry),
+                    Ttl::After { ttl_ms } => Some(Expiry { at_ms: self.clock_ms.saturating_add(ttl_ms), ttl_ms }),
+                },
+            }),
+            None => read.map(|read| Current { value: &read.record.value, lease: read.record.lease, expiry: read.expiry }),
         }
     }
 
     /// The value of `key` (`None`: absent), as a command sees it.
     pub fn get(&mut self, key: &str) -> Option<Vec<u8>> {
         self.seen.insert(key.to_string());
-        self.record(key).map(|(value, _)| value.to_vec())
+        self.record(key).map(|current| current.value.to_vec())
     }
 
     pub fn exists(&mut self, key: &str) -> bool {
@@ -78,19 +118,32 @@ impl Keyspace {
         self.record(key).is_some()
     }
 
-    /// Sets `key`; `keep_lease` keeps the lease it has (as Redis keeps a TTL on
-    /// `INCR`), else it is detached (as `SET` drops a TTL). An error if the value is
-    /// over the node's bound.
-    pub fn set(&mut self, key: &str, value: Vec<u8>, keep_lease: bool) -> Result<(), Reply> {
+    /// How long `key` has to live: `None` when it does not exist, `Some(None)` when
+    /// it has no expiry.
+    pub fn ttl_ms(&mut self, key: &str) -> Option<Option<u64>> {
+        self.seen.insert(key.to_string());
+        let clock_ms = self.clock_ms;
+        self.record(key).map(|current| current.expiry.map(|expiry| expiry.left_ms(clock_ms)))
+    }
+
+    /// Sets `key`, with what `ttl` says of its expiry; `keep_lease` keeps the lease
+    /// it has (as `INCR` keeps a TTL), else it is detached (as `SET` drops a TTL). An
+    /// error if the value is over the node's bound.
+    pub fn set(&mut self, key: &str, value: Vec<u8>, keep_lease: bool, ttl: Ttl) -> Result<(), Reply> {
         kv::validate_value(&value, self.value_bytes_max).map_err(|e| Reply::err(e.to_string()))?;
-        let lease = match keep_lease {
-            true => {
-                self.seen.insert(key.to_string());
-                self.record(key).and_then(|(_, lease)| lease)
-            }
-            false => None,
+        let keeps = keep_lease || ttl == Ttl::Keep;
+        if keeps {
+            self.seen.insert(key.to_string());
+        }
+        let current = self.record(key).filter(|_| keeps);
+        let lease = current.as_ref().and_then(|current| current.lease).filter(|_| keep_lease);
+        // Keeping no expiry is clearing it: the commit is conditioned on the key, so
+        // the plain put of every format serves.
+        let ttl = match ttl {
+            Ttl::Keep if current.is_none_or(|current| current.expiry.is_none()) => Ttl::Clear,
+            ttl => ttl,
         };
-        self.changed.insert(key.to_string(), Some((value, lease)));
+        self.changed.insert(key.to_string(), Some(Written { value, lease, ttl }));
         Ok(())
     }
 
@@ -124,7 +177,7 @@ impl Keyspace {
     /// The condition that `key` is still as read.
     fn unchanged(&self, key: &str) -> KeyTest {
         match self.read.get(key).and_then(Option::as_ref) {
-            Some(record) => KeyTest::ModRevision(record.meta.mod_revision),
+            Some(read) => KeyTest::ModRevision(read.record.meta.mod_revision),
             None => KeyTest::Absent,
         }
     }
@@ -149,15 +202,15 @@ pub fn key(door: &Door, arg: &[u8]) -> Result<String, Reply> {
 }
 
 /// Reads `keys` from one linearizable view, after checking that the caller may read
-/// each: their records, keyed by name.
-pub async fn read(door: &Door, keys: &BTreeSet<String>) -> Result<BTreeMap<String, Option<KvRecord>>, Reply> {
+/// each.
+pub async fn read(door: &Door, keys: &BTreeSet<String>) -> Result<Image, Reply> {
     for key in keys {
         authorize(|| Access::name(Role::Read, "key", key)).map_err(errors::consensus)?;
     }
     door.core.linearize().await.map_err(errors::consensus)?;
     let names: Vec<String> = keys.iter().cloned().collect();
-    let records = door.reader.get_all(&names).map_err(errors::view)?.value;
-    Ok(names.into_iter().zip(records).collect())
+    let read = door.reader.get_all(&names).map_err(errors::view)?;
+    Ok(Image { keys: names.into_iter().zip(read.value).collect(), clock_ms: read.clock_ms })
 }
 
 /// Runs `commands` (each given the keyspace, answering its reply) over `keys` as one
@@ -174,7 +227,7 @@ pub async fn run(
     // them on an empty one, and commit their writes with no view, no turn and no
     // condition, as the HTTP API's puts are.
     if watched.is_empty() && write {
-        let mut blind = Keyspace::on(BTreeMap::new(), door);
+        let mut blind = Keyspace::on(Image { keys: BTreeMap::new(), clock_ms: 0 }, door);
         let replies = commands(&mut blind);
         if blind.seen.is_empty() && commit(door, &blind, watched).await? {
             return Ok(Ran::Replies(replies));
@@ -187,7 +240,7 @@ pub async fn run(
             tokio::time::sleep(backoff(attempt)).await;
         }
         let read = read(door, &keys).await?;
-        let moved = watched.iter().any(|(key, revision)| read.get(key).and_then(Option::as_ref).map(|r| r.meta.mod_revision) != *revision);
+        let moved = watched.iter().any(|(key, revision)| read.keys.get(key).and_then(Option::as_ref).map(|r| r.record.meta.mod_revision) != *revision);
         if moved {
             return Ok(Ran::Aborted);
         }
@@ -228,9 +281,11 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
             KeyTest::ModRevision(revision) => Precondition::ModRevision(revision),
             _ => Precondition::Absent,
         };
-        let command = match change {
-            Some((value, lease)) => KvCommand::Put { key: (*key).clone(), value: value.clone(), precondition, lease: *lease, fence: None },
-            None => KvCommand::Delete { key: (*key).clone(), precondition, fence: None },
+        let (key, fence) = ((*key).clone(), None);
+        let command = match (*change).clone() {
+            Some(Written { value, lease, ttl: Ttl::Clear }) => KvCommand::Put { key, value, precondition, lease, fence },
+            Some(Written { value, lease, ttl }) => KvCommand::PutWithTtl { key, value, precondition, lease, fence, ttl },
+            None => KvCommand::Delete { key, precondition, fence },
         };
         return match door.propose(Command::Kv(command)).await? {
             Outcome::Kv(KvOutcome::Put { .. } | KvOutcome::Deleted { .. }) => Ok(true),
@@ -242,8 +297,9 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
     let compare = conditioned.iter().map(|key| Condition::Key { key: (*key).clone(), test: space.unchanged(key) }).collect();
     let success = changes
         .into_iter()
-        .map(|(key, change)| match change {
-            Some((value, lease)) => TxnOp::Put { key: key.clone(), value: value.clone(), lease: *lease },
+        .map(|(key, change)| match (*change).clone() {
+            Some(Written { value, lease, ttl: Ttl::Clear }) => TxnOp::Put { key: key.clone(), value, lease },
+            Some(Written { value, lease, ttl }) => TxnOp::PutWithTtl { key: key.clone(), value, lease, ttl },
             None => TxnOp::Delete { key: key.clone() },
         })
         .collect();
@@ -265,42 +321,63 @@ mod tests {
         }
     }
 
+    /// "k" and "lasting" as read at clock 400: "k" expires at 1000, "lasting" never.
     fn keyspace(read: &[(&str, &str)]) -> Keyspace {
-        let record = |value: &str| KvRecord {
+        let record = |value: &str| kv::KvRecord {
             value: value.as_bytes().to_vec(),
             meta: crate::state::command::KeyMeta { create_revision: 1, mod_revision: 7, version: 1 },
             lease: Some(3),
         };
+        let expiring = |key: &str, value: &str| Expiring { record: record(value), expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }) };
         Keyspace {
-            read: read.iter().map(|(key, value)| (key.to_string(), Some(record(value)))).chain([("absent".to_string(), None)]).collect(),
+            read: read.iter().map(|(key, value)| (key.to_string(), Some(expiring(key, value)))).chain([("absent".to_string(), None)]).collect(),
+            clock_ms: 400,
             changed: BTreeMap::new(),
             seen: BTreeSet::new(),
             value_bytes_max: 8,
         }
     }
 
+    fn written(value: &str, lease: Option<u64>, ttl: Ttl) -> Change {
+        Some(Written { value: value.as_bytes().to_vec(), lease, ttl })
+    }
+
     #[test]
     fn commands_see_their_own_changes_and_only_real_changes_are_committed() {
         let mut space = keyspace(&[("k", "old")]);
         assert_eq!(space.get("k"), Some(b"old".to_vec()));
-        space.set("k", b"new".to_vec(), true).unwrap();
+        space.set("k", b"new".to_vec(), true, Ttl::Keep).unwrap();
         assert_eq!(space.get("k"), Some(b"new".to_vec()));
         // Created and deleted within the batch: no change to commit.
-        space.set("absent", b"x".to_vec(), false).unwrap();
+        space.set("absent", b"x".to_vec(), false, Ttl::Clear).unwrap();
         assert!(space.delete("absent"));
         let changes: Vec<(String, Change)> = space.changes().into_iter().map(|(key, change)| (key.clone(), change.clone())).collect();
-        assert_eq!(changes, vec![("k".to_string(), Some((b"new".to_vec(), Some(3))))], "the lease kept");
+        assert_eq!(changes, vec![("k".to_string(), written("new", Some(3), Ttl::Keep))], "the lease and the expiry kept");
         assert_eq!(space.unchanged("k"), KeyTest::ModRevision(7));
         assert_eq!(space.unchanged("absent"), KeyTest::Absent);
         assert_eq!(space.seen, ["absent", "k"].iter().map(|key| key.to_string()).collect());
     }
 
     #[test]
+    fn expiries_read_against_the_clock_of_the_view_and_keeping_none_is_a_plain_put() {
+        let mut space = keyspace(&[("k", "old"), ("lasting", "v")]);
+        assert_eq!((space.ttl_ms("k"), space.ttl_ms("lasting"), space.ttl_ms("absent")), (Some(Some(600)), Some(None), None));
+        space.set("k", b"new".to_vec(), false, Ttl::After { ttl_ms: 50 }).unwrap();
+        assert_eq!(space.ttl_ms("k"), Some(Some(50)), "as set within the batch");
+        space.set("lasting", b"w".to_vec(), true, Ttl::Keep).unwrap();
+        space.set("absent", b"x".to_vec(), false, Ttl::Keep).unwrap();
+        let changes: BTreeMap<String, Change> = space.changes().into_iter().map(|(key, change)| (key.clone(), change.clone())).collect();
+        assert_eq!(changes["lasting"], written("w", Some(3), Ttl::Clear), "no expiry to keep");
+        assert_eq!(changes["absent"], written("x", None, Ttl::Clear));
+        assert_eq!(changes["k"], written("new", None, Ttl::After { ttl_ms: 50 }));
+    }
+
+    #[test]
     fn a_command_that_answers_an_error_leaves_nothing_changed() {
         let mut space = keyspace(&[("k", "old")]);
         let reply = space.attempt(|space| {
-            space.set("k", b"new".to_vec(), false).unwrap();
-            space.set("other", b"too long for the bound".to_vec(), false).err().unwrap()
+            space.set("k", b"new".to_vec(), false, Ttl::Clear).unwrap();
+            space.set("other", b"too long for the bound".to_vec(), false, Ttl::Clear).err().unwrap()
         });
         assert!(matches!(reply, Reply::Error(_)));
         assert_eq!(space.get("k"), Some(b"old".to_vec()));

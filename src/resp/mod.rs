@@ -15,13 +15,14 @@
 //! protocol, `connection` runs one client's session, `commands` is the table of
 //! commands and their dispatch, `keyspace` runs commands on keys as atomic steps (`key_locks` lines up this
 //! node's writers of a key),
-//! `strings`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
+//! `strings`, `expiry`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
 //! `MULTI`/`EXEC`/`WATCH`, `pubsub` is publish/subscribe, and `errors` says Concord's failures in Redis's error
 //! classes.
 
 mod commands;
 mod connection;
 mod errors;
+mod expiry;
 mod frame;
 mod glob;
 mod key_locks;

@@ -5,11 +5,13 @@
 //! Each command runs on the image of its keys (`keyspace`), which makes it atomic
 //! and linearizable whatever it reads and writes: `MGET` sees one instant, `INCR`
 //! never loses an increment, `MSETNX` sets all or none. Like Redis, `INCR` and
-//! `APPEND` keep a key's lease (as Redis keeps a TTL), and `SET` drops it. TTL options
-//! (`EX`, `PX`, ...) are refused until keys have TTLs.
+//! `APPEND` keep a key's expiry (and its Concord lease), and `SET` drops both unless
+//! told otherwise (`KEEPTTL`, `EX`, ... in `expiry`).
 
+use super::expiry::{self, Unit};
 use super::keyspace::Keyspace;
 use super::reply::Reply;
+use crate::state::expiry::Ttl;
 
 /// Runs string command `name` (its arity checked, its keys loaded into `space`).
 pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
@@ -21,15 +23,20 @@ pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
         "strlen" => Ok(Reply::Integer(space.get(&key(1)).map_or(0, |value| value.len() as i64))),
         "type" => Ok(Reply::Simple(if space.exists(&key(1)) { "string" } else { "none" }.into())),
         "set" => set(space, args),
-        "setnx" => set_if(space, &key(1), &args[2], Some(false)).map(|set| Reply::Integer(i64::from(set))),
+        "setnx" => set_if(space, &key(1), &args[2], Some(false), Ttl::Clear).map(|set| Reply::Integer(i64::from(set))),
         "getset" => {
             let old = space.get(&key(1));
-            space.set(&key(1), args[2].clone(), false).map(|()| Reply::maybe(old))
+            space.set(&key(1), args[2].clone(), false, Ttl::Clear).map(|()| Reply::maybe(old))
         }
         "getdel" => {
             let old = space.get(&key(1));
             space.delete(&key(1));
             Ok(Reply::maybe(old))
+        }
+        "setex" | "psetex" => {
+            let unit = if name == "setex" { Unit::Seconds } else { Unit::Millis };
+            let ttl = positive_ttl(&args[2], unit, name);
+            ttl.and_then(|ttl| space.set(&key(1), args[3].clone(), false, ttl)).map(|()| Reply::ok())
         }
         "mset" | "msetnx" => mset(space, name, args),
         "del" | "unlink" => Ok(Reply::Integer((1..args.len()).filter(|at| space.delete(&key(*at))).count() as i64)),
@@ -41,7 +48,7 @@ pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
             let mut joined = space.get(&key(1)).unwrap_or_default();
             joined.extend_from_slice(&args[2]);
             let len = joined.len() as i64;
-            space.set(&key(1), joined, true).map(|()| Reply::Integer(len))
+            space.set(&key(1), joined, true, Ttl::Keep).map(|()| Reply::Integer(len))
         }
         _ => Err(Reply::err(format!("the command '{name}' is in the table but not served here (a bug of Concord's)"))),
     };
@@ -50,7 +57,7 @@ pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
 
 /// A signed 64-bit integer written as Redis writes one: digits with an optional
 /// `-`, no `+`, no leading zero, no space (Redis's `string2ll`).
-fn integer(arg: &[u8]) -> Result<i64, Reply> {
+pub fn integer(arg: &[u8]) -> Result<i64, Reply> {
     let digits = arg.strip_prefix(b"-").unwrap_or(arg);
     let canonical = match digits {
         [b'0'] => arg.len() == 1,
@@ -62,31 +69,56 @@ fn integer(arg: &[u8]) -> Result<i64, Reply> {
 }
 
 /// Sets `key` if `exists` is what it says (`None`: either way); whether it set it.
-fn set_if(space: &mut Keyspace, key: &str, value: &[u8], exists: Option<bool>) -> Result<bool, Reply> {
+fn set_if(space: &mut Keyspace, key: &str, value: &[u8], exists: Option<bool>, ttl: Ttl) -> Result<bool, Reply> {
     if exists.is_some_and(|wanted| space.exists(key) != wanted) {
         return Ok(false);
     }
-    space.set(key, value.to_vec(), false)?;
+    space.set(key, value.to_vec(), false, ttl)?;
     Ok(true)
 }
 
-/// `SET key value [NX|XX] [GET]`.
+/// An expiry `command` was given, which must be in the future.
+fn positive_ttl(arg: &[u8], unit: Unit, command: &str) -> Result<Ttl, Reply> {
+    match expiry::from_now_ms(arg, unit, command)? {
+        ttl_ms if ttl_ms > 0 => Ok(Ttl::After { ttl_ms: ttl_ms as u64 }),
+        _ => Err(Reply::err(format!("invalid expire time in '{command}' command"))),
+    }
+}
+
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT unix-s|PXAT unix-ms|KEEPTTL]`.
 fn set(space: &mut Keyspace, args: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let (mut exists, mut get_old) = (None, false);
-    for option in &args[3..] {
-        match option.to_ascii_uppercase().as_slice() {
-            b"NX" if exists.is_none() => exists = Some(false),
-            b"XX" if exists.is_none() => exists = Some(true),
-            b"GET" => get_old = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
-                return Err(Reply::err("TTL options (EX, PX, EXAT, PXAT, KEEPTTL) are not supported yet: Concord keys have no TTL (docs/redis.md)"));
+    let (mut exists, mut get_old, mut ttl) = (None, false, None);
+    let mut options = args[3..].iter();
+    while let Some(option) = options.next() {
+        let unit = match option.to_ascii_uppercase().as_slice() {
+            b"NX" if exists.is_none() => {
+                exists = Some(false);
+                continue;
             }
+            b"XX" if exists.is_none() => {
+                exists = Some(true);
+                continue;
+            }
+            b"GET" => {
+                get_old = true;
+                continue;
+            }
+            b"KEEPTTL" if ttl.is_none() => {
+                ttl = Some(Ttl::Keep);
+                continue;
+            }
+            b"EX" if ttl.is_none() => Unit::Seconds,
+            b"PX" if ttl.is_none() => Unit::Millis,
+            b"EXAT" if ttl.is_none() => Unit::UnixSeconds,
+            b"PXAT" if ttl.is_none() => Unit::UnixMillis,
             _ => return Err(Reply::err("syntax error")),
-        }
+        };
+        let amount = options.next().ok_or_else(|| Reply::err("syntax error"))?;
+        ttl = Some(positive_ttl(amount, unit, "set")?);
     }
     let key = String::from_utf8_lossy(&args[1]).into_owned();
     let old = if get_old { Some(space.get(&key)) } else { None };
-    let set = set_if(space, &key, &args[2], exists)?;
+    let set = set_if(space, &key, &args[2], exists, ttl.unwrap_or(Ttl::Clear))?;
     Ok(match old {
         Some(old) => Reply::maybe(old),
         None if set => Reply::ok(),
@@ -105,7 +137,7 @@ fn mset(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Result<Reply, Rep
         return Ok(Reply::Integer(0));
     }
     for (key, value) in pairs {
-        space.set(&key, value.clone(), false)?;
+        space.set(&key, value.clone(), false, Ttl::Clear)?;
     }
     Ok(if name == "msetnx" { Reply::Integer(1) } else { Reply::ok() })
 }
@@ -118,7 +150,7 @@ fn add(space: &mut Keyspace, key: &str, by: Result<i64, Reply>) -> Result<Reply,
         Some(bytes) => integer(&bytes)?,
     };
     let new = old.checked_add(by).ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
-    space.set(key, new.to_string().into_bytes(), true)?;
+    space.set(key, new.to_string().into_bytes(), true, Ttl::Keep)?;
     Ok(Reply::Integer(new))
 }
 

@@ -88,9 +88,9 @@ pub async fn watch(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Repl
         Err(refused) => return refused,
     };
     match keyspace::read(door, &keys).await {
-        Ok(records) => {
-            for (key, record) in records {
-                session.watched.entry(key).or_insert(record.map(|record| record.meta.mod_revision));
+        Ok(image) => {
+            for (key, revision) in image.revisions() {
+                session.watched.entry(key).or_insert(revision);
             }
             Reply::ok()
         }

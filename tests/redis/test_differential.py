@@ -40,6 +40,27 @@ SEQUENCES = {
         ["CLIENT", "ID", "x"], ["COMMAND", "NOSUCH"], ["COMMAND", "COUNT", "x"], ["HELLO", "4"],
         ["QUIT"],
     ],
+    # TTL rounds to whole seconds, so the seconds a reply shows are the same on both
+    # servers; PTTL is compared only where it is -1 or -2.
+    "expiry": [
+        ["SET", "k", "v"], ["TTL", "k"], ["PTTL", "k"], ["TTL", "missing"], ["PTTL", "missing"], ["EXPIRE", "k", "100"],
+        ["TTL", "k"], ["EXPIRE", "k", "100", "NX"], ["EXPIRE", "k", "200", "XX"], ["TTL", "k"], ["EXPIRE", "k", "50", "GT"],
+        ["EXPIRE", "k", "300", "gt"], ["TTL", "k"], ["EXPIRE", "k", "400", "LT"], ["EXPIRE", "k", "100", "LT"], ["TTL", "k"],
+        ["EXPIRE", "k", "1", "NX", "XX"], ["EXPIRE", "k", "1", "GT", "LT"], ["EXPIRE", "k", "1", "FOO"], ["EXPIRE", "k", "abc"],
+        ["EXPIRE", "k"], ["EXPIRE", "missing", "10"], ["PERSIST", "k"], ["PERSIST", "k"], ["PERSIST", "missing"], ["TTL", "k"],
+        ["EXPIRE", "k", "10", "XX"], ["EXPIRE", "k", "10", "GT"], ["EXPIRE", "k", "10", "LT"], ["TTL", "k"],
+        ["PEXPIRE", "k", "100000"], ["TTL", "k"], ["SET", "k", "v2"], ["TTL", "k"], ["SET", "k", "v", "EX", "100"], ["TTL", "k"],
+        ["SET", "k", "v3", "KEEPTTL"], ["TTL", "k"], ["GET", "k"], ["SET", "k", "v4", "PX", "200000", "GET"], ["TTL", "k"],
+        ["SET", "k", "v", "EX", "0"], ["SET", "k", "v", "EX", "-1"], ["SET", "k", "v", "PX", "abc"],
+        ["SET", "k", "v", "EX", "10", "PX", "10"], ["SET", "k", "v", "EX", "10", "KEEPTTL"], ["SET", "k", "v", "EX"],
+        ["SET", "k", "v", "EX", "9223372036854775807"], ["GET", "k"], ["SET", "nx", "v", "NX", "EX", "100"], ["TTL", "nx"],
+        ["SETEX", "s", "100", "v"], ["TTL", "s"], ["SETEX", "s", "0", "v"], ["SETEX", "s", "x", "v"], ["PSETEX", "p", "100000", "v"],
+        ["TTL", "p"], ["INCR", "n"], ["EXPIRE", "n", "100"], ["INCR", "n"], ["TTL", "n"], ["APPEND", "n", "0"], ["TTL", "n"],
+        ["GETSET", "n", "5"], ["TTL", "n"], ["EXPIRE", "k", "0"], ["EXISTS", "k"], ["EXPIRE", "s", "-10"], ["EXISTS", "s"],
+        ["EXPIREAT", "p", "1"], ["EXISTS", "p"], ["SET", "q", "1"], ["PEXPIREAT", "q", "1000"], ["GET", "q"],
+        ["SET", "q", "1"], ["EXPIREAT", "q", "9999999999", "XX"], ["EXPIRE", "q", "9223372036854775807"],
+        ["DEL", "k", "nx", "n", "q"],
+    ],
     "scan errors": [
         ["SCAN", "abc"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"], ["SCAN", "0", "FOO"],
         ["SCAN", "0", "MATCH"], ["KEYS"], ["SCAN"],
@@ -120,7 +141,8 @@ def connect_both(cluster, redis_server, protocol):
 def with_keys(command, prefix):
     """The command with its key arguments under `prefix`."""
     name = command[0].upper()
-    keyed = {"GET", "SET", "STRLEN", "TYPE", "APPEND", "SETNX", "GETSET", "GETDEL", "INCR", "INCRBY", "DECR", "DECRBY"}
+    keyed = {"GET", "SET", "STRLEN", "TYPE", "APPEND", "SETNX", "GETSET", "GETDEL", "INCR", "INCRBY", "DECR", "DECRBY",
+             "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "SETEX", "PSETEX"}
     if name in keyed and len(command) > 1:
         return [command[0], prefix + command[1], *command[2:]]
     if name in {"DEL", "UNLINK", "EXISTS", "MGET", "WATCH"}:

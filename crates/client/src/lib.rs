@@ -181,6 +181,9 @@ pub struct WriteOptions {
     pub idempotency_key: Option<String>,
     /// For puts: attach the key to this lease (deleted when the lease ends).
     pub lease: Option<u64>,
+    /// For puts: delete the key this many ms after the write, on the replicated
+    /// clock (`PUT ?ttl_ms=`); without it, a put takes away any expiry the key had.
+    pub ttl_ms: Option<u64>,
     /// Apply only while this token holds this lock (`Concord-Fence`).
     pub fence: Option<(String, u64)>,
 }
@@ -427,9 +430,13 @@ impl Client {
     }
 
     pub async fn put_with(&self, key: &str, value: impl Into<Vec<u8>>, options: &WriteOptions) -> Result<Served<PutResult>, ClientError> {
+        let query: Vec<String> = [("lease", options.lease), ("ttl_ms", options.ttl_ms)]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|value| format!("{name}={value}")))
+            .collect();
         let mut path = format!("/v1/kv/{}", encode_key(key));
-        if let Some(lease) = options.lease {
-            path.push_str(&format!("?lease={lease}"));
+        if !query.is_empty() {
+            path.push_str(&format!("?{}", query.join("&")));
         }
         let answer = self.call(Method::PUT, &path, &Self::write_headers(options), Some(value.into())).await?;
         Ok(Served { value: decode_json(&answer)?, node: answer.node, replayed: answer.replayed })

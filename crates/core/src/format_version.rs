@@ -27,21 +27,27 @@ const UPGRADE_PROGRESS_KEY: &[u8] = b"upgrade_progress";
 /// Most bytes an upgrade rewrites in one atomic write.
 const UPGRADE_CHUNK_BYTES: usize = 16 << 20;
 
-/// One database's format: its current version, and the oldest it reads.
+/// One database's format: its current version, the oldest it reads, and the first
+/// whose records need no rewrite (a later version only added to what may be written,
+/// so upgrading from it is a new stamp).
 pub struct Format {
     what: &'static str,
     current: u32,
     oldest: u32,
+    rewritten_below: u32,
 }
 
 /// The state database (`state/`): records, keys and their layout. Version 2: the
 /// idempotency table may hold transactions' outcomes. Version 3: outcomes grouped by
-/// primitive, and each record says which encoding its fingerprint hashed.
-pub const STATE_FORMAT: Format = Format { what: "state database", current: 3, oldest: 1 };
+/// primitive, and each record says which encoding its fingerprint hashed. Version 4:
+/// keys may have a time to live (two new families, `state::expiry`), and outcomes
+/// may be of format 4's commands.
+pub const STATE_FORMAT: Format = Format { what: "state database", current: 4, oldest: 1, rewritten_below: 3 };
 /// The log database (`log/`): the vote, log ids and entries. Version 2: entries may
 /// carry transactions. Version 3: commands grouped by primitive, the leader's stamp
-/// in the request envelope.
-pub const LOG_FORMAT: Format = Format { what: "log database", current: 3, oldest: 1 };
+/// in the request envelope. Version 4: entries may carry format 4's commands (puts
+/// with a time to live).
+pub const LOG_FORMAT: Format = Format { what: "log database", current: 4, oldest: 1, rewritten_below: 3 };
 
 /// How a database of an older version becomes current: every value of `family` is
 /// rewritten by `rewrite` (versions 1 and 2 differ only in what version 2 added, so
@@ -106,10 +112,16 @@ impl Format {
 }
 
 impl Format {
-    /// Rewrites every value of `upgrade.family` and stamps the current version (see
-    /// the module doc); returns how many values it rewrote.
+    /// Rewrites every value of `upgrade.family` (unless `from` needs no rewrite) and
+    /// stamps the current version (see the module doc); returns how many values it
+    /// rewrote.
     fn upgrade(&self, db: &DB, meta: &ColumnFamily, from: u32, upgrade: Upgrade<'_>) -> Result<u64, FormatError> {
         let store = |source| FormatError::Store { what: self.what, source };
+        if from >= self.rewritten_below {
+            db.put_cf(meta, FORMAT_VERSION_KEY, self.current.to_le_bytes()).map_err(store)?;
+            db.flush_wal(true).map_err(store)?;
+            return Ok(0);
+        }
         let resume = db.get_cf(meta, UPGRADE_PROGRESS_KEY).map_err(store)?;
         let start = match &resume {
             Some(key) => IteratorMode::From(key, Direction::Forward),
@@ -172,14 +184,15 @@ mod tests {
         let (meta, family) = (db.cf_handle("meta").unwrap(), db.cf_handle("records").unwrap());
         let upgrade = || Upgrade { family, rewrite: &to_upper };
         let stamped = || db.get_cf(meta, FORMAT_VERSION_KEY).unwrap();
+        let current = 4u32.to_le_bytes().to_vec();
         // New: stamped with the current one.
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 3);
-        assert_eq!(stamped(), Some(3u32.to_le_bytes().to_vec()));
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 4);
+        assert_eq!(stamped(), Some(current.clone()));
         // From before versions were stamped, with records: version 1, upgraded.
         db.put_cf(family, "z", "zz").unwrap();
         db.delete_cf(meta, FORMAT_VERSION_KEY).unwrap();
         assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 1);
-        assert_eq!((records(&db), stamped()), (vec!["ZZ".to_string()], Some(3u32.to_le_bytes().to_vec())));
+        assert_eq!((records(&db), stamped()), (vec!["ZZ".to_string()], Some(current.clone())));
         db.delete_cf(family, "z").unwrap();
         // An older version it reads: every record rewritten, then stamped.
         for key in ["a", "b", "c"] {
@@ -187,8 +200,15 @@ mod tests {
         }
         db.put_cf(meta, FORMAT_VERSION_KEY, 2u32.to_le_bytes()).unwrap();
         assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 2);
-        assert_eq!((records(&db), stamped()), (vec!["AA".to_string(), "BB".into(), "CC".into()], Some(3u32.to_le_bytes().to_vec())));
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 3, "nothing to do the second time");
+        assert_eq!((records(&db), stamped()), (vec!["AA".to_string(), "BB".into(), "CC".into()], Some(current.clone())));
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 4, "nothing to do the second time");
+        // A version whose records are current (3 only lacks what 4 added): stamped,
+        // nothing rewritten.
+        db.put_cf(family, "e", "ee").unwrap();
+        db.put_cf(meta, FORMAT_VERSION_KEY, 3u32.to_le_bytes()).unwrap();
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 3);
+        assert_eq!((records(&db), stamped()), (vec!["AA".to_string(), "BB".into(), "CC".into(), "ee".into()], Some(current.clone())));
+        db.delete_cf(family, "e").unwrap();
         // An upgrade that stopped after "b" resumes after it (rewriting "a" or "b"
         // again would fail: they are upper case already).
         db.put_cf(family, "c", "cc").unwrap();
@@ -203,7 +223,7 @@ mod tests {
         let refused = STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap_err().to_string();
         assert!(refused.contains("cannot upgrade the state database from format version 2") && refused.contains("not of the old format"), "{refused}");
         assert_eq!(stamped(), Some(2u32.to_le_bytes().to_vec()));
-        for (stamped, says) in [(4u32, "newer Concord"), (0, "too old")] {
+        for (stamped, says) in [(5u32, "newer Concord"), (0, "too old")] {
             db.put_cf(meta, FORMAT_VERSION_KEY, stamped.to_le_bytes()).unwrap();
             let refused = STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap_err().to_string();
             assert!(refused.contains(&format!("format version {stamped}")) && refused.contains(says), "{refused}");

@@ -45,6 +45,10 @@ pub struct KeyAnswer {
     pub mod_revision: u64,
     /// The cluster revision at the read.
     pub revision: u64,
+    /// How long the key has left to live, by the replicated clock of the read
+    /// (`PUT ?ttl_ms=`); `null` when it has no expiry.
+    #[serde(default)]
+    pub ttl_ms: Option<u64>,
     pub value: String,
     pub version: u64,
 }

@@ -74,6 +74,10 @@ pub struct Stamp {
 
 pub use crate::state::queue::Receipt;
 
+/// The log format of every command older than format 4, which is as far back as
+/// `format_since` needs to tell apart.
+pub const FORMAT_FIRST: u32 = 3;
+
 /// A write made on behalf of a lock holder: it applies only while `token` still
 /// holds `lock` (HTTP `Concord-Fence: <lock>:<token>`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -249,8 +253,21 @@ impl Command {
             Command::Lease(command) => command.reads_clock(),
             Command::Queue(command) => command.reads_clock(),
             Command::Topic(command) => command.reads_clock(),
+            Command::Kv(command) => command.reads_clock(),
             Command::Txn(_) => true,
-            Command::Kv(_) | Command::Lock(_) | Command::Ring(_) | Command::Auth(_) | Command::Tick { .. } | Command::Batch(_) => false,
+            Command::Lock(_) | Command::Ring(_) | Command::Auth(_) | Command::Tick { .. } | Command::Batch(_) => false,
+        }
+    }
+
+    /// The first log format (`format_version::LOG_FORMAT`) that carries it: a leader
+    /// proposes it only once every member reads that format (`service`), and a frame
+    /// holding it is not sent to a peer of an older protocol (`raft::frames`).
+    pub fn format_since(&self) -> u32 {
+        match self {
+            Command::Kv(command) => command.format_since(),
+            Command::Batch(requests) => requests.iter().map(|request| request.command.format_since()).max().unwrap_or(FORMAT_FIRST),
+            Command::Txn(txn) => txn.format_since(),
+            _ => FORMAT_FIRST,
         }
     }
 
@@ -258,7 +275,7 @@ impl Command {
     /// outcome does not depend on the entry's log index, which other commands use as
     /// an identity (lease ids, lock tokens, receipts), and it scans nothing.
     pub fn is_batchable(&self) -> bool {
-        matches!(self, Command::Kv(KvCommand::Put { .. } | KvCommand::Delete { .. }))
+        matches!(self, Command::Kv(KvCommand::Put { .. } | KvCommand::PutWithTtl { .. } | KvCommand::Delete { .. }))
     }
 }
 

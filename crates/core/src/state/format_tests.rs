@@ -9,19 +9,20 @@
 
 use super::auth::{AuthCommand, AuthOutcome, AuthRejection};
 use super::command::{Command, Fence, KeyMeta, Outcome, Precondition, Receipt, Rejection, Request, Response};
+use super::expiry::Ttl;
 use super::kv::{KvCommand, KvOutcome, KvRejection};
 use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
 use super::lock::Holding;
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
 use super::ring::{RingCommand, RingOutcome, RingRejection};
-use super::tests::{Fixture, at, every_primitive, state_lines};
+use super::tests::{Fixture, at, every_primitive, format_4_additions, state_lines};
 use super::topic::{TopicCommand, TopicOutcome, TopicRejection};
 use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use super::txn::{TxnOutcome, TxnRejection};
 use crate::golden;
 
-const COMMAND_VARIANTS: usize = 28;
+const COMMAND_VARIANTS: usize = 29;
 const OUTCOME_VARIANTS: usize = 28;
 const REJECTION_VARIANTS: usize = 31;
 
@@ -55,6 +56,7 @@ fn command_variant(command: &Command) -> &'static str {
         Command::Auth(AuthCommand::Disable) => "AuthDisable",
         Command::Kv(KvCommand::DeletePrefix { .. }) => "DeletePrefix",
         Command::Txn(_) => "Txn",
+        Command::Kv(KvCommand::PutWithTtl { .. }) => "PutWithTtl",
     }
 }
 
@@ -154,7 +156,7 @@ enum TxnPart {
     Result(TxnResult),
 }
 
-const TXN_PART_VARIANTS: usize = 9 + 11 + 3;
+const TXN_PART_VARIANTS: usize = 9 + 12 + 3;
 
 fn txn_sample() -> Txn {
     let receipt = Receipt { id: 7, delivery: 300 };
@@ -189,6 +191,15 @@ fn txn_sample() -> Txn {
     }
 }
 
+/// The operations log format 4 added, pinned on their own (the transaction sample
+/// stays the one version 2 has a twin of).
+fn format_4_txn_ops() -> Vec<(&'static str, TxnOp)> {
+    vec![("PutWithTtl", TxnOp::PutWithTtl { key: "acct/d".into(), value: b"6".to_vec(), lease: None, ttl: Ttl::After { ttl_ms: 5_000 } })]
+}
+
+/// The samples of `commands.txt` that version 2 has no twin of.
+pub(super) const FORMAT_4_SAMPLES: [&str; 2] = ["command.PutWithTtl", "txn_op.PutWithTtl"];
+
 fn txn_outcome_sample() -> Outcome {
     let record = super::kv::KvRecord { value: b"5".to_vec(), meta: KeyMeta { create_revision: 3, mod_revision: 9, version: 3 }, lease: None };
     Outcome::Txn(TxnOutcome {
@@ -208,7 +219,7 @@ fn the_transaction_samples_hold_every_condition_operation_and_result() {
     let txn = txn_sample();
     let Outcome::Txn(TxnOutcome { results, .. }) = txn_outcome_sample() else { unreachable!("the sample is a transaction outcome") };
     let parts: Vec<TxnPart> = (txn.compare.into_iter().map(TxnPart::Condition))
-        .chain(txn.success.into_iter().chain(txn.failure).map(TxnPart::Op))
+        .chain(txn.success.into_iter().chain(txn.failure).chain(format_4_txn_ops().into_iter().map(|(_, op)| op)).map(TxnPart::Op))
         .chain(results.into_iter().map(TxnPart::Result))
         .collect();
     named(&parts, txn_part_variant, TXN_PART_VARIANTS, "transaction part");
@@ -278,6 +289,17 @@ fn commands() -> Vec<Request> {
         Command::Auth(AuthCommand::Disable).into(),
         Command::Kv(KvCommand::DeletePrefix { prefix: "jobs/".into() }).into(),
         at(84, txn_sample()),
+        at(
+            85,
+            KvCommand::PutWithTtl {
+                key: "session/a".into(),
+                value: b"on".to_vec(),
+                precondition: Precondition::Absent,
+                lease: None,
+                fence: None,
+                ttl: Ttl::After { ttl_ms: 30_000 },
+            },
+        ),
     ]
 }
 
@@ -397,6 +419,9 @@ fn every_command_outcome_and_rejection_encodes_as_pinned() {
     for (name, rejection) in named(&rejections, rejection_variant, REJECTION_VARIANTS, "rejection").into_iter().zip(rejections) {
         lines.push(golden::line(&format!("rejection.{name}"), &crate::codec::encode(&Outcome::Rejected(rejection)).unwrap()));
     }
+    for (name, op) in format_4_txn_ops() {
+        lines.push(golden::line(&format!("txn_op.{name}"), &crate::codec::encode(&op).unwrap()));
+    }
     golden::check("commands.txt", &lines);
 }
 
@@ -405,7 +430,7 @@ fn every_command_outcome_and_rejection_encodes_as_pinned() {
 #[tokio::test]
 async fn the_state_of_every_primitive_encodes_as_pinned() {
     let mut fixture = Fixture::new();
-    for request in every_primitive() {
+    for request in every_primitive().into_iter().chain(format_4_additions()) {
         let key = request.idempotency_key.clone();
         fixture.apply_keyed(key.as_deref(), request).await;
     }
@@ -418,7 +443,7 @@ async fn the_state_of_every_primitive_encodes_as_pinned() {
 #[test]
 fn the_leader_stamps_the_commands_that_read_the_clock() {
     let stamped: Vec<&str> = commands().iter().filter(|request| request.command.reads_clock()).map(|request| command_variant(&request.command)).collect();
-    assert_eq!(stamped, ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn"]);
+    assert_eq!(stamped, ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn", "PutWithTtl"]);
     for request in commands() {
         assert_eq!(request.now_ms != 0, request.command.reads_clock(), "{request:?}");
     }

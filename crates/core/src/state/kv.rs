@@ -13,7 +13,8 @@ use std::fmt;
 
 use super::access::Access;
 use super::auth::Role;
-use super::command::{Fence, KeyMeta, Outcome, Precondition, Rejection};
+use super::command::{FORMAT_FIRST, Fence, KeyMeta, Outcome, Precondition, Rejection};
+use super::expiry::{self, Ttl};
 use super::history::{self, Change};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use super::{lease, lock};
@@ -29,6 +30,9 @@ pub enum KvCommand {
     /// Remove up to `DELETE_PREFIX_BATCH_MAX` keys starting with `prefix` (the API
     /// proposes more entries until none is left).
     DeletePrefix { prefix: String },
+    /// `Put`, and what becomes of the key's expiry (`expiry::Ttl`; a `Put` clears it).
+    /// Format 4.
+    PutWithTtl { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64>, fence: Option<Fence>, ttl: Ttl },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -71,6 +75,9 @@ impl fmt::Display for KvCommand {
             }
             KvCommand::Delete { key, precondition, fence } => write!(f, "delete {key:?} ({precondition:?}, fence {fence:?})"),
             KvCommand::DeletePrefix { prefix } => write!(f, "delete keys under {prefix:?}"),
+            KvCommand::PutWithTtl { key, value, precondition, lease, fence, ttl } => {
+                write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?}, fence {fence:?}, {ttl:?})", value.len())
+            }
         }
     }
 }
@@ -80,7 +87,7 @@ impl KvCommand {
     /// write reads the lock too.
     pub fn access(&self) -> Access {
         match self {
-            KvCommand::Put { key, fence, .. } | KvCommand::Delete { key, fence, .. } => {
+            KvCommand::Put { key, fence, .. } | KvCommand::PutWithTtl { key, fence, .. } | KvCommand::Delete { key, fence, .. } => {
                 let access = Access::name(Role::Write, "key", key);
                 match fence {
                     Some(fence) => access.and(Access::name(Role::Write, "lock", &fence.lock)),
@@ -90,18 +97,37 @@ impl KvCommand {
             KvCommand::DeletePrefix { prefix } => Access::prefix(Role::Write, prefix),
         }
     }
+
+    /// The first log format that carries it (`Command::format_since`).
+    pub fn format_since(&self) -> u32 {
+        match self {
+            KvCommand::PutWithTtl { .. } => 4,
+            KvCommand::Put { .. } | KvCommand::Delete { .. } | KvCommand::DeletePrefix { .. } => FORMAT_FIRST,
+        }
+    }
+
+    /// Whether applying it reads the clock: a put that sets an expiry.
+    pub fn reads_clock(&self) -> bool {
+        matches!(self, KvCommand::PutWithTtl { ttl, .. } if ttl.reads_clock())
+    }
 }
 
-pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, command: KvCommand) -> Result<Outcome, ViewError> {
+pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, now_ms: u64, command: KvCommand) -> Result<Outcome, ViewError> {
     let fence = match &command {
-        KvCommand::Put { fence, .. } | KvCommand::Delete { fence, .. } => fence.as_ref(),
+        KvCommand::Put { fence, .. } | KvCommand::PutWithTtl { fence, .. } | KvCommand::Delete { fence, .. } => fence.as_ref(),
         KvCommand::DeletePrefix { .. } => None,
     };
     if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
         return Ok(rejection.into());
     }
     match command {
-        KvCommand::Put { key, value, precondition, lease, .. } => apply_put(batch, meta, RevisionAt::Next, &key, value, precondition, lease),
+        KvCommand::Put { key, value, precondition, lease, .. } => {
+            let put = Put { key: &key, value, precondition, lease, ttl: Ttl::Clear, now_ms };
+            apply_put(batch, meta, RevisionAt::Next, put)
+        }
+        KvCommand::PutWithTtl { key, value, precondition, lease, ttl, .. } => {
+            apply_put(batch, meta, RevisionAt::Next, Put { key: &key, value, precondition, lease, ttl, now_ms })
+        }
         KvCommand::Delete { key, precondition, .. } => apply_delete(batch, meta, RevisionAt::Next, &key, precondition),
         KvCommand::DeletePrefix { prefix } => apply_delete_prefix(batch, meta, &prefix),
     }
@@ -183,15 +209,19 @@ impl RevisionAt {
     }
 }
 
-pub fn apply_put(
-    batch: &mut Batch<'_>,
-    meta: &mut Meta,
-    at: RevisionAt,
-    key: &str,
-    value: Vec<u8>,
-    precondition: Precondition,
-    lease: Option<u64>,
-) -> Result<Outcome, ViewError> {
+/// A put as `apply_put` takes it: the key and what it becomes, its precondition, and
+/// the leader's stamp (for an expiry).
+pub struct Put<'a> {
+    pub key: &'a str,
+    pub value: Vec<u8>,
+    pub precondition: Precondition,
+    pub lease: Option<u64>,
+    pub ttl: Ttl,
+    pub now_ms: u64,
+}
+
+pub fn apply_put(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, put: Put<'_>) -> Result<Outcome, ViewError> {
+    let Put { key, value, precondition, lease, ttl, now_ms } = put;
     let current: Option<KvRecord> = batch.get_decoded(Cf::Kv, key.as_bytes())?;
     let current_meta = current.as_ref().map(|record| record.meta);
     let current_lease = current.as_ref().and_then(|record| record.lease);
@@ -213,6 +243,9 @@ pub fn apply_put(
     history::record(batch, meta, key, Change::Put { value: value.clone(), meta: key_meta, lease })?;
     batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta, lease })?;
     lease::reattach(batch, key, current_lease, lease)?;
+    if let Some(expiry) = expiry::after_put(ttl, meta.clock_ms, now_ms) {
+        expiry::set(batch, key, expiry)?;
+    }
     Ok(KvOutcome::Put { revision, meta: key_meta, created: current_meta.is_none() }.into())
 }
 
@@ -227,11 +260,13 @@ pub fn apply_delete(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key:
     Ok(KvOutcome::Deleted { revision: meta.revision, prev: current.meta }.into())
 }
 
-/// Deletes `key` at the revision `at` says, detaching it from `lease`.
-fn remove(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str, lease: Option<u64>) -> Result<(), ViewError> {
+/// Deletes `key` at the revision `at` says, detaching it from `lease` and clearing
+/// its expiry.
+pub(super) fn remove(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str, lease: Option<u64>) -> Result<(), ViewError> {
     at.advance(meta);
     history::record(batch, meta, key, Change::Delete)?;
     batch.delete(Cf::Kv, key.as_bytes());
+    expiry::set(batch, key, None)?;
     lease::reattach(batch, key, lease, None)
 }
 

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::access::Access;
 use super::auth::Role;
 use super::command::{Outcome, Rejection, Stamp};
+use super::expiry;
 use super::history::{self, Change};
 use super::kv::{KvRecord, RevisionAt};
 use super::lock;
@@ -285,6 +286,7 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &
                         at.advance(meta);
                     }
                     batch.delete(Cf::Kv, key.as_bytes());
+                    expiry::set(batch, &key, None)?;
                     history::record(batch, meta, &key, Change::Delete)?;
                     deleted += 1;
                 }

@@ -17,6 +17,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
 use super::auth::{self, AuthCommand};
 use super::command::{Command, Outcome, Rejection, Request, Response, Stamp};
+use super::expiry;
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
@@ -149,7 +150,7 @@ fn apply_all_or_nothing(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, co
 
 fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: Command) -> Result<Outcome, ViewError> {
     match command {
-        Command::Kv(command) => kv::apply(batch, meta, command),
+        Command::Kv(command) => kv::apply(batch, meta, stamp.now_ms, command),
         Command::Lease(command) => lease::apply(batch, meta, stamp, command),
         Command::Lock(command) => lock::apply(batch, stamp.index, command),
         Command::Ring(command) => ring::apply(batch, command),
@@ -159,6 +160,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: 
         Command::Tick { advance_ms } => {
             let outcome = lease::tick(batch, meta, advance_ms, stamp.index)?;
             queue::tick(batch, meta)?;
+            expiry::tick(batch, meta)?;
             Ok(outcome)
         }
         // `apply_request` unpacks a batch; one met here was nested in another.

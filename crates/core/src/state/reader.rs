@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::auth::{self, AuthSettings, TokenPage, TokenRecord};
+use super::expiry::{self, Expiring};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
@@ -64,9 +65,15 @@ impl StateReader {
         self.read(|view, _| kv::get(view, key))
     }
 
-    /// Several keys read from one point-in-time view (Redis's `MGET`, `EXISTS`).
-    pub fn get_all(&self, keys: &[String]) -> Result<AtIndex<Vec<Option<KvRecord>>>, ViewError> {
-        self.read(|view, _| keys.iter().map(|key| kv::get(view, key)).collect())
+    /// A key with its expiry.
+    pub fn get_expiring(&self, key: &str) -> Result<AtIndex<Option<Expiring>>, ViewError> {
+        self.read(|view, _| expiry::get_expiring(view, key))
+    }
+
+    /// Several keys with their expiries, read from one point-in-time view (the Redis
+    /// door's).
+    pub fn get_all(&self, keys: &[String]) -> Result<AtIndex<Vec<Option<Expiring>>>, ViewError> {
+        self.read(|view, _| keys.iter().map(|key| expiry::get_expiring(view, key)).collect())
     }
 
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<Page>, ViewError> {
@@ -113,9 +120,10 @@ impl StateReader {
         self.read(|view, _| topic::read(view, name, from, limit, bytes_max))
     }
 
-    /// The earliest lease expiry or queue timer, if any (the ticker's next deadline).
+    /// The earliest lease expiry, key expiry or queue timer, if any (the ticker's
+    /// next deadline).
     pub fn next_deadline(&self) -> Result<AtIndex<Option<u64>>, ViewError> {
-        self.read(|view, _| Ok([lease::next_expiry(view)?, queue::next_timer(view)?].into_iter().flatten().min()))
+        self.read(|view, _| Ok([lease::next_expiry(view)?, expiry::next(view)?, queue::next_timer(view)?].into_iter().flatten().min()))
     }
 
     /// Key changes under `prefix` from revision `from` (see `history::read`).

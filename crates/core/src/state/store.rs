@@ -69,10 +69,15 @@ pub enum Cf {
     TopicMessages = 17,
     /// `auth::AuthSettings` and client tokens (see `auth`).
     Auth = 18,
+    /// Key → when it expires (big-endian clock ms) and its TTL (big-endian ms): the
+    /// keys with a time to live (`expiry`). Format 4.
+    KeyExpiry = 19,
+    /// Expiry (big-endian clock ms) ++ key → empty: keys by expiry. Format 4.
+    ExpiryOrder = 20,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 18] = [
+    pub const ALL: [Cf; 20] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -91,6 +96,8 @@ impl Cf {
         Cf::Topics,
         Cf::TopicMessages,
         Cf::Auth,
+        Cf::KeyExpiry,
+        Cf::ExpiryOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +120,8 @@ impl Cf {
             Cf::Topics => "topics",
             Cf::TopicMessages => "topic_messages",
             Cf::Auth => "auth",
+            Cf::KeyExpiry => "key_expiry",
+            Cf::ExpiryOrder => "expiry_order",
         }
     }
 

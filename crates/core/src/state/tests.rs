@@ -6,6 +6,7 @@ use tempfile::TempDir;
 
 use super::auth::AuthCommand;
 use super::command::{Command, KeyMeta, Outcome, Precondition, Rejection, Request, Response};
+use super::expiry::Ttl;
 use super::idempotency::IdempotencyBounds;
 use super::kv::{self, InvalidInput};
 use super::kv::{KvCommand, KvOutcome, KvRejection};
@@ -32,6 +33,10 @@ fn log_id(index: u64) -> LogId {
 
 fn put(key: &str, value: &str) -> Command {
     Command::Kv(KvCommand::Put { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence: None })
+}
+
+fn put_ttl(key: &str, value: &str, ttl: Ttl) -> Command {
+    Command::Kv(KvCommand::PutWithTtl { key: key.into(), value: value.as_bytes().to_vec(), precondition: Precondition::None, lease: None, fence: None, ttl })
 }
 
 fn put_if(key: &str, value: &str, precondition: Precondition) -> Command {
@@ -61,10 +66,17 @@ impl Fixture {
     /// The state machine over `dir`, as a node opens it; entries continue after the
     /// last it applied.
     pub(super) async fn open_in(dir: TempDir) -> Self {
-        let mut machine = StateMachine::open(dir.path(), IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).unwrap();
-        let next_index = machine.applied_state().await.unwrap().0.map_or(1, |applied| applied.index + 1);
+        let machine = StateMachine::open(dir.path(), IdempotencyBounds::default(), CACHE_BYTES_DEFAULT).unwrap();
         let reader = machine.reader();
-        Self { dir, machine, reader, next_index }
+        let mut fixture = Self { dir, machine, reader, next_index: 1 };
+        fixture.continue_after_applied().await;
+        fixture
+    }
+
+    /// Numbers the next entries after the last the machine applied (after an open, or
+    /// a snapshot installed).
+    pub(super) async fn continue_after_applied(&mut self) {
+        self.next_index = self.machine.applied_state().await.unwrap().0.map_or(1, |applied| applied.index + 1);
     }
 
     pub(super) async fn apply_entries(&mut self, payloads: Vec<EntryPayload<crate::raft::TypeConfig>>) -> Vec<Response> {
@@ -844,6 +856,21 @@ pub(super) fn every_primitive() -> Vec<Request> {
     requests
 }
 
+/// What log format 4 added, after `every_primitive` (whose state a version-2 database
+/// upgrades to): keys with a time to live (the clock reads 1100 here), one that
+/// expires at the tick, one that keeps its expiry through a put, one that loses it to
+/// a plain put.
+pub(super) fn format_4_additions() -> Vec<Request> {
+    vec![
+        at(1100, put_ttl("ttl/gone", "1", Ttl::After { ttl_ms: 50 })),
+        at(1100, put_ttl("ttl/kept", "2", Ttl::After { ttl_ms: 10_000 })),
+        put_ttl("ttl/kept", "3", Ttl::Keep).into(),
+        at(1100, put_ttl("ttl/cleared", "4", Ttl::After { ttl_ms: 50 })),
+        put("ttl/cleared", "5").into(),
+        Command::Tick { advance_ms: 100 }.into(),
+    ]
+}
+
 /// `command` as the leader stamps it at `now_ms`.
 pub(super) fn at(now_ms: u64, command: impl Into<Command>) -> Request {
     Request { now_ms, ..Request::from(command.into()) }
@@ -851,7 +878,7 @@ pub(super) fn at(now_ms: u64, command: impl Into<Command>) -> Request {
 
 #[tokio::test]
 async fn the_same_entries_give_byte_identical_state() {
-    let requests = every_primitive();
+    let requests: Vec<Request> = every_primitive().into_iter().chain(format_4_additions()).collect();
     let (mut one_by_one, mut all_at_once, responses) = apply_one_by_one_and_batched(&requests).await;
     assert!(matches!(responses[17].outcome, Outcome::Lease(LeaseOutcome::Revoked { deleted_keys: 1, .. })), "{:?}", responses[17]);
     assert_eq!(one_by_one.value("short/1"), None);

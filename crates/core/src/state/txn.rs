@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use super::access::Access;
 use super::auth::Role;
-use super::command::{Outcome, Receipt, Rejection, Stamp};
-use super::kv::{self, KvRecord, RevisionAt};
+use super::command::{FORMAT_FIRST, Outcome, Precondition, Receipt, Rejection, Stamp};
+use super::expiry::Ttl;
+use super::kv::{self, KvRecord, Put, RevisionAt};
 use super::store::{Batch, Cf, Meta, ViewError};
 use super::{lease, lock, queue, ring, topic};
 
@@ -84,17 +85,58 @@ pub enum KeyTest {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum TxnOp {
-    Put { key: String, value: Vec<u8>, lease: Option<u64> },
-    Delete { key: String },
-    Get { key: String },
-    List { prefix: String, limit: u32 },
-    Enqueue { queue: String, payload: Vec<u8>, delay_ms: u64 },
-    Ack { queue: String, receipt: Receipt },
-    Nack { queue: String, receipt: Receipt, delay_ms: u64 },
-    Extend { queue: String, receipt: Receipt, visibility_ms: u64 },
-    Publish { topic: String, payload: Vec<u8> },
-    LockRelease { lock: String, token: u64 },
-    LeaseRevoke { lease: u64 },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: Option<u64>,
+    },
+    Delete {
+        key: String,
+    },
+    Get {
+        key: String,
+    },
+    List {
+        prefix: String,
+        limit: u32,
+    },
+    Enqueue {
+        queue: String,
+        payload: Vec<u8>,
+        delay_ms: u64,
+    },
+    Ack {
+        queue: String,
+        receipt: Receipt,
+    },
+    Nack {
+        queue: String,
+        receipt: Receipt,
+        delay_ms: u64,
+    },
+    Extend {
+        queue: String,
+        receipt: Receipt,
+        visibility_ms: u64,
+    },
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+    },
+    LockRelease {
+        lock: String,
+        token: u64,
+    },
+    LeaseRevoke {
+        lease: u64,
+    },
+    /// `Put`, and what becomes of the key's expiry (`expiry::Ttl`). Format 4.
+    PutWithTtl {
+        key: String,
+        value: Vec<u8>,
+        lease: Option<u64>,
+        ttl: Ttl,
+    },
 }
 
 /// What one operation of the branch that ran produced.
@@ -146,7 +188,7 @@ impl Txn {
             Condition::LeaseAlive { .. } => None,
         });
         let ops = self.success.iter().chain(&self.failure).filter_map(|op| match op {
-            TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => Some(Access::name(Role::Write, "key", key)),
+            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => Some(Access::name(Role::Write, "key", key)),
             TxnOp::List { prefix, .. } => Some(Access::prefix(Role::Write, prefix)),
             TxnOp::Enqueue { queue, .. } | TxnOp::Ack { queue, .. } | TxnOp::Nack { queue, .. } | TxnOp::Extend { queue, .. } => {
                 Some(Access::name(Role::Write, "queue", queue))
@@ -170,7 +212,7 @@ impl TxnOp {
     /// the same transaction could also change (two changes of one thing conflict).
     fn target(&self) -> Option<(&'static str, String)> {
         match self {
-            TxnOp::Put { key, .. } | TxnOp::Delete { key } => Some(("key", key.clone())),
+            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Delete { key } => Some(("key", key.clone())),
             TxnOp::Ack { queue, receipt } | TxnOp::Nack { queue, receipt, .. } | TxnOp::Extend { queue, receipt, .. } => {
                 Some(("message", format!("{queue} {}", receipt.id)))
             }
@@ -182,7 +224,7 @@ impl TxnOp {
 
     fn bytes(&self) -> usize {
         match self {
-            TxnOp::Put { key, value, .. } => key.len() + value.len(),
+            TxnOp::Put { key, value, .. } | TxnOp::PutWithTtl { key, value, .. } => key.len() + value.len(),
             TxnOp::Delete { key } | TxnOp::Get { key } => key.len(),
             TxnOp::List { prefix, .. } => prefix.len(),
             TxnOp::Enqueue { queue, payload, .. } => queue.len() + payload.len(),
@@ -197,6 +239,7 @@ impl TxnOp {
     pub fn name(&self) -> &'static str {
         match self {
             TxnOp::Put { .. } => "put",
+            TxnOp::PutWithTtl { .. } => "put with ttl",
             TxnOp::Delete { .. } => "delete",
             TxnOp::Get { .. } => "get",
             TxnOp::List { .. } => "list",
@@ -208,6 +251,14 @@ impl TxnOp {
             TxnOp::LockRelease { .. } => "release",
             TxnOp::LeaseRevoke { .. } => "revoke",
         }
+    }
+}
+
+impl Txn {
+    /// The first log format that carries it (`Command::format_since`).
+    pub fn format_since(&self) -> u32 {
+        let format_4 = self.success.iter().chain(&self.failure).any(|op| matches!(op, TxnOp::PutWithTtl { .. }));
+        if format_4 { 4 } else { FORMAT_FIRST }
     }
 }
 
@@ -323,8 +374,13 @@ fn apply_op(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, revision: Revi
             let page = kv::list_pending(batch, &prefix, limit as usize)?;
             return Ok(TxnResult::Listed { prefix, items: page.items, more: page.more });
         }
-        TxnOp::Put { key, value, lease } => kv::apply_put(batch, meta, revision, &key, value, super::command::Precondition::None, lease)?,
-        TxnOp::Delete { key } => kv::apply_delete(batch, meta, revision, &key, super::command::Precondition::None)?,
+        TxnOp::Put { key, value, lease } => {
+            kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl: Ttl::Clear, now_ms })?
+        }
+        TxnOp::PutWithTtl { key, value, lease, ttl } => {
+            kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl, now_ms })?
+        }
+        TxnOp::Delete { key } => kv::apply_delete(batch, meta, revision, &key, Precondition::None)?,
         TxnOp::Enqueue { queue, payload, delay_ms } => queue::enqueue(batch, meta, &queue, payload, delay_ms, now_ms)?,
         TxnOp::Ack { queue, receipt } => queue::ack(batch, &queue, receipt)?,
         TxnOp::Nack { queue, receipt, delay_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms)?,

@@ -213,6 +213,9 @@ impl Command {
         match command {
             C::Kv(KvCommand::Put { key, value, precondition, lease, fence }) => Command::Put { key, value, precondition, lease, fence },
             C::Kv(KvCommand::Delete { key, precondition, fence }) => Command::Delete { key, precondition, fence },
+            // Format 4 is never sent to a version-2 peer (`raft::frames` refuses it
+            // first); its fingerprint in version 2's terms is the put's.
+            C::Kv(KvCommand::PutWithTtl { key, value, precondition, lease, fence, .. }) => Command::Put { key, value, precondition, lease, fence },
             C::Kv(KvCommand::DeletePrefix { prefix }) => Command::DeletePrefix { prefix },
             C::Lease(LeaseCommand::Grant { ttl_ms }) => Command::LeaseGrant { ttl_ms, now_ms },
             C::Lease(LeaseCommand::KeepAlive { id }) => Command::LeaseKeepAlive { id, now_ms },
