@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::connection::Session;
 use super::keyspace::{self, Keyspace, Ran, Watched};
 use super::reply::Reply;
-use super::{Door, expiry, keys, pubsub, server_commands, strings, transaction};
+use super::{Door, expiry, fencing, keys, pubsub, scripts, server_commands, strings, transaction};
 
 /// What `COMMAND` says of one command.
 pub struct Spec {
@@ -41,11 +41,14 @@ pub const COMMANDS: &[Spec] = &[
     spec("auth", -2, CONNECTION, NO_KEYS),
     spec("client", -2, &["noscript", "loading", "stale"], NO_KEYS),
     spec("command", -1, &["loading", "stale"], NO_KEYS),
+    spec("concord.fence", 2, READ, ONE_KEY),
     spec("decr", 2, WRITE, ONE_KEY),
     spec("decrby", 3, WRITE, ONE_KEY),
     spec("del", -2, &["write"], ALL_KEYS),
     spec("discard", 1, &["noscript", "loading", "stale", "fast"], NO_KEYS),
     spec("echo", 2, &["fast"], NO_KEYS),
+    spec("eval", -3, &["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale", "movablekeys"], NO_KEYS),
+    spec("evalsha", -3, &["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale", "movablekeys"], NO_KEYS),
     spec("exec", 1, &["noscript", "loading", "stale"], NO_KEYS),
     spec("exists", -2, READ, ALL_KEYS),
     spec("expire", -3, &["write", "fast"], ONE_KEY),
@@ -75,6 +78,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("quit", -1, CONNECTION, NO_KEYS),
     spec("reset", 1, CONNECTION, NO_KEYS),
     spec("scan", -2, &["readonly"], NO_KEYS),
+    spec("script", -2, &["noscript"], NO_KEYS),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS),
     spec("set", -3, WRITE, ONE_KEY),
     spec("setex", 4, WRITE, ONE_KEY),
@@ -123,6 +127,7 @@ pub fn on_space(space: &mut Keyspace, spec: &Spec, args: &[Vec<u8>]) -> Reply {
         "ping" => args.get(1).map_or(Reply::Simple("PONG".into()), |message| Reply::Bulk(message.clone())),
         "echo" => Reply::Bulk(args[1].clone()),
         name if expiry::serves(name) => space.attempt(|space| expiry::run(space, name, args)),
+        "concord.fence" => fencing::run(space, args),
         name => space.attempt(|space| strings::run(space, name, args)),
     }
 }
@@ -152,6 +157,8 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
             Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(args.get(1).cloned().unwrap_or_default())])
         }
         "scan" => keys::scan(door, args).await,
+        "eval" | "evalsha" => scripts::eval(door, args, spec.name == "evalsha").await,
+        "script" => scripts::script(door, args),
         _ if on_keys(spec) => single(door, spec, args).await,
         name => server_commands::run(door, session, name, args).await,
     }

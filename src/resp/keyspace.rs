@@ -118,6 +118,16 @@ impl Keyspace {
         self.record(key).is_some()
     }
 
+    /// The revision that created `key` as it stands (`None`: absent); an error if the
+    /// key was written in this same step, whose revision is known only once it commits.
+    pub fn create_revision(&mut self, key: &str) -> Result<Option<u64>, Reply> {
+        self.seen.insert(key.to_string());
+        if self.changed.contains_key(key) {
+            return Err(Reply::err("the key was written earlier in this same atomic step; its revision is known once that commits"));
+        }
+        Ok(self.read.get(key).and_then(Option::as_ref).map(|read| read.record.meta.create_revision))
+    }
+
     /// How long `key` has to live: `None` when it does not exist, `Some(None)` when
     /// it has no expiry.
     pub fn ttl_ms(&mut self, key: &str) -> Option<Option<u64>> {

@@ -15,14 +15,15 @@
 //! protocol, `connection` runs one client's session, `commands` is the table of
 //! commands and their dispatch, `keyspace` runs commands on keys as atomic steps (`key_locks` lines up this
 //! node's writers of a key),
-//! `strings`, `expiry`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
-//! `MULTI`/`EXEC`/`WATCH`, `pubsub` is publish/subscribe, and `errors` says Concord's failures in Redis's error
+//! `strings`, `expiry`, `fencing`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
+//! `MULTI`/`EXEC`/`WATCH`, `pubsub` is publish/subscribe, `scripts` is `EVAL`, and `errors` says Concord's failures in Redis's error
 //! classes.
 
 mod commands;
 mod connection;
 mod errors;
 mod expiry;
+mod fencing;
 mod frame;
 mod glob;
 mod key_locks;
@@ -30,6 +31,7 @@ mod keys;
 mod keyspace;
 mod pubsub;
 mod reply;
+mod scripts;
 mod server_commands;
 mod strings;
 mod transaction;
@@ -101,6 +103,8 @@ pub struct Door {
     scans: keys::Cursors,
     /// This node's subscriptions, counted for `PUBLISH` and `PUBSUB` (`pubsub`).
     pubsub: Arc<pubsub::Registry>,
+    /// The scripts loaded on this node (`scripts`).
+    scripts: scripts::Cache,
     next_client_id: AtomicU64,
     connected: AtomicUsize,
 }
@@ -126,6 +130,7 @@ impl Door {
             key_locks: Default::default(),
             scans: Default::default(),
             pubsub: Default::default(),
+            scripts: Default::default(),
             next_client_id: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
         }

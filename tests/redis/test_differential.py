@@ -61,6 +61,24 @@ SEQUENCES = {
         ["SET", "q", "1"], ["EXPIREAT", "q", "9999999999", "XX"], ["EXPIRE", "q", "9223372036854775807"],
         ["DEL", "k", "nx", "n", "q"],
     ],
+    "scripts": [
+        ["EVAL", "return 1", "0"], ["EVAL", "return {1, 2, {3, 'x'}, 'y'}", "0"], ["EVAL", "return 3.9", "0"],
+        ["EVAL", "return true", "0"], ["EVAL", "return false", "0"], ["EVAL", "return nil", "0"],
+        ["EVAL", "return {1, nil, 3}", "0"], ["EVAL", "return redis.status_reply('FINE')", "0"],
+        ["EVAL", "return redis.error_reply('My Error')", "0"], ["EVAL", "return {KEYS[1], ARGV[1], ARGV[2]}", "1", "k", "a", "b"],
+        ["EVAL", "return redis.call('set', KEYS[1], ARGV[1])", "1", "k", "v"], ["EVAL", "return redis.call('get', KEYS[1])", "1", "k"],
+        ["EVAL", "return redis.call('get', KEYS[1])", "1", "missing"], ["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"],
+        ["EVAL", "return redis.call('incrby', KEYS[1], 5)", "1", "n"], ["EVAL", "return redis.call('exists', KEYS[1], KEYS[2])", "2", "n", "k"],
+        ["EVAL", "return redis.pcall('incr', KEYS[1])", "1", "k"], ["EVAL", "return redis.call('expire', KEYS[1], 100)", "1", "k"],
+        ["EVAL", "return redis.call('ttl', KEYS[1])", "1", "k"], ["EVAL", "return redis.sha1hex('abc')", "0"],
+        ["EVAL", "return type(math.floor)", "0"], ["EVAL", "return string.format('%d-%s', 7, 'x')", "0"],
+        ["EVAL", "return table.concat({'a', 'b'}, ',')", "0"], ["EVAL", "return 1", "-1"], ["EVAL", "return 1", "2", "k"],
+        ["EVAL", "return 1", "x"], ["EVAL", "return 1"], ["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        ["SCRIPT", "LOAD", "return 'loaded'"], ["EVALSHA", "bd81ed6c3c86fac6eeb4bda3bdb7e8f7e76d8b0e", "0"],
+        ["SCRIPT", "EXISTS", "bd81ed6c3c86fac6eeb4bda3bdb7e8f7e76d8b0e", "ffffffffffffffffffffffffffffffffffffffff"],
+        ["SCRIPT", "KILL"], ["SCRIPT", "NOSUCH"], ["SCRIPT", "LOAD"], ["SCRIPT", "FLUSH", "ASYNC"],
+        ["SCRIPT", "EXISTS", "bd81ed6c3c86fac6eeb4bda3bdb7e8f7e76d8b0e"], ["SCRIPT", "FLUSH", "NOW"], ["GET", "k"], ["DEL", "k", "n"],
+    ],
     "scan errors": [
         ["SCAN", "abc"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"], ["SCAN", "0", "FOO"],
         ["SCAN", "0", "MATCH"], ["KEYS"], ["SCAN"],
@@ -147,6 +165,9 @@ def with_keys(command, prefix):
         return [command[0], prefix + command[1], *command[2:]]
     if name in {"DEL", "UNLINK", "EXISTS", "MGET", "WATCH"}:
         return [command[0], *(prefix + key for key in command[1:])]
+    if name in {"EVAL", "EVALSHA"} and len(command) > 2 and command[2].isdigit():
+        count = int(command[2])
+        return [*command[:3], *(prefix + key for key in command[3:3 + count]), *command[3 + count:]]
     if name in {"MSET", "MSETNX"}:
         return [command[0], *(prefix + arg if i % 2 == 0 else arg for i, arg in enumerate(command[1:]))]
     return command
