@@ -295,3 +295,43 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// Polls until `key` is gone, asserting it is present before `not_before`; returns
+/// when it disappeared.
+pub async fn watch_expiry(client: &Client, key: &str, not_before: Instant, give_up: Duration) -> Instant {
+    wait_for(&format!("{key} to expire"), give_up, || async {
+        // A read may fail during an election; only a definite answer counts.
+        let found = client.get(key).await.ok()?.value;
+        let now = Instant::now();
+        if found.is_none() {
+            assert!(now >= not_before, "{key} expired {:?} before its time ran out", not_before - now);
+            return Some(now);
+        }
+        None
+    })
+    .await
+}
+
+/// With `key` written at `sent` to live 10 s (a lease's TTL, or its own), lets 7 s
+/// pass with the key present, kills the leader, and checks that the key goes no
+/// earlier than 10 s after `sent` and within 7 s of the new leader taking over: the
+/// replicated clock paused during the election and resumed where it was (about 3 s
+/// were left), where a reset would have given the key a fresh 10 s.
+pub async fn expires_as_if_the_leader_never_died(cluster: &mut Cluster, key: &str, sent: Instant) {
+    let (lifetime, client) = (Duration::from_secs(10), cluster.client());
+    wait_for("7 s of the 10 to pass, the key present throughout", Duration::from_secs(9), || async {
+        assert!(client.get(key).await.unwrap().value.is_some());
+        (sent.elapsed() >= Duration::from_secs(7)).then_some(())
+    })
+    .await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let killed = Instant::now();
+    cluster.kill(leader);
+    let client = cluster.client();
+    cluster.wait_for_leader(Duration::from_secs(15)).await;
+    let failover = killed.elapsed();
+    let gone = watch_expiry(&client, key, sent + lifetime, Duration::from_secs(30)).await;
+    let after_failover = gone - (killed + failover);
+    eprintln!("failover took {failover:?}; {key} went {after_failover:?} after it (3 s were left)");
+    assert!(after_failover < Duration::from_millis(7000), "{key}'s time was reset by the leader change: it lived {after_failover:?} past the failover");
+}
