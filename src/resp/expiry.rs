@@ -1,6 +1,6 @@
 //! Redis's TTL commands on Concord's per-key expiry (`state::expiry`): `EXPIRE`,
 //! `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (with `NX`, `XX`, `GT`, `LT`), `PERSIST`,
-//! `TTL`, `PTTL`, and the expiry options of `SET` and `SETEX`.
+//! `TTL`, `PTTL`, `GETEX`, and the expiry options of `SET` and `SETEX`.
 //!
 //! An expiry is kept on the replicated clock, so a key lives at least its TTL after
 //! the write that set it, whichever node leads, and goes at the first tick after
@@ -18,7 +18,7 @@ use crate::state::expiry::Ttl;
 
 /// Whether `name` is one of the commands served here.
 pub fn serves(name: &str) -> bool {
-    matches!(name, "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" | "ttl" | "pttl")
+    matches!(name, "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" | "ttl" | "pttl" | "getex")
 }
 
 /// Runs command `name` (its arity checked, its keys loaded into `space`).
@@ -33,6 +33,7 @@ pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
             Some(Some(ttl_ms)) => ttl_ms.saturating_add(500) as i64 / 1000,
         })),
         "persist" => persist(space, &key),
+        "getex" => getex(space, &key, args),
         _ => expire(space, name, &key, args),
     };
     answer.unwrap_or_else(|refused| refused)
@@ -112,6 +113,38 @@ fn expire(space: &mut Keyspace, name: &str, key: &str, args: &[Vec<u8>]) -> Resu
     let value = space.get(key).unwrap_or_default();
     space.set(key, value, true, Ttl::After { ttl_ms: from_now_ms as u64 })?;
     Ok(Reply::Integer(1))
+}
+
+/// `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]`: the value, and its expiry set or
+/// taken away.
+fn getex(space: &mut Keyspace, key: &str, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+    // `Some(None)`: a time already past, the key goes.
+    let ttl = match &args[2..] {
+        [] => None,
+        [option] if option.eq_ignore_ascii_case(b"PERSIST") => Some(Some(Ttl::Clear)),
+        [option, amount] => {
+            let unit = match option.to_ascii_uppercase().as_slice() {
+                b"EX" => Unit::Seconds,
+                b"PX" => Unit::Millis,
+                b"EXAT" => Unit::UnixSeconds,
+                b"PXAT" => Unit::UnixMillis,
+                _ => return Err(Reply::err("syntax error")),
+            };
+            Some(super::strings::option_ttl(amount, unit, "getex")?)
+        }
+        _ => return Err(Reply::err("syntax error")),
+    };
+    let Some(value) = space.get(key) else { return Ok(Reply::Null) };
+    match ttl {
+        Some(None) => {
+            space.delete(key);
+        }
+        // Persisting a key without an expiry writes nothing.
+        Some(Some(Ttl::Clear)) if space.ttl_ms(key) == Some(None) => {}
+        Some(Some(ttl)) => space.set(key, value.clone(), true, ttl)?,
+        None => {}
+    }
+    Ok(Reply::Bulk(value))
 }
 
 /// `PERSIST key`: 1 when it took an expiry away.

@@ -1,5 +1,5 @@
 //! The connection and server commands of the Redis door: `PING`, `ECHO`, `HELLO`,
-//! `AUTH`, `SELECT`, `QUIT`, `RESET`, `CLIENT`, `COMMAND`, `INFO` and `TIME`.
+//! `AUTH`, `SELECT`, `QUIT`, `RESET`, `CLIENT`, `COMMAND`, `INFO`, `DBSIZE` and `TIME`.
 //!
 //! `HELLO` answers the fields clients check (`proto` above all; redis-py 8 starts
 //! every connection with `HELLO 3` and falls back to RESP2 only on an error).
@@ -43,6 +43,7 @@ pub async fn run(door: &Door, session: &mut Session, name: &str, args: &[Vec<u8>
         "client" => client(door, session, &args[1..]),
         "command" => command(&args[1..]),
         "info" => info(door),
+        "dbsize" => dbsize(door).await,
         "time" => match door.reader.position() {
             Ok(position) => {
                 let (seconds, micros) = (position.clock_ms / 1000, (position.clock_ms % 1000) * 1000);
@@ -196,6 +197,18 @@ fn command(args: &[Vec<u8>]) -> Reply {
 }
 
 /// `INFO`: the server, clients and replication sections (the Raft role as Redis's).
+/// `DBSIZE`: how many keys there are, by a linearizable read (one record: the state
+/// keeps the count).
+async fn dbsize(door: &Door) -> Reply {
+    if let Err(e) = door.core.linearize().await {
+        return errors::consensus(e);
+    }
+    match door.reader.key_counts() {
+        Ok(counts) => Reply::Integer(counts.value.keys as i64),
+        Err(e) => errors::view(e),
+    }
+}
+
 fn info(door: &Door) -> Reply {
     let metrics = door.raft.metrics().borrow().clone();
     let leader = metrics.state == openraft::ServerState::Leader;
@@ -216,5 +229,10 @@ fn info(door: &Door) -> Reply {
         metrics.current_leader.map_or(String::new(), |id| id.to_string()),
         metrics.last_applied.map_or(0, |id| id.index),
     );
-    Reply::Bulk(text.into_bytes())
+    // As this node last applied them; Redis leaves the section empty with no keys.
+    let keyspace = match door.reader.key_counts() {
+        Ok(counts) if counts.value.keys > 0 => format!("db0:keys={},expires={},avg_ttl=0\r\n", counts.value.keys, counts.value.expiring),
+        _ => String::new(),
+    };
+    Reply::Bulk(format!("{text}\r\n# Keyspace\r\n{keyspace}").into_bytes())
 }

@@ -35,7 +35,8 @@ pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
         }
         "setex" | "psetex" => {
             let unit = if name == "setex" { Unit::Seconds } else { Unit::Millis };
-            let ttl = positive_ttl(&args[2], unit, name);
+            // A relative amount that is positive is never past.
+            let ttl = option_ttl(&args[2], unit, name).map(|ttl| ttl.unwrap_or(Ttl::Clear));
             ttl.and_then(|ttl| space.set(&key(1), args[3].clone(), false, ttl)).map(|()| Reply::ok())
         }
         "mset" | "msetnx" => mset(space, name, args),
@@ -77,17 +78,22 @@ fn set_if(space: &mut Keyspace, key: &str, value: &[u8], exists: Option<bool>, t
     Ok(true)
 }
 
-/// An expiry `command` was given, which must be in the future.
-fn positive_ttl(arg: &[u8], unit: Unit, command: &str) -> Result<Ttl, Reply> {
+/// An expiry option of `command` (`EX`, `PXAT`, ...), whose amount must be positive
+/// as Redis checks it: the TTL, or `None` for a Unix time already past (the key then
+/// goes at once, as in Redis).
+pub fn option_ttl(arg: &[u8], unit: Unit, command: &str) -> Result<Option<Ttl>, Reply> {
+    if integer(arg)? <= 0 {
+        return Err(Reply::err(format!("invalid expire time in '{command}' command")));
+    }
     match expiry::from_now_ms(arg, unit, command)? {
-        ttl_ms if ttl_ms > 0 => Ok(Ttl::After { ttl_ms: ttl_ms as u64 }),
-        _ => Err(Reply::err(format!("invalid expire time in '{command}' command"))),
+        ttl_ms if ttl_ms > 0 => Ok(Some(Ttl::After { ttl_ms: ttl_ms as u64 })),
+        _ => Ok(None),
     }
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT unix-s|PXAT unix-ms|KEEPTTL]`.
 fn set(space: &mut Keyspace, args: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let (mut exists, mut get_old, mut ttl) = (None, false, None);
+    let (mut exists, mut get_old, mut ttl, mut past) = (None, false, None, false);
     let mut options = args[3..].iter();
     while let Some(option) = options.next() {
         let unit = match option.to_ascii_uppercase().as_slice() {
@@ -114,11 +120,16 @@ fn set(space: &mut Keyspace, args: &[Vec<u8>]) -> Result<Reply, Reply> {
             _ => return Err(Reply::err("syntax error")),
         };
         let amount = options.next().ok_or_else(|| Reply::err("syntax error"))?;
-        ttl = Some(positive_ttl(amount, unit, "set")?);
+        let option = option_ttl(amount, unit, "set")?;
+        past = option.is_none();
+        ttl = Some(option.unwrap_or(Ttl::Clear));
     }
     let key = String::from_utf8_lossy(&args[1]).into_owned();
     let old = if get_old { Some(space.get(&key)) } else { None };
     let set = set_if(space, &key, &args[2], exists, ttl.unwrap_or(Ttl::Clear))?;
+    if set && past {
+        space.delete(&key);
+    }
     Ok(match old {
         Some(old) => Reply::maybe(old),
         None if set => Reply::ok(),

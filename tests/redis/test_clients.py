@@ -77,6 +77,21 @@ def test_counters_count_every_increment_from_every_node(cluster, protocol, key):
     assert int(cluster.nodes[0].client().get(counter)) == 150
 
 
+def test_dbsize_and_info_count_the_keys_every_node_sees(cluster, r, key):
+    before = r.dbsize()
+    r.mset({f"{key}a": 1, f"{key}b": 2})
+    r.set(f"{key}c", 3, ex=100)
+    cluster.nodes[0].http(f"/v1/kv/{key}d", "PUT", b"over http")
+    assert r.dbsize() == before + 4, "strings from either door count"
+    r.delete(f"{key}a")
+    counts = [node.client().dbsize() for node in cluster.nodes]
+    assert counts == [before + 3] * 3, "every node answers the same, linearizably"
+    keyspace = r.info("keyspace")["db0"]
+    assert keyspace["keys"] >= before + 3 and keyspace["expires"] >= 1, keyspace
+    r.delete(f"{key}b", f"{key}c", f"{key}d")
+    assert r.dbsize() == before
+
+
 def test_a_pipeline_is_answered_in_order(r, key):
     pipe = r.pipeline(transaction=False)
     for i in range(50):

@@ -59,6 +59,11 @@ SEQUENCES = {
         ["GETSET", "n", "5"], ["TTL", "n"], ["EXPIRE", "k", "0"], ["EXISTS", "k"], ["EXPIRE", "s", "-10"], ["EXISTS", "s"],
         ["EXPIREAT", "p", "1"], ["EXISTS", "p"], ["SET", "q", "1"], ["PEXPIREAT", "q", "1000"], ["GET", "q"],
         ["SET", "q", "1"], ["EXPIREAT", "q", "9999999999", "XX"], ["EXPIRE", "q", "9223372036854775807"],
+        ["SET", "q", "1", "EXAT", "1"], ["GET", "q"], ["SET", "q", "2"], ["SET", "q", "3", "PXAT", "1000", "GET"], ["EXISTS", "q"],
+        ["SET", "g", "v"], ["GETEX", "g"], ["TTL", "g"], ["GETEX", "g", "EX", "100"], ["TTL", "g"], ["GETEX", "g", "PERSIST"],
+        ["TTL", "g"], ["GETEX", "g", "PERSIST"], ["GETEX", "g", "PX", "0"], ["GETEX", "g", "FOO"], ["GETEX", "g", "EX"],
+        ["GETEX", "g", "EX", "10", "PX", "10"], ["GETEX", "missing", "EX", "10"], ["GETEX", "g", "PXAT", "200000000000000"],
+        ["TTL", "g"], ["GETEX", "g", "EXAT", "1"], ["EXISTS", "g"], ["GETEX"],
         ["DEL", "k", "nx", "n", "q"],
     ],
     "scripts": [
@@ -160,7 +165,7 @@ def with_keys(command, prefix):
     """The command with its key arguments under `prefix`."""
     name = command[0].upper()
     keyed = {"GET", "SET", "STRLEN", "TYPE", "APPEND", "SETNX", "GETSET", "GETDEL", "INCR", "INCRBY", "DECR", "DECRBY",
-             "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "SETEX", "PSETEX"}
+             "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "SETEX", "PSETEX", "GETEX"}
     if name in keyed and len(command) > 1:
         return [command[0], prefix + command[1], *command[2:]]
     if name in {"DEL", "UNLINK", "EXISTS", "MGET", "WATCH"}:

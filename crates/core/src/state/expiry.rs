@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::counts;
 use super::kv::{self, KvRecord, RevisionAt};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 
@@ -122,6 +123,7 @@ pub fn set(batch: &mut Batch<'_>, key: &str, expiry: Option<Expiry>) -> Result<(
     if let Some(current) = current {
         batch.delete(Cf::ExpiryOrder, &order_key(current.at_ms, key));
     }
+    counts::add(batch, 0, i64::from(expiry.is_some()) - i64::from(current.is_some()))?;
     match expiry {
         Some(expiry) => {
             batch.put(Cf::KeyExpiry, key.as_bytes(), expiry.encode());

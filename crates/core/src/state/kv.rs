@@ -17,7 +17,7 @@ use super::command::{FORMAT_FIRST, Fence, KeyMeta, Outcome, Precondition, Reject
 use super::expiry::{self, Ttl};
 use super::history::{self, Change};
 use super::store::{Batch, Cf, Meta, View, ViewError};
-use super::{lease, lock};
+use super::{counts, lease, lock};
 use crate::codec;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -241,6 +241,9 @@ pub fn apply_put(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, put: Pu
         None => KeyMeta { create_revision: revision, mod_revision: revision, version: 1 },
     };
     history::record(batch, meta, key, Change::Put { value: value.clone(), meta: key_meta, lease })?;
+    if current_meta.is_none() {
+        counts::add(batch, 1, 0)?;
+    }
     batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta, lease })?;
     lease::reattach(batch, key, current_lease, lease)?;
     if let Some(expiry) = expiry::after_put(ttl, meta.clock_ms, now_ms) {
@@ -266,6 +269,7 @@ pub(super) fn remove(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key
     at.advance(meta);
     history::record(batch, meta, key, Change::Delete)?;
     batch.delete(Cf::Kv, key.as_bytes());
+    counts::add(batch, -1, 0)?;
     expiry::set(batch, key, None)?;
     lease::reattach(batch, key, lease, None)
 }

@@ -32,12 +32,12 @@ use serde::{Deserialize, Serialize};
 use super::access::Access;
 use super::auth::Role;
 use super::command::{Outcome, Rejection, Stamp};
-use super::expiry;
 use super::history::{self, Change};
 use super::kv::{KvRecord, RevisionAt};
 use super::lock;
 use super::ring;
 use super::store::{Batch, Cf, Meta, View, ViewError};
+use super::{counts, expiry};
 use crate::codec;
 
 /// Most leases the cluster holds (fixed, so every replica refuses the same grant).
@@ -286,6 +286,7 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &
                         at.advance(meta);
                     }
                     batch.delete(Cf::Kv, key.as_bytes());
+                    counts::add(batch, -1, 0)?;
                     expiry::set(batch, &key, None)?;
                     history::record(batch, meta, &key, Change::Delete)?;
                     deleted += 1;

@@ -17,6 +17,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
 use super::auth::{self, AuthCommand};
 use super::command::{Command, Outcome, Rejection, Request, Response, Stamp};
+use super::counts;
 use super::expiry;
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
@@ -171,9 +172,14 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: 
 
 /// Checks the state database's format version, upgrading an older one (at open, and
 /// after installing a snapshot, which carries the version of the node that built it).
-fn check_format(store: &StateStore) -> Result<u32, crate::format_version::FormatError> {
+/// Formats before 4 did not count their keys: they are counted now.
+fn check_format(store: &StateStore) -> Result<(), OpenError> {
     let upgrade = crate::format_version::Upgrade { family: store.cf(Cf::Idem), rewrite: &idempotency::upgrade_record };
-    crate::format_version::STATE_FORMAT.check_or_stamp(store.db(), store.cf(Cf::Meta), upgrade)
+    if crate::format_version::STATE_FORMAT.check_or_stamp(store.db(), store.cf(Cf::Meta), upgrade)? < 4 {
+        let counted = counts::recount(store)?;
+        tracing::info!(keys = counted.keys, expiring = counted.expiring, "counted the keys of a state database of an older format");
+    }
+    Ok(())
 }
 
 fn snapshot_err(meta: Option<&SnapshotMeta>, e: impl std::error::Error + 'static) -> StorageError {

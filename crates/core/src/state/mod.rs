@@ -2,7 +2,7 @@
 //!
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
-//! vocabulary), `kv` (the key-value primitive), `expiry` (keys' time to live), `history` (recent key changes, for watches), `lease` (the replicated clock and
+//! vocabulary), `kv` (the key-value primitive), `expiry` (keys' time to live), `counts` (how many keys), `history` (recent key changes, for watches), `lease` (the replicated clock and
 //! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues), `topic` (publish/subscribe streams), `txn` (transactions across them),
 //! `idempotency` (deduplicated retries), `auth` (client tokens),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
@@ -11,6 +11,7 @@
 pub mod access;
 pub mod auth;
 pub mod command;
+pub mod counts;
 pub mod expiry;
 pub mod history;
 pub mod idempotency;

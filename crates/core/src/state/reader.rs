@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::auth::{self, AuthSettings, TokenPage, TokenRecord};
+use super::counts::{self, KeyCounts};
 use super::expiry::{self, Expiring};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
@@ -118,6 +119,11 @@ impl StateReader {
     /// Messages of topic `name` from offset `from` (see `topic::read`).
     pub fn topic_messages(&self, name: &str, from: u64, limit: usize, bytes_max: usize) -> Result<AtIndex<TopicRead>, ViewError> {
         self.read(|view, _| topic::read(view, name, from, limit, bytes_max))
+    }
+
+    /// How many keys there are, and how many have an expiry.
+    pub fn key_counts(&self) -> Result<AtIndex<KeyCounts>, ViewError> {
+        self.read(|view, _| counts::get(view))
     }
 
     /// The earliest lease expiry, key expiry or queue timer, if any (the ticker's

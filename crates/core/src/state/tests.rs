@@ -971,3 +971,29 @@ async fn a_batch_refuses_what_may_not_share_an_entry() {
     assert_eq!(f.value("nested"), None);
     assert_eq!(f.apply(Command::Lease(LeaseCommand::Revoke { id: 1 })).await, Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { id: 1 })));
 }
+
+/// The counts, read from their record, against the keys and expiries counted one by
+/// one.
+fn counts_match_the_keys(f: &Fixture) {
+    let counted = f.reader.key_counts().unwrap().value;
+    let store = f.machine.store();
+    let view = store.view();
+    let count = |cf| view.iter_from(cf, &[]).count() as u64;
+    assert_eq!(counted, super::counts::KeyCounts { keys: count(Cf::Kv), expiring: count(Cf::KeyExpiry) });
+}
+
+#[tokio::test]
+async fn the_key_counts_follow_every_way_a_key_comes_and_goes() {
+    // Puts, deletes, a prefix delete, a lease's end, a revoke, transactions, expiries
+    // set, kept, cleared and reached.
+    let mut f = Fixture::new();
+    for request in every_primitive().into_iter().chain(format_4_additions()) {
+        f.apply_keyed(request.idempotency_key.clone().as_deref(), request).await;
+        counts_match_the_keys(&f);
+    }
+    let counted = f.reader.key_counts().unwrap().value;
+    assert!(counted.keys > 10 && counted.expiring == 1, "{counted:?}");
+    // Counted again from scratch, as after an upgrade: the same.
+    let recounted = super::counts::recount(&f.machine.store()).unwrap();
+    assert_eq!(recounted, counted);
+}
