@@ -15,6 +15,7 @@ use crate::state::auth::AuthRejection;
 use crate::state::command::{Command, KeyMeta, Outcome, Rejection, Request, Response as StateResponse};
 use crate::state::kv::KvRejection;
 use crate::state::lease::LeaseRejection;
+use crate::state::list::ListRejection;
 use crate::state::lock::Holding;
 use crate::state::lock::LockRejection;
 use crate::state::queue::QueueRejection;
@@ -148,6 +149,17 @@ pub fn rejection_error(rejection: Rejection) -> ApiError {
         }
         Rejection::Topic(TopicRejection::Invalid { topic, reason }) => ApiError::bad_request("invalid_topic_settings", format!("topic {topic:?}: {reason}")),
         // The proposer batches only batchable commands: this is a bug of ours.
+        Rejection::List(ListRejection::WrongType { key }) => {
+            ApiError::new(StatusCode::CONFLICT, "wrong_type", format!("key {key:?} holds a string, not a list"))
+        }
+        Rejection::List(ListRejection::NoSuchKey { key }) => ApiError::not_found("list_not_found", format!("list {key:?} does not exist")),
+        Rejection::List(ListRejection::IndexOutOfRange { key, index }) => {
+            ApiError::bad_request("index_out_of_range", format!("list {key:?} has no item at index {index}"))
+        }
+        Rejection::List(ListRejection::TooLong { key, limit }) => {
+            ApiError::new(StatusCode::CONFLICT, "list_too_long", format!("list {key:?} would hold more than its maximum of {limit} items"))
+        }
+        Rejection::List(ListRejection::Invalid { reason }) => ApiError::bad_request("invalid_list_command", reason),
         Rejection::NotBatchable => ApiError::internal("the request was proposed in a batch it may not be part of; nothing was changed"),
         Rejection::Auth(AuthRejection::TokenInvalid { reason }) => ApiError::bad_request("invalid_token_settings", reason),
         Rejection::Auth(AuthRejection::TokenLimit { limit }) => {

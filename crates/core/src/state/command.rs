@@ -2,8 +2,8 @@
 //!
 //! A `Request` is what the leader proposes: a command in an envelope that carries the
 //! client's optional idempotency key and the leader's time stamp. Commands are plain
-//! data, grouped by primitive: each primitive's module (`kv`, `lease`, `lock`, `ring`,
-//! `queue`, `topic`, `auth`, `txn`) owns its command, outcome and rejection types and
+//! data, grouped by primitive: each primitive's module (`kv`, `list`, `lease`, `lock`,
+//! `ring`, `queue`, `topic`, `auth`, `txn`) owns its command, outcome and rejection types and
 //! applies its own commands, so an operation is added in its primitive's module, not
 //! here. Commands are validated at the API edge before they are proposed and
 //! re-checked against the state in `apply` (the state may have moved between the
@@ -23,6 +23,7 @@ use super::access::Access;
 use super::auth::{AuthCommand, AuthOutcome, AuthRejection, Role};
 use super::kv::{KvCommand, KvOutcome, KvRejection};
 use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
+use super::list::{ListCommand, ListOutcome, ListRejection};
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
 use super::ring::{RingCommand, RingOutcome, RingRejection};
@@ -62,6 +63,8 @@ pub enum Command {
     Batch(Vec<Request>),
     /// Conditions, then one of two lists of operations, all or nothing (`state::txn`).
     Txn(Txn),
+    /// Format 4.
+    List(ListCommand),
 }
 
 /// Where a command applies: its entry's log index (the identity of leases, lock
@@ -139,6 +142,8 @@ pub enum Outcome {
     /// The outcomes of a `Command::Batch`, one per request, in order.
     Batch(Vec<Response>),
     Txn(TxnOutcome),
+    /// Format 4.
+    List(ListOutcome),
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
@@ -158,6 +163,8 @@ pub enum Rejection {
     },
     /// A command that may not share an entry with others was found in a batch.
     NotBatchable,
+    /// Format 4.
+    List(ListRejection),
 }
 
 /// `From` a primitive's command, outcome and rejection into the shared enums, so a
@@ -195,6 +202,7 @@ primitive_into! {
     Queue: QueueCommand, QueueOutcome, QueueRejection;
     Topic: TopicCommand, TopicOutcome, TopicRejection;
     Auth: AuthCommand, AuthOutcome, AuthRejection;
+    List: ListCommand, ListOutcome, ListRejection;
 }
 
 impl From<Txn> for Command {
@@ -243,6 +251,7 @@ impl Command {
             Command::Tick { .. } => Access::unnamed(Role::Admin),
             Command::Batch(requests) => requests.iter().map(|request| request.command.access()).fold(Access::unnamed(Role::Write), Access::and),
             Command::Txn(txn) => txn.access(),
+            Command::List(command) => command.access(),
         }
     }
 
@@ -255,7 +264,7 @@ impl Command {
             Command::Topic(command) => command.reads_clock(),
             Command::Kv(command) => command.reads_clock(),
             Command::Txn(_) => true,
-            Command::Lock(_) | Command::Ring(_) | Command::Auth(_) | Command::Tick { .. } | Command::Batch(_) => false,
+            Command::List(_) | Command::Lock(_) | Command::Ring(_) | Command::Auth(_) | Command::Tick { .. } | Command::Batch(_) => false,
         }
     }
 
@@ -267,6 +276,7 @@ impl Command {
             Command::Kv(command) => command.format_since(),
             Command::Batch(requests) => requests.iter().map(|request| request.command.format_since()).max().unwrap_or(FORMAT_FIRST),
             Command::Txn(txn) => txn.format_since(),
+            Command::List(_) => 4,
             _ => FORMAT_FIRST,
         }
     }
@@ -275,7 +285,11 @@ impl Command {
     /// outcome does not depend on the entry's log index, which other commands use as
     /// an identity (lease ids, lock tokens, receipts), and it scans nothing.
     pub fn is_batchable(&self) -> bool {
-        matches!(self, Command::Kv(KvCommand::Put { .. } | KvCommand::PutWithTtl { .. } | KvCommand::Delete { .. }))
+        matches!(
+            self,
+            Command::Kv(KvCommand::Put { .. } | KvCommand::PutWithTtl { .. } | KvCommand::Delete { .. } | KvCommand::Expire { .. })
+                | Command::List(ListCommand::Push { .. } | ListCommand::Pop { .. })
+        )
     }
 }
 
@@ -292,6 +306,7 @@ impl fmt::Display for Request {
             Command::Tick { advance_ms } => write!(f, "tick +{advance_ms} ms"),
             Command::Batch(requests) => write!(f, "batch of {} requests", requests.len()),
             Command::Txn(txn) => txn.fmt(f),
+            Command::List(command) => command.fmt(f),
         }?;
         if self.now_ms > 0 {
             write!(f, " at {}", self.now_ms)?;

@@ -16,6 +16,7 @@ pub const KEY_COUNTS: &[u8] = b"key_counts";
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyCounts {
+    /// Strings and lists.
     pub keys: u64,
     /// Keys with an expiry (`expiry`).
     pub expiring: u64,
@@ -41,7 +42,7 @@ pub fn get(view: &View<'_>) -> Result<KeyCounts, ViewError> {
 pub fn recount(store: &StateStore) -> Result<KeyCounts, ViewError> {
     let view = store.view();
     let count = |cf| view.iter_from(cf, &[]).try_fold(0u64, |count, item| item.map(|_| count + 1));
-    let counts = KeyCounts { keys: count(Cf::Kv)?, expiring: count(Cf::KeyExpiry)? };
+    let counts = KeyCounts { keys: count(Cf::Kv)? + count(Cf::Lists)?, expiring: count(Cf::KeyExpiry)? };
     store.db().put_cf(store.cf(Cf::Meta), KEY_COUNTS, codec::encode(&counts)?)?;
     Ok(counts)
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::counts;
 use super::kv::{self, KvRecord, RevisionAt};
+use super::list;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 
 /// Most keys one tick expires; the rest go on the next tick. Bounds the work of
@@ -161,10 +162,11 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta) -> Result<u64, ViewError> {
     let at = RevisionAt::Shared { before: meta.revision };
     for key in &due {
         let record: Option<KvRecord> = batch.get_decoded(Cf::Kv, key.as_bytes())?;
-        let Some(record) = record else {
-            return Err(ViewError::Corrupt(format!("key {key:?} has an expiry but no record")));
-        };
-        kv::remove(batch, meta, at, key, record.lease)?;
+        match (record, list::record(batch, key)?) {
+            (Some(record), _) => kv::remove(batch, meta, at, key, record.lease)?,
+            (None, Some(held)) => list::delete(batch, meta, at, key, &held)?,
+            (None, None) => return Err(ViewError::Corrupt(format!("key {key:?} has an expiry but no record"))),
+        }
     }
     Ok(due.len() as u64)
 }

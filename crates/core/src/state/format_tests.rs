@@ -12,6 +12,7 @@ use super::command::{Command, Fence, KeyMeta, Outcome, Precondition, Receipt, Re
 use super::expiry::Ttl;
 use super::kv::{KvCommand, KvOutcome, KvRejection};
 use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
+use super::list::{End, ListCommand, ListOutcome, ListRejection};
 use super::lock::Holding;
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
@@ -22,9 +23,9 @@ use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use super::txn::{TxnOutcome, TxnRejection};
 use crate::golden;
 
-const COMMAND_VARIANTS: usize = 29;
-const OUTCOME_VARIANTS: usize = 28;
-const REJECTION_VARIANTS: usize = 31;
+const COMMAND_VARIANTS: usize = 36;
+const OUTCOME_VARIANTS: usize = 34;
+const REJECTION_VARIANTS: usize = 36;
 
 fn command_variant(command: &Command) -> &'static str {
     match command {
@@ -57,6 +58,13 @@ fn command_variant(command: &Command) -> &'static str {
         Command::Kv(KvCommand::DeletePrefix { .. }) => "DeletePrefix",
         Command::Txn(_) => "Txn",
         Command::Kv(KvCommand::PutWithTtl { .. }) => "PutWithTtl",
+        Command::Kv(KvCommand::Expire { .. }) => "Expire",
+        Command::List(ListCommand::Push { .. }) => "ListPush",
+        Command::List(ListCommand::Pop { .. }) => "ListPop",
+        Command::List(ListCommand::Move { .. }) => "ListMove",
+        Command::List(ListCommand::Set { .. }) => "ListSet",
+        Command::List(ListCommand::Remove { .. }) => "ListRemove",
+        Command::List(ListCommand::Trim { .. }) => "ListTrim",
     }
 }
 
@@ -90,6 +98,12 @@ fn outcome_variant(outcome: &Outcome) -> &'static str {
         Outcome::Auth(AuthOutcome::Changed { .. }) => "AuthChanged",
         Outcome::Kv(KvOutcome::PrefixDeleted { .. }) => "PrefixDeleted",
         Outcome::Txn(TxnOutcome { .. }) => "Txn",
+        Outcome::List(ListOutcome::Pushed { .. }) => "ListPushed",
+        Outcome::List(ListOutcome::Popped { .. }) => "ListPopped",
+        Outcome::List(ListOutcome::Moved { .. }) => "ListMoved",
+        Outcome::List(ListOutcome::Set { .. }) => "ListSet",
+        Outcome::List(ListOutcome::Removed { .. }) => "ListRemoved",
+        Outcome::List(ListOutcome::Trimmed { .. }) => "ListTrimmed",
     }
 }
 
@@ -126,6 +140,11 @@ fn rejection_variant(rejection: &Rejection) -> &'static str {
         Rejection::Txn(TxnRejection::Invalid { .. }) => "TxnInvalid",
         Rejection::Txn(TxnRejection::ConditionRefused { .. }) => "TxnConditionRefused",
         Rejection::Txn(TxnRejection::OpRefused { .. }) => "TxnOpRefused",
+        Rejection::List(ListRejection::WrongType { .. }) => "WrongType",
+        Rejection::List(ListRejection::NoSuchKey { .. }) => "ListNoSuchKey",
+        Rejection::List(ListRejection::IndexOutOfRange { .. }) => "ListIndexOutOfRange",
+        Rejection::List(ListRejection::TooLong { .. }) => "ListTooLong",
+        Rejection::List(ListRejection::Invalid { .. }) => "ListInvalid",
     }
 }
 
@@ -156,7 +175,7 @@ enum TxnPart {
     Result(TxnResult),
 }
 
-const TXN_PART_VARIANTS: usize = 9 + 12 + 3;
+const TXN_PART_VARIANTS: usize = 9 + 14 + 3;
 
 fn txn_sample() -> Txn {
     let receipt = Receipt { id: 7, delivery: 300 };
@@ -194,11 +213,18 @@ fn txn_sample() -> Txn {
 /// The operations log format 4 added, pinned on their own (the transaction sample
 /// stays the one version 2 has a twin of).
 fn format_4_txn_ops() -> Vec<(&'static str, TxnOp)> {
-    vec![("PutWithTtl", TxnOp::PutWithTtl { key: "acct/d".into(), value: b"6".to_vec(), lease: None, ttl: Ttl::After { ttl_ms: 5_000 } })]
+    vec![
+        ("PutWithTtl", TxnOp::PutWithTtl { key: "acct/d".into(), value: b"6".to_vec(), lease: None, ttl: Ttl::After { ttl_ms: 5_000 } }),
+        ("Expire", TxnOp::Expire { key: "acct/e".into(), ttl: Ttl::Clear }),
+        ("OnList", TxnOp::OnList(ListCommand::Pop { key: "acct/log".into(), end: End::Left, count: 1 })),
+    ]
 }
 
-/// The samples of `commands.txt` that version 2 has no twin of.
-pub(super) const FORMAT_4_SAMPLES: [&str; 2] = ["command.PutWithTtl", "txn_op.PutWithTtl"];
+/// Whether a sample of `commands.txt` is of format 4 (version 2 has no twin of it).
+pub(super) fn of_format_4(name: &str) -> bool {
+    let format_4 = ["command.PutWithTtl", "command.Expire", "command.List", "outcome.List", "rejection.List", "rejection.WrongType", "txn_op."];
+    format_4.iter().any(|prefix| name.starts_with(prefix))
+}
 
 fn txn_outcome_sample() -> Outcome {
     let record = super::kv::KvRecord { value: b"5".to_vec(), meta: KeyMeta { create_revision: 3, mod_revision: 9, version: 3 }, lease: None };
@@ -300,6 +326,13 @@ fn commands() -> Vec<Request> {
                 ttl: Ttl::After { ttl_ms: 30_000 },
             },
         ),
+        at(86, KvCommand::Expire { key: "session/a".into(), ttl: Ttl::After { ttl_ms: 60_000 }, precondition: Precondition::ModRevision(9) }),
+        Command::List(ListCommand::Push { key: "jobs".into(), items: vec![b"a".to_vec(), b"b".to_vec()], end: End::Left, only_existing: false }).into(),
+        Command::List(ListCommand::Pop { key: "jobs".into(), end: End::Right, count: 2 }).into(),
+        Command::List(ListCommand::Move { source: "jobs".into(), destination: "done".into(), from: End::Right, to: End::Left }).into(),
+        Command::List(ListCommand::Set { key: "jobs".into(), index: -1, item: b"z".to_vec() }).into(),
+        Command::List(ListCommand::Remove { key: "jobs".into(), count: -2, item: b"a".to_vec() }).into(),
+        Command::List(ListCommand::Trim { key: "jobs".into(), start: 1, stop: -1 }).into(),
     ]
 }
 
@@ -346,6 +379,12 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Auth(AuthOutcome::Changed { enabled: true }),
         Outcome::Kv(KvOutcome::PrefixDeleted { deleted: 1000, revision: 2000, more: true }),
         txn_outcome_sample(),
+        Outcome::List(ListOutcome::Pushed { len: 3, revision: 10 }),
+        Outcome::List(ListOutcome::Popped { items: vec![b"a".to_vec(), b"b".to_vec()], revision: 11 }),
+        Outcome::List(ListOutcome::Moved { item: Some(b"a".to_vec()), revision: 12 }),
+        Outcome::List(ListOutcome::Set { revision: 13 }),
+        Outcome::List(ListOutcome::Removed { removed: 2, revision: 14 }),
+        Outcome::List(ListOutcome::Trimmed { revision: 15 }),
     ]
 }
 
@@ -391,6 +430,11 @@ fn rejections() -> Vec<Rejection> {
             op: 1,
             rejection: Box::new(Rejection::Queue(QueueRejection::StaleReceipt { queue: "jobs".into(), receipt, current_delivery: None })),
         }),
+        Rejection::List(ListRejection::WrongType { key: "config/a".into() }),
+        Rejection::List(ListRejection::NoSuchKey { key: "jobs".into() }),
+        Rejection::List(ListRejection::IndexOutOfRange { key: "jobs".into(), index: -9 }),
+        Rejection::List(ListRejection::TooLong { key: "jobs".into(), limit: 1_000_000 }),
+        Rejection::List(ListRejection::Invalid { reason: "a push adds 1 to 10000 items, not 0".into() }),
     ]
 }
 
@@ -443,7 +487,10 @@ async fn the_state_of_every_primitive_encodes_as_pinned() {
 #[test]
 fn the_leader_stamps_the_commands_that_read_the_clock() {
     let stamped: Vec<&str> = commands().iter().filter(|request| request.command.reads_clock()).map(|request| command_variant(&request.command)).collect();
-    assert_eq!(stamped, ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn", "PutWithTtl"]);
+    assert_eq!(
+        stamped,
+        ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn", "PutWithTtl", "Expire"]
+    );
     for request in commands() {
         assert_eq!(request.now_ms != 0, request.command.reads_clock(), "{request:?}");
     }

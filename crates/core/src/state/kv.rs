@@ -16,6 +16,7 @@ use super::auth::Role;
 use super::command::{FORMAT_FIRST, Fence, KeyMeta, Outcome, Precondition, Rejection};
 use super::expiry::{self, Ttl};
 use super::history::{self, Change};
+use super::list::{self, ListRecord};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use super::{counts, lease, lock};
 use crate::codec;
@@ -33,6 +34,9 @@ pub enum KvCommand {
     /// `Put`, and what becomes of the key's expiry (`expiry::Ttl`; a `Put` clears it).
     /// Format 4.
     PutWithTtl { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64>, fence: Option<Fence>, ttl: Ttl },
+    /// Changes only the expiry of `key` (a string or a list), if it exists and
+    /// `precondition` holds: a change of the key (a new revision). Format 4.
+    Expire { key: String, ttl: Ttl, precondition: Precondition },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -78,6 +82,7 @@ impl fmt::Display for KvCommand {
             KvCommand::PutWithTtl { key, value, precondition, lease, fence, ttl } => {
                 write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?}, fence {fence:?}, {ttl:?})", value.len())
             }
+            KvCommand::Expire { key, ttl, precondition } => write!(f, "expire {key:?} ({ttl:?}, {precondition:?})"),
         }
     }
 }
@@ -95,27 +100,28 @@ impl KvCommand {
                 }
             }
             KvCommand::DeletePrefix { prefix } => Access::prefix(Role::Write, prefix),
+            KvCommand::Expire { key, .. } => Access::name(Role::Write, "key", key),
         }
     }
 
     /// The first log format that carries it (`Command::format_since`).
     pub fn format_since(&self) -> u32 {
         match self {
-            KvCommand::PutWithTtl { .. } => 4,
+            KvCommand::PutWithTtl { .. } | KvCommand::Expire { .. } => 4,
             KvCommand::Put { .. } | KvCommand::Delete { .. } | KvCommand::DeletePrefix { .. } => FORMAT_FIRST,
         }
     }
 
     /// Whether applying it reads the clock: a put that sets an expiry.
     pub fn reads_clock(&self) -> bool {
-        matches!(self, KvCommand::PutWithTtl { ttl, .. } if ttl.reads_clock())
+        matches!(self, KvCommand::PutWithTtl { ttl, .. } | KvCommand::Expire { ttl, .. } if ttl.reads_clock())
     }
 }
 
 pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, now_ms: u64, command: KvCommand) -> Result<Outcome, ViewError> {
     let fence = match &command {
         KvCommand::Put { fence, .. } | KvCommand::PutWithTtl { fence, .. } | KvCommand::Delete { fence, .. } => fence.as_ref(),
-        KvCommand::DeletePrefix { .. } => None,
+        KvCommand::DeletePrefix { .. } | KvCommand::Expire { .. } => None,
     };
     if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
         return Ok(rejection.into());
@@ -130,6 +136,7 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, now_ms: u64, command: KvCom
         }
         KvCommand::Delete { key, precondition, .. } => apply_delete(batch, meta, RevisionAt::Next, &key, precondition),
         KvCommand::DeletePrefix { prefix } => apply_delete_prefix(batch, meta, &prefix),
+        KvCommand::Expire { key, ttl, precondition } => apply_expire(batch, meta, RevisionAt::Next, &key, ttl, precondition, now_ms),
     }
 }
 
@@ -220,14 +227,47 @@ pub struct Put<'a> {
     pub now_ms: u64,
 }
 
+/// What `key` holds, as `batch` sees it: a string, a list (`list`), or nothing.
+enum Holding {
+    Nothing,
+    String(KvRecord),
+    List(ListRecord),
+}
+
+impl Holding {
+    fn of(batch: &Batch<'_>, key: &str) -> Result<Self, ViewError> {
+        if let Some(record) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? {
+            return Ok(Holding::String(record));
+        }
+        Ok(list::record(batch, key)?.map_or(Holding::Nothing, Holding::List))
+    }
+
+    fn meta(&self) -> Option<KeyMeta> {
+        match self {
+            Holding::Nothing => None,
+            Holding::String(record) => Some(record.meta),
+            Holding::List(list) => Some(list.meta),
+        }
+    }
+}
+
 pub fn apply_put(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, put: Put<'_>) -> Result<Outcome, ViewError> {
     let Put { key, value, precondition, lease, ttl, now_ms } = put;
-    let current: Option<KvRecord> = batch.get_decoded(Cf::Kv, key.as_bytes())?;
-    let current_meta = current.as_ref().map(|record| record.meta);
-    let current_lease = current.as_ref().and_then(|record| record.lease);
-    if let Err(rejection) = check(key, current_meta.as_ref(), precondition) {
+    let holding = Holding::of(batch, key)?;
+    if let Err(rejection) = check(key, holding.meta().as_ref(), precondition) {
         return Ok(Outcome::Rejected(rejection));
     }
+    // A put replaces a list with a new string, as Redis's `SET` does.
+    let current = match holding {
+        Holding::String(record) => Some(record),
+        Holding::List(list) => {
+            list::discard(batch, key, &list)?;
+            None
+        }
+        Holding::Nothing => None,
+    };
+    let current_meta = current.as_ref().map(|record| record.meta);
+    let current_lease = current.as_ref().and_then(|record| record.lease);
     if let Some(id) = lease
         && current_lease != lease
         && let Err(rejection) = lease::check_attach_kind(batch, id, lease::Attached::Key)?
@@ -252,15 +292,54 @@ pub fn apply_put(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, put: Pu
     Ok(KvOutcome::Put { revision, meta: key_meta, created: current_meta.is_none() }.into())
 }
 
+/// Deletes `key`, a string or a list.
 pub fn apply_delete(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str, precondition: Precondition) -> Result<Outcome, ViewError> {
-    let Some(current) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? else {
+    let holding = Holding::of(batch, key)?;
+    let Some(prev) = holding.meta() else {
         return Ok(KvRejection::NotFound { key: key.to_string() }.into());
     };
-    if let Err(rejection) = check(key, Some(&current.meta), precondition) {
+    if let Err(rejection) = check(key, Some(&prev), precondition) {
         return Ok(Outcome::Rejected(rejection));
     }
-    remove(batch, meta, at, key, current.lease)?;
-    Ok(KvOutcome::Deleted { revision: meta.revision, prev: current.meta }.into())
+    match holding {
+        Holding::String(record) => remove(batch, meta, at, key, record.lease)?,
+        Holding::List(list) => list::delete(batch, meta, at, key, &list)?,
+        Holding::Nothing => {}
+    }
+    Ok(KvOutcome::Deleted { revision: meta.revision, prev }.into())
+}
+
+/// Gives `key` (a string or a list) the expiry `ttl` says, as a change of the key.
+pub fn apply_expire(
+    batch: &mut Batch<'_>,
+    meta: &mut Meta,
+    at: RevisionAt,
+    key: &str,
+    ttl: Ttl,
+    precondition: Precondition,
+    now_ms: u64,
+) -> Result<Outcome, ViewError> {
+    let holding = Holding::of(batch, key)?;
+    let Some(old) = holding.meta() else {
+        return Ok(KvRejection::NotFound { key: key.to_string() }.into());
+    };
+    if let Err(rejection) = check(key, Some(&old), precondition) {
+        return Ok(Outcome::Rejected(rejection));
+    }
+    at.advance(meta);
+    let key_meta = KeyMeta { create_revision: old.create_revision, mod_revision: meta.revision, version: old.version + 1 };
+    match holding {
+        Holding::String(record) => {
+            history::record(batch, meta, key, Change::Put { value: record.value.clone(), meta: key_meta, lease: record.lease })?;
+            batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { meta: key_meta, ..record })?;
+        }
+        Holding::List(list) => batch.put_encoded(Cf::Lists, key.as_bytes(), &ListRecord { meta: key_meta, ..list })?,
+        Holding::Nothing => {}
+    }
+    if let Some(expiry) = expiry::after_put(ttl, meta.clock_ms, now_ms) {
+        expiry::set(batch, key, expiry)?;
+    }
+    Ok(KvOutcome::Put { revision: meta.revision, meta: key_meta, created: false }.into())
 }
 
 /// Deletes `key` at the revision `at` says, detaching it from `lease` and clearing

@@ -22,6 +22,7 @@ use super::expiry;
 use super::idempotency::{self, IdempotencyBounds, Lookup};
 use super::kv;
 use super::lease;
+use super::list;
 use super::lock;
 use super::queue;
 use super::reader::StateReader;
@@ -167,6 +168,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: 
         // `apply_request` unpacks a batch; one met here was nested in another.
         Command::Batch(_) => Ok(Outcome::Rejected(Rejection::NotBatchable)),
         Command::Txn(txn) => txn::apply(batch, meta, stamp, txn),
+        Command::List(command) => list::apply(batch, meta, kv::RevisionAt::Next, command),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Pure with respect to the outside world: no network, no clock, no randomness. Its
 //! only I/O is its own RocksDB (`store`). One file per concern: `command` (the
-//! vocabulary), `kv` (the key-value primitive), `expiry` (keys' time to live), `counts` (how many keys), `history` (recent key changes, for watches), `lease` (the replicated clock and
+//! vocabulary), `kv` (the key-value primitive), `list` (lists, a kind of key), `expiry` (keys' time to live), `counts` (how many keys), `history` (recent key changes, for watches), `lease` (the replicated clock and
 //! leases), `lock` (fencing-token locks), `ring` (consistent-hash ring membership), `queue` (durable work queues), `topic` (publish/subscribe streams), `txn` (transactions across them),
 //! `idempotency` (deduplicated retries), `auth` (client tokens),
 //! `snapshot` (the snapshot file format and install), `machine` (openraft glue),
@@ -17,6 +17,7 @@ pub mod history;
 pub mod idempotency;
 pub mod kv;
 pub mod lease;
+pub mod list;
 pub mod lock;
 pub mod machine;
 pub mod queue;
@@ -39,6 +40,8 @@ mod expiry_tests;
 mod format_tests;
 #[cfg(test)]
 mod history_tests;
+#[cfg(test)]
+mod list_tests;
 #[cfg(test)]
 mod queue_tests;
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::expiry::{self, Expiring};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
+use super::list::{self, ListRecord};
 use super::lock::{self, LockRecord};
 use super::queue::{self, QueueRecord, QueueView};
 use super::ring::{self, RingView};
@@ -119,6 +120,24 @@ impl StateReader {
     /// Messages of topic `name` from offset `from` (see `topic::read`).
     pub fn topic_messages(&self, name: &str, from: u64, limit: usize, bytes_max: usize) -> Result<AtIndex<TopicRead>, ViewError> {
         self.read(|view, _| topic::read(view, name, from, limit, bytes_max))
+    }
+
+    /// The items of list `key` from `start` to `stop` (Redis's `LRANGE` indexes:
+    /// negative from the end, clamped), at most `list::RANGE_MAX` of them; `None` when
+    /// the key holds no list.
+    pub fn list_items(&self, key: &str, start: i64, stop: i64) -> Result<AtIndex<Option<Vec<Vec<u8>>>>, ViewError> {
+        self.read(|view, _| {
+            let Some(found) = list::get(view, key)? else { return Ok(None) };
+            Ok(Some(match list::clamp(start, stop, found.len) {
+                Some((start, stop)) => list::range(view, key, &found, start, stop.min(start + list::RANGE_MAX - 1))?,
+                None => Vec::new(),
+            }))
+        })
+    }
+
+    /// List `key`'s record (its length and revisions), if the key holds a list.
+    pub fn list_record(&self, key: &str) -> Result<AtIndex<Option<ListRecord>>, ViewError> {
+        self.read(|view, _| list::get(view, key))
     }
 
     /// How many keys there are, and how many have an expiry.

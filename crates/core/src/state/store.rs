@@ -74,10 +74,15 @@ pub enum Cf {
     KeyExpiry = 19,
     /// Expiry (big-endian clock ms) ++ key → empty: keys by expiry. Format 4.
     ExpiryOrder = 20,
+    /// Key → `list::ListRecord`: the keys that hold lists. Format 4.
+    Lists = 21,
+    /// Key ++ `\0` ++ generation (big-endian) ++ sequence number (big-endian) → an
+    /// item of a list (`list`). Format 4.
+    ListItems = 22,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 20] = [
+    pub const ALL: [Cf; 22] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -98,6 +103,8 @@ impl Cf {
         Cf::Auth,
         Cf::KeyExpiry,
         Cf::ExpiryOrder,
+        Cf::Lists,
+        Cf::ListItems,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +129,8 @@ impl Cf {
             Cf::Auth => "auth",
             Cf::KeyExpiry => "key_expiry",
             Cf::ExpiryOrder => "expiry_order",
+            Cf::Lists => "lists",
+            Cf::ListItems => "list_items",
         }
     }
 

@@ -11,6 +11,7 @@ use super::idempotency::IdempotencyBounds;
 use super::kv::{self, InvalidInput};
 use super::kv::{KvCommand, KvOutcome, KvRejection};
 use super::lease::{LeaseCommand, LeaseOutcome, LeaseRejection};
+use super::list::{End, ListCommand};
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::machine::CACHE_BYTES_DEFAULT;
 use super::queue::QueueCommand;
@@ -859,14 +860,33 @@ pub(super) fn every_primitive() -> Vec<Request> {
 /// What log format 4 added, after `every_primitive` (whose state a version-2 database
 /// upgrades to): keys with a time to live (the clock reads 1100 here), one that
 /// expires at the tick, one that keeps its expiry through a put, one that loses it to
-/// a plain put.
+/// a plain put; lists pushed, popped, moved, set, trimmed, emptied, replaced by a
+/// string, and one that expires.
 pub(super) fn format_4_additions() -> Vec<Request> {
+    let list = |command: ListCommand| Request::from(Command::List(command));
+    let push = |key: &str, items: &[&str], end| {
+        list(ListCommand::Push { key: key.into(), items: items.iter().map(|item| item.as_bytes().to_vec()).collect(), end, only_existing: false })
+    };
     vec![
         at(1100, put_ttl("ttl/gone", "1", Ttl::After { ttl_ms: 50 })),
         at(1100, put_ttl("ttl/kept", "2", Ttl::After { ttl_ms: 10_000 })),
         put_ttl("ttl/kept", "3", Ttl::Keep).into(),
         at(1100, put_ttl("ttl/cleared", "4", Ttl::After { ttl_ms: 50 })),
         put("ttl/cleared", "5").into(),
+        push("list/q", &["a", "b", "c"], End::Right),
+        push("list/q", &["z"], End::Left),
+        list(ListCommand::Pop { key: "list/q".into(), end: End::Right, count: 1 }),
+        list(ListCommand::Set { key: "list/q".into(), index: 1, item: b"A".to_vec() }),
+        list(ListCommand::Move { source: "list/q".into(), destination: "list/r".into(), from: End::Left, to: End::Right }),
+        push("list/q", &["x", "y", "x"], End::Right),
+        list(ListCommand::Remove { key: "list/q".into(), count: 0, item: b"x".to_vec() }),
+        list(ListCommand::Trim { key: "list/q".into(), start: 0, stop: -2 }),
+        push("list/emptied", &["1"], End::Left),
+        list(ListCommand::Pop { key: "list/emptied".into(), end: End::Left, count: 5 }),
+        push("list/replaced", &["1", "2"], End::Left),
+        put("list/replaced", "a string now").into(),
+        push("list/expiring", &["1", "2"], End::Left),
+        at(1100, KvCommand::Expire { key: "list/expiring".into(), ttl: Ttl::After { ttl_ms: 50 }, precondition: Precondition::None }),
         Command::Tick { advance_ms: 100 }.into(),
     ]
 }
@@ -979,7 +999,7 @@ fn counts_match_the_keys(f: &Fixture) {
     let store = f.machine.store();
     let view = store.view();
     let count = |cf| view.iter_from(cf, &[]).count() as u64;
-    assert_eq!(counted, super::counts::KeyCounts { keys: count(Cf::Kv), expiring: count(Cf::KeyExpiry) });
+    assert_eq!(counted, super::counts::KeyCounts { keys: count(Cf::Kv) + count(Cf::Lists), expiring: count(Cf::KeyExpiry) });
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ use super::auth::Role;
 use super::command::{FORMAT_FIRST, Outcome, Precondition, Receipt, Rejection, Stamp};
 use super::expiry::Ttl;
 use super::kv::{self, KvRecord, Put, RevisionAt};
+use super::list::{self, ListCommand};
 use super::store::{Batch, Cf, Meta, ViewError};
 use super::{lease, lock, queue, ring, topic};
 
@@ -137,6 +138,13 @@ pub enum TxnOp {
         lease: Option<u64>,
         ttl: Ttl,
     },
+    /// Changes only the expiry of a key (a string or a list). Format 4.
+    Expire {
+        key: String,
+        ttl: Ttl,
+    },
+    /// A list command (`list`). Format 4.
+    OnList(ListCommand),
 }
 
 /// What one operation of the branch that ran produced.
@@ -188,7 +196,10 @@ impl Txn {
             Condition::LeaseAlive { .. } => None,
         });
         let ops = self.success.iter().chain(&self.failure).filter_map(|op| match op {
-            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => Some(Access::name(Role::Write, "key", key)),
+            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Expire { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => {
+                Some(Access::name(Role::Write, "key", key))
+            }
+            TxnOp::OnList(command) => Some(command.access()),
             TxnOp::List { prefix, .. } => Some(Access::prefix(Role::Write, prefix)),
             TxnOp::Enqueue { queue, .. } | TxnOp::Ack { queue, .. } | TxnOp::Nack { queue, .. } | TxnOp::Extend { queue, .. } => {
                 Some(Access::name(Role::Write, "queue", queue))
@@ -212,7 +223,8 @@ impl TxnOp {
     /// the same transaction could also change (two changes of one thing conflict).
     fn target(&self) -> Option<(&'static str, String)> {
         match self {
-            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Delete { key } => Some(("key", key.clone())),
+            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Expire { key, .. } | TxnOp::Delete { key } => Some(("key", key.clone())),
+            TxnOp::OnList(command) => command.keys().first().map(|key| ("key", key.to_string())),
             TxnOp::Ack { queue, receipt } | TxnOp::Nack { queue, receipt, .. } | TxnOp::Extend { queue, receipt, .. } => {
                 Some(("message", format!("{queue} {}", receipt.id)))
             }
@@ -225,6 +237,8 @@ impl TxnOp {
     fn bytes(&self) -> usize {
         match self {
             TxnOp::Put { key, value, .. } | TxnOp::PutWithTtl { key, value, .. } => key.len() + value.len(),
+            TxnOp::Expire { key, .. } => key.len(),
+            TxnOp::OnList(command) => command.bytes(),
             TxnOp::Delete { key } | TxnOp::Get { key } => key.len(),
             TxnOp::List { prefix, .. } => prefix.len(),
             TxnOp::Enqueue { queue, payload, .. } => queue.len() + payload.len(),
@@ -240,6 +254,8 @@ impl TxnOp {
         match self {
             TxnOp::Put { .. } => "put",
             TxnOp::PutWithTtl { .. } => "put with ttl",
+            TxnOp::Expire { .. } => "expire",
+            TxnOp::OnList(_) => "list command",
             TxnOp::Delete { .. } => "delete",
             TxnOp::Get { .. } => "get",
             TxnOp::List { .. } => "list",
@@ -257,7 +273,7 @@ impl TxnOp {
 impl Txn {
     /// The first log format that carries it (`Command::format_since`).
     pub fn format_since(&self) -> u32 {
-        let format_4 = self.success.iter().chain(&self.failure).any(|op| matches!(op, TxnOp::PutWithTtl { .. }));
+        let format_4 = self.success.iter().chain(&self.failure).any(|op| matches!(op, TxnOp::PutWithTtl { .. } | TxnOp::Expire { .. } | TxnOp::OnList(_)));
         if format_4 { 4 } else { FORMAT_FIRST }
     }
 }
@@ -342,14 +358,17 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, txn: Txn) -> 
 fn holds(batch: &Batch<'_>, condition: &Condition) -> Result<Result<bool, Rejection>, ViewError> {
     Ok(Ok(match condition {
         Condition::Key { key, test } => {
+            // A list is a key too: its revisions are tested; it has no value.
             let current = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())?;
-            match (test, current) {
-                (KeyTest::Absent, current) => current.is_none(),
-                (KeyTest::Exists, current) => current.is_some(),
+            let list = if current.is_none() { list::record(batch, key)? } else { None };
+            let meta = current.as_ref().map(|record| record.meta).or(list.map(|list| list.meta));
+            match (test, meta) {
+                (KeyTest::Absent, meta) => meta.is_none(),
+                (KeyTest::Exists, meta) => meta.is_some(),
                 (_, None) => false,
-                (KeyTest::Value(value), Some(record)) => record.value == *value,
-                (KeyTest::ModRevision(revision), Some(record)) => record.meta.mod_revision == *revision,
-                (KeyTest::Version(version), Some(record)) => record.meta.version == *version,
+                (KeyTest::Value(value), Some(_)) => current.is_some_and(|record| record.value == *value),
+                (KeyTest::ModRevision(revision), Some(meta)) => meta.mod_revision == *revision,
+                (KeyTest::Version(version), Some(meta)) => meta.version == *version,
             }
         }
         Condition::LeaseAlive { lease: id } => lease::record(batch, *id)?.is_some(),
@@ -381,6 +400,8 @@ fn apply_op(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, revision: Revi
             kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl, now_ms })?
         }
         TxnOp::Delete { key } => kv::apply_delete(batch, meta, revision, &key, Precondition::None)?,
+        TxnOp::Expire { key, ttl } => kv::apply_expire(batch, meta, revision, &key, ttl, Precondition::None, now_ms)?,
+        TxnOp::OnList(command) => list::apply(batch, meta, revision, command)?,
         TxnOp::Enqueue { queue, payload, delay_ms } => queue::enqueue(batch, meta, &queue, payload, delay_ms, now_ms)?,
         TxnOp::Ack { queue, receipt } => queue::ack(batch, &queue, receipt)?,
         TxnOp::Nack { queue, receipt, delay_ms } => queue::nack(batch, meta, &queue, receipt, delay_ms, now_ms)?,

@@ -213,9 +213,11 @@ impl Command {
         match command {
             C::Kv(KvCommand::Put { key, value, precondition, lease, fence }) => Command::Put { key, value, precondition, lease, fence },
             C::Kv(KvCommand::Delete { key, precondition, fence }) => Command::Delete { key, precondition, fence },
-            // Format 4 is never sent to a version-2 peer (`raft::frames` refuses it
-            // first); its fingerprint in version 2's terms is the put's.
-            C::Kv(KvCommand::PutWithTtl { key, value, precondition, lease, fence, .. }) => Command::Put { key, value, precondition, lease, fence },
+            // Format 4 has no version-2 encoding, and is never sent to a version-2
+            // peer (`raft::frames` refuses it first). An empty batch stands for it
+            // where version 2's bytes are asked for (a fingerprint): no client sent
+            // one, so no remembered version-2 request matches it.
+            C::Kv(KvCommand::PutWithTtl { .. } | KvCommand::Expire { .. }) | C::List(_) => Command::Batch(Vec::new()),
             C::Kv(KvCommand::DeletePrefix { prefix }) => Command::DeletePrefix { prefix },
             C::Lease(LeaseCommand::Grant { ttl_ms }) => Command::LeaseGrant { ttl_ms, now_ms },
             C::Lease(LeaseCommand::KeepAlive { id }) => Command::LeaseKeepAlive { id, now_ms },
@@ -338,7 +340,8 @@ impl From<current::Outcome> for Outcome {
     fn from(outcome: current::Outcome) -> Self {
         use current::Outcome as O;
         match outcome {
-            O::Noop => Outcome::Noop,
+            // Never sent to a version-2 peer (its command is not, above).
+            O::Noop | O::List(_) => Outcome::Noop,
             O::Kv(KvOutcome::Put { revision, meta, created }) => Outcome::Put { revision, meta, created },
             O::Kv(KvOutcome::Deleted { revision, prev }) => Outcome::Deleted { revision, prev },
             O::Kv(KvOutcome::PrefixDeleted { deleted, revision, more }) => Outcome::PrefixDeleted { deleted, revision, more },
@@ -471,7 +474,8 @@ impl From<current::Rejection> for Rejection {
                 Rejection::TxnOpRefused { succeeded, op, rejection: Box::new(Rejection::from(*rejection)) }
             }
             R::IdempotencyKeyReused { key } => Rejection::IdempotencyKeyReused { key },
-            R::NotBatchable => Rejection::NotBatchable,
+            // Format 4's are never sent to a version-2 peer (their commands are not).
+            R::NotBatchable | R::List(_) => Rejection::NotBatchable,
         }
     }
 }
