@@ -14,7 +14,8 @@
 //! (`/raft/write`, `/raft/read_index`); 3, requests and outcomes re-encoded with the
 //! commands grouped by primitive (`frames`), and cluster administration sent to the
 //! leader as typed requests (`/raft/admin`); 4, entries, forwarded writes and their
-//! answers may carry the commands of log format 4 (puts with a time to live), which
+//! answers may carry the commands of log format 4 (puts with a time to live, expiries,
+//! list commands), which
 //! a leader proposes only once every member speaks 4. A node talks to a peer in the newest
 //! version both speak (`network.rs` learns it from the peer's answers, a 426
 //! included) and encodes each frame for that version (`frames`).

@@ -40,13 +40,14 @@ pub struct Format {
 /// The state database (`state/`): records, keys and their layout. Version 2: the
 /// idempotency table may hold transactions' outcomes. Version 3: outcomes grouped by
 /// primitive, and each record says which encoding its fingerprint hashed. Version 4:
-/// keys may have a time to live (two new families, `state::expiry`), and outcomes
-/// may be of format 4's commands.
+/// keys may have a time to live (two new families, `state::expiry`), the keys are
+/// counted (`state::counts`), keys may hold lists (two new families, `state::list`),
+/// and outcomes may be of format 4's commands.
 pub const STATE_FORMAT: Format = Format { what: "state database", current: 4, oldest: 1, rewritten_below: 3 };
 /// The log database (`log/`): the vote, log ids and entries. Version 2: entries may
 /// carry transactions. Version 3: commands grouped by primitive, the leader's stamp
 /// in the request envelope. Version 4: entries may carry format 4's commands (puts
-/// with a time to live).
+/// with a time to live, expiries, list commands).
 pub const LOG_FORMAT: Format = Format { what: "log database", current: 4, oldest: 1, rewritten_below: 3 };
 
 /// How a database of an older version becomes current: every value of `family` is
