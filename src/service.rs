@@ -68,12 +68,10 @@ pub enum ConsensusError {
     /// which tokens hold.
     #[error("the leader is taking over (it has not applied the log of earlier terms yet); retry")]
     LeaderTakingOver,
-    /// A command while `node` speaks only peer protocol `spoken` (0: not heard from
-    /// yet), which cannot carry it: a rolling upgrade is under way, or the member is
-    /// down. (A leader of protocol 2 sent it for transactions.)
-    #[error(
-        "node {node} speaks peer protocol {spoken} (0: not heard from since this leader started), which cannot carry this command; finish the rolling upgrade, or bring the node back (docs/operations.md)"
-    )]
+    /// A command while `node` speaks only peer protocol `spoken`, which cannot carry
+    /// it: a rolling upgrade is under way. (A leader of protocol 2 sent it for
+    /// transactions.)
+    #[error("node {node} speaks peer protocol {spoken} (an older release), which cannot carry this command; finish the rolling upgrade (docs/operations.md)")]
     UpgradeInProgress { node: NodeId, spoken: u32 },
     #[error("the leader has not heard from a quorum for {silent_ms} ms (limit {limit_ms} ms); retry")]
     NoQuorum { silent_ms: u64, limit_ms: u64 },
@@ -279,9 +277,9 @@ impl Core {
         self.read_index_here().await
     }
 
-    /// On the leader: refuses a command of a log format some member may not read yet
-    /// (a rolling upgrade under way, `raft::protocol`), before anything is proposed. A
-    /// member not heard from since this node started counts as not reading it.
+    /// On the leader: refuses a command of a log format some member is known not to
+    /// read yet (a rolling upgrade under way, `raft::protocol::peer_behind`), before
+    /// anything is proposed.
     fn check_members_carry(&self, request: &Request) -> Result<(), ConsensusError> {
         let format = request.command.format_since();
         if crate::raft::protocol::carrying(format) <= crate::raft::protocol::PROTOCOL_VERSION_OLDEST {

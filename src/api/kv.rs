@@ -24,6 +24,7 @@ use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Requ
 use crate::state::expiry::{Expiring, Ttl};
 use crate::state::kv::{self, InvalidInput, KvRecord};
 use crate::state::kv::{KvCommand, KvOutcome};
+use crate::state::list::ListRead;
 use crate::state::reader::AtIndex;
 use crate::wire::kv::{DeleteAnswer, KeyAnswer, KeyItem, KeyRevisions, ListAnswer, PrefixDeletedAnswer, PutAnswer};
 
@@ -264,6 +265,9 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
     app.read_at(query.consistency).await?;
     let read = app.reader.get_expiring(&key)?;
     let Some(Expiring { record, expiry }) = &read.value else {
+        if let ListRead::Items { .. } = app.reader.list_items(&key, 0, 0)?.value {
+            return Err(ApiError::new(StatusCode::CONFLICT, "wrong_type", format!("key {key:?} holds a list: GET /v1/lists/{key}")));
+        }
         let mut error = ApiError::not_found("key_not_found", format!("key {key:?} does not exist")).into_response();
         add_read_headers(&mut error, &read, query.consistency);
         return Ok(error);

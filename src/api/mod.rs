@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod kv;
 pub mod leases;
+pub mod lists;
 pub mod locks;
 pub mod named;
 pub mod openapi;
@@ -110,6 +111,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(leases::grant))
         .routes(routes!(leases::get, leases::revoke))
         .routes(routes!(leases::keep_alive))
+        .routes(routes!(lists::get))
         .routes(routes!(locks::get))
         .routes(routes!(locks::acquire))
         .routes(routes!(locks::release))

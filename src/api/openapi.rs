@@ -30,6 +30,7 @@ pub const OPENAPI_PATH: &str = "/v1/openapi.json";
         (name = "watch", description = "Streams of key changes"),
         (name = "leases", description = "TTLs on the replicated clock"),
         (name = "locks", description = "Locks with fencing tokens"),
+        (name = "lists", description = "Lists (made by the Redis door's list commands), read"),
         (name = "rings", description = "Consistent-hash ring membership"),
         (name = "queues", description = "Durable work queues"),
         (name = "topics", description = "Publish/subscribe topics"),
@@ -74,11 +75,24 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count, "operation ids repeat");
-        assert_eq!(count, 49, "one operation per handler");
+        assert_eq!(count, 50, "one operation per handler");
         assert!(json["components"]["securitySchemes"]["token"].is_object());
         // The transaction's and the keys' bodies are typed all the way down.
         let schemas = json["components"]["schemas"].as_object().expect("schemas");
-        for schema in ["TxnRequest", "Compare", "Op", "TxnResponse", "OpResult", "KeyItem", "KeyAnswer", "PutAnswer", "ListAnswer", "LeaseRead", "LockRead"] {
+        for schema in [
+            "TxnRequest",
+            "Compare",
+            "Op",
+            "TxnResponse",
+            "OpResult",
+            "KeyItem",
+            "KeyAnswer",
+            "PutAnswer",
+            "ListAnswer",
+            "ListContents",
+            "LeaseRead",
+            "LockRead",
+        ] {
             assert!(schemas.contains_key(schema), "{schema} missing");
         }
         let answer = &paths["/v1/txn"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];

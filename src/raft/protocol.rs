@@ -48,11 +48,15 @@ pub fn carrying(format: u32) -> u32 {
     if format >= 4 { FORMAT_4_SINCE } else { PROTOCOL_VERSION_OLDEST }
 }
 
-/// The first of `peers` that may not carry a command of log format `format`, and the
-/// version it was last heard speaking (0: never heard from), as `speaks` says.
+/// The first of `peers` known to speak a version that cannot carry a command of log
+/// format `format`, and that version, as `speaks` says. A peer not heard from yet
+/// (down since this node started, say) does not hold the command back: were it of
+/// an older release, the leader would learn it at its first answer and never send it
+/// such an entry (`frames`), so it would wait for its upgrade, where holding every
+/// command of the format back would stop them all for as long as a member is down.
 pub fn peer_behind(format: u32, peers: impl IntoIterator<Item = NodeId>, speaks: impl Fn(NodeId) -> Option<u32>) -> Option<(NodeId, u32)> {
     let needed = carrying(format);
-    peers.into_iter().map(|peer| (peer, speaks(peer).unwrap_or(0))).find(|(_, spoken)| *spoken < needed)
+    peers.into_iter().filter_map(|peer| speaks(peer).map(|spoken| (peer, spoken))).find(|(_, spoken)| *spoken < needed)
 }
 
 /// The version `headers` say their message carries, if this node speaks it; if not,
@@ -109,8 +113,8 @@ mod tests {
         let speaks = |peer: NodeId| [(2, 4), (3, 3)].into_iter().find(|(id, _)| *id == peer).map(|(_, version)| version);
         assert_eq!(peer_behind(4, [2], speaks), None);
         assert_eq!(peer_behind(4, [2, 3], speaks), Some((3, 3)), "one member still speaks 3");
-        assert_eq!(peer_behind(4, [2, 9], speaks), Some((9, 0)), "a member never heard from counts as behind");
-        assert_eq!(peer_behind(3, [2, 3, 9], speaks).map(|(peer, _)| peer), Some(9), "even format 3 wants to have heard from it");
+        assert_eq!(peer_behind(4, [2, 9], speaks), None, "a member never heard from holds nothing back");
+        assert_eq!(peer_behind(3, [2, 3, 9], speaks), None);
         assert_eq!(carrying(3), PROTOCOL_VERSION_OLDEST, "which is why the leader asks only for format 4");
     }
 

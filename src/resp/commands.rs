@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::connection::Session;
 use super::keyspace::{self, Keyspace, Ran, Watched};
 use super::reply::Reply;
-use super::{Door, expiry, fencing, keys, pubsub, scripts, server_commands, strings, transaction};
+use super::{Door, expiry, fencing, keys, lists, pubsub, scripts, server_commands, strings, transaction};
 
 /// What `COMMAND` says of one command.
 pub struct Spec {
@@ -39,6 +39,10 @@ const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth"]
 pub const COMMANDS: &[Spec] = &[
     spec("append", 3, WRITE, ONE_KEY),
     spec("auth", -2, CONNECTION, NO_KEYS),
+    spec("blmove", 6, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1)),
+    spec("blpop", -3, &["write", "noscript", "blocking"], (1, -2, 1)),
+    spec("brpop", -3, &["write", "noscript", "blocking"], (1, -2, 1)),
+    spec("brpoplpush", 4, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1)),
     spec("client", -2, &["noscript", "loading", "stale"], NO_KEYS),
     spec("command", -1, &["loading", "stale"], NO_KEYS),
     spec("concord.fence", 2, READ, ONE_KEY),
@@ -63,6 +67,16 @@ pub const COMMANDS: &[Spec] = &[
     spec("incrby", 3, WRITE, ONE_KEY),
     spec("info", -1, &["loading", "stale"], NO_KEYS),
     spec("keys", 2, &["readonly"], NO_KEYS),
+    spec("lindex", 3, &["readonly"], ONE_KEY),
+    spec("llen", 2, READ, ONE_KEY),
+    spec("lmove", 5, WRITE, (1, 2, 1)),
+    spec("lpop", -2, &["write", "fast"], ONE_KEY),
+    spec("lpush", -3, &["write", "denyoom", "fast"], ONE_KEY),
+    spec("lpushx", -3, &["write", "denyoom", "fast"], ONE_KEY),
+    spec("lrange", 4, &["readonly"], ONE_KEY),
+    spec("lrem", 4, &["write"], ONE_KEY),
+    spec("lset", 4, WRITE, ONE_KEY),
+    spec("ltrim", 4, &["write"], ONE_KEY),
     spec("mget", -2, READ, ALL_KEYS),
     spec("mset", -3, WRITE, PAIRS),
     spec("msetnx", -3, WRITE, PAIRS),
@@ -79,6 +93,10 @@ pub const COMMANDS: &[Spec] = &[
     spec("punsubscribe", -1, PUBSUB, NO_KEYS),
     spec("quit", -1, CONNECTION, NO_KEYS),
     spec("reset", 1, CONNECTION, NO_KEYS),
+    spec("rpop", -2, &["write", "fast"], ONE_KEY),
+    spec("rpoplpush", 3, WRITE, (1, 2, 1)),
+    spec("rpush", -3, &["write", "denyoom", "fast"], ONE_KEY),
+    spec("rpushx", -3, &["write", "denyoom", "fast"], ONE_KEY),
     spec("scan", -2, &["readonly"], NO_KEYS),
     spec("script", -2, &["noscript"], NO_KEYS),
     spec("select", 2, &["loading", "stale", "fast"], NO_KEYS),
@@ -108,9 +126,10 @@ pub fn arity_holds(spec: &Spec, args: &[Vec<u8>]) -> bool {
 }
 
 /// Whether `spec` is a command on keys (the string commands): one that runs on the
-/// image of its keys (`keyspace`). `WATCH` names keys but only reads revisions.
+/// image of its keys (`keyspace`). `WATCH` names keys but only reads revisions; the
+/// list commands are commands of the core of their own (`lists`).
 pub fn on_keys(spec: &Spec) -> bool {
-    spec.keys != NO_KEYS && spec.name != "watch"
+    spec.keys != NO_KEYS && spec.name != "watch" && !lists::serves(spec.name)
 }
 
 /// The arguments of `args` that are keys, by `spec`'s key positions.
@@ -160,6 +179,7 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
         }
         "scan" => keys::scan(door, args).await,
         "eval" | "evalsha" => scripts::eval(door, args, spec.name == "evalsha").await,
+        name if lists::serves(name) => lists::run(door, name, args).await,
         "script" => scripts::script(door, args),
         _ if on_keys(spec) => single(door, spec, args).await,
         name => server_commands::run(door, session, name, args).await,

@@ -110,8 +110,7 @@ fn expire(space: &mut Keyspace, name: &str, key: &str, args: &[Vec<u8>]) -> Resu
         space.delete(key);
         return Ok(Reply::Integer(1));
     }
-    let value = space.get(key).unwrap_or_default();
-    space.set(key, value, true, Ttl::After { ttl_ms: from_now_ms as u64 })?;
+    space.expire(key, Ttl::After { ttl_ms: from_now_ms as u64 });
     Ok(Reply::Integer(1))
 }
 
@@ -134,14 +133,14 @@ fn getex(space: &mut Keyspace, key: &str, args: &[Vec<u8>]) -> Result<Reply, Rep
         }
         _ => return Err(Reply::err("syntax error")),
     };
-    let Some(value) = space.get(key) else { return Ok(Reply::Null) };
+    let Some(value) = space.get(key)? else { return Ok(Reply::Null) };
     match ttl {
         Some(None) => {
             space.delete(key);
         }
         // Persisting a key without an expiry writes nothing.
         Some(Some(Ttl::Clear)) if space.ttl_ms(key) == Some(None) => {}
-        Some(Some(ttl)) => space.set(key, value.clone(), true, ttl)?,
+        Some(Some(ttl)) => space.expire(key, ttl),
         None => {}
     }
     Ok(Reply::Bulk(value))
@@ -149,7 +148,7 @@ fn getex(space: &mut Keyspace, key: &str, args: &[Vec<u8>]) -> Result<Reply, Rep
 
 /// `PERSIST key`: 1 when it took an expiry away.
 fn persist(space: &mut Keyspace, key: &str) -> Result<Reply, Reply> {
-    let (Some(Some(_)), Some(value)) = (space.ttl_ms(key), space.get(key)) else { return Ok(Reply::Integer(0)) };
-    space.set(key, value, true, Ttl::Clear)?;
+    let Some(Some(_)) = space.ttl_ms(key) else { return Ok(Reply::Integer(0)) };
+    space.expire(key, Ttl::Clear);
     Ok(Reply::Integer(1))
 }

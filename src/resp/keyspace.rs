@@ -34,8 +34,9 @@ use crate::authorize::authorize;
 use crate::state::access::Access;
 use crate::state::auth::Role;
 use crate::state::command::{Command, Outcome, Precondition, Rejection};
-use crate::state::expiry::{Expiring, Expiry, Ttl};
+use crate::state::expiry::{Expiry, Ttl};
 use crate::state::kv::{self, KvCommand, KvOutcome, KvRejection};
+use crate::state::reader::KeyRead;
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp};
 
 /// Views a batch of commands is run on before it gives up to contention.
@@ -44,7 +45,7 @@ const ATTEMPTS_MAX: usize = 64;
 const BACKOFF_FIRST: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_millis(50);
 
-/// A key's new state: its value, lease and expiry.
+/// A string's new value, lease and expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Written {
     value: Vec<u8>,
@@ -52,25 +53,32 @@ struct Written {
     ttl: Ttl,
 }
 
-/// A key's new state, or gone.
-type Change = Option<Written>;
+/// What a batch did to a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Change {
+    /// It is this string now.
+    Written(Written),
+    /// Only its expiry changed (a string or a list).
+    Expiry(Ttl),
+    Deleted,
+}
 
 /// The keys a batch names as one view read them, and the replicated clock then.
 pub struct Image {
-    keys: BTreeMap<String, Option<Expiring>>,
+    keys: BTreeMap<String, Option<KeyRead>>,
     clock_ms: u64,
 }
 
 impl Image {
     /// Each key's `mod_revision` (`None`: absent).
     pub fn revisions(self) -> impl Iterator<Item = (String, Option<u64>)> {
-        self.keys.into_iter().map(|(key, read)| (key, read.map(|read| read.record.meta.mod_revision)))
+        self.keys.into_iter().map(|(key, read)| (key, read.map(|read| read.meta().mod_revision)))
     }
 }
 
 /// The keys a batch names, as read and as changed.
 pub struct Keyspace {
-    read: BTreeMap<String, Option<Expiring>>,
+    read: BTreeMap<String, Option<KeyRead>>,
     /// The replicated clock of the read: expiries are reported against it.
     clock_ms: u64,
     changed: BTreeMap<String, Change>,
@@ -79,11 +87,24 @@ pub struct Keyspace {
     value_bytes_max: usize,
 }
 
-/// A key as a command sees it.
+/// A key as a command sees it: a string, or a list (whose items the door's list
+/// commands reach, not these).
 struct Current<'a> {
-    value: &'a [u8],
-    lease: Option<u64>,
+    string: Option<(&'a [u8], Option<u64>)>,
     expiry: Option<Expiry>,
+}
+
+/// A string's value and lease as read; `None` for a list.
+fn string_of(read: &KeyRead) -> Option<(&[u8], Option<u64>)> {
+    match read {
+        KeyRead::String(string) => Some((string.record.value.as_slice(), string.record.lease)),
+        KeyRead::List { .. } => None,
+    }
+}
+
+/// The reply to a string command on a list.
+pub fn wrong_type() -> Reply {
+    Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
 }
 
 impl Keyspace {
@@ -91,31 +112,55 @@ impl Keyspace {
         Self { read: image.keys, clock_ms: image.clock_ms, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max }
     }
 
-    fn record(&self, key: &str) -> Option<Current<'_>> {
-        let read = self.read.get(key).and_then(Option::as_ref);
-        match self.changed.get(key) {
-            Some(change) => change.as_ref().map(|written| Current {
-                value: &written.value,
-                lease: written.lease,
-                expiry: match written.ttl {
-                    Ttl::Clear => None,
-                    Ttl::Keep => read.and_then(|read| read.expiry),
-                    Ttl::After { ttl_ms } => Some(Expiry { at_ms: self.clock_ms.saturating_add(ttl_ms), ttl_ms }),
-                },
-            }),
-            None => read.map(|read| Current { value: &read.record.value, lease: read.record.lease, expiry: read.expiry }),
+    /// What `ttl` makes of an expiry `before` (`Keep`: it stays).
+    fn after(&self, ttl: Ttl, before: Option<Expiry>) -> Option<Expiry> {
+        match ttl {
+            Ttl::Clear => None,
+            Ttl::Keep => before,
+            Ttl::After { ttl_ms } => Some(Expiry { at_ms: self.clock_ms.saturating_add(ttl_ms), ttl_ms }),
         }
     }
 
-    /// The value of `key` (`None`: absent), as a command sees it.
-    pub fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+    fn record(&self, key: &str) -> Option<Current<'_>> {
+        let read = self.read.get(key).and_then(Option::as_ref);
+        match self.changed.get(key) {
+            Some(Change::Deleted) => None,
+            Some(Change::Written(written)) => {
+                Some(Current { string: Some((&written.value, written.lease)), expiry: self.after(written.ttl, read.and_then(KeyRead::expiry)) })
+            }
+            Some(Change::Expiry(ttl)) => read.map(|read| Current { string: string_of(read), expiry: self.after(*ttl, read.expiry()) }),
+            None => read.map(|read| Current { string: string_of(read), expiry: read.expiry() }),
+        }
+    }
+
+    /// The value of string `key` (`None`: absent); `WRONGTYPE` for a list.
+    pub fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Reply> {
         self.seen.insert(key.to_string());
-        self.record(key).map(|current| current.value.to_vec())
+        match self.record(key) {
+            None => Ok(None),
+            Some(Current { string: Some((value, _)), .. }) => Ok(Some(value.to_vec())),
+            Some(Current { string: None, .. }) => Err(wrong_type()),
+        }
+    }
+
+    /// The value of `key` if it is a string (`MGET`'s view: a list is nil).
+    pub fn string(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.get(key).ok().flatten()
     }
 
     pub fn exists(&mut self, key: &str) -> bool {
         self.seen.insert(key.to_string());
         self.record(key).is_some()
+    }
+
+    /// `TYPE`'s answer: `string`, `list` or `none`.
+    pub fn kind(&mut self, key: &str) -> &'static str {
+        self.seen.insert(key.to_string());
+        match self.record(key) {
+            None => "none",
+            Some(Current { string: Some(_), .. }) => "string",
+            Some(Current { string: None, .. }) => "list",
+        }
     }
 
     /// The revision that created `key` as it stands (`None`: absent); an error if the
@@ -125,7 +170,7 @@ impl Keyspace {
         if self.changed.contains_key(key) {
             return Err(Reply::err("the key was written earlier in this same atomic step; its revision is known once that commits"));
         }
-        Ok(self.read.get(key).and_then(Option::as_ref).map(|read| read.record.meta.create_revision))
+        Ok(self.read.get(key).and_then(Option::as_ref).map(|read| read.meta().create_revision))
     }
 
     /// How long `key` has to live: `None` when it does not exist, `Some(None)` when
@@ -136,9 +181,9 @@ impl Keyspace {
         self.record(key).map(|current| current.expiry.map(|expiry| expiry.left_ms(clock_ms)))
     }
 
-    /// Sets `key`, with what `ttl` says of its expiry; `keep_lease` keeps the lease
-    /// it has (as `INCR` keeps a TTL), else it is detached (as `SET` drops a TTL). An
-    /// error if the value is over the node's bound.
+    /// Sets string `key` (replacing a list, as `SET` does), with what `ttl` says of
+    /// its expiry; `keep_lease` keeps the lease it has (as `INCR` keeps a TTL), else it
+    /// is detached. An error if the value is over the node's bound.
     pub fn set(&mut self, key: &str, value: Vec<u8>, keep_lease: bool, ttl: Ttl) -> Result<(), Reply> {
         kv::validate_value(&value, self.value_bytes_max).map_err(|e| Reply::err(e.to_string()))?;
         let keeps = keep_lease || ttl == Ttl::Keep;
@@ -146,15 +191,28 @@ impl Keyspace {
             self.seen.insert(key.to_string());
         }
         let current = self.record(key).filter(|_| keeps);
-        let lease = current.as_ref().and_then(|current| current.lease).filter(|_| keep_lease);
-        // Keeping no expiry is clearing it: the commit is conditioned on the key, so
-        // the plain put of every format serves.
-        let ttl = match ttl {
-            Ttl::Keep if current.is_none_or(|current| current.expiry.is_none()) => Ttl::Clear,
-            ttl => ttl,
+        let lease = current.as_ref().and_then(|current| current.string).and_then(|(_, lease)| lease).filter(|_| keep_lease);
+        // Keeping is keeping what this batch gave the key, if it gave it an expiry;
+        // keeping none is clearing it (the commit is conditioned on the key, so the
+        // plain put of every format serves).
+        let ttl = match (ttl, self.changed.get(key)) {
+            (Ttl::Keep, Some(Change::Expiry(pending))) => *pending,
+            (Ttl::Keep, Some(Change::Written(earlier))) => earlier.ttl,
+            (Ttl::Keep, _) if current.is_none_or(|current| current.expiry.is_none()) => Ttl::Clear,
+            (ttl, _) => ttl,
         };
-        self.changed.insert(key.to_string(), Some(Written { value, lease, ttl }));
+        self.changed.insert(key.to_string(), Change::Written(Written { value, lease, ttl }));
         Ok(())
+    }
+
+    /// Gives `key` (which exists: the caller looked) the expiry `ttl` says.
+    pub fn expire(&mut self, key: &str, ttl: Ttl) {
+        match self.changed.get_mut(key) {
+            Some(Change::Written(written)) => written.ttl = ttl,
+            _ => {
+                self.changed.insert(key.to_string(), Change::Expiry(ttl));
+            }
+        }
     }
 
     /// Runs one command on the keyspace: if it answers an error, what it changed is
@@ -168,26 +226,26 @@ impl Keyspace {
         reply
     }
 
-    /// Deletes `key`; whether it existed.
+    /// Deletes `key`, a string or a list; whether it existed.
     pub fn delete(&mut self, key: &str) -> bool {
         let existed = self.exists(key);
         if existed {
-            self.changed.insert(key.to_string(), None);
+            self.changed.insert(key.to_string(), Change::Deleted);
         }
         existed
     }
 
-    /// The changes against what was read: a key set back to nothing it had, or deleted
-    /// after being created within the batch, is no change.
+    /// The changes against what was read: a key deleted after being created within
+    /// the batch is no change.
     fn changes(&self) -> Vec<(&String, &Change)> {
         let was_absent = |key: &String| self.read.get(key).is_none_or(Option::is_none);
-        self.changed.iter().filter(|(key, change)| !(change.is_none() && was_absent(key))).collect()
+        self.changed.iter().filter(|(key, change)| !(**change == Change::Deleted && was_absent(key))).collect()
     }
 
     /// The condition that `key` is still as read.
     fn unchanged(&self, key: &str) -> KeyTest {
         match self.read.get(key).and_then(Option::as_ref) {
-            Some(read) => KeyTest::ModRevision(read.record.meta.mod_revision),
+            Some(read) => KeyTest::ModRevision(read.meta().mod_revision),
             None => KeyTest::Absent,
         }
     }
@@ -250,7 +308,7 @@ pub async fn run(
             tokio::time::sleep(backoff(attempt)).await;
         }
         let read = read(door, &keys).await?;
-        let moved = watched.iter().any(|(key, revision)| read.keys.get(key).and_then(Option::as_ref).map(|r| r.record.meta.mod_revision) != *revision);
+        let moved = watched.iter().any(|(key, revision)| read.keys.get(key).and_then(Option::as_ref).map(|r| r.meta().mod_revision) != *revision);
         if moved {
             return Ok(Ran::Aborted);
         }
@@ -293,9 +351,10 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
         };
         let (key, fence) = ((*key).clone(), None);
         let command = match (*change).clone() {
-            Some(Written { value, lease, ttl: Ttl::Clear }) => KvCommand::Put { key, value, precondition, lease, fence },
-            Some(Written { value, lease, ttl }) => KvCommand::PutWithTtl { key, value, precondition, lease, fence, ttl },
-            None => KvCommand::Delete { key, precondition, fence },
+            Change::Written(Written { value, lease, ttl: Ttl::Clear }) => KvCommand::Put { key, value, precondition, lease, fence },
+            Change::Written(Written { value, lease, ttl }) => KvCommand::PutWithTtl { key, value, precondition, lease, fence, ttl },
+            Change::Expiry(ttl) => KvCommand::Expire { key, ttl, precondition },
+            Change::Deleted => KvCommand::Delete { key, precondition, fence },
         };
         return match door.propose(Command::Kv(command)).await? {
             Outcome::Kv(KvOutcome::Put { .. } | KvOutcome::Deleted { .. }) => Ok(true),
@@ -308,9 +367,10 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
     let success = changes
         .into_iter()
         .map(|(key, change)| match (*change).clone() {
-            Some(Written { value, lease, ttl: Ttl::Clear }) => TxnOp::Put { key: key.clone(), value, lease },
-            Some(Written { value, lease, ttl }) => TxnOp::PutWithTtl { key: key.clone(), value, lease, ttl },
-            None => TxnOp::Delete { key: key.clone() },
+            Change::Written(Written { value, lease, ttl: Ttl::Clear }) => TxnOp::Put { key: key.clone(), value, lease },
+            Change::Written(Written { value, lease, ttl }) => TxnOp::PutWithTtl { key: key.clone(), value, lease, ttl },
+            Change::Expiry(ttl) => TxnOp::Expire { key: key.clone(), ttl },
+            Change::Deleted => TxnOp::Delete { key: key.clone() },
         })
         .collect();
     match door.propose(Command::Txn(Txn { compare, success, failure: Vec::new() })).await? {
@@ -322,6 +382,8 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::expiry::Expiring;
+    use crate::state::list::ListRecord;
 
     #[test]
     fn waits_after_conflicts_stay_under_a_bound_that_doubles_to_its_cap() {
@@ -338,7 +400,8 @@ mod tests {
             meta: crate::state::command::KeyMeta { create_revision: 1, mod_revision: 7, version: 1 },
             lease: Some(3),
         };
-        let expiring = |key: &str, value: &str| Expiring { record: record(value), expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }) };
+        let expiring =
+            |key: &str, value: &str| KeyRead::String(Expiring { record: record(value), expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }) });
         Keyspace {
             read: read.iter().map(|(key, value)| (key.to_string(), Some(expiring(key, value)))).chain([("absent".to_string(), None)]).collect(),
             clock_ms: 400,
@@ -349,15 +412,15 @@ mod tests {
     }
 
     fn written(value: &str, lease: Option<u64>, ttl: Ttl) -> Change {
-        Some(Written { value: value.as_bytes().to_vec(), lease, ttl })
+        Change::Written(Written { value: value.as_bytes().to_vec(), lease, ttl })
     }
 
     #[test]
     fn commands_see_their_own_changes_and_only_real_changes_are_committed() {
         let mut space = keyspace(&[("k", "old")]);
-        assert_eq!(space.get("k"), Some(b"old".to_vec()));
+        assert_eq!(space.get("k"), Ok(Some(b"old".to_vec())));
         space.set("k", b"new".to_vec(), true, Ttl::Keep).unwrap();
-        assert_eq!(space.get("k"), Some(b"new".to_vec()));
+        assert_eq!(space.get("k"), Ok(Some(b"new".to_vec())));
         // Created and deleted within the batch: no change to commit.
         space.set("absent", b"x".to_vec(), false, Ttl::Clear).unwrap();
         assert!(space.delete("absent"));
@@ -383,6 +446,23 @@ mod tests {
     }
 
     #[test]
+    fn a_list_is_a_key_of_another_kind_that_set_replaces_and_expire_reaches() {
+        let mut space = keyspace(&[]);
+        let list = ListRecord { meta: crate::state::command::KeyMeta { create_revision: 2, mod_revision: 5, version: 3 }, first: 0, len: 2 };
+        space.read.insert("l".into(), Some(KeyRead::List { list, expiry: None }));
+        assert_eq!(space.get("l"), Err(wrong_type()));
+        assert_eq!((space.string("l"), space.exists("l"), space.kind("l"), space.kind("absent")), (None, true, "list", "none"));
+        space.expire("l", Ttl::After { ttl_ms: 10 });
+        assert_eq!(space.ttl_ms("l"), Some(Some(10)));
+        assert_eq!(space.changes(), vec![(&"l".to_string(), &Change::Expiry(Ttl::After { ttl_ms: 10 }))]);
+        assert_eq!(space.unchanged("l"), KeyTest::ModRevision(5));
+        space.set("l", b"str".to_vec(), false, Ttl::Keep).unwrap();
+        assert_eq!(space.get("l"), Ok(Some(b"str".to_vec())));
+        assert_eq!(space.ttl_ms("l"), Some(Some(10)), "KEEPTTL keeps the expiry the batch gave");
+        assert_eq!(space.changes(), vec![(&"l".to_string(), &written("str", None, Ttl::After { ttl_ms: 10 }))]);
+    }
+
+    #[test]
     fn a_command_that_answers_an_error_leaves_nothing_changed() {
         let mut space = keyspace(&[("k", "old")]);
         let reply = space.attempt(|space| {
@@ -390,7 +470,7 @@ mod tests {
             space.set("other", b"too long for the bound".to_vec(), false, Ttl::Clear).err().unwrap()
         });
         assert!(matches!(reply, Reply::Error(_)));
-        assert_eq!(space.get("k"), Some(b"old".to_vec()));
+        assert_eq!(space.get("k"), Ok(Some(b"old".to_vec())));
         assert!(space.changes().is_empty());
     }
 }

@@ -15,7 +15,7 @@
 //! protocol, `connection` runs one client's session, `commands` is the table of
 //! commands and their dispatch, `keyspace` runs commands on keys as atomic steps (`key_locks` lines up this
 //! node's writers of a key),
-//! `strings`, `expiry`, `fencing`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
+//! `strings`, `expiry`, `fencing`, `lists`, `keys` (with `glob`) and `server_commands` implement the commands, `transaction` is
 //! `MULTI`/`EXEC`/`WATCH`, `pubsub` is publish/subscribe, `scripts` is `EVAL`, and `errors` says Concord's failures in Redis's error
 //! classes.
 
@@ -29,6 +29,7 @@ mod glob;
 mod key_locks;
 mod keys;
 mod keyspace;
+mod lists;
 mod pubsub;
 mod reply;
 mod scripts;

@@ -17,22 +17,18 @@ use crate::state::expiry::Ttl;
 pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
     let key = |at: usize| String::from_utf8_lossy(&args[at]).into_owned();
     let answer = match name {
-        "get" => Ok(Reply::maybe(space.get(&key(1)))),
-        "mget" => Ok(Reply::Array((1..args.len()).map(|at| Reply::maybe(space.get(&key(at)))).collect())),
+        "get" => space.get(&key(1)).map(Reply::maybe),
+        "mget" => Ok(Reply::Array((1..args.len()).map(|at| Reply::maybe(space.string(&key(at)))).collect())),
         "exists" => Ok(Reply::Integer((1..args.len()).filter(|at| space.exists(&key(*at))).count() as i64)),
-        "strlen" => Ok(Reply::Integer(space.get(&key(1)).map_or(0, |value| value.len() as i64))),
-        "type" => Ok(Reply::Simple(if space.exists(&key(1)) { "string" } else { "none" }.into())),
+        "strlen" => space.get(&key(1)).map(|value| Reply::Integer(value.map_or(0, |value| value.len() as i64))),
+        "type" => Ok(Reply::Simple(space.kind(&key(1)).into())),
         "set" => set(space, args),
         "setnx" => set_if(space, &key(1), &args[2], Some(false), Ttl::Clear).map(|set| Reply::Integer(i64::from(set))),
-        "getset" => {
-            let old = space.get(&key(1));
-            space.set(&key(1), args[2].clone(), false, Ttl::Clear).map(|()| Reply::maybe(old))
-        }
-        "getdel" => {
-            let old = space.get(&key(1));
+        "getset" => space.get(&key(1)).and_then(|old| space.set(&key(1), args[2].clone(), false, Ttl::Clear).map(|()| Reply::maybe(old))),
+        "getdel" => space.get(&key(1)).map(|old| {
             space.delete(&key(1));
-            Ok(Reply::maybe(old))
-        }
+            Reply::maybe(old)
+        }),
         "setex" | "psetex" => {
             let unit = if name == "setex" { Unit::Seconds } else { Unit::Millis };
             // A relative amount that is positive is never past.
@@ -45,12 +41,12 @@ pub fn run(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
         "decr" => add(space, &key(1), Ok(-1)),
         "incrby" => add(space, &key(1), integer(&args[2])),
         "decrby" => add(space, &key(1), integer(&args[2]).and_then(|by| by.checked_neg().ok_or_else(|| Reply::err("decrement would overflow")))),
-        "append" => {
-            let mut joined = space.get(&key(1)).unwrap_or_default();
+        "append" => space.get(&key(1)).and_then(|old| {
+            let mut joined = old.unwrap_or_default();
             joined.extend_from_slice(&args[2]);
             let len = joined.len() as i64;
             space.set(&key(1), joined, true, Ttl::Keep).map(|()| Reply::Integer(len))
-        }
+        }),
         _ => Err(Reply::err(format!("the command '{name}' is in the table but not served here (a bug of Concord's)"))),
     };
     answer.unwrap_or_else(|refused| refused)
@@ -125,7 +121,7 @@ fn set(space: &mut Keyspace, args: &[Vec<u8>]) -> Result<Reply, Reply> {
         ttl = Some(option.unwrap_or(Ttl::Clear));
     }
     let key = String::from_utf8_lossy(&args[1]).into_owned();
-    let old = if get_old { Some(space.get(&key)) } else { None };
+    let old = if get_old { Some(space.get(&key)?) } else { None };
     let set = set_if(space, &key, &args[2], exists, ttl.unwrap_or(Ttl::Clear))?;
     if set && past {
         space.delete(&key);
@@ -156,7 +152,7 @@ fn mset(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Result<Reply, Rep
 /// `INCR` and its kind: adds `by` to the integer at `key` (0 when absent).
 fn add(space: &mut Keyspace, key: &str, by: Result<i64, Reply>) -> Result<Reply, Reply> {
     let by = by?;
-    let old = match space.get(key) {
+    let old = match space.get(key)? {
         None => 0,
         Some(bytes) => integer(&bytes)?,
     };

@@ -4,9 +4,12 @@ RESP3: the commands Redis users write, across nodes, and with Concord's own API.
 import json
 import socket
 import threading
+import time
 
 import pytest
 import redis
+
+from conftest import wait_until
 
 
 def run_at_once(workers):
@@ -407,3 +410,78 @@ def test_a_pipeline_of_writes_shares_log_entries_and_keeps_its_order(cluster, pr
     assert answers == [value for i in range(20) for value in (True, i + 1, str(i + 1).encode())]
     # Ticks of the replicated clock may add an entry or two; one entry per write would be 40.
     assert entries <= 10, f"{entries} log entries for 40 pipelined writes"
+
+
+def test_the_program_of_the_issue_runs_unchanged(cluster, protocol, key):
+    """The queue, pub/sub and lock program Redis users write, against three nodes."""
+    r = cluster.nodes[0].client(protocol=protocol, socket_timeout=10)
+    worker = cluster.nodes[1].client(protocol=protocol, socket_timeout=10)
+    listener = cluster.nodes[2].client(protocol=protocol, socket_timeout=10).pubsub()
+    listener.subscribe(f"{key}channel")
+    assert listener.get_message(timeout=5)["type"] == "subscribe"
+    r.lpush(f"{key}queue_name", "message")                       # producer
+    message = worker.brpop(f"{key}queue_name")                  # worker: blocks until a message arrives
+    assert tuple(message) == (f"{key}queue_name".encode(), b"message")  # a list in RESP3
+    r.publish(f"{key}channel", "message")                        # pub/sub
+    message = wait_until("the message", lambda: listener.get_message(timeout=1))
+    assert message["data"] == b"message"
+    with r.lock(f"{key}lock_name", timeout=5):                   # a lock with a TTL
+        assert r.exists(f"{key}lock_name") == 1
+    assert r.exists(f"{key}lock_name") == 0
+    listener.close()
+
+
+def test_brpop_on_one_node_is_woken_by_lpush_on_another(cluster, protocol, key):
+    queue = f"{key}queue"
+    waiter = cluster.nodes[0].client(protocol=protocol, socket_timeout=30)
+    got = {}
+
+    def wait():
+        started = time.monotonic()
+        got["item"] = waiter.brpop([f"{key}other", queue], timeout=20)
+        got["after_s"] = time.monotonic() - started
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.5)
+    assert "item" not in got, "it did not block"
+    cluster.nodes[2].client(protocol=protocol).lpush(queue, "job-1")
+    thread.join(timeout=25)
+    assert tuple(got["item"]) == (queue.encode(), b"job-1") and 0.4 <= got["after_s"] < 10, got
+    assert waiter.llen(queue) == 0 and waiter.exists(queue) == 0, "popped, and the emptied list is gone"
+
+
+def test_every_pushed_item_is_popped_once_by_workers_on_three_nodes(cluster, protocol, key):
+    queue = f"{key}queue"
+    producer = cluster.nodes[0].client(protocol=protocol)
+    items = [f"job-{i}".encode() for i in range(60)]
+    for chunk in range(0, 60, 20):
+        producer.rpush(queue, *items[chunk:chunk + 20])
+    taken = []
+
+    def work(client):
+        while (item := client.blpop(queue, timeout=1)) is not None:
+            taken.append(item[1])
+
+    workers = [threading.Thread(target=work, args=(node.client(protocol=protocol, socket_timeout=10),)) for node in cluster.nodes for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(taken) == sorted(items), "each item exactly once"
+
+
+def test_a_list_made_over_resp_is_read_over_http_and_deleted_as_a_key(cluster, r, key):
+    r.rpush(f"{key}l", "a", "b\xff".encode("latin-1"), "c")
+    r.expire(f"{key}l", 100)
+    status, body = cluster.nodes[2].http(f"/v1/lists/{key}l?start=1")
+    answer = json.loads(body)
+    assert status == 200 and answer["len"] == 3 and 0 < answer["ttl_ms"] <= 100_000, answer
+    assert answer["items"] == [{"encoding": "base64", "value": "Yv8="}, {"encoding": "utf8", "value": "c"}]
+    status, body = cluster.nodes[2].http(f"/v1/kv/{key}l")
+    assert status == 409 and json.loads(body)["error"]["code"] == "wrong_type"
+    assert cluster.nodes[2].http(f"/v1/kv/{key}l", "DELETE")[0] == 200
+    assert r.exists(f"{key}l") == 0
+    assert cluster.nodes[2].http(f"/v1/lists/{key}l")[0] == 404
+    r.set(f"{key}s", "v")
+    assert json.loads(cluster.nodes[2].http(f"/v1/lists/{key}s")[1])["error"]["code"] == "wrong_type"

@@ -84,6 +84,30 @@ SEQUENCES = {
         ["SCRIPT", "KILL"], ["SCRIPT", "NOSUCH"], ["SCRIPT", "LOAD"], ["SCRIPT", "FLUSH", "ASYNC"],
         ["SCRIPT", "EXISTS", "bd81ed6c3c86fac6eeb4bda3bdb7e8f7e76d8b0e"], ["SCRIPT", "FLUSH", "NOW"], ["GET", "k"], ["DEL", "k", "n"],
     ],
+    "lists": [
+        ["LPUSH", "l", "a", "b", "c"], ["RPUSH", "l", "d"], ["LRANGE", "l", "0", "-1"], ["LLEN", "l"], ["LLEN", "missing"],
+        ["LINDEX", "l", "0"], ["LINDEX", "l", "-1"], ["LINDEX", "l", "9"], ["LINDEX", "l", "-9"], ["LINDEX", "l", "x"],
+        ["LRANGE", "l", "1", "2"], ["LRANGE", "l", "-2", "100"], ["LRANGE", "l", "5", "10"], ["LRANGE", "l", "2", "1"],
+        ["LRANGE", "missing", "0", "-1"], ["LPUSHX", "missing", "x"], ["RPUSHX", "l", "e"], ["EXISTS", "missing"],
+        ["LPOP", "l"], ["RPOP", "l"], ["LPOP", "l", "2"], ["LPOP", "l", "0"], ["LPOP", "missing", "0"], ["LPOP", "missing", "2"],
+        ["LPOP", "missing"], ["LPOP", "l", "-1"], ["RPOP", "l", "9"], ["EXISTS", "l"], ["TYPE", "l"],
+        ["RPUSH", "m", "x", "1", "x", "2", "x"], ["LREM", "m", "-1", "x"], ["LRANGE", "m", "0", "-1"], ["LREM", "m", "1", "x"],
+        ["LREM", "m", "0", "x"], ["LREM", "m", "0", "nothing"], ["LRANGE", "m", "0", "-1"], ["LSET", "m", "0", "one"],
+        ["LSET", "m", "-1", "two"], ["LSET", "m", "5", "x"], ["LSET", "missing", "0", "x"], ["LRANGE", "m", "0", "-1"],
+        ["RPUSH", "t", "0", "1", "2", "3", "4"], ["LTRIM", "t", "1", "-2"], ["LRANGE", "t", "0", "-1"], ["LTRIM", "t", "-100", "100"],
+        ["LTRIM", "t", "2", "1"], ["EXISTS", "t"], ["LTRIM", "missing", "0", "1"],
+        ["RPUSH", "s", "a", "b", "c"], ["LMOVE", "s", "d", "RIGHT", "LEFT"], ["LMOVE", "s", "s", "LEFT", "RIGHT"],
+        ["LRANGE", "s", "0", "-1"], ["LRANGE", "d", "0", "-1"], ["LMOVE", "s", "d", "UP", "LEFT"], ["LMOVE", "missing", "d", "LEFT", "LEFT"],
+        ["RPOPLPUSH", "s", "d"], ["RPOPLPUSH", "s", "d"], ["RPOPLPUSH", "s", "d"], ["EXISTS", "s"], ["LRANGE", "d", "0", "-1"],
+        ["SET", "str", "v"], ["LPUSH", "str", "x"], ["LLEN", "str"], ["LRANGE", "str", "0", "1"], ["LPOP", "str"], ["RPOPLPUSH", "d", "str"],
+        ["GET", "d"], ["STRLEN", "d"], ["APPEND", "d", "x"], ["INCR", "d"], ["MGET", "d", "str"], ["TYPE", "d"], ["TTL", "d"],
+        ["EXPIRE", "d", "100"], ["TTL", "d"], ["PERSIST", "d"], ["TTL", "d"], ["SET", "d", "now a string", "NX"],
+        ["SET", "d", "now a string"], ["TYPE", "d"], ["RPUSH", "e", "1"], ["DEL", "e", "str"], ["EXISTS", "e"],
+        ["BLPOP", "missing", "0.01"], ["BRPOP", "missing", "x"], ["BRPOP", "missing", "-1"], ["RPUSH", "b", "1", "2"],
+        ["BLPOP", "missing", "b", "0"], ["BRPOP", "b", "1"], ["BLPOP", "b", "0.01"], ["RPUSH", "b", "3"],
+        ["BLMOVE", "b", "c", "LEFT", "RIGHT", "0"], ["BRPOPLPUSH", "c", "b", "0"], ["LRANGE", "b", "0", "-1"],
+        ["LPUSH", "l"], ["LRANGE", "l", "0"], ["DEL", "b", "d"],
+    ],
     "scan errors": [
         ["SCAN", "abc"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"], ["SCAN", "0", "FOO"],
         ["SCAN", "0", "MATCH"], ["KEYS"], ["SCAN"],
@@ -165,7 +189,8 @@ def with_keys(command, prefix):
     """The command with its key arguments under `prefix`."""
     name = command[0].upper()
     keyed = {"GET", "SET", "STRLEN", "TYPE", "APPEND", "SETNX", "GETSET", "GETDEL", "INCR", "INCRBY", "DECR", "DECRBY",
-             "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "SETEX", "PSETEX", "GETEX"}
+             "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "SETEX", "PSETEX", "GETEX",
+             "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LREM", "LTRIM"}
     if name in keyed and len(command) > 1:
         return [command[0], prefix + command[1], *command[2:]]
     if name in {"DEL", "UNLINK", "EXISTS", "MGET", "WATCH"}:
@@ -173,6 +198,10 @@ def with_keys(command, prefix):
     if name in {"EVAL", "EVALSHA"} and len(command) > 2 and command[2].isdigit():
         count = int(command[2])
         return [*command[:3], *(prefix + key for key in command[3:3 + count]), *command[3 + count:]]
+    if name in {"LMOVE", "RPOPLPUSH", "BLMOVE", "BRPOPLPUSH"} and len(command) > 2:
+        return [command[0], prefix + command[1], prefix + command[2], *command[3:]]
+    if name in {"BLPOP", "BRPOP"} and len(command) > 2:
+        return [command[0], *(prefix + key for key in command[1:-1]), command[-1]]
     if name in {"MSET", "MSETNX"}:
         return [command[0], *(prefix + arg if i % 2 == 0 else arg for i, arg in enumerate(command[1:]))]
     return command

@@ -1,6 +1,7 @@
 """The Redis door through a leader's death, on a cluster of the test's own (the
 shared one stays whole for the other tests)."""
 
+import threading
 import time
 
 import pytest
@@ -48,3 +49,25 @@ def test_a_ttl_is_neither_reset_nor_shortened_by_a_leader_change(own_cluster):
     # after the new leader took over.
     after_failover = went - (killed + failover)
     assert after_failover < 7, f"the ttl was reset by the leader change: it lived {after_failover:.2f} s past the failover"
+
+
+def test_a_brpop_waits_through_the_leaders_death_and_gets_the_next_push(own_cluster):
+    survivors = own_cluster.followers()
+    leader = own_cluster.leader()
+    waiter = survivors[0].client(socket_timeout=60)
+    got = {}
+
+    def wait():
+        got["item"] = waiter.brpop("jobs", timeout=40)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.5)
+    leader.kill()
+    own_cluster.wait_for_leader()
+    assert "item" not in got, "the wait ended with the leader"
+    producer = survivors[1].client(socket_timeout=10)
+    wait_until("a push the new leader takes", lambda: answer_or_none(lambda: producer.lpush("jobs", "after the failover")))
+    thread.join(timeout=45)
+    assert got.get("item") == (b"jobs", b"after the failover"), got
+    assert producer.exists("jobs") == 0

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cluster;
 pub mod kv;
 pub mod leases;
+pub mod lists;
 pub mod locks;
 pub mod queues;
 pub mod rings;

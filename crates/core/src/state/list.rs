@@ -216,7 +216,7 @@ fn item(batch: &Batch<'_>, key: &str, list: &ListRecord, seq: u64) -> Result<Vec
 
 /// The items of `list` from `start` to `stop`, inclusive (positions from 0, already
 /// within the list), for a reader.
-pub fn range(view: &View<'_>, key: &str, list: &ListRecord, start: u64, stop: u64) -> Result<Vec<Vec<u8>>, ViewError> {
+fn range(view: &View<'_>, key: &str, list: &ListRecord, start: u64, stop: u64) -> Result<Vec<Vec<u8>>, ViewError> {
     let from = item_key(key, list.meta.create_revision, list.first + start);
     let mut items = Vec::new();
     for entry in view.iter_from(Cf::ListItems, &from).take((stop + 1 - start) as usize) {
@@ -233,6 +233,34 @@ pub fn clamp(start: i64, stop: i64, len: u64) -> Option<(u64, u64)> {
     let start = if start < 0 { (len + start).max(0) } else { start };
     let stop = (if stop < 0 { len + stop } else { stop }).min(len - 1);
     (start <= stop && start < len).then_some((start as u64, stop as u64))
+}
+
+/// What a read of a list found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListRead {
+    Absent,
+    /// The key holds a string.
+    NotAList,
+    /// The list's record (its length, its revisions), its expiry, and the items
+    /// asked for.
+    Items {
+        list: ListRecord,
+        expiry: Option<expiry::Expiry>,
+        items: Vec<Vec<u8>>,
+    },
+}
+
+/// The items of list `key` from `start` to `stop` (Redis's `LRANGE` indexes: negative
+/// from the end, clamped), at most `RANGE_MAX` of them.
+pub fn read(view: &View<'_>, key: &str, start: i64, stop: i64) -> Result<ListRead, ViewError> {
+    let Some(found) = get(view, key)? else {
+        return Ok(if view.get(Cf::Kv, key.as_bytes())?.is_some() { ListRead::NotAList } else { ListRead::Absent });
+    };
+    let items = match clamp(start, stop, found.len) {
+        Some((start, stop)) => range(view, key, &found, start, stop.min(start + RANGE_MAX - 1))?,
+        None => Vec::new(),
+    };
+    Ok(ListRead::Items { list: found, expiry: expiry::get(view, key)?, items })
 }
 
 /// A list being changed by one command: its record once changed, and whether the

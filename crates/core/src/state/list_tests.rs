@@ -4,7 +4,7 @@
 use super::command::{Command, Outcome, Precondition, Rejection};
 use super::expiry::Ttl;
 use super::kv::{KvCommand, KvOutcome, KvRejection};
-use super::list::{End, ListCommand, ListOutcome, ListRejection};
+use super::list::{End, ListCommand, ListOutcome, ListRead, ListRejection};
 use super::tests::{Fixture, at, tick};
 use super::txn::{Condition, KeyTest, Txn, TxnOp};
 
@@ -18,8 +18,10 @@ fn list(command: ListCommand) -> Command {
 
 /// The items of `key` as a reader sees them (`None`: no list).
 fn items(f: &Fixture, key: &str) -> Option<Vec<String>> {
-    let read = f.reader.list_items(key, 0, -1).unwrap().value?;
-    Some(read.into_iter().map(|item| String::from_utf8(item).unwrap()).collect())
+    match f.reader.list_items(key, 0, -1).unwrap().value {
+        ListRead::Items { items, .. } => Some(items.into_iter().map(|item| String::from_utf8(item).unwrap()).collect()),
+        ListRead::Absent | ListRead::NotAList => None,
+    }
 }
 
 fn strings(words: &[&str]) -> Option<Vec<String>> {

@@ -9,17 +9,42 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::auth::{self, AuthSettings, TokenPage, TokenRecord};
+use super::command::KeyMeta;
 use super::counts::{self, KeyCounts};
+use super::expiry::Expiry;
 use super::expiry::{self, Expiring};
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page};
 use super::lease::{self, LeaseView};
-use super::list::{self, ListRecord};
+use super::list::{self, ListRead, ListRecord};
 use super::lock::{self, LockRecord};
 use super::queue::{self, QueueRecord, QueueView};
 use super::ring::{self, RingView};
 use super::store::{Cf, Meta, NamedPage, StateStore, View, ViewError};
 use super::topic::{self, TopicRead, TopicRecord};
+
+/// A key of any kind as read, with its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRead {
+    String(Expiring),
+    List { list: ListRecord, expiry: Option<Expiry> },
+}
+
+impl KeyRead {
+    pub fn meta(&self) -> KeyMeta {
+        match self {
+            KeyRead::String(string) => string.record.meta,
+            KeyRead::List { list, .. } => list.meta,
+        }
+    }
+
+    pub fn expiry(&self) -> Option<Expiry> {
+        match self {
+            KeyRead::String(string) => string.expiry,
+            KeyRead::List { expiry, .. } => *expiry,
+        }
+    }
+}
 
 /// A value read from the state and the position it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +97,19 @@ impl StateReader {
         self.read(|view, _| expiry::get_expiring(view, key))
     }
 
-    /// Several keys with their expiries, read from one point-in-time view (the Redis
-    /// door's).
-    pub fn get_all(&self, keys: &[String]) -> Result<AtIndex<Vec<Option<Expiring>>>, ViewError> {
-        self.read(|view, _| keys.iter().map(|key| expiry::get_expiring(view, key)).collect())
+    /// Several keys of any kind with their expiries, read from one point-in-time view
+    /// (the Redis door's).
+    pub fn get_all(&self, keys: &[String]) -> Result<AtIndex<Vec<Option<KeyRead>>>, ViewError> {
+        self.read(|view, _| {
+            let read = |key: &String| -> Result<Option<KeyRead>, ViewError> {
+                if let Some(string) = expiry::get_expiring(view, key)? {
+                    return Ok(Some(KeyRead::String(string)));
+                }
+                let Some(list) = list::get(view, key)? else { return Ok(None) };
+                Ok(Some(KeyRead::List { list, expiry: expiry::get(view, key)? }))
+            };
+            keys.iter().map(read).collect()
+        })
     }
 
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<Page>, ViewError> {
@@ -122,22 +156,9 @@ impl StateReader {
         self.read(|view, _| topic::read(view, name, from, limit, bytes_max))
     }
 
-    /// The items of list `key` from `start` to `stop` (Redis's `LRANGE` indexes:
-    /// negative from the end, clamped), at most `list::RANGE_MAX` of them; `None` when
-    /// the key holds no list.
-    pub fn list_items(&self, key: &str, start: i64, stop: i64) -> Result<AtIndex<Option<Vec<Vec<u8>>>>, ViewError> {
-        self.read(|view, _| {
-            let Some(found) = list::get(view, key)? else { return Ok(None) };
-            Ok(Some(match list::clamp(start, stop, found.len) {
-                Some((start, stop)) => list::range(view, key, &found, start, stop.min(start + list::RANGE_MAX - 1))?,
-                None => Vec::new(),
-            }))
-        })
-    }
-
-    /// List `key`'s record (its length and revisions), if the key holds a list.
-    pub fn list_record(&self, key: &str) -> Result<AtIndex<Option<ListRecord>>, ViewError> {
-        self.read(|view, _| list::get(view, key))
+    /// The items of list `key` from `start` to `stop` (see `list::read`).
+    pub fn list_items(&self, key: &str, start: i64, stop: i64) -> Result<AtIndex<ListRead>, ViewError> {
+        self.read(|view, _| list::read(view, key, start, stop))
     }
 
     /// How many keys there are, and how many have an expiry.
