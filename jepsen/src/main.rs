@@ -18,6 +18,7 @@ mod lock;
 mod nemesis;
 mod net;
 mod queue;
+mod redis_queue;
 mod redis_register;
 mod register;
 mod report;
@@ -43,6 +44,8 @@ enum Workload {
     Register,
     /// The register through the Redis door: GET, SET, and WATCH/MULTI/EXEC swaps.
     RedisRegister,
+    /// A queue through the Redis door: LPUSH and BRPOP.
+    RedisQueue,
     Queue,
     Lock,
     Ring,
@@ -65,6 +68,8 @@ enum Plant {
     SeparateAck,
     /// Redis register swaps read and then write without WATCH and MULTI.
     UnwatchedSwaps,
+    /// Redis queue pops look at the last item and remove it in a second command.
+    RacyPops,
 }
 
 #[derive(Parser, Debug)]
@@ -112,6 +117,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 enum AnyClient {
     Register(register::Client),
     RedisRegister(redis_register::Client),
+    RedisQueue(redis_queue::Client),
     Queue(queue::Client),
     Lock(lock::Client),
     Ring(ring::Client),
@@ -125,6 +131,7 @@ impl AnyClient {
         match self {
             AnyClient::Register(client) => client.step(history, started, next_value).await,
             AnyClient::RedisRegister(client) => client.step(history, started, next_value).await,
+            AnyClient::RedisQueue(client) => client.step(history, next_value).await,
             AnyClient::Queue(client) => client.step(history, next_value).await,
             AnyClient::Lock(client) => client.step(history).await,
             AnyClient::Ring(client) => client.step(history).await,
@@ -181,6 +188,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         let mut client = match args.workload {
             Workload::Register => AnyClient::Register(register::Client::new(conn, args.plant == Some(Plant::StaleReads))),
             Workload::RedisRegister => AnyClient::RedisRegister(redis_register::Client::new(conn, args.plant == Some(Plant::UnwatchedSwaps))),
+            Workload::RedisQueue => AnyClient::RedisQueue(redis_queue::Client::new(conn, args.plant == Some(Plant::RacyPops))),
             Workload::Queue => AnyClient::Queue(queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed }),
             Workload::Lock => AnyClient::Lock(lock::Client::new(conn, args.plant == Some(Plant::Unfenced))),
             Workload::Ring => AnyClient::Ring(ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) }),
@@ -217,6 +225,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     let drained = match args.workload {
         Workload::Register | Workload::RedisRegister | Workload::Lock | Workload::Ring => true,
         Workload::Queue => queue::Client { conn, skip_acks: false, seed }.drain(&history, DRAIN_TIMEOUT).await,
+        Workload::RedisQueue => redis_queue::Client::new(conn, false).drain(&history, DRAIN_TIMEOUT).await,
         Workload::Bank => bank::Client { conn, split_transfers: false }.read(&history).await.is_some(),
         Workload::ExactlyOnce => {
             let mut worker = exactly_once::Client { conn, separate_ack: args.plant == Some(Plant::SeparateAck), seed };
@@ -232,6 +241,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     let checked = match args.workload {
         Workload::Register | Workload::RedisRegister => register::check(&ops, Duration::from_secs(args.check_budget)),
         Workload::Queue => queue::check(&ops, drained),
+        Workload::RedisQueue => redis_queue::check(&ops, drained),
         Workload::Lock => lock::check(&ops),
         Workload::Ring => ring::check(&ops, Duration::from_secs(args.check_budget)),
         Workload::Bank => bank::check(&ops),

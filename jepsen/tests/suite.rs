@@ -90,6 +90,28 @@ fn redis_swaps_without_watch_are_caught() {
 }
 
 #[test]
+fn a_queue_through_the_redis_door_under_faults_loses_and_duplicates_nothing() {
+    let Some((code, results)) = run("redis-queue", &["--workload", "redis-queue", "--nemesis", "partition,kill,pause", "--time-limit", "45", "--seed", "45"])
+    else {
+        return;
+    };
+    expect_valid(code, &results);
+    assert!(results["checkers"][0]["push_ok"].as_u64().unwrap_or(0) > 300, "the run did work: {}", results["checkers"][0]);
+}
+
+#[test]
+fn redis_pops_in_two_steps_are_caught() {
+    let Some((code, results)) =
+        run("redis-queue-racy", &["--workload", "redis-queue", "--nemesis", "partition", "--time-limit", "30", "--seed", "8", "--plant", "racy-pops"])
+    else {
+        return;
+    };
+    expect_caught(code, &results, "items popped twice");
+    let anomalies = results["checkers"][0]["anomalies"].as_array().map_or(0, Vec::len);
+    assert!(anomalies > 0);
+}
+
+#[test]
 fn queue_under_faults_loses_and_duplicates_nothing() {
     let Some((code, results)) = run("queue", &["--workload", "queue", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "43"]) else {
         return;
