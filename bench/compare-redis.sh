@@ -16,7 +16,7 @@
 # Environment:
 #   CLIENTS="1 64 256"     redis-benchmark -c
 #   PIPELINES="1 16"       redis-benchmark -P
-#   TESTS=set,get,incr     redis-benchmark -t (Concord has no lists yet)
+#   TESTS=set,get,incr,lpush,rpop   redis-benchmark -t
 #   SECONDS_PER_RUN=5      each run's length, roughly (requests = expected rate x this)
 #   BENCH_DIR=bench-runs/redis-<time>
 #   CONCORD_BIN=...        a concord binary instead of building target/release/concord
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 CLIENTS=${CLIENTS:-"1 64 256"}
 PIPELINES=${PIPELINES:-"1 16"}
-TESTS=${TESTS:-set,get,incr}
+TESTS=${TESTS:-set,get,incr,lpush,rpop}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 BENCH_DIR=${BENCH_DIR:-$ROOT/bench-runs/redis-$(date +%Y%m%d-%H%M%S)}
 HTTP_PORTS=(27301 27302 27303)
