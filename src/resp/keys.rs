@@ -22,6 +22,7 @@ use super::reply::Reply;
 use crate::authorize::authorize;
 use crate::state::access::Access;
 use crate::state::auth::Role;
+use crate::state::reader::KeyKind;
 
 /// Most keys one `KEYS` looks at.
 const KEYS_SCANNED_MAX: usize = 100_000;
@@ -72,10 +73,10 @@ fn literal_head(pattern: &[u8]) -> String {
     String::from_utf8_lossy(&pattern[..end]).into_owned()
 }
 
-/// Up to `limit` keys starting with `prefix` after `after`, and whether more follow.
-fn page(door: &Door, prefix: &str, after: Option<&str>, limit: usize) -> Result<(Vec<String>, bool), Reply> {
-    let page = door.reader.list(prefix, after, limit).map_err(errors::view)?.value;
-    Ok((page.items.into_iter().map(|(key, _)| key).collect(), page.more))
+/// Up to `limit` keys of any kind starting with `prefix` after `after`, with their
+/// kinds, and whether more follow.
+fn page(door: &Door, prefix: &str, after: Option<&str>, limit: usize) -> Result<(Vec<(String, KeyKind)>, bool), Reply> {
+    Ok(door.reader.key_names(prefix, after, limit).map_err(errors::view)?.value)
 }
 
 /// `KEYS pattern`.
@@ -97,8 +98,8 @@ pub async fn keys(door: &Door, pattern: &[u8]) -> Reply {
         if scanned > KEYS_SCANNED_MAX {
             return Reply::err(format!("KEYS would look at more than {KEYS_SCANNED_MAX} keys; use SCAN"));
         }
-        after = keys.last().cloned();
-        found.extend(keys.into_iter().filter(|key| glob::matches(pattern, key.as_bytes())).map(Reply::bulk));
+        after = keys.last().map(|(key, _)| key.clone());
+        found.extend(keys.into_iter().filter(|(key, _)| glob::matches(pattern, key.as_bytes())).map(|(key, _)| Reply::bulk(key)));
         if !more {
             return Reply::Array(found);
         }
@@ -142,13 +143,13 @@ pub async fn scan(door: &Door, args: &[Vec<u8>]) -> Reply {
         Err(refused) => return refused,
     };
     let next = match (more, keys.last()) {
-        (true, Some(last)) => door.scans.remember(last.clone()),
+        (true, Some((last, _))) => door.scans.remember(last.clone()),
         _ => 0,
     };
-    // Every key is a string today: TYPE string keeps them all, any other type none.
-    let wanted =
-        |key: &String| pattern.as_deref().is_none_or(|pattern| glob::matches(pattern, key.as_bytes())) && of_type.as_deref().is_none_or(|t| t == b"string");
-    let found = keys.into_iter().filter(wanted).map(Reply::bulk).collect();
+    let wanted = |(key, kind): &(String, KeyKind)| {
+        pattern.as_deref().is_none_or(|pattern| glob::matches(pattern, key.as_bytes())) && of_type.as_deref().is_none_or(|t| t == kind.name().as_bytes())
+    };
+    let found = keys.into_iter().filter(wanted).map(|(key, _)| Reply::bulk(key)).collect();
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(found)])
 }
 

@@ -485,3 +485,12 @@ def test_a_list_made_over_resp_is_read_over_http_and_deleted_as_a_key(cluster, r
     assert cluster.nodes[2].http(f"/v1/lists/{key}l")[0] == 404
     r.set(f"{key}s", "v")
     assert json.loads(cluster.nodes[2].http(f"/v1/lists/{key}s")[1])["error"]["code"] == "wrong_type"
+
+
+def test_keys_and_scan_find_lists_beside_strings(r, key):
+    r.set(f"{key}s", "v")
+    r.rpush(f"{key}l", "x")
+    assert sorted(r.keys(f"{key}*")) == [f"{key}l".encode(), f"{key}s".encode()]
+    assert list(r.scan_iter(match=f"{key}*", _type="list")) == [f"{key}l".encode()]
+    assert list(r.scan_iter(match=f"{key}*", _type="string")) == [f"{key}s".encode()]
+    assert r.type(f"{key}l") in (b"list", "list")

@@ -154,3 +154,22 @@ async fn a_list_expires_takes_part_in_transactions_and_is_watched_by_revision() 
     assert_eq!(items(&f, "l"), None);
     assert_eq!(f.reader.key_counts().unwrap().value, Default::default());
 }
+
+#[tokio::test]
+async fn key_names_merge_strings_and_lists_in_order_within_the_prefix() {
+    use super::reader::KeyKind::{List, String as Str};
+    let mut f = Fixture::new();
+    for key in ["a/1", "a/3", "b/1"] {
+        f.apply(Command::Kv(KvCommand::Put { key: key.into(), value: b"v".to_vec(), precondition: Precondition::None, lease: None, fence: None })).await;
+    }
+    for key in ["a/0", "a/2", "a/4", "c/1"] {
+        f.apply(push(key, &["x"], End::Left)).await;
+    }
+    let names = |after: Option<&str>, limit| f.reader.key_names("a/", after, limit).unwrap().value;
+    let all = vec![("a/0".to_string(), List), ("a/1".into(), Str), ("a/2".into(), List), ("a/3".into(), Str), ("a/4".into(), List)];
+    assert_eq!(names(None, 10), (all.clone(), false));
+    assert_eq!(names(None, 2), (all[..2].to_vec(), true));
+    assert_eq!(names(Some("a/1"), 2), (all[2..4].to_vec(), true));
+    assert_eq!(names(Some("a/3"), 2), (all[4..].to_vec(), false));
+    assert_eq!(f.reader.key_names("", None, 100).unwrap().value.0.len(), 7);
+}

@@ -23,6 +23,26 @@ use super::ring::{self, RingView};
 use super::store::{Cf, Meta, NamedPage, StateStore, View, ViewError};
 use super::topic::{self, TopicRead, TopicRecord};
 
+/// What kind of value a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    String,
+    List,
+}
+
+impl KeyKind {
+    /// Redis's name for it (`TYPE`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::String => "string",
+            KeyKind::List => "list",
+        }
+    }
+}
+
+/// Key names with their kinds, and whether more follow (`StateReader::key_names`).
+pub type KeyNames = (Vec<(String, KeyKind)>, bool);
+
 /// A key of any kind as read, with its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRead {
@@ -109,6 +129,40 @@ impl StateReader {
                 Ok(Some(KeyRead::List { list, expiry: expiry::get(view, key)? }))
             };
             keys.iter().map(read).collect()
+        })
+    }
+
+    /// The names of the keys of any kind (strings and lists) starting with `prefix`
+    /// and strictly after `after`, in byte order, at most `limit` of them, with their
+    /// kind; and whether more follow (Redis's `KEYS` and `SCAN`).
+    pub fn key_names(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<KeyNames>, ViewError> {
+        self.read(|view, _| {
+            let start = match after {
+                Some(after) if after >= prefix => format!("{after}\0"),
+                _ => prefix.to_string(),
+            };
+            // Each family's names with the prefix, in order; then the two merged.
+            let names = |cf, kind| {
+                view.iter_from(cf, start.as_bytes())
+                    .map(move |item| item.map(|(key, _)| (key, kind)))
+                    .take_while(|item| item.as_ref().map_or(true, |(key, _)| key.starts_with(prefix.as_bytes())))
+            };
+            let (mut strings, mut lists) = (names(Cf::Kv, KeyKind::String).peekable(), names(Cf::Lists, KeyKind::List).peekable());
+            let mut found = Vec::new();
+            loop {
+                let next = match (strings.peek(), lists.peek()) {
+                    (Some(Ok((string, _))), Some(Ok((list, _)))) if list < string => lists.next(),
+                    (Some(_), _) => strings.next(),
+                    (None, _) => lists.next(),
+                };
+                let Some(next) = next else { return Ok((found, false)) };
+                if found.len() == limit {
+                    return Ok((found, true));
+                }
+                let (key, kind) = next?;
+                let key = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt("a stored key is not UTF-8".to_string()))?;
+                found.push((key, kind));
+            }
         })
     }
 
