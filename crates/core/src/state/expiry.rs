@@ -16,9 +16,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::command::{Outcome, Precondition};
 use super::counts;
-use super::kv::{self, KvRecord, RevisionAt};
-use super::list;
+use super::kv::{self, KvOutcome, KvRecord, RevisionAt};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 
 /// Most keys one tick expires; the rest go on the next tick. Bounds the work of
@@ -159,13 +159,11 @@ pub fn tick(batch: &mut Batch<'_>, meta: &mut Meta) -> Result<u64, ViewError> {
         let key = String::from_utf8(key.to_vec()).map_err(|_| ViewError::Corrupt("an expiring key is not UTF-8".to_string()))?;
         due.push(key);
     }
-    let at = RevisionAt::Shared { before: meta.revision };
+    let at = RevisionAt::Next.shared(meta);
     for key in &due {
-        let record: Option<KvRecord> = batch.get_decoded(Cf::Kv, key.as_bytes())?;
-        match (record, list::record(batch, key)?) {
-            (Some(record), _) => kv::remove(batch, meta, at, key, record.lease)?,
-            (None, Some(held)) => list::delete(batch, meta, at, key, &held)?,
-            (None, None) => return Err(ViewError::Corrupt(format!("key {key:?} has an expiry but no record"))),
+        // A delete of the key, whatever it holds (`kv`).
+        if !matches!(kv::apply_delete(batch, meta, at, key, Precondition::None)?, Outcome::Kv(KvOutcome::Deleted { .. })) {
+            return Err(ViewError::Corrupt(format!("key {key:?} has an expiry but no record")));
         }
     }
     Ok(due.len() as u64)

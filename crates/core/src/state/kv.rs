@@ -207,6 +207,16 @@ pub enum RevisionAt {
 }
 
 impl RevisionAt {
+    /// For one command that changes several keys, all at one revision (a lease's end,
+    /// a tick's expiries, a list move): the next revision, shared, or the shared one
+    /// this already is.
+    pub fn shared(self, meta: &Meta) -> Self {
+        match self {
+            RevisionAt::Next => RevisionAt::Shared { before: meta.revision },
+            shared => shared,
+        }
+    }
+
     /// Moves `meta.revision` to the revision of the change about to be recorded.
     pub fn advance(self, meta: &mut Meta) {
         match self {
@@ -228,21 +238,21 @@ pub struct Put<'a> {
 }
 
 /// What `key` holds, as `batch` sees it: a string, a list (`list`), or nothing.
-enum Holding {
+pub(super) enum Holding {
     Nothing,
     String(KvRecord),
     List(ListRecord),
 }
 
 impl Holding {
-    fn of(batch: &Batch<'_>, key: &str) -> Result<Self, ViewError> {
+    pub(super) fn of(batch: &Batch<'_>, key: &str) -> Result<Self, ViewError> {
         if let Some(record) = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())? {
             return Ok(Holding::String(record));
         }
         Ok(list::record(batch, key)?.map_or(Holding::Nothing, Holding::List))
     }
 
-    fn meta(&self) -> Option<KeyMeta> {
+    pub(super) fn meta(&self) -> Option<KeyMeta> {
         match self {
             Holding::Nothing => None,
             Holding::String(record) => Some(record.meta),

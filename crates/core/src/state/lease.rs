@@ -32,12 +32,10 @@ use serde::{Deserialize, Serialize};
 use super::access::Access;
 use super::auth::Role;
 use super::command::{Outcome, Rejection, Stamp};
-use super::history::{self, Change};
-use super::kv::{KvRecord, RevisionAt};
+use super::kv::{self, KvRecord, RevisionAt};
 use super::lock;
 use super::ring;
 use super::store::{Batch, Cf, Meta, View, ViewError};
-use super::{counts, expiry};
 use crate::codec;
 
 /// Most leases the cluster holds (fixed, so every replica refuses the same grant).
@@ -269,6 +267,8 @@ pub fn attach_lock(batch: &mut Batch<'_>, id: u64, name: &str) -> Result<Result<
 /// them to their next waiters).
 fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &LeaseRecord, index: u64) -> Result<u64, ViewError> {
     let prefix = id_key(id);
+    // All the keys a lease takes with it go at one new revision.
+    let at = at.shared(meta);
     let mut deleted = 0;
     for item in batch.scan(Cf::LeaseKeys, &prefix) {
         let (item, _) = item?;
@@ -281,14 +281,8 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &
                 // Read-side invariant: the key names this lease as its own.
                 let owned = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())?.is_some_and(|record| record.lease == Some(id));
                 if owned {
-                    // All the keys a lease takes with it go at one new revision.
-                    if deleted == 0 {
-                        at.advance(meta);
-                    }
-                    batch.delete(Cf::Kv, key.as_bytes());
-                    counts::add(batch, -1, 0)?;
-                    expiry::set(batch, &key, None)?;
-                    history::record(batch, meta, &key, Change::Delete)?;
+                    // Its attachment went above.
+                    kv::remove(batch, meta, at, &key, None)?;
                     deleted += 1;
                 }
             }

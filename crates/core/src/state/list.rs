@@ -362,10 +362,7 @@ fn position(index: i64, len: u64) -> Option<u64> {
 /// Applies `command` at the revision `at` gives (every key it changes takes it).
 pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, command: ListCommand) -> Result<Outcome, ViewError> {
     // The keys of one command share its revision, as a transaction's do.
-    let at = match at {
-        RevisionAt::Next => RevisionAt::Shared { before: meta.revision },
-        shared => shared,
-    };
+    let at = at.shared(meta);
     match command {
         ListCommand::Push { key, items, end, only_existing } => {
             if items.is_empty() || items.len() > ITEMS_PER_COMMAND_MAX {

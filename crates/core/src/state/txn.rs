@@ -26,7 +26,7 @@ use super::access::Access;
 use super::auth::Role;
 use super::command::{FORMAT_FIRST, Outcome, Precondition, Receipt, Rejection, Stamp};
 use super::expiry::Ttl;
-use super::kv::{self, KvRecord, Put, RevisionAt};
+use super::kv::{self, Holding, KvRecord, Put, RevisionAt};
 use super::list::{self, ListCommand};
 use super::store::{Batch, Cf, Meta, ViewError};
 use super::{lease, lock, queue, ring, topic};
@@ -359,14 +359,12 @@ fn holds(batch: &Batch<'_>, condition: &Condition) -> Result<Result<bool, Reject
     Ok(Ok(match condition {
         Condition::Key { key, test } => {
             // A list is a key too: its revisions are tested; it has no value.
-            let current = batch.get_decoded::<KvRecord>(Cf::Kv, key.as_bytes())?;
-            let list = if current.is_none() { list::record(batch, key)? } else { None };
-            let meta = current.as_ref().map(|record| record.meta).or(list.map(|list| list.meta));
-            match (test, meta) {
+            let holding = Holding::of(batch, key)?;
+            match (test, holding.meta()) {
                 (KeyTest::Absent, meta) => meta.is_none(),
                 (KeyTest::Exists, meta) => meta.is_some(),
                 (_, None) => false,
-                (KeyTest::Value(value), Some(_)) => current.is_some_and(|record| record.value == *value),
+                (KeyTest::Value(value), Some(_)) => matches!(&holding, Holding::String(record) if record.value == *value),
                 (KeyTest::ModRevision(revision), Some(meta)) => meta.mod_revision == *revision,
                 (KeyTest::Version(version), Some(meta)) => meta.version == *version,
             }
