@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use super::connection::Session;
-use super::keyspace::{self, Keyspace, Ran, Watched};
+use super::keyspace::{self, Keyspace, Ran, Watched, Writes};
 use super::reply::Reply;
 use super::{Door, expiry, fencing, keys, lists, pubsub, scripts, server_commands, strings, transaction};
 
@@ -191,9 +191,9 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
 pub async fn together(door: &Door, commands: &[(&Spec, &[Vec<u8>])], watched: &Watched) -> Result<Ran, Reply> {
     let keys =
         commands.iter().flat_map(|(spec, args)| key_args(spec, args)).map(|arg| keyspace::key(door, arg)).collect::<Result<BTreeSet<String>, Reply>>()?;
-    let write = commands.iter().any(|(spec, _)| spec.flags.contains(&"write"));
+    let writes = if commands.iter().any(|(spec, _)| spec.flags.contains(&"write")) { Writes::Blindly } else { Writes::No };
     let run_all = |space: &mut Keyspace| commands.iter().map(|(spec, args)| on_space(space, spec, args)).collect();
-    keyspace::run(door, keys, write, watched, run_all).await
+    keyspace::run(door, keys, writes, watched, run_all).await
 }
 
 /// One command on keys, alone: an atomic step of its own.

@@ -281,20 +281,32 @@ pub async fn read(door: &Door, keys: &BTreeSet<String>) -> Result<Image, Reply> 
     Ok(Image { keys: names.into_iter().zip(read.value).collect(), clock_ms: read.clock_ms })
 }
 
+/// Whether a batch of commands may write, and whether to try it without a view first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    No,
+    /// Commands on keys: those that look at nothing (`SET`, `MSET`) answer the same on
+    /// any image, so they run first on an empty one and commit with no view.
+    Blindly,
+    /// A script: it nearly always reads, and a run on an empty image would only run it
+    /// twice.
+    AfterReading,
+}
+
 /// Runs `commands` (each given the keyspace, answering its reply) over `keys` as one
-/// atomic step, aborted if a `watched` key has moved. Commands that may `write` first
+/// atomic step, aborted if a `watched` key has moved. Commands that may write first
 /// take their keys' turns on this node (`key_locks`).
 pub async fn run(
     door: &Door,
     keys: BTreeSet<String>,
-    write: bool,
+    writes: Writes,
     watched: &Watched,
     mut commands: impl FnMut(&mut Keyspace) -> Vec<Reply> + Send,
 ) -> Result<Ran, Reply> {
     // Commands that look at nothing (`SET`, `MSET`) answer the same on any image: run
     // them on an empty one, and commit their writes with no view, no turn and no
     // condition, as the HTTP API's puts are.
-    if watched.is_empty() && write {
+    if watched.is_empty() && writes == Writes::Blindly {
         let mut blind = Keyspace::on(Image { keys: BTreeMap::new(), clock_ms: 0 }, door);
         let replies = commands(&mut blind);
         if blind.seen.is_empty() && commit(door, &blind, watched).await? {
@@ -302,7 +314,7 @@ pub async fn run(
         }
     }
     let keys: BTreeSet<String> = keys.into_iter().chain(watched.keys().cloned()).collect();
-    let _turns = if write { Some(door.key_locks.take(&keys).await) } else { None };
+    let _turns = if writes != Writes::No { Some(door.key_locks.take(&keys).await) } else { None };
     for attempt in 0..ATTEMPTS_MAX {
         if attempt > 0 {
             tokio::time::sleep(backoff(attempt)).await;

@@ -242,11 +242,13 @@ async fn blocking(
     timeout: Option<Duration>,
     command: impl Fn(&str) -> ListCommand,
 ) -> Result<Option<(String, ListOutcome)>, Reply> {
+    for key in keys {
+        authorize(|| Access::name(Role::Write, "key", key)).map_err(errors::consensus)?;
+    }
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut applied = door.raft.metrics();
     loop {
         for key in keys {
-            authorize(|| Access::name(Role::Write, "key", key)).map_err(errors::consensus)?;
             // This node's state, as a hint: the pop through the log decides.
             match door.reader.list_items(key, 0, 0).map_err(errors::view)?.value {
                 ListRead::NotAList => return Err(wrong_type()),
