@@ -53,7 +53,7 @@ async fn cli() -> (Cluster, Cli) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kv_commands_in_text_and_json() {
-    let (_cluster, cli) = cli().await;
+    let (cluster, cli) = cli().await;
     assert!(cli.ok("concord kv put a/1 one").starts_with("OK created \"a/1\" at revision "));
     assert!(cli.ok("echo -n two | concord kv put a/2").starts_with("OK created \"a/2\""), "the value from stdin");
     let put = cli.json("concord kv put a/1 uno --json");
@@ -70,6 +70,13 @@ async fn kv_commands_in_text_and_json() {
     assert_eq!((got["value"].as_str(), got["encoding"].as_str(), got["version"].as_u64()), (Some("eins"), Some("utf8"), Some(3)));
     assert!(got.get("lease").is_some_and(Value::is_null), "kv get --json says the key has no lease: {got}");
     cli.refused("concord kv get nope", "404 key_not_found");
+    assert!(cli.ok("concord kv put t/1 soon --ttl-ms 60000").starts_with("OK created \"t/1\""));
+    let url = format!("{}/v1/kv/t/1", cluster.node(1).url());
+    let left = reqwest::get(url).await.unwrap().json::<Value>().await.unwrap()["ttl_ms"].as_u64();
+    assert!(left.is_some_and(|left| left > 0 && left <= 60000), "--ttl-ms gave the key a ttl: {left:?}");
+    let zero = cli.expect(2, "concord kv put t/0 never --ttl-ms 0");
+    assert!(zero.stderr.contains("--ttl-ms"), "{}", zero.stderr);
+    cli.refused("concord kv get t/0", "404 key_not_found");
 
     assert_eq!(cli.ok("concord kv list a/"), "a/1 = eins\na/2 = two\na/3 = x\n");
     let ran = cli.expect(0, "concord kv list a/ --limit 2");

@@ -485,6 +485,9 @@ def test_a_list_made_over_resp_is_read_over_http_and_deleted_as_a_key(cluster, r
     assert cluster.nodes[2].http(f"/v1/lists/{key}l")[0] == 404
     r.set(f"{key}s", "v")
     assert json.loads(cluster.nodes[2].http(f"/v1/lists/{key}s")[1])["error"]["code"] == "wrong_type"
+    for bad in ["start=x", "stop=1.5", "limit=3"]:
+        status, body = cluster.nodes[2].http(f"/v1/lists/{key}s?{bad}")
+        assert status == 400 and json.loads(body)["error"]["code"] == "invalid_query", (bad, body)
 
 
 def test_keys_and_scan_find_lists_beside_strings(r, key):
