@@ -87,8 +87,8 @@ async fn malformed_transactions_get_a_clear_4xx_and_change_nothing() {
         ("an unknown operation", post(json!({ "success": [{ "frobnicate": { "key": "a" } }] })), StatusCode::BAD_REQUEST, "invalid_json"),
         ("too many operations", post(json!({ "success": many })), StatusCode::BAD_REQUEST, "invalid_txn"),
         (
-            "two changes of one key",
-            post(json!({ "success": [{ "put": { "key": "a", "value": "2" } }, { "delete": { "key": "a" } }] })),
+            "two releases of one lock",
+            post(json!({ "success": [{ "release": { "lock": "l", "token": 1 } }, { "release": { "lock": "l", "token": 1 } }] })),
             StatusCode::BAD_REQUEST,
             "invalid_txn",
         ),

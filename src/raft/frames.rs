@@ -212,5 +212,10 @@ mod tests {
         }
         let carried = append(put(ttl)).encode_in(4).unwrap();
         assert_eq!(AppendEntriesRequest::<TypeConfig>::decode_in(&carried, 4).unwrap().entries, append(put(ttl)).entries);
+        // A transaction changing a key twice is format 5's: not for a peer of protocol 4.
+        let op = || crate::state::txn::TxnOp::Delete { key: "k".into() };
+        let twice = Request::from(Command::Txn(crate::state::txn::Txn { compare: Vec::new(), success: vec![op(), op()], failure: Vec::new() }));
+        assert!(matches!(append(twice.clone()).encode_in(4), Err(FrameError::NotCarried(_))));
+        assert!(append(twice).encode_in(5).is_ok());
     }
 }

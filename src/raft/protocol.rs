@@ -16,7 +16,9 @@
 //! leader as typed requests (`/raft/admin`); 4, entries, forwarded writes and their
 //! answers may carry the commands of log format 4 (puts with a time to live, expiries,
 //! list commands), which
-//! a leader proposes only once every member speaks 4. A node talks to a peer in the newest
+//! a leader proposes only once every member speaks 4; 5, entries and forwarded writes
+//! may carry the transactions of log format 5 (a key changed more than once), on the
+//! same terms. A node talks to a peer in the newest
 //! version both speak (`network.rs` learns it from the peer's answers, a 426
 //! included) and encodes each frame for that version (`frames`).
 
@@ -29,7 +31,7 @@ use super::NodeId;
 
 pub const PROTOCOL_HEADER: &str = "concord-protocol";
 /// The version this node sends.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The oldest version it still reads.
 pub const PROTOCOL_VERSION_OLDEST: u32 = 2;
 /// The first version whose requests and outcomes are grouped by primitive.
@@ -40,12 +42,18 @@ pub const ADMIN_SINCE: u32 = 3;
 
 /// The first version that carries the commands of log format 4.
 pub const FORMAT_4_SINCE: u32 = 4;
+/// The first version that carries the transactions of log format 5.
+pub const FORMAT_5_SINCE: u32 = 5;
 
 /// The oldest version that carries a command of log format `format`
-/// (`Command::format_since`): version 4 carries format 4; every version spoken here
-/// carries the formats before it.
+/// (`Command::format_since`): version 4 carries format 4, version 5 format 5; every
+/// version spoken here carries the formats before it.
 pub fn carrying(format: u32) -> u32 {
-    if format >= 4 { FORMAT_4_SINCE } else { PROTOCOL_VERSION_OLDEST }
+    match format {
+        5.. => FORMAT_5_SINCE,
+        4 => FORMAT_4_SINCE,
+        _ => PROTOCOL_VERSION_OLDEST,
+    }
 }
 
 /// The first of `peers` known to speak a version that cannot carry a command of log
@@ -116,6 +124,9 @@ mod tests {
         assert_eq!(peer_behind(4, [2, 9], speaks), None, "a member never heard from holds nothing back");
         assert_eq!(peer_behind(3, [2, 3, 9], speaks), None);
         assert_eq!(carrying(3), PROTOCOL_VERSION_OLDEST, "which is why the leader asks only for format 4");
+        let speaks_4 = |_| Some(4);
+        assert_eq!(peer_behind(5, [2], speaks_4), Some((2, 4)), "format 5 waits for protocol 5");
+        assert_eq!(peer_behind(4, [2], speaks_4), None);
     }
 
     #[test]
@@ -125,8 +136,9 @@ mod tests {
         assert_eq!(check(&with(Some("2"))), Ok(2));
         assert_eq!(check(&with(Some("3"))), Ok(3));
         assert_eq!(check(&with(Some("4"))), Ok(4));
-        let newer = check(&with(Some("5"))).unwrap_err();
-        assert!(newer.contains("version 5") && newer.contains("upgrade this node"), "{newer}");
+        assert_eq!(check(&with(Some("5"))), Ok(5));
+        let newer = check(&with(Some("6"))).unwrap_err();
+        assert!(newer.contains("version 6") && newer.contains("upgrade this node"), "{newer}");
         assert!(check(&with(Some("one"))).is_err());
     }
 }

@@ -47,8 +47,9 @@ pub const STATE_FORMAT: Format = Format { what: "state database", current: 4, ol
 /// The log database (`log/`): the vote, log ids and entries. Version 2: entries may
 /// carry transactions. Version 3: commands grouped by primitive, the leader's stamp
 /// in the request envelope. Version 4: entries may carry format 4's commands (puts
-/// with a time to live, expiries, list commands).
-pub const LOG_FORMAT: Format = Format { what: "log database", current: 4, oldest: 1, rewritten_below: 3 };
+/// with a time to live, expiries, list commands). Version 5: a transaction may change
+/// a key more than once, its operations applied in order (`txn::Txn::check_shape`).
+pub const LOG_FORMAT: Format = Format { what: "log database", current: 5, oldest: 1, rewritten_below: 3 };
 
 /// How a database of an older version becomes current: every value of `family` is
 /// rewritten by `rewrite` (versions 1 and 2 differ only in what version 2 added, so

@@ -17,6 +17,7 @@
 //! work whatever its length), and a list created again under the key has another
 //! generation, so what the range delete hides is never read again.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -353,8 +354,25 @@ pub fn delete(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key: &str,
     history::record(batch, meta, key, Change::Delete)
 }
 
+/// Why a push of `count` items is refused, if it is.
+pub(super) fn push_refused(count: usize) -> Option<ListRejection> {
+    (count == 0 || count > ITEMS_PER_COMMAND_MAX)
+        .then(|| ListRejection::Invalid { reason: format!("a push adds 1 to {ITEMS_PER_COMMAND_MAX} items, not {count}") })
+}
+
+/// The positions of `items` that `LREM count item` removes: the first `count` equal
+/// to `item` (positive), the last `-count` (negative), or all (0).
+pub(super) fn removing(items: &[impl AsRef<[u8]>], count: i64, item: &[u8]) -> BTreeSet<usize> {
+    let matching = items.iter().enumerate().filter(|(_, candidate)| candidate.as_ref() == item).map(|(at, _)| at);
+    match count {
+        0 => matching.collect(),
+        n if n > 0 => matching.take(n as usize).collect(),
+        n => matching.rev().take(n.unsigned_abs() as usize).collect(),
+    }
+}
+
 /// Where position `index` (negative: from the right) is in a list of `len` items.
-fn position(index: i64, len: u64) -> Option<u64> {
+pub(super) fn position(index: i64, len: u64) -> Option<u64> {
     let position = if index < 0 { len as i64 + index } else { index };
     (0..len as i64).contains(&position).then_some(position as u64)
 }
@@ -365,8 +383,8 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, command: Li
     let at = at.shared(meta);
     match command {
         ListCommand::Push { key, items, end, only_existing } => {
-            if items.is_empty() || items.len() > ITEMS_PER_COMMAND_MAX {
-                return Ok(ListRejection::Invalid { reason: format!("a push adds 1 to {ITEMS_PER_COMMAND_MAX} items, not {}", items.len()) }.into());
+            if let Some(refused) = push_refused(items.len()) {
+                return Ok(refused.into());
             }
             let list = match list_at(batch, &key)? {
                 Err(refused) => return Ok(refused.into()),
@@ -444,12 +462,7 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, command: Li
                 Ok(Some(list)) => list,
             };
             let items = (0..list.len).map(|at| self::item(batch, &key, &list, list.first + at)).collect::<Result<Vec<_>, _>>()?;
-            let matching: Vec<usize> = items.iter().enumerate().filter(|(_, candidate)| **candidate == item).map(|(at, _)| at).collect();
-            let doomed: std::collections::BTreeSet<usize> = match count {
-                0 => matching.into_iter().collect(),
-                n if n > 0 => matching.into_iter().take(n as usize).collect(),
-                n => matching.into_iter().rev().take(n.unsigned_abs() as usize).collect(),
-            };
+            let doomed = removing(&items, count, &item);
             if doomed.is_empty() {
                 return Ok(ListOutcome::Removed { removed: 0, revision: meta.revision }.into());
             }

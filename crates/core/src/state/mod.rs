@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod kv;
 pub mod lease;
 pub mod list;
+pub mod list_model;
 pub mod lock;
 pub mod machine;
 pub mod queue;

@@ -220,17 +220,34 @@ impl fmt::Display for Txn {
 
 impl TxnOp {
     /// What the operation changes, when it changes something another operation of
-    /// the same transaction could also change (two changes of one thing conflict).
+    /// the same transaction could also change and must not (two changes of one message,
+    /// lock or lease conflict). Keys are not among them: since log format 5 a key may
+    /// be changed again, each operation seeing the ones before (`changed_keys`).
     fn target(&self) -> Option<(&'static str, String)> {
         match self {
-            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Expire { key, .. } | TxnOp::Delete { key } => Some(("key", key.clone())),
-            TxnOp::OnList(command) => command.keys().first().map(|key| ("key", key.to_string())),
             TxnOp::Ack { queue, receipt } | TxnOp::Nack { queue, receipt, .. } | TxnOp::Extend { queue, receipt, .. } => {
                 Some(("message", format!("{queue} {}", receipt.id)))
             }
             TxnOp::LockRelease { lock, .. } => Some(("lock", lock.clone())),
             TxnOp::LeaseRevoke { lease } => Some(("lease", lease.to_string())),
-            TxnOp::Get { .. } | TxnOp::List { .. } | TxnOp::Enqueue { .. } | TxnOp::Publish { .. } => None,
+            TxnOp::Put { .. }
+            | TxnOp::PutWithTtl { .. }
+            | TxnOp::Expire { .. }
+            | TxnOp::Delete { .. }
+            | TxnOp::OnList(_)
+            | TxnOp::Get { .. }
+            | TxnOp::List { .. }
+            | TxnOp::Enqueue { .. }
+            | TxnOp::Publish { .. } => None,
+        }
+    }
+
+    /// The keys it changes (a list move changes two).
+    fn changed_keys(&self) -> Vec<&str> {
+        match self {
+            TxnOp::Put { key, .. } | TxnOp::PutWithTtl { key, .. } | TxnOp::Expire { key, .. } | TxnOp::Delete { key } => vec![key],
+            TxnOp::OnList(command) => command.keys(),
+            _ => Vec::new(),
         }
     }
 
@@ -271,10 +288,19 @@ impl TxnOp {
 }
 
 impl Txn {
-    /// The first log format that carries it (`Command::format_since`).
+    /// The first log format that carries it (`Command::format_since`): 5 if a branch
+    /// changes a key more than once, 4 if it holds an operation of format 4.
     pub fn format_since(&self) -> u32 {
+        let again = [&self.success, &self.failure].into_iter().any(|ops| {
+            let mut changed = HashSet::new();
+            ops.iter().flat_map(TxnOp::changed_keys).any(|key| !changed.insert(key))
+        });
         let format_4 = self.success.iter().chain(&self.failure).any(|op| matches!(op, TxnOp::PutWithTtl { .. } | TxnOp::Expire { .. } | TxnOp::OnList(_)));
-        if format_4 { 4 } else { FORMAT_FIRST }
+        match (again, format_4) {
+            (true, _) => 5,
+            (false, true) => 4,
+            (false, false) => FORMAT_FIRST,
+        }
     }
 }
 

@@ -149,14 +149,15 @@ async fn an_operation_refused_in_the_middle_leaves_the_state_byte_identical() {
 async fn malformed_transactions_are_refused_whole() {
     let setup = [Command::Kv(KvCommand::Put { key: "a".into(), value: b"1".to_vec(), precondition: Precondition::None, lease: None, fence: None })];
     let too_many = txn(Vec::new(), (0..=txn::OPS_MAX).map(|i| put(&format!("k{i}"), "v")).collect(), Vec::new());
-    let twice = txn(Vec::new(), vec![put("a", "2"), TxnOp::Get { key: "a".into() }, TxnOp::Delete { key: "a".into() }], Vec::new());
+    let release = || TxnOp::LockRelease { lock: "l".into(), token: 3 };
+    let twice = txn(Vec::new(), vec![put("a", "2"), release(), release()], Vec::new());
     let big = txn(Vec::new(), vec![TxnOp::Put { key: "a".into(), value: vec![0; txn::BYTES_MAX + 1], lease: None }], Vec::new());
     let listing =
         txn(Vec::new(), vec![TxnOp::List { prefix: String::new(), limit: txn::LISTED_MAX }, TxnOp::List { prefix: "a".into(), limit: 1 }], Vec::new());
     let conditions = txn((0..=txn::CONDITIONS_MAX).map(|_| Condition::LeaseAlive { lease: 1 }).collect(), Vec::new(), Vec::new());
     for (malformed, expected) in [
         (too_many, "129 operations"),
-        (twice, "success[2] (delete) changes key \"a\" again"),
+        (twice, "success[2] (release) changes lock \"l\" again"),
         (big, "bytes of names"),
         (listing, "1001 keys"),
         (conditions, "65 conditions"),
@@ -217,4 +218,34 @@ async fn every_condition_kind_tests_what_it_names() {
         let outcome = f.apply(Command::Txn(txn(vec![condition.clone()], Vec::new(), Vec::new()))).await;
         assert!(matches!(outcome, Outcome::Txn(TxnOutcome { succeeded, .. }) if succeeded == holds), "{condition:?}: {outcome:?}");
     }
+}
+
+#[tokio::test]
+async fn a_key_changed_again_in_one_transaction_sees_each_change_before_it() {
+    use super::list::{End, ListCommand, ListOutcome, ListRead};
+    let mut f = Fixture::new();
+    let push = |items: &[&str]| {
+        TxnOp::OnList(ListCommand::Push { key: "l".into(), items: items.iter().map(|item| item.as_bytes().to_vec()).collect(), end: End::Right, only_existing: false })
+    };
+    let ops = vec![
+        put("a", "1"),
+        put("a", "2"),
+        TxnOp::Get { key: "a".into() },
+        push(&["x", "y"]),
+        TxnOp::OnList(ListCommand::Trim { key: "l".into(), start: 1, stop: -1 }),
+        push(&["z"]),
+        TxnOp::Delete { key: "a".into() },
+        put("a", "3"),
+    ];
+    let changes_again = txn(Vec::new(), ops, Vec::new());
+    assert_eq!(changes_again.format_since(), 5, "a key changed twice is format 5's");
+    assert_eq!(txn(Vec::new(), vec![put("a", "1"), put("b", "1")], Vec::new()).format_since(), 3);
+    let Outcome::Txn(TxnOutcome { succeeded: true, results, revision, .. }) = f.apply(Command::Txn(changes_again)).await else { panic!() };
+    assert!(matches!(&results[2], TxnResult::Got { record: Some(record), .. } if record.value == b"2"), "{:?}", results[2]);
+    assert!(matches!(results[5], TxnResult::Wrote(Outcome::List(ListOutcome::Pushed { len: 2, .. }))), "{:?}", results[5]);
+    assert_eq!(value(&f, "a"), Some(b"3".to_vec()));
+    let ListRead::Items { items, list, .. } = f.reader.list_items("l", 0, -1).unwrap().value else { panic!() };
+    assert_eq!(items, vec![b"y".to_vec(), b"z".to_vec()]);
+    assert_eq!((list.meta.mod_revision, revision), (1, 1), "one revision for the whole transaction");
+    assert_eq!(f.reader.key_counts().unwrap().value.keys, 2);
 }
