@@ -115,13 +115,13 @@ async fn a_peer_of_an_unknown_protocol_version_is_refused_before_decoding() {
     assert_eq!(refused.status(), reqwest::StatusCode::UPGRADE_REQUIRED);
     assert_eq!(refused.headers().get("concord-protocol").map(|v| v.to_str().unwrap()), Some(concord::raft::protocol::PROTOCOL_VERSION.to_string().as_str()));
     let message = refused.text().await.unwrap();
-    assert!(message.contains(&format!("version {newer}")) && message.contains("speaks 2 to 4"), "{message}");
+    assert!(message.contains(&format!("version {newer}")) && message.contains("speaks 2 to 5"), "{message}");
     let after = cluster.local_status(leader).await.unwrap();
     assert_eq!((after["term"].as_u64(), after["node"]["state"].as_str()), (Some(term), Some("leader")), "the refused vote reached nothing");
-    // The control: in versions 4, 3 and 2 the same route decodes, and refuses only the
+    // The control: in versions 5, 4, 3 and 2 the same route decodes, and refuses only the
     // garbage; version 1 (or none, as nodes from before the header send) is refused
     // before decoding, as the newer one was.
-    for version in [Some("4"), Some("3"), Some("2")] {
+    for version in [Some("5"), Some("4"), Some("3"), Some("2")] {
         let decoded = send(version, b"not a frame".to_vec()).await.unwrap();
         assert_eq!(decoded.status(), reqwest::StatusCode::BAD_REQUEST, "{version:?}");
     }

@@ -125,11 +125,11 @@ pub fn arity_holds(spec: &Spec, args: &[Vec<u8>]) -> bool {
     if spec.arity >= 0 { count == spec.arity } else { count >= -spec.arity }
 }
 
-/// Whether `spec` is a command on keys (the string commands): one that runs on the
-/// image of its keys (`keyspace`). `WATCH` names keys but only reads revisions; the
-/// list commands are commands of the core of their own (`lists`).
+/// Whether `spec` is a command on keys: one that can run on the image of its keys
+/// (`keyspace`), in a transaction or a script. `WATCH` names keys but only reads
+/// revisions. Alone, a list command is a command of the core of its own (`lists`).
 pub fn on_keys(spec: &Spec) -> bool {
-    spec.keys != NO_KEYS && spec.name != "watch" && !lists::serves(spec.name)
+    spec.keys != NO_KEYS && spec.name != "watch"
 }
 
 /// The arguments of `args` that are keys, by `spec`'s key positions.
@@ -149,6 +149,7 @@ pub fn on_space(space: &mut Keyspace, spec: &Spec, args: &[Vec<u8>]) -> Reply {
         "echo" => Reply::Bulk(args[1].clone()),
         name if expiry::serves(name) => space.attempt(|space| expiry::run(space, name, args)),
         "concord.fence" => fencing::run(space, args),
+        name if lists::serves(name) => lists::in_step(space, name, args),
         name => space.attempt(|space| strings::run(space, name, args)),
     }
 }
@@ -189,11 +190,15 @@ pub async fn run(door: &Door, session: &mut Session, spec: &'static Spec, args: 
 /// Runs commands on keys, in order, as one atomic step (`keyspace::run`): one command
 /// alone, a pipeline's group, or `EXEC`'s queue with its `watched` keys.
 pub async fn together(door: &Door, commands: &[(&Spec, &[Vec<u8>])], watched: &Watched) -> Result<Ran, Reply> {
-    let keys =
-        commands.iter().flat_map(|(spec, args)| key_args(spec, args)).map(|arg| keyspace::key(door, arg)).collect::<Result<BTreeSet<String>, Reply>>()?;
+    let keys_of = |commands: &mut dyn Iterator<Item = &(&Spec, &[Vec<u8>])>| {
+        commands.flat_map(|(spec, args)| key_args(spec, args)).map(|arg| keyspace::key(door, arg)).collect::<Result<BTreeSet<String>, Reply>>()
+    };
+    let keys = keys_of(&mut commands.iter())?;
+    // The lists that list commands reach are read whole at once.
+    let lists = keys_of(&mut commands.iter().filter(|(spec, _)| lists::serves(spec.name)))?;
     let writes = if commands.iter().any(|(spec, _)| spec.flags.contains(&"write")) { Writes::Blindly } else { Writes::No };
     let run_all = |space: &mut Keyspace| commands.iter().map(|(spec, args)| on_space(space, spec, args)).collect();
-    keyspace::run(door, keys, writes, watched, run_all).await
+    keyspace::run(door, keys, lists, writes, watched, run_all).await
 }
 
 /// One command on keys, alone: an atomic step of its own.

@@ -19,6 +19,7 @@ use super::commands::{self, Spec};
 use super::errors;
 use super::frame::{self, ProtocolError};
 use super::keyspace::{self, Watched};
+use super::lists;
 use super::pubsub::{self, Subscriptions};
 use super::reply::Reply;
 use super::transaction;
@@ -185,7 +186,9 @@ fn groupable_run(door: &Door, session: &Session, commands: &[Vec<Vec<u8>>]) -> u
     }
     let (mut count, mut keys, mut bytes) = (0, 0, 0);
     for args in commands.iter().take(GROUP_COMMANDS_MAX) {
-        let Some(spec) = commands::find(&args[0]).filter(|spec| commands::on_keys(spec) && commands::arity_holds(spec, args)) else {
+        // List commands go alone: through the log as themselves, with no view.
+        let grouped = |spec: &&Spec| commands::on_keys(spec) && !lists::serves(spec.name) && commands::arity_holds(spec, args);
+        let Some(spec) = commands::find(&args[0]).filter(grouped) else {
             break;
         };
         let named: Vec<&[u8]> = commands::key_args(spec, args).collect();

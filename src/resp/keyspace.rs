@@ -17,6 +17,14 @@
 //! Commands that look at no key (`SET`, `MSET`) skip the view: run on an empty image,
 //! they answer the same, and their writes commit with no condition.
 //!
+//! List commands run here too when they are part of a step (`EXEC`, a script): the
+//! lists they name are read whole with the view (at most `STEP_LIST_ITEMS_MAX` items
+//! together), changed in memory by the model of the core's list commands
+//! (`state::list_model`), and committed as those same commands, in order, in one core
+//! transaction conditioned as above (log format 5 lets it change a key more than
+//! once). A list a command reaches that was not read whole makes the step run again
+//! on a view that reads it.
+//!
 //! If a condition fails, another client wrote in between: the commands run again on a
 //! fresh view after a random wait (`backoff`), up to `ATTEMPTS_MAX` times (`TRYAGAIN`
 //! then). Their replies are given
@@ -24,7 +32,7 @@
 //! did not happen. A watched key that moved makes the batch abort instead (`EXEC`'s
 //! null), as in Redis.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use super::Door;
@@ -36,6 +44,8 @@ use crate::state::auth::Role;
 use crate::state::command::{Command, Outcome, Precondition, Rejection};
 use crate::state::expiry::{Expiry, Ttl};
 use crate::state::kv::{self, KvCommand, KvOutcome, KvRejection};
+use crate::state::list::{ListCommand, ListOutcome, ListRead};
+use crate::state::list_model::{self, Lists};
 use crate::state::reader::KeyRead;
 use crate::state::txn::{Condition, KeyTest, Txn, TxnOp};
 
@@ -44,6 +54,8 @@ const ATTEMPTS_MAX: usize = 64;
 /// The bound of the first wait after a conflict, and of any.
 const BACKOFF_FIRST: Duration = Duration::from_micros(500);
 const BACKOFF_MAX: Duration = Duration::from_millis(50);
+/// Most list items one step reads whole, all its lists together.
+pub const STEP_LIST_ITEMS_MAX: u64 = 10_000;
 
 /// A string's new value, lease and expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +72,11 @@ enum Change {
     Written(Written),
     /// Only its expiry changed (a string or a list).
     Expiry(Ttl),
+    /// It is a list changed by list commands (its items in `Keyspace::lists`), its
+    /// expiry what `ttl` makes of the one read.
+    List {
+        ttl: Ttl,
+    },
     Deleted,
 }
 
@@ -67,6 +84,8 @@ enum Change {
 pub struct Image {
     keys: BTreeMap<String, Option<KeyRead>>,
     clock_ms: u64,
+    /// The lists read whole, as of the view.
+    lists: Lists,
 }
 
 impl Image {
@@ -85,6 +104,17 @@ pub struct Keyspace {
     /// The keys a command looked at: the commit is conditioned on them.
     seen: BTreeSet<String>,
     value_bytes_max: usize,
+    key_bytes_max: usize,
+    /// The lists read whole with the view.
+    loaded: Lists,
+    /// The items of each key whose change is `Change::List` (an entry of a key changed
+    /// otherwise since is stale, never read, so an undone command leaves it right).
+    lists: Lists,
+    /// Lists a command reached that were not read whole: the step runs again.
+    missing: BTreeSet<String>,
+    /// Every change, in order, as the core transaction's operations: committed as is
+    /// once a list command is among them.
+    journal: Vec<TxnOp>,
 }
 
 /// A key as a command sees it: a string, or a list (whose items the door's list
@@ -109,7 +139,18 @@ pub fn wrong_type() -> Reply {
 
 impl Keyspace {
     fn on(image: Image, door: &Door) -> Self {
-        Self { read: image.keys, clock_ms: image.clock_ms, changed: BTreeMap::new(), seen: BTreeSet::new(), value_bytes_max: door.limits.value_bytes_max }
+        Self {
+            read: image.keys,
+            clock_ms: image.clock_ms,
+            changed: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            value_bytes_max: door.limits.value_bytes_max,
+            key_bytes_max: door.limits.key_bytes_max,
+            loaded: image.lists,
+            lists: Lists::new(),
+            missing: BTreeSet::new(),
+            journal: Vec::new(),
+        }
     }
 
     /// What `ttl` makes of an expiry `before` (`Keep`: it stays).
@@ -129,6 +170,7 @@ impl Keyspace {
                 Some(Current { string: Some((&written.value, written.lease)), expiry: self.after(written.ttl, read.and_then(KeyRead::expiry)) })
             }
             Some(Change::Expiry(ttl)) => read.map(|read| Current { string: string_of(read), expiry: self.after(*ttl, read.expiry()) }),
+            Some(Change::List { ttl }) => Some(Current { string: None, expiry: self.after(*ttl, read.and_then(KeyRead::expiry)) }),
             None => read.map(|read| Current { string: string_of(read), expiry: read.expiry() }),
         }
     }
@@ -196,19 +238,22 @@ impl Keyspace {
         // keeping none is clearing it (the commit is conditioned on the key, so the
         // plain put of every format serves).
         let ttl = match (ttl, self.changed.get(key)) {
-            (Ttl::Keep, Some(Change::Expiry(pending))) => *pending,
+            (Ttl::Keep, Some(Change::Expiry(pending) | Change::List { ttl: pending })) => *pending,
             (Ttl::Keep, Some(Change::Written(earlier))) => earlier.ttl,
             (Ttl::Keep, _) if current.is_none_or(|current| current.expiry.is_none()) => Ttl::Clear,
             (ttl, _) => ttl,
         };
-        self.changed.insert(key.to_string(), Change::Written(Written { value, lease, ttl }));
+        let written = Written { value, lease, ttl };
+        self.journal.push(operation(key, Change::Written(written.clone())));
+        self.changed.insert(key.to_string(), Change::Written(written));
         Ok(())
     }
 
     /// Gives `key` (which exists: the caller looked) the expiry `ttl` says.
     pub fn expire(&mut self, key: &str, ttl: Ttl) {
+        self.journal.push(TxnOp::Expire { key: key.to_string(), ttl });
         match self.changed.get_mut(key) {
-            Some(Change::Written(written)) => written.ttl = ttl,
+            Some(Change::Written(Written { ttl: pending, .. }) | Change::List { ttl: pending }) => *pending = ttl,
             _ => {
                 self.changed.insert(key.to_string(), Change::Expiry(ttl));
             }
@@ -217,11 +262,13 @@ impl Keyspace {
 
     /// Runs one command on the keyspace: if it answers an error, what it changed is
     /// undone, so a refused command changes nothing (as in Redis).
+    /// (List commands need none of this: they refuse before they change anything.)
     pub fn attempt(&mut self, command: impl FnOnce(&mut Self) -> Reply) -> Reply {
-        let before = self.changed.clone();
+        let (before, journaled) = (self.changed.clone(), self.journal.len());
         let reply = command(self);
         if matches!(reply, Reply::Error(_)) {
             self.changed = before;
+            self.journal.truncate(journaled);
         }
         reply
     }
@@ -230,9 +277,74 @@ impl Keyspace {
     pub fn delete(&mut self, key: &str) -> bool {
         let existed = self.exists(key);
         if existed {
+            self.journal.push(TxnOp::Delete { key: key.to_string() });
             self.changed.insert(key.to_string(), Change::Deleted);
         }
         existed
+    }
+
+    /// The bounds of keys and values, for the list commands' arguments.
+    pub fn bounds(&self) -> super::lists::Bounds {
+        super::lists::Bounds { key_bytes_max: self.key_bytes_max, value_bytes_max: self.value_bytes_max }
+    }
+
+    /// The items of list `key` as they stand (`None`: absent); `WRONGTYPE` for a
+    /// string, and an error (the step runs again) for a list not read whole.
+    pub fn list(&mut self, key: &str) -> Result<Option<&VecDeque<Vec<u8>>>, Reply> {
+        self.seen.insert(key.to_string());
+        match (self.record(key), self.changed.get(key)) {
+            (None, _) => Ok(None),
+            (Some(Current { string: Some(_), .. }), _) => Err(wrong_type()),
+            (Some(_), Some(Change::List { .. })) => Ok(self.lists.get(key)),
+            (Some(_), _) if self.loaded.contains_key(key) => Ok(self.loaded.get(key)),
+            (Some(_), _) => {
+                self.missing.insert(key.to_string());
+                Err(Reply::err(format!("list '{key}' is read again whole (a step of Concord's, never answered)")))
+            }
+        }
+    }
+
+    /// Runs list `command` on the lists it names (`state::list_model`), as the core will
+    /// when the step commits: its outcome, or the reply to its refusal.
+    pub fn on_list(&mut self, command: ListCommand) -> Result<ListOutcome, Reply> {
+        let mut keys: Vec<String> = command.keys().into_iter().map(str::to_string).collect();
+        // A move within one list names it twice.
+        keys.dedup();
+        let mut lists = Lists::new();
+        for key in &keys {
+            if let Some(items) = self.list(key)? {
+                lists.insert(key.clone(), items.clone());
+            }
+        }
+        let lengths = |lists: &Lists| keys.iter().map(|key| lists.get(key).map_or(0, VecDeque::len)).collect::<Vec<_>>();
+        let before = lengths(&lists);
+        let outcome = list_model::apply(&mut lists, &command, 0).map_err(super::lists::refusal)?;
+        let changed = lengths(&lists) != before || matches!(outcome, ListOutcome::Set { .. } | ListOutcome::Moved { item: Some(_), .. });
+        if !changed {
+            return Ok(outcome);
+        }
+        for key in &keys {
+            let change = match lists.remove(key) {
+                Some(items) => {
+                    // A list keeps the expiry it has; one created here has none.
+                    let ttl = match self.changed.get(key) {
+                        Some(Change::List { ttl } | Change::Expiry(ttl)) => *ttl,
+                        Some(Change::Deleted | Change::Written(_)) => Ttl::Clear,
+                        None if self.read.get(key).is_some_and(Option::is_some) => Ttl::Keep,
+                        None => Ttl::Clear,
+                    };
+                    self.lists.insert(key.clone(), items);
+                    Change::List { ttl }
+                }
+                None => {
+                    self.lists.remove(key);
+                    Change::Deleted
+                }
+            };
+            self.changed.insert(key.clone(), change);
+        }
+        self.journal.push(TxnOp::OnList(command));
+        Ok(outcome)
     }
 
     /// The changes against what was read: a key deleted after being created within
@@ -264,21 +376,46 @@ pub enum Ran {
 
 /// Checks that `arg` names a key Concord can hold.
 pub fn key(door: &Door, arg: &[u8]) -> Result<String, Reply> {
+    key_within(arg, door.limits.key_bytes_max)
+}
+
+/// Checks that `arg` names a key of at most `key_bytes_max` bytes.
+pub fn key_within(arg: &[u8], key_bytes_max: usize) -> Result<String, Reply> {
     let key = std::str::from_utf8(arg).map_err(|_| errors::not_a_key("Concord keys are UTF-8 text"))?;
-    kv::validate_key(key, door.limits.key_bytes_max).map_err(errors::not_a_key)?;
+    kv::validate_key(key, key_bytes_max).map_err(errors::not_a_key)?;
     Ok(key.to_string())
 }
 
 /// Reads `keys` from one linearizable view, after checking that the caller may read
 /// each.
-pub async fn read(door: &Door, keys: &BTreeSet<String>) -> Result<Image, Reply> {
+pub async fn read(door: &Door, keys: &BTreeSet<String>, whole: &BTreeSet<String>) -> Result<Image, Reply> {
     for key in keys {
         authorize(|| Access::name(Role::Read, "key", key)).map_err(errors::consensus)?;
     }
     door.core.linearize().await.map_err(errors::consensus)?;
     let names: Vec<String> = keys.iter().cloned().collect();
     let read = door.reader.get_all(&names).map_err(errors::view)?;
-    Ok(Image { keys: names.into_iter().zip(read.value).collect(), clock_ms: read.clock_ms })
+    let keys: BTreeMap<String, Option<KeyRead>> = names.into_iter().zip(read.value).collect();
+    let mut lists = Lists::new();
+    let mut items_read = 0;
+    for key in whole {
+        let Some(Some(KeyRead::List { list, .. })) = keys.get(key) else { continue };
+        items_read += list.len;
+        if items_read > STEP_LIST_ITEMS_MAX {
+            return Err(Reply::err(format!(
+                "a transaction or script on Concord reads the lists it changes whole, at most {STEP_LIST_ITEMS_MAX} items together; list '{key}' holds {}",
+                list.len
+            )));
+        }
+        // Read after the view: if the list has moved since, it is left out, and the
+        // step reads again (its commit would be refused anyway).
+        if let ListRead::Items { list: now, items, .. } = door.reader.list_items(key, 0, -1).map_err(errors::view)?.value
+            && now.meta.mod_revision == list.meta.mod_revision
+        {
+            lists.insert(key.clone(), items.into());
+        }
+    }
+    Ok(Image { keys, clock_ms: read.clock_ms, lists })
 }
 
 /// Whether a batch of commands may write, and whether to try it without a view first.
@@ -299,6 +436,7 @@ pub enum Writes {
 pub async fn run(
     door: &Door,
     keys: BTreeSet<String>,
+    mut whole: BTreeSet<String>,
     writes: Writes,
     watched: &Watched,
     mut commands: impl FnMut(&mut Keyspace) -> Vec<Reply> + Send,
@@ -307,7 +445,7 @@ pub async fn run(
     // them on an empty one, and commit their writes with no view, no turn and no
     // condition, as the HTTP API's puts are.
     if watched.is_empty() && writes == Writes::Blindly {
-        let mut blind = Keyspace::on(Image { keys: BTreeMap::new(), clock_ms: 0 }, door);
+        let mut blind = Keyspace::on(Image { keys: BTreeMap::new(), clock_ms: 0, lists: Lists::new() }, door);
         let replies = commands(&mut blind);
         if blind.seen.is_empty() && commit(door, &blind, watched).await? {
             return Ok(Ran::Replies(replies));
@@ -315,22 +453,42 @@ pub async fn run(
     }
     let keys: BTreeSet<String> = keys.into_iter().chain(watched.keys().cloned()).collect();
     let _turns = if writes != Writes::No { Some(door.key_locks.take(&keys).await) } else { None };
+    let mut conflicted = false;
     for attempt in 0..ATTEMPTS_MAX {
-        if attempt > 0 {
+        if conflicted {
             tokio::time::sleep(backoff(attempt)).await;
         }
-        let read = read(door, &keys).await?;
+        let read = read(door, &keys, &whole).await?;
         let moved = watched.iter().any(|(key, revision)| read.keys.get(key).and_then(Option::as_ref).map(|r| r.meta().mod_revision) != *revision);
         if moved {
             return Ok(Ran::Aborted);
         }
         let mut space = Keyspace::on(read, door);
         let replies = commands(&mut space);
+        if !space.missing.is_empty() {
+            // Lists to read whole: again at once, no conflict to wait out.
+            whole.append(&mut space.missing);
+            conflicted = false;
+            continue;
+        }
         if commit(door, &space, watched).await? {
             return Ok(Ran::Replies(replies));
         }
+        conflicted = true;
     }
     Err(Reply::Error(format!("TRYAGAIN the keys changed under each of {ATTEMPTS_MAX} attempts; retry")))
+}
+
+/// The core operation that makes `key` what `change` says; a list's change is its
+/// commands' (`Keyspace::journal`), never this.
+fn operation(key: &str, change: Change) -> TxnOp {
+    let key = key.to_string();
+    match change {
+        Change::Written(Written { value, lease, ttl: Ttl::Clear }) => TxnOp::Put { key, value, lease },
+        Change::Written(Written { value, lease, ttl }) => TxnOp::PutWithTtl { key, value, lease, ttl },
+        Change::Expiry(ttl) => TxnOp::Expire { key, ttl },
+        Change::Deleted | Change::List { .. } => TxnOp::Delete { key },
+    }
 }
 
 /// How long to wait before attempt `attempt` (from 1) after a conflict: a random part
@@ -353,7 +511,9 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
     if changes.is_empty() {
         return Ok(true);
     }
-    if let [(key, change)] = changes.as_slice()
+    let journaled = space.journal.iter().any(|op| matches!(op, TxnOp::OnList(_)));
+    if !journaled
+        && let [(key, change)] = changes.as_slice()
         && conditioned.iter().all(|seen| seen == key)
     {
         let precondition = match space.unchanged(key) {
@@ -366,7 +526,7 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
             Change::Written(Written { value, lease, ttl: Ttl::Clear }) => KvCommand::Put { key, value, precondition, lease, fence },
             Change::Written(Written { value, lease, ttl }) => KvCommand::PutWithTtl { key, value, precondition, lease, fence, ttl },
             Change::Expiry(ttl) => KvCommand::Expire { key, ttl, precondition },
-            Change::Deleted => KvCommand::Delete { key, precondition, fence },
+            Change::Deleted | Change::List { .. } => KvCommand::Delete { key, precondition, fence },
         };
         return match door.propose(Command::Kv(command)).await? {
             Outcome::Kv(KvOutcome::Put { .. } | KvOutcome::Deleted { .. }) => Ok(true),
@@ -376,15 +536,12 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
     }
 
     let compare = conditioned.iter().map(|key| Condition::Key { key: (*key).clone(), test: space.unchanged(key) }).collect();
-    let success = changes
-        .into_iter()
-        .map(|(key, change)| match (*change).clone() {
-            Change::Written(Written { value, lease, ttl: Ttl::Clear }) => TxnOp::Put { key: key.clone(), value, lease },
-            Change::Written(Written { value, lease, ttl }) => TxnOp::PutWithTtl { key: key.clone(), value, lease, ttl },
-            Change::Expiry(ttl) => TxnOp::Expire { key: key.clone(), ttl },
-            Change::Deleted => TxnOp::Delete { key: key.clone() },
-        })
-        .collect();
+    // With list commands, every change in order (a list's items are known only as the
+    // commands that made them); else each key's last state.
+    let success = match journaled {
+        true => space.journal.clone(),
+        false => changes.into_iter().map(|(key, change)| operation(key, change.clone())).collect(),
+    };
     match door.propose(Command::Txn(Txn { compare, success, failure: Vec::new() })).await? {
         Outcome::Txn(outcome) => Ok(outcome.succeeded),
         other => Err(errors::unexpected(other)),
@@ -420,6 +577,11 @@ mod tests {
             changed: BTreeMap::new(),
             seen: BTreeSet::new(),
             value_bytes_max: 8,
+            key_bytes_max: 8,
+            loaded: Lists::new(),
+            lists: Lists::new(),
+            missing: BTreeSet::new(),
+            journal: Vec::new(),
         }
     }
 

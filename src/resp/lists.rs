@@ -17,13 +17,14 @@
 //! the leader was lost after it was sent) ends the wait with `UNCERTAIN`, since the
 //! item may have been taken.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::Door;
 use super::errors;
-use super::keyspace::{self, wrong_type};
+use super::keyspace::{self, Keyspace, wrong_type};
 use super::reply::Reply;
 use super::strings::integer;
 use crate::authorize::authorize;
@@ -32,7 +33,7 @@ use crate::state::access::Access;
 use crate::state::auth::Role;
 use crate::state::command::{Command, Outcome, Rejection};
 use crate::state::kv;
-use crate::state::list::{End, ITEMS_PER_COMMAND_MAX, ListCommand, ListOutcome, ListRead, ListRejection};
+use crate::state::list::{End, ITEMS_PER_COMMAND_MAX, ListCommand, ListOutcome, ListRead, ListRejection, RANGE_MAX, clamp};
 
 /// How often a blocked pop looks again even when nothing was applied (after a pop the
 /// cluster could not take, say).
@@ -63,117 +64,195 @@ pub fn serves(name: &str) -> bool {
     )
 }
 
-/// Runs list command `name` (its arity checked).
-pub async fn run(door: &Door, name: &str, args: &[Vec<u8>]) -> Reply {
-    answer(door, name, args).await.unwrap_or_else(|refused| refused)
+/// The bounds a list command's arguments are checked against.
+#[derive(Clone, Copy)]
+pub struct Bounds {
+    pub key_bytes_max: usize,
+    pub value_bytes_max: usize,
 }
 
-async fn answer(door: &Door, name: &str, args: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let key = keyspace::key(door, &args[1])?;
-    let end = |name: &str| if name.starts_with('l') || name.starts_with("bl") { End::Left } else { End::Right };
-    match name {
+/// A list command as parsed: what it asks of the core, and how its answer is shaped.
+enum Call {
+    /// A write through the log.
+    Write(ListCommand, Shape),
+    /// A read of `key`'s items from `start` to `stop`.
+    Read { key: String, start: i64, stop: i64, shape: Shape },
+    /// A blocking pop or move: one command per key, tried in order, until `timeout`
+    /// (`None`: forever).
+    Blocking { keys: Vec<String>, commands: Vec<ListCommand>, timeout: Option<Duration>, shape: Shape },
+}
+
+/// How a list command answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The length after a push (`LPUSH`), or the number removed (`LREM`).
+    Count,
+    /// `OK` (`LSET`, `LTRIM`).
+    Done,
+    /// One item or null (`LPOP` without a count, `LMOVE`, `BLMOVE`).
+    Item,
+    /// An array of items, null when the list does not exist (`LPOP` with a count).
+    Items,
+    /// An empty array if the list exists, else null (`LPOP key 0`).
+    NoneIfExists,
+    /// `LLEN`.
+    Length,
+    /// `LRANGE`.
+    Range,
+    /// `LINDEX`.
+    Index,
+    /// The key and the item (`BLPOP`).
+    KeyAndItem,
+}
+
+impl Shape {
+    /// The answer to a write's outcome (`key`: the key it took from, for `BLPOP`).
+    fn written(self, key: &str, outcome: ListOutcome) -> Reply {
+        match (self, outcome) {
+            (Shape::Count, ListOutcome::Pushed { len: count, .. } | ListOutcome::Removed { removed: count, .. }) => Reply::Integer(count as i64),
+            (Shape::Done, ListOutcome::Set { .. } | ListOutcome::Trimmed { .. }) => Reply::ok(),
+            (Shape::Item, ListOutcome::Popped { items, .. }) => Reply::maybe(items.into_iter().next()),
+            (Shape::Item, ListOutcome::Moved { item, .. }) => Reply::maybe(item),
+            (Shape::Items, ListOutcome::Popped { items, .. }) if items.is_empty() => Reply::NullArray,
+            (Shape::Items, ListOutcome::Popped { items, .. }) => Reply::Array(items.into_iter().map(Reply::Bulk).collect()),
+            (Shape::KeyAndItem, ListOutcome::Popped { items, .. }) => match items.into_iter().next() {
+                Some(item) => Reply::Array(vec![Reply::bulk(key), Reply::Bulk(item)]),
+                None => Reply::NullArray,
+            },
+            (_, outcome) => unexpected(outcome),
+        }
+    }
+
+    /// The answer to a read: the list's length and the items asked for (`None`: no list).
+    fn read(self, found: Option<(u64, Vec<Vec<u8>>)>) -> Reply {
+        match (self, found) {
+            (Shape::NoneIfExists, Some(_)) => Reply::Array(Vec::new()),
+            (Shape::NoneIfExists, None) => Reply::NullArray,
+            (Shape::Length, found) => Reply::Integer(found.map_or(0, |(len, _)| len as i64)),
+            (Shape::Range, found) => Reply::Array(found.map(|(_, items)| items.into_iter().map(Reply::Bulk).collect()).unwrap_or_default()),
+            (_, found) => Reply::maybe(found.and_then(|(_, items)| items.into_iter().next())),
+        }
+    }
+}
+
+/// Whether a blocking command's `outcome` took an item.
+fn took(outcome: &ListOutcome) -> bool {
+    match outcome {
+        ListOutcome::Popped { items, .. } => !items.is_empty(),
+        ListOutcome::Moved { item, .. } => item.is_some(),
+        _ => true,
+    }
+}
+
+/// Parses list command `name` (its arity checked).
+fn parse(bounds: Bounds, name: &str, args: &[Vec<u8>]) -> Result<Call, Reply> {
+    let key_of = |arg: &[u8]| keyspace::key_within(arg, bounds.key_bytes_max);
+    let item = |arg: &Vec<u8>| kv::validate_value(arg, bounds.value_bytes_max).map(|()| arg.clone()).map_err(|e| Reply::err(e.to_string()));
+    let key = key_of(&args[1])?;
+    let end = if name.starts_with('l') || name.starts_with("bl") { End::Left } else { End::Right };
+    Ok(match name {
         "lpush" | "rpush" | "lpushx" | "rpushx" => {
-            let items = args[2..].to_vec();
-            if items.len() > ITEMS_PER_COMMAND_MAX {
+            if args.len() - 2 > ITEMS_PER_COMMAND_MAX {
                 return Err(Reply::err(format!("one push adds at most {ITEMS_PER_COMMAND_MAX} items on Concord")));
             }
-            for item in &items {
-                kv::validate_value(item, door.limits.value_bytes_max).map_err(|e| Reply::err(e.to_string()))?;
-            }
-            let push = ListCommand::Push { key, items, end: end(name), only_existing: name.ends_with('x') };
-            match write(door, push).await? {
-                ListOutcome::Pushed { len, .. } => Ok(Reply::Integer(len as i64)),
-                other => Err(unexpected(other)),
-            }
+            let items = args[2..].iter().map(item).collect::<Result<_, _>>()?;
+            Call::Write(ListCommand::Push { key, items, end, only_existing: name.ends_with('x') }, Shape::Count)
         }
-        "lpop" | "rpop" => pop(door, key, end(name), args.get(2)).await,
-        "llen" => match read(door, &key, 0, 0).await? {
-            ListRead::Items { list, .. } => Ok(Reply::Integer(list.len as i64)),
-            _ => Ok(Reply::Integer(0)),
+        "lpop" | "rpop" => match args.get(2).map(|count| integer(count)).transpose()? {
+            None => Call::Write(ListCommand::Pop { key, end, count: 1 }, Shape::Item),
+            Some(count) if count < 0 => return Err(Reply::err("value is out of range, must be positive")),
+            Some(0) => Call::Read { key, start: 0, stop: 0, shape: Shape::NoneIfExists },
+            Some(count) => Call::Write(ListCommand::Pop { key, end, count: count.min(ITEMS_PER_COMMAND_MAX as i64) as u32 }, Shape::Items),
         },
-        "lrange" => match read(door, &key, integer(&args[2])?, integer(&args[3])?).await? {
-            ListRead::Items { items, .. } => Ok(Reply::Array(items.into_iter().map(Reply::Bulk).collect())),
-            _ => Ok(Reply::Array(Vec::new())),
-        },
+        "llen" => Call::Read { key, start: 0, stop: 0, shape: Shape::Length },
+        "lrange" => Call::Read { key, start: integer(&args[2])?, stop: integer(&args[3])?, shape: Shape::Range },
         "lindex" => {
             let index = integer(&args[2])?;
-            match read(door, &key, index, index).await? {
-                ListRead::Items { items, .. } => Ok(Reply::maybe(items.into_iter().next())),
-                _ => Ok(Reply::Null),
-            }
+            Call::Read { key, start: index, stop: index, shape: Shape::Index }
         }
         "lset" => {
-            let set = ListCommand::Set { key, index: integer(&args[2])?, item: args[3].clone() };
-            kv::validate_value(&args[3], door.limits.value_bytes_max).map_err(|e| Reply::err(e.to_string()))?;
-            write(door, set).await.map(|_| Reply::ok())
+            let index = integer(&args[2])?;
+            Call::Write(ListCommand::Set { key, index, item: item(&args[3])? }, Shape::Done)
         }
-        "lrem" => match write(door, ListCommand::Remove { key, count: integer(&args[2])?, item: args[3].clone() }).await? {
-            ListOutcome::Removed { removed, .. } => Ok(Reply::Integer(removed as i64)),
-            other => Err(unexpected(other)),
-        },
-        "ltrim" => write(door, ListCommand::Trim { key, start: integer(&args[2])?, stop: integer(&args[3])? }).await.map(|_| Reply::ok()),
+        "lrem" => Call::Write(ListCommand::Remove { key, count: integer(&args[2])?, item: args[3].clone() }, Shape::Count),
+        "ltrim" => Call::Write(ListCommand::Trim { key, start: integer(&args[2])?, stop: integer(&args[3])? }, Shape::Done),
         "lmove" | "rpoplpush" | "blmove" | "brpoplpush" => {
-            let destination = keyspace::key(door, &args[2])?;
+            let destination = key_of(&args[2])?;
             let (from, to) = match name {
                 "lmove" | "blmove" => (direction(&args[3])?, direction(&args[4])?),
                 _ => (End::Right, End::Left),
             };
-            let timeout = match name {
-                "blmove" => Some(timeout(&args[5])?),
-                "brpoplpush" => Some(timeout(&args[3])?),
-                _ => None,
-            };
-            let moving = |source: &str| ListCommand::Move { source: source.to_string(), destination: destination.clone(), from, to };
-            match timeout {
-                None => moved(write(door, moving(&key)).await?),
-                Some(timeout) => match blocking(door, std::slice::from_ref(&key), timeout, moving).await? {
-                    Some((_, outcome)) => moved(outcome),
-                    None => Ok(Reply::NullArray),
-                },
+            let moving = ListCommand::Move { source: key.clone(), destination, from, to };
+            match name {
+                "blmove" => Call::Blocking { keys: vec![key], commands: vec![moving], timeout: timeout(&args[5])?, shape: Shape::Item },
+                "brpoplpush" => Call::Blocking { keys: vec![key], commands: vec![moving], timeout: timeout(&args[3])?, shape: Shape::Item },
+                _ => Call::Write(moving, Shape::Item),
             }
         }
         _ => {
             // BLPOP and BRPOP: keys, then the timeout.
-            let keys = args[1..args.len() - 1].iter().map(|arg| keyspace::key(door, arg)).collect::<Result<Vec<_>, _>>()?;
-            let timeout = timeout(&args[args.len() - 1])?;
-            let popping = |key: &str| ListCommand::Pop { key: key.to_string(), end: end(name), count: 1 };
-            match blocking(door, &keys, timeout, popping).await? {
-                Some((key, ListOutcome::Popped { mut items, .. })) if !items.is_empty() => {
-                    Ok(Reply::Array(vec![Reply::bulk(key), Reply::Bulk(items.remove(0))]))
-                }
-                Some((_, other)) => Err(unexpected(other)),
-                None => Ok(Reply::NullArray),
+            let keys = args[1..args.len() - 1].iter().map(|arg| key_of(arg)).collect::<Result<Vec<_>, _>>()?;
+            let commands = keys.iter().map(|key| ListCommand::Pop { key: key.clone(), end, count: 1 }).collect();
+            Call::Blocking { keys, commands, timeout: timeout(&args[args.len() - 1])?, shape: Shape::KeyAndItem }
+        }
+    })
+}
+
+/// Runs list command `name` (its arity checked) alone.
+pub async fn run(door: &Door, name: &str, args: &[Vec<u8>]) -> Reply {
+    let bounds = Bounds { key_bytes_max: door.limits.key_bytes_max, value_bytes_max: door.limits.value_bytes_max };
+    let answer = async {
+        Ok(match parse(bounds, name, args)? {
+            Call::Write(command, shape) => {
+                let key = command.keys()[0].to_string();
+                shape.written(&key, write(door, command).await?)
             }
-        }
-    }
-}
-
-/// `LPOP key [count]`: one item (or null), or up to `count` (a null array when the
-/// key does not exist).
-async fn pop(door: &Door, key: String, end: End, count: Option<&Vec<u8>>) -> Result<Reply, Reply> {
-    let wanted = match count.map(|count| integer(count)).transpose()? {
-        Some(wanted) if wanted < 0 => return Err(Reply::err("value is out of range, must be positive")),
-        Some(0) => {
-            return match read(door, &key, 0, 0).await? {
-                ListRead::Items { .. } => Ok(Reply::Array(Vec::new())),
-                _ => Ok(Reply::NullArray),
-            };
-        }
-        wanted => wanted,
+            Call::Read { key, start, stop, shape } => shape.read(match read(door, &key, start, stop).await? {
+                ListRead::Items { list, items, .. } => Some((list.len, items)),
+                _ => None,
+            }),
+            Call::Blocking { keys, commands, timeout, shape } => match blocking(door, &keys, &commands, timeout).await? {
+                Some((key, outcome)) => shape.written(&key, outcome),
+                // Timed out: a null array, whatever the command, as in Redis.
+                None => Reply::NullArray,
+            },
+        })
     };
-    let taking = wanted.map_or(1, |wanted| wanted.min(ITEMS_PER_COMMAND_MAX as i64) as u32);
-    match (write(door, ListCommand::Pop { key, end, count: taking }).await?, wanted) {
-        (ListOutcome::Popped { items, .. }, None) => Ok(Reply::maybe(items.into_iter().next())),
-        (ListOutcome::Popped { items, .. }, Some(_)) if items.is_empty() => Ok(Reply::NullArray),
-        (ListOutcome::Popped { items, .. }, Some(_)) => Ok(Reply::Array(items.into_iter().map(Reply::Bulk).collect())),
-        (other, _) => Err(unexpected(other)),
-    }
+    answer.await.unwrap_or_else(|refused: Reply| refused)
 }
 
-fn moved(outcome: ListOutcome) -> Result<Reply, Reply> {
-    match outcome {
-        ListOutcome::Moved { item, .. } => Ok(Reply::maybe(item)),
-        other => Err(unexpected(other)),
+/// Runs list command `name` (its arity checked) as part of a step (`EXEC`, a script):
+/// on the step's lists (`Keyspace::on_list`). A blocking command does not block there,
+/// as in Redis: it answers at once.
+pub fn in_step(space: &mut Keyspace, name: &str, args: &[Vec<u8>]) -> Reply {
+    let mut answer = || {
+        Ok(match parse(space.bounds(), name, args)? {
+            Call::Write(command, shape) => {
+                let key = command.keys()[0].to_string();
+                shape.written(&key, space.on_list(command)?)
+            }
+            Call::Read { key, start, stop, shape } => shape.read(space.list(&key)?.map(|list| (list.len() as u64, range(list, start, stop)))),
+            Call::Blocking { keys, commands, shape, .. } => {
+                for (key, command) in keys.iter().zip(commands) {
+                    let outcome = space.on_list(command)?;
+                    if took(&outcome) {
+                        return Ok(shape.written(key, outcome));
+                    }
+                }
+                // Redis answers BLPOP's null as an array, BLMOVE's as a string.
+                if shape == Shape::KeyAndItem { Reply::NullArray } else { Reply::Null }
+            }
+        })
+    };
+    answer().unwrap_or_else(|refused: Reply| refused)
+}
+
+/// The items of `list` from `start` to `stop` (`LRANGE`'s indexes), at most
+/// `RANGE_MAX`, as a read of a stored list answers.
+fn range(list: &VecDeque<Vec<u8>>, start: i64, stop: i64) -> Vec<Vec<u8>> {
+    match clamp(start, stop, list.len() as u64) {
+        Some((start, stop)) => list.range(start as usize..=stop.min(start + RANGE_MAX - 1) as usize).cloned().collect(),
+        None => Vec::new(),
     }
 }
 
@@ -208,7 +287,7 @@ async fn write(door: &Door, command: ListCommand) -> Result<ListOutcome, Reply> 
     }
 }
 
-fn refusal(refused: ListRejection) -> Reply {
+pub fn refusal(refused: ListRejection) -> Reply {
     match refused {
         ListRejection::WrongType { .. } => wrong_type(),
         ListRejection::NoSuchKey { .. } => Reply::err("no such key"),
@@ -236,19 +315,14 @@ async fn read(door: &Door, key: &str, start: i64, stop: i64) -> Result<ListRead,
 /// Waits until `command` (built for one of `keys`, in order) takes an item, or
 /// `timeout` passes (`None`: forever): the key and the outcome, or `None` at the
 /// timeout.
-async fn blocking(
-    door: &Door,
-    keys: &[String],
-    timeout: Option<Duration>,
-    command: impl Fn(&str) -> ListCommand,
-) -> Result<Option<(String, ListOutcome)>, Reply> {
+async fn blocking(door: &Door, keys: &[String], commands: &[ListCommand], timeout: Option<Duration>) -> Result<Option<(String, ListOutcome)>, Reply> {
     for key in keys {
         authorize(|| Access::name(Role::Write, "key", key)).map_err(errors::consensus)?;
     }
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut applied = door.raft.metrics();
     loop {
-        for key in keys {
+        for (key, command) in keys.iter().zip(commands) {
             // This node's state, as a hint: the pop through the log decides.
             match door.reader.list_items(key, 0, 0).map_err(errors::view)?.value {
                 ListRead::NotAList => return Err(wrong_type()),
@@ -256,10 +330,9 @@ async fn blocking(
                 ListRead::Items { list, .. } if list.len == 0 => continue,
                 ListRead::Items { .. } => {}
             }
-            match door.core.write(crate::state::command::Request::from(Command::List(command(key)))).await {
+            match door.core.write(crate::state::command::Request::from(Command::List(command.clone()))).await {
                 Ok(response) => match response.outcome {
-                    Outcome::List(ListOutcome::Popped { items, .. }) if items.is_empty() => {}
-                    Outcome::List(ListOutcome::Moved { item: None, .. }) => {}
+                    Outcome::List(outcome) if !took(&outcome) => {}
                     Outcome::List(outcome) => return Ok(Some((key.clone(), outcome))),
                     Outcome::Rejected(Rejection::List(refused)) => return Err(refusal(refused)),
                     other => return Err(errors::unexpected(other)),

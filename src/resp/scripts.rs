@@ -98,7 +98,7 @@ pub async fn eval(door: &Door, args: &[Vec<u8>], by_sha: bool) -> Reply {
     let sha = sha1_hex(&body);
     let script = Script { body: &body, sha: &sha, keys, argv };
     let run = |space: &mut Keyspace| vec![space.attempt(|space| script.run(space))];
-    match keyspace::run(door, names, Writes::AfterReading, &Watched::new(), run).await {
+    match keyspace::run(door, names, BTreeSet::new(), Writes::AfterReading, &Watched::new(), run).await {
         Ok(Ran::Replies(mut replies)) => replies.pop().unwrap_or(Reply::Null),
         Ok(Ran::Aborted) => Reply::err("a script watched nothing and was aborted (a bug of Concord's)"),
         Err(refused) => refused,

@@ -87,7 +87,7 @@ pub async fn watch(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Repl
         Ok(keys) => keys,
         Err(refused) => return refused,
     };
-    match keyspace::read(door, &keys).await {
+    match keyspace::read(door, &keys, &BTreeSet::new()).await {
         Ok(image) => {
             for (key, revision) in image.revisions() {
                 session.watched.entry(key).or_insert(revision);

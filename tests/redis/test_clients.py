@@ -293,6 +293,48 @@ def test_a_transactional_pipeline_applies_all_at_once(r, key):
     assert pipe.execute() == [True, 2, True, [b"2", b"2", b"3"]]
 
 
+def test_batch_dequeues_in_transactional_pipelines_take_every_item_once(cluster, protocol, key):
+    """The batch-dequeue idiom (LRANGE the head, LTRIM it off, in one MULTI/EXEC, as
+    redis-py's pipeline() sends them) from six clients on three nodes: every item is
+    taken by exactly one of them, which needs both commands in one atomic step."""
+    queue = f"{key}q"
+    cluster.nodes[0].client().rpush(queue, *range(120))
+
+    results = []
+
+    def work(node):
+        client, taken = node.client(protocol=protocol), []
+        results.append(taken)
+        while True:
+            pipe = client.pipeline()
+            batch, _ = pipe.lrange(queue, 0, 4).ltrim(queue, 5, -1).execute()
+            if not batch:
+                return
+            taken.extend(int(item) for item in batch)
+
+    assert run_at_once([lambda node=node: work(node) for node in cluster.nodes for _ in range(2)]) == []
+    taken = [item for result in results for item in result]
+    assert sorted(taken) == list(range(120)), "each item taken once"
+    assert sum(1 for result in results if result) >= 2, "the work was shared"
+
+
+def test_list_commands_in_a_transaction_see_each_other_and_a_watch_on_a_list(cluster, protocol, key):
+    first, second = (node.client(protocol=protocol) for node in cluster.nodes[:2])
+    log = f"{key}log"
+    pipe = first.pipeline()
+    pipe.lpush(log, "a").lpush(log, "b").ltrim(log, 0, 0).expire(log, 100).lrange(log, 0, -1).ttl(log)
+    assert pipe.execute() == [1, 2, True, True, [b"b"], 100]
+    with first.pipeline() as pipe:
+        pipe.watch(log)
+        assert pipe.llen(log) == 1
+        second.rpush(log, "c")  # another client, on another node, in between
+        pipe.multi()
+        pipe.lpop(log)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert first.lrange(log, 0, -1) == [b"b", b"c"]
+
+
 def test_a_step_over_the_transaction_bounds_is_refused_and_changes_nothing(r, key):
     many = {f"{key}{i}": i for i in range(129)}
     with pytest.raises(redis.ResponseError, match="over what one atomic step of Concord's takes"):

@@ -208,7 +208,9 @@ async fn the_stored_lists_agree_with_the_model_command_by_command() {
         let command = match next(7) {
             0 | 1 => ListCommand::Push { key, items: (0..=next(3)).map(|_| item()).collect(), end, only_existing: next(5) == 0 },
             2 => ListCommand::Pop { key, end, count: next(4) as u32 },
-            3 => ListCommand::Move { source: key, destination: keys[next(3) as usize].into(), from: end, to: if next(2) == 0 { End::Left } else { End::Right } },
+            3 => {
+                ListCommand::Move { source: key, destination: keys[next(3) as usize].into(), from: end, to: if next(2) == 0 { End::Left } else { End::Right } }
+            }
             4 => ListCommand::Set { key, index, item: item() },
             5 => ListCommand::Remove { key, count: index, item: item() },
             _ => ListCommand::Trim { key, start: index, stop: next(9) as i64 - 4 },

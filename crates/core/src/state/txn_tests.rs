@@ -225,7 +225,12 @@ async fn a_key_changed_again_in_one_transaction_sees_each_change_before_it() {
     use super::list::{End, ListCommand, ListOutcome, ListRead};
     let mut f = Fixture::new();
     let push = |items: &[&str]| {
-        TxnOp::OnList(ListCommand::Push { key: "l".into(), items: items.iter().map(|item| item.as_bytes().to_vec()).collect(), end: End::Right, only_existing: false })
+        TxnOp::OnList(ListCommand::Push {
+            key: "l".into(),
+            items: items.iter().map(|item| item.as_bytes().to_vec()).collect(),
+            end: End::Right,
+            only_existing: false,
+        })
     };
     let ops = vec![
         put("a", "1"),
