@@ -118,12 +118,12 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let mut rest = commands.as_slice();
         while !rest.is_empty() {
-            let grouped = groupable_run(door, &session, rest);
-            let replies = match grouped {
-                0 | 1 => vec![execute(door, &mut session, &rest[0]).await],
-                count => execute_group(door, &mut session, &rest[..count]).await,
+            let (count, replies) = match (groupable_run(door, &session, rest), list_batch_run(door, &session, rest)) {
+                (count, _) if count > 1 => (count, execute_group(door, &mut session, &rest[..count], Group::OnKeys).await),
+                (_, count) if count > 1 => (count, execute_group(door, &mut session, &rest[..count], Group::ListWrites).await),
+                _ => (1, vec![execute(door, &mut session, &rest[0]).await]),
             };
-            rest = &rest[grouped.max(1)..];
+            rest = &rest[count..];
             replies.iter().for_each(|reply| reply.encode(session.resp3, &mut out));
             if session.closing {
                 return output.write_all(&out).await;
@@ -203,17 +203,45 @@ fn groupable_run(door: &Door, session: &Session, commands: &[Vec<Vec<u8>>]) -> u
     count
 }
 
-/// Runs pipelined commands on keys as one step: one view, one commit, their replies in
-/// order, as if each ran alone in turn. The group bounds keep its commit within those
-/// of one transaction, so the group as a whole is never refused for its size.
-async fn execute_group(door: &Door, session: &mut Session, commands: &[Vec<Vec<u8>>]) -> Vec<Reply> {
+/// How many commands at the head of `commands` are list pushes and pops that can
+/// share one log entry (`lists::batchable`), outside `MULTI` and subscriptions,
+/// within the group bounds.
+fn list_batch_run(door: &Door, session: &Session, commands: &[Vec<Vec<u8>>]) -> usize {
+    if session.multi.is_some() || session.subscriptions.is_some() {
+        return 0;
+    }
+    let bounds = lists::Bounds { key_bytes_max: door.limits.key_bytes_max, value_bytes_max: door.limits.value_bytes_max };
+    let mut bytes = 0;
+    let fits = |args: &&Vec<Vec<u8>>| {
+        bytes += args.iter().map(Vec::len).sum::<usize>();
+        let batchable = |spec: &Spec| lists::serves(spec.name) && commands::arity_holds(spec, args) && lists::batchable(bounds, spec.name, args);
+        bytes <= GROUP_BYTES_MAX && commands::find(&args[0]).is_some_and(batchable)
+    };
+    commands.iter().take(GROUP_COMMANDS_MAX).take_while(fits).count()
+}
+
+/// What a group of pipelined commands is.
+enum Group {
+    /// Commands on keys (`groupable_run`): one step, one view, one commit.
+    OnKeys,
+    /// List pushes and pops (`list_batch_run`): one log entry, each its own command.
+    ListWrites,
+}
+
+/// Runs a group of pipelined commands, their replies in order, as if each ran alone in
+/// turn. The group bounds keep its commit within those of one transaction or entry,
+/// so the group as a whole is never refused for its size.
+async fn execute_group(door: &Door, session: &mut Session, commands: &[Vec<Vec<u8>>], group: Group) -> Vec<Reply> {
     let grouped: Vec<(&'static Spec, &[Vec<u8>])> = commands.iter().filter_map(|args| Some((commands::find(&args[0])?, args.as_slice()))).collect();
     let decision = match decide(door, session.token.as_deref(), grouped[0].0).await {
         Ok(decision) => decision,
         Err(refused) => return vec![refused; commands.len()],
     };
-    let ran = authorize::decided(decision, commands::together(door, &grouped, &Watched::new())).await.0;
     session.last_command = grouped[grouped.len() - 1].0.name;
+    let ran = match group {
+        Group::ListWrites => return authorize::decided(decision, lists::run_batch(door, commands)).await.0,
+        Group::OnKeys => authorize::decided(decision, commands::together(door, &grouped, &Watched::new())).await.0,
+    };
     match ran {
         Ok(keyspace::Ran::Replies(replies)) => replies,
         Ok(keyspace::Ran::Aborted) => vec![Reply::err("a group watched nothing and was aborted (a bug of Concord's)"); commands.len()],

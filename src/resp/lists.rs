@@ -4,9 +4,11 @@
 //! `BRPOPLPUSH`.
 //!
 //! Each write is one list command of the core, through the log like any write (a
-//! push and a pop share log entries with other writes), so it is atomic and
-//! linearizable, and `WRONGTYPE` comes from the state machine itself. A read is a
-//! linearizable read of one view.
+//! push and a pop share log entries with other writes, and the pushes and pops of one
+//! pipeline go as one entry, `run_batch`), so it is atomic and linearizable, and
+//! `WRONGTYPE` comes from the state machine itself. A read is a linearizable read of
+//! one view. In a transaction or a script, the same commands run on the step's lists
+//! instead (`in_step`, `keyspace`).
 //!
 //! A blocking pop waits on the node the client is connected to. It looks at its keys
 //! in this node's state (a hint only) each time the node applies an entry, and when
@@ -219,6 +221,59 @@ pub async fn run(door: &Door, name: &str, args: &[Vec<u8>]) -> Reply {
         })
     };
     answer.await.unwrap_or_else(|refused: Reply| refused)
+}
+
+/// Whether pipelined command `args` (a list command, its arity checked) may share a
+/// log entry with the list commands around it (`run_batch`): a push or a pop, or one
+/// whose arguments are refused before anything is proposed.
+pub fn batchable(bounds: Bounds, name: &str, args: &[Vec<u8>]) -> bool {
+    match parse(bounds, name, args) {
+        Ok(Call::Write(command, _)) => Command::List(command).is_batchable(),
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
+/// Runs pipelined list commands (each `batchable`) as one log entry, in order: each
+/// applies as if alone and gets its own answer (a pipeline is not a transaction).
+pub async fn run_batch(door: &Door, commands: &[Vec<Vec<u8>>]) -> Vec<Reply> {
+    let bounds = Bounds { key_bytes_max: door.limits.key_bytes_max, value_bytes_max: door.limits.value_bytes_max };
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(commands.len());
+    let (mut requests, mut shapes) = (Vec::new(), Vec::new());
+    for args in commands {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        match parse(bounds, &name, args) {
+            Ok(Call::Write(command, shape)) => {
+                shapes.push((command.keys()[0].to_string(), shape));
+                requests.push(crate::state::command::Request::from(Command::List(command)));
+                replies.push(None);
+            }
+            Ok(_) => replies.push(Some(Reply::err("a list command that cannot share a log entry was batched (a bug of Concord's)"))),
+            Err(refused) => replies.push(Some(refused)),
+        }
+    }
+    let answers: Vec<Reply> = match requests.is_empty() {
+        true => Vec::new(),
+        false => match door.propose(Command::Batch(requests)).await {
+            Ok(Outcome::Batch(responses)) if responses.len() == shapes.len() => responses
+                .into_iter()
+                .zip(shapes)
+                .map(|(response, (key, shape))| match response.outcome {
+                    Outcome::List(outcome) => shape.written(&key, outcome),
+                    Outcome::Rejected(Rejection::List(refused)) => refusal(refused),
+                    other => errors::unexpected(other),
+                })
+                .collect(),
+            Ok(other) => vec![errors::unexpected(other); shapes.len()],
+            // Nothing of the batch was done (or, for UNCERTAIN, perhaps all of it).
+            Err(refused) => vec![refused; shapes.len()],
+        },
+    };
+    let mut answers = answers.into_iter();
+    replies
+        .into_iter()
+        .map(|reply| reply.or_else(|| answers.next()).unwrap_or_else(|| Reply::err("a batched command went unanswered (a bug of Concord's)")))
+        .collect()
 }
 
 /// Runs list command `name` (its arity checked) as part of a step (`EXEC`, a script):

@@ -454,6 +454,32 @@ def test_a_pipeline_of_writes_shares_log_entries_and_keeps_its_order(cluster, pr
     assert entries <= 10, f"{entries} log entries for 40 pipelined writes"
 
 
+def test_pipelined_pushes_and_pops_share_log_entries_and_keep_their_order(cluster, protocol, key):
+    """40 pipelined list writes on a follower take far fewer than 40 log entries, each
+    sees the ones before it, and a refused one in the middle is refused alone."""
+    leader = cluster.leader()
+
+    def last_log_index():
+        status, body = leader.http("/v1/cluster")
+        return json.loads(body)["last_log_index"]
+
+    client = cluster.followers()[0].client(protocol=protocol)
+    client.set(f"{key}str", "a string")
+    before = last_log_index()
+    pipe = client.pipeline(transaction=False)
+    for i in range(10):
+        pipe.rpush(f"{key}q", i, i + 100).lpop(f"{key}q").rpushx(f"{key}none", i).rpop(f"{key}q", 1)
+    pipe.lpush(f"{key}str", "x").lpop(f"{key}q", 20)
+    answers = pipe.execute(raise_on_error=False)
+    entries = last_log_index() - before
+    assert answers[:4] == [2, b"0", 0, [b"100"]]
+    assert answers[4:8] == [2, b"1", 0, [b"101"]]
+    assert isinstance(answers[40], redis.ResponseError) and "WRONGTYPE" in str(answers[40])
+    assert answers[41] is None, "every item pushed was popped"
+    # Ticks of the replicated clock may add an entry or two; one per write would be 42.
+    assert entries <= 6, f"{entries} log entries for 42 pipelined list writes"
+
+
 def test_the_program_of_the_issue_runs_unchanged(cluster, protocol, key):
     """The queue, pub/sub and lock program Redis users write, against three nodes."""
     r = cluster.nodes[0].client(protocol=protocol, socket_timeout=10)
