@@ -442,3 +442,23 @@ async fn the_cli_talks_to_the_cluster() {
     let status: Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     assert_eq!(status["members"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test]
+async fn flags_go_with_the_value_a_put_without_them_clears_them() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/kv/config/feature", cluster.node(follower_of(leader)).url());
+    let flags = |body: &Value| body["flags"].as_u64();
+    assert_eq!(http.put(format!("{url}?flags=18446744073709551615")).body("on").send().await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(flags(&json(http.get(&url).send().await.unwrap()).await), Some(u64::MAX));
+    let raw = http.get(format!("{url}?raw=true")).send().await.unwrap();
+    assert_eq!(raw.headers()["concord-flags"], "18446744073709551615");
+    assert_eq!(http.put(&url).body("off").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(flags(&json(http.get(&url).send().await.unwrap()).await), Some(0), "a put without flags sets 0, as Consul's does");
+    let raw = http.get(format!("{url}?raw=true")).send().await.unwrap();
+    assert!(raw.headers().get("concord-flags").is_none());
+    let bad = http.put(format!("{url}?flags=-1")).body("x").send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(http.get(&url).send().await.unwrap()).await["value"], "off", "nothing changed");
+}

@@ -21,8 +21,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiBody, ApiPath, ApiQuery};
 use super::outcome::{propose, refuse_idempotency_key};
 use crate::state::command::{Command, Fence, KeyMeta, Outcome, Precondition, Request};
-use crate::state::expiry::{Expiring, Ttl};
-use crate::state::kv::{self, InvalidInput, KvRecord};
+use crate::state::expiry::Ttl;
+use crate::state::kv::{self, InvalidInput, KvRecord, StringRead};
 use crate::state::kv::{KvCommand, KvOutcome};
 use crate::state::list::ListRead;
 use crate::state::reader::AtIndex;
@@ -94,6 +94,9 @@ pub struct PutQuery {
     /// first tick after; a leader change neither resets nor shortens it). Without it,
     /// a put takes away any expiry the key had.
     ttl_ms: Option<u64>,
+    /// A 64-bit number the key carries beside its value (Consul's `Flags`); a put
+    /// without it sets 0.
+    flags: Option<u64>,
 }
 
 impl From<InvalidInput> for ApiError {
@@ -234,10 +237,15 @@ pub async fn put(
     let precondition = precondition(&headers)?;
     let fence = fence(&app, &headers)?;
     let (value, lease) = (body.to_vec(), query.lease);
-    let command = match query.ttl_ms {
-        None => KvCommand::Put { key: key.clone(), value, precondition, lease, fence },
+    let ttl = match query.ttl_ms {
+        None => Ttl::Clear,
         Some(0) => return Err(ApiError::bad_request("invalid_ttl", "ttl_ms must be at least 1")),
-        Some(ttl_ms) => KvCommand::PutWithTtl { key: key.clone(), value, precondition, lease, fence, ttl: Ttl::After { ttl_ms } },
+        Some(ttl_ms) => Ttl::After { ttl_ms },
+    };
+    let command = match (query.flags.unwrap_or(0), ttl) {
+        (0, Ttl::Clear) => KvCommand::Put { key: key.clone(), value, precondition, lease, fence },
+        (0, ttl) => KvCommand::PutWithTtl { key: key.clone(), value, precondition, lease, fence, ttl },
+        (flags, ttl) => KvCommand::PutWithFlags { key: key.clone(), value, precondition, lease, fence, ttl, flags },
     };
     let command = Command::Kv(command);
     propose(&app, &headers, command, |outcome| kv_answer(&key, outcome)).await
@@ -263,8 +271,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
     kv::validate_key(&key, app.limits.key_bytes_max)?;
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;
-    let read = app.reader.get_expiring(&key)?;
-    let Some(Expiring { record, expiry }) = &read.value else {
+    let read = app.reader.get_string(&key)?;
+    let Some(StringRead { record, expiry, flags }) = &read.value else {
         if let ListRead::Items { .. } = app.reader.list_items(&key, 0, 0)?.value {
             return Err(ApiError::new(StatusCode::CONFLICT, "wrong_type", format!("key {key:?} holds a list: GET /v1/lists/{key}")));
         }
@@ -280,7 +288,8 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
         ];
         let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], record.value.clone()).into_response();
         let ttl_ms = expiry.map(|expiry| ("concord-ttl-ms", expiry.left_ms(read.clock_ms)));
-        for (name, value) in meta.into_iter().chain(ttl_ms) {
+        let flags = (*flags != 0).then_some(("concord-flags", *flags));
+        for (name, value) in meta.into_iter().chain(ttl_ms).chain(flags) {
             response.headers_mut().insert(name, HeaderValue::from(value));
         }
         response
@@ -291,6 +300,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
             applied_index: read.applied_index,
             create_revision: meta.create_revision,
             encoding: encoding.to_string(),
+            flags: *flags,
             key: key.clone(),
             lease: record.lease,
             mod_revision: meta.mod_revision,

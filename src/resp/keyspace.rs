@@ -551,7 +551,7 @@ async fn commit(door: &Door, space: &Keyspace, watched: &Watched) -> Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::expiry::Expiring;
+    use crate::state::kv::StringRead;
     use crate::state::list::ListRecord;
 
     #[test]
@@ -569,8 +569,9 @@ mod tests {
             meta: crate::state::command::KeyMeta { create_revision: 1, mod_revision: 7, version: 1 },
             lease: Some(3),
         };
-        let expiring =
-            |key: &str, value: &str| KeyRead::String(Expiring { record: record(value), expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }) });
+        let expiring = |key: &str, value: &str| {
+            KeyRead::String(StringRead { record: record(value), expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }), flags: 0 })
+        };
         Keyspace {
             read: read.iter().map(|(key, value)| (key.to_string(), Some(expiring(key, value)))).chain([("absent".to_string(), None)]).collect(),
             clock_ms: 400,

@@ -42,13 +42,15 @@ pub struct Format {
 /// primitive, and each record says which encoding its fingerprint hashed. Version 4:
 /// keys may have a time to live (two new families, `state::expiry`), the keys are
 /// counted (`state::counts`), keys may hold lists (two new families, `state::list`),
-/// and outcomes may be of format 4's commands.
-pub const STATE_FORMAT: Format = Format { what: "state database", current: 4, oldest: 1, rewritten_below: 3 };
+/// and outcomes may be of format 4's commands. Version 5: keys may carry flags (a new
+/// family, `state::flags`).
+pub const STATE_FORMAT: Format = Format { what: "state database", current: 5, oldest: 1, rewritten_below: 3 };
 /// The log database (`log/`): the vote, log ids and entries. Version 2: entries may
 /// carry transactions. Version 3: commands grouped by primitive, the leader's stamp
 /// in the request envelope. Version 4: entries may carry format 4's commands (puts
 /// with a time to live, expiries, list commands). Version 5: a transaction may change
-/// a key more than once, its operations applied in order (`txn::Txn::check_shape`).
+/// a key more than once, its operations applied in order (`txn::Txn::check_shape`),
+/// and puts may set a key's flags (`KvCommand::PutWithFlags`).
 pub const LOG_FORMAT: Format = Format { what: "log database", current: 5, oldest: 1, rewritten_below: 3 };
 
 /// How a database of an older version becomes current: every value of `family` is
@@ -186,9 +188,9 @@ mod tests {
         let (meta, family) = (db.cf_handle("meta").unwrap(), db.cf_handle("records").unwrap());
         let upgrade = || Upgrade { family, rewrite: &to_upper };
         let stamped = || db.get_cf(meta, FORMAT_VERSION_KEY).unwrap();
-        let current = 4u32.to_le_bytes().to_vec();
+        let current = 5u32.to_le_bytes().to_vec();
         // New: stamped with the current one.
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 4);
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 5);
         assert_eq!(stamped(), Some(current.clone()));
         // From before versions were stamped, with records: version 1, upgraded.
         db.put_cf(family, "z", "zz").unwrap();
@@ -203,9 +205,9 @@ mod tests {
         db.put_cf(meta, FORMAT_VERSION_KEY, 2u32.to_le_bytes()).unwrap();
         assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 2);
         assert_eq!((records(&db), stamped()), (vec!["AA".to_string(), "BB".into(), "CC".into()], Some(current.clone())));
-        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 4, "nothing to do the second time");
-        // A version whose records are current (3 only lacks what 4 added): stamped,
-        // nothing rewritten.
+        assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 5, "nothing to do the second time");
+        // A version whose records are current (3 and 4 only lack what came later):
+        // stamped, nothing rewritten.
         db.put_cf(family, "e", "ee").unwrap();
         db.put_cf(meta, FORMAT_VERSION_KEY, 3u32.to_le_bytes()).unwrap();
         assert_eq!(STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap(), 3);
@@ -225,7 +227,7 @@ mod tests {
         let refused = STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap_err().to_string();
         assert!(refused.contains("cannot upgrade the state database from format version 2") && refused.contains("not of the old format"), "{refused}");
         assert_eq!(stamped(), Some(2u32.to_le_bytes().to_vec()));
-        for (stamped, says) in [(5u32, "newer Concord"), (0, "too old")] {
+        for (stamped, says) in [(6u32, "newer Concord"), (0, "too old")] {
             db.put_cf(meta, FORMAT_VERSION_KEY, stamped.to_le_bytes()).unwrap();
             let refused = STATE_FORMAT.check_or_stamp(&db, meta, upgrade()).unwrap_err().to_string();
             assert!(refused.contains(&format!("format version {stamped}")) && refused.contains(says), "{refused}");

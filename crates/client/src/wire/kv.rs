@@ -40,6 +40,9 @@ pub struct KeyAnswer {
     pub create_revision: u64,
     /// `utf8` or `base64`: how `value` is written.
     pub encoding: String,
+    /// The key's flags (`PUT ?flags=`, Consul's `Flags`); 0 when none were set.
+    #[serde(default)]
+    pub flags: u64,
     pub key: String,
     pub lease: Option<u64>,
     pub mod_revision: u64,

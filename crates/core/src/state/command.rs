@@ -287,8 +287,9 @@ impl Command {
     pub fn is_batchable(&self) -> bool {
         matches!(
             self,
-            Command::Kv(KvCommand::Put { .. } | KvCommand::PutWithTtl { .. } | KvCommand::Delete { .. } | KvCommand::Expire { .. })
-                | Command::List(ListCommand::Push { .. } | ListCommand::Pop { .. })
+            Command::Kv(
+                KvCommand::Put { .. } | KvCommand::PutWithTtl { .. } | KvCommand::PutWithFlags { .. } | KvCommand::Delete { .. } | KvCommand::Expire { .. },
+            ) | Command::List(ListCommand::Push { .. } | ListCommand::Pop { .. })
         )
     }
 }

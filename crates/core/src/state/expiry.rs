@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{Outcome, Precondition};
 use super::counts;
-use super::kv::{self, KvOutcome, KvRecord, RevisionAt};
+use super::kv::{self, KvOutcome, RevisionAt};
 use super::store::{Batch, Cf, Meta, View, ViewError};
 
 /// Most keys one tick expires; the rest go on the next tick. Bounds the work of
@@ -99,20 +99,6 @@ fn pending(batch: &Batch<'_>, key: &str) -> Result<Option<Expiry>, ViewError> {
 /// When `key` expires (`None`: it does not).
 pub fn get(view: &View<'_>, key: &str) -> Result<Option<Expiry>, ViewError> {
     view.get(Cf::KeyExpiry, key.as_bytes())?.map(|bytes| Expiry::decode(&bytes)).transpose()
-}
-
-/// A key as read, with when it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expiring {
-    pub record: KvRecord,
-    /// `None`: never.
-    pub expiry: Option<Expiry>,
-}
-
-/// `key` and its expiry, if it exists.
-pub fn get_expiring(view: &View<'_>, key: &str) -> Result<Option<Expiring>, ViewError> {
-    let Some(record) = kv::get(view, key)? else { return Ok(None) };
-    Ok(Some(Expiring { record, expiry: get(view, key)? }))
 }
 
 /// Gives `key` this expiry, or none.

@@ -20,7 +20,7 @@ fn after(ttl_ms: u64) -> Ttl {
 
 /// `key`'s value and expiry, if it exists.
 fn read(f: &Fixture, key: &str) -> Option<(String, Option<u64>)> {
-    let expiring = f.reader.get_expiring(key).unwrap().value?;
+    let expiring = f.reader.get_string(key).unwrap().value?;
     Some((String::from_utf8(expiring.record.value).unwrap(), expiring.expiry.map(|expiry| expiry.at_ms)))
 }
 
@@ -35,7 +35,7 @@ async fn a_key_expires_at_the_first_tick_that_reaches_its_ttl_after_the_later_of
     assert_eq!(read(&f, "behind"), Some(("a".into(), Some(1_500))));
     assert_eq!(read(&f, "ahead"), Some(("b".into(), Some(1_700))));
     // What is left, read at the clock the stamp ran ahead of: never more than the TTL.
-    let ahead = f.reader.get_expiring("ahead").unwrap();
+    let ahead = f.reader.get_string("ahead").unwrap();
     assert_eq!(ahead.value.and_then(|key| key.expiry).map(|expiry| expiry.left_ms(ahead.clock_ms)), Some(500));
     assert_eq!(tick(&mut f, 499).await, Outcome::Ticked { clock_ms: 1_499, expired: 0 });
     assert!(read(&f, "behind").is_some(), "one ms short of its expiry");

@@ -17,13 +17,13 @@ use super::lock::Holding;
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
 use super::ring::{RingCommand, RingOutcome, RingRejection};
-use super::tests::{Fixture, at, every_primitive, format_4_additions, state_lines};
+use super::tests::{Fixture, additions_since_format_3, at, every_primitive, state_lines};
 use super::topic::{TopicCommand, TopicOutcome, TopicRejection};
 use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use super::txn::{TxnOutcome, TxnRejection};
 use crate::golden;
 
-const COMMAND_VARIANTS: usize = 36;
+const COMMAND_VARIANTS: usize = 37;
 const OUTCOME_VARIANTS: usize = 34;
 const REJECTION_VARIANTS: usize = 36;
 
@@ -59,6 +59,7 @@ fn command_variant(command: &Command) -> &'static str {
         Command::Txn(_) => "Txn",
         Command::Kv(KvCommand::PutWithTtl { .. }) => "PutWithTtl",
         Command::Kv(KvCommand::Expire { .. }) => "Expire",
+        Command::Kv(KvCommand::PutWithFlags { .. }) => "PutWithFlags",
         Command::List(ListCommand::Push { .. }) => "ListPush",
         Command::List(ListCommand::Pop { .. }) => "ListPop",
         Command::List(ListCommand::Move { .. }) => "ListMove",
@@ -220,9 +221,11 @@ fn format_4_txn_ops() -> Vec<(&'static str, TxnOp)> {
     ]
 }
 
-/// Whether a sample of `commands.txt` is of format 4 (version 2 has no twin of it).
+/// Whether a sample of `commands.txt` is of format 4 or later (version 2 has no twin
+/// of it).
 pub(super) fn of_format_4(name: &str) -> bool {
-    let format_4 = ["command.PutWithTtl", "command.Expire", "command.List", "outcome.List", "rejection.List", "rejection.WrongType", "txn_op."];
+    let format_4 =
+        ["command.PutWithTtl", "command.Expire", "command.List", "command.PutWithFlags", "outcome.List", "rejection.List", "rejection.WrongType", "txn_op."];
     format_4.iter().any(|prefix| name.starts_with(prefix))
 }
 
@@ -333,6 +336,16 @@ fn commands() -> Vec<Request> {
         Command::List(ListCommand::Set { key: "jobs".into(), index: -1, item: b"z".to_vec() }).into(),
         Command::List(ListCommand::Remove { key: "jobs".into(), count: -2, item: b"a".to_vec() }).into(),
         Command::List(ListCommand::Trim { key: "jobs".into(), start: 1, stop: -1 }).into(),
+        KvCommand::PutWithFlags {
+            key: "config/feature".into(),
+            value: b"on".to_vec(),
+            precondition: Precondition::ModRevision(4),
+            lease: None,
+            fence: None,
+            ttl: Ttl::Clear,
+            flags: 42,
+        }
+        .into(),
     ]
 }
 
@@ -474,7 +487,7 @@ fn every_command_outcome_and_rejection_encodes_as_pinned() {
 #[tokio::test]
 async fn the_state_of_every_primitive_encodes_as_pinned() {
     let mut fixture = Fixture::new();
-    for request in every_primitive().into_iter().chain(format_4_additions()) {
+    for request in every_primitive().into_iter().chain(additions_since_format_3()) {
         let key = request.idempotency_key.clone();
         fixture.apply_keyed(key.as_deref(), request).await;
     }

@@ -18,7 +18,7 @@ use super::expiry::{self, Ttl};
 use super::history::{self, Change};
 use super::list::{self, ListRecord};
 use super::store::{Batch, Cf, Meta, View, ViewError};
-use super::{counts, lease, lock};
+use super::{counts, flags, lease, lock};
 use crate::codec;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub enum KvCommand {
     /// Changes only the expiry of `key` (a string or a list), if it exists and
     /// `precondition` holds: a change of the key (a new revision). Format 4.
     Expire { key: String, ttl: Ttl, precondition: Precondition },
+    /// `PutWithTtl`, and the key's flags (`flags`; every other put sets 0). Format 5.
+    PutWithFlags { key: String, value: Vec<u8>, precondition: Precondition, lease: Option<u64>, fence: Option<Fence>, ttl: Ttl, flags: u64 },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -83,6 +85,9 @@ impl fmt::Display for KvCommand {
                 write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?}, fence {fence:?}, {ttl:?})", value.len())
             }
             KvCommand::Expire { key, ttl, precondition } => write!(f, "expire {key:?} ({ttl:?}, {precondition:?})"),
+            KvCommand::PutWithFlags { key, value, precondition, lease, fence, ttl, flags } => {
+                write!(f, "put {key:?} ({} bytes, {precondition:?}, lease {lease:?}, fence {fence:?}, {ttl:?}, flags {flags})", value.len())
+            }
         }
     }
 }
@@ -92,7 +97,10 @@ impl KvCommand {
     /// write reads the lock too.
     pub fn access(&self) -> Access {
         match self {
-            KvCommand::Put { key, fence, .. } | KvCommand::PutWithTtl { key, fence, .. } | KvCommand::Delete { key, fence, .. } => {
+            KvCommand::Put { key, fence, .. }
+            | KvCommand::PutWithTtl { key, fence, .. }
+            | KvCommand::PutWithFlags { key, fence, .. }
+            | KvCommand::Delete { key, fence, .. } => {
                 let access = Access::name(Role::Write, "key", key);
                 match fence {
                     Some(fence) => access.and(Access::name(Role::Write, "lock", &fence.lock)),
@@ -107,6 +115,7 @@ impl KvCommand {
     /// The first log format that carries it (`Command::format_since`).
     pub fn format_since(&self) -> u32 {
         match self {
+            KvCommand::PutWithFlags { .. } => 5,
             KvCommand::PutWithTtl { .. } | KvCommand::Expire { .. } => 4,
             KvCommand::Put { .. } | KvCommand::Delete { .. } | KvCommand::DeletePrefix { .. } => FORMAT_FIRST,
         }
@@ -114,13 +123,15 @@ impl KvCommand {
 
     /// Whether applying it reads the clock: a put that sets an expiry.
     pub fn reads_clock(&self) -> bool {
-        matches!(self, KvCommand::PutWithTtl { ttl, .. } | KvCommand::Expire { ttl, .. } if ttl.reads_clock())
+        matches!(self, KvCommand::PutWithTtl { ttl, .. } | KvCommand::PutWithFlags { ttl, .. } | KvCommand::Expire { ttl, .. } if ttl.reads_clock())
     }
 }
 
 pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, now_ms: u64, command: KvCommand) -> Result<Outcome, ViewError> {
     let fence = match &command {
-        KvCommand::Put { fence, .. } | KvCommand::PutWithTtl { fence, .. } | KvCommand::Delete { fence, .. } => fence.as_ref(),
+        KvCommand::Put { fence, .. } | KvCommand::PutWithTtl { fence, .. } | KvCommand::PutWithFlags { fence, .. } | KvCommand::Delete { fence, .. } => {
+            fence.as_ref()
+        }
         KvCommand::DeletePrefix { .. } | KvCommand::Expire { .. } => None,
     };
     if let Some(Err(rejection)) = fence.map(|f| lock::fence_holds(batch, &f.lock, f.token)).transpose()? {
@@ -128,16 +139,34 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, now_ms: u64, command: KvCom
     }
     match command {
         KvCommand::Put { key, value, precondition, lease, .. } => {
-            let put = Put { key: &key, value, precondition, lease, ttl: Ttl::Clear, now_ms };
+            let put = Put { key: &key, value, precondition, lease, ttl: Ttl::Clear, flags: 0, now_ms };
             apply_put(batch, meta, RevisionAt::Next, put)
         }
         KvCommand::PutWithTtl { key, value, precondition, lease, ttl, .. } => {
-            apply_put(batch, meta, RevisionAt::Next, Put { key: &key, value, precondition, lease, ttl, now_ms })
+            apply_put(batch, meta, RevisionAt::Next, Put { key: &key, value, precondition, lease, ttl, flags: 0, now_ms })
+        }
+        KvCommand::PutWithFlags { key, value, precondition, lease, ttl, flags, .. } => {
+            apply_put(batch, meta, RevisionAt::Next, Put { key: &key, value, precondition, lease, ttl, flags, now_ms })
         }
         KvCommand::Delete { key, precondition, .. } => apply_delete(batch, meta, RevisionAt::Next, &key, precondition),
         KvCommand::DeletePrefix { prefix } => apply_delete_prefix(batch, meta, &prefix),
         KvCommand::Expire { key, ttl, precondition } => apply_expire(batch, meta, RevisionAt::Next, &key, ttl, precondition, now_ms),
     }
+}
+
+/// A string key as read: its record, when it expires, and its flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringRead {
+    pub record: KvRecord,
+    /// `None`: never.
+    pub expiry: Option<expiry::Expiry>,
+    pub flags: u64,
+}
+
+/// `key` with its expiry and flags, if it holds a string.
+pub fn get_string(view: &View<'_>, key: &str) -> Result<Option<StringRead>, ViewError> {
+    let Some(record) = get(view, key)? else { return Ok(None) };
+    Ok(Some(StringRead { record, expiry: expiry::get(view, key)?, flags: flags::get(view, key)? }))
 }
 
 /// A stored key: its value and its revision bookkeeping.
@@ -234,6 +263,8 @@ pub struct Put<'a> {
     pub precondition: Precondition,
     pub lease: Option<u64>,
     pub ttl: Ttl,
+    /// The key's flags from now on (`flags`).
+    pub flags: u64,
     pub now_ms: u64,
 }
 
@@ -262,7 +293,7 @@ impl Holding {
 }
 
 pub fn apply_put(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, put: Put<'_>) -> Result<Outcome, ViewError> {
-    let Put { key, value, precondition, lease, ttl, now_ms } = put;
+    let Put { key, value, precondition, lease, ttl, flags, now_ms } = put;
     let holding = Holding::of(batch, key)?;
     if let Err(rejection) = check(key, holding.meta().as_ref(), precondition) {
         return Ok(Outcome::Rejected(rejection));
@@ -296,6 +327,7 @@ pub fn apply_put(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, put: Pu
     }
     batch.put_encoded(Cf::Kv, key.as_bytes(), &KvRecord { value, meta: key_meta, lease })?;
     lease::reattach(batch, key, current_lease, lease)?;
+    flags::set(batch, key, flags);
     if let Some(expiry) = expiry::after_put(ttl, meta.clock_ms, now_ms) {
         expiry::set(batch, key, expiry)?;
     }
@@ -360,6 +392,7 @@ pub(super) fn remove(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key
     batch.delete(Cf::Kv, key.as_bytes());
     counts::add(batch, -1, 0)?;
     expiry::set(batch, key, None)?;
+    flags::set(batch, key, 0);
     lease::reattach(batch, key, lease, None)
 }
 

@@ -147,7 +147,7 @@ async fn a_list_expires_takes_part_in_transactions_and_is_watched_by_revision() 
     // An expiry on a list, set and reached.
     let expire = KvCommand::Expire { key: "l".into(), ttl: Ttl::After { ttl_ms: 100 }, precondition: Precondition::None };
     assert!(matches!(f.apply(at(0, expire)).await, Outcome::Kv(KvOutcome::Put { .. })));
-    assert_eq!(f.reader.get_expiring("l").unwrap().value, None, "a list is not a string");
+    assert_eq!(f.reader.get_string("l").unwrap().value, None, "a list is not a string");
     tick(&mut f, 99).await;
     assert!(items(&f, "l").is_some());
     tick(&mut f, 1).await;

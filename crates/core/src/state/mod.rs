@@ -13,6 +13,7 @@ pub mod auth;
 pub mod command;
 pub mod counts;
 pub mod expiry;
+pub mod flags;
 pub mod history;
 pub mod idempotency;
 pub mod kv;

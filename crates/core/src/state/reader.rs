@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::auth::{self, AuthSettings, TokenPage, TokenRecord};
 use super::command::KeyMeta;
 use super::counts::{self, KeyCounts};
+use super::expiry;
 use super::expiry::Expiry;
-use super::expiry::{self, Expiring};
 use super::history::{self, HistoryRead};
-use super::kv::{self, KvRecord, Page};
+use super::kv::{self, KvRecord, Page, StringRead};
 use super::lease::{self, LeaseView};
 use super::list::{self, ListRead, ListRecord};
 use super::lock::{self, LockRecord};
@@ -46,7 +46,7 @@ pub type KeyNames = (Vec<(String, KeyKind)>, bool);
 /// A key of any kind as read, with its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRead {
-    String(Expiring),
+    String(StringRead),
     List { list: ListRecord, expiry: Option<Expiry> },
 }
 
@@ -112,9 +112,9 @@ impl StateReader {
         self.read(|view, _| kv::get(view, key))
     }
 
-    /// A key with its expiry.
-    pub fn get_expiring(&self, key: &str) -> Result<AtIndex<Option<Expiring>>, ViewError> {
-        self.read(|view, _| expiry::get_expiring(view, key))
+    /// A string key with its expiry and flags.
+    pub fn get_string(&self, key: &str) -> Result<AtIndex<Option<StringRead>>, ViewError> {
+        self.read(|view, _| kv::get_string(view, key))
     }
 
     /// Several keys of any kind with their expiries, read from one point-in-time view
@@ -122,7 +122,7 @@ impl StateReader {
     pub fn get_all(&self, keys: &[String]) -> Result<AtIndex<Vec<Option<KeyRead>>>, ViewError> {
         self.read(|view, _| {
             let read = |key: &String| -> Result<Option<KeyRead>, ViewError> {
-                if let Some(string) = expiry::get_expiring(view, key)? {
+                if let Some(string) = kv::get_string(view, key)? {
                     return Ok(Some(KeyRead::String(string)));
                 }
                 let Some(list) = list::get(view, key)? else { return Ok(None) };

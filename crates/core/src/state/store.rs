@@ -79,10 +79,13 @@ pub enum Cf {
     /// Key ++ `\0` ++ generation (big-endian) ++ sequence number (big-endian) → an
     /// item of a list (`list`). Format 4.
     ListItems = 22,
+    /// Key → its flags (big-endian u64), for the keys whose flags are not 0 (`flags`).
+    /// Format 5.
+    KeyFlags = 23,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 22] = [
+    pub const ALL: [Cf; 23] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -105,6 +108,7 @@ impl Cf {
         Cf::ExpiryOrder,
         Cf::Lists,
         Cf::ListItems,
+        Cf::KeyFlags,
     ];
 
     pub fn name(self) -> &'static str {
@@ -131,6 +135,7 @@ impl Cf {
             Cf::ExpiryOrder => "expiry_order",
             Cf::Lists => "lists",
             Cf::ListItems => "list_items",
+            Cf::KeyFlags => "key_flags",
         }
     }
 

@@ -861,8 +861,15 @@ pub(super) fn every_primitive() -> Vec<Request> {
 /// upgrades to): keys with a time to live (the clock reads 1100 here), one that
 /// expires at the tick, one that keeps its expiry through a put, one that loses it to
 /// a plain put; lists pushed, popped, moved, set, trimmed, emptied, replaced by a
-/// string, and one that expires.
-pub(super) fn format_4_additions() -> Vec<Request> {
+/// string, and one that expires. Then format 5's: keys with flags, one that keeps
+/// A put of `key` with `flags` (format 5).
+fn put_flags(key: &str, value: &str, flags: u64) -> Command {
+    let (key, value) = (key.into(), value.as_bytes().to_vec());
+    Command::Kv(KvCommand::PutWithFlags { key, value, precondition: Precondition::None, lease: None, fence: None, ttl: Ttl::Clear, flags })
+}
+
+/// them, one whose flags a plain put clears, one whose flags go with it.
+pub(super) fn additions_since_format_3() -> Vec<Request> {
     let list = |command: ListCommand| Request::from(Command::List(command));
     let push = |key: &str, items: &[&str], end| {
         list(ListCommand::Push { key: key.into(), items: items.iter().map(|item| item.as_bytes().to_vec()).collect(), end, only_existing: false })
@@ -888,6 +895,11 @@ pub(super) fn format_4_additions() -> Vec<Request> {
         push("list/expiring", &["1", "2"], End::Left),
         at(1100, KvCommand::Expire { key: "list/expiring".into(), ttl: Ttl::After { ttl_ms: 50 }, precondition: Precondition::None }),
         Command::Tick { advance_ms: 100 }.into(),
+        put_flags("flags/kept", "1", 7).into(),
+        put_flags("flags/cleared", "2", 8).into(),
+        put("flags/cleared", "3").into(),
+        put_flags("flags/deleted", "4", u64::MAX).into(),
+        Command::Kv(KvCommand::Delete { key: "flags/deleted".into(), precondition: Precondition::None, fence: None }).into(),
     ]
 }
 
@@ -898,7 +910,7 @@ pub(super) fn at(now_ms: u64, command: impl Into<Command>) -> Request {
 
 #[tokio::test]
 async fn the_same_entries_give_byte_identical_state() {
-    let requests: Vec<Request> = every_primitive().into_iter().chain(format_4_additions()).collect();
+    let requests: Vec<Request> = every_primitive().into_iter().chain(additions_since_format_3()).collect();
     let (mut one_by_one, mut all_at_once, responses) = apply_one_by_one_and_batched(&requests).await;
     assert!(matches!(responses[17].outcome, Outcome::Lease(LeaseOutcome::Revoked { deleted_keys: 1, .. })), "{:?}", responses[17]);
     assert_eq!(one_by_one.value("short/1"), None);
@@ -1007,7 +1019,7 @@ async fn the_key_counts_follow_every_way_a_key_comes_and_goes() {
     // Puts, deletes, a prefix delete, a lease's end, a revoke, transactions, expiries
     // set, kept, cleared and reached.
     let mut f = Fixture::new();
-    for request in every_primitive().into_iter().chain(format_4_additions()) {
+    for request in every_primitive().into_iter().chain(additions_since_format_3()) {
         f.apply_keyed(request.idempotency_key.clone().as_deref(), request).await;
         counts_match_the_keys(&f);
     }

@@ -418,10 +418,10 @@ fn apply_op(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, revision: Revi
             return Ok(TxnResult::Listed { prefix, items: page.items, more: page.more });
         }
         TxnOp::Put { key, value, lease } => {
-            kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl: Ttl::Clear, now_ms })?
+            kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl: Ttl::Clear, flags: 0, now_ms })?
         }
         TxnOp::PutWithTtl { key, value, lease, ttl } => {
-            kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl, now_ms })?
+            kv::apply_put(batch, meta, revision, Put { key: &key, value, precondition: Precondition::None, lease, ttl, flags: 0, now_ms })?
         }
         TxnOp::Delete { key } => kv::apply_delete(batch, meta, revision, &key, Precondition::None)?,
         TxnOp::Expire { key, ttl } => kv::apply_expire(batch, meta, revision, &key, ttl, Precondition::None, now_ms)?,

@@ -11,7 +11,7 @@ use super::format_tests::of_format_4;
 use super::machine::CACHE_BYTES_DEFAULT;
 use super::snapshot::SnapshotFiles;
 use super::store::{Cf, StateStore};
-use super::tests::{Fixture, every_primitive, format_4_additions, receive, state_lines};
+use super::tests::{Fixture, additions_since_format_3, every_primitive, receive, state_lines};
 use super::v2;
 use crate::{codec, golden};
 
@@ -60,7 +60,7 @@ fn version_2_store(dir: &std::path::Path) -> StateStore {
 /// and each keyed request retried is answered from the table as the first time.
 async fn check_upgraded(f: &mut Fixture) {
     f.continue_after_applied().await;
-    for request in format_4_additions() {
+    for request in additions_since_format_3() {
         f.apply(request).await;
     }
     let pinned: Vec<String> =

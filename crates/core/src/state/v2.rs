@@ -217,7 +217,7 @@ impl Command {
             // peer (`raft::frames` refuses it first). An empty batch stands for it
             // where version 2's bytes are asked for (a fingerprint): no client sent
             // one, so no remembered version-2 request matches it.
-            C::Kv(KvCommand::PutWithTtl { .. } | KvCommand::Expire { .. }) | C::List(_) => Command::Batch(Vec::new()),
+            C::Kv(KvCommand::PutWithTtl { .. } | KvCommand::PutWithFlags { .. } | KvCommand::Expire { .. }) | C::List(_) => Command::Batch(Vec::new()),
             C::Kv(KvCommand::DeletePrefix { prefix }) => Command::DeletePrefix { prefix },
             C::Lease(LeaseCommand::Grant { ttl_ms }) => Command::LeaseGrant { ttl_ms, now_ms },
             C::Lease(LeaseCommand::KeepAlive { id }) => Command::LeaseKeepAlive { id, now_ms },
