@@ -4,8 +4,9 @@
 # openraft storage suite, real multi-process clusters, the CLI and the README's
 # quickstart), fuzzes the HTTP API from its OpenAPI description (scripts/api_fuzz.sh),
 # runs the Redis door's tests with redis-py and against a real redis-server
-# (scripts/redis_tests.sh), and ends with one line of totals. A hung step cannot hang
-# CI: the cargo tests get 70 minutes, clippy 20, the fuzzer 10, the Redis tests 10.
+# (scripts/redis_tests.sh) and the Consul door's with python-consul and py-consul
+# (scripts/consul_tests.sh), and ends with one line of totals. A hung step cannot hang
+# CI: the cargo tests get 70 minutes, clippy 20, the fuzzer 10, each door's tests 10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
@@ -47,7 +48,8 @@ if ! timeout 20m cargo clippy --workspace --all-targets -- -D warnings; then
 fi
 fuzz_log=$(mktemp)
 redis_log=$(mktemp)
-trap 'rm -f "$log" "$fuzz_log" "$redis_log"' EXIT
+consul_log=$(mktemp)
+trap 'rm -f "$log" "$fuzz_log" "$redis_log" "$consul_log"' EXIT
 # A step that says much: under `title`, the last `lines` lines of what it said
 # (kept in `out`), or all of it if it failed; at most 10 minutes.
 step() {
@@ -67,6 +69,8 @@ step() {
 step "api fuzz (schemathesis against a 3-node cluster)" 14 "$fuzz_log" ./scripts/api_fuzz.sh
 # The Redis door with the clients Redis users have, about 30 seconds.
 step "redis door (redis-py, and a differential test against redis-server)" 1 "$redis_log" ./scripts/redis_tests.sh
+# The Consul door with python-consul and py-consul, about 20 seconds.
+step "consul door (python-consul and py-consul)" 1 "$consul_log" ./scripts/consul_tests.sh
 
 # Totals over every test binary and the pytest suite (awk, present on every Debian
 # base system): cargo's "test result: ok. N passed; M failed" lines and pytest's last
@@ -74,8 +78,9 @@ step "redis door (redis-py, and a differential test against redis-server)" 1 "$r
 count='{ for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }'
 read -r passed failed < <(awk "/^test result:/ $count" "$log")
 read -r redis_passed redis_failed < <(tail -1 "$redis_log" | awk "/ in [0-9.]+s/ $count")
-passed=$((passed + redis_passed))
-failed=$((failed + redis_failed))
+read -r consul_passed consul_failed < <(tail -1 "$consul_log" | awk "/ in [0-9.]+s/ $count")
+passed=$((passed + redis_passed + consul_passed))
+failed=$((failed + redis_failed + consul_failed))
 echo
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

@@ -224,6 +224,8 @@ pub struct NodeConfig {
     pub advertise: String,
     /// Address the Redis door (`resp`) binds, if it is on.
     pub redis_listen: Option<String>,
+    /// Address the Consul door (`consul`) binds, if it is on.
+    pub consul_listen: Option<String>,
     pub data_dir: PathBuf,
     /// The first membership of a new cluster (id → `host:port`); empty with `join`.
     pub initial_cluster: BTreeMap<NodeId, String>,

@@ -31,6 +31,7 @@ pub mod admin;
 pub mod api;
 pub mod authorize;
 pub mod config;
+pub mod consul;
 pub mod dev_ca;
 pub mod node;
 pub mod raft;

@@ -66,6 +66,8 @@ pub struct Node {
     pub local_addr: std::net::SocketAddr,
     /// Where the Redis door listens, when it is on.
     pub redis_addr: Option<std::net::SocketAddr>,
+    /// Where the Consul door listens, if it is on.
+    pub consul_addr: Option<std::net::SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -139,6 +141,17 @@ impl Node {
         });
         let peer_mtls = config.tls.as_ref().is_some_and(|tls| tls.peer_mtls);
         let peers = peer_server::routes(raft.clone(), core, admin, config.limits.bodies(true), identity.clone(), config.peer_secret.clone(), peer_mtls);
+        let consul_addr = match &config.consul_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await.map_err(|source| NodeError::Listen { addr: addr.clone(), source })?;
+                let bound = listener.local_addr()?;
+                let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());
+                let routes = crate::consul::router(app.clone());
+                tokio::spawn(crate::server::serve(listener, routes, config.limits.connections(), acceptor, stopped.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
         let routes = api::router(app).merge(peers);
         let acceptor = config.tls.as_ref().map(|tls| tls.acceptor.clone());
         let server = tokio::spawn(crate::server::serve(listener, routes, config.limits.connections(), acceptor, stopped));
@@ -154,7 +167,7 @@ impl Node {
             tokio::spawn(join_cluster(url, client, config.id, config.advertise.clone(), raft.clone(), identity));
         }
         tracing::info!(id = config.id, listen = %local_addr, data_dir = %config.data_dir.display(), stores_open_ms, raft_ready_ms, "node started");
-        Ok(Self { id: config.id, raft, local_addr, redis_addr, server, stop })
+        Ok(Self { id: config.id, raft, local_addr, redis_addr, consul_addr, server, stop })
     }
 
     /// Stops serving and shuts Raft down.

@@ -353,17 +353,32 @@ pub async fn delete_prefix(State(app): State<AppState>, ApiQuery(query): ApiQuer
             return Err(ApiError::bad_request("not_conditional", format!("a prefix delete takes no {header} header: it cannot be fenced or conditional")));
         }
     }
+    let deleted = delete_prefix_rounds(&app, &query.prefix).await?;
+    Ok(Json(PrefixDeletedAnswer { deleted: deleted.deleted, more: deleted.more, prefix: query.prefix, revision: deleted.revision }).into_response())
+}
+
+/// What `delete_prefix_rounds` did.
+pub struct PrefixDeleted {
+    pub deleted: u64,
+    pub revision: u64,
+    /// Keys with the prefix remain (the rounds' bounds were met).
+    pub more: bool,
+}
+
+/// Deletes the keys starting with `prefix`, an entry at a time, within the bounds
+/// above (the HTTP API's prefix delete, and Consul's `DELETE ?recurse`).
+pub async fn delete_prefix_rounds(app: &AppState, prefix: &str) -> Result<PrefixDeleted, ApiError> {
     let started = tokio::time::Instant::now();
     let (mut deleted_total, mut rounds) = (0, 0);
     loop {
-        let request = Request::from(KvCommand::DeletePrefix { prefix: query.prefix.clone() });
+        let request = Request::from(KvCommand::DeletePrefix { prefix: prefix.to_string() });
         let Outcome::Kv(KvOutcome::PrefixDeleted { deleted, revision, more }) = app.core.write(request).await?.outcome else {
             return Err(ApiError::internal("a prefix delete produced an unexpected outcome"));
         };
         deleted_total += deleted;
         rounds += 1;
         if !more || rounds == DELETE_PREFIX_ROUNDS_MAX || started.elapsed() >= app.limits.write_timeout() {
-            return Ok(Json(PrefixDeletedAnswer { deleted: deleted_total, more, prefix: query.prefix, revision }).into_response());
+            return Ok(PrefixDeleted { deleted: deleted_total, revision, more });
         }
     }
 }

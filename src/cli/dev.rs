@@ -15,7 +15,8 @@
 //!
 //! Every member also speaks Redis's protocol (`--redis-listen`), on the ports 1000
 //! below the HTTP ones (6001, 6002, 6003 by default), and the banner prints a
-//! `redis-cli` line for each.
+//! `redis-cli` line for each. And Consul's HTTP API (`--consul-listen`), on the ports
+//! 1500 above the HTTP ones (8501, 8502, 8503 by default).
 //!
 //! With `--tls`, it first makes a throwaway CA and a certificate for 127.0.0.1 in
 //! `<data dir>/tls` (`dev_ca`; kept and reused with `--data-dir`), and starts the
@@ -192,9 +193,11 @@ async fn control(base_port: u16, action: DevAction) -> ExitCode {
     }
 }
 
-/// How long `restart` waits for the node to serve again before answering.
 /// How far below its HTTP port a member's Redis door listens.
 const REDIS_PORT_OFFSET: u16 = 1000;
+/// How far above a member's HTTP port its Consul door listens.
+const CONSUL_PORT_OFFSET: u16 = 1500;
+/// How long `restart` waits for the node to serve again before answering.
 const RESTART_SERVING_WAIT: Duration = Duration::from_secs(20);
 
 /// Waits until the node at `url` answers and knows a leader, so that what the person
@@ -330,6 +333,10 @@ async fn supervise(args: DevArgs) -> ExitCode {
         eprintln!("error: --base-port {} leaves no room for the Redis ports, {REDIS_PORT_OFFSET} below the HTTP ones", args.base_port);
         return ExitCode::from(2);
     };
+    let Some(consul_ports) = consul_ports(&args) else {
+        eprintln!("error: --base-port {} leaves no room for the Consul ports, {CONSUL_PORT_OFFSET} above the HTTP ones", args.base_port);
+        return ExitCode::from(2);
+    };
     let initial_cluster = addrs.iter().enumerate().map(|(i, addr)| format!("{}={addr}", i + 1)).collect::<Vec<_>>().join(",");
     let tls = match args.tls.then(|| dev_tls_files(&data_dir.join("tls"))).transpose() {
         Ok(tls) => tls,
@@ -346,6 +353,7 @@ async fn supervise(args: DevArgs) -> ExitCode {
             ["serve", "--id", &id.to_string(), "--listen", addr, "--initial-cluster", &initial_cluster, "--data-dir"].map(Into::into).into();
         serve_args.push(data_dir.join(format!("node-{id}")).into());
         serve_args.extend(["--redis-listen".into(), format!("127.0.0.1:{}", redis_ports[i]).into()]);
+        serve_args.extend(["--consul-listen".into(), format!("127.0.0.1:{}", consul_ports[i]).into()]);
         if let Some(files) = &tls {
             serve_args.extend(["--tls-cert".into(), files.cert.clone().into(), "--tls-key".into(), files.key.clone().into()]);
             serve_args.extend(["--tls-ca".into(), files.ca.clone().into(), "--peer-mtls".into()]);
@@ -443,6 +451,12 @@ fn redis_ports(args: &DevArgs) -> Option<Vec<u16>> {
     Some((0..args.nodes as u16).map(|i| first + i).collect())
 }
 
+/// The port of each member's Consul door, `CONSUL_PORT_OFFSET` above its HTTP port.
+fn consul_ports(args: &DevArgs) -> Option<Vec<u16>> {
+    let first = args.base_port.checked_add(CONSUL_PORT_OFFSET)?;
+    (0..args.nodes as u16).map(|i| first.checked_add(i)).collect()
+}
+
 fn print_banner(
     args: &DevArgs,
     leader: u64,
@@ -457,6 +471,9 @@ fn print_banner(
     println!("  endpoints: {}", urls.join(" "));
     let redis: Vec<String> = redis_ports(args).unwrap_or_default().iter().map(|port| format!("redis-cli -p {port}")).collect();
     println!("  redis:     {}{}", redis.join(" | "), if tls.is_some() { " (with --tls --cacert <CA>)" } else { "" });
+    let consul: Vec<String> =
+        consul_ports(args).unwrap_or_default().iter().map(|port| format!("{}://127.0.0.1:{port}", if tls.is_some() { "https" } else { "http" })).collect();
+    println!("  consul:    {}", consul.join(" "));
     println!("  data:      {}{}", data_dir.display(), if temporary { " (temporary: removed at exit, unless a node crashed)" } else { "" });
     println!("  logs:      {}/node-N.log", data_dir.display());
     let curl = match tls {

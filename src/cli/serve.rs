@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// clients such as redis-py and redis-cli (docs/redis.md). Off unless given.
     #[arg(long)]
     pub redis_listen: Option<String>,
+    /// Also serve Consul's HTTP API (KV, status) on this address, for Consul clients
+    /// such as python-consul (docs/consul.md). Off unless given.
+    #[arg(long)]
+    pub consul_listen: Option<String>,
     /// Directory for the Raft log, the state and snapshots (created if missing).
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -204,6 +208,7 @@ impl ServeArgs {
             listen: self.listen,
             advertise,
             redis_listen: self.redis_listen,
+            consul_listen: self.consul_listen,
             data_dir: self.data_dir,
             initial_cluster,
             join: self.join,

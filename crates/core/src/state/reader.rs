@@ -13,6 +13,7 @@ use super::command::KeyMeta;
 use super::counts::{self, KeyCounts};
 use super::expiry;
 use super::expiry::Expiry;
+use super::flags;
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page, StringRead};
 use super::lease::{self, LeaseView};
@@ -42,6 +43,10 @@ impl KeyKind {
 
 /// Key names with their kinds, and whether more follow (`StateReader::key_names`).
 pub type KeyNames = (Vec<(String, KeyKind)>, bool);
+
+/// String keys with their records and flags, and whether more follow
+/// (`StateReader::list_with_flags`).
+pub type FlaggedPage = (Vec<(String, KvRecord, u64)>, bool);
 
 /// A key of any kind as read, with its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +173,19 @@ impl StateReader {
 
     pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<AtIndex<Page>, ViewError> {
         self.read(|view, _| kv::list(view, prefix, after, limit))
+    }
+
+    /// Up to `limit` string keys starting with `prefix`, each with its flags, from one
+    /// view; and whether more remain.
+    pub fn list_with_flags(&self, prefix: &str, limit: usize) -> Result<AtIndex<FlaggedPage>, ViewError> {
+        self.read(|view, _| {
+            let page = kv::list(view, prefix, None, limit)?;
+            let with_flags = |(key, record): (String, KvRecord)| -> Result<_, ViewError> {
+                let flags = flags::get(view, &key)?;
+                Ok((key, record, flags))
+            };
+            Ok((page.items.into_iter().map(with_flags).collect::<Result<Vec<_>, _>>()?, page.more))
+        })
     }
 
     /// Lease `id` with up to `keys_limit` of its keys.
