@@ -330,7 +330,7 @@ async fn a_closed_pipe_ends_quietly_and_bench_reports_each_kind() {
 /// temporary data directory at exit (Ctrl-C) so the dead node's log can be read.
 #[test]
 fn dev_keeps_serving_when_a_node_crashes_and_keeps_its_log() {
-    let mut dev = shell::Dev::start(common::free_ports(3));
+    let mut dev = shell::Dev::start(common::free_dev_base_port());
     let data_line = dev.wait_for_line("its data directory", |l| l.trim_start().starts_with("data:"));
     let data_dir = std::path::PathBuf::from(data_line.trim_start().trim_start_matches("data:").split(" (").next().unwrap().trim());
 

@@ -262,7 +262,7 @@ fn the_readme_quickstart_runs_as_written() {
     let steps = parse(&quickstart_blocks(&readme));
     assert!(steps.len() > 40, "the quickstart sections were not found, or lost their commands: {} steps", steps.len());
 
-    let mut dev = shell::Dev::start(common::free_ports(3));
+    let mut dev = shell::Dev::start(common::free_dev_base_port());
     let mut run = Run { shell: dev.shell(), base_port: dev.base_port, last: Answer::None };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for step in &steps {

@@ -68,6 +68,19 @@ pub fn free_ports(n: u16) -> u16 {
     }
 }
 
+/// A base port for `concord dev` with three nodes: free itself and the two after it,
+/// and so are the Redis doors' ports 1000 below and the Consul doors' 1500 above.
+pub fn free_dev_base_port() -> u16 {
+    loop {
+        let base = free_ports(3);
+        let doors = [base.checked_sub(1000), base.checked_add(1500)];
+        let free = |first: u16| (first..first + 3).all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if doors.iter().all(|first| first.is_some_and(free)) {
+            return base;
+        }
+    }
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

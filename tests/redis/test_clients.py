@@ -229,13 +229,14 @@ def test_concord_dev_serves_redis_on_every_node_over_tls(tmp_path):
         dev.wait(timeout=30)
 
 
-def _free_run(count, also_below):
-    """A port with `count` free ports from it, and the same `also_below` lower."""
+def _free_run(count, also_below, also_above=1500):
+    """A port with `count` free ports from it, and the same `also_below` lower and
+    `also_above` higher (the Consul doors of `concord dev`)."""
     import random
 
     for _ in range(200):
         base = random.randint(20000, 40000)
-        ports = [base + i for i in range(count)] + [base - also_below + i for i in range(count)]
+        ports = [first + i for first in (base, base - also_below, base + also_above) for i in range(count)]
         try:
             sockets = []
             for port in ports:
