@@ -272,7 +272,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(key): ApiPath<String>, Api
     wait_past(&app, query.index, query.wait_ms, |reader| Ok(reader.position()?.revision)).await?;
     app.read_at(query.consistency).await?;
     let read = app.reader.get_string(&key)?;
-    let Some(StringRead { record, expiry, flags }) = &read.value else {
+    let Some(StringRead { record, expiry, flags, .. }) = &read.value else {
         if let ListRead::Items { .. } = app.reader.list_items(&key, 0, 0)?.value {
             return Err(ApiError::new(StatusCode::CONFLICT, "wrong_type", format!("key {key:?} holds a list: GET /v1/lists/{key}")));
         }

@@ -9,13 +9,14 @@
 //!   node's state, `?index`+`?wait` a blocking query (`blocking`). `X-Consul-Index` is
 //!   the cluster revision of the read.
 //! - `PUT` writes the body as the value, with `?flags`; `?cas=N` only if the key's
-//!   mod revision is `N` (0: only if it does not exist). It answers `true` or `false`.
+//!   mod revision is `N` (0: only if it does not exist); `?acquire=S` only if no
+//!   other session holds the key (then session `S` does), `?release=S` only if `S`
+//!   holds it (`state::session`). It answers `true` or `false`.
 //! - `DELETE` deletes the key, or with `?recurse` every key under it; `?cas=N` as for
 //!   `PUT`. It answers `true` or `false`.
 //!
 //! Lists (Redis's) are keys Consul has no word for: they are left out of listings and
-//! read as absent. Sessions (`?acquire`, `?release`, `LockIndex`, `Session`) are not
-//! in this door yet: such a request is refused (`501`), and `LockIndex` reads 0.
+//! read as absent. An entry's `LockIndex` and `Session` are the key's hold.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -27,6 +28,7 @@ use serde::Serialize;
 
 use super::blocking::{self, Watched};
 use super::query::Flags;
+use super::sessions;
 use crate::api::AppState;
 use crate::api::access;
 use crate::api::error::ApiError;
@@ -34,7 +36,9 @@ use crate::api::extract::ApiPath;
 use crate::api::kv::{Consistency, delete_prefix_rounds};
 use crate::state::command::{Command, Outcome, Precondition, Rejection, Request};
 use crate::state::expiry::Ttl;
-use crate::state::kv::{self, KvCommand, KvOutcome, KvRecord, KvRejection};
+use crate::state::kv::{self, KvCommand, KvOutcome, KvRejection, StringRead};
+use crate::state::lease::LeaseRejection;
+use crate::state::session::{SessionCommand, SessionOutcome};
 
 /// One key as Consul answers it.
 #[derive(Serialize)]
@@ -46,12 +50,24 @@ struct Entry {
     key: String,
     flags: u64,
     value: Option<String>,
+    /// The session holding it, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<String>,
 }
 
 impl Entry {
-    fn of(key: String, record: &KvRecord, flags: u64) -> Self {
+    fn of(key: String, string: &StringRead) -> Self {
+        let record = &string.record;
         let value = (!record.value.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&record.value));
-        Entry { create_index: record.meta.create_revision, modify_index: record.meta.mod_revision, lock_index: 0, key, flags, value }
+        Entry {
+            create_index: record.meta.create_revision,
+            modify_index: record.meta.mod_revision,
+            lock_index: string.hold.lock_index,
+            key,
+            flags: string.flags,
+            value,
+            session: string.hold.session.map(sessions::id_text),
+        }
     }
 }
 
@@ -119,7 +135,7 @@ fn answer(app: &AppState, key: String, flags: &Flags) -> Result<Response, ApiErr
     let Some(string) = read.value else { return Ok(not_found(read.revision)) };
     let response = match flags.has("raw") {
         true => ([(header::CONTENT_TYPE, "application/octet-stream")], string.record.value.clone()).into_response(),
-        false => Json([Entry::of(key, &string.record, string.flags)]).into_response(),
+        false => Json([Entry::of(key, &string)]).into_response(),
     };
     Ok(with_index(response, read.revision))
 }
@@ -128,7 +144,7 @@ fn answer(app: &AppState, key: String, flags: &Flags) -> Result<Response, ApiErr
 /// `Limits::list_limit_max` of them, else an error rather than a silent cut.
 fn entries(app: &AppState, prefix: &str) -> Result<Response, ApiError> {
     let limit = app.limits.list_limit_max;
-    let read = app.reader.list_with_flags(prefix, limit)?;
+    let read = app.reader.list_strings(prefix, limit)?;
     let (items, more) = read.value;
     if more {
         return Err(too_many(prefix, limit));
@@ -136,7 +152,7 @@ fn entries(app: &AppState, prefix: &str) -> Result<Response, ApiError> {
     if items.is_empty() {
         return Ok(not_found(read.revision));
     }
-    let entries: Vec<Entry> = items.into_iter().map(|(key, record, flags)| Entry::of(key, &record, flags)).collect();
+    let entries: Vec<Entry> = items.into_iter().map(|(key, string)| Entry::of(key, &string)).collect();
     Ok(with_index(Json(entries).into_response(), read.revision))
 }
 
@@ -180,11 +196,17 @@ pub async fn put_root(RawQuery(_): RawQuery) -> Result<Response, ApiError> {
 }
 
 async fn write_value(app: AppState, key: String, flags: Flags, body: Bytes) -> Result<Response, ApiError> {
-    refuse_sessions(&flags)?;
     kv::validate_key(&key, app.limits.key_bytes_max)?;
     kv::validate_value(&body, app.limits.value_bytes_max)?;
     let key_flags = flags.number("flags")?.unwrap_or(0);
     let cas = flags.number("cas")?;
+    let given: Vec<&str> = ["cas", "acquire", "release"].into_iter().filter(|name| flags.has(name)).collect();
+    if given.len() > 1 {
+        return Err(ApiError::bad_request("invalid_query", format!("Conflicting flags: {}", given.join(", "))));
+    }
+    if let Some((name, text)) = ["acquire", "release"].into_iter().find_map(|name| flags.value(name).map(|text| (name, text))) {
+        return hold(&app, key, body.to_vec(), key_flags, name == "acquire", text).await;
+    }
     let precondition = cas_precondition(cas);
     let (value, lease, fence) = (body.to_vec(), None, None);
     let command = match key_flags {
@@ -198,6 +220,20 @@ async fn write_value(app: AppState, key: String, flags: Flags, body: Bytes) -> R
         other => return Err(unexpected(other)),
     };
     Ok(Json(applied).into_response())
+}
+
+/// `PUT ?acquire=` or `?release=`: the session takes the key or lets it go.
+async fn hold(app: &AppState, key: String, value: Vec<u8>, flags: u64, acquire: bool, session_text: &str) -> Result<Response, ApiError> {
+    let session = sessions::parse_id(session_text).ok_or_else(|| sessions::unknown_session(session_text))?;
+    let command = match acquire {
+        true => SessionCommand::Acquire { key, value, flags, session },
+        false => SessionCommand::Release { key, value, flags, session },
+    };
+    match app.core.write(Request::from(Command::Session(command))).await?.outcome {
+        Outcome::Session(SessionOutcome::Held { done, .. }) => Ok(Json(done).into_response()),
+        Outcome::Rejected(Rejection::Lease(LeaseRejection::NotFound { .. })) => Err(sessions::unknown_session(session_text)),
+        other => Err(unexpected(other)),
+    }
 }
 
 pub async fn delete(State(app): State<AppState>, ApiPath(key): ApiPath<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
@@ -214,7 +250,6 @@ pub async fn delete_root(State(app): State<AppState>, RawQuery(query): RawQuery)
 }
 
 async fn remove(app: AppState, key: String, flags: Flags) -> Result<Response, ApiError> {
-    refuse_sessions(&flags)?;
     let cas = flags.number("cas")?;
     if flags.has("recurse") {
         if cas.is_some() {
@@ -252,18 +287,7 @@ fn cas_precondition(cas: Option<u64>) -> Precondition {
     }
 }
 
-fn refuse_sessions(flags: &Flags) -> Result<(), ApiError> {
-    match ["acquire", "release"].into_iter().find(|name| flags.has(name)) {
-        Some(name) => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            format!("?{name} needs sessions, which Concord's Consul API does not have yet (docs/consul.md); nothing was changed"),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn unexpected(outcome: Outcome) -> ApiError {
+pub(super) fn unexpected(outcome: Outcome) -> ApiError {
     match outcome {
         Outcome::Rejected(rejection) => crate::api::outcome::rejection_error(rejection),
         other => ApiError::internal(format!("a key write produced an unexpected outcome ({other:?})")),

@@ -6,8 +6,9 @@
 //! It is a door onto the same core as the HTTP API: the same `AppState`, the same
 //! commands and reads, the same token check. What is Consul's is only the dialect:
 //!
-//! - the routes and their query flags (`kv`, `status`), read as Consul reads them
-//!   (`query`): a flag like `recurse` is true when present, whatever its value;
+//! - the routes and their query flags (`kv`, `sessions`, `status`), read as Consul
+//!   reads them (`query`): a flag like `recurse` is true when present, whatever its
+//!   value; JSON bodies' field names in any case (`sessions::fields`);
 //! - blocking queries (`?index=&wait=`) that wait for a change of the keys asked for,
 //!   not of the whole store (`blocking`);
 //! - a token in `X-Consul-Token`, `?token=` or `Authorization: Bearer`, checked as
@@ -23,6 +24,7 @@
 mod blocking;
 mod kv;
 mod query;
+mod sessions;
 mod status;
 
 use axum::Router;
@@ -31,7 +33,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 
 use crate::api::AppState;
 use crate::api::access;
@@ -47,6 +49,12 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/v1/kv/", get(kv::get_root).put(kv::put_root).delete(kv::delete_root))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/session/create", put(sessions::create))
+        .route("/v1/session/destroy/{id}", put(sessions::destroy))
+        .route("/v1/session/renew/{id}", put(sessions::renew))
+        .route("/v1/session/info/{id}", get(sessions::info))
+        .route("/v1/session/list", get(sessions::list))
+        .route("/v1/session/node/{node}", get(sessions::of_node))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/self", get(status::agent_self))

@@ -570,7 +570,12 @@ mod tests {
             lease: Some(3),
         };
         let expiring = |key: &str, value: &str| {
-            KeyRead::String(StringRead { record: record(value), expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }), flags: 0 })
+            KeyRead::String(StringRead {
+                record: record(value),
+                expiry: (key == "k").then_some(Expiry { at_ms: 1000, ttl_ms: 900 }),
+                flags: 0,
+                hold: Default::default(),
+            })
         };
         Keyspace {
             read: read.iter().map(|(key, value)| (key.to_string(), Some(expiring(key, value)))).chain([("absent".to_string(), None)]).collect(),

@@ -153,7 +153,7 @@ def test_every_answer_carries_consuls_headers_even_a_404(cluster):
     ("PUT", "/v1/kv/{key}k?cas=x", b"v", 400, "Invalid cas"),
     ("GET", "/v1/kv/{key}k?index=1&wait=soon", None, 400, "Invalid wait"),
     ("PUT", "/v1/kv/", b"v", 400, "Missing key name"),
-    ("PUT", "/v1/kv/{key}k?acquire=abc", b"v", 501, "sessions"),
+    ("PUT", "/v1/kv/{key}k?acquire=abc", b"v", 500, "invalid session"),
     ("PUT", "/v1/kv/{key}k", b"x" * (2 << 20), 413, ""),
     ("PUT", "/v1/kv/{key}bad%01key", b"v", 400, ""),
     ("GET", "/v1/nonsense", None, 404, "not part of"),

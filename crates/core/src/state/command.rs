@@ -27,6 +27,7 @@ use super::list::{ListCommand, ListOutcome, ListRejection};
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
 use super::ring::{RingCommand, RingOutcome, RingRejection};
+use super::session::{SessionCommand, SessionOutcome};
 use super::topic::{TopicCommand, TopicOutcome, TopicRejection};
 use super::txn::{Txn, TxnOutcome, TxnRejection};
 
@@ -65,6 +66,8 @@ pub enum Command {
     Txn(Txn),
     /// Format 4.
     List(ListCommand),
+    /// Consul's sessions and the keys they hold (`state::session`). Format 5.
+    Session(SessionCommand),
 }
 
 /// Where a command applies: its entry's log index (the identity of leases, lock
@@ -144,6 +147,8 @@ pub enum Outcome {
     Txn(TxnOutcome),
     /// Format 4.
     List(ListOutcome),
+    /// Format 5.
+    Session(SessionOutcome),
 }
 
 /// A deterministic refusal: the entry was applied and changed nothing.
@@ -205,6 +210,18 @@ primitive_into! {
     List: ListCommand, ListOutcome, ListRejection;
 }
 
+impl From<SessionCommand> for Command {
+    fn from(command: SessionCommand) -> Self {
+        Command::Session(command)
+    }
+}
+
+impl From<SessionOutcome> for Outcome {
+    fn from(outcome: SessionOutcome) -> Self {
+        Outcome::Session(outcome)
+    }
+}
+
 impl From<Txn> for Command {
     fn from(txn: Txn) -> Self {
         Command::Txn(txn)
@@ -252,6 +269,7 @@ impl Command {
             Command::Batch(requests) => requests.iter().map(|request| request.command.access()).fold(Access::unnamed(Role::Write), Access::and),
             Command::Txn(txn) => txn.access(),
             Command::List(command) => command.access(),
+            Command::Session(command) => command.access(),
         }
     }
 
@@ -263,6 +281,7 @@ impl Command {
             Command::Queue(command) => command.reads_clock(),
             Command::Topic(command) => command.reads_clock(),
             Command::Kv(command) => command.reads_clock(),
+            Command::Session(command) => command.reads_clock(),
             Command::Txn(_) => true,
             Command::List(_) | Command::Lock(_) | Command::Ring(_) | Command::Auth(_) | Command::Tick { .. } | Command::Batch(_) => false,
         }
@@ -277,6 +296,7 @@ impl Command {
             Command::Batch(requests) => requests.iter().map(|request| request.command.format_since()).max().unwrap_or(FORMAT_FIRST),
             Command::Txn(txn) => txn.format_since(),
             Command::List(_) => 4,
+            Command::Session(_) => 5,
             _ => FORMAT_FIRST,
         }
     }
@@ -308,6 +328,7 @@ impl fmt::Display for Request {
             Command::Batch(requests) => write!(f, "batch of {} requests", requests.len()),
             Command::Txn(txn) => txn.fmt(f),
             Command::List(command) => command.fmt(f),
+            Command::Session(command) => command.fmt(f),
         }?;
         if self.now_ms > 0 {
             write!(f, " at {}", self.now_ms)?;

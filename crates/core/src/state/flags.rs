@@ -13,6 +13,11 @@ pub fn get(view: &View<'_>, key: &str) -> Result<u64, ViewError> {
     view.get(Cf::KeyFlags, key.as_bytes())?.map_or(Ok(0), |bytes| decode(&bytes))
 }
 
+/// The flags of `key` as `batch` sees them (0: none).
+pub fn pending(batch: &Batch<'_>, key: &str) -> Result<u64, ViewError> {
+    batch.get(Cf::KeyFlags, key.as_bytes())?.map_or(Ok(0), |bytes| decode(&bytes))
+}
+
 /// Gives `key` these flags (0 removes them).
 pub fn set(batch: &mut Batch<'_>, key: &str, flags: u64) {
     match flags {

@@ -17,14 +17,15 @@ use super::lock::Holding;
 use super::lock::{LockCommand, LockOutcome, LockRejection};
 use super::queue::{QueueCommand, QueueOutcome, QueueRejection};
 use super::ring::{RingCommand, RingOutcome, RingRejection};
+use super::session::{Behavior, SessionCommand, SessionOutcome};
 use super::tests::{Fixture, additions_since_format_3, at, every_primitive, state_lines};
 use super::topic::{TopicCommand, TopicOutcome, TopicRejection};
 use super::txn::{Condition, KeyTest, Txn, TxnOp, TxnResult};
 use super::txn::{TxnOutcome, TxnRejection};
 use crate::golden;
 
-const COMMAND_VARIANTS: usize = 37;
-const OUTCOME_VARIANTS: usize = 34;
+const COMMAND_VARIANTS: usize = 40;
+const OUTCOME_VARIANTS: usize = 35;
 const REJECTION_VARIANTS: usize = 36;
 
 fn command_variant(command: &Command) -> &'static str {
@@ -66,6 +67,9 @@ fn command_variant(command: &Command) -> &'static str {
         Command::List(ListCommand::Set { .. }) => "ListSet",
         Command::List(ListCommand::Remove { .. }) => "ListRemove",
         Command::List(ListCommand::Trim { .. }) => "ListTrim",
+        Command::Session(SessionCommand::Create { .. }) => "SessionCreate",
+        Command::Session(SessionCommand::Acquire { .. }) => "SessionAcquire",
+        Command::Session(SessionCommand::Release { .. }) => "SessionRelease",
     }
 }
 
@@ -105,6 +109,7 @@ fn outcome_variant(outcome: &Outcome) -> &'static str {
         Outcome::List(ListOutcome::Set { .. }) => "ListSet",
         Outcome::List(ListOutcome::Removed { .. }) => "ListRemoved",
         Outcome::List(ListOutcome::Trimmed { .. }) => "ListTrimmed",
+        Outcome::Session(SessionOutcome::Held { .. }) => "SessionHeld",
     }
 }
 
@@ -224,8 +229,18 @@ fn format_4_txn_ops() -> Vec<(&'static str, TxnOp)> {
 /// Whether a sample of `commands.txt` is of format 4 or later (version 2 has no twin
 /// of it).
 pub(super) fn of_format_4(name: &str) -> bool {
-    let format_4 =
-        ["command.PutWithTtl", "command.Expire", "command.List", "command.PutWithFlags", "outcome.List", "rejection.List", "rejection.WrongType", "txn_op."];
+    let format_4 = [
+        "command.PutWithTtl",
+        "command.Expire",
+        "command.List",
+        "command.PutWithFlags",
+        "command.Session",
+        "outcome.List",
+        "outcome.Session",
+        "rejection.List",
+        "rejection.WrongType",
+        "txn_op.",
+    ];
     format_4.iter().any(|prefix| name.starts_with(prefix))
 }
 
@@ -346,6 +361,9 @@ fn commands() -> Vec<Request> {
             flags: 42,
         }
         .into(),
+        at(87, SessionCommand::Create { ttl_ms: 10_000, name: "worker".into(), node: "host-7".into(), behavior: Behavior::Delete, lock_delay_ms: 15_000 }),
+        at(88, SessionCommand::Acquire { key: "locks/leader".into(), value: b"me".to_vec(), flags: 3, session: 9 }),
+        SessionCommand::Release { key: "locks/leader".into(), value: b"done".to_vec(), flags: 0, session: 9 }.into(),
     ]
 }
 
@@ -398,6 +416,7 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::List(ListOutcome::Set { revision: 13 }),
         Outcome::List(ListOutcome::Removed { removed: 2, revision: 14 }),
         Outcome::List(ListOutcome::Trimmed { revision: 15 }),
+        Outcome::Session(SessionOutcome::Held { done: true, revision: 16 }),
     ]
 }
 
@@ -502,7 +521,20 @@ fn the_leader_stamps_the_commands_that_read_the_clock() {
     let stamped: Vec<&str> = commands().iter().filter(|request| request.command.reads_clock()).map(|request| command_variant(&request.command)).collect();
     assert_eq!(
         stamped,
-        ["LeaseGrant", "LeaseKeepAlive", "QueueEnqueue", "QueueReceive", "QueueNack", "QueueExtend", "TopicPublish", "Txn", "PutWithTtl", "Expire"]
+        [
+            "LeaseGrant",
+            "LeaseKeepAlive",
+            "QueueEnqueue",
+            "QueueReceive",
+            "QueueNack",
+            "QueueExtend",
+            "TopicPublish",
+            "Txn",
+            "PutWithTtl",
+            "Expire",
+            "SessionCreate",
+            "SessionAcquire"
+        ]
     );
     for request in commands() {
         assert_eq!(request.now_ms != 0, request.command.reads_clock(), "{request:?}");

@@ -18,7 +18,7 @@ use super::expiry::{self, Ttl};
 use super::history::{self, Change};
 use super::list::{self, ListRecord};
 use super::store::{Batch, Cf, Meta, View, ViewError};
-use super::{counts, flags, lease, lock};
+use super::{counts, flags, lease, lock, session};
 use crate::codec;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -154,19 +154,26 @@ pub fn apply(batch: &mut Batch<'_>, meta: &mut Meta, now_ms: u64, command: KvCom
     }
 }
 
-/// A string key as read: its record, when it expires, and its flags.
+/// A string key as read: its record, when it expires, its flags, and its hold by a
+/// session (`session`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringRead {
     pub record: KvRecord,
     /// `None`: never.
     pub expiry: Option<expiry::Expiry>,
     pub flags: u64,
+    pub hold: session::Hold,
 }
 
-/// `key` with its expiry and flags, if it holds a string.
+/// `key` with its expiry, flags and hold, if it holds a string.
 pub fn get_string(view: &View<'_>, key: &str) -> Result<Option<StringRead>, ViewError> {
     let Some(record) = get(view, key)? else { return Ok(None) };
-    Ok(Some(StringRead { record, expiry: expiry::get(view, key)?, flags: flags::get(view, key)? }))
+    with_attachments(view, key, record).map(Some)
+}
+
+/// `record` of `key` with its expiry, flags and hold.
+pub fn with_attachments(view: &View<'_>, key: &str, record: KvRecord) -> Result<StringRead, ViewError> {
+    Ok(StringRead { record, expiry: expiry::get(view, key)?, flags: flags::get(view, key)?, hold: session::hold(view, key)? })
 }
 
 /// A stored key: its value and its revision bookkeeping.
@@ -393,6 +400,7 @@ pub(super) fn remove(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, key
     counts::add(batch, -1, 0)?;
     expiry::set(batch, key, None)?;
     flags::set(batch, key, 0);
+    session::key_removed(batch, key)?;
     lease::reattach(batch, key, lease, None)
 }
 

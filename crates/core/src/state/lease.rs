@@ -35,6 +35,7 @@ use super::command::{Outcome, Rejection, Stamp};
 use super::kv::{self, KvRecord, RevisionAt};
 use super::lock;
 use super::ring;
+use super::session;
 use super::store::{Batch, Cf, Meta, View, ViewError};
 use crate::codec;
 
@@ -71,6 +72,8 @@ pub enum Attached {
     Lock = 1,
     /// A ring membership, named `ring::attachment(ring, member)`.
     RingMember = 2,
+    /// A key held by the lease's session (`session`). Format 5.
+    HeldKey = 3,
 }
 
 fn id_key(id: u64) -> [u8; 8] {
@@ -103,6 +106,7 @@ fn parse_item(item: &[u8]) -> Result<(Attached, String), ViewError> {
         Some(0) => Attached::Key,
         Some(1) => Attached::Lock,
         Some(2) => Attached::RingMember,
+        Some(3) => Attached::HeldKey,
         other => return Err(ViewError::Corrupt(format!("lease attachment of kind {other:?}"))),
     };
     let name = String::from_utf8(item[9..].to_vec()).map_err(|_| ViewError::Corrupt("a lease attachment is not UTF-8".into()))?;
@@ -171,6 +175,11 @@ pub fn record(batch: &Batch<'_>, id: u64) -> Result<Option<LeaseRecord>, ViewErr
     batch.get_decoded(Cf::Leases, &id_key(id))
 }
 
+/// Lease `id`'s record as `view` sees it.
+pub fn read(view: &View<'_>, id: u64) -> Result<Option<LeaseRecord>, ViewError> {
+    view.get_decoded(Cf::Leases, &id_key(id))
+}
+
 fn save(batch: &mut Batch<'_>, id: u64, lease: &LeaseRecord) -> Result<(), ViewError> {
     batch.put_encoded(Cf::Leases, &id_key(id), lease)
 }
@@ -220,17 +229,21 @@ pub fn reattach(batch: &mut Batch<'_>, key: &str, from: Option<u64>, to: Option<
 /// The counter an attachment of `kind` is bounded by: keys, or locks and ring members.
 fn count_of(lease: &mut LeaseRecord, kind: Attached) -> &mut u64 {
     match kind {
-        Attached::Key => &mut lease.key_count,
+        Attached::Key | Attached::HeldKey => &mut lease.key_count,
         Attached::Lock | Attached::RingMember => &mut lease.lock_count,
     }
+}
+
+fn is_key(kind: Attached) -> bool {
+    matches!(kind, Attached::Key | Attached::HeldKey)
 }
 
 /// Checks that lease `id` exists and can take one more attachment of `kind`.
 pub fn check_attach_kind(batch: &Batch<'_>, id: u64, kind: Attached) -> Result<Result<(), Rejection>, ViewError> {
     Ok(match record(batch, id)? {
         None => Err(LeaseRejection::NotFound { id }.into()),
-        Some(lease) if kind == Attached::Key && lease.key_count >= KEYS_PER_LEASE_MAX => Err(LeaseRejection::Limit { limit: KEYS_PER_LEASE_MAX }.into()),
-        Some(lease) if kind != Attached::Key && lease.lock_count >= LOCKS_PER_LEASE_MAX => Err(LeaseRejection::Limit { limit: LOCKS_PER_LEASE_MAX }.into()),
+        Some(lease) if is_key(kind) && lease.key_count >= KEYS_PER_LEASE_MAX => Err(LeaseRejection::Limit { limit: KEYS_PER_LEASE_MAX }.into()),
+        Some(lease) if !is_key(kind) && lease.lock_count >= LOCKS_PER_LEASE_MAX => Err(LeaseRejection::Limit { limit: LOCKS_PER_LEASE_MAX }.into()),
         Some(_) => Ok(()),
     })
 }
@@ -288,8 +301,14 @@ fn end(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, lease: &
             }
             (Attached::Lock, name) => lock::lease_ended(batch, &name, id, index)?,
             (Attached::RingMember, name) => ring::lease_ended(batch, &name, id)?,
+            (Attached::HeldKey, key) => {
+                if session::held_key_released(batch, meta, at, id, &key)? {
+                    deleted += 1;
+                }
+            }
         }
     }
+    session::lease_ended(batch, id);
     batch.delete(Cf::Leases, &prefix);
     batch.delete(Cf::LeaseExpiry, &expiry_key(lease.expires_at_ms, id));
     meta.lease_count = meta.lease_count.saturating_sub(1);

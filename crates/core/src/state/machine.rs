@@ -27,6 +27,7 @@ use super::lock;
 use super::queue;
 use super::reader::StateReader;
 use super::ring;
+use super::session;
 use super::snapshot::{SnapshotError, SnapshotFiles};
 use super::store::{Batch, Cf, KEY_META, Meta, StateStore, ViewError};
 use super::topic;
@@ -169,6 +170,7 @@ fn apply_command(batch: &mut Batch<'_>, meta: &mut Meta, stamp: Stamp, command: 
         Command::Batch(_) => Ok(Outcome::Rejected(Rejection::NotBatchable)),
         Command::Txn(txn) => txn::apply(batch, meta, stamp, txn),
         Command::List(command) => list::apply(batch, meta, kv::RevisionAt::Next, command),
+        Command::Session(command) => session::apply(batch, meta, stamp, command),
     }
 }
 

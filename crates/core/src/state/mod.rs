@@ -25,6 +25,7 @@ pub mod machine;
 pub mod queue;
 pub mod reader;
 pub mod ring;
+pub mod session;
 pub mod snapshot;
 pub mod store;
 pub mod topic;
@@ -46,6 +47,8 @@ mod history_tests;
 mod list_tests;
 #[cfg(test)]
 mod queue_tests;
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -13,14 +13,14 @@ use super::command::KeyMeta;
 use super::counts::{self, KeyCounts};
 use super::expiry;
 use super::expiry::Expiry;
-use super::flags;
 use super::history::{self, HistoryRead};
 use super::kv::{self, KvRecord, Page, StringRead};
-use super::lease::{self, LeaseView};
+use super::lease::{self, LeaseRecord, LeaseView};
 use super::list::{self, ListRead, ListRecord};
 use super::lock::{self, LockRecord};
 use super::queue::{self, QueueRecord, QueueView};
 use super::ring::{self, RingView};
+use super::session::{self, SessionRecord};
 use super::store::{Cf, Meta, NamedPage, StateStore, View, ViewError};
 use super::topic::{self, TopicRead, TopicRecord};
 
@@ -44,9 +44,11 @@ impl KeyKind {
 /// Key names with their kinds, and whether more follow (`StateReader::key_names`).
 pub type KeyNames = (Vec<(String, KeyKind)>, bool);
 
-/// String keys with their records and flags, and whether more follow
-/// (`StateReader::list_with_flags`).
-pub type FlaggedPage = (Vec<(String, KvRecord, u64)>, bool);
+/// String keys as read, and whether more follow (`StateReader::list_strings`).
+pub type StringPage = (Vec<(String, StringRead)>, bool);
+
+/// Sessions with their leases, and whether more follow (`StateReader::sessions`).
+pub type SessionPage = (Vec<(u64, SessionRecord, LeaseRecord)>, bool);
 
 /// A key of any kind as read, with its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,17 +177,27 @@ impl StateReader {
         self.read(|view, _| kv::list(view, prefix, after, limit))
     }
 
-    /// Up to `limit` string keys starting with `prefix`, each with its flags, from one
-    /// view; and whether more remain.
-    pub fn list_with_flags(&self, prefix: &str, limit: usize) -> Result<AtIndex<FlaggedPage>, ViewError> {
+    /// Up to `limit` string keys starting with `prefix`, each with its expiry, flags
+    /// and hold, from one view; and whether more remain.
+    pub fn list_strings(&self, prefix: &str, limit: usize) -> Result<AtIndex<StringPage>, ViewError> {
         self.read(|view, _| {
             let page = kv::list(view, prefix, None, limit)?;
-            let with_flags = |(key, record): (String, KvRecord)| -> Result<_, ViewError> {
-                let flags = flags::get(view, &key)?;
-                Ok((key, record, flags))
+            let read = |(key, record): (String, KvRecord)| -> Result<_, ViewError> {
+                let read = kv::with_attachments(view, &key, record)?;
+                Ok((key, read))
             };
-            Ok((page.items.into_iter().map(with_flags).collect::<Result<Vec<_>, _>>()?, page.more))
+            Ok((page.items.into_iter().map(read).collect::<Result<Vec<_>, _>>()?, page.more))
         })
+    }
+
+    /// Session `id` (Consul's) with its lease, if it exists.
+    pub fn session(&self, id: u64) -> Result<AtIndex<Option<(SessionRecord, LeaseRecord)>>, ViewError> {
+        self.read(|view, _| session::get(view, id))
+    }
+
+    /// Up to `limit` sessions by id, with their leases; and whether more exist.
+    pub fn sessions(&self, limit: usize) -> Result<AtIndex<SessionPage>, ViewError> {
+        self.read(|view, _| session::list(view, limit))
     }
 
     /// Lease `id` with up to `keys_limit` of its keys.

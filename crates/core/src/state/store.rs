@@ -82,10 +82,15 @@ pub enum Cf {
     /// Key → its flags (big-endian u64), for the keys whose flags are not 0 (`flags`).
     /// Format 5.
     KeyFlags = 23,
+    /// Lease id (big-endian) → `session::SessionRecord`: Consul's sessions. Format 5.
+    Sessions = 24,
+    /// Key → `session::Hold`: the session holding it, its lock index and delay.
+    /// Format 5.
+    KeyHolds = 25,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 23] = [
+    pub const ALL: [Cf; 25] = [
         Cf::Meta,
         Cf::Kv,
         Cf::Idem,
@@ -109,6 +114,8 @@ impl Cf {
         Cf::Lists,
         Cf::ListItems,
         Cf::KeyFlags,
+        Cf::Sessions,
+        Cf::KeyHolds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +143,8 @@ impl Cf {
             Cf::Lists => "lists",
             Cf::ListItems => "list_items",
             Cf::KeyFlags => "key_flags",
+            Cf::Sessions => "sessions",
+            Cf::KeyHolds => "key_holds",
         }
     }
 
@@ -291,6 +300,11 @@ impl<'a> View<'a> {
 pub type NamedPage<T> = (Vec<(String, T)>, bool);
 
 impl View<'_> {
+    /// The record of `cf` at `key`, decoded, if there is one.
+    pub fn get_decoded<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>, ViewError> {
+        self.get(cf, key)?.map(|bytes| codec::decode(&bytes).map_err(ViewError::from)).transpose()
+    }
+
     /// Records of `cf` whose names (keys) come after `after`, in order, at most `limit`.
     pub fn named_page<T: serde::de::DeserializeOwned>(&self, cf: Cf, after: Option<&str>, limit: usize) -> Result<NamedPage<T>, ViewError> {
         let start = after.map(|a| format!("{a}\0")).unwrap_or_default();

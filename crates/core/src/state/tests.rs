@@ -874,7 +874,7 @@ pub(super) fn additions_since_format_3() -> Vec<Request> {
     let push = |key: &str, items: &[&str], end| {
         list(ListCommand::Push { key: key.into(), items: items.iter().map(|item| item.as_bytes().to_vec()).collect(), end, only_existing: false })
     };
-    vec![
+    let requests = vec![
         at(1100, put_ttl("ttl/gone", "1", Ttl::After { ttl_ms: 50 })),
         at(1100, put_ttl("ttl/kept", "2", Ttl::After { ttl_ms: 10_000 })),
         put_ttl("ttl/kept", "3", Ttl::Keep).into(),
@@ -900,7 +900,28 @@ pub(super) fn additions_since_format_3() -> Vec<Request> {
         put("flags/cleared", "3").into(),
         put_flags("flags/deleted", "4", u64::MAX).into(),
         Command::Kv(KvCommand::Delete { key: "flags/deleted".into(), precondition: Precondition::None, fence: None }).into(),
-    ]
+    ];
+    with_sessions(requests)
+}
+
+/// `requests` and then format 5's sessions: one whose key is let go with a lock delay
+/// when it is revoked, one whose key goes with it, one a second session could not
+/// take from, and one still holding its key. A session's id is its entry's index,
+/// which follows `every_primitive` and `requests`.
+fn with_sessions(mut requests: Vec<Request>) -> Vec<Request> {
+    use super::session::{Behavior, SessionCommand};
+    let create =
+        |behavior, lock_delay_ms| at(1200, SessionCommand::Create { ttl_ms: 60_000, name: "worker".into(), node: "host-7".into(), behavior, lock_delay_ms });
+    let acquire = |key: &str, session| at(1200, SessionCommand::Acquire { key: key.into(), value: b"v".to_vec(), flags: 0, session });
+    let next_index = |requests: &Vec<Request>| (every_primitive().len() + requests.len()) as u64 + 1;
+    let releasing = next_index(&requests);
+    requests.extend([create(Behavior::Release, 5_000), acquire("held/released", releasing)]);
+    let deleting = next_index(&requests);
+    requests.extend([create(Behavior::Delete, 0), acquire("held/deleted", deleting), acquire("held/released", deleting)]);
+    requests.extend([LeaseCommand::Revoke { id: releasing }.into(), LeaseCommand::Revoke { id: deleting }.into()]);
+    let keeping = next_index(&requests);
+    requests.extend([create(Behavior::Release, 0), acquire("held/kept", keeping)]);
+    requests
 }
 
 /// `command` as the leader stamps it at `now_ms`.

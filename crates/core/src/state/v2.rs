@@ -217,7 +217,9 @@ impl Command {
             // peer (`raft::frames` refuses it first). An empty batch stands for it
             // where version 2's bytes are asked for (a fingerprint): no client sent
             // one, so no remembered version-2 request matches it.
-            C::Kv(KvCommand::PutWithTtl { .. } | KvCommand::PutWithFlags { .. } | KvCommand::Expire { .. }) | C::List(_) => Command::Batch(Vec::new()),
+            C::Kv(KvCommand::PutWithTtl { .. } | KvCommand::PutWithFlags { .. } | KvCommand::Expire { .. }) | C::List(_) | C::Session(_) => {
+                Command::Batch(Vec::new())
+            }
             C::Kv(KvCommand::DeletePrefix { prefix }) => Command::DeletePrefix { prefix },
             C::Lease(LeaseCommand::Grant { ttl_ms }) => Command::LeaseGrant { ttl_ms, now_ms },
             C::Lease(LeaseCommand::KeepAlive { id }) => Command::LeaseKeepAlive { id, now_ms },
@@ -341,7 +343,7 @@ impl From<current::Outcome> for Outcome {
         use current::Outcome as O;
         match outcome {
             // Never sent to a version-2 peer (its command is not, above).
-            O::Noop | O::List(_) => Outcome::Noop,
+            O::Noop | O::List(_) | O::Session(_) => Outcome::Noop,
             O::Kv(KvOutcome::Put { revision, meta, created }) => Outcome::Put { revision, meta, created },
             O::Kv(KvOutcome::Deleted { revision, prev }) => Outcome::Deleted { revision, prev },
             O::Kv(KvOutcome::PrefixDeleted { deleted, revision, more }) => Outcome::PrefixDeleted { deleted, revision, more },
