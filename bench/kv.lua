@@ -1,10 +1,13 @@
--- wrk script for bench/compare-etcd.sh: the same workload against etcd's JSON
--- gateway and Concord's HTTP API, so one third-party load generator measures both.
+-- wrk script for bench/compare-etcd.sh and bench/compare-consul.sh: the same workload
+-- against etcd's JSON gateway, Concord's HTTP API and Concord's Consul door, so one
+-- third-party load generator measures them all.
 --
 -- Environment (read once per thread):
---   SYSTEM      etcd | concord
+--   SYSTEM      etcd | concord | consul (Concord's Consul door: the same KV paths)
 --   OP          put  (a new key per request: bench/<thread>/<n>, VALUE_BYTES of value)
 --               get  (a linearizable read of one of READ_KEYS preloaded keys read/<i>)
+--               session (a new session of 60 s: Consul's, or a Concord lease)
+--               renew (keep session or lease RENEW_ID alive)
 --   VALUE_BYTES value size for puts (default 100)
 --   READ_KEYS   how many keys the preload wrote (default 1000)
 --
@@ -15,6 +18,7 @@ local system = os.getenv("SYSTEM") or "concord"
 local op = os.getenv("OP") or "put"
 local value_bytes = tonumber(os.getenv("VALUE_BYTES") or "100")
 local read_keys = tonumber(os.getenv("READ_KEYS") or "1000")
+local renew_id = os.getenv("RENEW_ID") or "0"
 
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -66,10 +70,28 @@ local function get_request(key)
   return wrk.format("GET", "/v1/kv/" .. key, nil, nil)
 end
 
+local function session_request()
+  if system == "consul" then
+    return wrk.format("PUT", "/v1/session/create", nil, '{"TTL":"60s"}')
+  end
+  return wrk.format("POST", "/v1/leases", { ["Content-Type"] = "application/json" }, '{"ttl_ms":60000}')
+end
+
+local function renew_request()
+  if system == "consul" then
+    return wrk.format("PUT", "/v1/session/renew/" .. renew_id, nil, nil)
+  end
+  return wrk.format("POST", "/v1/leases/" .. renew_id .. "/keepalive", nil, nil)
+end
+
 function request()
   sent = sent + 1
   if op == "get" then
     return get_request("read/" .. math.random(0, read_keys - 1))
+  elseif op == "session" then
+    return session_request()
+  elseif op == "renew" then
+    return renew_request()
   end
   return put_request("bench/" .. thread_id .. "/" .. sent)
 end

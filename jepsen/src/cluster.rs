@@ -15,6 +15,8 @@ use crate::net::Net;
 pub const PORT: u16 = 7000;
 /// The port of every node's Redis door (`--redis-listen`), for `redis_register`.
 pub const REDIS_PORT: u16 = 6379;
+/// The port of every node's Consul door (`--consul-listen`), for `consul_lock`.
+pub const CONSUL_PORT: u16 = 8500;
 
 /// One host's node. Hosts are numbered 1..=n; the Raft id of the node on a host
 /// starts equal to the host number and changes when the membership nemesis replaces
@@ -88,12 +90,14 @@ impl Cluster {
         let stderr = log.try_clone().map_err(|e| e.to_string())?;
         let listen = format!("{}:{PORT}", node.ip);
         let redis_listen = format!("{}:{REDIS_PORT}", node.ip);
+        let consul_listen = format!("{}:{CONSUL_PORT}", node.ip);
         let data_dir = node.dir.join(format!("node-{host}-id{}", node.id));
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &node.namespace])
             .arg(&binary)
-            .args(["serve", "--id", &node.id.to_string(), "--listen", &listen, "--redis-listen", &redis_listen, "--data-dir"])
+            .args(["serve", "--id", &node.id.to_string(), "--listen", &listen, "--redis-listen", &redis_listen])
+            .args(["--consul-listen", &consul_listen, "--data-dir"])
             .arg(&data_dir)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())

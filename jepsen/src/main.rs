@@ -11,6 +11,7 @@
 mod bank;
 mod client;
 mod cluster;
+mod consul_lock;
 mod exactly_once;
 mod history;
 mod linear;
@@ -48,6 +49,8 @@ enum Workload {
     RedisQueue,
     Queue,
     Lock,
+    /// The lock through the Consul door: sessions, `acquire`, `LockIndex` as the token.
+    ConsulLock,
     Ring,
     Bank,
     ExactlyOnce,
@@ -70,6 +73,8 @@ enum Plant {
     UnwatchedSwaps,
     /// Redis queue pops look at the last item and remove it in a second command.
     RacyPops,
+    /// Consul lock holders write the fenced resource with a plain put, no check.
+    BlindWrites,
 }
 
 #[derive(Parser, Debug)]
@@ -120,6 +125,7 @@ enum AnyClient {
     RedisQueue(redis_queue::Client),
     Queue(queue::Client),
     Lock(lock::Client),
+    ConsulLock(consul_lock::Client),
     Ring(ring::Client),
     Bank(bank::Client),
     ExactlyOnce(exactly_once::Client),
@@ -134,6 +140,7 @@ impl AnyClient {
             AnyClient::RedisQueue(client) => client.step(history, next_value).await,
             AnyClient::Queue(client) => client.step(history, next_value).await,
             AnyClient::Lock(client) => client.step(history).await,
+            AnyClient::ConsulLock(client) => client.step(history).await,
             AnyClient::Ring(client) => client.step(history).await,
             AnyClient::Bank(client) => client.step(history).await,
             AnyClient::ExactlyOnce(client) => client.step(history, next_value).await,
@@ -191,6 +198,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
             Workload::RedisQueue => AnyClient::RedisQueue(redis_queue::Client::new(conn, args.plant == Some(Plant::RacyPops))),
             Workload::Queue => AnyClient::Queue(queue::Client { conn, skip_acks: args.plant == Some(Plant::SkipAcks), seed }),
             Workload::Lock => AnyClient::Lock(lock::Client::new(conn, args.plant == Some(Plant::Unfenced))),
+            Workload::ConsulLock => AnyClient::ConsulLock(consul_lock::Client::new(conn, args.plant == Some(Plant::BlindWrites))),
             Workload::Ring => AnyClient::Ring(ring::Client { conn, stale_reads: args.plant == Some(Plant::StaleReads) }),
             Workload::Bank => AnyClient::Bank(bank::Client { conn, split_transfers: args.plant == Some(Plant::SplitTransfers) }),
             Workload::ExactlyOnce => AnyClient::ExactlyOnce(exactly_once::Client { conn, separate_ack: args.plant == Some(Plant::SeparateAck), seed }),
@@ -223,7 +231,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
     let url = cluster.nodes[0].url();
     let conn = client::Conn { process: args.clients, node: 1, url, http: http.clone(), rng: rng.fork() };
     let drained = match args.workload {
-        Workload::Register | Workload::RedisRegister | Workload::Lock | Workload::Ring => true,
+        Workload::Register | Workload::RedisRegister | Workload::Lock | Workload::ConsulLock | Workload::Ring => true,
         Workload::Queue => queue::Client { conn, skip_acks: false, seed }.drain(&history, DRAIN_TIMEOUT).await,
         Workload::RedisQueue => redis_queue::Client::new(conn, false).drain(&history, DRAIN_TIMEOUT).await,
         Workload::Bank => bank::Client { conn, split_transfers: false }.read(&history).await.is_some(),
@@ -242,7 +250,7 @@ async fn run(args: Args, seed: u64, dir: PathBuf) -> Result<serde_json::Value, S
         Workload::Register | Workload::RedisRegister => register::check(&ops, Duration::from_secs(args.check_budget)),
         Workload::Queue => queue::check(&ops, drained),
         Workload::RedisQueue => redis_queue::check(&ops, drained),
-        Workload::Lock => lock::check(&ops),
+        Workload::Lock | Workload::ConsulLock => lock::check(&ops),
         Workload::Ring => ring::check(&ops, Duration::from_secs(args.check_budget)),
         Workload::Bank => bank::check(&ops),
         Workload::ExactlyOnce => exactly_once::check(&ops, drained),

@@ -149,6 +149,26 @@ fn unfenced_writes_of_stale_holders_are_caught() {
 }
 
 #[test]
+fn a_lock_through_the_consul_door_under_faults_keeps_tokens_ordered_and_fences_stale_holders() {
+    let Some((code, results)) = run("consul-lock", &["--workload", "consul-lock", "--nemesis", "partition,kill,pause", "--time-limit", "45", "--seed", "46"])
+    else {
+        return;
+    };
+    expect_valid(code, &results);
+    assert!(results["checkers"][0]["grants"].as_u64().unwrap_or(0) > 10, "the run did work: {}", results["checkers"][0]);
+}
+
+#[test]
+fn blind_writes_of_stale_consul_lock_holders_are_caught() {
+    let Some((code, results)) =
+        run("consul-lock-blind", &["--workload", "consul-lock", "--nemesis", "pause", "--time-limit", "45", "--seed", "6", "--plant", "blind-writes"])
+    else {
+        return;
+    };
+    expect_caught(code, &results, "a stale holder's blind write");
+}
+
+#[test]
 fn ring_membership_epochs_and_lookups_stay_consistent() {
     let Some((code, results)) = run("ring", &["--workload", "ring", "--nemesis", "partition,kill,pause", "--time-limit", "60", "--seed", "45"]) else { return };
     expect_valid(code, &results);
