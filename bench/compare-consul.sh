@@ -31,17 +31,8 @@ BENCH_DIR=${BENCH_DIR:-$ROOT/bench-runs/consul-$(date +%Y%m%d-%H%M%S)}
 BASE_PORT=27201
 CONSUL_PORT=$((BASE_PORT + 1500))
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
-if ((${#missing[@]})); then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "missing: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
-        exit 2
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
-fi
+source "$ROOT/bench/lib.sh"
+need_tools wrk curl python3
 if [[ -z ${CONCORD_BIN:-} ]]; then
     ./scripts/setup.sh
     cargo build --release --bin concord
@@ -49,7 +40,6 @@ if [[ -z ${CONCORD_BIN:-} ]]; then
 fi
 mkdir -p "$BENCH_DIR"
 echo "data, logs and results: $BENCH_DIR"
-source "$ROOT/bench/lib.sh"
 
 "$CONCORD_BIN" dev --base-port $BASE_PORT --data-dir "$BENCH_DIR/concord" >"$BENCH_DIR/concord-dev.log" 2>&1 &
 pids+=($!)

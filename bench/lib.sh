@@ -1,5 +1,17 @@
-# Helpers the comparison scripts source: the processes a script starts and stopping
-# them by pid at exit, waiting for a condition, and reading a JSON field.
+# Helpers the comparison scripts source: the tools a script needs, the processes it
+# starts and stopping them by pid at exit, waiting for a condition, and reading a
+# JSON field.
+
+need_tools() { # commands, each installed (as root) from the Debian package of its name
+    local missing=()
+    for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    ((${#missing[@]})) || return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "missing: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2
+        exit 2
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >/dev/null
+}
 
 pids=()
 stop_all() {
