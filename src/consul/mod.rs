@@ -94,14 +94,12 @@ async fn in_dialect(State(app): State<AppState>, request: Request, next: Next) -
         status if status.is_client_error() || status.is_server_error() => as_text(response).await,
         _ => response,
     };
-    let (leader, revision) = {
-        let metrics = app.raft.metrics();
-        let leader = metrics.borrow().current_leader.is_some();
-        (leader, app.reader.position().map(|read| read.revision).unwrap_or(0))
-    };
+    let leader = app.raft.metrics().borrow().current_leader.is_some();
     let headers = response.headers_mut();
     if !headers.contains_key(INDEX) {
-        // Clients read it even from a 404; Consul's is never 0.
+        // Clients read it even from a 404; Consul's is never 0. (Reads set their own,
+        // so only the other answers read the revision here.)
+        let revision = app.reader.position().map(|read| read.revision).unwrap_or(0);
         headers.insert(HeaderName::from_static(INDEX), HeaderValue::from(revision.max(1)));
     }
     headers.insert(HeaderName::from_static("x-consul-knownleader"), HeaderValue::from_static(if leader { "true" } else { "false" }));

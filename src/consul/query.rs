@@ -43,7 +43,7 @@ impl Flags {
 
 /// A Go duration (`300ms`, `10s`, `1m30s`, `2h`; a bare number is seconds, as
 /// Consul's `wait` also takes it).
-fn go_duration(text: &str) -> Option<Duration> {
+pub fn go_duration(text: &str) -> Option<Duration> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }

@@ -72,7 +72,7 @@ fn duration_field(fields: &BTreeMap<String, Value>, name: &str) -> Result<Option
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => super::query::Flags::parse(Some(&format!("d={text}"))).duration("d").map_err(|_| invalid()),
+        Some(Value::String(text)) => super::query::go_duration(text).map(Some).ok_or_else(invalid),
         Some(Value::Number(number)) => match number.as_u64() {
             Some(small) if small < 1000 => Ok(Some(Duration::from_secs(small))),
             Some(nanos) => Ok(Some(Duration::from_nanos(nanos))),
@@ -228,5 +228,6 @@ mod tests {
         assert!(super::fields(b"").unwrap().is_empty());
         assert!(super::fields(b"[1]").is_err() && super::fields(b"{").is_err());
         assert!(duration_field(&super::fields(br#"{"ttl": "soon"}"#).unwrap(), "ttl").is_err());
+        assert!(duration_field(&super::fields(br#"{"ttl": "1s&x"}"#).unwrap(), "ttl").is_err(), "read as itself, not as a query string");
     }
 }

@@ -310,19 +310,37 @@ impl Keyspace {
         let mut keys: Vec<String> = command.keys().into_iter().map(str::to_string).collect();
         // A move within one list names it twice.
         keys.dedup();
+        for key in &keys {
+            // Checks its kind, and marks a list to read whole.
+            self.list(key)?;
+        }
+        // A list this step changed already is moved out, not copied (a step may run
+        // many commands on one list); one as read is copied once, at its first change.
         let mut lists = Lists::new();
         for key in &keys {
-            if let Some(items) = self.list(key)? {
-                lists.insert(key.clone(), items.clone());
-            }
+            let items = match self.changed.get(key) {
+                Some(Change::List { .. }) => self.lists.remove(key),
+                Some(Change::Deleted | Change::Written(_)) => None,
+                Some(Change::Expiry(_)) | None => self.loaded.get(key).cloned(),
+            };
+            lists.extend(items.map(|items| (key.clone(), items)));
         }
         let lengths = |lists: &Lists| keys.iter().map(|key| lists.get(key).map_or(0, VecDeque::len)).collect::<Vec<_>>();
         let before = lengths(&lists);
-        let outcome = list_model::apply(&mut lists, &command, 0).map_err(super::lists::refusal)?;
-        let changed = lengths(&lists) != before || matches!(outcome, ListOutcome::Set { .. } | ListOutcome::Moved { item: Some(_), .. });
+        let outcome = list_model::apply(&mut lists, &command, 0);
+        let changed = outcome
+            .as_ref()
+            .is_ok_and(|outcome| lengths(&lists) != before || matches!(outcome, ListOutcome::Set { .. } | ListOutcome::Moved { item: Some(_), .. }));
         if !changed {
-            return Ok(outcome);
+            // Unchanged (or refused before any change): what was moved out goes back.
+            for (key, items) in lists {
+                if matches!(self.changed.get(&key), Some(Change::List { .. })) {
+                    self.lists.insert(key, items);
+                }
+            }
+            return outcome.map_err(super::lists::refusal);
         }
+        let outcome = outcome.map_err(super::lists::refusal)?;
         for key in &keys {
             let change = match lists.remove(key) {
                 Some(items) => {

@@ -213,8 +213,9 @@ pub fn list(view: &View<'_>, limit: usize) -> Result<super::reader::SessionPage,
     Ok((sessions, false))
 }
 
-/// Lease `id` ended: its session record goes, and what becomes of `key` (held by it)
-/// is the session's behavior; `at` is the revision the ending takes.
+/// Lease `id` is ending and held `key`: the key is deleted or let go, as the session's
+/// behavior says (true: deleted); `at` is the revision the ending takes. The session's
+/// record goes after its keys (`lease_ended`).
 pub fn held_key_released(batch: &mut Batch<'_>, meta: &mut Meta, at: RevisionAt, id: u64, key: &str) -> Result<bool, ViewError> {
     let Some(session) = batch.get_decoded::<SessionRecord>(Cf::Sessions, &id_key(id))? else { return Ok(false) };
     let mut hold = hold_pending(batch, key)?;
